@@ -1,0 +1,22 @@
+"""User-facing errors.
+
+Anything a user can cause (bad input, missing files, a corrupt checkpoint) raises a `CifarError`
+whose message is one line naming the problem. The CLI prints it as `error: <message>` and exits
+non-zero; library callers can catch it like any exception.
+"""
+
+
+class CifarError(Exception):
+    """A problem the user can fix: the message names the file, key or value at fault."""
+
+
+class DataError(CifarError):
+    """The dataset on disk is missing, truncated, corrupt or in the wrong format."""
+
+
+class ConfigError(CifarError):
+    """A configuration value or file is invalid (unknown key, out of range, wrong type)."""
+
+
+class CheckpointError(CifarError):
+    """A checkpoint cannot be read, or does not fit the model it is loaded into."""
