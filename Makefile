@@ -31,3 +31,6 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache build *.egg-info
+
+# Kubernetes targets (kind, images, helm) live beside the manifests.
+-include k8s/k8s.mk
