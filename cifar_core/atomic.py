@@ -47,9 +47,14 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """torch.save into memory first, so that a failing disk surfaces as a plain OSError."""
+    import io
+
     import torch
 
-    return atomic_write(path, lambda f: torch.save(obj, f))
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write_bytes(path, buffer.getbuffer())
 
 
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:

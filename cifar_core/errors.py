@@ -20,3 +20,7 @@ class ConfigError(CifarError):
 
 class CheckpointError(CifarError):
     """A checkpoint cannot be read, or does not fit the model it is loaded into."""
+
+
+class TrainingDiverged(CifarError):
+    """The loss became NaN or infinite (usually a learning rate far too high)."""

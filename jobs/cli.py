@@ -10,7 +10,7 @@ from cifar_core.errors import CifarError
 
 
 class _CifarGroup(click.Group):
-    """Turns a CifarError anywhere below into one `error:` line and exit status 2."""
+    """Turns a CifarError anywhere below into one `error:` line and exit status 2 (also under CliRunner)."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -31,11 +31,39 @@ def cli() -> None:
 
 
 # --- command groups (one import + add_command per module; each owner adds its own line) ---
+from jobs.train_cmds import evaluate_cmd, train_cmd  # noqa: E402
+
+cli.add_command(train_cmd)
+cli.add_command(evaluate_cmd)
+from jobs.gan_cmds import gan_group  # noqa: E402
+
+cli.add_command(gan_group)
+from jobs.data_cmds import data  # noqa: E402
+
+cli.add_command(data)
+from jobs.models_cmd import models_cmd  # noqa: E402
+
+cli.add_command(models_cmd)
+from jobs.submit import logs_cmd, status_cmd, submit_cmd  # noqa: E402
+
+cli.add_command(submit_cmd)
+cli.add_command(status_cmd)
+cli.add_command(logs_cmd)
 # --- end of command groups ---
 
 
-def main() -> None:
-    cli(prog_name="cifar")
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; every user error (bad option, bad file, bad value) is one `error:` line, exit 2."""
+    try:
+        status = cli.main(args=argv, prog_name="cifar", standalone_mode=False)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        return 130
+    # Without standalone mode Click hands back the exit code of ctx.exit() (e.g. 2 after an error).
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,53 @@
+"""One checkpoint shape for every classifier run: written atomically, read with clear errors.
+
+A checkpoint is a plain dict:
+    format, model_name, model_kwargs, model_state, optimizer_state, scheduler_state,
+    epoch (epochs completed), step (optimisation steps completed), best_val_acc,
+    history (per-epoch metrics so far), config (TrainConfig.to_dict()), rng (torch RNG states)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cifar_core.atomic import atomic_torch_save
+from cifar_core.errors import CheckpointError
+
+CHECKPOINT_FORMAT = "cifar100-k8s/classifier/v1"
+
+
+def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> Path:
+    """Write atomically: on any failure the previous file at `path` is untouched."""
+    try:
+        return atomic_torch_save(checkpoint, path)
+    except OSError as exc:
+        raise CheckpointError(f"could not write checkpoint {path}: {exc.strerror or exc}") from None
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # torch raises many types for a torn or foreign file
+        raise CheckpointError(f"checkpoint {path} is unreadable ({type(exc).__name__}): file is corrupt or not a checkpoint") from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a cifar100-k8s classifier checkpoint")
+    return checkpoint
+
+
+def capture_rng() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,46 @@
+"""Evaluation: loss, top-1, top-5 and per-class accuracy over a loader, without gradients."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, loader, device: torch.device, num_classes: int = 100, amp: bool = False) -> dict:
+    """Average over every image of `loader` (a DeviceLoader or any iterable of (x, y) batches)."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    top1 = torch.zeros((), dtype=torch.int64, device=device)
+    top5 = torch.zeros((), dtype=torch.int64, device=device)
+    correct_per_class = torch.zeros(num_classes, dtype=torch.int64, device=device)
+    count_per_class = torch.zeros(num_classes, dtype=torch.int64, device=device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda" else nullcontext()
+    for x, y in loader:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with autocast:
+            logits = model(x)
+        logits = logits.float()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+        best5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        hit1 = best5[:, 0] == y
+        top1 += hit1.sum()
+        top5 += (best5 == y[:, None]).any(dim=1).sum()
+        count_per_class += torch.bincount(y, minlength=num_classes)
+        correct_per_class += torch.bincount(y[hit1], minlength=num_classes)
+    model.train(was_training)
+    n = int(count_per_class.sum())  # the only host sync: once, at the end
+    if n == 0:
+        return {"loss": float("nan"), "top1": float("nan"), "top5": float("nan"), "per_class": [], "n": 0}
+    per_class = (correct_per_class.double() / count_per_class.clamp(min=1).double()).tolist()
+    return {
+        "loss": float(loss_sum) / n,
+        "top1": int(top1) / n,
+        "top5": int(top5) / n,
+        "per_class": per_class,
+        "n": n,
+    }

@@ -1,0 +1,183 @@
+"""`cifar train` and `cifar evaluate`: parse options into a TrainConfig and call cifar_core.runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from cifar_core.config import OPTIMIZERS, SCHEDULES, TrainConfig, load_yaml_mapping
+from cifar_core.data.augment import AUGMENT_PRESETS
+from cifar_core.errors import ConfigError
+from jobs.options import data_dir_option, device_option, json_option, results_dir_option
+
+# CLI option name -> dotted TrainConfig key. A YAML --config file may use these flat names
+# (the same spelling as the options, with '_' for '-') or the nested groups of config.yaml.
+OPTION_KEYS = {
+    "model": "model.name", "dropout": "model.dropout", "activation": "model.activation",
+    "optimizer": "optim.name", "lr": "optim.lr", "weight_decay": "optim.weight_decay",
+    "momentum": "optim.momentum", "dampening": "optim.dampening", "nesterov": "optim.nesterov",
+    "beta1": "optim.beta1", "beta2": "optim.beta2", "alpha": "optim.alpha", "lr_decay": "optim.lr_decay",
+    "initial_accumulator_value": "optim.initial_accumulator_value", "schedule": "optim.schedule",
+    "label_smoothing": "optim.label_smoothing",
+    "hflip": "augment.hflip", "crop_padding": "augment.crop_padding", "brightness": "augment.brightness",
+    "contrast": "augment.contrast", "saturation": "augment.saturation", "hue": "augment.hue",
+    "rotation": "augment.rotation",
+    "epochs": "run.epochs", "steps": "run.steps", "batch_size": "run.batch_size",
+    "eval_batch_size": "run.eval_batch_size", "seed": "run.seed", "split_seed": "run.split_seed",
+    "val_fraction": "run.val_fraction", "full_train": "run.full_train", "device": "run.device",
+    "amp": "run.amp", "compile": "run.compile",
+}
+GROUPS = ("model", "optim", "augment", "run")
+_D = TrainConfig()  # defaults shown in --help
+
+
+def _opt(*decls, key: str, **kw):
+    group, field = key.split(".")
+    default = getattr(getattr(_D, group), field)
+    kw.setdefault("help", "")
+    kw["help"] += f"  [default: {default}]"
+    return click.option(*decls, default=None, **kw)
+
+
+def train_options(fn):
+    """Every TrainConfig field as an option defaulting to None (None = not given: file/defaults win)."""
+    options = [
+        _opt("--model", key="model.name", help="Registered model name (see `cifar models`)."),
+        _opt("--dropout", type=float, key="model.dropout", help="Dropout rate (cnn* and wide ResNets)."),
+        _opt("--activation", type=click.Choice(["relu", "leaky_relu"]), key="model.activation", help="cnn* activation."),
+        _opt("--optimizer", type=click.Choice(OPTIMIZERS), key="optim.name", help="Optimizer (report A's four)."),
+        _opt("--lr", type=float, key="optim.lr", help="Learning rate (peak lr for onecycle)."),
+        _opt("--weight-decay", type=float, key="optim.weight_decay", help="L2 weight decay."),
+        _opt("--momentum", type=float, key="optim.momentum", help="SGD / RMSprop momentum."),
+        _opt("--dampening", type=float, key="optim.dampening", help="SGD dampening."),
+        _opt("--nesterov/--no-nesterov", key="optim.nesterov", help="SGD Nesterov momentum."),
+        _opt("--beta1", type=float, key="optim.beta1", help="Adam beta1."),
+        _opt("--beta2", type=float, key="optim.beta2", help="Adam beta2."),
+        _opt("--alpha", type=float, key="optim.alpha", help="RMSprop smoothing constant."),
+        _opt("--lr-decay", type=float, key="optim.lr_decay", help="Adagrad lr decay."),
+        _opt("--initial-accumulator-value", type=float, key="optim.initial_accumulator_value", help="Adagrad."),
+        _opt("--schedule", type=click.Choice(SCHEDULES), key="optim.schedule", help="Per-step lr schedule."),
+        _opt("--label-smoothing", type=float, key="optim.label_smoothing", help="Cross-entropy label smoothing."),
+        click.option("--augment", type=click.Choice(sorted(AUGMENT_PRESETS)), default=None,
+                     help="Augmentation preset; the switches below refine it.  [default: report-a]"),
+        _opt("--hflip/--no-hflip", key="augment.hflip", help="Random horizontal flip."),
+        _opt("--crop-padding", type=int, key="augment.crop_padding", help="Random crop padding in pixels (0 = off)."),
+        _opt("--brightness", type=float, key="augment.brightness", help="Colour jitter brightness (0 = off)."),
+        _opt("--contrast", type=float, key="augment.contrast", help="Colour jitter contrast (0 = off)."),
+        _opt("--saturation", type=float, key="augment.saturation", help="Colour jitter saturation (0 = off)."),
+        _opt("--hue", type=float, key="augment.hue", help="Colour jitter hue, at most 0.5 (0 = off)."),
+        _opt("--rotation", type=float, key="augment.rotation", help="Random rotation, max degrees (0 = off)."),
+        _opt("--epochs", type=int, key="run.epochs", help="Epochs (ignored when --steps is given)."),
+        _opt("--steps", type=int, key="run.steps", help="Optimisation steps in all (report B: 10000)."),
+        _opt("--batch-size", type=int, key="run.batch_size", help="Training batch size."),
+        _opt("--eval-batch-size", type=int, key="run.eval_batch_size", help="Evaluation batch size."),
+        _opt("--seed", type=int, key="run.seed", help="Seed for init, shuffling, augmentation, dropout."),
+        _opt("--split-seed", type=int, key="run.split_seed", help="Seed of the train/validation split."),
+        _opt("--val-fraction", type=float, key="run.val_fraction", help="Validation share of the training set."),
+        _opt("--full-train/--no-full-train", key="run.full_train", help="Train on all training images (no validation)."),
+        _opt("--device", key="run.device", help="auto (cuda if available), cpu, cuda, cuda:N."),
+        _opt("--amp/--no-amp", key="run.amp", help="bf16 autocast on CUDA."),
+        _opt("--compile/--no-compile", key="run.compile", help="torch.compile the model."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def resolve_config(config_file: Path | None, preset: str | None, options: dict) -> TrainConfig:
+    """Defaults, then the YAML file, then the augmentation preset, then explicit options."""
+    nested: dict = {}
+    flat: dict = {}
+    if config_file is not None:
+        for key, value in load_yaml_mapping(config_file).items():
+            name = key.replace("-", "_")
+            if name in GROUPS and isinstance(value, dict):
+                nested[name] = value
+            elif name in OPTION_KEYS or name == "augment":
+                flat[name] = value
+            else:
+                raise ConfigError(f"unknown key {key!r} in {config_file}")
+    cfg = TrainConfig.from_dict(nested) if nested else TrainConfig()
+    preset = preset or flat.pop("augment", None)
+    if preset is not None:
+        if preset not in AUGMENT_PRESETS:
+            raise ConfigError(f"unknown augmentation preset {preset!r}; known: {', '.join(sorted(AUGMENT_PRESETS))}")
+        cfg = cfg.with_overrides({f"augment.{k}": v for k, v in vars(AUGMENT_PRESETS[preset]).items()})
+    cfg = cfg.with_overrides({OPTION_KEYS[k]: v for k, v in flat.items()})
+    return cfg.with_overrides({OPTION_KEYS[k]: v for k, v in options.items() if k in OPTION_KEYS})
+
+
+def _epoch_row(out):
+    header = f"{'epoch':>5} {'step':>7} {'train_loss':>10} {'train_acc':>9} {'val_loss':>8} {'val_acc':>7} {'lr':>9} {'time_s':>7}"
+    printed = []
+
+    def on_epoch(m: dict, _checkpoint: dict) -> None:
+        if not printed:
+            click.echo(header, file=out)
+            printed.append(True)
+        val_loss = "-" if m["val_loss"] is None else f"{m['val_loss']:.4f}"
+        val_acc = "-" if m["val_acc"] is None else f"{m['val_acc']:.4f}"
+        click.echo(
+            f"{m['epoch']:>5} {m['step']:>7} {m['train_loss']:>10.4f} {m['train_acc']:>9.4f} {val_loss:>8} "
+            f"{val_acc:>7} {m['lr']:>9.2e} {m['epoch_time_s']:>7.1f}",
+            file=out,
+        )
+
+    return on_epoch
+
+
+@click.command("train")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="YAML file whose keys mirror these options (or a saved config.yaml).")
+@train_options
+@click.option("--run-name", default=None, help="Run directory name under RESULTS/train/.  [default: MODEL-OPTIMIZER-seedN]")
+@click.option("--resume", is_flag=True, help="Continue the run from its last checkpoint (start it if there is none).")
+@click.option("--evaluate-test", is_flag=True, help="Score the test set at the end (into summary.json).")
+@data_dir_option
+@results_dir_option
+@json_option
+def train_cmd(config_file, augment, run_name, resume, evaluate_test, data_dir, results_dir, as_json, **options):
+    """Train one model on CIFAR-100 (40,000/10,000 train/validation split, or --full-train)."""
+    from cifar_core.runs import train_run
+
+    cfg = resolve_config(config_file, augment, options)
+    table_out = sys.stderr if as_json else sys.stdout
+    summary = train_run(cfg, data_dir, results_dir, run_name, resume, _epoch_row(table_out), evaluate_test)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, sort_keys=True))
+        return
+    best = summary["best_val_acc"]
+    click.echo(f"model {summary['model']} ({summary['parameters']:,} parameters) on {summary['device']}")
+    if best is not None:
+        click.echo(f"best validation accuracy {best:.4f}, final {summary['final_val_acc']:.4f}")
+    if "test" in summary:
+        click.echo(f"test top-1 {summary['test']['top1']:.4f}, top-5 {summary['test']['top5']:.4f}")
+    if summary["synthetic_data"]:
+        click.echo("note: trained on the SYNTHETIC stand-in dataset, not real CIFAR-100")
+    click.echo(f"results: {summary['run_dir']}")
+
+
+@click.command("evaluate")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="A checkpoint (last.pt or best.pt) from `cifar train`.")
+@click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True)
+@data_dir_option
+@device_option
+@json_option
+def evaluate_cmd(checkpoint, split, data_dir, device, as_json):
+    """Score a checkpoint: top-1, top-5 and per-class accuracy (recorded in the run's summary.json)."""
+    from cifar_core.runs import evaluate_checkpoint
+
+    scores = evaluate_checkpoint(checkpoint, data_dir, device, split)
+    if as_json:
+        per_class = dict(zip(scores.pop("class_names"), scores.pop("per_class")))
+        click.echo(json.dumps({**scores, "per_class": per_class}, indent=2, sort_keys=True))
+        return
+    click.echo(f"{scores['model']} epoch {scores['epoch']} on {split} ({scores['n']} images)")
+    click.echo(f"top-1 {scores['top1']:.4f}  top-5 {scores['top5']:.4f}  loss {scores['loss']:.4f}")
+    ranked = sorted(zip(scores["per_class"], scores["class_names"]))
+    click.echo("worst classes: " + ", ".join(f"{n} {a:.2f}" for a, n in ranked[:5]))
+    click.echo("best classes:  " + ", ".join(f"{n} {a:.2f}" for a, n in ranked[-5:][::-1]))

@@ -1,0 +1,57 @@
+"""TrainConfig: nested and flat YAML, overrides, type and range checks."""
+
+import pytest
+
+from cifar_core.config import TrainConfig
+from cifar_core.errors import ConfigError
+
+
+def test_defaults_validate_and_round_trip():
+    cfg = TrainConfig()
+    cfg.validate()
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_overrides_apply_and_ignore_none():
+    cfg = TrainConfig().with_overrides({"optim.lr": 0.05, "model.name": "tinycnn", "run.epochs": None})
+    assert cfg.optim.lr == 0.05 and cfg.model.name == "tinycnn"
+    assert cfg.run.epochs == TrainConfig().run.epochs
+
+
+def test_int_accepted_where_float_expected():
+    assert TrainConfig.from_dict({"optim": {"lr": 1}}).optim.lr == 1.0
+
+
+@pytest.mark.parametrize(
+    "data, fragment",
+    [
+        ({"optim": {"learning_rate": 0.1}}, "optim.learning_rate"),
+        ({"trainer": {}}, "trainer"),
+        ({"optim": {"lr": "fast"}}, "optim.lr"),
+        ({"run": {"epochs": 2.5}}, "run.epochs"),
+        ({"run": {"full_train": "yes"}}, "run.full_train"),
+        ({"optim": {"lr": -1}}, "optim.lr"),
+        ({"optim": {"beta2": 1.0}}, "optim.beta2"),
+        ({"optim": {"momentum": 1.5}}, "optim.momentum"),
+        ({"optim": {"name": "lion"}}, "optim.name"),
+        ({"model": {"name": "cnn99"}}, "cnn99"),
+        ({"model": {"dropout": 1.0}}, "model.dropout"),
+        ({"run": {"batch_size": 0}}, "run.batch_size"),
+        ({"optim": {"nesterov": True}}, "optim.nesterov"),
+    ],
+)
+def test_bad_values_name_the_key(data, fragment):
+    with pytest.raises(ConfigError) as info:
+        TrainConfig.from_dict(data)
+    message = str(info.value)
+    assert fragment in message and "\n" not in message
+
+
+def test_from_yaml_errors_name_the_file(tmp_path):
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError, match="nope.yaml"):
+        TrainConfig.from_yaml(missing)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("optim: [unclosed\n")
+    with pytest.raises(ConfigError, match="broken.yaml"):
+        TrainConfig.from_yaml(broken)

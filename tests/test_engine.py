@@ -1,0 +1,136 @@
+"""The training engine on real synthetic data: learning, exact resume, crash safety."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from cifar_core.checkpoint import load_checkpoint
+from cifar_core.config import TrainConfig
+from cifar_core.runs import train_run
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {
+    "model": {"name": "tinycnn"},
+    "optim": {"name": "adam", "lr": 0.003},
+    "augment": {"hflip": True, "crop_padding": 2, "brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "hue": 0.0, "rotation": 0.0},
+    "run": {"epochs": 3, "batch_size": 64, "eval_batch_size": 500, "device": "cpu"},
+}
+
+
+def _cfg(**run) -> TrainConfig:
+    data = json.loads(json.dumps(TINY))
+    data["run"].update(run)
+    return TrainConfig.from_dict(data)
+
+
+def _without_times(history):
+    return [{k: v for k, v in m.items() if k != "epoch_time_s"} for m in history]
+
+
+def test_few_epochs_clearly_beat_chance(synth_root, tmp_path):
+    summary = train_run(_cfg(epochs=6), synth_root, tmp_path, run_name="learn", evaluate_test=True)
+    # 100 classes: chance is 1%.
+    assert summary["best_val_acc"] > 0.15, summary["best_val_acc"]
+    assert summary["test"]["top1"] > 0.15 and summary["test"]["top5"] >= summary["test"]["top1"]
+    run_dir = tmp_path / "train" / "learn"
+    for name in ("config.yaml", "metrics.jsonl", "last.pt", "best.pt", "summary.json"):
+        assert (run_dir / name).is_file(), name
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4, 5, 6]
+
+
+def test_resume_in_process_matches_uninterrupted(synth_root, tmp_path):
+    straight = train_run(_cfg(epochs=3), synth_root, tmp_path, run_name="straight")
+    train_run(_cfg(epochs=2), synth_root, tmp_path, run_name="split")
+    resumed = train_run(_cfg(epochs=3), synth_root, tmp_path, run_name="split", resume=True)
+    a = load_checkpoint(tmp_path / "train" / "straight" / "last.pt")
+    b = load_checkpoint(tmp_path / "train" / "split" / "last.pt")
+    assert _without_times(a["history"]) == _without_times(b["history"])
+    for key, value in a["model_state"].items():
+        assert torch.equal(value, b["model_state"][key]), key
+    assert straight["final_val_acc"] == resumed["final_val_acc"]
+
+
+def test_existing_run_needs_resume_and_matching_config(synth_root, tmp_path):
+    from cifar_core.errors import CifarError, ConfigError
+
+    train_run(_cfg(epochs=1), synth_root, tmp_path, run_name="r")
+    with pytest.raises(CifarError, match="--resume"):
+        train_run(_cfg(epochs=2), synth_root, tmp_path, run_name="r")
+    with pytest.raises(ConfigError, match="run.batch_size"):
+        train_run(_cfg(epochs=2, batch_size=32), synth_root, tmp_path, run_name="r", resume=True)
+
+
+def _cifar(*args: str) -> list[str]:
+    return [sys.executable, "-m", "jobs.cli", *args]
+
+
+def _env() -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _train_args(synth_root: Path, results: Path, epochs: int, run: str = "r") -> list[str]:
+    return _cifar(
+        "train", "--model", "tinycnn", "--optimizer", "adam", "--lr", "0.003", "--augment", "flip-crop",
+        "--epochs", str(epochs), "--batch-size", "64", "--device", "cpu", "--run-name", run,
+        "--data-dir", str(synth_root), "--results-dir", str(results), "--resume",
+    )
+
+
+def test_sigkill_mid_run_then_resume_matches_uninterrupted(synth_root, tmp_path):
+    epochs = 4
+    straight = subprocess.run(_train_args(synth_root, tmp_path / "a", epochs), cwd=REPO, env=_env(), capture_output=True, text=True)
+    assert straight.returncode == 0, straight.stderr
+
+    metrics = tmp_path / "b" / "train" / "r" / "metrics.jsonl"
+    proc = subprocess.Popen(_train_args(synth_root, tmp_path / "b", epochs), cwd=REPO, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)  # land somewhere inside epoch 3
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = len(metrics.read_text().splitlines())
+    assert killed_at < epochs
+
+    again = subprocess.run(_train_args(synth_root, tmp_path / "b", epochs), cwd=REPO, env=_env(), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert "resuming" in again.stderr
+    a = [json.loads(x) for x in (tmp_path / "a" / "train" / "r" / "metrics.jsonl").read_text().splitlines()]
+    b = [json.loads(x) for x in metrics.read_text().splitlines()]
+    assert _without_times(a) == _without_times(b)
+
+
+def test_failed_checkpoint_write_keeps_previous_checkpoint(synth_root, tmp_path):
+    first = subprocess.run(_train_args(synth_root, tmp_path, 1), cwd=REPO, env=_env(), capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    last = tmp_path / "train" / "r" / "last.pt"
+    before = last.read_bytes()
+    # A file-size limit below one checkpoint makes the next checkpoint write fail for real (EFBIG).
+    limit = len(before) // 2
+    code = (
+        "import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+        "from jobs.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    args = _train_args(synth_root, tmp_path, 2)[3:]
+    failed = subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, env=_env(), capture_output=True, text=True)
+    assert failed.returncode != 0
+    error_lines = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and "last.pt" in error_lines[0], failed.stderr
+    assert last.read_bytes() == before
+    assert load_checkpoint(last)["epoch"] == 1
+    assert not [p for p in last.parent.iterdir() if p.name.endswith(".tmp")]

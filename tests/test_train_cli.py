@@ -1,0 +1,125 @@
+"""`cifar train` / `cifar evaluate` through the real entry point: results, config files, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cifar(*args, cwd=REPO) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "jobs.cli", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.fixture(scope="module")
+def trained(synth_root, tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    config = results / "tiny.yaml"
+    config.write_text(yaml.safe_dump({"model": "tinycnn", "optimizer": "sgd", "lr": 0.05, "momentum": 0.4,
+                                      "augment": "none", "epochs": 2, "batch_size": 64}))
+    run = cifar("train", "--config", config, "--lr", "0.03", "--device", "cpu", "--run-name", "cfg",
+                "--data-dir", synth_root, "--results-dir", results, "--json")
+    assert run.returncode == 0, run.stderr
+    return results, json.loads(run.stdout)
+
+
+def test_config_file_and_flags_combine(trained):
+    results, summary = trained
+    saved = yaml.safe_load((results / "train" / "cfg" / "config.yaml").read_text())
+    assert saved["model"]["name"] == "tinycnn" and saved["optim"]["name"] == "sgd"
+    assert saved["optim"]["lr"] == 0.03  # the flag wins over the file
+    assert saved["optim"]["momentum"] == 0.4 and saved["augment"]["crop_padding"] == 0
+    assert summary["epochs"] == 2 and summary["parameters"] > 0 and summary["synthetic_data"] is True
+    on_disk = json.loads((results / "train" / "cfg" / "summary.json").read_text())
+    assert on_disk["best_val_acc"] == summary["best_val_acc"]
+
+
+def test_evaluate_reports_top1_top5_per_class_and_records_it(trained, synth_root):
+    results, _ = trained
+    checkpoint = results / "train" / "cfg" / "last.pt"
+    out = cifar("evaluate", "--checkpoint", checkpoint, "--data-dir", synth_root, "--device", "cpu", "--json")
+    assert out.returncode == 0, out.stderr
+    scores = json.loads(out.stdout)
+    assert scores["n"] == 500 and 0 <= scores["top1"] <= scores["top5"] <= 1
+    assert len(scores["per_class"]) == 100 and "apple" in scores["per_class"]
+    recorded = json.loads((results / "train" / "cfg" / "summary.json").read_text())
+    assert recorded["test"]["top1"] == scores["top1"]
+
+
+def test_environment_variables_choose_directories(trained, synth_root, tmp_path):
+    env = {**os.environ, "CIFAR_DATA_DIR": str(synth_root), "CIFAR_RESULTS_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "jobs.cli", "train", "--model", "tinycnn", "--steps", "3",
+                          "--batch-size", "32", "--device", "cpu", "--run-name", "env"],
+                         cwd=REPO, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    metrics = (tmp_path / "train" / "env" / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(metrics[-1])["step"] == 3
+
+
+def test_help_lists_commands():
+    out = cifar("--help")
+    assert out.returncode == 0
+    for command in ("train", "evaluate"):
+        assert command in out.stdout
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--model", "cnn99"], ["unknown model 'cnn99'"]),
+        (["--optimizer", "lion"], ["--optimizer", "lion"]),
+        (["--lr", "-1"], ["optim.lr", "out of range"]),
+        (["--dropout", "1.5"], ["model.dropout"]),
+        (["--epochs", "0"], ["run.epochs"]),
+        (["--hue", "0.9"], ["hue"]),
+    ],
+)
+def test_bad_training_options(args, fragments, synth_root, tmp_path):
+    result = cifar("train", *args, "--data-dir", synth_root, "--results-dir", tmp_path, "--device", "cpu")
+    assert_one_line_error(result, *fragments)
+    assert not (tmp_path / "train").exists() or not any((tmp_path / "train").rglob("*.pt"))
+
+
+def test_missing_data_directory(tmp_path):
+    result = cifar("train", "--model", "tinycnn", "--data-dir", tmp_path / "nowhere", "--results-dir", tmp_path)
+    assert_one_line_error(result, "nowhere")
+
+
+def test_unknown_key_in_config_file(tmp_path, synth_root):
+    config = tmp_path / "bad.yaml"
+    config.write_text("learning_rate: 0.1\n")
+    assert_one_line_error(cifar("train", "--config", config, "--data-dir", synth_root), "learning_rate", "bad.yaml")
+
+
+def test_unreadable_checkpoint(tmp_path, synth_root):
+    bogus = tmp_path / "last.pt"
+    bogus.write_bytes(b"not a checkpoint at all")
+    assert_one_line_error(cifar("evaluate", "--checkpoint", bogus, "--data-dir", synth_root), "last.pt", "unreadable")
+    assert_one_line_error(cifar("evaluate", "--checkpoint", tmp_path / "absent.pt", "--data-dir", synth_root), "absent.pt")
+
+
+def test_corrupt_pickle_is_named(tmp_path, synth_root):
+    import shutil
+
+    broken = tmp_path / "data"
+    shutil.copytree(synth_root, broken)
+    train_file = broken / "cifar-100-python" / "train"
+    train_file.write_bytes(train_file.read_bytes()[:1000])
+    result = cifar("train", "--model", "tinycnn", "--data-dir", broken, "--results-dir", tmp_path / "r", "--device", "cpu")
+    assert_one_line_error(result, "train")
