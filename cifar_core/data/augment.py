@@ -1,0 +1,249 @@
+"""Batched augmentations as pure tensor functions, run on whatever device the batch is on.
+
+Every function takes its random draws as arguments (one value per image), so each is
+deterministic and testable on its own; `sample_augment_params` makes those draws from a
+torch.Generator. Images are float [B, 3, H, W] in [0, 1]; normalisation comes last.
+
+Choices (the torchvision baseline in `tv_loader` makes the same ones):
+- crop: pad by `crop_padding` with *reflection* (as airbench does; zero padding would add black
+  borders that change colour statistics), then take a random 32x32 window;
+- colour jitter: torchvision ColorJitter semantics per image (factors drawn uniformly from
+  [max(0, 1 - s), 1 + s], hue shift from [-hue, hue], the four in a random order per image);
+- rotation: a uniform angle in [-rotation, rotation] degrees, counter-clockwise for positive
+  angles like torchvision's rotate, bilinear, corners filled with black.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+
+from cifar_core.errors import ConfigError
+
+# Per-channel statistics of the CIFAR-100 training images (in [0, 1]).
+CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
+CIFAR100_STD = (0.2673, 0.2564, 0.2762)
+GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # ITU-R 601 luma, as torchvision's rgb_to_grayscale
+JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    hflip: bool = False  # mirror left-right with probability 1/2
+    crop_padding: int = 0  # pixels of reflect padding before a random 32x32 crop
+    brightness: float = 0.0  # factor in [max(0, 1 - x), 1 + x]
+    contrast: float = 0.0  # factor in [max(0, 1 - x), 1 + x]
+    saturation: float = 0.0  # factor in [max(0, 1 - x), 1 + x]
+    hue: float = 0.0  # shift in [-x, x] turns of the colour wheel, x <= 0.5
+    rotation: float = 0.0  # angle in [-x, x] degrees
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.crop_padding <= 16:
+            raise ConfigError(f"augment.crop_padding must be in 0..16, got {self.crop_padding}")
+        for name in ("brightness", "contrast", "saturation"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"augment.{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.hue <= 0.5:
+            raise ConfigError(f"augment.hue must be in [0, 0.5], got {self.hue}")
+        if not 0 <= self.rotation <= 180:
+            raise ConfigError(f"augment.rotation must be in [0, 180] degrees, got {self.rotation}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> AugmentConfig:
+        """Build from plain values (a config file); unknown keys and wrong types are ConfigErrors."""
+        known = {f.name: f.type for f in fields(cls)}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(f"unknown augmentation key {key!r} (known: {', '.join(known)})")
+            expected = {"bool": bool, "int": int, "float": (int, float)}[known[key]]
+            if isinstance(value, bool) != (known[key] == "bool") or not isinstance(value, expected):
+                raise ConfigError(f"augment.{key} must be {known[key]}, got {value!r}")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def jitter(self) -> tuple[float, float, float, float]:
+        return (self.brightness, self.contrast, self.saturation, self.hue)
+
+    @property
+    def enabled(self) -> bool:
+        return self.hflip or self.crop_padding > 0 or self.rotation > 0 or any(self.jitter)
+
+
+AUGMENT_PRESETS: dict[str, AugmentConfig] = {
+    "none": AugmentConfig(),
+    "flip-crop": AugmentConfig(hflip=True, crop_padding=4),  # report B
+    "report-a": AugmentConfig(
+        hflip=True, crop_padding=4, brightness=0.2, contrast=0.2, saturation=0.2, hue=0.05, rotation=15.0
+    ),
+}
+
+
+def resolve_augment(spec: AugmentConfig | str | dict | None) -> AugmentConfig:
+    """An AugmentConfig from a config, a preset name, a dict of keys, or None (no augmentation)."""
+    if spec is None:
+        return AUGMENT_PRESETS["none"]
+    if isinstance(spec, AugmentConfig):
+        return spec
+    if isinstance(spec, dict):
+        return AugmentConfig.from_dict(spec)
+    if spec not in AUGMENT_PRESETS:
+        raise ConfigError(f"unknown augmentation preset {spec!r} (known: {', '.join(AUGMENT_PRESETS)})")
+    return AUGMENT_PRESETS[spec]
+
+
+# --- random draws: one row per image, on the CPU so they are the same on every device ---
+
+
+def sample_augment_params(cfg: AugmentConfig, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Draws for `n` images; only the enabled augmentations get an entry."""
+    params: dict[str, torch.Tensor] = {}
+    if cfg.crop_padding:
+        params["shift"] = torch.randint(0, 2 * cfg.crop_padding + 1, (n, 2), generator=generator)
+    if cfg.hflip:
+        params["flip"] = torch.rand(n, generator=generator) < 0.5
+    if cfg.rotation:
+        params["angle"] = (torch.rand(n, generator=generator) * 2 - 1) * cfg.rotation
+    if any(cfg.jitter):
+        u = torch.rand(n, 4, generator=generator)
+        low = torch.tensor([max(0.0, 1 - s) for s in cfg.jitter[:3]] + [-cfg.hue])
+        high = torch.tensor([1 + s for s in cfg.jitter[:3]] + [cfg.hue])
+        params["jitter"] = low + u * (high - low)
+        params["jitter_order"] = torch.argsort(torch.rand(n, 4, generator=generator), dim=1)
+    return params
+
+
+def apply_augment(x: torch.Tensor, cfg: AugmentConfig, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Crop, flip, rotate, then colour-jitter a batch with its draws (already on x's device)."""
+    if "shift" in params:
+        x = crop_with_padding(x, params["shift"], cfg.crop_padding)
+    if "flip" in params:
+        x = hflip(x, params["flip"])
+    if "angle" in params:
+        x = rotate(x, params["angle"])
+    if "jitter" in params:
+        enabled = tuple(s > 0 for s in cfg.jitter)
+        x = color_jitter(x, params["jitter"], params["jitter_order"], enabled)
+    return x
+
+
+# --- geometry ---
+
+
+def hflip(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """Mirror the images where `flip` (bool [B]) is set."""
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+def crop_with_padding(x: torch.Tensor, shift: torch.Tensor, padding: int) -> torch.Tensor:
+    """Reflect-pad by `padding`, then cut an HxW window at (row, col) = shift[i] in [0, 2*padding].
+
+    shift = (padding, padding) returns the image unchanged; (0, 0) moves it down-right by `padding`.
+    """
+    b, _, h, w = x.shape
+    padded = F.pad(x, (padding,) * 4, mode="reflect")
+    rows = shift[:, 0, None] + torch.arange(h, device=x.device)  # [B, H]
+    cols = shift[:, 1, None] + torch.arange(w, device=x.device)  # [B, W]
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    # One gather for the whole batch; advanced indexing puts the channel axis last.
+    return padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
+def rotate(x: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
+    """Rotate each image about its centre by its angle (counter-clockwise if positive)."""
+    radians = degrees.to(x.dtype) * (math.pi / 180)
+    cos, sin = torch.cos(radians), torch.sin(radians)
+    zero = torch.zeros_like(cos)
+    # affine_grid maps output to input coordinates (y pointing down), hence this sign pattern.
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+# --- colour (torchvision ColorJitter semantics, one factor per image) ---
+
+
+def grayscale(x: torch.Tensor) -> torch.Tensor:
+    r, g, b = x.unbind(1)
+    return (GRAY_WEIGHTS[0] * r + GRAY_WEIGHTS[1] * g + GRAY_WEIGHTS[2] * b).unsqueeze(1)
+
+
+def _blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    f = factor.to(x.dtype)[:, None, None, None]
+    return (f * x + (1 - f) * other).clamp(0, 1)
+
+
+def adjust_brightness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    return _blend(x, torch.zeros_like(x), factor)
+
+
+def adjust_contrast(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    return _blend(x, grayscale(x).mean(dim=(1, 2, 3), keepdim=True), factor)
+
+
+def adjust_saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    return _blend(x, grayscale(x), factor)
+
+
+def adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Turn each image's hues by `shift` (in turns, -0.5..0.5), keeping saturation and value."""
+    h, s, v = _rgb_to_hsv(x)
+    return _hsv_to_rgb((h + shift.to(x.dtype)[:, None, None]) % 1.0, s, v)
+
+
+def _rgb_to_hsv(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r, g, b = x.unbind(1)
+    maxc, minc = x.amax(1), x.amin(1)
+    chroma = maxc - minc
+    safe = torch.where(chroma > 0, chroma, torch.ones_like(chroma))  # grey pixels: hue 0
+    sat = chroma / torch.where(maxc > 0, maxc, torch.ones_like(maxc))
+    # Hue sector by which channel is largest (ties go to red, then green).
+    hue = torch.where(
+        maxc == r, ((g - b) / safe) % 6, torch.where(maxc == g, (b - r) / safe + 2, (r - g) / safe + 4)
+    )
+    hue = torch.where(chroma > 0, hue / 6, torch.zeros_like(hue))
+    return hue, sat, maxc
+
+
+def _hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    # Closed form: channel n in (5, 3, 1) for (R, G, B), k = (n + 6h) mod 6.
+    n = _per_channel((5.0, 3.0, 1.0), h.device, h.dtype)
+    k = (n + h[:, None] * 6) % 6
+    return v[:, None] - v[:, None] * s[:, None] * torch.clamp(torch.minimum(k, 4 - k), 0, 1)
+
+
+_JITTER_FNS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
+
+
+def color_jitter(
+    x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor, enabled: tuple[bool, ...] = (True,) * 4
+) -> torch.Tensor:
+    """Apply brightness, contrast, saturation and hue (factors [B, 4]) in each image's own order [B, 4].
+
+    Each step computes every enabled op for the whole batch and keeps, per image, the one its
+    order names: no data-dependent indexing, so no host-device synchronisation.
+    """
+    for step in range(4):
+        out = x
+        for op, fn in enumerate(_JITTER_FNS):
+            if enabled[op]:
+                out = torch.where((order[:, step] == op)[:, None, None, None], fn(x, factors[:, op]), out)
+        x = out
+    return x
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    mean, std = (_per_channel(v, x.device, x.dtype) for v in (CIFAR100_MEAN, CIFAR100_STD))
+    return (x - mean) / std
+
+
+@lru_cache(maxsize=32)
+def _per_channel(values: tuple[float, ...], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    # Made once per device: building it every batch would be a host-to-device copy per batch.
+    return torch.tensor(values, device=device, dtype=dtype)[None, :, None, None]

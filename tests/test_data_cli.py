@@ -1,0 +1,122 @@
+"""`cifar data synth|verify|fetch`: output, and one-line errors with exit 2 for damaged data."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cifar_core.data import write_synthetic
+from cifar_core.data.verify import DOWNLOAD_HOST
+from jobs.cli import cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(*args) -> object:
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.fixture
+def small(tmp_path) -> Path:
+    """A fresh small synthetic set each test may damage."""
+    write_synthetic(tmp_path, n_train=200, n_test=100, seed=1)
+    return tmp_path / "cifar-100-python"
+
+
+def test_synth_says_it_is_synthetic_and_verify_agrees(tmp_path):
+    made = run("data", "synth", "--out", tmp_path, "--train", 300, "--test", 100, "--seed", 2)
+    assert made.exit_code == 0, made.output
+    assert "SYNTHETIC" in made.output and "not CIFAR-100" in made.output
+    checked = run("data", "verify", tmp_path)
+    assert checked.exit_code == 0, checked.output
+    assert "SYNTHETIC" in checked.output and "300 images" in checked.output
+    report = json.loads(run("data", "verify", tmp_path, "--json").stdout)
+    assert report["synthetic"] and report["checksum"] == "ok-synthetic-manifest"
+    assert report["train"]["count"] == 300 and report["test"]["count"] == 100
+    assert report["fine_classes"] == 100 and report["coarse_classes"] == 20
+    assert report["train"]["fine_classes_present"] == 100
+
+
+@pytest.mark.parametrize("name", ["train", "test", "meta"])
+def test_missing_file(small, name):
+    (small / name).unlink()
+    assert_one_line_error(run("data", "verify", small), f"{small / name} is missing")
+
+
+@pytest.mark.parametrize("name", ["train", "meta"])
+def test_truncated_file(small, name):
+    data = (small / name).read_bytes()
+    (small / name).write_bytes(data[: len(data) // 2])
+    assert_one_line_error(run("data", "verify", small), f"{small / name} is truncated or corrupt")
+
+
+def test_empty_file(small):
+    (small / "test").write_bytes(b"")
+    assert_one_line_error(run("data", "verify", small), f"{small / 'test'} is empty")
+
+
+def test_flipped_pixel_byte_fails_the_checksum(small):
+    data = bytearray((small / "train").read_bytes())
+    data[-100] ^= 0xFF  # inside the image bytes: still unpickles, md5 differs
+    (small / "train").write_bytes(bytes(data))
+    assert_one_line_error(run("data", "verify", small), f"{small / 'train'} is corrupt: md5", "manifest")
+
+
+def test_garbage_file(small):
+    (small / "meta").write_bytes(b"this is not a pickle\n" * 10)
+    assert_one_line_error(run("data", "verify", small), f"{small / 'meta'} is truncated or corrupt")
+
+
+def test_no_dataset_at_all(tmp_path):
+    assert_one_line_error(
+        run("data", "verify", tmp_path / "nowhere"), "no CIFAR-100 data at", "cifar data synth"
+    )
+
+
+def test_fetch_refuses_to_replace_a_synthetic_set(small):
+    assert_one_line_error(run("data", "fetch", "--out", small.parent), "holds the synthetic dataset")
+
+
+def _online() -> bool:
+    try:
+        socket.create_connection((DOWNLOAD_HOST, 443), timeout=3).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_fetch_offline_says_where_to_put_the_files(tmp_path):
+    if _online():
+        pytest.skip("this machine can reach the CIFAR host; not downloading 160 MB in a test")
+    result = run("data", "fetch", "--out", tmp_path)
+    assert_one_line_error(result, str(tmp_path / "cifar-100-python"), "cifar data synth")
+
+
+def test_real_entry_point_reports_damage_in_one_line(small):
+    (small / "train").write_bytes((small / "train").read_bytes()[:1000])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "jobs.cli", "data", "verify", str(small)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith(f"error: {small / 'train'} is truncated or corrupt")
