@@ -22,6 +22,7 @@ from torch import nn
 from cifar_core.atomic import write_jsonl
 from cifar_core.checkpoint import CHECKPOINT_FORMAT, capture_rng, restore_rng, save_checkpoint
 from cifar_core.config import TrainConfig
+from cifar_core.device import resolve_device
 from cifar_core.errors import CheckpointError, ConfigError, TrainingDiverged
 from cifar_core.evaluate import evaluate
 from cifar_core.models import count_parameters, create_model
@@ -29,18 +30,6 @@ from cifar_core.optim import build_loss, build_optimizer, build_scheduler
 from cifar_core.progress import progress
 
 EpochCallback = Callable[[dict[str, Any], dict[str, Any]], None]
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} requested but CUDA is not available on this machine")
-    return device
 
 
 def model_kwargs(cfg: TrainConfig) -> dict[str, Any]:

@@ -173,11 +173,11 @@ def evaluate_cmd(checkpoint, split, data_dir, device, as_json):
 
     scores = evaluate_checkpoint(checkpoint, data_dir, device, split)
     if as_json:
-        per_class = dict(zip(scores.pop("class_names"), scores.pop("per_class")))
+        per_class = dict(zip(scores.pop("class_names"), scores.pop("per_class"), strict=True))
         click.echo(json.dumps({**scores, "per_class": per_class}, indent=2, sort_keys=True))
         return
     click.echo(f"{scores['model']} epoch {scores['epoch']} on {split} ({scores['n']} images)")
     click.echo(f"top-1 {scores['top1']:.4f}  top-5 {scores['top5']:.4f}  loss {scores['loss']:.4f}")
-    ranked = sorted(zip(scores["per_class"], scores["class_names"]))
+    ranked = sorted(zip(scores["per_class"], scores["class_names"], strict=True))
     click.echo("worst classes: " + ", ".join(f"{n} {a:.2f}" for a, n in ranked[:5]))
     click.echo("best classes:  " + ", ".join(f"{n} {a:.2f}" for a, n in ranked[-5:][::-1]))

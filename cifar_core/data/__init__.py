@@ -20,7 +20,7 @@ from cifar_core.data.format import (
     official_meta,
     resolve_root,
 )
-from cifar_core.data.loader import DataBundle, DeviceLoader, make_data, resolve_device
+from cifar_core.data.loader import DataBundle, DeviceLoader, make_data
 from cifar_core.data.splits import train_val_indices
 from cifar_core.data.synth import write_synthetic
 from cifar_core.data.tv_loader import make_torchvision_loader, torchvision_cifar100
@@ -45,7 +45,6 @@ __all__ = [
     "normalize",
     "official_meta",
     "resolve_augment",
-    "resolve_device",
     "resolve_root",
     "sample_augment_params",
     "torchvision_cifar100",

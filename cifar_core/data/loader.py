@@ -25,6 +25,7 @@ from cifar_core.data.augment import (
     sample_augment_params,
 )
 from cifar_core.data.splits import train_val_indices
+from cifar_core.device import resolve_device
 from cifar_core.errors import ConfigError
 
 
@@ -108,12 +109,6 @@ class DataBundle:
     meta: fmt.CifarMeta
     synthetic: bool
     root: Path | None = None
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def to_device_tensors(split: fmt.CifarSplit, index: np.ndarray | None, device: torch.device):

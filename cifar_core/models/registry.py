@@ -2,16 +2,19 @@
 
 Builders register with `@register_model(family=..., description=...)`; the function name is the
 key and a duplicate name is an error. `create_model` drops overrides whose value is None so that
-CLI options left unset never override a model's defaults.
+CLI options left unset never override a model's defaults, and checks the rest against the
+builder's signature so a misspelt option is a `ConfigError` naming what the model does take.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from cifar_core.errors import ConfigError
@@ -20,20 +23,30 @@ from cifar_core.errors import ConfigError
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
-    family: str  # "cnn" (report A), "efficient" (report B), "reference" (modern), "gan"
+    family: str  # "cnn" (report A), "efficient" (report B), "reference" (modern), "gan", "smoke"
     description: str
     builder: Callable[..., nn.Module]
     module: str
+
+    def options(self) -> list[str]:
+        """Keyword options the builder accepts (its defaults are the model's own)."""
+        return [
+            p.name for p in inspect.signature(self.builder).parameters.values() if p.kind is not p.VAR_KEYWORD
+        ]
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(family: str, description: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+def register_model(
+    family: str, description: str
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     def decorate(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         name = fn.__name__
         if name in _REGISTRY:
-            raise ValueError(f"model {name!r} registered twice ({_REGISTRY[name].module} and {fn.__module__})")
+            raise ValueError(
+                f"model {name!r} registered twice ({_REGISTRY[name].module} and {fn.__module__})"
+            )
         _REGISTRY[name] = ModelEntry(name, family, description, fn, fn.__module__)
         return fn
 
@@ -41,17 +54,27 @@ def register_model(family: str, description: str) -> Callable[[Callable[..., nn.
 
 
 def _natural_key(name: str) -> list:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+    """Digits compare as numbers, so cnn2 < cnn10 and wrn16_4 < wrn28_10."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)]
 
 
-def list_models(pattern: str | None = None, family: str | None = None) -> list[str]:
-    """Registered names matching a wildcard `pattern` and `family`, in natural order (cnn2 < cnn10)."""
+def list_models(
+    pattern: str | None = None, family: str | None = None, exclude: str | None = None
+) -> list[str]:
+    """Registered names matching wildcard `pattern` (e.g. "cnn*") and `family`, minus wildcard
+    `exclude`, in natural order."""
     names = [
         e.name
         for e in _REGISTRY.values()
-        if (pattern is None or fnmatch.fnmatch(e.name, pattern)) and (family is None or e.family == family)
+        if (pattern is None or fnmatch.fnmatchcase(e.name, pattern))
+        and (family is None or e.family == family)
+        and (exclude is None or not fnmatch.fnmatchcase(e.name, exclude))
     ]
     return sorted(names, key=_natural_key)
+
+
+def list_families() -> list[str]:
+    return sorted({e.family for e in _REGISTRY.values()})
 
 
 def get_entry(name: str) -> ModelEntry:
@@ -66,13 +89,23 @@ def create_model(name: str, num_classes: int = 100, **overrides) -> nn.Module:
     """Build a registered model. Overrides set to None are dropped (the model's default wins)."""
     entry = get_entry(name)
     kwargs = {k: v for k, v in overrides.items() if v is not None}
-    if entry.family != "gan":
+    if entry.family != "gan":  # the GAN pair is not a classifier; its num_classes means conditioning
         kwargs["num_classes"] = num_classes
     try:
-        return entry.builder(**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"model {name!r} does not take these options: {exc}") from None
+        inspect.signature(entry.builder).bind(**kwargs)
+    except TypeError:
+        unknown = sorted(set(kwargs) - set(entry.options()))
+        raise ConfigError(
+            f"model {name!r} does not take option(s) {', '.join(unknown) or kwargs}; it takes: {', '.join(entry.options())}"
+        ) from None
+    return entry.builder(**kwargs)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def parameter_count(name: str, num_classes: int = 100, **overrides) -> int:
+    """Trainable parameters of a registered model, built on the meta device: no memory, no init cost."""
+    with torch.device("meta"):
+        return count_parameters(create_model(name, num_classes, **overrides))
