@@ -1,0 +1,85 @@
+"""The GAN checkpoint: one dict, written atomically, read back with one-line errors.
+
+format              GAN_CHECKPOINT_FORMAT
+step                optimisation steps completed
+model_name, model_kwargs, model_state                  the generator (the shape classifier
+                                                       checkpoints use, so tools can share it)
+discriminator_name, discriminator_kwargs, discriminator_state
+config              GanTrainConfig.to_dict()
+training            last.pt only: optimisers, RNG, detector, healthy snapshot, counters
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cifar_core.atomic import atomic_torch_save
+from cifar_core.errors import CheckpointError
+from cifar_core.models import create_model
+
+GAN_CHECKPOINT_FORMAT = "cifar100-k8s/gan/v1"
+GENERATOR_NAME = "dcgan_generator"
+DISCRIMINATOR_NAME = "dcgan_discriminator"
+
+
+def models_payload(
+    generator: nn.Module, generator_kwargs: dict, discriminator: nn.Module, discriminator_kwargs: dict
+) -> dict[str, Any]:
+    return {
+        "format": GAN_CHECKPOINT_FORMAT,
+        "model_name": GENERATOR_NAME,
+        "model_kwargs": dict(generator_kwargs),
+        "model_state": generator.state_dict(),
+        "discriminator_name": DISCRIMINATOR_NAME,
+        "discriminator_kwargs": dict(discriminator_kwargs),
+        "discriminator_state": discriminator.state_dict(),
+    }
+
+
+def save_gan_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> Path:
+    try:
+        return atomic_torch_save(checkpoint, path)
+    except OSError as exc:
+        raise CheckpointError(f"could not write checkpoint {path}: {exc.strerror or exc}") from None
+
+
+def read_gan_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load and check the format; every way this can fail is a CheckpointError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        # weights_only: a checkpoint is plain tensors and containers, so refuse arbitrary pickles.
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for torn or foreign files
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable ({type(exc).__name__}): corrupt or not a checkpoint"
+        ) from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != GAN_CHECKPOINT_FORMAT:
+        found = checkpoint.get("format") if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise CheckpointError(
+            f"{path} is not a DCGAN checkpoint (format {found!r}, expected {GAN_CHECKPOINT_FORMAT!r})"
+        )
+    return checkpoint
+
+
+def build_network(checkpoint: dict[str, Any], role: str, source: str | Path = "checkpoint") -> nn.Module:
+    """Rebuild the generator or discriminator a checkpoint describes and load its weights (on CPU)."""
+    prefix = "model" if role == "generator" else "discriminator"
+    expected = GENERATOR_NAME if role == "generator" else DISCRIMINATOR_NAME
+    name = checkpoint.get(f"{prefix}_name")
+    if name != expected:
+        raise CheckpointError(f"{source} holds {name!r} where a {expected!r} was expected")
+    try:
+        network = create_model(name, **checkpoint[f"{prefix}_kwargs"])
+        network.load_state_dict(checkpoint[f"{prefix}_state"])
+    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{source}: the {role} weights do not fit its architecture ({first_line})"
+        ) from None
+    return network

@@ -1,0 +1,183 @@
+"""Everything a DCGAN run changes as it trains: networks, optimisers, RNG and counters.
+
+`train_step` is one DCGAN update (discriminator, then generator). `snapshot`/`restore` copy the
+state a rollback needs; `training_state`/`load_training_state` are what last.pt adds for resuming.
+"""
+
+from __future__ import annotations
+
+import copy
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from cifar_core.gan.checkpoint import DISCRIMINATOR_NAME, GENERATOR_NAME, models_payload
+from cifar_core.gan.collapse import CollapseDetector
+from cifar_core.gan.config import GanTrainConfig
+from cifar_core.models import create_model
+
+# d_x = mean D(real images); d_g_z = mean D(generated images), before D's update.
+METRIC_NAMES = ("d_loss", "g_loss", "d_x", "d_g_z")
+
+
+def recovery_seed(seed: int, recovery: int) -> int:
+    """A fresh, reproducible seed for the n-th recovery: different noise and a different data order."""
+    return seed + 1_000_003 * recovery
+
+
+class GanTraining:
+    def __init__(self, cfg: GanTrainConfig, device: torch.device, num_classes: int = 100):
+        self.cfg = cfg
+        self.device = device
+        self.generator_kwargs = {
+            "nz": cfg.nz,
+            "ngf": cfg.ngf,
+            "conditional": cfg.conditional,
+            "num_classes": num_classes,
+        }
+        self.discriminator_kwargs = {
+            "ndf": cfg.ndf,
+            "conditional": cfg.conditional,
+            "num_classes": num_classes,
+        }
+        # The same initial weights for the same seed, without touching the global RNG.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            self.generator = create_model(GENERATOR_NAME, **self.generator_kwargs).to(device)
+            self.discriminator = create_model(DISCRIMINATOR_NAME, **self.discriminator_kwargs).to(device)
+        betas = (cfg.beta1, cfg.beta2)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr, betas=betas)
+        self.rng = torch.Generator(device=device).manual_seed(cfg.seed)  # training noise and flips
+        self.data_seed = cfg.seed
+        self.lr = cfg.lr
+        self.step = 0
+        self.optimizer_steps = 0  # all updates made, including work later rolled back
+        self.recoveries = 0
+        # Metrics are summed on the device and read once per logging interval: no sync per step.
+        self.interval_sums = torch.zeros(len(METRIC_NAMES), device=device)
+        self.interval_steps = 0
+        # bf16 autocast on CUDA only; the losses themselves are computed in float32.
+        self._autocast = (
+            (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" else nullcontext
+        )
+
+    def train_step(self, real: torch.Tensor, labels: torch.Tensor) -> None:
+        batch = real.shape[0]
+        noise = torch.randn(batch, self.cfg.nz, generator=self.rng, device=self.device)
+        ones = torch.ones(batch, device=self.device)
+        zeros = torch.zeros(batch, device=self.device)
+
+        # Discriminator: real images towards 1, generated ones towards 0. Report B's sigmoid + BCE,
+        # computed as BCE-with-logits for numerical safety.
+        with self._autocast():
+            fake = self.generator(noise, labels)
+            real_logits = self.discriminator.logits(real, labels).float()
+            fake_logits = self.discriminator.logits(fake.detach(), labels).float()
+        d_loss = F.binary_cross_entropy_with_logits(real_logits, ones) + F.binary_cross_entropy_with_logits(
+            fake_logits, zeros
+        )
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+
+        # Generator: make the just-updated discriminator call its images real (non-saturating loss).
+        with self._autocast():
+            fooled_logits = self.discriminator.logits(fake, labels).float()
+        g_loss = F.binary_cross_entropy_with_logits(fooled_logits, ones)
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_g.step()
+
+        with torch.no_grad():
+            self.interval_sums += torch.stack(
+                [d_loss, g_loss, torch.sigmoid(real_logits).mean(), torch.sigmoid(fake_logits).mean()]
+            )
+        self.interval_steps += 1
+        self.step += 1
+        self.optimizer_steps += 1
+
+    def take_interval_means(self) -> dict[str, float]:
+        """Mean metrics since the last call (one device sync), then start a new interval."""
+        means = (self.interval_sums / max(self.interval_steps, 1)).tolist()
+        self.interval_sums.zero_()
+        self.interval_steps = 0
+        return dict(zip(METRIC_NAMES, means, strict=True))
+
+    @torch.no_grad()
+    def sample(self, noise: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Generator output for fixed noise, in eval mode as `cifar gan sample` will run it."""
+        self.generator.eval()
+        images = self.generator(noise, labels)
+        self.generator.train()
+        return images
+
+    def reseed(self, seed: int) -> None:
+        self.rng.manual_seed(seed)
+        self.data_seed = seed
+
+    def set_lr(self, lr: float) -> None:
+        self.lr = lr
+        for optimizer in (self.opt_g, self.opt_d):
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
+    def models_payload(self) -> dict[str, Any]:
+        return models_payload(
+            self.generator, self.generator_kwargs, self.discriminator, self.discriminator_kwargs
+        )
+
+    def snapshot(self, detector: CollapseDetector) -> dict[str, Any]:
+        """A copy of the weights, optimiser moments and detector state at this (interval-boundary) step."""
+        return copy.deepcopy(
+            {
+                "step": self.step,
+                "generator": self.generator.state_dict(),
+                "discriminator": self.discriminator.state_dict(),
+                "opt_g": self.opt_g.state_dict(),
+                "opt_d": self.opt_d.state_dict(),
+                "detector": detector.state_dict(),
+            }
+        )
+
+    def restore(self, snapshot: dict[str, Any], detector: CollapseDetector) -> None:
+        """Return to a snapshot's weights and step; lr, seeds and counters are the caller's to set."""
+        self.generator.load_state_dict(snapshot["generator"])
+        self.discriminator.load_state_dict(snapshot["discriminator"])
+        self.opt_g.load_state_dict(snapshot["opt_g"])
+        self.opt_d.load_state_dict(snapshot["opt_d"])
+        detector.load_state_dict(snapshot["detector"])
+        self.set_lr(self.lr)  # loading optimiser state brought back the snapshot's learning rate
+        self.step = snapshot["step"]
+        self.interval_sums.zero_()
+        self.interval_steps = 0
+
+    def training_state(self) -> dict[str, Any]:
+        return {
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "rng": self.rng.get_state(),
+            "data_seed": self.data_seed,
+            "lr": self.lr,
+            "optimizer_steps": self.optimizer_steps,
+            "recoveries": self.recoveries,
+            "interval_sums": self.interval_sums.cpu(),
+            "interval_steps": self.interval_steps,
+        }
+
+    def load_training_state(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint["training"]
+        self.generator.load_state_dict(checkpoint["model_state"])
+        self.discriminator.load_state_dict(checkpoint["discriminator_state"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.rng.set_state(state["rng"])
+        self.data_seed = state["data_seed"]
+        self.lr = state["lr"]
+        self.step = checkpoint["step"]
+        self.optimizer_steps = state["optimizer_steps"]
+        self.recoveries = state["recoveries"]
+        self.interval_sums.copy_(state["interval_sums"])
+        self.interval_steps = state["interval_steps"]

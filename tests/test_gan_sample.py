@@ -1,0 +1,136 @@
+"""`cifar gan sample` and the sampling API: reproducible bytes, formats, and bad checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cifar_core.errors import CheckpointError
+from cifar_core.gan.checkpoint import save_gan_checkpoint
+from cifar_core.gan.config import GanTrainConfig
+from cifar_core.gan.sample import generate, load_generator
+from cifar_core.gan.state import GanTraining
+from jobs.cli import main
+
+
+def write_checkpoint(path: Path, **config) -> Path:
+    """A real GAN checkpoint of freshly initialised tiny networks (sampling does not care about training)."""
+    cfg = GanTrainConfig(ngf=8, ndf=8, nz=16, **config)
+    training = GanTraining(cfg, torch.device("cpu"))
+    save_gan_checkpoint({**training.models_payload(), "step": 0, "config": cfg.to_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "step_0.pt")
+
+
+def cifar(capsys, *args) -> tuple[int, str, str]:
+    capsys.readouterr()
+    status = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_same_seed_gives_identical_files(checkpoint, tmp_path, capsys):
+    for out in ("a", "b"):
+        status, _, err = cifar(capsys, "gan", "sample", "--checkpoint", checkpoint, "--n", 12, "--out", tmp_path / out,
+                               "--seed", 3, "--format", "both", "--batch-size", 5, "--device", "cpu")  # fmt: skip
+        assert status == 0, err
+    first = folder_bytes(tmp_path / "a")
+    assert sorted(first) == [f"{i:05d}.png" for i in range(12)] + ["samples.npz"]
+    assert first == folder_bytes(tmp_path / "b")
+    images = np.load(tmp_path / "a" / "samples.npz")["images"]
+    assert images.dtype == np.uint8 and images.shape == (12, 32, 32, 3)
+    from PIL import Image
+
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "a" / "00007.png")), images[7])
+
+
+def test_other_seed_gives_other_images(checkpoint, tmp_path, capsys):
+    for seed in (1, 2):
+        assert cifar(capsys, "gan", "sample", "--checkpoint", checkpoint, "--n", 4, "--out", tmp_path / str(seed),
+                     "--seed", seed, "--format", "npz", "--device", "cpu")[0] == 0  # fmt: skip
+    assert not np.array_equal(
+        np.load(tmp_path / "1" / "samples.npz")["images"], np.load(tmp_path / "2" / "samples.npz")["images"]
+    )
+
+
+def test_generate_contract_and_batch_size_independence(checkpoint):
+    generator = load_generator(checkpoint, "cpu")
+    images = generate(generator, 7, seed=5, batch_size=500)
+    assert images.dtype == torch.uint8 and images.shape == (7, 3, 32, 32) and images.device.type == "cpu"
+    assert torch.equal(images, generate(generator, 7, seed=5, batch_size=3))
+    assert not generator.training
+
+
+def test_conditional_checkpoint_samples_every_class(tmp_path, capsys):
+    path = write_checkpoint(tmp_path / "cond.pt", conditional=True)
+    status, _, err = cifar(
+        capsys,
+        "gan",
+        "sample",
+        "--checkpoint",
+        path,
+        "--n",
+        3,
+        "--out",
+        tmp_path / "out",
+        "--format",
+        "npz",
+        "--device",
+        "cpu",
+    )
+    assert status == 0, err
+    assert np.load(tmp_path / "out" / "samples.npz")["labels"].tolist() == [0, 1, 2]
+
+
+def _classifier_checkpoint(path: Path) -> None:
+    torch.save({"format": "cifar100-k8s/classifier/v1", "model_name": "resnet18", "model_state": {}}, path)
+
+
+def _mismatched_checkpoint(path: Path) -> None:
+    write_checkpoint(path)
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["model_kwargs"]["ngf"] = 16  # claims another width than its weights have
+    torch.save(checkpoint, path)
+
+
+def _discriminator_as_generator(path: Path) -> None:
+    write_checkpoint(path)
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["model_name"] = "dcgan_discriminator"
+    torch.save(checkpoint, path)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p.write_bytes(b"not a checkpoint at all"), "unreadable"),
+        (lambda p: p.write_bytes(write_checkpoint(p).read_bytes()[:2000]), "unreadable"),  # torn file
+        (_classifier_checkpoint, "not a DCGAN checkpoint"),
+        (_mismatched_checkpoint, "do not fit"),
+        (_discriminator_as_generator, "where a 'dcgan_generator' was expected"),
+        (lambda p: None, "not found"),
+    ],
+    ids=["garbage", "truncated", "classifier", "other-width", "wrong-network", "missing"],
+)
+def test_bad_checkpoints_give_one_line_and_exit_2(tmp_path, capsys, make, message):
+    path = tmp_path / "bad.pt"
+    make(path)
+    status, _, err = cifar(
+        capsys, "gan", "sample", "--checkpoint", path, "--n", 2, "--out", tmp_path / "out", "--device", "cpu"
+    )
+    assert status == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+    with pytest.raises(CheckpointError):
+        load_generator(path, "cpu")

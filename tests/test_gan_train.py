@@ -1,0 +1,187 @@
+"""`cifar gan train` on the synthetic dataset: outputs, exact resumption, collapse recovery, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from cifar_core.atomic import read_jsonl
+from cifar_core.errors import ConfigError
+from cifar_core.gan.config import CollapseConfig, GanTrainConfig
+from cifar_core.gan.train import train_gan
+from jobs.cli import main
+
+TINY = dict(batch_size=16, ngf=8, ndf=8, nz=16)
+
+
+def tiny_config(**overrides) -> GanTrainConfig:
+    collapse = overrides.pop("collapse", {})
+    values = {**TINY, "steps": 12, "log_every": 2, "sample_every": 6, "checkpoint_every": 4, **overrides}
+    return GanTrainConfig(
+        **values, collapse=CollapseConfig(**{"warmup_steps": 4, "window_steps": 4, **collapse})
+    )
+
+
+def cifar(capsys, *args) -> tuple[int, str, str]:
+    capsys.readouterr()
+    status = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def metric_rows(run_dir: Path) -> list[dict]:
+    return read_jsonl(run_dir / "metrics.jsonl")
+
+
+def generator_state(run_dir: Path) -> dict:
+    return torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["model_state"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(synth_root, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("results") / "gan" / "whole"
+    train_gan(tiny_config(), synth_root, run_dir, device="cpu")
+    return run_dir
+
+
+def test_cli_train_writes_every_output(synth_root, tmp_path, capsys):
+    status, out, err = cifar(
+        capsys, "gan", "train", "--run-name", "smoke", "--steps", 8, "--batch-size", 16, "--ngf", 8, "--ndf", 8,
+        "--log-every", 2, "--sample-every", 4, "--checkpoint-every", 4, "--collapse-warmup", 2, "--collapse-window", 2,
+        "--device", "cpu", "--data-dir", synth_root, "--results-dir", tmp_path,
+    )  # fmt: skip
+    assert status == 0, err
+    run_dir = tmp_path / "gan" / "smoke"
+    assert "8 steps" in out
+    for name in ("checkpoints/step_4.pt", "checkpoints/step_8.pt", "checkpoints/last.pt", "samples/step_4.png",
+                 "samples/step_8.png", "metrics.jsonl", "summary.json", "losses.png"):  # fmt: skip
+        assert (run_dir / name).stat().st_size > 0, name
+    rows = metric_rows(run_dir)
+    assert [r["step"] for r in rows] == [2, 4, 6, 8]
+    assert {"d_loss", "g_loss", "d_x", "d_g_z", "diversity"} <= set(rows[0])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 8 and summary["device"] == "cpu" and summary["synthetic_data"] is True
+    assert summary["parameters"]["generator"] > 0 and summary["collapse_events"] == []
+    assert summary["final"]["step"] == 8 and summary["checkpoints"] == ["step_4.pt", "step_8.pt"]
+    from PIL import Image
+
+    assert Image.open(run_dir / "samples" / "step_8.png").size == (8 * 34 + 2, 8 * 34 + 2)  # 8x8 grid
+
+
+def test_killed_run_resumes_exactly(synth_root, tmp_path, uninterrupted):
+    run_dir = tmp_path / "resumed"
+
+    def crash_at_step_10(row, training):
+        if row.get("step") == 10:
+            raise KeyboardInterrupt  # the process dies after step 10; last.pt is from step 8
+
+    with pytest.raises(KeyboardInterrupt):
+        train_gan(tiny_config(), synth_root, run_dir, device="cpu", on_log=crash_at_step_10)
+    assert [r["step"] for r in metric_rows(run_dir)] == [2, 4, 6, 8, 10]
+    train_gan(tiny_config(), synth_root, run_dir, device="cpu")
+    assert metric_rows(run_dir) == metric_rows(uninterrupted)
+    resumed, whole = generator_state(run_dir), generator_state(uninterrupted)
+    assert all(torch.equal(resumed[k], whole[k]) for k in whole)
+    same_grid = (run_dir / "samples" / "step_12.png").read_bytes() == (
+        uninterrupted / "samples" / "step_12.png"
+    ).read_bytes()
+    assert same_grid
+
+
+def test_stopped_run_extended_through_cli_matches(synth_root, tmp_path, capsys, uninterrupted):
+    common = ["gan", "train", "--run-name", "ext", "--batch-size", 16, "--ngf", 8, "--ndf", 8, "--nz", 16,
+              "--log-every", 2, "--sample-every", 6, "--checkpoint-every", 4, "--collapse-warmup", 4,
+              "--collapse-window", 4, "--device", "cpu", "--data-dir", synth_root, "--results-dir", tmp_path]  # fmt: skip
+    assert cifar(capsys, *common, "--steps", 6)[0] == 0
+    assert cifar(capsys, *common, "--steps", 12)[0] == 0
+    run_dir = tmp_path / "gan" / "ext"
+    assert metric_rows(run_dir) == metric_rows(uninterrupted)
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 12
+
+
+def test_resume_with_other_architecture_is_refused(synth_root, capsys, uninterrupted):
+    results_dir = uninterrupted.parent.parent
+    status, _, err = cifar(capsys, "gan", "train", "--run-name", uninterrupted.name, "--steps", 12, "--batch-size", 16,
+                           "--ngf", 16, "--ndf", 8, "--nz", 16, "--device", "cpu", "--data-dir", synth_root,
+                           "--results-dir", results_dir)  # fmt: skip
+    assert status == 2
+    assert (
+        len(err.strip().splitlines()) == 1
+        and err.startswith("error: cannot resume")
+        and "ngf was 8, now 16" in err
+    )
+
+
+def test_healthy_short_run_raises_no_collapse(synth_root, tmp_path):
+    cfg = tiny_config(
+        steps=40,
+        log_every=4,
+        sample_every=40,
+        checkpoint_every=40,
+        collapse={"warmup_steps": 4, "window_steps": 4},
+    )
+    summary = train_gan(cfg, synth_root, tmp_path / "healthy", device="cpu")
+    assert summary["collapse_events"] == [] and summary["recoveries"] == 0 and summary["steps"] == 40
+
+
+def test_forced_collapse_is_detected_and_rolled_back(synth_root, tmp_path):
+    """Pin the generator to a constant image from step 20 on; the detector must roll back to step 20."""
+    cfg = tiny_config(
+        steps=40,
+        log_every=5,
+        sample_every=40,
+        checkpoint_every=40,
+        collapse={"warmup_steps": 10, "window_steps": 10},
+    )
+    hooks = []
+
+    def sabotage(row, training):
+        if row.get("step") == 20 and not hooks and "event" not in row:
+            constant = lambda module, inputs, output: torch.zeros_like(output)  # noqa: E731
+            hooks.append(training.generator.register_forward_hook(constant))
+        if row.get("event") == "collapse" and hooks:
+            hooks.pop().remove()  # rollback happened: let the restored generator train normally
+
+    summary = train_gan(cfg, synth_root, tmp_path / "forced", device="cpu", on_log=sabotage)
+    [event] = summary["collapse_events"]
+    assert event["reason"] == "diversity_collapse" and event["step"] == 35  # symptom from 25, window 10
+    assert event["rolled_back_to"] == 20  # the last check with a clean window behind it
+    assert event["new_lr"] == pytest.approx(cfg.lr * 0.5) and event["new_seed"] != cfg.seed
+    assert summary["steps"] == 40 and summary["recoveries"] == 1 and summary["optimizer_steps"] == 55
+    rows = metric_rows(tmp_path / "forced")
+    after = [r for r in rows if r.get("recoveries") == 1]
+    assert after[0]["step"] == 25 and after[0]["lr"] == pytest.approx(cfg.lr * 0.5)
+    assert any(r.get("event") == "collapse" for r in rows)
+
+
+def test_recoveries_are_capped(synth_root, tmp_path):
+    cfg = tiny_config(steps=20, log_every=2, sample_every=20, checkpoint_every=20,
+                      collapse={"warmup_steps": 4, "window_steps": 0, "max_recoveries": 1})  # fmt: skip
+
+    def pin_forever(row, training):
+        if row.get("step") == 6 and not getattr(training.generator, "pinned", False):
+            training.generator.register_forward_hook(lambda module, inputs, output: torch.zeros_like(output))
+            training.generator.pinned = True
+
+    summary = train_gan(cfg, synth_root, tmp_path / "capped", device="cpu", on_log=pin_forever)
+    actions = [e["action"] for e in summary["collapse_events"]]
+    assert actions[0] == "rollback" and summary["recoveries"] == 1
+    assert all(a.startswith("none:") for a in actions[1:]) and len(actions) > 1
+
+
+@pytest.mark.parametrize("flag, value", [("--steps", 0), ("--lr", 0), ("--lr", -1), ("--batch-size", 0)])
+def test_bad_flag_values_exit_2(capsys, tmp_path, flag, value):
+    status, _, err = cifar(capsys, "gan", "train", "--run-name", "x", flag, value, "--results-dir", tmp_path)
+    assert status == 2 and err.startswith("error: ") and flag in err
+
+
+def test_bad_config_values_raise_config_error():
+    with pytest.raises(ConfigError, match="steps"):
+        GanTrainConfig(steps=0).validate()
+    with pytest.raises(ConfigError, match="lr"):
+        GanTrainConfig(lr=0.0).validate()
+    with pytest.raises(ConfigError, match="unknown gan config key 'colapse'"):
+        GanTrainConfig.from_dict({"colapse": {}})
