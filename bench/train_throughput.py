@@ -14,15 +14,15 @@ import json
 import platform
 import tempfile
 import time
-from contextlib import nullcontext
 
 import torch
 
 from cifar_core.config import TrainConfig
 from cifar_core.data import AUGMENT_PRESETS, make_data, make_torchvision_loader, write_synthetic
-from cifar_core.engine import build_model, resolve_device
-from cifar_core.models import count_parameters
-from cifar_core.optim import build_loss, build_optimizer
+from cifar_core.device import resolve_device
+from cifar_core.engine import build_model, make_train_step
+from cifar_core.models import parameter_count
+from cifar_core.optim import build_optimizer
 
 
 def sync(device: torch.device) -> None:
@@ -30,11 +30,11 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_steps(model, batches, steps: int, warmup: int, device: torch.device, amp: bool) -> float:
-    """Images per second over `steps` optimisation steps after `warmup` untimed ones."""
-    optimizer = build_optimizer(model.parameters(), TrainConfig().optim)
-    loss_fn = build_loss(TrainConfig().optim)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp else nullcontext
+def time_steps(cfg: TrainConfig, batches, steps: int, warmup: int, device: torch.device) -> float:
+    """Images per second over `steps` engine training steps after `warmup` untimed ones."""
+    model = build_model(cfg, device)
+    optimizer = build_optimizer(model.parameters(), cfg.optim)
+    train_step = make_train_step(cfg, model, optimizer, None, device)
     seen, start = 0, None
     iterator = iter(batches)
     for i in range(warmup + steps):
@@ -46,15 +46,8 @@ def time_steps(model, batches, steps: int, warmup: int, device: torch.device, am
         except StopIteration:
             iterator = iter(batches)
             x, y = next(iterator)
-        x = x.to(device, non_blocking=True)
-        y = y.to(device, non_blocking=True)
-        if device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast():
-            loss = loss_fn(model(x).float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        # The baseline's batches arrive on the host; ours are already on the device.
+        train_step(x.to(device, non_blocking=True), y.to(device, non_blocking=True))
         seen += y.shape[0]
     sync(device)
     return seen / (time.perf_counter() - start)
@@ -63,17 +56,14 @@ def time_steps(model, batches, steps: int, warmup: int, device: torch.device, am
 def bench_model(name: str, root, args, device: torch.device) -> dict:
     cfg = TrainConfig().with_overrides({"model.name": name, "run.device": str(device), "run.batch_size": args.batch_size})
     augment = AUGMENT_PRESETS[args.augment]
-    amp = device.type == "cuda"
     ours_data = make_data(root, batch_size=args.batch_size, augment=augment, device=device, seed=0)
     baseline = make_torchvision_loader(root, "train", batch_size=args.batch_size, augment=augment,
                                        num_workers=args.workers, drop_last=True, pin_memory=device.type == "cuda")
-    model = build_model(cfg, device)
-    ours = time_steps(model, ours_data.train, args.steps, args.warmup, device, amp)
-    model = build_model(cfg, device)
-    base = time_steps(model, baseline, args.steps, args.warmup, device, amp)
+    ours = time_steps(cfg, ours_data.train, args.steps, args.warmup, device)
+    base = time_steps(cfg, baseline, args.steps, args.warmup, device)
     return {
         "model": name,
-        "parameters": count_parameters(model),
+        "parameters": parameter_count(name),
         "ours_images_per_s": round(ours, 1),
         "baseline_images_per_s": round(base, 1),
         "speedup": round(ours / base, 2),

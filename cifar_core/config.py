@@ -60,7 +60,7 @@ class RunConfig:
     full_train: bool = False  # retrain on all training images, no validation split
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
-    channels_last: bool = True  # NHWC tensors on CUDA (ignored on CPU)
+    channels_last: bool = True  # NHWC tensors (faster on CUDA and, measured, on CPU too)
     compile: bool = False  # torch.compile the model
 
 

@@ -34,11 +34,12 @@ GROUPS = ("model", "optim", "augment", "run")
 _D = TrainConfig()  # defaults shown in --help
 
 
-def _opt(*decls, key: str, **kw):
+def _opt(*decls, key: str, none_means: str = "the model's own", **kw):
     group, field = key.split(".")
     default = getattr(getattr(_D, group), field)
     kw.setdefault("help", "")
-    kw["help"] += f"  [default: {default}]"
+    shown = none_means if default is None else default
+    kw["help"] += f"  [default: {shown}]"
     return click.option(*decls, default=None, **kw)
 
 
@@ -71,7 +72,7 @@ def train_options(fn):
         _opt("--hue", type=float, key="augment.hue", help="Colour jitter hue, at most 0.5 (0 = off)."),
         _opt("--rotation", type=float, key="augment.rotation", help="Random rotation, max degrees (0 = off)."),
         _opt("--epochs", type=int, key="run.epochs", help="Epochs (ignored when --steps is given)."),
-        _opt("--steps", type=int, key="run.steps", help="Optimisation steps in all (report B: 10000)."),
+        _opt("--steps", type=int, key="run.steps", none_means="off (use --epochs)", help="Optimisation steps in all (report B: 10000)."),
         _opt("--batch-size", type=int, key="run.batch_size", help="Training batch size."),
         _opt("--eval-batch-size", type=int, key="run.eval_batch_size", help="Evaluation batch size."),
         _opt("--seed", type=int, key="run.seed", help="Seed for init, shuffling, augmentation, dropout."),
