@@ -1,0 +1,91 @@
+# Images, kind and Helm. Included by the top-level Makefile (`-include k8s/k8s.mk`).
+#
+#   make image-constraints     pin images/constraints.txt to the dev venv's versions
+#   make image                 CUDA image (KubeRay head/workers and every Job): cifar100-k8s:<version>
+#   make image-cpu             CPU variant for kind: cifar100-k8s:<version>-cpu
+#   make kind-up               one-node kind cluster with ./data and ./results mounted, plus their PVCs
+#   make kind-load             build image-cpu and load it into the kind node
+#   make kuberay-install       KubeRay operator 1.7.0 (needs the kuberay Helm repository)
+#   make helm-install          install the chart (HELM_ARGS="-f my-values.yaml ..." to customise)
+#   make helm-install-kind     install the chart with k8s/kind/values.yaml
+#   make k8s-manifests         regenerate k8s/kind/stages/*.yaml from the chart
+
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE_REPO ?= cifar100-k8s
+IMAGE_TAG ?= $(VERSION)
+RAY_VERSION ?= 2.60.0
+CUDA_BASE ?= rayproject/ray:$(RAY_VERSION)-py311-cu128
+# Empty: PyPI's default torch 2.14.1 wheels (they bundle their CUDA runtime), as pinned in images/constraints.txt.
+CUDA_TORCH_INDEX ?=
+CPU_BASE ?= rayproject/ray:$(RAY_VERSION)-py311-cpu
+CPU_TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+# 0 skips baking pytorch-fid's Inception weights into the image (no network at build time).
+FID_WEIGHTS ?= 1
+DOCKER ?= docker
+KIND ?= kind
+KUBECTL ?= kubectl
+HELM ?= helm
+KIND_CLUSTER ?= cifar100
+KUBERAY_VERSION ?= 1.7.0
+RELEASE ?= cifar100
+NAMESPACE ?= default
+HELM_ARGS ?=
+K8S_STAGES := tune retrain gan fid pipeline
+
+IMAGE_BUILD_ARGS = \
+	--build-arg VERSION=$(VERSION) \
+	--build-arg REVISION=$(shell git rev-parse --short HEAD 2>/dev/null || echo unknown) \
+	--build-arg CREATED=$(shell date -u +%Y-%m-%dT%H:%M:%SZ) \
+	--build-arg SOURCE=$(shell git remote get-url origin 2>/dev/null) \
+	--build-arg FETCH_FID_WEIGHTS=$(FID_WEIGHTS)
+
+.PHONY: image-constraints image image-cpu kind-up kind-down kind-load kuberay-install helm-install helm-install-kind k8s-manifests
+
+# The exact versions the test suite ran with become the image's pip constraints.
+image-constraints: setup
+	{ sed -n '1,3p' images/constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^#'; } > images/constraints.txt.new
+	mv images/constraints.txt.new images/constraints.txt
+
+image:
+	$(DOCKER) build -f images/Dockerfile $(IMAGE_BUILD_ARGS) \
+		--build-arg BASE_IMAGE=$(CUDA_BASE) --build-arg TORCH_INDEX_URL=$(CUDA_TORCH_INDEX) \
+		-t $(IMAGE_REPO):$(IMAGE_TAG) .
+
+image-cpu:
+	$(DOCKER) build -f images/Dockerfile $(IMAGE_BUILD_ARGS) \
+		--build-arg BASE_IMAGE=$(CPU_BASE) --build-arg TORCH_INDEX_URL=$(CPU_TORCH_INDEX) \
+		-t $(IMAGE_REPO):$(IMAGE_TAG)-cpu .
+
+# The pods run as uid 1000; hostPath volumes ignore fsGroup, so the two folders are made writable.
+kind-up:
+	mkdir -p data results build
+	chmod a+rwx data results
+	sed 's|@REPO@|$(CURDIR)|g' k8s/kind/cluster.yaml > build/kind-cluster.yaml
+	$(KIND) create cluster --name $(KIND_CLUSTER) --config build/kind-cluster.yaml
+	$(KUBECTL) apply -f k8s/kind/storage.yaml
+
+kind-down:
+	$(KIND) delete cluster --name $(KIND_CLUSTER)
+
+kind-load: image-cpu
+	$(KIND) load docker-image $(IMAGE_REPO):$(IMAGE_TAG)-cpu --name $(KIND_CLUSTER)
+
+kuberay-install:
+	$(HELM) repo add kuberay https://ray-project.github.io/kuberay-helm/ --force-update
+	$(HELM) upgrade --install kuberay-operator kuberay/kuberay-operator --version $(KUBERAY_VERSION) \
+		--namespace kuberay-system --create-namespace --wait
+
+helm-install:
+	$(HELM) upgrade --install $(RELEASE) charts/cifar100 --namespace $(NAMESPACE) --create-namespace \
+		--set image.repository=$(IMAGE_REPO) --set image.tag=$(IMAGE_TAG) $(HELM_ARGS)
+
+helm-install-kind:
+	$(HELM) upgrade --install $(RELEASE) charts/cifar100 --namespace $(NAMESPACE) --create-namespace \
+		-f k8s/kind/values.yaml --set image.tag=$(IMAGE_TAG)-cpu $(HELM_ARGS)
+
+# Plain manifests for `kubectl apply -f`, rendered by the chart itself; tests/test_submit.py checks they
+# are current.
+k8s-manifests: setup
+	for stage in $(K8S_STAGES); do \
+		$(CIFAR) submit $$stage --dry-run -f k8s/kind/values.yaml > k8s/kind/stages/$$stage.yaml || exit 1; \
+	done
