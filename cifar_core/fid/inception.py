@@ -1,0 +1,189 @@
+"""pytorch-fid's FID Inception network, built from a weights file without touching the network.
+
+pytorch-fid's `InceptionV3` always fetches its weights with `load_state_dict_from_url`. We build
+the same class but hand it a state dict we have read (and checked) ourselves, so the weights can
+come from `--weights`, $CIFAR_FID_WEIGHTS or the torch hub cache, and a wrong file gives one clear
+line instead of a page of missing keys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import torch
+import torchvision
+from pytorch_fid import inception as pytorch_fid_inception
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from cifar_core.atomic import atomic_torch_save
+from cifar_core.errors import CifarError
+
+WEIGHTS_URL = pytorch_fid_inception.FID_WEIGHTS_URL
+WEIGHTS_FILENAME = WEIGHTS_URL.rsplit("/", 1)[-1]  # pt_inception-2015-12-05-6726825d.pth
+WEIGHTS_SHA256_PREFIX = WEIGHTS_FILENAME.rsplit("-", 1)[-1].split(".")[0]  # torch hub naming: 6726825d
+WEIGHTS_ENV = "CIFAR_FID_WEIGHTS"
+FEATURE_DIMS = 2048
+FEATURE_LAYER = "pool3"  # pytorch-fid block 3: the final average pool, as in the FID paper
+POOL3_BLOCK = pytorch_fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM[FEATURE_DIMS]
+
+# Building swaps a module attribute of pytorch-fid and installs a global torch hook: one at a time.
+_BUILD_LOCK = threading.Lock()
+
+
+def hub_weights_path() -> Path:
+    """Where pytorch-fid itself looks for (and downloads) the weights: the torch hub cache."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILENAME
+
+
+def resolve_weights(weights: str | os.PathLike | None = None, *, download: bool = True) -> Path:
+    """The weights file to use: `weights`, else $CIFAR_FID_WEIGHTS, else the hub cache (downloaded
+    there when the network allows). Raises a one-line CifarError saying where to put the file."""
+    explicit = weights if weights is not None else os.environ.get(WEIGHTS_ENV) or None
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise CifarError(f"FID Inception weights file not found: {path}")
+        return path
+    cached = hub_weights_path()
+    if cached.is_file():
+        return cached
+    reason = "downloads disabled"
+    if download:
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            # Written to a temporary file, checked against the sha256 prefix in the file name, then
+            # renamed: never a torn or wrong cache entry.
+            torch.hub.download_url_to_file(WEIGHTS_URL, str(cached), hash_prefix=WEIGHTS_SHA256_PREFIX, progress=False)
+            return cached
+        except (OSError, ValueError, RuntimeError) as exc:  # URLError is an OSError; a bad hash a RuntimeError
+            reason = f"download failed: {exc}"
+    raise CifarError(
+        f"FID Inception weights not available ({reason}); put {WEIGHTS_FILENAME} from {WEIGHTS_URL} "
+        f"at {cached}, or pass --weights PATH, or set ${WEIGHTS_ENV}"
+    )
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The state dict in a weights file; anything else is a one-line CifarError."""
+    try:
+        # weights_only: a weights file is tensors only, so refuse arbitrary pickled code.
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for torn or foreign files
+        raise CifarError(f"FID weights file {path} is unreadable ({type(exc).__name__}): not a torch state dict") from None
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CifarError(f"FID weights file {path} does not hold a state dict of tensors")
+    return dict(state)
+
+
+def build_fid_inception(state: Mapping[str, torch.Tensor], source: str = "weights") -> nn.Module:
+    """pytorch-fid's InceptionV3 (pool3 output, resize to 299 and scaling to [-1, 1] inside) with
+    `state` loaded; keys or shapes that differ from pytorch-fid's FID Inception raise CifarError."""
+
+    def checked_state(skeleton: nn.Module) -> Mapping[str, torch.Tensor]:
+        problem = describe_mismatch(skeleton.state_dict(), state)
+        if problem:
+            raise CifarError(f"{source} is not pytorch-fid's FID Inception weights: {problem}")
+        return state
+
+    return _build_with_state(checked_state)
+
+
+def describe_mismatch(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]) -> str:
+    """'' when `found` has exactly `expected`'s keys and shapes, else a short one-line summary."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    reshaped = [k for k in expected if k in found and tuple(found[k].shape) != tuple(expected[k].shape)]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing keys (e.g. {missing[0]!r})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]!r})")
+    if reshaped:
+        k = reshaped[0]
+        parts.append(
+            f"{len(reshaped)} shape mismatches (e.g. {k!r} is {list(found[k].shape)}, expected {list(expected[k].shape)})"
+        )
+    return "; ".join(parts)
+
+
+def random_fid_weights(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A state dict with exactly pytorch-fid's FID Inception keys and shapes but random values.
+
+    For tests and benchmarks where the real file cannot be downloaded. Convolutions get He-normal
+    weights so that activations keep their scale through the ~100 layers and the features vary
+    with the input (PyTorch's default init shrinks them towards zero).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    state: dict[str, torch.Tensor] = {}
+
+    def randomised(skeleton: nn.Module) -> Mapping[str, torch.Tensor]:
+        for key, value in skeleton.state_dict().items():
+            value = value.clone()
+            if value.dim() == 4:  # convolution weights [out, in, kh, kw]
+                value = torch.randn(value.shape, generator=generator) * (2.0 / value[0].numel()) ** 0.5
+            state[key] = value
+        return state
+
+    _build_with_state(randomised)
+    return state
+
+
+def write_random_weights(path: str | os.PathLike, seed: int = 0) -> Path:
+    """Save `random_fid_weights(seed)` where pytorch-fid or `--weights` can load it."""
+    return atomic_torch_save(random_fid_weights(seed), path)
+
+
+def prepare_for_inference(network: nn.Module, device: torch.device) -> nn.Module:
+    """Eval mode, no gradients, BatchNorm folded into the convolutions, channels-last on `device`.
+
+    Folding removes one full pass over every activation map; channels-last lets oneDNN (CPU) and
+    cuDNN pick their fastest convolutions. Both change results only at float32 rounding level.
+    """
+    network = network.eval().requires_grad_(False)
+    for module in network.modules():
+        if isinstance(module, torchvision.models.inception.BasicConv2d):
+            module.conv = fuse_conv_bn_eval(module.conv, module.bn)
+            module.bn = nn.Identity()
+    return network.to(device=device, memory_format=torch.channels_last)
+
+
+@contextlib.contextmanager
+def _captured_inception_skeleton() -> Iterator[list[nn.Module]]:
+    """Collect the torchvision Inception3 that pytorch-fid builds, before its weights are loaded."""
+    captured: list[nn.Module] = []
+
+    def on_register(module: nn.Module, name: str, child: nn.Module) -> None:
+        if isinstance(module, torchvision.models.Inception3) and not captured:
+            captured.append(module)
+
+    handle = torch.nn.modules.module.register_module_module_registration_hook(on_register)
+    try:
+        yield captured
+    finally:
+        handle.remove()
+
+
+def _build_with_state(make_state: Callable[[nn.Module], Mapping[str, torch.Tensor]]) -> nn.Module:
+    """Run pytorch-fid's InceptionV3 constructor with its weight download replaced by
+    `make_state(skeleton)`, where `skeleton` is the freshly built (still random) Inception3."""
+    with _BUILD_LOCK, _captured_inception_skeleton() as captured:
+        original = pytorch_fid_inception.load_state_dict_from_url
+        pytorch_fid_inception.load_state_dict_from_url = lambda *args, **kwargs: make_state(captured[0])
+        try:
+            return pytorch_fid_inception.InceptionV3([POOL3_BLOCK])
+        finally:
+            pytorch_fid_inception.load_state_dict_from_url = original

@@ -1,0 +1,179 @@
+"""What `cifar fid` does: score generated images (a folder, an .npz, a generator checkpoint, or
+every snapshot of a GAN run) against a CIFAR-100 split and write RESULTS/fid/<name>/summary.json."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cifar_core.atomic import atomic_write_json
+from cifar_core.errors import CifarError
+from cifar_core.fid.features import FeatureExtractor, load_images, load_inception
+from cifar_core.fid.frechet import frechet_distance
+from cifar_core.fid.inception import FEATURE_DIMS, FEATURE_LAYER
+from cifar_core.fid.stats import FidStatistics, reference_statistics, statistics_of_images
+from cifar_core.progress import log
+
+SELECT_BEST_N = 2000  # samples per snapshot when ranking a run's checkpoints
+CHECKPOINT_N = 10_000  # samples from one generator, as in report B
+
+
+def run_fid(out_dir: Path, *, fake: Path | None = None, checkpoint: Path | None = None,
+            run_dir: Path | None = None, data_dir: Path, split: str = "test", weights=None,
+            device: str = "auto", batch_size: int | None = None, n: int | None = None, seed: int = 0,
+            cache_dir: Path | None = None) -> dict:
+    """Score one of `fake`, `checkpoint` or `run_dir` (every snapshot) and write the summary."""
+    if sum(x is not None for x in (fake, checkpoint, run_dir)) != 1:
+        raise CifarError("give exactly one of fake images, a checkpoint or a run dir to select from")
+    if n is not None and n < 2:
+        raise CifarError(f"FID needs at least 2 generated images, got n={n}")
+    start = time.perf_counter()
+    # The generated side first: a bad folder or checkpoint fails before any Inception work.
+    if run_dir is not None:
+        snapshots = run_snapshots(run_dir)
+    else:
+        images, source = load_fake(fake, checkpoint, n, seed, device)
+        loaded = time.perf_counter() - start
+    setup = prepare(data_dir, split, weights, device, batch_size, cache_dir)
+    if run_dir is not None:
+        result = select_best(setup, snapshots, n, seed)
+    else:
+        result = score_source(setup, images, source)
+        result["seconds"]["fake_images"] = loaded
+    return write_summary(out_dir, setup, result, time.perf_counter() - start)
+
+
+@dataclass
+class FidSetup:
+    """What every score in one command shares: the network and the reference statistics."""
+
+    extractor: FeatureExtractor
+    reference: FidStatistics
+    split: str
+    seconds: dict
+
+
+def prepare(data_dir, split: str, weights=None, device: str = "auto", batch_size: int | None = None,
+            cache_dir: str | os.PathLike | None = None) -> FidSetup:
+    start = time.perf_counter()
+    extractor = load_inception(weights, device, batch_size)
+    loaded = time.perf_counter()
+    reference = reference_statistics(data_dir, split, extractor, cache_dir)
+    done = time.perf_counter()
+    source = f"cache {reference.cache_path}" if reference.from_cache else f"{reference.n} images"
+    log(f"fid: reference statistics of {split} from {source}")
+    seconds = {"load_inception": loaded - start, "reference_statistics": done - loaded}
+    return FidSetup(extractor, reference, split, seconds)
+
+
+def score_images(setup: FidSetup, images) -> dict:
+    """FID of uint8 images against the reference, with counts and timings."""
+    if len(images) < 2:
+        raise CifarError(f"FID needs at least 2 generated images, got {len(images)}")
+    start = time.perf_counter()
+    fake = statistics_of_images(images, setup.extractor, desc="fake images")
+    features_done = time.perf_counter()
+    fid = frechet_distance(fake.mu, fake.sigma, setup.reference.mu, setup.reference.sigma)
+    seconds = {"fake_features": features_done - start, "frechet": time.perf_counter() - features_done}
+    return {"fid": fid, "n_fake": fake.n, "seconds": seconds}
+
+
+def load_fake(fake: Path | None = None, checkpoint: Path | None = None, n: int | None = None,
+              seed: int = 0, device: str | torch.device = "auto") -> tuple[torch.Tensor | np.ndarray, dict]:
+    """(uint8 images, description) from a folder or .npz (`fake`, first `n` images) or from `n`
+    samples of a generator `checkpoint`. Runs before any Inception work, so bad input fails fast."""
+    if checkpoint is not None:
+        images = sample_checkpoint(checkpoint, n or CHECKPOINT_N, seed, device)
+        return images, {"kind": "checkpoint", "path": str(checkpoint), "seed": seed}
+    images = load_images(fake)[:n]
+    if len(images) < 2:
+        raise CifarError(f"FID needs at least 2 generated images; {fake} has {len(images)}")
+    return images, {"kind": "npz" if Path(fake).suffix == ".npz" else "folder", "path": str(fake)}
+
+
+def score_source(setup: FidSetup, images, source: dict) -> dict:
+    return {**score_images(setup, images), "fake": source}
+
+
+def sample_checkpoint(checkpoint: Path, n: int, seed: int, device: str | torch.device = "auto") -> torch.Tensor:
+    # Imported here: only this path needs the GAN code.
+    from cifar_core.engine import resolve_device
+    from cifar_core.gan.sample import generate, load_generator
+
+    device = resolve_device(device) if isinstance(device, str) else device
+    generator = load_generator(checkpoint, device)
+    return generate(generator, n, seed, device=device)
+
+
+def select_best(setup: FidSetup, snapshots: list[tuple[int, Path]], n: int | None = None, seed: int = 0) -> dict:
+    """Score each (step, checkpoint) snapshot on the same `n` noise vectors; best (lowest) first."""
+    ranking = []
+    for step, path in snapshots:
+        log(f"fid: scoring {path.name}")
+        start = time.perf_counter()
+        images = sample_checkpoint(path, n or SELECT_BEST_N, seed, setup.extractor.device)
+        result = score_images(setup, images)
+        seconds = time.perf_counter() - start
+        ranking.append({"step": step, "checkpoint": str(path), "fid": result["fid"], "n_fake": result["n_fake"],
+                        "seconds": seconds})
+    ranking.sort(key=lambda r: (r["fid"], r["step"]))
+    return {
+        "fid": ranking[0]["fid"],
+        "n_fake": ranking[0]["n_fake"],
+        "best": ranking[0],
+        "ranking": ranking,
+        "fake": {"kind": "run", "path": str(snapshots[0][1].parent.parent), "seed": seed},
+    }
+
+
+def run_snapshots(run_dir: Path) -> list[tuple[int, Path]]:
+    """(step, path) of RUN_DIR/checkpoints/step_<N>.pt, in step order."""
+    folder = Path(run_dir) / "checkpoints"
+    found = []
+    for path in folder.glob("step_*.pt") if folder.is_dir() else []:
+        match = re.fullmatch(r"step_(\d+)\.pt", path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    if not found:
+        raise CifarError(f"no generator snapshots (checkpoints/step_<N>.pt) in {run_dir}")
+    return sorted(found)
+
+
+def write_summary(out_dir: Path, setup: FidSetup, result: dict, total_seconds: float) -> dict:
+    """summary.json: the score(s), what was compared, the weights, the device and timings."""
+    extractor, reference = setup.extractor, setup.reference
+    summary = {
+        **result,
+        "n_real": reference.n,
+        "real": {
+            "dataset": reference.key.get("dataset"),
+            "split": setup.split,
+            "data_sha256": reference.key.get("data_sha256"),
+            "stats_cache": str(reference.cache_path) if reference.cache_path else None,
+            "from_cache": reference.from_cache,
+        },
+        "weights": {"path": str(extractor.weights_path), "sha256": extractor.weights_sha256},
+        "feature_layer": FEATURE_LAYER,
+        "feature_dims": FEATURE_DIMS,
+        "device": describe_device(extractor.device),
+        "batch_size": extractor.batch_size,
+        "seconds": {**setup.seconds, **result.get("seconds", {}), "total": total_seconds},
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    atomic_write_json(Path(out_dir) / "summary.json", summary)
+    return summary
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

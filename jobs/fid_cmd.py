@@ -1,0 +1,93 @@
+"""`cifar fid`: parse options, call cifar_core.fid.scoring."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from jobs.options import data_dir_option, device_option, json_option, results_dir_option
+
+POSITIVE_INT = click.IntRange(min=1)
+
+
+@click.command("fid")
+@click.option(
+    "--fake",
+    type=click.Path(exists=True, path_type=Path),
+    help="Generated images: a folder of 32x32 RGB PNGs, or an .npz with a uint8 `images` array.",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A GAN checkpoint (step_<N>.pt or last.pt): sample --n images from its generator.",
+)
+@click.option(
+    "--select-best",
+    "run_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A GAN run dir: score every checkpoints/step_<N>.pt on --n samples and rank them.",
+)
+@click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True,
+              help="CIFAR-100 split the generated images are compared with.")
+@click.option(
+    "--weights",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth [default: $CIFAR_FID_WEIGHTS, "
+    "else the torch hub cache, downloaded there if the network allows].",
+)
+@click.option("--n", type=POSITIVE_INT,
+              help="Generated images to use: a limit for --fake; samples for --checkpoint "
+              "(default 10000) and per snapshot for --select-best (default 2000).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Noise seed for generator samples.")
+@click.option("--name", help="Results go to RESULTS/fid/<name>/ [default: from the input's name].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Write summary.json here instead of RESULTS/fid/<name>/.")
+@click.option("--batch-size", type=POSITIVE_INT, help="Images per Inception batch [default: 50 CPU, 200 GPU].")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Reference statistics cache [default: RESULTS/cache/fid].")
+@data_dir_option
+@results_dir_option
+@device_option
+@json_option
+def fid_cmd(fake, checkpoint, run_dir, split, weights, n, seed, name, out, batch_size, cache_dir,
+            data_dir, results_dir, device, as_json) -> None:
+    """FID of generated images against a CIFAR-100 split (pytorch-fid's Inception, pool3, 2048-d).
+
+    Exactly one of --fake, --checkpoint or --select-best. The split's statistics are cached, so
+    later runs only pass the generated images through Inception. Writes summary.json.
+    """
+    from cifar_core.fid import scoring
+
+    inputs = [p for p in (fake, checkpoint, run_dir) if p is not None]
+    if len(inputs) != 1:
+        raise click.UsageError("give exactly one of --fake, --checkpoint or --select-best")
+    if name is not None and (Path(name).name != name or name in (".", "..")):
+        raise click.BadParameter(f"{name!r} must be a plain name, not a path", param_hint="--name")
+    out_dir = out or results_dir / "fid" / (name or default_name(fake, checkpoint, run_dir))
+    summary = scoring.run_fid(
+        out_dir, fake=fake, checkpoint=checkpoint, run_dir=run_dir, data_dir=data_dir, split=split,
+        weights=weights, device=device, batch_size=batch_size, n=n, seed=seed,
+        cache_dir=cache_dir or results_dir / "cache" / "fid",
+    )
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, sort_keys=True))
+        return
+    click.echo(f"FID {summary['fid']:.4f} ({summary['n_fake']} generated vs {summary['n_real']} {split} images)")
+    if run_dir is not None:
+        for row in summary["ranking"]:
+            click.echo(f"  step {row['step']:>8}  FID {row['fid']:.4f}")
+        click.echo(f"best snapshot: {summary['best']['checkpoint']}")
+    click.echo(f"summary: {out_dir / 'summary.json'}")
+
+
+def default_name(fake: Path | None, checkpoint: Path | None, run_dir: Path | None) -> str:
+    """The input's name: the folder or file stem, `<run>-<step>` for a checkpoint, `<run>-select`."""
+    if run_dir is not None:
+        return f"{run_dir.resolve().name}-select"
+    if checkpoint is not None:
+        run = checkpoint.resolve().parent
+        run = run.parent if run.name == "checkpoints" else run
+        return f"{run.name}-{checkpoint.stem}"
+    return fake.resolve().stem if fake.suffix == ".npz" else fake.resolve().name

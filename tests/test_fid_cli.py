@@ -1,0 +1,152 @@
+"""`cifar fid` end to end on tiny inputs: folders, .npz files, generator checkpoints, choosing the
+best snapshot of a GAN run, the reference cache across runs, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cifar_core.data import load_split, write_synthetic
+from cifar_core.fid import WEIGHTS_FILENAME, write_random_weights
+from cifar_core.gan.checkpoint import save_gan_checkpoint
+from cifar_core.gan.config import GanTrainConfig
+from cifar_core.gan.state import GanTraining
+from jobs.cli import main
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> dict:
+    """Test-made weights (random values, pytorch-fid's keys), 8 synthetic test images, and one
+    reference cache shared by the module so only the first run computes the real side."""
+    base = tmp_path_factory.mktemp("fid-cli")
+    write_synthetic(base / "data", n_train=2, n_test=8, seed=0)
+    return {
+        "weights": write_random_weights(base / WEIGHTS_FILENAME),
+        "data": base / "data",
+        "cache": base / "cache",
+        "images": load_split(base / "data", "test").images,
+    }
+
+
+def cifar_fid(capsys, setup, results: Path, *args) -> tuple[int, str, str]:
+    base = ["fid", "--weights", setup["weights"], "--data-dir", setup["data"], "--results-dir", results,
+            "--cache-dir", setup["cache"], "--device", "cpu"]
+    capsys.readouterr()
+    status = main([str(a) for a in [*base, *args]])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def assert_one_line_error(status: int, err: str, *fragments: str) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert status == 2 and len(lines) == 1 and lines[0].startswith("error: "), (status, err)
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def write_pngs(folder: Path, images: np.ndarray, mode: str = "RGB") -> Path:
+    folder.mkdir(parents=True)
+    for i, image in enumerate(images):
+        Image.fromarray(image).convert(mode).save(folder / f"{i:03d}.png")
+    return folder
+
+
+def write_gan_checkpoint(path: Path, seed: int, **kwargs) -> Path:
+    """A real GAN checkpoint of a freshly initialised tiny generator (FID does not care about training)."""
+    config = GanTrainConfig(ngf=8, ndf=8, nz=16, seed=seed)
+    payload = {**GanTraining(config, torch.device("cpu")).models_payload(), "step": 0, "config": config.to_dict()}
+    payload["model_kwargs"] = {**payload["model_kwargs"], **kwargs}
+    return save_gan_checkpoint(payload, path)
+
+
+def test_folder_of_pngs_then_cached_reference(capsys, setup, tmp_path):
+    shifted = np.clip(setup["images"].astype(int) + 40, 0, 255).astype(np.uint8)
+    fake = write_pngs(tmp_path / "samples", shifted)
+    status, out, err = cifar_fid(capsys, setup, tmp_path / "results", "--fake", fake, "--n", 6, "--json")
+    assert status == 0, err
+    summary = json.loads(out)
+    assert summary == json.loads((tmp_path / "results" / "fid" / "samples" / "summary.json").read_text())
+    assert summary["fid"] > 0 and summary["n_fake"] == 6 and summary["n_real"] == 8
+    assert summary["feature_layer"] == "pool3" and summary["feature_dims"] == 2048
+    assert summary["weights"]["sha256"] and summary["device"].startswith("cpu")
+    assert summary["real"]["dataset"] == "synthetic" and summary["fake"]["kind"] == "folder"
+    cache_file = Path(summary["real"]["stats_cache"])
+    stamp = cache_file.stat().st_mtime_ns
+
+    # The same images as an .npz in channels-first layout: same score, reference from the cache.
+    np.savez(tmp_path / "samples.npz", images=shifted[:6].transpose(0, 3, 1, 2))
+    status, out, err = cifar_fid(capsys, setup, tmp_path / "results", "--fake", tmp_path / "samples.npz",
+                                 "--name", "again", "--json")
+    assert status == 0, err
+    again = json.loads(out)
+    assert again["real"]["from_cache"] and cache_file.stat().st_mtime_ns == stamp
+    assert again["fid"] == pytest.approx(summary["fid"], rel=1e-6)
+    assert (tmp_path / "results" / "fid" / "again" / "summary.json").is_file()
+
+
+def test_checkpoint_and_select_best(capsys, setup, tmp_path):
+    run = tmp_path / "gan-run"
+    for step, seed in ((2, 0), (4, 1)):
+        write_gan_checkpoint(run / "checkpoints" / f"step_{step}.pt", seed)
+    status, out, err = cifar_fid(capsys, setup, tmp_path / "results", "--checkpoint",
+                                 run / "checkpoints" / "step_2.pt", "--n", 3, "--json")
+    assert status == 0, err
+    single = json.loads(out)
+    assert single["n_fake"] == 3 and single["fake"]["kind"] == "checkpoint"
+    assert (tmp_path / "results" / "fid" / "gan-run-step_2" / "summary.json").is_file()
+
+    status, out, err = cifar_fid(capsys, setup, tmp_path / "results", "--select-best", run, "--n", 3)
+    assert status == 0, err
+    summary = json.loads((tmp_path / "results" / "fid" / "gan-run-select" / "summary.json").read_text())
+    assert [row["step"] for row in sorted(summary["ranking"], key=lambda r: r["step"])] == [2, 4]
+    fids = [row["fid"] for row in summary["ranking"]]
+    assert fids == sorted(fids) and summary["best"] == summary["ranking"][0] and summary["fid"] == fids[0]
+    step_2 = next(row for row in summary["ranking"] if row["step"] == 2)
+    assert step_2["fid"] == pytest.approx(single["fid"], rel=1e-6)  # same seed, same samples
+    assert "best snapshot" in out
+
+
+def test_bad_generated_inputs_are_one_line_errors(capsys, setup, tmp_path):
+    images = setup["images"]
+    (tmp_path / "empty").mkdir()
+    big = np.zeros((2, 64, 64, 3), np.uint8)
+    cases = [
+        (write_pngs(tmp_path / "big", big), "64x64 RGB"),
+        (write_pngs(tmp_path / "gray", images[:2], mode="L"), "32x32 L"),
+        (write_pngs(tmp_path / "rgba", images[:2], mode="RGBA"), "RGBA"),
+        (tmp_path / "empty", "no images"),
+        (write_pngs(tmp_path / "single", images[:1]), "at least 2"),
+    ]
+    np.savez(tmp_path / "floats.npz", images=images.astype(np.float32))
+    np.savez(tmp_path / "shape.npz", images=images[:, :16])
+    np.savez(tmp_path / "nokey.npz", pictures=images)
+    cases += [(tmp_path / "floats.npz", "uint8"), (tmp_path / "shape.npz", "shape"), (tmp_path / "nokey.npz", "no 'images'")]
+    for fake, fragment in cases:
+        status, _, err = cifar_fid(capsys, setup, tmp_path / "results", "--fake", fake)
+        assert_one_line_error(status, err, fragment)
+    assert not (tmp_path / "results" / "fid").exists()
+
+
+def test_bad_checkpoints_weights_and_options_are_one_line_errors(capsys, setup, tmp_path):
+    other = write_gan_checkpoint(tmp_path / "run" / "checkpoints" / "step_1.pt", 0, ngf=16)
+    status, _, err = cifar_fid(capsys, setup, tmp_path / "r", "--checkpoint", other)
+    assert_one_line_error(status, err, "do not fit")
+    tmp_path.joinpath("results").mkdir()
+    status, _, err = cifar_fid(capsys, setup, tmp_path / "r", "--select-best", tmp_path / "results")
+    assert_one_line_error(status, err, "no generator snapshots")
+
+    state = torch.load(setup["weights"], weights_only=True)
+    torch.save({k: v for k, v in state.items() if not k.startswith("Mixed_7c")}, tmp_path / "cut.pth")
+    fake = write_pngs(tmp_path / "fake", setup["images"][:2])
+    # A later --weights wins over the one cifar_fid passes.
+    status, _, err = cifar_fid(capsys, setup, tmp_path / "r", "--fake", fake, "--weights", tmp_path / "cut.pth")
+    assert_one_line_error(status, err, "not pytorch-fid's FID Inception weights", "missing keys")
+
+    status, _, err = cifar_fid(capsys, setup, tmp_path / "r", "--fake", fake, "--checkpoint", other)
+    assert_one_line_error(status, err, "exactly one of")
+
