@@ -1,0 +1,46 @@
+"""`cifar report`: one page (and a Markdown twin) for whatever stages of the study have run.
+
+    collect   every stage's summary.json and result files -> one plain dict (report.json)
+    plots     the report's own figures (accuracy vs parameters, FID over snapshots, ASHA rungs)
+    content   the document: sections of text, tables and figures (classify_sections, gan_sections)
+    html      OUT/index.html, self-contained (figures inline, no requests, no script)
+    markdown  OUT/report.md, figures linked
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cifar_core.atomic import atomic_write_json, atomic_write_text
+from cifar_core.errors import ConfigError
+
+FORMATS = ("html", "md")
+
+
+def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None,
+                 formats: tuple[str, ...] = FORMATS) -> dict[str, Path]:
+    """Write the report of RESULTS_DIR into OUT_DIR (default RESULTS_DIR/report); returns
+    {"html": index.html, "md": report.md, "json": report.json} for the formats written."""
+    from cifar_core.report.collect import collect_results
+    from cifar_core.report.content import build_document
+    from cifar_core.report.html import render_html
+    from cifar_core.report.markdown import render_markdown
+    from cifar_core.report.plots import make_figures
+
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise ConfigError(f"report format {unknown[0] if unknown else '(none)'!r}: choose from {', '.join(FORMATS)}")
+    out = Path(out_dir) if out_dir is not None else Path(results_dir) / "report"
+    collected = collect_results(results_dir)
+    figures = make_figures(collected, out / "figures")
+    document = build_document(collected, figures)
+    written = {"json": atomic_write_json(out / "report.json", {**collected, "figures": figures})}
+    if "html" in formats:
+        written["html"] = atomic_write_text(out / "index.html", render_html(document))
+    if "md" in formats:
+        written["md"] = atomic_write_text(out / "report.md", render_markdown(document, out))
+    return written
+
+
+__all__ = ["FORMATS", "build_report"]

@@ -1,0 +1,205 @@
+"""Read every stage's results under a results directory into one plain dict.
+
+Absent stages are simply absent: a report of a half-finished study is still a report. A file that
+is there but cannot be read (torn or hand-edited JSON, a CSV without its header) is an error that
+names the file, because a report quietly leaving out a stage would misstate the study.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import platform
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from cifar_core.atomic import read_jsonl
+from cifar_core.errors import CifarError
+
+STAGES = ("tune", "retrain", "train", "gan", "fid")
+VERSIONED_PACKAGES = ("cifar100-k8s", "torch", "torchvision", "ray", "numpy", "matplotlib", "pytorch-fid")
+
+
+def collect_results(results_dir: str | os.PathLike) -> dict[str, Any]:
+    """{"results_dir", "stages": {stage: [entry, ...]}, "pipelines", "incomplete", "data", "environment"}."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise CifarError(f"no results directory at {root}")
+    incomplete: list[dict[str, str]] = []
+    readers = {"tune": read_tune, "retrain": read_retrain, "train": read_train, "gan": read_gan, "fid": read_fid}
+    stages = {stage: _read_stage(root, stage, readers[stage], incomplete) for stage in STAGES}
+    pipelines = read_pipelines(root)
+    return {
+        "results_dir": str(root.resolve()),
+        "created": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "stages": stages,
+        "pipelines": pipelines,
+        "incomplete": incomplete,
+        "data": data_provenance(stages, pipelines),
+        "environment": environment(),
+    }
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from `path`; anything else is a one-line CifarError naming the file."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CifarError(f"corrupt {path}: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CifarError(f"cannot read {path}: {type(exc).__name__}") from None
+    if not isinstance(value, dict):
+        raise CifarError(f"corrupt {path}: expected a JSON object, found {type(value).__name__}")
+    return value
+
+
+@contextmanager
+def summaries_of(entries: list[dict[str, Any]]) -> Iterator[None]:
+    """Turn a summary with the wrong shape (a missing key, a string where a number belongs) met
+    while rendering `entries` into a one-line CifarError naming their files, not a traceback."""
+    try:
+        yield
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        where = ", ".join(str(Path(e["dir"]) / "summary.json") for e in entries)
+        detail = (str(exc).splitlines() or [""])[0]
+        raise CifarError(f"unexpected contents in {where}: {type(exc).__name__} {detail}") from None
+
+
+def read_csv_rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            header = reader.fieldnames or []
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise CifarError(f"cannot read {path}: {type(exc).__name__}") from None
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise CifarError(f"corrupt {path}: no {missing[0]!r} column")
+    return rows
+
+
+def _read_stage(root: Path, stage: str, reader, incomplete: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """One entry per run directory holding a summary.json; the others are listed as incomplete."""
+    folder = root / stage
+    entries = []
+    for run_dir in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
+        if not (run_dir / "summary.json").is_file():
+            incomplete.append({"stage": stage, "name": run_dir.name, "dir": str(run_dir)})
+            continue
+        entry = {"name": run_dir.name, "dir": str(run_dir), "summary": read_json(run_dir / "summary.json")}
+        entries.append(reader(run_dir, entry))
+    return entries
+
+
+def read_train(run_dir: Path, entry: dict[str, Any]) -> dict[str, Any]:
+    return entry
+
+
+def read_tune(run_dir: Path, entry: dict[str, Any]) -> dict[str, Any]:
+    trials = run_dir / "trials.csv"
+    entry["trials"] = read_csv_rows(trials, ("rank", "trial_id", "status")) if trials.is_file() else []
+    entry["top_k"] = read_json(run_dir / "top_k.json") if (run_dir / "top_k.json").is_file() else None
+    experiment = read_json(run_dir / "experiment.json") if (run_dir / "experiment.json").is_file() else {}
+    entry["experiment"] = experiment
+    recorded = entry["summary"].get("synthetic_data")  # where the search records it itself
+    entry["synthetic_data"] = recorded if recorded is not None else _synthetic_data_dir(experiment.get("data_dir"))
+    entry["figures"] = {"curves": _existing(run_dir / "curves.png")}
+    return entry
+
+
+def read_retrain(run_dir: Path, entry: dict[str, Any]) -> dict[str, Any]:
+    entry["figures"] = {"loss": _existing(run_dir / "loss.png")}
+    return entry
+
+
+def read_gan(run_dir: Path, entry: dict[str, Any]) -> dict[str, Any]:
+    rows = read_jsonl(run_dir / "metrics.jsonl")
+    entry["metrics"] = [r for r in rows if "event" not in r]
+    entry["events"] = [r for r in rows if "event" in r]
+    step, grid = latest_sample_grid(run_dir / "samples")
+    entry["figures"] = {"losses": _existing(run_dir / "losses.png"), "samples": grid}
+    entry["samples_step"] = step
+    return entry
+
+
+def read_fid(run_dir: Path, entry: dict[str, Any]) -> dict[str, Any]:
+    return entry
+
+
+def latest_sample_grid(folder: Path) -> tuple[int | None, str | None]:
+    """The fixed-noise grid of the highest step, samples/step_<N>.png."""
+    found = []
+    for path in folder.glob("step_*.png") if folder.is_dir() else []:
+        match = re.fullmatch(r"step_(\d+)\.png", path.name)
+        if match:
+            found.append((int(match.group(1)), str(path)))
+    return max(found) if found else (None, None)
+
+
+def read_pipelines(root: Path) -> list[dict[str, Any]]:
+    """RESULTS/pipeline/<profile>/summary.json, with the data check it made (data/summary.json)."""
+    folder = root / "pipeline"
+    pipelines = []
+    for profile_dir in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
+        summary = profile_dir / "summary.json"
+        data = profile_dir / "data" / "summary.json"
+        if summary.is_file() or data.is_file():
+            pipelines.append({
+                "name": profile_dir.name,
+                "summary": read_json(summary) if summary.is_file() else None,
+                "data": read_json(data) if data.is_file() else None,
+            })
+    return pipelines
+
+
+def data_provenance(stages: dict[str, list], pipelines: list[dict]) -> dict[str, Any]:
+    """Which dataset each result came from, and one verdict: real, synthetic, mixed or unknown."""
+    sources = []
+    for stage in ("train", "gan", "tune"):
+        for entry in stages[stage]:
+            flag = entry.get("synthetic_data", entry["summary"].get("synthetic_data"))
+            sources.append({"where": f"{stage}/{entry['name']}", "synthetic": flag})
+    for entry in stages["fid"]:
+        dataset = (entry["summary"].get("real") or {}).get("dataset")
+        sources.append({"where": f"fid/{entry['name']}", "synthetic": None if dataset is None else dataset == "synthetic"})
+    for pipeline in pipelines:
+        if pipeline["data"] is not None:
+            sources.append({"where": f"pipeline/{pipeline['name']}/data", "synthetic": pipeline["data"].get("synthetic")})
+    known = {s["synthetic"] for s in sources if s["synthetic"] is not None}
+    verdict = "unknown" if not known else "mixed" if len(known) == 2 else "synthetic" if True in known else "real"
+    return {"verdict": verdict, "sources": sources}
+
+
+def environment() -> dict[str, Any]:
+    """Versions and machine of the environment building the report (the stages' image, in practice)."""
+    versions = {"python": platform.python_version()}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"versions": versions, "platform": platform.platform(), "machine": platform.machine(),
+            "cpu_count": os.cpu_count()}
+
+
+def _synthetic_data_dir(data_dir: str | None) -> bool | None:
+    """Whether the data a search read is the synthetic set; None when that data is not reachable here."""
+    if not data_dir:
+        return None
+    from cifar_core.data import is_synthetic
+
+    try:
+        return is_synthetic(data_dir)
+    except CifarError:
+        return None  # e.g. a report built away from the cluster's data volume
+
+
+def _existing(path: Path) -> str | None:
+    return str(path) if path.is_file() else None

@@ -1,0 +1,149 @@
+"""The report's document: which data, an overview, one section per stage that has run, and the
+environment. Stage sections come from `classify_sections` and `gan_sections`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cifar_core.report.classify_sections import accuracy_section, retrain_section, train_section, tune_section
+from cifar_core.report.collect import summaries_of
+from cifar_core.report.document import (
+    Cell,
+    Document,
+    Facts,
+    Section,
+    Table,
+    Text,
+    count,
+    duration,
+    percent,
+    text,
+)
+from cifar_core.report.gan_sections import fid_section, gan_section
+
+STAGE_TITLES = {"tune": "Model selection (Ray Tune + ASHA)", "retrain": "Full-data retraining",
+                "train": "Training runs", "gan": "DCGAN", "fid": "FID"}
+
+
+def build_document(collected: dict[str, Any], figures: dict[str, str]) -> Document:
+    stages = collected["stages"]
+    subtitle = f"Results in {collected['results_dir']}, report built {collected['created']}."
+    if not any(stages.values()):
+        return Document("CIFAR-100 study report", Text("No stages have run yet.", "note"), subtitle,
+                        [nothing_section(collected)])
+    everything = [e for entries in stages.values() for e in entries]
+    with summaries_of(everything):
+        sections = [overview_section(stages)]
+    if "accuracy_vs_parameters" in figures:
+        sections.append(accuracy_section(figures))
+    builders = {"tune": lambda e: tune_section(e, figures), "retrain": retrain_section, "train": train_section,
+                "gan": gan_section, "fid": lambda e: fid_section(e, figures)}
+    for stage, build in builders.items():
+        if stages[stage]:
+            with summaries_of(stages[stage]):
+                sections.append(build(stages[stage]))
+    with summaries_of(everything):
+        sections.append(environment_section(collected))
+    return Document("CIFAR-100 study report", data_banner(collected["data"]), subtitle, sections)
+
+
+def data_banner(data: dict[str, Any]) -> Text:
+    """The first thing a reader sees: whether these are CIFAR-100 results at all."""
+    verdict = data["verdict"]
+    if verdict == "synthetic":
+        return Text("SYNTHETIC DATA: every result here comes from the generated stand-in for CIFAR-100 "
+                    "(`cifar data synth`), not from CIFAR-100. The numbers show that the pipeline works; they "
+                    "cannot be compared with reports A and B.", "warning")
+    if verdict == "real":
+        return Text("Real CIFAR-100: every result that records its data used the official CIFAR-100 files.", "ok")
+    if verdict == "mixed":
+        synthetic = ", ".join(s["where"] for s in data["sources"] if s["synthetic"])
+        return Text(f"MIXED DATA: some results come from the synthetic stand-in, not CIFAR-100 ({synthetic}); "
+                    "the others from real CIFAR-100.", "warning")
+    return Text("Unknown data: these results do not record whether they used CIFAR-100 or the synthetic stand-in.",
+                "note")
+
+
+def nothing_section(collected: dict[str, Any]) -> Section:
+    blocks = [Text(f"No stages have run yet: {collected['results_dir']} holds no summary.json under tune/, "
+                   "retrain/, train/, gan/ or fid/. Run `cifar pipeline --profile smoke` (or any stage), then "
+                   "`cifar report` again.")]
+    if collected["incomplete"]:
+        blocks.append(incomplete_text(collected["incomplete"]))
+    return Section("nothing", "No stages have run", blocks)
+
+
+def overview_section(stages: dict[str, list]) -> Section:
+    rows = [[text(STAGE_TITLES[stage]), Cell(str(len(entries)), len(entries), True), text(headline(stage, entries))]
+            for stage, entries in stages.items() if entries]
+    table = Table("overview", ["Stage", "Results", "Headline"], rows)
+    return Section("overview", "Overview", [table])
+
+
+def headline(stage: str, entries: list[dict[str, Any]]) -> str:
+    """One line per stage: its best result."""
+    parts = []
+    for e in entries:
+        s = e["summary"]
+        if stage == "tune" and s.get("best"):
+            best = s["best"]
+            parts.append(f"{e['name']}: {s.get('trials')} trials, best {best['params'].get('model.name')}/"
+                         f"{best['params'].get('optim.name')} at {percent(best['val_acc']).text}% validation")
+        elif stage == "retrain" and s.get("models"):
+            top = max(s["models"], key=lambda m: m["test_top1"])
+            parts.append(f"{e['name']}: best {top['model']} at {percent(top['test_top1']).text}% test")
+        elif stage == "gan":
+            parts.append(f"{e['name']}: {count(s.get('steps')).text} steps, "
+                         f"{len(s.get('collapse_events') or [])} collapse(s), {s.get('recoveries')} recovery(ies)")
+        elif stage == "fid" and s.get("fid") is not None:
+            parts.append(f"{e['name']}: FID {s['fid']:.2f}")
+    if stage == "train":
+        tested = [e for e in entries if (e["summary"].get("test") or {}).get("top1") is not None]
+        parts.append(f"{len(tested)} of {len(entries)} evaluated on the test set")
+        if tested:
+            best = max(tested, key=lambda e: e["summary"]["test"]["top1"])
+            parts.append(f"best {best['name']} at {percent(best['summary']['test']['top1']).text}% test")
+    return "; ".join(parts) or "no results yet"
+
+
+def environment_section(collected: dict[str, Any]) -> Section:
+    env = collected["environment"]
+    versions = [(name, text(version)) for name, version in env["versions"].items()]
+    facts = Facts("environment/versions", [*versions, ("platform", text(env["platform"])),
+                                           ("CPU cores", text(env["cpu_count"]))])
+    blocks = [Text("Versions of the environment that built this report (on a cluster, the image the stages ran "
+                   "in); each stage records its own device and time below."), facts, stage_times_table(collected)]
+    if collected["incomplete"]:
+        blocks.append(incomplete_text(collected["incomplete"]))
+    return Section("environment", "Environment, devices and time per stage", blocks)
+
+
+def stage_times_table(collected: dict[str, Any]) -> Table:
+    stages, rows = collected["stages"], []
+    for e in stages["tune"]:
+        device = ((e.get("experiment") or {}).get("base_config") or {}).get("run", {}).get("device")
+        rows.append(["tune", e["name"], device, e["summary"].get("wall_time_s"), "wall time of the search"])
+    for e in stages["retrain"]:
+        seconds = sum(m.get("train_time_s") or 0 for m in e["summary"].get("models", []))
+        rows.append(["retrain", e["name"], None, seconds, "training time of its models"])
+    for e in stages["train"]:
+        s = e["summary"]
+        rows.append(["train", e["name"], s.get("device_name") or s.get("device"), s.get("train_time_s"),
+                     "training time, all epochs"])
+    for e in stages["gan"]:
+        s = e["summary"]
+        rows.append(["gan", e["name"], s.get("device_name") or s.get("device"), s.get("wall_time_s"), "wall time"])
+    for e in stages["fid"]:
+        s = e["summary"]
+        rows.append(["fid", e["name"], s.get("device"), (s.get("seconds") or {}).get("total"), "wall time"])
+    for p in collected["pipelines"]:
+        for record in (p["summary"] or {}).get("stages", []):
+            rows.append([f"pipeline {p['name']}", record["stage"], None, record.get("wall_time_s"), record.get("status")])
+    body = [[text(stage), text(name), text(device), duration(seconds), text(note)]
+            for stage, name, device, seconds, note in rows]
+    return Table("environment/stages", ["Stage", "Result", "Device", "Time", "Measured"], body)
+
+
+def incomplete_text(incomplete: list[dict[str, str]]) -> Text:
+    names = ", ".join(f"{i['stage']}/{i['name']}" for i in incomplete)
+    return Text(f"Without a summary.json yet (running, interrupted or failed), so not reported: {names}.", "note")

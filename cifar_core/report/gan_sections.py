@@ -1,0 +1,136 @@
+"""Report sections for the generative side: DCGAN runs and their FID scores (report B, part 2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cifar_core.report.document import (
+    Cell,
+    Facts,
+    Figure,
+    Heading,
+    Section,
+    Table,
+    Text,
+    count,
+    decimal,
+    duration,
+    scientific,
+    text,
+)
+from cifar_core.report.points import gan_run_of, snapshot_step
+from cifar_core.report.references import REPORT_B_FID, REPORT_B_FID_STEP, REPORT_B_GAN_PARAMETERS
+
+SYNTHETIC_GAN_NOTE = "Trained on the synthetic stand-in: these samples and losses are not CIFAR-100 results."
+SYNTHETIC_FID_NOTE = ("Scored against the synthetic stand-in's test images: these FIDs cannot be compared "
+                      f"with report B's {REPORT_B_FID}.")
+
+
+def gan_section(entries: list[dict[str, Any]]) -> Section:
+    section = Section("gan", "DCGAN (report B, part 2)")
+    for entry in entries:
+        name, summary = entry["name"], entry["summary"]
+        section.blocks += [Heading(f"Run {name}"), gan_facts(name, summary)]
+        if summary.get("synthetic_data"):
+            section.blocks.append(Text(SYNTHETIC_GAN_NOTE, "warning"))
+        figures = entry["figures"]
+        if figures["samples"]:
+            section.blocks.append(Figure(f"gan/{name}/samples", figures["samples"],
+                                         f"Fixed-noise samples at step {entry['samples_step']:,} (not cherry-picked).",
+                                         pixel_art=True))
+        if figures["losses"]:
+            section.blocks.append(Figure(f"gan/{name}/losses", figures["losses"],
+                                         "Losses and discriminator outputs against optimiser steps; red lines mark "
+                                         "collapses."))
+        section.blocks.append(collapse_table(name, entry["events"]) if entry["events"]
+                              else Text("No mode collapse was detected in this run."))
+    return section
+
+
+def gan_facts(name: str, summary: dict[str, Any]) -> Facts:
+    params = summary.get("parameters") or {}
+    final = summary.get("final") or {}
+    ours = f"{params.get('generator', 0):,} + {params.get('discriminator', 0):,}"
+    theirs = f"{REPORT_B_GAN_PARAMETERS['generator']:,} + {REPORT_B_GAN_PARAMETERS['discriminator']:,}"
+    return Facts(f"gan/{name}/facts", [
+        ("Steps", count(summary.get("steps"))),
+        ("Optimiser steps (including rolled-back work)", count(summary.get("optimizer_steps"))),
+        ("Parameters, generator + discriminator", Cell(f"{ours} (report B: {theirs})", params.get("total"), True)),
+        ("Collapse events", count(len(summary.get("collapse_events") or []))),
+        ("Recoveries (rollbacks)", count(summary.get("recoveries"))),
+        ("Final D loss", decimal(final.get("d_loss"))),
+        ("Final G loss", decimal(final.get("g_loss"))),
+        ("Final learning rate", scientific(summary.get("final_lr"))),
+        ("Wall time", duration(summary.get("wall_time_s"))),
+        ("Device", text(summary.get("device_name") or summary.get("device"))),
+    ])
+
+
+def collapse_table(name: str, events: list[dict[str, Any]]) -> Table:
+    columns = ["Step", "Optimiser steps", "Symptom", "Action", "Rolled back to", "New lr", "Detail"]
+    rows = [[count(e.get("step")), count(e.get("optimizer_steps")), text(e.get("reason")), text(e.get("action")),
+             count(e.get("rolled_back_to")), scientific(e.get("new_lr")), text(e.get("detail"))] for e in events]
+    return Table(f"gan/{name}/collapses", columns, rows, "Mode-collapse events and what recovery did.")
+
+
+def fid_section(entries: list[dict[str, Any]], figures: dict[str, str]) -> Section:
+    section = Section("fid", "FID against CIFAR-100 (report B: 46.85)")
+    if any((e["summary"].get("real") or {}).get("dataset") == "synthetic" for e in entries):
+        section.blocks.append(Text(SYNTHETIC_FID_NOTE, "warning"))
+    from cifar_core.fid.inception import WEIGHTS_FILENAME  # pytorch-fid's: the weights published FIDs use
+
+    if any(_weights_name(e["summary"]) not in (WEIGHTS_FILENAME, None) for e in entries):
+        section.blocks.append(Text(f"Some scores used Inception weights other than pytorch-fid's {WEIGHTS_FILENAME}: "
+                                   "those FIDs are not comparable with published ones.", "warning"))
+    section.blocks.append(fid_table(entries))
+    if "fid_over_snapshots" in figures:
+        section.blocks.append(Figure("fid_over_snapshots", figures["fid_over_snapshots"],
+                                     f"FID of each generator snapshot; report B's {REPORT_B_FID} was its step "
+                                     f"{REPORT_B_FID_STEP:,} snapshot on 10,000 samples."))
+    for entry in entries:
+        if entry["summary"].get("ranking"):
+            section.blocks.append(ranking_table(entry["name"], entry["summary"]))
+    return section
+
+
+def fid_table(entries: list[dict[str, Any]]) -> Table:
+    columns = ["Name", "Generated images", "Generated", "Real (split)", "FID", "Minus report B", "Weights", "Time"]
+    rows = []
+    for entry in entries:
+        s = entry["summary"]
+        real = s.get("real") or {}
+        fid = s.get("fid")
+        rows.append([text(entry["name"]), text(fid_source(s)), count(s.get("n_fake")),
+                     Cell(f"{s.get('n_real', 0):,} {real.get('dataset', '')} {real.get('split', '')}".strip(),
+                          s.get("n_real"), True),
+                     decimal(fid, 2), decimal(None if fid is None else fid - REPORT_B_FID, 2),
+                     text(f"{_weights_name(s)} ({(s.get('weights') or {}).get('sha256', '')[:12]})"),
+                     duration((s.get("seconds") or {}).get("total"))])
+    return Table("fid/scores", columns, rows, "Each `cifar fid` result; for a run, its best snapshot.")
+
+
+def ranking_table(name: str, summary: dict[str, Any]) -> Table:
+    ranked = sorted(summary["ranking"], key=lambda r: r["step"])
+    best = (summary.get("best") or {}).get("step")
+    rows = [[count(r["step"]), decimal(r["fid"], 2), count(r.get("n_fake")), Cell("best" if r["step"] == best else "")]
+            for r in ranked]
+    return Table(f"fid/{name}/ranking", ["Snapshot step", "FID", "Samples", "Selected"], rows,
+                 f"fid/{name}: every snapshot of GAN run {gan_run_of(summary)}, scored on the same noise.")
+
+
+def fid_source(summary: dict[str, Any]) -> str:
+    fake = summary.get("fake") or {}
+    kind = fake.get("kind")
+    if kind == "run":
+        return f"GAN run {gan_run_of(summary)}, best snapshot step {(summary.get('best') or {}).get('step')}"
+    if kind == "checkpoint":
+        step = snapshot_step(fake.get("path"))
+        where = f"step {step}" if step is not None else Path(fake["path"]).name
+        return f"GAN run {gan_run_of(summary)}, {where}"
+    return f"{kind} {fake.get('path')}"
+
+
+def _weights_name(summary: dict[str, Any]) -> str | None:
+    path = (summary.get("weights") or {}).get("path")
+    return Path(path).name if path else None
