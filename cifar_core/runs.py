@@ -42,7 +42,7 @@ def train_run(
     """Train (or resume) one run and write its summary.json; returns the summary."""
     run_dir = Path(results_dir) / "train" / (run_name or default_run_name(cfg))
     state = _resume_state(run_dir, cfg, resume)
-    data = _data_for(cfg, data_dir)
+    data = data_for(cfg, data_dir)
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     if state is not None:
         log(f"resuming {run_dir} after epoch {state['epoch']} (step {state['step']})")
@@ -60,7 +60,7 @@ def evaluate_checkpoint(checkpoint_path: Path, data_dir: Path, device: str = "au
     checkpoint = load_checkpoint(checkpoint_path)
     cfg = TrainConfig.from_dict(checkpoint["config"])
     cfg = cfg.with_overrides({"run.device": device})
-    data = _data_for(cfg, data_dir)
+    data = data_for(cfg, data_dir)
     loader = {"test": data.test, "val": data.val}[split]
     if loader is None:
         raise ConfigError("this run trained on the full training set: it has no validation split")
@@ -89,7 +89,8 @@ def _resume_state(run_dir: Path, cfg: TrainConfig, resume: bool) -> dict[str, An
     return state
 
 
-def _data_for(cfg: TrainConfig, data_dir: Path):
+def data_for(cfg: TrainConfig, data_dir: Path):
+    """The DataBundle a config trains on (split, batch sizes, augmentation, device)."""
     r = cfg.run
     return make_data(
         data_dir,

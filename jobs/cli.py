@@ -49,6 +49,17 @@ from jobs.submit import logs_cmd, status_cmd, submit_cmd  # noqa: E402
 cli.add_command(submit_cmd)
 cli.add_command(status_cmd)
 cli.add_command(logs_cmd)
+from jobs.tune_cmds import pipeline_cmd, retrain_cmd, tune_cmd  # noqa: E402
+
+cli.add_command(tune_cmd)
+cli.add_command(retrain_cmd)
+cli.add_command(pipeline_cmd)
+from jobs.fid_cmd import fid_cmd  # noqa: E402
+
+cli.add_command(fid_cmd)
+from jobs.report_cmd import report_cmd  # noqa: E402
+
+cli.add_command(report_cmd)
 # --- end of command groups ---
 
 

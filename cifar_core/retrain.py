@@ -1,0 +1,164 @@
+"""`retrain_from_tune`: report A's section V. The best configs of a search, retrained on every
+training image, then scored on the test set.
+
+Each config from RESULTS/tune/<experiment>/top_k.json becomes a normal training run
+(RESULTS/train/<experiment>-rank<k>-<model>/, resumable like any `cifar train` run) with
+`run.full_train` on. RESULTS/retrain/<experiment>/ then holds summary.json, loss.png (training loss
+per model, report A's figure 3) and table.md (test accuracy against report A and the published
+results it cites).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from cifar_core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, read_jsonl
+from cifar_core.config import TrainConfig
+from cifar_core.errors import ConfigError
+from cifar_core.progress import log
+from cifar_core.runs import train_run
+
+# Report A, sections V-VII: test top-1 (%) and parameter counts of its three retrained models.
+REPORT_A = [("CNN6", 60.1, 2_494_022), ("CNN7", 61.1, 3_004_917), ("CNN2", 58.7, 10_393_946)]
+# The published CIFAR-100 results (trained on CIFAR-100 only) that report A compares against.
+PUBLISHED = [
+    ("EXACT: How to Train Your Accuracy", 82.68),
+    ("Differentiable Spike: Rethinking Gradient-Descent for Training Spiking Neural Networks", 74.24),
+    ("Beta-Rank: A Robust Convolutional Filter Pruning Method For Imbalanced Medical Image Analysis", 74.01),
+    ("Deep Residual Networks with Exponential Linear Unit", 73.5),
+]
+
+
+def retrain_dir(results_dir: str | Path, experiment: str) -> Path:
+    return Path(results_dir) / "retrain" / experiment
+
+
+def selected_configs(results_dir: str | Path, experiment: str, top_k: int) -> list[dict[str, Any]]:
+    """The best `top_k` entries of the search's top_k.json."""
+    path = Path(results_dir) / "tune" / experiment / "top_k.json"
+    if not path.is_file():
+        raise ConfigError(f"no tune results at {path}: run `cifar tune --experiment {experiment}` first")
+    top = json.loads(path.read_text())["top"]
+    if top_k < 1:
+        raise ConfigError(f"top_k = {top_k} must be >= 1")
+    if top_k > len(top):
+        raise ConfigError(
+            f"{path} lists {len(top)} configs, fewer than --top-k {top_k}: rerun "
+            f"`cifar tune --experiment {experiment} --top-k {top_k}` (a finished search is only re-ranked)"
+        )
+    return top[:top_k]
+
+
+def retrain_config(entry: dict[str, Any], epochs: int, device: str) -> TrainConfig:
+    """The searched config, on all training images, for `epochs` epochs."""
+    return TrainConfig.from_dict(entry["train_config"]).with_overrides(
+        {"run.full_train": True, "run.epochs": epochs, "run.device": device}
+    )
+
+
+def run_name(experiment: str, entry: dict[str, Any]) -> str:
+    return f"{experiment}-rank{entry['rank']}-{entry['params']['model.name']}"
+
+
+def retrain_from_tune(experiment: str, data_dir: str | Path, results_dir: str | Path, top_k: int = 3,
+                      epochs: int = 100, device: str = "auto") -> dict[str, Any]:
+    """Retrain (or resume) the top configs one after another; write summary.json, loss.png, table.md."""
+    out = retrain_dir(results_dir, experiment)
+    entries = selected_configs(results_dir, experiment, top_k)
+    settings = {"experiment": experiment, "top_k": top_k, "epochs": epochs}
+    models = []
+    for entry in entries:
+        name = run_name(experiment, entry)
+        log(f"retraining rank {entry['rank']}: {entry['params']['model.name']} for {epochs} epochs on all training images ({name})")
+        run = train_run(retrain_config(entry, epochs, device), Path(data_dir), Path(results_dir),
+                        run_name=name, resume=True, evaluate_test=True)
+        models.append(model_row(entry, run))
+        # Written after every model, so a stopped retrain still shows what it finished.
+        atomic_write_json(out / "summary.json", build_summary(settings, models, complete=False))
+    plot_training_loss(out / "loss.png", models, experiment)
+    atomic_write_text(out / "table.md", comparison_table(models, experiment))
+    summary = build_summary(settings, models, complete=True)
+    atomic_write_json(out / "summary.json", summary)
+    return summary
+
+
+def model_row(entry: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "rank": entry["rank"],
+        "model": run["model"],
+        "optimizer": run["optimizer"],
+        "params": entry["params"],
+        "tune_val_acc": entry["best_val_acc"],
+        "test_top1": run["test"]["top1"],
+        "test_top5": run["test"]["top5"],
+        "test_loss": run["test"]["loss"],
+        "parameters": run["parameters"],
+        "epochs": run["epochs"],
+        "train_time_s": run["train_time_s"],  # all epochs, across resumes
+        "wall_time_s": run["wall_time_s"],  # this invocation
+        "synthetic_data": run["synthetic_data"],
+        "run_dir": run["run_dir"],
+    }
+
+
+def build_summary(settings: dict[str, Any], models: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
+    return {
+        **settings,
+        "complete": complete,
+        "models": models,
+        "best": max(models, key=lambda m: m["test_top1"])["model"] if models else None,
+        "report_a": [{"model": m, "test_top1_pct": acc, "parameters": n} for m, acc, n in REPORT_A],
+        "published": [{"title": t, "test_top1_pct": acc} for t, acc in PUBLISHED],
+        "files": {"loss": "loss.png", "table": "table.md"} if complete else {},
+    }
+
+
+def plot_training_loss(path: Path, models: list[dict[str, Any]], experiment: str) -> None:
+    """Training loss per epoch of each retrained model (no validation: all images train)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for m in models:
+        history = read_jsonl(Path(m["run_dir"]) / "metrics.jsonl")
+        label = f"rank {m['rank']}: {m['model']} ({m['test_top1'] * 100:.1f}% test)"
+        ax.plot([h["epoch"] for h in history], [h["train_loss"] for h in history], marker="o", ms=3, label=label)
+    ax.set(xlabel="epoch", ylabel="training cross-entropy loss", title=f"{experiment}: full-data retraining")
+    if models:
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def comparison_table(models: list[dict[str, Any]], experiment: str) -> str:
+    lines = [
+        f"# Test accuracy after full-data retraining: {experiment}",
+        "",
+        "| Model | Source | Optimizer | Parameters | Epochs | Test top-1 (%) | Test top-5 (%) |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for m in models:
+        lines.append(f"| {m['model']} (rank {m['rank']}) | this run | {_optimizer_text(m['params'])} | "
+                     f"{m['parameters']:,} | {m['epochs']} | {m['test_top1'] * 100:.2f} | {m['test_top5'] * 100:.2f} |")
+    for name, acc, params in REPORT_A:
+        lines.append(f"| {name} | report A | SGD | {params:,} | 100 | {acc:.1f} | |")
+    for title, acc in PUBLISHED:
+        lines.append(f"| {title} | published (cited by report A) | | | | {acc:.2f} | |")
+    if any(m["synthetic_data"] for m in models):
+        lines += ["", "**These runs used the synthetic stand-in dataset: their accuracies are not CIFAR-100 results.**"]
+    return "\n".join(lines) + "\n"
+
+
+def _optimizer_text(params: dict[str, Any]) -> str:
+    shown = ", ".join(f"{k.removeprefix('optim.')}={v:.3g}" for k, v in sorted(params.items())
+                      if k.startswith("optim.") and k != "optim.name" and isinstance(v, float))
+    return f"{params['optim.name']} ({shown})" if shown else params["optim.name"]

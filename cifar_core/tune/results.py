@@ -1,0 +1,252 @@
+"""An experiment's results as files: trials.csv, top_k.json, curves.png and summary.json.
+
+Everything is read back from the experiment directory (Ray's saved state and each trial's
+result.json), so the same code summarises a search that just finished, one that was resumed, and
+one that finished long ago. No Ray session is needed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from cifar_core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from cifar_core.config import TrainConfig
+from cifar_core.tune.space import flat_params
+
+FINISHED = ("TERMINATED", "ERROR")
+HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_s", "time_total_s")
+CURVES_TOP = 3  # report A's figure 1 shows its best three
+
+
+@dataclass
+class TrialRecord:
+    trial_id: str
+    status: str  # TERMINATED (finished or stopped by ASHA), ERROR, or PENDING/RUNNING if interrupted
+    params: dict[str, Any]  # the flat TrainConfig overrides this trial used
+    history: list[dict[str, Any]] = field(default_factory=list)  # one entry per epoch, in order
+    error: str | None = None  # last line of the trial's traceback
+
+    @property
+    def epochs(self) -> int:
+        return self.history[-1]["epoch"] if self.history else 0
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        scored = [h for h in self.history if _finite(h.get("val_acc"))]
+        return max(scored, key=lambda h: h["val_acc"]) if scored else None
+
+    @property
+    def best_val_acc(self) -> float | None:
+        return self.best["val_acc"] if self.best else None
+
+
+def load_trial_records(exp_dir: Path) -> list[TrialRecord]:
+    from ray.tune import ExperimentAnalysis
+
+    analysis = ExperimentAnalysis(str(exp_dir))
+    frames = analysis.trial_dataframes
+    records = []
+    for trial in analysis.trials:
+        error = trial.get_error() if trial.status == "ERROR" else None
+        records.append(TrialRecord(
+            trial_id=trial.trial_id,
+            status=str(trial.status),
+            params=flat_params(trial.config),
+            history=_epoch_history(frames.get(trial.trial_id)),
+            error=_last_line(error) if error else None,
+        ))
+    return records
+
+
+def rank_trials(records: list[TrialRecord]) -> list[TrialRecord]:
+    """Best validation accuracy first; errored trials (diverged) and trials without a score last."""
+    def key(r: TrialRecord):
+        usable = r.status != "ERROR" and r.best_val_acc is not None
+        return (not usable, -(r.best_val_acc or 0.0), r.trial_id)
+
+    return sorted(records, key=key)
+
+
+def summarise_experiment(exp_dir: Path, record: dict[str, Any], wall_time_s: float | None) -> dict[str, Any]:
+    """Write all four result files from the experiment directory; return the summary dict."""
+    exp_dir = Path(exp_dir)
+    settings = record["settings"]
+    ranked = rank_trials(load_trial_records(exp_dir))
+    usable = [r for r in ranked if r.status != "ERROR" and r.best_val_acc is not None]
+    write_trials_csv(exp_dir / "trials.csv", ranked, settings["max_epochs"])
+    write_top_k(exp_dir / "top_k.json", usable[: settings["top_k"]], record)
+    plot_curves(exp_dir / "curves.png", usable[:CURVES_TOP], record["experiment"])
+    if wall_time_s is None and (exp_dir / "summary.json").exists():  # re-summarised: keep the search's time
+        wall_time_s = json.loads((exp_dir / "summary.json").read_text()).get("wall_time_s")
+    summary = build_summary(ranked, record, wall_time_s)
+    atomic_write_json(exp_dir / "summary.json", summary)
+    return summary
+
+
+def write_trials_csv(path: Path, ranked: list[TrialRecord], max_epochs: int) -> None:
+    param_keys = sorted({k for r in ranked for k in r.params}, key=lambda k: (k not in ("model.name", "optim.name"), k))
+    columns = ["rank", "trial_id", "status", *param_keys, "epochs", "stopped_early", "best_val_acc", "best_epoch",
+               "final_val_acc", "final_train_loss", "parameters", "train_time_s", "trial_time_s", "error"]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    rank = 0
+    for r in ranked:
+        usable = r.status != "ERROR" and r.best_val_acc is not None
+        rank += usable
+        last = r.history[-1] if r.history else {}
+        writer.writerow({
+            "rank": rank if usable else "",
+            "trial_id": r.trial_id,
+            "status": r.status,
+            **r.params,
+            "epochs": r.epochs,
+            "stopped_early": r.status == "TERMINATED" and r.epochs < max_epochs,
+            "best_val_acc": _round(r.best_val_acc),
+            "best_epoch": r.best["epoch"] if r.best else "",
+            "final_val_acc": _round(last.get("val_acc")),
+            "final_train_loss": _round(last.get("train_loss")),
+            "parameters": parameter_count(r.params),
+            "train_time_s": _round(sum(h.get("epoch_time_s") or 0 for h in r.history), 2),
+            "trial_time_s": _round(last.get("time_total_s"), 2),  # Tune's clock: data loading and evaluation too
+            "error": r.error or "",
+        })
+    atomic_write_text(path, out.getvalue())
+
+
+def write_top_k(path: Path, top: list[TrialRecord], record: dict[str, Any]) -> None:
+    base = TrainConfig.from_dict(record["base_config"])
+    entries = [{
+        "rank": i,
+        "trial_id": r.trial_id,
+        "best_val_acc": r.best_val_acc,
+        "best_epoch": r.best["epoch"],
+        "epochs": r.epochs,
+        "parameters": parameter_count(r.params),
+        "params": r.params,
+        "train_config": base.with_overrides(r.params).to_dict(),
+    } for i, r in enumerate(top, start=1)]
+    atomic_write_json(path, {"experiment": record["experiment"], "metric": record["metric"], "top": entries})
+
+
+def plot_curves(path: Path, top: list[TrialRecord], title: str) -> None:
+    """Training (solid) and validation (dashed) loss of the best trials, like report A's figure 1."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r, color in zip(top, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"), strict=False):
+        epochs = [h["epoch"] for h in r.history]
+        label = f"{r.params.get('model.name')}/{r.params.get('optim.name')} (val acc {r.best_val_acc:.3f})"
+        ax.plot(epochs, [h.get("train_loss") for h in r.history], color=color, marker="o", ms=3, label=f"{label} train")
+        ax.plot(epochs, [h.get("val_loss") for h in r.history], color=color, marker="o", ms=3, linestyle="--",
+                label=f"{label} val")
+    ax.set(xlabel="epoch", ylabel="cross-entropy loss", title=f"{title}: best {len(top)} trials")
+    if top:
+        ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def build_summary(ranked: list[TrialRecord], record: dict[str, Any], wall_time_s: float | None) -> dict[str, Any]:
+    s = record["settings"]
+    statuses = Counter(r.status for r in ranked)
+    epochs_run = sum(r.epochs for r in ranked)
+    usable = [r for r in ranked if r.status != "ERROR" and r.best_val_acc is not None]
+    best = usable[0] if usable else None
+    return {
+        "experiment": record["experiment"],
+        "complete": bool(ranked) and all(r.status in FINISHED for r in ranked),
+        "space": record["space"],
+        "settings": s,
+        "trials": len(ranked),
+        "status_counts": dict(sorted(statuses.items())),
+        "errored": statuses.get("ERROR", 0),
+        "stopped_early": sum(r.status == "TERMINATED" and r.epochs < s["max_epochs"] for r in ranked),
+        "epochs_histogram": {str(e): n for e, n in sorted(Counter(r.epochs for r in ranked).items())},
+        "rungs": rung_counts(ranked, s["grace_period"], s["reduction_factor"], s["max_epochs"]),
+        "epochs_run": epochs_run,
+        "epochs_without_early_stopping": len(ranked) * s["max_epochs"],
+        "train_time_s": round(sum(h.get("epoch_time_s") or 0 for r in ranked for h in r.history), 2),
+        "trial_time_s": round(sum((r.history[-1].get("time_total_s") or 0) if r.history else 0 for r in ranked), 2),
+        "wall_time_s": round(wall_time_s, 2) if wall_time_s is not None else None,
+        "best": None if best is None else {
+            "trial_id": best.trial_id, "val_acc": best.best_val_acc, "epoch": best.best["epoch"],
+            "params": best.params, "parameters": parameter_count(best.params),
+        },
+        "files": {"trials": "trials.csv", "top_k": "top_k.json", "curves": "curves.png"},
+    }
+
+
+def asha_rungs(grace_period: int, reduction_factor: int, max_epochs: int) -> list[int]:
+    """The epochs at which ASHA compares trials: grace_period * reduction_factor**k below max_epochs."""
+    count = int(math.log(max_epochs / grace_period) / math.log(reduction_factor) + 1)
+    return [grace_period * reduction_factor**k for k in range(count) if grace_period * reduction_factor**k < max_epochs]
+
+
+def rung_counts(ranked: list[TrialRecord], grace_period: int, reduction_factor: int, max_epochs: int) -> list[dict]:
+    rows = []
+    for milestone in [*asha_rungs(grace_period, reduction_factor, max_epochs), max_epochs]:
+        rows.append({
+            "epoch": milestone,
+            "trials_reached": sum(r.epochs >= milestone for r in ranked),
+            "stopped_here": sum(r.status == "TERMINATED" and r.epochs == milestone < max_epochs for r in ranked),
+        })
+    return rows
+
+
+@lru_cache(maxsize=64)
+def _count(name: str, kwargs: tuple) -> int:
+    from cifar_core.models import count_parameters, create_model
+
+    return count_parameters(create_model(name, num_classes=100, **dict(kwargs)))
+
+
+def parameter_count(params: dict[str, Any]) -> int:
+    kwargs = tuple(sorted((k.removeprefix("model."), v) for k, v in params.items()
+                          if k.startswith("model.") and k != "model.name" and v is not None))
+    return _count(params["model.name"], kwargs)
+
+
+def _epoch_history(frame) -> list[dict[str, Any]]:
+    """Per-epoch metrics from a trial's result rows; a restored trial's repeated epoch keeps its last row."""
+    if frame is None or frame.empty or "epoch" not in frame:
+        return []
+    by_epoch = {}
+    for row in frame.to_dict("records"):
+        if _finite(row.get("epoch")):
+            by_epoch[int(row["epoch"])] = {k: _plain(row.get(k)) for k in HISTORY_KEYS if k in row}
+    return [by_epoch[e] | {"epoch": e} for e in sorted(by_epoch)]
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _round(value: Any, digits: int = 5) -> Any:
+    return round(value, digits) if _finite(value) else ""
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[-1] if lines else ""

@@ -1,0 +1,253 @@
+"""`run_tune`: report A's model selection as a resumable Ray Tune experiment.
+
+A Tuner samples `num_samples` configs from the search space and ASHA (time unit: the epoch, metric
+val_acc) keeps the better half at each rung, up to `max_epochs`. Everything lives in
+RESULTS/tune/<experiment>/: Ray's experiment state and per-trial checkpoints (so a restarted pod
+resumes the search) next to our experiment.json and the result files of `results.py`.
+
+Running the same command again resumes an interrupted experiment; a finished one is only
+re-summarised. Ray is local (all of this machine's cores) unless RAY_ADDRESS names a cluster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+import sys
+import time
+from contextlib import contextmanager, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cifar_core.atomic import atomic_write_json
+from cifar_core.config import TrainConfig
+from cifar_core.data import resolve_root
+from cifar_core.errors import ConfigError
+from cifar_core.progress import log
+from cifar_core.tune.results import summarise_experiment
+from cifar_core.tune.space import SearchSpace, load_space, space_summary
+from cifar_core.tune.trainable import train_trial
+
+METRIC, MODE = "val_acc", "max"
+EXPERIMENT_FILE = "experiment.json"
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    experiment: str
+    space: str = "report-a"  # a shipped space name or a YAML file
+    num_samples: int = 60  # trials sampled (report A: 60)
+    max_concurrent: int = 16  # trials running at once, at most (report A: 16)
+    max_epochs: int = 30  # ASHA's max_t: epochs a surviving trial trains (report A: 30)
+    grace_period: int = 1  # epochs before ASHA may stop a trial
+    reduction_factor: int = 2  # keep the top 1/reduction_factor at each rung (report A: top half)
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float | None = None  # None: share the cluster's GPUs among max_concurrent trials
+    batch_size: int | None = None  # None: the space's value, else TrainConfig's default (128)
+    seed: int = 0  # sampling of configs and every trial's training seed
+    device: str = "auto"  # auto: cuda when the trial has a GPU share, else cpu
+    top_k: int = 3  # configs listed in top_k.json (and offered to `cifar retrain`)
+
+    def validate(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", self.experiment):
+            raise ConfigError(f"experiment name {self.experiment!r}: use letters, digits, '.', '_' and '-'")
+        for key in ("num_samples", "max_concurrent", "max_epochs", "grace_period", "top_k"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} = {getattr(self, key)} must be >= 1")
+        if self.grace_period > self.max_epochs:
+            raise ConfigError(f"grace_period = {self.grace_period} must be <= max_epochs = {self.max_epochs}")
+        if self.reduction_factor < 2:
+            raise ConfigError(f"reduction_factor = {self.reduction_factor} must be >= 2")
+        if self.cpus_per_trial <= 0 or (self.gpus_per_trial is not None and self.gpus_per_trial < 0):
+            raise ConfigError("cpus_per_trial must be > 0 and gpus_per_trial >= 0")
+
+
+# What --smoke shrinks the search to: minutes on a laptop CPU, every stage still exercised.
+SMOKE_LIMITS = {"num_samples": 4, "max_epochs": 2, "max_concurrent": 4}
+
+
+def smoke_settings(settings: TuneSettings) -> TuneSettings:
+    return dataclasses.replace(settings, **{k: min(getattr(settings, k), v) for k, v in SMOKE_LIMITS.items()})
+
+
+def experiment_dir(results_dir: str | Path, experiment: str) -> Path:
+    return Path(results_dir).resolve() / "tune" / experiment
+
+
+def run_tune(settings: TuneSettings, data_dir: str | Path, results_dir: str | Path) -> dict[str, Any]:
+    """Run (or resume, or just re-summarise) one experiment; returns its summary.json dict."""
+    settings.validate()
+    space = load_space(settings.space)  # a bad space fails here, before Ray starts
+    data_dir = resolve_root(data_dir).parent  # a missing dataset too
+    exp_dir = experiment_dir(results_dir, settings.experiment)
+    record = experiment_record(settings, space, data_dir)
+    check_same_experiment(exp_dir, record)
+    summary_path = exp_dir / "summary.json"
+    if summary_path.exists() and _is_complete(exp_dir):
+        log(f"experiment {settings.experiment} already finished: re-summarising {exp_dir}")
+        return summarise_experiment(exp_dir, record, wall_time_s=None)
+    atomic_write_json(exp_dir / EXPERIMENT_FILE, record)
+    start = time.monotonic()
+    quiet_expected_ray_messages()
+    # Tune's progress tables are progress: stderr, like every log line, so stdout keeps only results.
+    with redirect_stdout(sys.stderr), ray_session():
+        tuner = build_tuner(exp_dir, settings, space, record["base_config"], data_dir)
+        tuner.fit()  # errored trials are recorded, not raised
+    return summarise_experiment(exp_dir, record, wall_time_s=time.monotonic() - start)
+
+
+def base_train_config(space: SearchSpace, settings: TuneSettings) -> TrainConfig:
+    """TrainConfig defaults, then the space's fixed values, then what the tune command sets."""
+    return TrainConfig().with_overrides({"model.name": space.architectures[0], **space.fixed}).with_overrides({
+        "run.epochs": settings.max_epochs,
+        "run.batch_size": settings.batch_size,  # None keeps the space's or the default value
+        "run.seed": settings.seed,
+        "run.device": settings.device,
+    })
+
+
+def experiment_record(settings: TuneSettings, space: SearchSpace, data_dir: Path) -> dict[str, Any]:
+    return {
+        "experiment": settings.experiment,
+        "settings": dataclasses.asdict(settings),
+        "space": space_summary(space),
+        "space_file": space.raw,
+        "base_config": base_train_config(space, settings).to_dict(),
+        "data_dir": str(data_dir),
+        "metric": METRIC,
+        "mode": MODE,
+    }
+
+
+def search_identity(record: dict[str, Any]) -> dict[str, Any]:
+    """What an experiment searches, by the option that sets it: changing one makes another experiment.
+
+    Resources (--max-concurrent, --cpus-per-trial, --gpus-per-trial, --device) may change between
+    runs, and --top-k only re-ranks.
+    """
+    s = record["settings"]
+    identity = {f"--{k.replace('_', '-')}": s[k] for k in ("num_samples", "max_epochs", "grace_period", "reduction_factor", "seed")}
+    identity["--batch-size"] = record["base_config"]["run"]["batch_size"]
+    identity["--space"] = record["space"]["digest"]
+    return identity
+
+
+def check_same_experiment(exp_dir: Path, record: dict[str, Any]) -> None:
+    path = exp_dir / EXPERIMENT_FILE
+    if not path.exists():
+        return
+    before, now = search_identity(json.loads(path.read_text())), search_identity(record)
+    for option in now:
+        if before.get(option) != now[option]:
+            raise ConfigError(
+                f"experiment {record['experiment']} exists with {option} {before.get(option)}, now {now[option]}: "
+                f"rerun with the same value to resume it, or choose another --experiment"
+            )
+
+
+def _is_complete(exp_dir: Path) -> bool:
+    return bool(json.loads((exp_dir / "summary.json").read_text()).get("complete"))
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, *fragments: str):
+        super().__init__()
+        self.fragments = fragments
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(f in record.getMessage() for f in self.fragments)
+
+
+def quiet_expected_ray_messages() -> None:
+    """Drop two messages that fire on every epoch of a healthy search and would bury the rest.
+
+    num_to_keep=1 makes Tune snapshot the experiment state at every checkpoint: wanted, since the
+    saved state then always names the newest checkpoint a resumed trial continues from. And the
+    TensorBoard logger lists the nested-choice ranges it cannot log as hyper-parameters.
+    """
+    for name, fragment in (("ray.tune.execution.experiment_state", "snapshotting has been triggered multiple times"),
+                           ("ray.tune.logger.tensorboardx", "Removed the following hyperparameter values")):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropMessages) for f in logger.filters):  # once per process
+            logger.addFilter(_DropMessages(fragment))
+
+
+@contextmanager
+def ray_session():
+    """A local Ray using every core of this machine, or the cluster in RAY_ADDRESS; shut down after."""
+    import ray
+
+    if ray.is_initialized():  # a caller (a test, a notebook) already chose the cluster
+        yield
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(address=os.environ["RAY_ADDRESS"], include_dashboard=False)
+    else:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def build_tuner(exp_dir: Path, settings: TuneSettings, space: SearchSpace, base: dict, data_dir: Path):
+    from ray import tune
+
+    trainable = trial_trainable(settings, base, data_dir)
+    if tune.Tuner.can_restore(str(exp_dir)):
+        log(f"resuming experiment {settings.experiment} from {exp_dir}")
+        # Errored trials resume from their last checkpoint: a lost worker (pod eviction) costs
+        # one epoch, and a trial that diverged simply fails again on the same epoch.
+        return tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
+    scheduler = tune.schedulers.ASHAScheduler(
+        time_attr="epoch", max_t=settings.max_epochs, grace_period=settings.grace_period,
+        reduction_factor=settings.reduction_factor,
+    )
+    return tune.Tuner(
+        trainable,
+        param_space=space.param_space(),
+        tune_config=tune.TuneConfig(
+            metric=METRIC, mode=MODE, scheduler=scheduler, num_samples=settings.num_samples,
+            # The default search algorithm, seeded; it limits concurrency itself (Tune's
+            # max_concurrent_trials only wraps Searcher-based algorithms).
+            search_alg=tune.search.BasicVariantGenerator(max_concurrent=settings.max_concurrent, random_state=settings.seed),
+            reuse_actors=True,  # a reused worker keeps its loaded dataset (trainable.cached_data)
+            trial_dirname_creator=lambda trial: trial.trial_id,  # short paths on the volume
+        ),
+        run_config=tune.RunConfig(
+            name=settings.experiment, storage_path=str(exp_dir.parent),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # only the latest is resumed from
+            failure_config=tune.FailureConfig(max_failures=0),  # a diverged trial fails again: don't retry
+            verbose=1,
+        ),
+    )
+
+
+def trial_trainable(settings: TuneSettings, base: dict, data_dir: Path):
+    from ray import tune
+
+    cpus, gpus = settings.cpus_per_trial, gpus_per_trial(settings)
+    base = _with_trial_device(base, settings.device, gpus)
+    bound = tune.with_parameters(train_trial, base=base, data_dir=str(data_dir), threads=max(1, int(cpus)))
+    return tune.with_resources(bound, {"cpu": cpus, "gpu": gpus})
+
+
+def gpus_per_trial(settings: TuneSettings) -> float:
+    """The explicit share, or the cluster's GPUs split among the concurrent trials (at most 1 each)."""
+    import ray
+
+    if settings.gpus_per_trial is not None:
+        return settings.gpus_per_trial
+    total = ray.cluster_resources().get("GPU", 0)
+    return min(1.0, total / settings.max_concurrent) if total else 0.0
+
+
+def _with_trial_device(base: dict, device: str, gpus: float) -> dict:
+    # "auto" inside a trial would pick up a GPU that Tune did not give it; decide here instead.
+    if device != "auto":
+        return base
+    return {**base, "run": {**base["run"], "device": "cuda" if gpus > 0 else "cpu"}}

@@ -1,0 +1,140 @@
+"""Search spaces as data: a YAML file -> a validated `SearchSpace` -> a Ray Tune param space.
+
+A space file has five sections (see spaces/report-a.yaml):
+
+    description: one line for the summary
+    models:      groups of architectures, each with the model options it samples
+                 (e.g. dropout, activation); every architecture is one equally likely choice
+    optimizers:  optimizer name -> its own ranges (lr, momentum, beta1, ...); one is chosen per trial
+    shared:      dotted TrainConfig keys sampled for every trial (optim.weight_decay, ...)
+    fixed:       dotted TrainConfig keys with one value for the whole experiment
+
+A range is `{uniform: [low, high]}`, `{loguniform: [low, high]}` or `{choice: [a, b, ...]}`; a
+plain value is a constant. Conditional parameters are nested choices: Tune picks one architecture
+dict and one optimizer dict, then samples the ranges inside it, so a trial's config holds only the
+values it uses; `flat_params` turns it into TrainConfig overrides ({"optim.lr": 0.01, ...}).
+
+Everything is checked before Ray starts: unknown keys, unknown architectures or optimizers,
+inverted ranges, log ranges touching zero, and endpoints that TrainConfig itself would reject. Every
+error is a ConfigError naming the offending key of the space file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from cifar_core.errors import ConfigError
+from cifar_core.tune.space_check import TOP_KEYS, SpaceChecker
+
+
+@dataclass(frozen=True)
+class ModelGroup:
+    names: tuple[str, ...]
+    params: dict[str, Any]  # option -> range spec or constant
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str  # "report-a", "modern" or the file's path
+    description: str
+    models: tuple[ModelGroup, ...]
+    optimizers: dict[str, dict[str, Any]]
+    shared: dict[str, Any]  # dotted key -> range spec or constant
+    fixed: dict[str, Any]  # dotted key -> value
+    raw: dict[str, Any]  # the file as loaded, recorded with the experiment
+
+    @property
+    def digest(self) -> str:
+        """Identifies the space's content, so a resumed experiment can check it searches the same space."""
+        return hashlib.sha256(json.dumps(self.raw, sort_keys=True).encode()).hexdigest()[:12]
+
+    @property
+    def architectures(self) -> list[str]:
+        return [name for group in self.models for name in group.names]
+
+    def param_space(self) -> dict[str, Any]:
+        """The Tune param space: one nested choice per conditional group, plus the shared ranges."""
+        from ray import tune
+
+        architectures = [
+            {"name": name, **{k: _domain(v) for k, v in group.params.items()}} for group in self.models for name in group.names
+        ]
+        optimizers = [{"name": opt, **{k: _domain(v) for k, v in params.items()}} for opt, params in self.optimizers.items()]
+        return {
+            "architecture": tune.choice(architectures),
+            "optimizer": tune.choice(optimizers),
+            "shared": {k: _domain(v) for k, v in self.shared.items()},
+        }
+
+
+def flat_params(trial_config: dict[str, Any]) -> dict[str, Any]:
+    """A sampled trial config -> the dotted TrainConfig overrides it stands for (the values used)."""
+    flat = {f"model.{k}": v for k, v in trial_config["architecture"].items()}
+    flat.update({f"optim.{k}": v for k, v in trial_config["optimizer"].items()})
+    flat.update(trial_config.get("shared", {}))
+    return flat
+
+
+def space_names() -> list[str]:
+    """The spaces shipped in the package (spaces/*.yaml)."""
+    return sorted(p.name.removesuffix(".yaml") for p in _packaged_dir().iterdir() if p.name.endswith(".yaml"))
+
+
+def load_space(name_or_path: str | Path) -> SearchSpace:
+    """A shipped space by name (`report-a`, `modern`) or any YAML file; validated."""
+    from cifar_core.config import load_yaml_mapping
+
+    text = str(name_or_path)
+    if text in space_names():
+        path, name = _packaged_dir() / f"{text}.yaml", text
+    elif Path(text).is_file():
+        path, name = Path(text), text
+    else:
+        raise ConfigError(f"unknown search space {text!r}: use {', '.join(space_names())} or the path of a YAML file")
+    return parse_space(load_yaml_mapping(path), name)
+
+
+def parse_space(raw: dict[str, Any], name: str) -> SearchSpace:
+    check = SpaceChecker(name)
+    check.only_keys(raw, TOP_KEYS, "")
+    space = SearchSpace(
+        name=name,
+        description=str(raw.get("description", "")),
+        models=check.models(raw.get("models")),
+        optimizers=check.optimizers(raw.get("optimizers")),
+        shared=check.dotted_section(raw.get("shared"), "shared", ranges=True),
+        fixed=check.dotted_section(raw.get("fixed"), "fixed", ranges=False),
+        raw=raw,
+    )
+    check.no_key_set_twice(space)
+    check.endpoints_accepted_by_train_config(space)
+    return space
+
+
+def _packaged_dir():
+    return resources.files("cifar_core.tune") / "spaces"
+
+
+def _domain(spec: Any):
+    from ray import tune
+
+    if not isinstance(spec, dict):
+        return spec  # a constant
+    (kind, args), = spec.items()
+    if kind == "choice":
+        return tune.choice(list(args))
+    return {"uniform": tune.uniform, "loguniform": tune.loguniform}[kind](*args)
+
+
+def space_summary(space: SearchSpace) -> dict[str, Any]:
+    """What summary.json records about the space."""
+    return {"name": space.name, "digest": space.digest, "description": space.description,
+            "architectures": space.architectures, "optimizers": list(space.optimizers)}
+
+
+__all__ = ["SearchSpace", "flat_params", "load_space", "parse_space", "space_names", "space_summary"]

@@ -1,0 +1,89 @@
+"""The Tune trainable: a plain function over the shared engine, one `tune.report` per epoch.
+
+`train_trial(config, base=..., data_dir=..., threads=...)` turns the sampled config into a
+TrainConfig (the experiment's base config plus the trial's flat overrides), resumes from
+`tune.get_checkpoint()` when Tune restores the trial, and lets `fit` call back after every epoch.
+The callback saves the engine's checkpoint dict and reports it together with that epoch's metrics,
+so ASHA's decision and the kept checkpoint refer to the same epoch, and a restored trial continues
+from the epoch it had reached instead of starting over.
+
+A NaN loss makes the engine raise FloatingPointError; it propagates, so Tune marks the trial
+ERROR and the search goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cifar_core.checkpoint import load_checkpoint, save_checkpoint
+from cifar_core.config import TrainConfig
+from cifar_core.engine import fit, resolve_device
+from cifar_core.tune.space import flat_params
+
+CHECKPOINT_FILE = "checkpoint.pt"
+# One loaded dataset per worker process: trials reusing a worker (reuse_actors) skip the load and
+# the copy to the device. One entry is enough (a search shares its data settings) and bounds memory.
+_DATA_CACHE: OrderedDict[tuple, Any] = OrderedDict()
+_DATA_CACHE_SIZE = 1
+
+
+def trial_train_config(base: dict[str, Any], trial_config: dict[str, Any]) -> TrainConfig:
+    """The experiment's base TrainConfig with this trial's sampled values applied."""
+    return TrainConfig.from_dict(base).with_overrides(flat_params(trial_config))
+
+
+def train_trial(config: dict[str, Any], *, base: dict[str, Any], data_dir: str, threads: int = 1) -> None:
+    """Tune function trainable (bind the keyword arguments with `tune.with_parameters`)."""
+    from ray import tune
+
+    torch.set_num_threads(max(1, threads))  # a CPU trial uses only the cores Tune gave it
+    # One "checkpoint created" line per epoch per trial would drown the driver's log.
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
+    cfg = trial_train_config(base, config)
+    data = cached_data(cfg, data_dir)
+    fit(cfg, data, state=restored_state(tune.get_checkpoint()), on_epoch=report_epoch)
+
+
+def report_epoch(metrics: dict[str, Any], checkpoint: dict[str, Any]) -> None:
+    """One Tune report per epoch: the metrics and the engine's checkpoint dict of that epoch."""
+    from ray import tune
+
+    reported = {k: v for k, v in metrics.items() if v is not None}  # val_* are None only without a val split
+    with tempfile.TemporaryDirectory(prefix="cifar-tune-") as tmp:
+        save_checkpoint(checkpoint, Path(tmp) / CHECKPOINT_FILE)
+        # Tune copies the directory into the experiment's storage before report returns.
+        tune.report(reported, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def restored_state(tune_checkpoint) -> dict[str, Any] | None:
+    """The engine checkpoint dict inside a Tune checkpoint (None for a fresh trial)."""
+    if tune_checkpoint is None:
+        return None
+    with tune_checkpoint.as_directory() as folder:
+        return load_checkpoint(Path(folder) / CHECKPOINT_FILE)
+
+
+def cached_data(cfg: TrainConfig, data_dir: str):
+    """`make_data` for this config, loaded once per worker process and kept on the trial's device."""
+    from cifar_core.runs import data_for
+
+    r = cfg.run
+    key = (str(Path(data_dir).resolve()), r.full_train, r.val_fraction, r.split_seed, r.batch_size,
+           r.eval_batch_size, repr(cfg.augment), str(resolve_device(r.device)), r.seed)
+    if key in _DATA_CACHE:
+        _DATA_CACHE.move_to_end(key)
+        return _DATA_CACHE[key]
+    while len(_DATA_CACHE) >= _DATA_CACHE_SIZE:
+        _DATA_CACHE.popitem(last=False)  # free the old device tensors before loading new ones
+    _DATA_CACHE[key] = data_for(cfg, Path(data_dir))
+    return _DATA_CACHE[key]
+
+
+def data_cache_size() -> int:
+    return len(_DATA_CACHE)

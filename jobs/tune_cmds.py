@@ -1,0 +1,114 @@
+"""`cifar tune`, `cifar retrain` and `cifar pipeline`: parse options, call cifar_core, print where."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from jobs.options import data_dir_option, device_option, json_option, results_dir_option
+
+
+@click.command("tune")
+@click.option("--experiment", required=True, help="Experiment name: results go to RESULTS/tune/NAME/.")
+@click.option("--space", default="report-a", show_default=True,
+              help="Search space: report-a, modern, or a YAML file in the same format.")
+@click.option("--num-samples", type=int, default=60, show_default=True, help="Trials sampled from the space.")
+@click.option("--max-concurrent", type=int, default=16, show_default=True, help="Trials running at once, at most.")
+@click.option("--max-epochs", type=int, default=30, show_default=True, help="Epochs of a trial that ASHA never stops.")
+@click.option("--grace-period", type=int, default=1, show_default=True, help="Epochs before ASHA may stop a trial.")
+@click.option("--reduction-factor", type=int, default=2, show_default=True,
+              help="ASHA keeps the top 1/N at each rung (2 = the better half).")
+@click.option("--cpus-per-trial", type=float, default=1.0, show_default=True, help="CPU cores reserved per trial.")
+@click.option("--gpus-per-trial", type=float, default=None,
+              help="GPU share per trial, fractional allowed (0.25 = four trials per GPU).  "
+                   "[default: the cluster's GPUs split among --max-concurrent trials, 0 without GPUs]")
+@click.option("--batch-size", type=int, default=None, help="Training batch size.  [default: the space's, else 128]")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampled configs and of every trial.")
+@click.option("--top-k", type=int, default=3, show_default=True, help="Configs listed in top_k.json.")
+@click.option("--smoke", is_flag=True, help="Shrink to 4 trials of 2 epochs, to check a setup in minutes.")
+@data_dir_option
+@results_dir_option
+@device_option
+@json_option
+def tune_cmd(smoke, data_dir, results_dir, as_json, **options):
+    """Model selection with Ray Tune and ASHA (report A: 60 trials, 16 at a time, 30 epochs).
+
+    Running the same command again resumes an interrupted experiment; a finished one is only
+    re-summarised. Ray runs locally unless RAY_ADDRESS points at a cluster.
+    """
+    from cifar_core.tune.search import TuneSettings, experiment_dir, run_tune, smoke_settings
+
+    settings = TuneSettings(**options)
+    if smoke:
+        settings = smoke_settings(settings)
+    summary = run_tune(settings, data_dir, results_dir)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, sort_keys=True))
+        return
+    _print_tune(summary, experiment_dir(results_dir, settings.experiment))
+
+
+def _print_tune(summary: dict, exp_dir: Path) -> None:
+    counts = ", ".join(f"{n} {status}" for status, n in summary["status_counts"].items())
+    click.echo(f"{summary['trials']} trials ({counts}); ASHA stopped {summary['stopped_early']} early; "
+               f"{summary['epochs_run']} of {summary['epochs_without_early_stopping']} epochs run")
+    best = summary["best"]
+    if best is not None:
+        click.echo(f"best: {best['params']['model.name']} / {best['params']['optim.name']} "
+                   f"val acc {best['val_acc']:.4f} at epoch {best['epoch']} ({best['parameters']:,} parameters)")
+    click.echo(f"results: {exp_dir} (trials.csv, top_k.json, curves.png, summary.json)")
+
+
+@click.command("retrain")
+@click.option("--from-tune", "experiment", required=True, help="Experiment name of a finished `cifar tune`.")
+@click.option("--top-k", type=int, default=3, show_default=True, help="How many of its best configs to retrain.")
+@click.option("--epochs", type=int, default=100, show_default=True, help="Epochs on all training images.")
+@data_dir_option
+@results_dir_option
+@device_option
+@json_option
+def retrain_cmd(experiment, top_k, epochs, data_dir, results_dir, device, as_json):
+    """Retrain the best configs of a search on all 50,000 training images, then score the test set.
+
+    Resumable: running it again continues unfinished runs and re-scores finished ones.
+    """
+    from cifar_core.retrain import retrain_dir, retrain_from_tune
+
+    summary = retrain_from_tune(experiment, data_dir, results_dir, top_k=top_k, epochs=epochs, device=device)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, sort_keys=True))
+        return
+    for m in summary["models"]:
+        click.echo(f"rank {m['rank']}: {m['model']:<10} test top-1 {m['test_top1'] * 100:6.2f}%  "
+                   f"top-5 {m['test_top5'] * 100:6.2f}%  ({m['parameters']:,} parameters, {m['epochs']} epochs)")
+    if any(m["synthetic_data"] for m in summary["models"]):
+        click.echo("note: trained on the SYNTHETIC stand-in dataset, not real CIFAR-100")
+    click.echo(f"results: {retrain_dir(results_dir, experiment)} (summary.json, table.md, loss.png)")
+
+
+@click.command("pipeline")
+@click.option("--profile", type=click.Choice(["smoke", "full"]), default="smoke", show_default=True,
+              help="smoke: minutes on a laptop CPU (synthetic data if none); full: report A's protocol.")
+@data_dir_option
+@results_dir_option
+@device_option
+@json_option
+def pipeline_cmd(profile, data_dir, results_dir, device, as_json):
+    """Every stage in order (data, tune, retrain, gan, fid), then the HTML report.
+
+    A stage already done with the same config is skipped, so a killed pipeline, run again,
+    continues where it stopped. The smoke profile makes a synthetic dataset when none is there.
+    """
+    from cifar_core.pipeline import run_pipeline
+
+    summary = run_pipeline(profile, data_dir, results_dir, device)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, sort_keys=True))
+        return
+    for stage in summary["stages"]:
+        took = f"{stage['wall_time_s']:.0f} s" if "wall_time_s" in stage else "-"
+        click.echo(f"{stage['stage']:<8} {stage['status']:<11} {took:>7}  {stage.get('reason') or stage['summary']}")
+    click.echo(f"results: {summary['results_dir']}")
+    click.echo(f"report:  {summary['report']}")

@@ -1,0 +1,113 @@
+"""The pipeline: stages in order, skipped when their summary carries the same config hash, so a
+killed pipeline run again continues where it stopped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from cifar_core import pipeline
+from cifar_core.atomic import atomic_write_json
+from cifar_core.pipeline import PipelineContext, Stage, run_pipeline
+
+
+class Killed(Exception):
+    """Stands in for the pipeline process dying inside a stage."""
+
+
+def counting_stage(name: str, calls: list[str], fail_once: set[str] | None = None) -> Stage:
+    def run(ctx: PipelineContext, config: dict) -> dict:
+        calls.append(name)
+        if fail_once is not None and name in fail_once:
+            fail_once.discard(name)
+            raise Killed(name)
+        summary = {"stage": name, "value": config["value"]}
+        atomic_write_json(summary_path(ctx, config), summary)
+        return summary
+
+    def summary_path(ctx: PipelineContext, config: dict) -> Path:
+        return ctx.results_dir / name / "summary.json"
+
+    return Stage(name, run, summary_path)
+
+
+def test_stages_run_in_order_skip_when_done_and_resume_after_a_kill(tmp_path, monkeypatch):
+    monkeypatch.setitem(pipeline.PROFILES, "unit", {"a": {"value": 1}, "b": {"value": 2}, "c": {"value": 3}})
+    calls: list[str] = []
+    fail_once = {"b"}
+    stages = [counting_stage(n, calls, fail_once) for n in ("a", "b", "c")]
+    results = tmp_path / "results"
+
+    with pytest.raises(Killed):
+        run_pipeline("unit", tmp_path / "data", results, stages=stages)
+    assert calls == ["a", "b"]
+    assert json.loads((results / "a" / "summary.json").read_text())["pipeline"]["stage"] == "a"
+
+    summary = run_pipeline("unit", tmp_path / "data", results, stages=stages)  # continues at b
+    assert calls == ["a", "b", "b", "c"]
+    assert [s["status"] for s in summary["stages"]] == ["skipped", "ran", "ran"]
+
+    run_pipeline("unit", tmp_path / "data", results, stages=stages)  # all done: nothing runs
+    assert calls == ["a", "b", "b", "c"]
+
+    monkeypatch.setitem(pipeline.PROFILES["unit"], "b", {"value": 20})  # a changed config runs again
+    summary = run_pipeline("unit", tmp_path / "data", results, stages=stages)
+    assert calls == ["a", "b", "b", "c", "b"]
+    assert [s["status"] for s in summary["stages"]] == ["skipped", "ran", "skipped"]
+    assert json.loads((results / "pipeline" / "unit" / "summary.json").read_text())["complete"]
+
+
+def test_unknown_profile_is_an_error(tmp_path):
+    from cifar_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown pipeline profile 'huge'"):
+        run_pipeline("huge", tmp_path, tmp_path)
+
+
+def test_full_profile_without_data_or_network_fails_clearly(tmp_path, monkeypatch):
+    from cifar_core.data import verify as verify_module
+    from cifar_core.errors import DataError
+
+    # This machine may be online: point the download probe at a port nothing listens on.
+    monkeypatch.setattr(verify_module, "DOWNLOAD_HOST", "127.0.0.1")
+    with pytest.raises(DataError, match="the full profile needs the real CIFAR-100"):
+        run_pipeline("full", tmp_path / "empty", tmp_path / "results", stages=pipeline.STAGES[:1])
+
+
+@pytest.mark.slow  # real Ray Tune and training: ~30 s on a 2-core CPU
+def test_smoke_pipeline_end_to_end_on_a_tiny_profile(tmp_path, monkeypatch, ray_env):
+    """The real stages (synthetic data, Ray Tune, retrain), shrunk to seconds; then skip and resume."""
+    from jobs.cli import cli
+
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"models": [{"names": ["tinycnn"]}], "fixed": {"run.eval_batch_size": 500},
+                                     "optimizers": {"sgd": {"lr": {"loguniform": [0.01, 0.1]}, "momentum": 0.9}}}))
+    tiny = {
+        "data": {"if_missing": "synthesize", "n_train": 400, "n_test": 100, "seed": 0},
+        "tune": {"experiment": "smoke", "space": str(space), "num_samples": 2, "max_concurrent": 2, "max_epochs": 1,
+                 "grace_period": 1, "reduction_factor": 2, "cpus_per_trial": 1.0, "batch_size": 50, "seed": 0},
+        "retrain": {"experiment": "smoke", "top_k": 2, "epochs": 1},
+    }
+    monkeypatch.setitem(pipeline.PROFILES, "smoke", tiny)
+    data, results = tmp_path / "data", tmp_path / "results"
+    args = ["pipeline", "--profile", "smoke", "--data-dir", str(data), "--results-dir", str(results), "--device", "cpu"]
+
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    assert "SYNTHETIC" in first.output  # said plainly
+    assert [line.split()[:2] for line in first.output.splitlines()[-4:-1]] == [["data", "ran"], ["tune", "ran"],
+                                                                              ["retrain", "ran"]]
+    assert f"results: {results.resolve()}" in first.output
+    retrain = json.loads((results / "retrain" / "smoke" / "summary.json").read_text())
+    assert len(retrain["models"]) == 2 and retrain["pipeline"]["stage"] == "retrain"
+    assert json.loads((results / "tune" / "smoke" / "summary.json").read_text())["trials"] == 2
+
+    (results / "retrain" / "smoke" / "summary.json").unlink()  # as if killed during retraining
+    second = CliRunner().invoke(cli, args)
+    assert second.exit_code == 0, second.output
+    assert [line.split()[:2] for line in second.output.splitlines()[-4:-1]] == [["data", "skipped"],
+                                                                               ["tune", "skipped"], ["retrain", "ran"]]

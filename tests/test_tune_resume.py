@@ -1,0 +1,101 @@
+"""A search whose driver is killed (SIGKILL, like a pod eviction), then the same command again:
+it restores the experiment, finished trials are not run again, and the results are complete."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow  # real Ray Tune searches: about a minute on a 2-core CPU
+
+SPACE = {
+    "models": [{"names": ["tinycnn"]}],
+    "optimizers": {"sgd": {"lr": {"loguniform": [1.0e-3, 0.3]}, "momentum": 0.9}},
+    "fixed": {"run.eval_batch_size": 500},
+}
+TRIALS, MAX_EPOCHS = 6, 3
+
+
+def trial_epochs(exp_dir: Path) -> dict[str, list[int]]:
+    """Epochs each trial reported, in order, from its result.json (one line per tune.report)."""
+    epochs = {}
+    for result in exp_dir.glob("*/result.json"):
+        lines = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+        epochs[result.parent.name] = [r["epoch"] for r in lines]
+    return epochs
+
+
+def finished_trials(exp_dir: Path) -> set[str]:
+    done = set()
+    for result in exp_dir.glob("*/result.json"):
+        lines = [line for line in result.read_text().splitlines() if line.strip()]
+        if lines and json.loads(lines[-1]).get("done"):
+            done.add(result.parent.name)
+    return done
+
+
+@pytest.fixture
+def tune_command(tmp_path, ray_env):
+    from cifar_core.data import write_synthetic
+
+    write_synthetic(tmp_path / "data", n_train=500, n_test=100, seed=0)
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(SPACE))
+    return [sys.executable, "-m", "jobs.cli", "tune", "--experiment", "killed", "--space", str(tmp_path / "space.yaml"),
+            "--num-samples", str(TRIALS), "--max-epochs", str(MAX_EPOCHS), "--max-concurrent", "6",
+            "--cpus-per-trial", "0.5", "--batch-size", "50", "--data-dir", str(tmp_path / "data"),
+            "--results-dir", str(tmp_path / "results")]
+
+
+def kill_after_trials_finish(command: list[str], exp_dir: Path, log: Path, count: int, timeout_s: float = 240) -> None:
+    """Start the driver in its own process group; SIGKILL the whole group once `count` trials are done."""
+    with open(log, "wb") as out:
+        driver = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                  cwd=Path(__file__).resolve().parents[1])
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(finished_trials(exp_dir)) < count:
+            if driver.poll() is not None:
+                pytest.fail(f"the search ended (rc {driver.returncode}) before it could be killed:\n{log.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no {count} finished trials after {timeout_s} s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+    finally:
+        # The driver, Ray's local cluster and the trial workers all die together, as in a lost pod.
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+
+
+def test_killed_search_resumes_without_rerunning_finished_trials(tmp_path, tune_command):
+    exp_dir = tmp_path / "results" / "tune" / "killed"
+    kill_after_trials_finish(tune_command, exp_dir, tmp_path / "first.log", count=2)
+    time.sleep(1)  # let the killed processes' files settle
+    done_before = finished_trials(exp_dir)
+    epochs_before = trial_epochs(exp_dir)
+    assert not (exp_dir / "summary.json").exists()
+    assert len(done_before) < TRIALS, "every trial finished before the kill: nothing left to resume"
+
+    rerun = subprocess.run(tune_command, capture_output=True, text=True, timeout=300,
+                           cwd=Path(__file__).resolve().parents[1])
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "resuming experiment killed" in rerun.stderr
+
+    epochs_after = trial_epochs(exp_dir)
+    for trial in done_before:  # finished before the kill: not a single epoch more
+        assert epochs_after[trial] == epochs_before[trial], trial
+    for trial, epochs in epochs_after.items():  # a restored trial continues from its epoch
+        assert epochs == list(range(1, len(epochs) + 1)), f"{trial} reported epochs {epochs}"
+    with open(exp_dir / "trials.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == TRIALS and {r["status"] for r in rows} == {"TERMINATED"}
+    summary = json.loads((exp_dir / "summary.json").read_text())
+    assert summary["complete"] and summary["trials"] == TRIALS
+    assert "6 trials (6 TERMINATED)" in rerun.stdout
