@@ -28,15 +28,23 @@ def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> Path:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    return read_checkpoint_file(path, CHECKPOINT_FORMAT, "cifar100-k8s classifier", map_location)
+
+
+def read_checkpoint_file(path: str | Path, expected_format: str, kind: str,
+                         map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint dict and check its format; every failure is a CheckpointError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+        # weights_only: checkpoints are tensors and plain containers, so refuse arbitrary pickles.
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for a torn or foreign file
         raise CheckpointError(f"checkpoint {path} is unreadable ({type(exc).__name__}): file is corrupt or not a checkpoint") from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not a cifar100-k8s classifier checkpoint")
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != expected_format:
+        found = checkpoint.get("format") if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise CheckpointError(f"{path} is not a {kind} checkpoint (format {found!r}, expected {expected_format!r})")
     return checkpoint
 
 

@@ -10,14 +10,14 @@ results it cites).
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
 
-from cifar_core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, read_jsonl
+from cifar_core.atomic import atomic_write_json, atomic_write_text, read_jsonl
 from cifar_core.config import TrainConfig
 from cifar_core.errors import ConfigError
+from cifar_core.figures import pyplot, save_figure
 from cifar_core.progress import log
 from cifar_core.runs import train_run
 
@@ -118,12 +118,7 @@ def build_summary(settings: dict[str, Any], models: list[dict[str, Any]], comple
 
 def plot_training_loss(path: Path, models: list[dict[str, Any]], experiment: str) -> None:
     """Training loss per epoch of each retrained model (no validation: all images train)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = pyplot().subplots(figsize=(7, 4.5))
     for m in models:
         history = read_jsonl(Path(m["run_dir"]) / "metrics.jsonl")
         label = f"rank {m['rank']}: {m['model']} ({m['test_top1'] * 100:.1f}% test)"
@@ -132,11 +127,7 @@ def plot_training_loss(path: Path, models: list[dict[str, Any]], experiment: str
     if models:
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_figure(fig, path)
 
 
 def comparison_table(models: list[dict[str, Any]], experiment: str) -> str:

@@ -83,6 +83,9 @@ def _resume_state(run_dir: Path, cfg: TrainConfig, resume: bool) -> dict[str, An
     saved = _flatten(state["config"])
     wanted = _flatten(cfg.to_dict())
     changed = sorted(k for k in wanted if saved.get(k) != wanted[k] and k not in RESUMABLE_CHANGES)
+    if cfg.optim.schedule != "none":
+        # The schedule's length is fixed by the run's length: a longer run would need another schedule.
+        changed += sorted(k for k in ("run.epochs", "run.steps") if saved.get(k) != wanted[k])
     if changed:
         key = changed[0]
         raise ConfigError(f"cannot resume {run_dir}: {key} was {saved.get(key)!r}, now {wanted[key]!r}")

@@ -7,6 +7,14 @@ import sys
 import click
 
 from cifar_core.errors import CifarError
+from jobs.data_cmds import data
+from jobs.fid_cmd import fid_cmd
+from jobs.gan_cmds import gan_group
+from jobs.models_cmd import models_cmd
+from jobs.report_cmd import report_cmd
+from jobs.submit import logs_cmd, status_cmd, submit_cmd
+from jobs.train_cmds import evaluate_cmd, train_cmd
+from jobs.tune_cmds import pipeline_cmd, retrain_cmd, tune_cmd
 
 
 class _CifarGroup(click.Group):
@@ -30,37 +38,14 @@ def cli() -> None:
     """
 
 
-# --- command groups (one import + add_command per module; each owner adds its own line) ---
-from jobs.train_cmds import evaluate_cmd, train_cmd  # noqa: E402
-
-cli.add_command(train_cmd)
-cli.add_command(evaluate_cmd)
-from jobs.gan_cmds import gan_group  # noqa: E402
-
-cli.add_command(gan_group)
-from jobs.data_cmds import data  # noqa: E402
-
-cli.add_command(data)
-from jobs.models_cmd import models_cmd  # noqa: E402
-
-cli.add_command(models_cmd)
-from jobs.submit import logs_cmd, status_cmd, submit_cmd  # noqa: E402
-
-cli.add_command(submit_cmd)
-cli.add_command(status_cmd)
-cli.add_command(logs_cmd)
-from jobs.tune_cmds import pipeline_cmd, retrain_cmd, tune_cmd  # noqa: E402
-
-cli.add_command(tune_cmd)
-cli.add_command(retrain_cmd)
-cli.add_command(pipeline_cmd)
-from jobs.fid_cmd import fid_cmd  # noqa: E402
-
-cli.add_command(fid_cmd)
-from jobs.report_cmd import report_cmd  # noqa: E402
-
-cli.add_command(report_cmd)
-# --- end of command groups ---
+# In the order of a study: data, models, training, search, GAN, FID, the whole pipeline, the
+# report, and the same stages on a cluster.
+COMMANDS = (
+    data, models_cmd, train_cmd, evaluate_cmd, tune_cmd, retrain_cmd, gan_group, fid_cmd,
+    pipeline_cmd, report_cmd, submit_cmd, status_cmd, logs_cmd,
+)
+for command in COMMANDS:
+    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> int:

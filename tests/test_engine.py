@@ -134,3 +134,14 @@ def test_failed_checkpoint_write_keeps_previous_checkpoint(synth_root, tmp_path)
     assert last.read_bytes() == before
     assert load_checkpoint(last)["epoch"] == 1
     assert not [p for p in last.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_resume_may_extend_a_constant_lr_run_but_not_a_scheduled_one(synth_root, tmp_path):
+    from cifar_core.errors import ConfigError
+
+    train_run(_cfg(epochs=1), synth_root, tmp_path, run_name="flat")
+    assert train_run(_cfg(epochs=2), synth_root, tmp_path, run_name="flat", resume=True)["epochs"] == 2
+    scheduled = _cfg(epochs=1).with_overrides({"optim.schedule": "onecycle"})
+    train_run(scheduled, synth_root, tmp_path, run_name="cycle")
+    with pytest.raises(ConfigError, match="run.epochs"):
+        train_run(scheduled.with_overrides({"run.epochs": 2}), synth_root, tmp_path, run_name="cycle", resume=True)

@@ -80,8 +80,14 @@ def test_full_profile_without_data_or_network_fails_clearly(tmp_path, monkeypatc
 
 @pytest.mark.slow  # real Ray Tune and training: ~30 s on a 2-core CPU
 def test_smoke_pipeline_end_to_end_on_a_tiny_profile(tmp_path, monkeypatch, ray_env):
-    """The real stages (synthetic data, Ray Tune, retrain), shrunk to seconds; then skip and resume."""
+    """The real stages (synthetic data, Ray Tune, retrain, DCGAN, FID with a test-made Inception
+    weights file, report), shrunk to seconds; then skip and resume."""
+    from cifar_core.fid.inception import write_random_weights
     from jobs.cli import cli
+
+    weights = tmp_path / "inception.pth"
+    write_random_weights(weights, seed=0)
+    monkeypatch.setenv("CIFAR_FID_WEIGHTS", str(weights))
 
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump({"models": [{"names": ["tinycnn"]}], "fixed": {"run.eval_batch_size": 500},
@@ -91,6 +97,9 @@ def test_smoke_pipeline_end_to_end_on_a_tiny_profile(tmp_path, monkeypatch, ray_
         "tune": {"experiment": "smoke", "space": str(space), "num_samples": 2, "max_concurrent": 2, "max_epochs": 1,
                  "grace_period": 1, "reduction_factor": 2, "cpus_per_trial": 1.0, "batch_size": 50, "seed": 0},
         "retrain": {"experiment": "smoke", "top_k": 2, "epochs": 1},
+        "gan": {"run": "smoke", "steps": 4, "batch_size": 16, "ngf": 8, "ndf": 8, "log_every": 2,
+                "sample_every": 2, "checkpoint_every": 2, "seed": 0},
+        "fid": {"gan_run": "smoke", "n": 4, "if_no_weights": "fail"},
     }
     monkeypatch.setitem(pipeline.PROFILES, "smoke", tiny)
     data, results = tmp_path / "data", tmp_path / "results"
@@ -99,9 +108,13 @@ def test_smoke_pipeline_end_to_end_on_a_tiny_profile(tmp_path, monkeypatch, ray_
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0, first.output
     assert "SYNTHETIC" in first.output  # said plainly
-    assert [line.split()[:2] for line in first.output.splitlines()[-4:-1]] == [["data", "ran"], ["tune", "ran"],
-                                                                              ["retrain", "ran"]]
+    assert stage_lines(first.output) == [["data", "ran"], ["tune", "ran"], ["retrain", "ran"], ["gan", "ran"],
+                                         ["fid", "ran"]]
     assert f"results: {results.resolve()}" in first.output
+    assert f"report:  {results / 'report' / 'index.html'}" in first.output
+    assert (results / "report" / "index.html").stat().st_size > 10_000
+    fid = json.loads((results / "fid" / "smoke-select" / "summary.json").read_text())
+    assert [entry["step"] for entry in fid["ranking"]] and fid["fid"] >= 0
     retrain = json.loads((results / "retrain" / "smoke" / "summary.json").read_text())
     assert len(retrain["models"]) == 2 and retrain["pipeline"]["stage"] == "retrain"
     assert json.loads((results / "tune" / "smoke" / "summary.json").read_text())["trials"] == 2
@@ -109,5 +122,32 @@ def test_smoke_pipeline_end_to_end_on_a_tiny_profile(tmp_path, monkeypatch, ray_
     (results / "retrain" / "smoke" / "summary.json").unlink()  # as if killed during retraining
     second = CliRunner().invoke(cli, args)
     assert second.exit_code == 0, second.output
-    assert [line.split()[:2] for line in second.output.splitlines()[-4:-1]] == [["data", "skipped"],
-                                                                               ["tune", "skipped"], ["retrain", "ran"]]
+    assert stage_lines(second.output) == [["data", "skipped"], ["tune", "skipped"], ["retrain", "ran"],
+                                          ["gan", "skipped"], ["fid", "skipped"]]
+
+
+def stage_lines(output: str) -> list[list[str]]:
+    """(stage, status) of each stage line `cifar pipeline` prints at the end."""
+    names = {stage.name for stage in pipeline.STAGES}
+    statuses = {"ran", "skipped", "unavailable"}
+    return [words[:2] for words in map(str.split, output.splitlines())
+            if len(words) >= 2 and words[0] in names and words[1] in statuses]
+
+
+def test_fid_stage_without_weights_is_reported_not_stamped_or_fails_by_profile(tmp_path, monkeypatch):
+    from cifar_core.errors import CifarError
+    from cifar_core.fid import inception
+
+    monkeypatch.delenv("CIFAR_FID_WEIGHTS", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty hub cache
+    monkeypatch.setattr(inception, "WEIGHTS_URL", "http://127.0.0.1:9/pt_inception.pth")  # nothing listens
+    fid_stage = [s for s in pipeline.STAGES if s.name == "fid"]
+    monkeypatch.setitem(pipeline.PROFILES, "unit", {"fid": {"gan_run": "g", "n": 4, "if_no_weights": "skip"}})
+    summary = run_pipeline("unit", tmp_path / "data", tmp_path / "results", stages=fid_stage)
+    (record,) = summary["stages"]
+    assert record["status"] == "unavailable" and "CIFAR_FID_WEIGHTS" in record["reason"]
+    assert not (tmp_path / "results" / "fid").exists()
+
+    monkeypatch.setitem(pipeline.PROFILES, "unit", {"fid": {"gan_run": "g", "n": 4, "if_no_weights": "fail"}})
+    with pytest.raises(CifarError, match="weights"):
+        run_pipeline("unit", tmp_path / "data", tmp_path / "results", stages=fid_stage)

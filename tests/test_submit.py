@@ -12,7 +12,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from jobs import submit
+from jobs import cluster
 from jobs.cli import cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,7 +22,7 @@ STAGE_NAMES = ("data", "tune", "retrain", "gan", "fid", "pipeline")
 
 
 def only(*stages: str) -> dict:
-    """The stage switches, written out here rather than taken from jobs.submit."""
+    """The stage switches, written out here rather than taken from jobs.cluster."""
     return {"stages": {name: {"enabled": name in stages} for name in STAGE_NAMES}}
 
 
@@ -130,12 +130,12 @@ def test_chart_is_found_from_the_environment(tmp_path, monkeypatch):
     shutil.copytree(CHART, copy)
     text = (copy / "Chart.yaml").read_text().replace('appVersion: "0.1.0"', 'appVersion: "9.9.9"')
     (copy / "Chart.yaml").write_text(text)
-    monkeypatch.setenv(submit.CHART_ENV, str(copy))
-    assert submit.find_chart() == copy
+    monkeypatch.setenv(cluster.CHART_ENV, str(copy))
+    assert cluster.find_chart() == copy
     job = next(o for o in dry_run("gan") if o["kind"] == "Job")
     assert job["spec"]["template"]["spec"]["containers"][0]["image"] == "cifar100-k8s:9.9.9"
-    monkeypatch.delenv(submit.CHART_ENV)
-    assert submit.find_chart() == CHART  # a source checkout (or an editable install) finds its own
+    monkeypatch.delenv(cluster.CHART_ENV)
+    assert cluster.find_chart() == CHART  # a source checkout (or an editable install) finds its own
 
 
 def _closed_port() -> int:
@@ -176,9 +176,9 @@ def test_no_kubeconfig_is_one_error_line(tmp_path, monkeypatch):
 
 
 def test_states_read_from_job_and_rayjob_status():
-    assert submit.job_state({"status": {"conditions": [{"type": "Complete", "status": "True"}]}}) == "succeeded"
-    assert submit.job_state({"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "PodFailurePolicy"}]}}) \
+    assert cluster.job_state({"status": {"conditions": [{"type": "Complete", "status": "True"}]}}) == "succeeded"
+    assert cluster.job_state({"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "PodFailurePolicy"}]}}) \
         == "failed (PodFailurePolicy)"
-    assert submit.job_state({"status": {"active": 1, "ready": 0}}) == "starting or waiting"
-    assert submit.job_state({}) == "pending"
-    assert submit.rayjob_state({"status": {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING"}}) == "running (ray job running)"
+    assert cluster.job_state({"status": {"active": 1, "ready": 0}}) == "starting or waiting"
+    assert cluster.job_state({}) == "pending"
+    assert cluster.rayjob_state({"status": {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING"}}) == "running (ray job running)"

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cifar_core.atomic import atomic_torch_save
+from cifar_core.checkpoint import read_checkpoint_file, save_checkpoint
 from cifar_core.errors import CheckpointError
 from cifar_core.models import create_model
 
@@ -41,30 +41,12 @@ def models_payload(
 
 
 def save_gan_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> Path:
-    try:
-        return atomic_torch_save(checkpoint, path)
-    except OSError as exc:
-        raise CheckpointError(f"could not write checkpoint {path}: {exc.strerror or exc}") from None
+    return save_checkpoint(checkpoint, path)
 
 
 def read_gan_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load and check the format; every way this can fail is a CheckpointError naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        # weights_only: a checkpoint is plain tensors and containers, so refuse arbitrary pickles.
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many types for torn or foreign files
-        raise CheckpointError(
-            f"checkpoint {path} is unreadable ({type(exc).__name__}): corrupt or not a checkpoint"
-        ) from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != GAN_CHECKPOINT_FORMAT:
-        found = checkpoint.get("format") if isinstance(checkpoint, dict) else type(checkpoint).__name__
-        raise CheckpointError(
-            f"{path} is not a DCGAN checkpoint (format {found!r}, expected {GAN_CHECKPOINT_FORMAT!r})"
-        )
-    return checkpoint
+    return read_checkpoint_file(path, GAN_CHECKPOINT_FORMAT, "DCGAN", map_location)
 
 
 def build_network(checkpoint: dict[str, Any], role: str, source: str | Path = "checkpoint") -> nn.Module:

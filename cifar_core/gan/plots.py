@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
-from cifar_core.atomic import atomic_write_bytes
+from cifar_core.figures import pyplot, save_figure
 
 
 def save_loss_plot(rows: list[dict], path: str | Path) -> Path:
@@ -14,11 +13,7 @@ def save_loss_plot(rows: list[dict], path: str | Path) -> Path:
     The x axis counts every update made, including work later rolled back, so a recovery shows as
     a marked line rather than a curve folding back on itself.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     metrics = [r for r in rows if "event" not in r]
     events = [r for r in rows if r.get("event") == "collapse"]
     x = [r["optimizer_steps"] for r in metrics]
@@ -37,8 +32,4 @@ def save_loss_plot(rows: list[dict], path: str | Path) -> Path:
     losses.legend(loc="upper right")
     outputs.legend(loc="upper right")
     losses.set_title("DCGAN training" + (f" ({len(events)} collapse(s), red)" if events else ""))
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return save_figure(fig, path, dpi=100)

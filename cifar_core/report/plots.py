@@ -3,12 +3,11 @@ retrain loss, GAN losses and samples) are reused as they are, not redrawn."""
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 from typing import Any
 
-from cifar_core.atomic import atomic_write_bytes
+from cifar_core.figures import pyplot, save_figure
 from cifar_core.report.collect import summaries_of
 from cifar_core.report.points import accuracy_points, fid_series
 from cifar_core.report.references import (
@@ -48,7 +47,7 @@ def make_figures(collected: dict[str, Any], figures_dir: Path) -> dict[str, str]
 
 def accuracy_vs_parameters(points: list[dict[str, Any]], path: Path) -> str:
     """Every trained model's accuracy against its size, with both reports' models and budget."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(10, 5.2))
     for kind in ("tune", "validation", "test"):
         chosen = [p for p in points if p["kind"] == kind]
@@ -93,7 +92,7 @@ def best_test_point_per_size(points: list[dict[str, Any]]) -> list[dict[str, Any
 
 def fid_over_snapshots(series: list[dict[str, Any]], path: Path) -> str:
     """FID of each GAN snapshot against the step it was taken at, and report B's 46.85."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8.5, 4.5))
     values = [REPORT_B_FID]
     for s in series:
@@ -112,7 +111,7 @@ def fid_over_snapshots(series: list[dict[str, Any]], path: Path) -> str:
 
 def trials_per_rung(rungs: list[dict[str, Any]], experiment: str, path: Path) -> str:
     """How many trials reached each ASHA rung (epochs reached), and how many ASHA stopped there."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     labels = [f"epoch {r['epoch']}" for r in rungs]
     positions = range(len(rungs))
@@ -132,15 +131,6 @@ def trials_per_rung(rungs: list[dict[str, Any]], experiment: str, path: Path) ->
     return _save(fig, path)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    return plt
-
-
 def _integer_ticks():
     from matplotlib.ticker import MaxNLocator
 
@@ -148,8 +138,4 @@ def _integer_ticks():
 
 
 def _save(fig, path: Path) -> str:
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    _pyplot().close(fig)
-    return str(atomic_write_bytes(path, buffer.getvalue()))
+    return str(save_figure(fig, path, dpi=110))

@@ -17,8 +17,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from cifar_core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from cifar_core.atomic import atomic_write_json, atomic_write_text
 from cifar_core.config import TrainConfig
+from cifar_core.figures import pyplot, save_figure
 from cifar_core.tune.space import flat_params
 
 FINISHED = ("TERMINATED", "ERROR")
@@ -139,12 +140,7 @@ def write_top_k(path: Path, top: list[TrialRecord], record: dict[str, Any]) -> N
 
 def plot_curves(path: Path, top: list[TrialRecord], title: str) -> None:
     """Training (solid) and validation (dashed) loss of the best trials, like report A's figure 1."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = pyplot().subplots(figsize=(7, 4.5))
     for r, color in zip(top, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"), strict=False):
         epochs = [h["epoch"] for h in r.history]
         label = f"{r.params.get('model.name')}/{r.params.get('optim.name')} (val acc {r.best_val_acc:.3f})"
@@ -155,11 +151,7 @@ def plot_curves(path: Path, top: list[TrialRecord], title: str) -> None:
     if top:
         ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_figure(fig, path)
 
 
 def build_summary(ranked: list[TrialRecord], record: dict[str, Any], wall_time_s: float | None) -> dict[str, Any]:

@@ -1,0 +1,357 @@
+"""The cluster side of `cifar submit`, `cifar status` and `cifar logs`; jobs/submit.py only parses and prints.
+
+This module owns: where the Helm chart is ($CIFAR_CHART or the shipped charts/cifar100), the values a
+stage selects merged with -f files and --set expressions (Helm's rules), rendering the chart in-process
+with Helm's own engine (helm-python-sdk, no helm binary) exactly as `helm template` would, the objects'
+creation order and their YAML as `helm template` prints it; connecting to the cluster (kubeconfig from
+$KUBECONFIG or ~/.kube/config, else the pod's service account) and creating the objects with the
+Kubernetes Python client; listing a release's stage objects with their state (`job_state`,
+`rayjob_state`); picking the newest pod of a stage and the container whose log to stream; and turning
+every cluster or Helm failure into a one-line CifarError.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from cifar_core.errors import CifarError
+
+STAGES = ("tune", "retrain", "gan", "fid", "pipeline")
+LOG_STAGES = ("data", "tune", "retrain", "gan", "fid", "pipeline")
+DEFAULT_RELEASE = "cifar100"
+CHART_ENV = "CIFAR_CHART"
+
+# What `cifar submit STAGE` turns on. The data Job comes with every stage: it is idempotent and the
+# other pods wait for it. `pipeline` is the whole chain as separate stages, like `helm install`.
+_STAGE_SETS = {
+    "tune": {"data", "tune"},
+    "retrain": {"data", "retrain"},
+    "gan": {"data", "gan"},
+    "fid": {"data", "fid"},
+    "pipeline": {"data", "tune", "retrain", "gan", "fid"},
+}
+_ALL_STAGES = ("data", "tune", "retrain", "gan", "fid", "pipeline")
+
+# Creation order: what the workloads refer to first, then the stages in pipeline order.
+_KIND_ORDER = ("ServiceAccount", "PersistentVolumeClaim", "RayCluster")
+_COMPONENT_ORDER = ("data", "ray", "tune", "retrain", "gan", "fid", "pipeline")
+
+
+# --- chart and values ---
+
+
+def find_chart() -> Path:
+    """The chart directory: $CIFAR_CHART, else charts/cifar100 beside the `jobs` package (a source
+    checkout or editable install), else <prefix>/share/cifar100-k8s/charts/cifar100 (a wheel that ships it)."""
+    candidates = []
+    if os.environ.get(CHART_ENV):
+        candidates.append(Path(os.environ[CHART_ENV]))
+    candidates.append(Path(__file__).resolve().parents[1] / "charts" / "cifar100")
+    candidates.append(Path(sys.prefix) / "share" / "cifar100-k8s" / "charts" / "cifar100")
+    for path in candidates:
+        if (path / "Chart.yaml").is_file():
+            return path
+    raise CifarError(
+        f"Helm chart not found (looked in {', '.join(str(p) for p in candidates)}); pass --chart DIR or set ${CHART_ENV}"
+    )
+
+
+def _helm():
+    try:
+        import helm_python
+    except ImportError as exc:
+        raise CifarError(f"rendering the chart needs helm-python-sdk ({exc}); pip install helm-python-sdk") from exc
+    return helm_python
+
+
+def merge_values(base: dict, override: dict) -> dict:
+    """Helm's rule for -f and --set: maps merge key by key, anything else is replaced."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_values(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def stage_values(stage: str) -> dict:
+    """The values that select one stage (see _STAGE_SETS)."""
+    on = _STAGE_SETS[stage]
+    return {"stages": {name: {"enabled": name in on} for name in _ALL_STAGES}}
+
+
+def user_values(values_files=(), set_values=()) -> dict:
+    """Values from -f files then --set expressions, parsed by Helm itself."""
+    helm = _helm()
+    values: dict = {}
+    for path in values_files:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise CifarError(f"cannot read values file {path}: {exc.strerror}") from exc
+        try:
+            values = merge_values(values, helm.values_from_yaml(text) or {})
+        except helm.HelmError as exc:
+            raise CifarError(f"values file {path}: {_one_line(exc)}") from exc
+    for expression in set_values:
+        try:
+            values = merge_values(values, helm.parse_set_string(expression))
+        except helm.HelmError as exc:
+            raise CifarError(f"--set {expression}: {_one_line(exc)}") from exc
+    return values
+
+
+def values_for(stage: str, values_files=(), set_values=()) -> dict:
+    """The values `cifar submit STAGE -f ... --set ...` renders: the stage selection, then the user's on top."""
+    return merge_values(stage_values(stage), user_values(values_files, set_values))
+
+
+def render(values: dict, *, release: str = DEFAULT_RELEASE, namespace: str = "default", chart: Path | None = None):
+    """Render the chart. Returns (source, text, object) for every object, in creation order, and the NOTES."""
+    import yaml
+
+    helm = _helm()
+    chart_dir = Path(chart) if chart else find_chart()
+    try:
+        helm.validate_release_name(release)
+    except helm.HelmError as exc:
+        raise CifarError(f"release name {release!r}: {_one_line(exc)}") from exc
+    try:
+        with helm.Chart.load(str(chart_dir)) as loaded:
+            manifests = loaded.render(values, name=release, namespace=namespace)
+    except helm.HelmError as exc:
+        raise CifarError(f"chart {chart_dir}: {_one_line(exc)}") from exc
+    notes = ""
+    documents = []
+    for source, text in manifests.items():
+        if source.endswith("NOTES.txt"):
+            notes = text
+            continue
+        for obj in yaml.safe_load_all(text):
+            if obj:
+                documents.append((source, text.strip(), obj))
+    documents.sort(key=_creation_order)
+    return documents, notes
+
+
+def _creation_order(document) -> tuple:
+    _, _, obj = document
+    kind = obj["kind"]
+    component = obj["metadata"].get("labels", {}).get("app.kubernetes.io/component", "")
+    kind_rank = _KIND_ORDER.index(kind) if kind in _KIND_ORDER else len(_KIND_ORDER)
+    comp_rank = _COMPONENT_ORDER.index(component) if component in _COMPONENT_ORDER else len(_COMPONENT_ORDER)
+    return kind_rank, comp_rank, obj["metadata"]["name"]
+
+
+def to_yaml(documents) -> str:
+    """The rendered objects as `helm template` prints them."""
+    seen = set()
+    parts = []
+    for source, text, _ in documents:
+        if source not in seen:  # one template, one document
+            seen.add(source)
+            parts.append(f"---\n# Source: {source}\n{text}\n")
+    return "".join(parts)
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+# --- cluster access ---
+
+
+def connect(context: str | None, namespace: str | None = None):
+    """(ApiClient, namespace) from the kubeconfig, or from the pod's service account. The namespace is
+    `namespace` when given, else the context's (or the service account's), else "default"."""
+    from kubernetes import client, config
+
+    # $KUBECONFIG is read now, not when the kubernetes package was imported; it may list several files.
+    config_file = os.environ.get("KUBECONFIG") or "~/.kube/config"
+    try:
+        config.load_kube_config(config_file=config_file, context=context)
+        contexts, active = config.list_kube_config_contexts(config_file=config_file)
+        if context:
+            active = next((c for c in contexts if c["name"] == context), active)
+        default = (active or {}).get("context", {}).get("namespace") or "default"
+    except (config.ConfigException, OSError, ValueError, TypeError) as kube_exc:
+        try:
+            config.load_incluster_config()
+        except config.ConfigException:
+            raise CifarError(
+                f"no Kubernetes cluster reachable: no usable kubeconfig ({_one_line(kube_exc)}) and not inside a pod; "
+                "set KUBECONFIG or use --dry-run"
+            ) from None
+        ns_file = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+        default = ns_file.read_text().strip() if ns_file.is_file() else "default"
+    configuration = client.Configuration.get_default_copy()
+    configuration.retries = 1  # an unreachable server fails in seconds, not after urllib3's three retries
+    return client.ApiClient(configuration), namespace or default
+
+
+def _call(api, fn, *args, passthrough=(), **kwargs):
+    """One API call. An unreachable cluster or a refused request becomes a one-line CifarError; API
+    errors whose status is in `passthrough` are raised for the caller to handle."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        return fn(*args, **kwargs)
+    except HTTPError as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise CifarError(f"no Kubernetes cluster reachable at {api.configuration.host}: {_one_line(reason)}") from None
+    except ApiException as exc:
+        if exc.status in passthrough:
+            raise
+        if exc.status in (401, 403):
+            raise CifarError(f"the cluster refused the request ({exc.status} {exc.reason}): check your credentials and RBAC") from None
+        raise CifarError(f"Kubernetes API error {exc.status}: {_api_message(exc)}") from None
+
+
+def _creator(api, kind: str):
+    from kubernetes import client
+
+    core, batch, custom = client.CoreV1Api(api), client.BatchV1Api(api), client.CustomObjectsApi(api)
+    plural = {"RayJob": "rayjobs", "RayCluster": "rayclusters"}
+    if kind == "ServiceAccount":
+        return lambda ns, body: core.create_namespaced_service_account(ns, body, _request_timeout=30)
+    if kind == "PersistentVolumeClaim":
+        return lambda ns, body: core.create_namespaced_persistent_volume_claim(ns, body, _request_timeout=30)
+    if kind == "Job":
+        return lambda ns, body: batch.create_namespaced_job(ns, body, _request_timeout=30)
+    if kind in plural:
+        return lambda ns, body: custom.create_namespaced_custom_object(
+            "ray.io", "v1", ns, plural[kind], body, _request_timeout=30
+        )
+    raise CifarError(f"cifar submit does not know how to create a {kind}")
+
+
+def create(documents, api, namespace: str) -> list[str]:
+    """Create every object; one that already exists is left as it is. Returns one line per object."""
+    from kubernetes.client.exceptions import ApiException
+
+    lines = []
+    for _, _, obj in documents:
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        try:
+            _call(api, _creator(api, kind), namespace, obj, passthrough=(404, 409))
+            lines.append(f"created {kind.lower()}/{name}")
+        except ApiException as exc:
+            if exc.status == 409:
+                lines.append(f"unchanged {kind.lower()}/{name} (already exists; delete it to run it again)")
+            elif kind in ("RayJob", "RayCluster"):
+                raise CifarError(
+                    f"the cluster does not serve {kind} (ray.io/v1): install the KubeRay operator 1.7.0 first "
+                    "(docs/kubernetes.md)"
+                ) from None
+            else:
+                raise CifarError(f"creating {kind.lower()}/{name} failed: {exc.status} {_api_message(exc)}") from None
+    return lines
+
+
+def _api_message(exc) -> str:
+    import json
+
+    try:
+        return json.loads(exc.body).get("message", exc.reason)
+    except (TypeError, ValueError):
+        return str(exc.reason)
+
+
+def _selector(release: str | None, component: str | None = None) -> str:
+    parts = ["app.kubernetes.io/part-of=cifar100"]
+    if release:
+        parts.append(f"app.kubernetes.io/instance={release}")
+    if component:
+        parts.append(f"app.kubernetes.io/component={component}")
+    return ",".join(parts)
+
+
+def job_state(job: dict) -> str:
+    """A Job's state in one word or two."""
+    status = job.get("status") or {}
+    for condition in status.get("conditions") or []:
+        if condition.get("status") != "True":
+            continue
+        if condition["type"] == "Complete":
+            return "succeeded"
+        if condition["type"] == "Failed":
+            return f"failed ({condition.get('reason', '')})"
+        if condition["type"] == "Suspended":
+            return "suspended (queued)"
+    if status.get("active"):
+        return "running" if status.get("ready") else "starting or waiting"
+    return "pending"
+
+
+def rayjob_state(rayjob: dict) -> str:
+    status = rayjob.get("status") or {}
+    deployment = status.get("jobDeploymentStatus") or "New"
+    job = status.get("jobStatus")
+    return f"{deployment.lower()}" + (f" (ray job {job.lower()})" if job else "")
+
+
+# --- status and logs ---
+
+
+def stage_rows(api, namespace: str, release: str | None) -> list[tuple]:
+    """(release, stage, object, state) for every Job and RayJob of `release` (or of every cifar100
+    release), sorted by release then pipeline order. Without KubeRay there are no RayJob rows."""
+    from kubernetes import client
+
+    selector = _selector(release)
+    jobs = _call(api, client.BatchV1Api(api).list_namespaced_job, namespace, label_selector=selector, _request_timeout=30)
+    rows = []
+    for job in api.sanitize_for_serialization(jobs)["items"]:
+        rows.append(_row(job, "job", job_state(job)))
+    try:
+        rayjobs = _call(api, client.CustomObjectsApi(api).list_namespaced_custom_object, "ray.io", "v1", namespace,
+                        "rayjobs", label_selector=selector, _request_timeout=30, passthrough=(404,))
+        rows.extend(_row(r, "rayjob", rayjob_state(r)) for r in rayjobs["items"])
+    except client.exceptions.ApiException:
+        pass  # 404: KubeRay is not installed, so there is no RayJob to show
+    rows.sort(key=lambda r: (r[0], _COMPONENT_ORDER.index(r[1]) if r[1] in _COMPONENT_ORDER else 99))
+    return rows
+
+
+def _row(obj: dict, kind: str, state: str) -> tuple:
+    labels = obj["metadata"].get("labels") or {}
+    return (labels.get("app.kubernetes.io/instance", "?"), labels.get("app.kubernetes.io/component", "?"),
+            f"{kind}/{obj['metadata']['name']}", state)
+
+
+def newest_pod(api, namespace: str, release: str, stage: str) -> dict:
+    """The newest pod of `stage` (for tune: the submitter, which relays the Tune driver; else the head)."""
+    from kubernetes import client
+
+    pods = _call(api, client.CoreV1Api(api).list_namespaced_pod, namespace,
+                 label_selector=_selector(release, stage), _request_timeout=30)
+    pods = api.sanitize_for_serialization(pods)["items"]
+    if stage == "tune":  # the submitter pod carries the driver's output; head and workers have ray.io/node-type
+        submitters = [p for p in pods if "ray.io/node-type" not in (p["metadata"].get("labels") or {})]
+        pods = submitters or [p for p in pods if p["metadata"]["labels"].get("ray.io/node-type") == "head"]
+    if not pods:
+        raise CifarError(f"no pod of stage {stage} (release {release}) in namespace {namespace}; see `cifar status`")
+    return max(pods, key=lambda p: p["metadata"]["creationTimestamp"])
+
+
+def running_container(pod: dict) -> str:
+    """The main container, or the initContainer the pod is still in."""
+    status = pod.get("status") or {}
+    for init in status.get("initContainerStatuses") or []:
+        if not (init.get("state") or {}).get("terminated"):
+            return init["name"]
+    return pod["spec"]["containers"][0]["name"]
+
+
+def pod_log(api, namespace: str, pod: dict, container: str, *, follow: bool = False, tail: int | None = None):
+    """The container's log as text chunks. The request is made now (a refusal raises here); the chunks
+    arrive as they are iterated, until the log ends (or, with `follow`, until the container does)."""
+    from kubernetes import client
+
+    stream = _call(api, client.CoreV1Api(api).read_namespaced_pod_log, pod["metadata"]["name"], namespace,
+                   container=container, follow=follow, tail_lines=tail, _preload_content=False)
+    return (chunk.decode("utf-8", "replace") for chunk in stream.stream())
