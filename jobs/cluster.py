@@ -1,165 +1,20 @@
-"""The cluster side of `cifar submit`, `cifar status` and `cifar logs`; jobs/submit.py only parses and prints.
+"""The cluster side of `cifar submit`, `cifar status` and `cifar logs`; jobs/submit.py only parses and
+prints, jobs/chart.py renders.
 
-This module owns: where the Helm chart is ($CIFAR_CHART or the shipped charts/cifar100), the values a
-stage selects merged with -f files and --set expressions (Helm's rules), rendering the chart in-process
-with Helm's own engine (helm-python-sdk, no helm binary) exactly as `helm template` would, the objects'
-creation order and their YAML as `helm template` prints it; connecting to the cluster (kubeconfig from
-$KUBECONFIG or ~/.kube/config, else the pod's service account) and creating the objects with the
-Kubernetes Python client; listing a release's stage objects with their state (`job_state`,
-`rayjob_state`); picking the newest pod of a stage and the container whose log to stream; and turning
-every cluster or Helm failure into a one-line CifarError.
+This module owns connecting to the cluster (kubeconfig from $KUBECONFIG or ~/.kube/config, else the
+pod's service account), creating rendered objects with the Kubernetes Python client, listing a
+release's stage objects with their state (`job_state`, `rayjob_state`), picking the newest pod of a
+stage and the container whose log to stream, and turning every cluster failure into a one-line
+CifarError.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 from cifar_core.errors import CifarError
-
-STAGES = ("tune", "retrain", "gan", "fid", "pipeline")
-LOG_STAGES = ("data", "tune", "retrain", "gan", "fid", "pipeline")
-DEFAULT_RELEASE = "cifar100"
-CHART_ENV = "CIFAR_CHART"
-
-# What `cifar submit STAGE` turns on. The data Job comes with every stage: it is idempotent and the
-# other pods wait for it. `pipeline` is the whole chain as separate stages, like `helm install`.
-_STAGE_SETS = {
-    "tune": {"data", "tune"},
-    "retrain": {"data", "retrain"},
-    "gan": {"data", "gan"},
-    "fid": {"data", "fid"},
-    "pipeline": {"data", "tune", "retrain", "gan", "fid"},
-}
-_ALL_STAGES = ("data", "tune", "retrain", "gan", "fid", "pipeline")
-
-# Creation order: what the workloads refer to first, then the stages in pipeline order.
-_KIND_ORDER = ("ServiceAccount", "PersistentVolumeClaim", "RayCluster")
-_COMPONENT_ORDER = ("data", "ray", "tune", "retrain", "gan", "fid", "pipeline")
-
-
-# --- chart and values ---
-
-
-def find_chart() -> Path:
-    """The chart directory: $CIFAR_CHART, else charts/cifar100 beside the `jobs` package (a source
-    checkout or editable install), else <prefix>/share/cifar100-k8s/charts/cifar100 (a wheel that ships it)."""
-    candidates = []
-    if os.environ.get(CHART_ENV):
-        candidates.append(Path(os.environ[CHART_ENV]))
-    candidates.append(Path(__file__).resolve().parents[1] / "charts" / "cifar100")
-    candidates.append(Path(sys.prefix) / "share" / "cifar100-k8s" / "charts" / "cifar100")
-    for path in candidates:
-        if (path / "Chart.yaml").is_file():
-            return path
-    raise CifarError(
-        f"Helm chart not found (looked in {', '.join(str(p) for p in candidates)}); pass --chart DIR or set ${CHART_ENV}"
-    )
-
-
-def _helm():
-    try:
-        import helm_python
-    except ImportError as exc:
-        raise CifarError(f"rendering the chart needs helm-python-sdk ({exc}); pip install helm-python-sdk") from exc
-    return helm_python
-
-
-def merge_values(base: dict, override: dict) -> dict:
-    """Helm's rule for -f and --set: maps merge key by key, anything else is replaced."""
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge_values(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def stage_values(stage: str) -> dict:
-    """The values that select one stage (see _STAGE_SETS)."""
-    on = _STAGE_SETS[stage]
-    return {"stages": {name: {"enabled": name in on} for name in _ALL_STAGES}}
-
-
-def user_values(values_files=(), set_values=()) -> dict:
-    """Values from -f files then --set expressions, parsed by Helm itself."""
-    helm = _helm()
-    values: dict = {}
-    for path in values_files:
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise CifarError(f"cannot read values file {path}: {exc.strerror}") from exc
-        try:
-            values = merge_values(values, helm.values_from_yaml(text) or {})
-        except helm.HelmError as exc:
-            raise CifarError(f"values file {path}: {_one_line(exc)}") from exc
-    for expression in set_values:
-        try:
-            values = merge_values(values, helm.parse_set_string(expression))
-        except helm.HelmError as exc:
-            raise CifarError(f"--set {expression}: {_one_line(exc)}") from exc
-    return values
-
-
-def values_for(stage: str, values_files=(), set_values=()) -> dict:
-    """The values `cifar submit STAGE -f ... --set ...` renders: the stage selection, then the user's on top."""
-    return merge_values(stage_values(stage), user_values(values_files, set_values))
-
-
-def render(values: dict, *, release: str = DEFAULT_RELEASE, namespace: str = "default", chart: Path | None = None):
-    """Render the chart. Returns (source, text, object) for every object, in creation order, and the NOTES."""
-    import yaml
-
-    helm = _helm()
-    chart_dir = Path(chart) if chart else find_chart()
-    try:
-        helm.validate_release_name(release)
-    except helm.HelmError as exc:
-        raise CifarError(f"release name {release!r}: {_one_line(exc)}") from exc
-    try:
-        with helm.Chart.load(str(chart_dir)) as loaded:
-            manifests = loaded.render(values, name=release, namespace=namespace)
-    except helm.HelmError as exc:
-        raise CifarError(f"chart {chart_dir}: {_one_line(exc)}") from exc
-    notes = ""
-    documents = []
-    for source, text in manifests.items():
-        if source.endswith("NOTES.txt"):
-            notes = text
-            continue
-        for obj in yaml.safe_load_all(text):
-            if obj:
-                documents.append((source, text.strip(), obj))
-    documents.sort(key=_creation_order)
-    return documents, notes
-
-
-def _creation_order(document) -> tuple:
-    _, _, obj = document
-    kind = obj["kind"]
-    component = obj["metadata"].get("labels", {}).get("app.kubernetes.io/component", "")
-    kind_rank = _KIND_ORDER.index(kind) if kind in _KIND_ORDER else len(_KIND_ORDER)
-    comp_rank = _COMPONENT_ORDER.index(component) if component in _COMPONENT_ORDER else len(_COMPONENT_ORDER)
-    return kind_rank, comp_rank, obj["metadata"]["name"]
-
-
-def to_yaml(documents) -> str:
-    """The rendered objects as `helm template` prints them."""
-    seen = set()
-    parts = []
-    for source, text, _ in documents:
-        if source not in seen:  # one template, one document
-            seen.add(source)
-            parts.append(f"---\n# Source: {source}\n{text}\n")
-    return "".join(parts)
-
-
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())
-
+from jobs.chart import COMPONENT_ORDER, one_line
 
 # --- cluster access ---
 
@@ -182,7 +37,7 @@ def connect(context: str | None, namespace: str | None = None):
             config.load_incluster_config()
         except config.ConfigException:
             raise CifarError(
-                f"no Kubernetes cluster reachable: no usable kubeconfig ({_one_line(kube_exc)}) and not inside a pod; "
+                f"no Kubernetes cluster reachable: no usable kubeconfig ({one_line(kube_exc)}) and not inside a pod; "
                 "set KUBECONFIG or use --dry-run"
             ) from None
         ns_file = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -202,7 +57,7 @@ def _call(api, fn, *args, passthrough=(), **kwargs):
         return fn(*args, **kwargs)
     except HTTPError as exc:
         reason = getattr(exc, "reason", None) or exc
-        raise CifarError(f"no Kubernetes cluster reachable at {api.configuration.host}: {_one_line(reason)}") from None
+        raise CifarError(f"no Kubernetes cluster reachable at {api.configuration.host}: {one_line(reason)}") from None
     except ApiException as exc:
         if exc.status in passthrough:
             raise
@@ -313,7 +168,7 @@ def stage_rows(api, namespace: str, release: str | None) -> list[tuple]:
         rows.extend(_row(r, "rayjob", rayjob_state(r)) for r in rayjobs["items"])
     except client.exceptions.ApiException:
         pass  # 404: KubeRay is not installed, so there is no RayJob to show
-    rows.sort(key=lambda r: (r[0], _COMPONENT_ORDER.index(r[1]) if r[1] in _COMPONENT_ORDER else 99))
+    rows.sort(key=lambda r: (r[0], COMPONENT_ORDER.index(r[1]) if r[1] in COMPONENT_ORDER else 99))
     return rows
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import click
 
+from jobs import chart as helm_chart
 from jobs import cluster
-from jobs.cluster import CHART_ENV, DEFAULT_RELEASE, LOG_STAGES, STAGES
+from jobs.chart import CHART_ENV, DEFAULT_RELEASE, LOG_STAGES, STAGES
 
 release_option = click.option(
     "--release", default=DEFAULT_RELEASE, show_default=True, help="Release name: the prefix of every object's name."
@@ -39,13 +40,13 @@ def submit_cmd(stage, dry_run, values_files, set_values, namespace, release, con
     STAGE is tune, retrain, gan, fid, or pipeline (all of them). The data Job comes with each; it is
     idempotent, and objects that already exist are left alone. Every pod waits for its inputs.
     """
-    values = cluster.values_for(stage, values_files, set_values)
+    values = helm_chart.values_for(stage, values_files, set_values)
     if dry_run:
-        documents, _ = cluster.render(values, release=release, namespace=namespace or "default", chart=chart)
-        click.echo(cluster.to_yaml(documents), nl=False)
+        documents, _ = helm_chart.render(values, release=release, namespace=namespace or "default", chart=chart)
+        click.echo(helm_chart.to_yaml(documents), nl=False)
         return
     api, namespace = cluster.connect(context, namespace)
-    documents, notes = cluster.render(values, release=release, namespace=namespace, chart=chart)
+    documents, notes = helm_chart.render(values, release=release, namespace=namespace, chart=chart)
     for line in cluster.create(documents, api, namespace):
         click.echo(line)
     if notes.strip():

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from jobs import cluster
+from jobs import chart, cluster
 from jobs.cli import cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,7 +22,7 @@ STAGE_NAMES = ("data", "tune", "retrain", "gan", "fid", "pipeline")
 
 
 def only(*stages: str) -> dict:
-    """The stage switches, written out here rather than taken from jobs.cluster."""
+    """The stage switches, written out here rather than taken from jobs.chart."""
     return {"stages": {name: {"enabled": name in stages} for name in STAGE_NAMES}}
 
 
@@ -130,12 +130,12 @@ def test_chart_is_found_from_the_environment(tmp_path, monkeypatch):
     shutil.copytree(CHART, copy)
     text = (copy / "Chart.yaml").read_text().replace('appVersion: "0.1.0"', 'appVersion: "9.9.9"')
     (copy / "Chart.yaml").write_text(text)
-    monkeypatch.setenv(cluster.CHART_ENV, str(copy))
-    assert cluster.find_chart() == copy
+    monkeypatch.setenv(chart.CHART_ENV, str(copy))
+    assert chart.find_chart() == copy
     job = next(o for o in dry_run("gan") if o["kind"] == "Job")
     assert job["spec"]["template"]["spec"]["containers"][0]["image"] == "cifar100-k8s:9.9.9"
-    monkeypatch.delenv(cluster.CHART_ENV)
-    assert cluster.find_chart() == CHART  # a source checkout (or an editable install) finds its own
+    monkeypatch.delenv(chart.CHART_ENV)
+    assert chart.find_chart() == CHART  # a source checkout (or an editable install) finds its own
 
 
 def _closed_port() -> int:

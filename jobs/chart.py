@@ -1,0 +1,158 @@
+"""The Helm chart, rendered in-process: `cifar submit --dry-run` prints exactly this, `cifar submit`
+creates it (jobs/cluster.py).
+
+This module owns where the chart is ($CIFAR_CHART, the checkout's charts/cifar100, or the copy a wheel
+ships under <prefix>/share), the values a stage selects merged with -f files and --set expressions
+(Helm's rules), rendering with Helm's own engine (helm-python-sdk, no helm binary) as `helm template`
+would, and the objects' creation order and YAML.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from cifar_core.errors import CifarError
+
+STAGES = ("tune", "retrain", "gan", "fid", "pipeline")
+LOG_STAGES = ("data", "tune", "retrain", "gan", "fid", "pipeline")
+DEFAULT_RELEASE = "cifar100"
+CHART_ENV = "CIFAR_CHART"
+
+# What `cifar submit STAGE` turns on. The data Job comes with every stage: it is idempotent and the
+# other pods wait for it. `pipeline` is the whole chain as separate stages, like `helm install`.
+_STAGE_SETS = {
+    "tune": {"data", "tune"},
+    "retrain": {"data", "retrain"},
+    "gan": {"data", "gan"},
+    "fid": {"data", "fid"},
+    "pipeline": {"data", "tune", "retrain", "gan", "fid"},
+}
+_ALL_STAGES = ("data", "tune", "retrain", "gan", "fid", "pipeline")
+
+# Creation order: what the workloads refer to first, then the stages in pipeline order.
+_KIND_ORDER = ("ServiceAccount", "PersistentVolumeClaim", "RayCluster")
+COMPONENT_ORDER = ("data", "ray", "tune", "retrain", "gan", "fid", "pipeline")
+
+
+# --- chart and values ---
+
+
+def find_chart() -> Path:
+    """The chart directory: $CIFAR_CHART, else charts/cifar100 beside the `jobs` package (a source
+    checkout or editable install), else <prefix>/share/cifar100-k8s/charts/cifar100 (a wheel that ships it)."""
+    candidates = []
+    if os.environ.get(CHART_ENV):
+        candidates.append(Path(os.environ[CHART_ENV]))
+    candidates.append(Path(__file__).resolve().parents[1] / "charts" / "cifar100")
+    candidates.append(Path(sys.prefix) / "share" / "cifar100-k8s" / "charts" / "cifar100")
+    for path in candidates:
+        if (path / "Chart.yaml").is_file():
+            return path
+    raise CifarError(
+        f"Helm chart not found (looked in {', '.join(str(p) for p in candidates)}); pass --chart DIR or set ${CHART_ENV}"
+    )
+
+
+def _helm():
+    try:
+        import helm_python
+    except ImportError as exc:
+        raise CifarError(f"rendering the chart needs helm-python-sdk ({exc}); pip install helm-python-sdk") from exc
+    return helm_python
+
+
+def merge_values(base: dict, override: dict) -> dict:
+    """Helm's rule for -f and --set: maps merge key by key, anything else is replaced."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_values(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def stage_values(stage: str) -> dict:
+    """The values that select one stage (see _STAGE_SETS)."""
+    on = _STAGE_SETS[stage]
+    return {"stages": {name: {"enabled": name in on} for name in _ALL_STAGES}}
+
+
+def user_values(values_files=(), set_values=()) -> dict:
+    """Values from -f files then --set expressions, parsed by Helm itself."""
+    helm = _helm()
+    values: dict = {}
+    for path in values_files:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise CifarError(f"cannot read values file {path}: {exc.strerror}") from exc
+        try:
+            values = merge_values(values, helm.values_from_yaml(text) or {})
+        except helm.HelmError as exc:
+            raise CifarError(f"values file {path}: {one_line(exc)}") from exc
+    for expression in set_values:
+        try:
+            values = merge_values(values, helm.parse_set_string(expression))
+        except helm.HelmError as exc:
+            raise CifarError(f"--set {expression}: {one_line(exc)}") from exc
+    return values
+
+
+def values_for(stage: str, values_files=(), set_values=()) -> dict:
+    """The values `cifar submit STAGE -f ... --set ...` renders: the stage selection, then the user's on top."""
+    return merge_values(stage_values(stage), user_values(values_files, set_values))
+
+
+def render(values: dict, *, release: str = DEFAULT_RELEASE, namespace: str = "default", chart: Path | None = None):
+    """Render the chart. Returns (source, text, object) for every object, in creation order, and the NOTES."""
+    import yaml
+
+    helm = _helm()
+    chart_dir = Path(chart) if chart else find_chart()
+    try:
+        helm.validate_release_name(release)
+    except helm.HelmError as exc:
+        raise CifarError(f"release name {release!r}: {one_line(exc)}") from exc
+    try:
+        with helm.Chart.load(str(chart_dir)) as loaded:
+            manifests = loaded.render(values, name=release, namespace=namespace)
+    except helm.HelmError as exc:
+        raise CifarError(f"chart {chart_dir}: {one_line(exc)}") from exc
+    notes = ""
+    documents = []
+    for source, text in manifests.items():
+        if source.endswith("NOTES.txt"):
+            notes = text
+            continue
+        for obj in yaml.safe_load_all(text):
+            if obj:
+                documents.append((source, text.strip(), obj))
+    documents.sort(key=_creation_order)
+    return documents, notes
+
+
+def _creation_order(document) -> tuple:
+    _, _, obj = document
+    kind = obj["kind"]
+    component = obj["metadata"].get("labels", {}).get("app.kubernetes.io/component", "")
+    kind_rank = _KIND_ORDER.index(kind) if kind in _KIND_ORDER else len(_KIND_ORDER)
+    comp_rank = COMPONENT_ORDER.index(component) if component in COMPONENT_ORDER else len(COMPONENT_ORDER)
+    return kind_rank, comp_rank, obj["metadata"]["name"]
+
+
+def to_yaml(documents) -> str:
+    """The rendered objects as `helm template` prints them."""
+    seen = set()
+    parts = []
+    for source, text, _ in documents:
+        if source not in seen:  # one template, one document
+            seen.add(source)
+            parts.append(f"---\n# Source: {source}\n{text}\n")
+    return "".join(parts)
+
+
+def one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
