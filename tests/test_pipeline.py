@@ -102,7 +102,9 @@ def test_smoke_pipeline_end_to_end_on_a_tiny_profile(tmp_path, monkeypatch, ray_
         "fid": {"gan_run": "smoke", "n": 4, "if_no_weights": "fail"},
     }
     monkeypatch.setitem(pipeline.PROFILES, "smoke", tiny)
-    data, results = tmp_path / "data", tmp_path / "results"
+    # Relative paths, as `make demo` passes them: Ray trials run in another working directory.
+    monkeypatch.chdir(tmp_path)
+    data, results = Path("data"), Path("results")
     args = ["pipeline", "--profile", "smoke", "--data-dir", str(data), "--results-dir", str(results), "--device", "cpu"]
 
     first = CliRunner().invoke(cli, args)

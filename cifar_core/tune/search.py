@@ -82,8 +82,10 @@ def run_tune(settings: TuneSettings, data_dir: str | Path, results_dir: str | Pa
     """Run (or resume, or just re-summarise) one experiment; returns its summary.json dict."""
     settings.validate()
     space = load_space(settings.space)  # a bad space fails here, before Ray starts
-    data_dir = resolve_root(data_dir).parent  # a missing dataset too
-    exp_dir = experiment_dir(results_dir, settings.experiment)
+    # Absolute paths: a missing dataset fails here, and trials (whose working directory Ray
+    # changes) still find the data and the results.
+    data_dir = resolve_root(data_dir).resolve().parent
+    exp_dir = experiment_dir(Path(results_dir).resolve(), settings.experiment)
     record = experiment_record(settings, space, data_dir)
     check_same_experiment(exp_dir, record)
     summary_path = exp_dir / "summary.json"
