@@ -93,3 +93,10 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def copy_file_atomically(source: str | os.PathLike, target: str | os.PathLike) -> Path:
+    import shutil
+
+    with open(source, "rb") as src:
+        return atomic_write(target, lambda f: shutil.copyfileobj(src, f, 1 << 22))

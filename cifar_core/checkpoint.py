@@ -4,6 +4,9 @@ A checkpoint is a plain dict:
     format, model_name, model_kwargs, model_state, optimizer_state, scheduler_state,
     epoch (epochs completed), step (optimisation steps completed), best_val_acc,
     history (per-epoch metrics so far), config (TrainConfig.to_dict()), rng (torch RNG states)
+
+`rng` is restored on resume, but the engine reseeds at every epoch start from (seed, epoch), so an
+epoch's randomness never depends on it: it is kept for callers that sample outside `fit`.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 
 import torch
 
-from cifar_core.atomic import atomic_torch_save
+from cifar_core.atomic import atomic_torch_save, copy_file_atomically
 from cifar_core.errors import CheckpointError
 
 CHECKPOINT_FORMAT = "cifar100-k8s/classifier/v1"
@@ -25,6 +28,14 @@ def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> Path:
         return atomic_torch_save(checkpoint, path)
     except OSError as exc:
         raise CheckpointError(f"could not write checkpoint {path}: {exc.strerror or exc}") from None
+
+
+def copy_checkpoint(source: str | Path, target: str | Path) -> Path:
+    """Copy a written checkpoint file (e.g. last.pt to best.pt) atomically, without re-serialising."""
+    try:
+        return copy_file_atomically(source, target)
+    except OSError as exc:
+        raise CheckpointError(f"could not write checkpoint {target}: {exc.strerror or exc}") from None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

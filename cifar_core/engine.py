@@ -20,7 +20,13 @@ import torch
 from torch import nn
 
 from cifar_core.atomic import write_jsonl
-from cifar_core.checkpoint import CHECKPOINT_FORMAT, capture_rng, restore_rng, save_checkpoint
+from cifar_core.checkpoint import (
+    CHECKPOINT_FORMAT,
+    capture_rng,
+    copy_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
 from cifar_core.config import TrainConfig
 from cifar_core.device import resolve_device
 from cifar_core.errors import CheckpointError, ConfigError, TrainingDiverged
@@ -100,7 +106,7 @@ def fit(
     steps_per_epoch = len(data.train)
     total_steps, num_epochs = plan_steps(cfg, steps_per_epoch)
     scheduler = build_scheduler(optimizer, cfg.optim, total_steps)
-    epoch, step, best_val_acc, history = 0, 0, -1.0, []
+    epoch, step, best_val_acc, history = 0, 0, None, []
     if state is not None:
         epoch, step, best_val_acc, history = _restore(state, cfg, model, optimizer, scheduler)
     train_step = make_train_step(cfg, model, optimizer, scheduler, device)
@@ -141,10 +147,11 @@ def fit(
         else:
             metrics.update(val_loss=None, val_acc=None, val_top5=None)
         history.append(metrics)
-        # Without a validation split (the 50,000-image retrain) the latest epoch is the best one.
-        score = metrics["val_acc"] if metrics["val_acc"] is not None else float(epoch)
-        improved = score > best_val_acc
-        best_val_acc = max(best_val_acc, score)
+        # Without a validation split (the 50,000-image retrain) the latest epoch counts as the best.
+        val_acc = metrics["val_acc"]
+        improved = val_acc is None or best_val_acc is None or val_acc > best_val_acc
+        if val_acc is not None and improved:
+            best_val_acc = val_acc
         checkpoint = _checkpoint(cfg, model, optimizer, scheduler, epoch, step, best_val_acc, history)
         if run_dir is not None:
             _write_run_files(run_dir, checkpoint, history, improved)
@@ -193,9 +200,9 @@ def _checkpoint(cfg, model, optimizer, scheduler, epoch, step, best_val_acc, his
 
 def _write_run_files(run_dir: Path, checkpoint: dict, history: list[dict], improved: bool) -> None:
     # Order matters for crash safety: the checkpoint first, then the metrics it accounts for.
-    save_checkpoint(checkpoint, run_dir / "last.pt")
+    last = save_checkpoint(checkpoint, run_dir / "last.pt")
     if improved:
-        save_checkpoint(checkpoint, run_dir / "best.pt")
+        copy_checkpoint(last, run_dir / "best.pt")  # the same bytes: no second serialisation
     write_jsonl(run_dir / "metrics.jsonl", history)
 
 

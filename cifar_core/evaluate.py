@@ -30,8 +30,9 @@ def evaluate(model: nn.Module, loader, device: torch.device, num_classes: int = 
         hit1 = best5[:, 0] == y
         top1 += hit1.sum()
         top5 += (best5 == y[:, None]).any(dim=1).sum()
-        count_per_class += torch.bincount(y, minlength=num_classes)
-        correct_per_class += torch.bincount(y[hit1], minlength=num_classes)
+        # index_add_ rather than bincount or a boolean mask: neither waits for the host.
+        count_per_class.index_add_(0, y, torch.ones_like(y))
+        correct_per_class.index_add_(0, y, hit1.long())
     model.train(was_training)
     n = int(count_per_class.sum())  # the only host sync: once, at the end
     if n == 0:

@@ -140,7 +140,7 @@ def gan_summary(ctx: PipelineContext, config: dict) -> Path:
 
 def run_fid_stage(ctx: PipelineContext, config: dict) -> dict:
     from cifar_core.fid.inception import resolve_weights
-    from cifar_core.fid.scoring import run_fid
+    from cifar_core.fid.scoring import default_cache_dir, run_fid
 
     try:
         resolve_weights()  # downloads into the torch hub cache where the network allows
@@ -150,11 +150,14 @@ def run_fid_stage(ctx: PipelineContext, config: dict) -> dict:
         raise
     run_dir = ctx.results_dir / "gan" / config["gan_run"]
     return run_fid(fid_summary(ctx, config).parent, run_dir=run_dir, data_dir=ctx.data_dir, split="test",
-                   n=config["n"], device=ctx.device)
+                   n=config["n"], device=ctx.device, cache_dir=default_cache_dir(ctx.results_dir))
 
 
 def fid_summary(ctx: PipelineContext, config: dict) -> Path:
-    return ctx.results_dir / "fid" / f"{config['gan_run']}-select" / "summary.json"
+    from cifar_core.fid.scoring import default_name
+
+    # The same place `cifar fid --select-best RESULTS/gan/<run>` writes to.
+    return ctx.results_dir / "fid" / default_name(None, None, ctx.results_dir / "gan" / config["gan_run"]) / "summary.json"
 
 
 STAGES: list[Stage] = [

@@ -65,11 +65,11 @@ def fid_cmd(fake, checkpoint, run_dir, split, weights, n, seed, name, out, batch
         raise click.UsageError("give exactly one of --fake, --checkpoint or --select-best")
     if name is not None and (Path(name).name != name or name in (".", "..")):
         raise click.BadParameter(f"{name!r} must be a plain name, not a path", param_hint="--name")
-    out_dir = out or results_dir / "fid" / (name or default_name(fake, checkpoint, run_dir))
+    out_dir = out or results_dir / "fid" / (name or scoring.default_name(fake, checkpoint, run_dir))
     summary = scoring.run_fid(
         out_dir, fake=fake, checkpoint=checkpoint, run_dir=run_dir, data_dir=data_dir, split=split,
         weights=weights, device=device, batch_size=batch_size, n=n, seed=seed,
-        cache_dir=cache_dir or results_dir / "cache" / "fid",
+        cache_dir=cache_dir or scoring.default_cache_dir(results_dir),
     )
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
@@ -80,14 +80,3 @@ def fid_cmd(fake, checkpoint, run_dir, split, weights, n, seed, name, out, batch
             click.echo(f"  step {row['step']:>8}  FID {row['fid']:.4f}")
         click.echo(f"best snapshot: {summary['best']['checkpoint']}")
     click.echo(f"summary: {out_dir / 'summary.json'}")
-
-
-def default_name(fake: Path | None, checkpoint: Path | None, run_dir: Path | None) -> str:
-    """The input's name: the folder or file stem, `<run>-<step>` for a checkpoint, `<run>-select`."""
-    if run_dir is not None:
-        return f"{run_dir.resolve().name}-select"
-    if checkpoint is not None:
-        run = checkpoint.resolve().parent
-        run = run.parent if run.name == "checkpoints" else run
-        return f"{run.name}-{checkpoint.stem}"
-    return fake.resolve().stem if fake.suffix == ".npz" else fake.resolve().name

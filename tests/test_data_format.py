@@ -150,12 +150,24 @@ def test_is_synthetic_from_manifest_or_batch_label(synth_root, tmp_path):
     assert not is_synthetic(copy)
 
 
-def test_write_synthetic_never_overwrites_real_data(synth_root, tmp_path):
+def test_write_synthetic_never_overwrites_real_data(tmp_path):
     folder = tmp_path / "cifar-100-python"
-    shutil.copytree(synth_root / "cifar-100-python", folder)
-    (folder / fmt.MANIFEST_NAME).unlink()
+    folder.mkdir()
+    rows = np.zeros((2, fmt.ROW_BYTES), np.uint8)
+    real = fmt.batch_bytes(rows, np.array([0, 1]), np.array([4, 1]), ["a.png", "b.png"], "training batch 1 of 1")
+    fmt.write_file(folder / "train", real)
     with pytest.raises(DataError, match="not synthetic"):
         write_synthetic(tmp_path, 10, 10)
+    assert (folder / "train").read_bytes() == real
+
+
+def test_an_interrupted_synth_can_be_redone(synth_root, tmp_path):
+    folder = tmp_path / "cifar-100-python"
+    shutil.copytree(synth_root / "cifar-100-python", folder)
+    (folder / fmt.MANIFEST_NAME).unlink()  # killed before the manifest, the last file, was written
+    (folder / "meta").unlink()
+    write_synthetic(tmp_path, 10, 10)
+    assert is_synthetic(tmp_path) and len(load_split(tmp_path, "train").fine_labels) == 10
 
 
 def test_unpickler_refuses_anything_but_arrays(tmp_path):

@@ -145,3 +145,11 @@ def test_resume_may_extend_a_constant_lr_run_but_not_a_scheduled_one(synth_root,
     train_run(scheduled, synth_root, tmp_path, run_name="cycle")
     with pytest.raises(ConfigError, match="run.epochs"):
         train_run(scheduled.with_overrides({"run.epochs": 2}), synth_root, tmp_path, run_name="cycle", resume=True)
+
+
+def test_full_train_keeps_the_latest_epoch_as_best_without_a_fake_accuracy(synth_root, tmp_path):
+    train_run(_cfg(epochs=2, full_train=True), synth_root, tmp_path, run_name="full")
+    run_dir = tmp_path / "train" / "full"
+    last, best = load_checkpoint(run_dir / "last.pt"), load_checkpoint(run_dir / "best.pt")
+    assert last["best_val_acc"] is None and best["epoch"] == last["epoch"] == 2
+    assert (run_dir / "best.pt").read_bytes() == (run_dir / "last.pt").read_bytes()

@@ -88,6 +88,7 @@ def test_help_lists_commands():
         (["--dropout", "1.5"], ["model.dropout"]),
         (["--epochs", "0"], ["run.epochs"]),
         (["--hue", "0.9"], ["hue"]),
+        (["--model", "tinycnn", "--run-name", "../escape"], ["run name", "no paths"]),
     ],
 )
 def test_bad_training_options(args, fragments, synth_root, tmp_path):
@@ -123,3 +124,15 @@ def test_corrupt_pickle_is_named(tmp_path, synth_root):
     train_file.write_bytes(train_file.read_bytes()[:1000])
     result = cifar("train", "--model", "tinycnn", "--data-dir", broken, "--results-dir", tmp_path / "r", "--device", "cpu")
     assert_one_line_error(result, "train")
+
+
+def test_checkpoint_that_does_not_fit_its_model(trained, synth_root, tmp_path):
+    import torch
+
+    results, _ = trained
+    checkpoint = torch.load(results / "train" / "cfg" / "last.pt", weights_only=True)
+    checkpoint["model_name"] = "cnn1"  # tinycnn's weights under another architecture's name
+    foreign = tmp_path / "foreign.pt"
+    torch.save(checkpoint, foreign)
+    assert_one_line_error(cifar("evaluate", "--checkpoint", foreign, "--data-dir", synth_root, "--device", "cpu"),
+                          "do not fit model cnn1")

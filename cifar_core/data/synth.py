@@ -128,7 +128,7 @@ def write_synthetic(
     if n_train < 1 or n_test < 1:
         raise DataError(f"synthetic split sizes must be positive (got train={n_train}, test={n_test})")
     folder = Path(out_dir) / fmt.BASE_FOLDER
-    if (folder / "train").exists() and not (folder / fmt.MANIFEST_NAME).exists():
+    if (folder / "train").exists() and not _is_ours(folder):
         raise DataError(f"{folder} already holds data that is not synthetic; choose another --out")
     # Separate streams, so the test set does not change when n_train does.
     train_rng, test_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
@@ -151,3 +151,11 @@ def write_synthetic(
     }
     atomic_write_text(folder / fmt.MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return folder
+
+
+def _is_ours(folder: Path) -> bool:
+    """A folder an earlier (perhaps interrupted) `write_synthetic` made, safe to write over."""
+    try:
+        return fmt.is_synthetic(folder)
+    except DataError:  # unreadable: not ours to overwrite
+        return False

@@ -25,6 +25,23 @@ SELECT_BEST_N = 2000  # samples per snapshot when ranking a run's checkpoints
 CHECKPOINT_N = 10_000  # samples from one generator, as in report B
 
 
+def default_name(fake: Path | None, checkpoint: Path | None, run_dir: Path | None) -> str:
+    """The input's name: the folder or file stem, `<run>-<step>` for a checkpoint, `<run>-select`."""
+    if run_dir is not None:
+        return f"{Path(run_dir).resolve().name}-select"
+    if checkpoint is not None:
+        run = Path(checkpoint).resolve().parent
+        run = run.parent if run.name == "checkpoints" else run
+        return f"{run.name}-{Path(checkpoint).stem}"
+    fake = Path(fake)
+    return fake.resolve().stem if fake.suffix == ".npz" else fake.resolve().name
+
+
+def default_cache_dir(results_dir: Path) -> Path:
+    """Where reference statistics are cached: beside every other result, so pods share them."""
+    return Path(results_dir) / "cache" / "fid"
+
+
 def run_fid(out_dir: Path, *, fake: Path | None = None, checkpoint: Path | None = None,
             run_dir: Path | None = None, data_dir: Path, split: str = "test", weights=None,
             device: str = "auto", batch_size: int | None = None, n: int | None = None, seed: int = 0,

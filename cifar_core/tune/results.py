@@ -162,6 +162,7 @@ def build_summary(ranked: list[TrialRecord], record: dict[str, Any], wall_time_s
     best = usable[0] if usable else None
     return {
         "experiment": record["experiment"],
+        "synthetic_data": record.get("synthetic_data"),
         "complete": bool(ranked) and all(r.status in FINISHED for r in ranked),
         "space": record["space"],
         "settings": s,
@@ -203,9 +204,9 @@ def rung_counts(ranked: list[TrialRecord], grace_period: int, reduction_factor: 
 
 @lru_cache(maxsize=64)
 def _count(name: str, kwargs: tuple) -> int:
-    from cifar_core.models import count_parameters, create_model
+    from cifar_core.models import parameter_count as count_on_meta_device
 
-    return count_parameters(create_model(name, num_classes=100, **dict(kwargs)))
+    return count_on_meta_device(name, num_classes=100, **dict(kwargs))
 
 
 def parameter_count(params: dict[str, Any]) -> int:

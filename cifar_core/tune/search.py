@@ -25,7 +25,7 @@ from typing import Any
 
 from cifar_core.atomic import atomic_write_json
 from cifar_core.config import TrainConfig
-from cifar_core.data import resolve_root
+from cifar_core.data import is_synthetic, resolve_root
 from cifar_core.errors import ConfigError
 from cifar_core.progress import log
 from cifar_core.tune.results import summarise_experiment
@@ -120,6 +120,7 @@ def experiment_record(settings: TuneSettings, space: SearchSpace, data_dir: Path
         "space_file": space.raw,
         "base_config": base_train_config(space, settings).to_dict(),
         "data_dir": str(data_dir),
+        "synthetic_data": is_synthetic(data_dir),
         "metric": METRIC,
         "mode": MODE,
     }

@@ -7,7 +7,7 @@ The callback saves the engine's checkpoint dict and reports it together with tha
 so ASHA's decision and the kept checkpoint refer to the same epoch, and a restored trial continues
 from the epoch it had reached instead of starting over.
 
-A NaN loss makes the engine raise FloatingPointError; it propagates, so Tune marks the trial
+A NaN loss makes the engine raise TrainingDiverged; it propagates, so Tune marks the trial
 ERROR and the search goes on.
 """
 
