@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from cifar_core.data.augment import AUGMENT_PRESETS, AugmentConfig
+from cifar_core.data.augment import AUGMENT_PRESETS, AugmentConfig, resolve_augment
 from cifar_core.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad")
@@ -138,6 +138,48 @@ class TrainConfig:
         _check(r.eval_batch_size >= 1, "run.eval_batch_size", r.eval_batch_size, ">= 1")
         _check(0 < r.val_fraction < 1, "run.val_fraction", r.val_fraction, "in (0, 1)")
 
+
+# Flat name -> dotted key. `cifar train` options and a YAML config file share these names (a
+# file may also use the nested groups of a saved config.yaml).
+FLAT_KEYS = {
+    "model": "model.name", "dropout": "model.dropout", "activation": "model.activation",
+    "optimizer": "optim.name", "lr": "optim.lr", "weight_decay": "optim.weight_decay",
+    "momentum": "optim.momentum", "dampening": "optim.dampening", "nesterov": "optim.nesterov",
+    "beta1": "optim.beta1", "beta2": "optim.beta2", "alpha": "optim.alpha", "lr_decay": "optim.lr_decay",
+    "initial_accumulator_value": "optim.initial_accumulator_value", "schedule": "optim.schedule",
+    "label_smoothing": "optim.label_smoothing",
+    "hflip": "augment.hflip", "crop_padding": "augment.crop_padding", "brightness": "augment.brightness",
+    "contrast": "augment.contrast", "saturation": "augment.saturation", "hue": "augment.hue",
+    "rotation": "augment.rotation",
+    "epochs": "run.epochs", "steps": "run.steps", "batch_size": "run.batch_size",
+    "eval_batch_size": "run.eval_batch_size", "seed": "run.seed", "split_seed": "run.split_seed",
+    "val_fraction": "run.val_fraction", "full_train": "run.full_train", "device": "run.device",
+    "amp": "run.amp", "compile": "run.compile",
+}
+GROUPS = ("model", "optim", "augment", "run")
+
+
+def resolve_config(config_file: str | Path | None, preset: str | None, options: dict[str, Any]) -> TrainConfig:
+    """Defaults, then the YAML file, then the augmentation preset, then `options` (flat names,
+    None = not given); keys that are not flat names are ignored, so a CLI can pass all its options."""
+    nested: dict = {}
+    flat: dict = {}
+    if config_file is not None:
+        for key, value in load_yaml_mapping(config_file).items():
+            name = key.replace("-", "_")
+            if name in GROUPS and isinstance(value, dict):
+                nested[name] = value
+            elif name in FLAT_KEYS or name == "augment":
+                flat[name] = value
+            else:
+                raise ConfigError(f"unknown key {key!r} in {config_file}")
+    cfg = TrainConfig.from_dict(nested) if nested else TrainConfig()
+    file_preset = flat.pop("augment", None)
+    preset = preset or file_preset  # the command line's preset wins over the file's
+    if preset is not None:
+        cfg = cfg.with_overrides({f"augment.{k}": v for k, v in resolve_augment(preset).to_dict().items()})
+    cfg = cfg.with_overrides({FLAT_KEYS[k]: v for k, v in flat.items()})
+    return cfg.with_overrides({FLAT_KEYS[k]: v for k, v in options.items() if k in FLAT_KEYS})
 
 
 _GROUP_TYPES = {"model": ModelConfig, "optim": OptimConfig, "augment": AugmentConfig, "run": RunConfig}

@@ -8,29 +8,10 @@ from pathlib import Path
 
 import click
 
-from cifar_core.config import OPTIMIZERS, SCHEDULES, TrainConfig, load_yaml_mapping
+from cifar_core.config import OPTIMIZERS, SCHEDULES, TrainConfig, resolve_config
 from cifar_core.data.augment import AUGMENT_PRESETS
-from cifar_core.errors import ConfigError
 from jobs.options import data_dir_option, device_option, json_option, results_dir_option
 
-# CLI option name -> dotted TrainConfig key. A YAML --config file may use these flat names
-# (the same spelling as the options, with '_' for '-') or the nested groups of config.yaml.
-OPTION_KEYS = {
-    "model": "model.name", "dropout": "model.dropout", "activation": "model.activation",
-    "optimizer": "optim.name", "lr": "optim.lr", "weight_decay": "optim.weight_decay",
-    "momentum": "optim.momentum", "dampening": "optim.dampening", "nesterov": "optim.nesterov",
-    "beta1": "optim.beta1", "beta2": "optim.beta2", "alpha": "optim.alpha", "lr_decay": "optim.lr_decay",
-    "initial_accumulator_value": "optim.initial_accumulator_value", "schedule": "optim.schedule",
-    "label_smoothing": "optim.label_smoothing",
-    "hflip": "augment.hflip", "crop_padding": "augment.crop_padding", "brightness": "augment.brightness",
-    "contrast": "augment.contrast", "saturation": "augment.saturation", "hue": "augment.hue",
-    "rotation": "augment.rotation",
-    "epochs": "run.epochs", "steps": "run.steps", "batch_size": "run.batch_size",
-    "eval_batch_size": "run.eval_batch_size", "seed": "run.seed", "split_seed": "run.split_seed",
-    "val_fraction": "run.val_fraction", "full_train": "run.full_train", "device": "run.device",
-    "amp": "run.amp", "compile": "run.compile",
-}
-GROUPS = ("model", "optim", "augment", "run")
 _D = TrainConfig()  # defaults shown in --help
 
 
@@ -86,29 +67,6 @@ def train_options(fn):
     for option in reversed(options):
         fn = option(fn)
     return fn
-
-
-def resolve_config(config_file: Path | None, preset: str | None, options: dict) -> TrainConfig:
-    """Defaults, then the YAML file, then the augmentation preset, then explicit options."""
-    nested: dict = {}
-    flat: dict = {}
-    if config_file is not None:
-        for key, value in load_yaml_mapping(config_file).items():
-            name = key.replace("-", "_")
-            if name in GROUPS and isinstance(value, dict):
-                nested[name] = value
-            elif name in OPTION_KEYS or name == "augment":
-                flat[name] = value
-            else:
-                raise ConfigError(f"unknown key {key!r} in {config_file}")
-    cfg = TrainConfig.from_dict(nested) if nested else TrainConfig()
-    preset = preset or flat.pop("augment", None)
-    if preset is not None:
-        if preset not in AUGMENT_PRESETS:
-            raise ConfigError(f"unknown augmentation preset {preset!r}; known: {', '.join(sorted(AUGMENT_PRESETS))}")
-        cfg = cfg.with_overrides({f"augment.{k}": v for k, v in vars(AUGMENT_PRESETS[preset]).items()})
-    cfg = cfg.with_overrides({OPTION_KEYS[k]: v for k, v in flat.items()})
-    return cfg.with_overrides({OPTION_KEYS[k]: v for k, v in options.items() if k in OPTION_KEYS})
 
 
 def _epoch_row(out):

@@ -55,3 +55,17 @@ def test_from_yaml_errors_name_the_file(tmp_path):
     broken.write_text("optim: [unclosed\n")
     with pytest.raises(ConfigError, match="broken.yaml"):
         TrainConfig.from_yaml(broken)
+
+
+def test_resolve_config_precedence_file_then_preset_then_options(tmp_path):
+    from cifar_core.config import resolve_config
+
+    path = tmp_path / "run.yaml"
+    path.write_text("model: tinycnn\nlr: 0.02\naugment: none\nepochs: 3\n")
+    cfg = resolve_config(path, "flip-crop", {"lr": 0.05, "epochs": None, "run_name": "ignored"})
+    assert cfg.model.name == "tinycnn" and cfg.run.epochs == 3
+    assert cfg.optim.lr == 0.05  # an option wins over the file
+    assert cfg.augment.hflip and cfg.augment.crop_padding == 4  # the command line's preset wins
+    assert resolve_config(path, None, {}).augment.crop_padding == 0  # else the file's
+    with pytest.raises(ConfigError, match="unknown augmentation preset"):
+        resolve_config(None, "wild", {})

@@ -15,11 +15,9 @@ import dataclasses
 import json
 import logging
 import os
-import re
 import sys
 import time
 from contextlib import contextmanager, redirect_stdout
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,49 +27,12 @@ from cifar_core.data import is_synthetic, resolve_root
 from cifar_core.errors import ConfigError
 from cifar_core.progress import log
 from cifar_core.tune.results import summarise_experiment
+from cifar_core.tune.settings import SMOKE_LIMITS, TuneSettings, smoke_settings  # noqa: F401 (re-exported)
 from cifar_core.tune.space import SearchSpace, load_space, space_summary
 from cifar_core.tune.trainable import train_trial
 
 METRIC, MODE = "val_acc", "max"
 EXPERIMENT_FILE = "experiment.json"
-
-
-@dataclass(frozen=True)
-class TuneSettings:
-    experiment: str
-    space: str = "report-a"  # a shipped space name or a YAML file
-    num_samples: int = 60  # trials sampled (report A: 60)
-    max_concurrent: int = 16  # trials running at once, at most (report A: 16)
-    max_epochs: int = 30  # ASHA's max_t: epochs a surviving trial trains (report A: 30)
-    grace_period: int = 1  # epochs before ASHA may stop a trial
-    reduction_factor: int = 2  # keep the top 1/reduction_factor at each rung (report A: top half)
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float | None = None  # None: share the cluster's GPUs among max_concurrent trials
-    batch_size: int | None = None  # None: the space's value, else TrainConfig's default (128)
-    seed: int = 0  # sampling of configs and every trial's training seed
-    device: str = "auto"  # auto: cuda when the trial has a GPU share, else cpu
-    top_k: int = 3  # configs listed in top_k.json (and offered to `cifar retrain`)
-
-    def validate(self) -> None:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", self.experiment):
-            raise ConfigError(f"experiment name {self.experiment!r}: use letters, digits, '.', '_' and '-'")
-        for key in ("num_samples", "max_concurrent", "max_epochs", "grace_period", "top_k"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{key} = {getattr(self, key)} must be >= 1")
-        if self.grace_period > self.max_epochs:
-            raise ConfigError(f"grace_period = {self.grace_period} must be <= max_epochs = {self.max_epochs}")
-        if self.reduction_factor < 2:
-            raise ConfigError(f"reduction_factor = {self.reduction_factor} must be >= 2")
-        if self.cpus_per_trial <= 0 or (self.gpus_per_trial is not None and self.gpus_per_trial < 0):
-            raise ConfigError("cpus_per_trial must be > 0 and gpus_per_trial >= 0")
-
-
-# What --smoke shrinks the search to: minutes on a laptop CPU, every stage still exercised.
-SMOKE_LIMITS = {"num_samples": 4, "max_epochs": 2, "max_concurrent": 4}
-
-
-def smoke_settings(settings: TuneSettings) -> TuneSettings:
-    return dataclasses.replace(settings, **{k: min(getattr(settings, k), v) for k, v in SMOKE_LIMITS.items()})
 
 
 def experiment_dir(results_dir: str | Path, experiment: str) -> Path:
