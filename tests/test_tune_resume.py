@@ -99,3 +99,32 @@ def test_killed_search_resumes_without_rerunning_finished_trials(tmp_path, tune_
     summary = json.loads((exp_dir / "summary.json").read_text())
     assert summary["complete"] and summary["trials"] == TRIALS
     assert "6 trials (6 TERMINATED)" in rerun.stdout
+
+
+def test_a_trial_whose_checkpoint_was_lost_is_restarted_and_the_search_completes(tmp_path, tune_command):
+    """Tune deletes a trial's previous checkpoint before it snapshots the experiment state; a kill
+    in between leaves a state naming a checkpoint that is gone. Simulated here by deleting them."""
+    import shutil
+
+    exp_dir = tmp_path / "results" / "tune" / "killed"
+    kill_after_trials_finish(tune_command, exp_dir, tmp_path / "first.log", count=2)
+    time.sleep(1)
+    done = finished_trials(exp_dir)
+    lost = sorted(d.name for d in exp_dir.iterdir() if d.is_dir() and d.name not in done and any(d.glob("checkpoint_*")))
+    if not lost:
+        pytest.skip("no unfinished trial had a checkpoint at the kill")
+    for trial in lost:
+        for checkpoint in (exp_dir / trial).glob("checkpoint_*"):
+            shutil.rmtree(checkpoint)
+
+    rerun = subprocess.run(tune_command, capture_output=True, text=True, timeout=300,
+                           cwd=Path(__file__).resolve().parents[1])
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "restarting from scratch trials whose checkpoint was lost" in rerun.stderr
+    with open(exp_dir / "trials.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == TRIALS and {r["status"] for r in rows} == {"TERMINATED"}, [(r["trial_id"], r["status"]) for r in rows]
+    summary = json.loads((exp_dir / "summary.json").read_text())
+    assert summary["errored"] == 0 and summary["complete"] is True
+    for trial, epochs in trial_epochs(exp_dir).items():  # restarted trials report from epoch 1 again
+        assert epochs == list(range(1, len(epochs) + 1)), f"{trial} reported epochs {epochs}"

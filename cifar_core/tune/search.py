@@ -60,6 +60,8 @@ def run_tune(settings: TuneSettings, data_dir: str | Path, results_dir: str | Pa
     with redirect_stdout(sys.stderr), ray_session():
         tuner = build_tuner(exp_dir, settings, space, record["base_config"], data_dir)
         tuner.fit()  # errored trials are recorded, not raised
+        if lost_checkpoint_trials(exp_dir):
+            restart_lost_trials(exp_dir, settings, record["base_config"], data_dir)
     return summarise_experiment(exp_dir, record, wall_time_s=time.monotonic() - start)
 
 
@@ -189,6 +191,26 @@ def build_tuner(exp_dir: Path, settings: TuneSettings, space: SearchSpace, base:
             verbose=1,
         ),
     )
+
+
+# Tune prunes a trial's previous checkpoint before it snapshots the experiment state, so a search
+# killed in between restores that trial from a checkpoint that no longer exists, and it errors.
+LOST_CHECKPOINT = "Could not recover from checkpoint as it does not exist"
+
+
+def lost_checkpoint_trials(exp_dir: Path) -> list[str]:
+    """Trials whose last error is Tune failing to find the checkpoint it meant to restore."""
+    return sorted(p.parent.name for p in exp_dir.glob("*/error.txt") if LOST_CHECKPOINT in p.read_text(errors="replace"))
+
+
+def restart_lost_trials(exp_dir: Path, settings: TuneSettings, base: dict, data_dir: Path) -> None:
+    """Run those trials again from their first epoch (restart_errored), once; the search completes."""
+    from ray import tune
+
+    log(f"restarting from scratch trials whose checkpoint was lost when the search was killed: "
+        f"{', '.join(lost_checkpoint_trials(exp_dir))}")
+    trainable = trial_trainable(settings, base, data_dir)
+    tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True, restart_errored=True).fit()
 
 
 def trial_trainable(settings: TuneSettings, base: dict, data_dir: Path):
