@@ -41,6 +41,9 @@ POSITIVE_INT = click.IntRange(min=1)
               help="Generated images to use: a limit for --fake; samples for --checkpoint "
               "(default 10000) and per snapshot for --select-best (default 2000).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Noise seed for generator samples.")
+@click.option("--batch-norm", type=click.Choice(["running", "batch"]), default="running", show_default=True,
+              help="Generator BatchNorm statistics when sampling: running (eval mode) or each batch's own "
+                   "(train mode, as the PyTorch DCGAN tutorial samples).")
 @click.option("--name", help="Results go to RESULTS/fid/<name>/ [default: from the input's name].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Write summary.json here instead of RESULTS/fid/<name>/.")
@@ -51,7 +54,7 @@ POSITIVE_INT = click.IntRange(min=1)
 @results_dir_option
 @device_option
 @json_option
-def fid_cmd(fake, checkpoint, run_dir, split, weights, n, seed, name, out, batch_size, cache_dir,
+def fid_cmd(fake, checkpoint, run_dir, split, weights, n, seed, batch_norm, name, out, batch_size, cache_dir,
             data_dir, results_dir, device, as_json) -> None:
     """FID of generated images against a CIFAR-100 split (pytorch-fid's Inception, pool3, 2048-d).
 
@@ -68,7 +71,7 @@ def fid_cmd(fake, checkpoint, run_dir, split, weights, n, seed, name, out, batch
     out_dir = out or results_dir / "fid" / (name or scoring.default_name(fake, checkpoint, run_dir))
     summary = scoring.run_fid(
         out_dir, fake=fake, checkpoint=checkpoint, run_dir=run_dir, data_dir=data_dir, split=split,
-        weights=weights, device=device, batch_size=batch_size, n=n, seed=seed,
+        weights=weights, device=device, batch_size=batch_size, n=n, seed=seed, batch_norm=batch_norm,
         cache_dir=cache_dir or scoring.default_cache_dir(results_dir),
     )
     if as_json:

@@ -181,13 +181,16 @@ def train_cmd(run_name, device, data_dir, results_dir, resume, **options) -> Non
     help="PNG files 00000.png..., and/or samples.npz (key images, uint8 N,32,32,3).",
 )
 @click.option("--batch-size", type=POSITIVE_INT, default=500, show_default=True)
+@click.option("--batch-norm", type=click.Choice(["running", "batch"]), default="running", show_default=True,
+              help="BatchNorm statistics: running (eval mode; images independent of --batch-size) or each "
+                   "batch's own (train mode, as the PyTorch DCGAN tutorial samples).")
 @device_option
-def sample_cmd(checkpoint, n, out, seed, fmt, batch_size, device) -> None:
+def sample_cmd(checkpoint, n, out, seed, fmt, batch_size, batch_norm, device) -> None:
     """Generate images from a trained generator."""
     from cifar_core.gan.sample import generate, load_generator, sample_labels, write_samples
 
     generator = load_generator(checkpoint, device)
-    images = generate(generator, n, seed, batch_size=batch_size, device=device)
+    images = generate(generator, n, seed, batch_size=batch_size, device=device, batch_norm=batch_norm)
     written = write_samples(images, out, fmt, labels=sample_labels(generator, n))
     click.echo(json.dumps({"out": str(out), "n": n, "seed": seed, "format": fmt, "files": len(written)}))
 

@@ -110,6 +110,12 @@ def test_checkpoint_and_select_best(capsys, setup, tmp_path):
     assert step_2["fid"] == pytest.approx(single["fid"], rel=1e-6)  # same seed, same samples
     assert "best snapshot" in out
 
+    status, out, err = cifar_fid(capsys, setup, tmp_path / "results", "--checkpoint", run / "checkpoints" / "step_2.pt",
+                                 "--n", 3, "--batch-norm", "batch", "--name", "batch-stats", "--json")
+    assert status == 0, err
+    batch_stats = json.loads(out)
+    assert batch_stats["fake"]["batch_norm"] == "batch" and batch_stats["fid"] != single["fid"]
+
 
 def test_bad_generated_inputs_are_one_line_errors(capsys, setup, tmp_path):
     images = setup["images"]

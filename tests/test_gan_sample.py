@@ -72,6 +72,21 @@ def test_generate_contract_and_batch_size_independence(checkpoint):
     assert not generator.training
 
 
+def test_batch_statistics_sampling_leaves_the_generator_as_saved(checkpoint):
+    from cifar_core.errors import ConfigError
+
+    generator = load_generator(checkpoint, "cpu")
+    saved = {k: v.clone() for k, v in generator.state_dict().items()}
+    running = generate(generator, 8, seed=5, batch_size=4)
+    batch = generate(generator, 8, seed=5, batch_size=4, batch_norm="batch")
+    assert not torch.equal(running, batch)  # a fresh generator's running statistics are not its batches'
+    assert torch.equal(batch, generate(generator, 8, seed=5, batch_size=4, batch_norm="batch"))
+    assert all(torch.equal(v, saved[k]) for k, v in generator.state_dict().items())
+    assert not generator.training
+    with pytest.raises(ConfigError, match="batch_norm"):
+        generate(generator, 2, seed=0, batch_norm="moving")
+
+
 def test_conditional_checkpoint_samples_every_class(tmp_path, capsys):
     path = write_checkpoint(tmp_path / "cond.pt", conditional=True)
     status, _, err = cifar(

@@ -45,7 +45,7 @@ def default_cache_dir(results_dir: Path) -> Path:
 def run_fid(out_dir: Path, *, fake: Path | None = None, checkpoint: Path | None = None,
             run_dir: Path | None = None, data_dir: Path, split: str = "test", weights=None,
             device: str = "auto", batch_size: int | None = None, n: int | None = None, seed: int = 0,
-            cache_dir: Path | None = None) -> dict:
+            cache_dir: Path | None = None, batch_norm: str = "running") -> dict:
     """Score one of `fake`, `checkpoint` or `run_dir` (every snapshot) and write the summary."""
     if sum(x is not None for x in (fake, checkpoint, run_dir)) != 1:
         raise CifarError("give exactly one of fake images, a checkpoint or a run dir to select from")
@@ -56,11 +56,11 @@ def run_fid(out_dir: Path, *, fake: Path | None = None, checkpoint: Path | None 
     if run_dir is not None:
         snapshots = run_snapshots(run_dir)
     else:
-        images, source = load_fake(fake, checkpoint, n, seed, device)
+        images, source = load_fake(fake, checkpoint, n, seed, device, batch_norm)
         loaded = time.perf_counter() - start
     setup = prepare(data_dir, split, weights, device, batch_size, cache_dir)
     if run_dir is not None:
-        result = select_best(setup, snapshots, n, seed)
+        result = select_best(setup, snapshots, n, seed, batch_norm)
     else:
         result = score_source(setup, images, source)
         result["seconds"]["fake_images"] = loaded
@@ -103,12 +103,13 @@ def score_images(setup: FidSetup, images) -> dict:
 
 
 def load_fake(fake: Path | None = None, checkpoint: Path | None = None, n: int | None = None,
-              seed: int = 0, device: str | torch.device = "auto") -> tuple[torch.Tensor | np.ndarray, dict]:
+              seed: int = 0, device: str | torch.device = "auto",
+              batch_norm: str = "running") -> tuple[torch.Tensor | np.ndarray, dict]:
     """(uint8 images, description) from a folder or .npz (`fake`, first `n` images) or from `n`
     samples of a generator `checkpoint`. Runs before any Inception work, so bad input fails fast."""
     if checkpoint is not None:
-        images = sample_checkpoint(checkpoint, n or CHECKPOINT_N, seed, device)
-        return images, {"kind": "checkpoint", "path": str(checkpoint), "seed": seed}
+        images = sample_checkpoint(checkpoint, n or CHECKPOINT_N, seed, device, batch_norm)
+        return images, {"kind": "checkpoint", "path": str(checkpoint), "seed": seed, "batch_norm": batch_norm}
     images = load_images(fake)[:n]
     if len(images) < 2:
         raise CifarError(f"FID needs at least 2 generated images; {fake} has {len(images)}")
@@ -119,23 +120,25 @@ def score_source(setup: FidSetup, images, source: dict) -> dict:
     return {**score_images(setup, images), "fake": source}
 
 
-def sample_checkpoint(checkpoint: Path, n: int, seed: int, device: str | torch.device = "auto") -> torch.Tensor:
+def sample_checkpoint(checkpoint: Path, n: int, seed: int, device: str | torch.device = "auto",
+                      batch_norm: str = "running") -> torch.Tensor:
     # Imported here: only this path needs the GAN code.
     from cifar_core.engine import resolve_device
     from cifar_core.gan.sample import generate, load_generator
 
     device = resolve_device(device) if isinstance(device, str) else device
     generator = load_generator(checkpoint, device)
-    return generate(generator, n, seed, device=device)
+    return generate(generator, n, seed, device=device, batch_norm=batch_norm)
 
 
-def select_best(setup: FidSetup, snapshots: list[tuple[int, Path]], n: int | None = None, seed: int = 0) -> dict:
+def select_best(setup: FidSetup, snapshots: list[tuple[int, Path]], n: int | None = None, seed: int = 0,
+                batch_norm: str = "running") -> dict:
     """Score each (step, checkpoint) snapshot on the same `n` noise vectors; best (lowest) first."""
     ranking = []
     for step, path in snapshots:
         log(f"fid: scoring {path.name}")
         start = time.perf_counter()
-        images = sample_checkpoint(path, n or SELECT_BEST_N, seed, setup.extractor.device)
+        images = sample_checkpoint(path, n or SELECT_BEST_N, seed, setup.extractor.device, batch_norm)
         result = score_images(setup, images)
         seconds = time.perf_counter() - start
         ranking.append({"step": step, "checkpoint": str(path), "fid": result["fid"], "n_fake": result["n_fake"],
@@ -146,7 +149,7 @@ def select_best(setup: FidSetup, snapshots: list[tuple[int, Path]], n: int | Non
         "n_fake": ranking[0]["n_fake"],
         "best": ranking[0],
         "ranking": ranking,
-        "fake": {"kind": "run", "path": str(snapshots[0][1].parent.parent), "seed": seed},
+        "fake": {"kind": "run", "path": str(snapshots[0][1].parent.parent), "seed": seed, "batch_norm": batch_norm},
     }
 
 

@@ -1,11 +1,14 @@
 """Sampling from a trained generator: reproducible from a seed, straight to tensors (for FID) or files.
 
-The generator runs in eval mode (BatchNorm uses its running statistics), so each image depends
-only on its own noise vector: the same seed gives the same images whatever the batch size.
+By default the generator runs in eval mode (BatchNorm uses its running statistics), so each image
+depends only on its own noise vector: the same seed gives the same images whatever the batch size.
+`batch_norm="batch"` samples with each batch's own statistics instead, as the PyTorch DCGAN
+tutorial (report B's starting point) does: its images then depend on the batch size too.
 """
 
 from __future__ import annotations
 
+import copy
 import zipfile
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from cifar_core.gan.checkpoint import build_network, read_gan_checkpoint
 from cifar_core.gan.grid import png_bytes, to_uint8
 
 SAMPLE_FORMATS = ("png", "npz", "both")
+BATCH_NORM_MODES = ("running", "batch")  # BatchNorm statistics used when sampling
 
 
 def load_generator(checkpoint_path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
@@ -38,7 +42,8 @@ def sample_labels(generator: nn.Module, n: int) -> torch.Tensor | None:
 
 @torch.no_grad()
 def generate(
-    generator: nn.Module, n: int, seed: int, batch_size: int = 500, device: str | torch.device = "cpu"
+    generator: nn.Module, n: int, seed: int, batch_size: int = 500, device: str | torch.device = "cpu",
+    batch_norm: str = "running",
 ) -> torch.Tensor:
     """n images as uint8 [n, 3, 32, 32] on the CPU; the same (generator, seed) gives the same bytes.
 
@@ -47,9 +52,14 @@ def generate(
     """
     if n < 1 or batch_size < 1:
         raise ConfigError(f"need n >= 1 and batch_size >= 1, got n={n}, batch_size={batch_size}")
+    if batch_norm not in BATCH_NORM_MODES:
+        raise ConfigError(f"unknown batch_norm {batch_norm!r}; use one of {', '.join(BATCH_NORM_MODES)}")
     device = _device(device)
     was_training = generator.training
     generator.to(device).eval()
+    if batch_norm == "batch":
+        # A copy in train mode: batch statistics, and the real generator's running statistics stay as saved.
+        generator = copy.deepcopy(generator).train()
     noise = torch.randn(n, generator.nz, generator=torch.Generator().manual_seed(seed))
     labels = sample_labels(generator, n)
     batches = []
