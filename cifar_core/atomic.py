@@ -70,6 +70,22 @@ def write_jsonl(path: str | os.PathLike, records: list[dict]) -> Path:
     return atomic_write_text(path, text)
 
 
+def read_json(path: str | os.PathLike) -> dict:
+    """A JSON object from `path`; anything else is a one-line CifarError naming the file."""
+    from cifar_core.errors import CifarError
+
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CifarError(f"corrupt {path}: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CifarError(f"cannot read {path}: {type(exc).__name__}") from None
+    if not isinstance(value, dict):
+        raise CifarError(f"corrupt {path}: expected a JSON object, found {type(value).__name__}")
+    return value
+
+
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
     """Read a JSON-lines file, ignoring a torn last line left by a crash mid-append."""
     path = Path(path)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cifar_core.atomic import atomic_write_json
+from cifar_core.atomic import atomic_write_json, read_json
 from cifar_core.errors import CifarError, ConfigError, DataError
 from cifar_core.progress import log
 
@@ -236,6 +236,6 @@ def _run_stage(stage: Stage, config: dict, ctx: PipelineContext) -> dict[str, An
 def _stamp(path: Path, stamp: dict[str, Any]) -> None:
     if not path.is_file():
         raise CifarError(f"stage {stamp['stage']} finished without writing its summary {path}")
-    summary = json.loads(path.read_text())
+    summary = read_json(path)
     summary["pipeline"] = stamp
     atomic_write_json(path, summary)

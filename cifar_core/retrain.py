@@ -10,11 +10,10 @@ results it cites).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from cifar_core.atomic import atomic_write_json, atomic_write_text, read_jsonl
+from cifar_core.atomic import atomic_write_json, atomic_write_text, read_json, read_jsonl
 from cifar_core.config import TrainConfig
 from cifar_core.errors import ConfigError
 from cifar_core.figures import pyplot, save_figure
@@ -41,7 +40,7 @@ def selected_configs(results_dir: str | Path, experiment: str, top_k: int) -> li
     path = Path(results_dir) / "tune" / experiment / "top_k.json"
     if not path.is_file():
         raise ConfigError(f"no tune results at {path}: run `cifar tune --experiment {experiment}` first")
-    top = json.loads(path.read_text())["top"]
+    top = read_json(path)["top"]
     if top_k < 1:
         raise ConfigError(f"top_k = {top_k} must be >= 1")
     if top_k > len(top):

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from cifar_core.atomic import atomic_write_json, atomic_write_text
+from cifar_core.atomic import atomic_write_json, atomic_write_text, read_json
 from cifar_core.checkpoint import load_checkpoint
 from cifar_core.config import TrainConfig
 from cifar_core.data import load_meta, make_data
@@ -133,9 +133,8 @@ def _test_scores(checkpoint_path: Path, data, device_name: str) -> dict[str, Any
 
 
 def _record_test(summary_path: Path, scores: dict[str, Any]) -> None:
-    import json
 
-    summary = json.loads(summary_path.read_text())
+    summary = read_json(summary_path)
     summary["test"] = {k: scores[k] for k in ("loss", "top1", "top5", "n", "epoch", "checkpoint")}
     atomic_write_json(summary_path, summary)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import importlib.metadata
-import json
 import os
 import platform
 import re
@@ -19,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cifar_core.atomic import read_jsonl
+from cifar_core.atomic import read_json, read_jsonl
 from cifar_core.errors import CifarError
 
 STAGES = ("tune", "retrain", "train", "gan", "fid")
@@ -44,19 +43,6 @@ def collect_results(results_dir: str | os.PathLike) -> dict[str, Any]:
         "data": data_provenance(stages, pipelines),
         "environment": environment(),
     }
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from `path`; anything else is a one-line CifarError naming the file."""
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise CifarError(f"corrupt {path}: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CifarError(f"cannot read {path}: {type(exc).__name__}") from None
-    if not isinstance(value, dict):
-        raise CifarError(f"corrupt {path}: expected a JSON object, found {type(value).__name__}")
-    return value
 
 
 @contextmanager

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from cifar_core.atomic import atomic_write_json, atomic_write_text
+from cifar_core.atomic import atomic_write_json, atomic_write_text, read_json
 from cifar_core.config import TrainConfig
 from cifar_core.figures import pyplot, save_figure
 from cifar_core.tune.space import flat_params
@@ -86,7 +85,7 @@ def summarise_experiment(exp_dir: Path, record: dict[str, Any], wall_time_s: flo
     write_top_k(exp_dir / "top_k.json", usable[: settings["top_k"]], record)
     plot_curves(exp_dir / "curves.png", usable[:CURVES_TOP], record["experiment"])
     if wall_time_s is None and (exp_dir / "summary.json").exists():  # re-summarised: keep the search's time
-        wall_time_s = json.loads((exp_dir / "summary.json").read_text()).get("wall_time_s")
+        wall_time_s = read_json(exp_dir / "summary.json").get("wall_time_s")
     summary = build_summary(ranked, record, wall_time_s)
     atomic_write_json(exp_dir / "summary.json", summary)
     return summary

@@ -12,7 +12,6 @@ re-summarised. Ray is local (all of this machine's cores) unless RAY_ADDRESS nam
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import sys
@@ -21,7 +20,7 @@ from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
 
-from cifar_core.atomic import atomic_write_json
+from cifar_core.atomic import atomic_write_json, read_json
 from cifar_core.config import TrainConfig
 from cifar_core.data import is_synthetic, resolve_root
 from cifar_core.errors import ConfigError
@@ -106,7 +105,7 @@ def check_same_experiment(exp_dir: Path, record: dict[str, Any]) -> None:
     path = exp_dir / EXPERIMENT_FILE
     if not path.exists():
         return
-    before, now = search_identity(json.loads(path.read_text())), search_identity(record)
+    before, now = search_identity(read_json(path)), search_identity(record)
     for option in now:
         if before.get(option) != now[option]:
             raise ConfigError(
@@ -116,7 +115,7 @@ def check_same_experiment(exp_dir: Path, record: dict[str, Any]) -> None:
 
 
 def _is_complete(exp_dir: Path) -> bool:
-    return bool(json.loads((exp_dir / "summary.json").read_text()).get("complete"))
+    return bool(read_json(exp_dir / "summary.json").get("complete"))
 
 
 class _DropMessages(logging.Filter):
