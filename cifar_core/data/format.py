@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar_core.atomic import atomic_write_bytes
+from cifar_core.atomic import atomic_write_bytes, file_digest
 from cifar_core.data.py2pickle import dumps_py2
 from cifar_core.errors import DataError
 
@@ -71,11 +71,7 @@ def resolve_root(path: str | os.PathLike) -> Path:
 
 
 def md5_of(path: str | os.PathLike) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path, "md5")
 
 
 class _CifarUnpickler(pickle.Unpickler):

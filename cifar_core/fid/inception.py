@@ -9,7 +9,6 @@ line instead of a page of missing keys.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -21,7 +20,7 @@ from pytorch_fid import inception as pytorch_fid_inception
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from cifar_core.atomic import atomic_torch_save
+from cifar_core.atomic import atomic_torch_save, file_digest
 from cifar_core.errors import CifarError
 
 WEIGHTS_URL = pytorch_fid_inception.FID_WEIGHTS_URL
@@ -70,11 +69,7 @@ def resolve_weights(weights: str | os.PathLike | None = None, *, download: bool 
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
