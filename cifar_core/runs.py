@@ -13,7 +13,7 @@ import yaml
 from cifar_core.atomic import atomic_write_json, atomic_write_text, read_json
 from cifar_core.checkpoint import load_checkpoint
 from cifar_core.config import TrainConfig
-from cifar_core.data import load_meta, make_data
+from cifar_core.data import load_meta, make_data, make_test_loader
 from cifar_core.engine import EpochCallback, fit, resolve_device
 from cifar_core.errors import CheckpointError, CifarError, ConfigError
 from cifar_core.evaluate import evaluate
@@ -68,10 +68,12 @@ def evaluate_checkpoint(checkpoint_path: Path, data_dir: Path, device: str = "au
     checkpoint = load_checkpoint(checkpoint_path)
     cfg = TrainConfig.from_dict(checkpoint["config"])
     cfg = cfg.with_overrides({"run.device": device})
-    data = data_for(cfg, data_dir)
-    loader = {"test": data.test, "val": data.val}[split]
-    if loader is None:
+    if split == "test":  # the training split stays on disk
+        loader = make_test_loader(data_dir, cfg.run.eval_batch_size, resolve_device(cfg.run.device))
+    elif cfg.run.full_train:
         raise ConfigError("this run trained on the full training set: it has no validation split")
+    else:
+        loader = data_for(cfg, data_dir).val
     scores = _score(checkpoint, loader, cfg.run.device)
     scores["class_names"] = load_meta(data_dir).fine_label_names
     scores.update(checkpoint=str(checkpoint_path), split=split, epoch=checkpoint["epoch"], model=checkpoint["model_name"])

@@ -136,3 +136,13 @@ def test_checkpoint_that_does_not_fit_its_model(trained, synth_root, tmp_path):
     torch.save(checkpoint, foreign)
     assert_one_line_error(cifar("evaluate", "--checkpoint", foreign, "--data-dir", synth_root, "--device", "cpu"),
                           "do not fit model cnn1")
+
+
+def test_evaluate_on_the_validation_split(trained, synth_root):
+    results, summary = trained
+    out = cifar("evaluate", "--checkpoint", results / "train" / "cfg" / "last.pt", "--split", "val",
+                "--data-dir", synth_root, "--device", "cpu", "--json")
+    assert out.returncode == 0, out.stderr
+    scores = json.loads(out.stdout)
+    assert scores["n"] == 400 and scores["split"] == "val"  # 2,000 training images, 1/5 held out
+    assert scores["top1"] == pytest.approx(summary["final_val_acc"])

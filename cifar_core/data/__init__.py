@@ -20,7 +20,7 @@ from cifar_core.data.format import (
     official_meta,
     resolve_root,
 )
-from cifar_core.data.loader import DataBundle, DeviceLoader, make_data
+from cifar_core.data.loader import DataBundle, DeviceLoader, make_data, make_test_loader
 from cifar_core.data.splits import train_val_indices
 from cifar_core.data.synth import write_synthetic
 from cifar_core.data.tv_loader import make_torchvision_loader, torchvision_cifar100
@@ -41,6 +41,7 @@ __all__ = [
     "load_meta",
     "load_split",
     "make_data",
+    "make_test_loader",
     "make_torchvision_loader",
     "normalize",
     "official_meta",

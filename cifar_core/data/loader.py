@@ -163,3 +163,9 @@ def make_data(
         val = DeviceLoader(*to_device_tensors(train_split, val_index, device), eval_batch_size)
     test = DeviceLoader(*to_device_tensors(test_split, None, device), eval_batch_size)
     return DataBundle(train, val, test, fmt.load_meta(folder), synthetic, folder)
+
+
+def make_test_loader(root: str | os.PathLike, batch_size: int = 512, device: str | torch.device = "cpu") -> DeviceLoader:
+    """Only the test split on `device`, in order: scoring a model needs nothing else."""
+    folder = fmt.resolve_root(root)
+    return DeviceLoader(*to_device_tensors(fmt.load_split(folder, "test"), None, resolve_device(device)), batch_size)
