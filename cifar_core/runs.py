@@ -4,7 +4,6 @@ best.pt and summary.json. Used by `cifar train`, `cifar evaluate` and the retrai
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from cifar_core.engine import EpochCallback, fit, resolve_device
 from cifar_core.errors import CheckpointError, CifarError, ConfigError
 from cifar_core.evaluate import evaluate
 from cifar_core.models import create_model
+from cifar_core.names import check_name
 from cifar_core.progress import log
 
 # Settings that may differ between a run and its resumption (they don't change the result,
@@ -41,7 +41,7 @@ def train_run(
     evaluate_test: bool = False,
 ) -> dict[str, Any]:
     """Train (or resume) one run and write its summary.json; returns the summary."""
-    run_dir = Path(results_dir) / "train" / check_run_name(run_name or default_run_name(cfg))
+    run_dir = Path(results_dir) / "train" / check_name(run_name or default_run_name(cfg), "run name")
     state = _resume_state(run_dir, cfg, resume)
     data = data_for(cfg, data_dir)
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
@@ -54,13 +54,6 @@ def train_run(
         summary["test"] = _test_scores(run_dir / "last.pt", data, cfg.run.device)
     atomic_write_json(run_dir / "summary.json", summary)
     return summary
-
-
-def check_run_name(name: str) -> str:
-    """A run name is one plain directory name, so results stay under RESULTS/train/."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
-        raise ConfigError(f"run name {name!r}: use letters, digits, '.', '_' and '-' (no paths)")
-    return name
 
 
 def evaluate_checkpoint(checkpoint_path: Path, data_dir: Path, device: str = "auto", split: str = "test") -> dict[str, Any]:

@@ -132,3 +132,12 @@ def test_bad_space_fails_before_ray_starts(tmp_path, synth_root):
         run_tune(TuneSettings(experiment="bad", space=str(path)), synth_root, tmp_path / "results")
     assert not ray.is_initialized()
     assert not (tmp_path / "results" / "tune" / "bad").exists()
+
+
+@pytest.mark.parametrize("name", ["../escape", "/abs", "", "a b"])
+def test_experiment_names_are_plain_directory_names(name):
+    from cifar_core.errors import ConfigError
+    from cifar_core.tune.settings import TuneSettings
+
+    with pytest.raises(ConfigError, match="experiment name"):
+        TuneSettings(experiment=name).validate()

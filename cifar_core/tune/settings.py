@@ -7,10 +7,10 @@ without importing Ray.
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 
 from cifar_core.errors import ConfigError
+from cifar_core.names import check_name
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,7 @@ class TuneSettings:
     top_k: int = 3  # configs listed in top_k.json (and offered to `cifar retrain`)
 
     def validate(self) -> None:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", self.experiment):
-            raise ConfigError(f"experiment name {self.experiment!r}: use letters, digits, '.', '_' and '-'")
+        check_name(self.experiment, "experiment name")
         for key in ("num_samples", "max_concurrent", "max_epochs", "grace_period", "top_k"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} = {getattr(self, key)} must be >= 1")
