@@ -1,37 +1,86 @@
 """Atomic file writes: write to a temporary file beside the target, fsync, then rename.
 
-A crash (or SIGKILL) at any moment leaves either the old file or the new one, never a torn one.
+A crash (or SIGKILL) at any moment leaves either the old file or the new one, never a torn one;
+what it can leave is a temporary file (`.<name>.<8 chars>.tmp`), which `remove_stale_temps`
+deletes when the owner of a directory opens it again. Files get the mode the umask gives a new
+file (mkstemp's 0600 would hide checkpoints and reports from the chart's shared group).
+
+Every write ends in `_publish` (rename) or `_append`: the fault-injection tests kill the process
+at each call of those two, which are therefore the only places that touch a target file.
+
+JSON is strict: NaN and Infinity are not JSON, so writing one is an error naming the file
+(callers turn a legitimately missing metric into None first).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-import tempfile
+import re
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+_TEMP_NAME = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp")  # ours and the older mkstemp ones
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
     """Call `write(fileobj)` on a temp file in the target's directory, then rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    # O_EXCL with mode 0o666: the kernel applies the umask, as for any new file.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         # The target is untouched; only our temp file goes.
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)  # the rename itself survives a power loss
+
+
+def _append(path: Path, text: str) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # some filesystems do not open directories; the rename is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files a killed writer left in `folder` (call it only as the folder's
+    single writer, e.g. under its run lock). Returns what was removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for entry in folder.iterdir():
+        if _TEMP_NAME.fullmatch(entry.name) and entry.is_file():
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -43,7 +92,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    return atomic_write_text(path, to_json(obj, path, indent=2) + "\n")
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
@@ -61,13 +110,37 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
     """Append one JSON line. Callers that need crash-exact files rewrite them with `write_jsonl`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record, sort_keys=True, default=_json_default) + "\n")
+    _append(path, to_json(record, path) + "\n")
 
 
 def write_jsonl(path: str | os.PathLike, records: list[dict]) -> Path:
-    text = "".join(json.dumps(r, sort_keys=True, default=_json_default) + "\n" for r in records)
+    text = "".join(to_json(r, path) + "\n" for r in records)
     return atomic_write_text(path, text)
+
+
+def to_json(obj: Any, path: str | os.PathLike = "<memory>", indent: int | None = None) -> str:
+    """Strict JSON (sorted keys); a NaN or infinite number is a ValueError naming `path`."""
+    try:
+        return json.dumps(obj, indent=indent, sort_keys=True, default=_json_default, allow_nan=False)
+    except ValueError:
+        raise ValueError(f"refusing to write NaN or Infinity into {path}: {_non_finite_key(obj)}") from None
+
+
+def _non_finite_key(obj: Any, where: str = "") -> str:
+    """The first key path holding a non-finite float, for the error message."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return where or "value"
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            found = _non_finite_key(value, f"{where}.{key}" if where else str(key))
+            if found:
+                return found
+    if isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            found = _non_finite_key(value, f"{where}[{i}]")
+            if found:
+                return found
+    return ""
 
 
 def read_json(path: str | os.PathLike) -> dict:

@@ -1,0 +1,94 @@
+"""One run directory, one writer: an OS file lock on `<run>/.lock`.
+
+`flock` belongs to the open file, so the kernel drops it when the holding process dies in any way
+(SIGKILL included): a killed run never blocks its own resume, and nothing has to be cleaned up.
+The lock file also records who holds it (pid, host, since), so the second process can name the
+holder in its one-line error.
+
+On NFS (a results volume shared by several nodes) Linux maps flock onto NFS byte-range locks, held
+by the server for the client's lease: a lock of a node that died is released only when its lease
+expires (typically 90 s). Callers that retry after a node loss pass `wait_s` to wait that long.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import socket
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from cifar_core.errors import CifarError
+
+LOCK_NAME = ".lock"
+POLL_S = 0.2
+
+
+class RunLocked(CifarError):
+    """Another process is writing this run directory."""
+
+
+class RunLock:
+    """`with RunLock(run_dir, what="run"):` holds the directory's lock for the block."""
+
+    def __init__(self, run_dir: str | os.PathLike, *, wait_s: float = 0.0, what: str = "run"):
+        self.dir = Path(run_dir)
+        self.path = self.dir / LOCK_NAME
+        self.wait_s = wait_s
+        self.what = what
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        deadline = time.monotonic() + max(self.wait_s, 0.0)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise
+                if time.monotonic() >= deadline:
+                    holder = _read_holder(fd)
+                    os.close(fd)
+                    waited = f" (waited {self.wait_s:g}s)" if self.wait_s > 0 else ""
+                    raise RunLocked(
+                        f"{self.dir} is in use by another {self.what}: {holder}{waited}; "
+                        "wait for it to finish or choose another name"
+                    ) from None
+                time.sleep(POLL_S)
+        self._fd = fd
+        _write_holder(fd)
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            # The file stays: unlinking it would let a waiter lock a file nobody else opens.
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _write_holder(fd: int) -> None:
+    since = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    text = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since}).encode()
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, text, 0)
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        holder = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+        return f"pid {holder['pid']} on host {holder['host']} since {holder['since']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "holder unknown (it is just starting)"
