@@ -24,3 +24,11 @@ class CheckpointError(CifarError):
 
 class TrainingDiverged(CifarError):
     """The loss became NaN or infinite (usually a learning rate far too high)."""
+
+
+class Preempted(Exception):
+    """Training stopped on SIGTERM after writing a checkpoint of its current step.
+
+    Not a CifarError: nothing is wrong with the user's input. The CLI exits 143 (128 + SIGTERM),
+    the status Kubernetes and shells expect from a process that obeyed SIGTERM.
+    """
