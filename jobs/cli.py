@@ -1,31 +1,97 @@
-"""The `cifar` command line. It only parses options and calls `cifar_core`; no logic lives here."""
+"""The `cifar` command line. It only parses options and calls `cifar_core`; no logic lives here.
+
+Each command's module is imported only when that command runs: `cifar --help` and light commands
+such as `cifar data verify` (the chart's probe, in a 1 GiB pod) never pay for torch (~2 s, ~900 MB).
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
-from cifar_core.errors import CifarError
-from jobs.data_cmds import data
-from jobs.fid_cmd import fid_cmd
-from jobs.gan_cmds import gan_group
-from jobs.models_cmd import models_cmd
-from jobs.report_cmd import report_cmd
-from jobs.submit import logs_cmd, status_cmd, submit_cmd
-from jobs.train_cmds import evaluate_cmd, train_cmd
-from jobs.tune_cmds import pipeline_cmd, retrain_cmd, tune_cmd
+from cifar_core.errors import CifarError, Preempted
+
+# In the order of a study: data, models, training, search, GAN, FID, the whole pipeline, the
+# report, and the same stages on a cluster. name -> (module:attribute, the line `cifar --help`
+# shows; the command's own --help shows its full docstring).
+COMMANDS = {
+    "data": ("jobs.data_cmds:data", "Get, make and check CIFAR-100 in the official python format."),
+    "models": ("jobs.models_cmd:models_cmd", "List registered models with their exact parameter counts."),
+    "train": ("jobs.train_cmds:train_cmd", "Train one model on CIFAR-100."),
+    "evaluate": ("jobs.train_cmds:evaluate_cmd", "Score a checkpoint: top-1, top-5 and per-class accuracy."),
+    "tune": ("jobs.tune_cmds:tune_cmd", "Model selection with Ray Tune and ASHA (report A)."),
+    "retrain": ("jobs.tune_cmds:retrain_cmd", "Retrain the best configs of a search, then score the test set."),
+    "gan": ("jobs.gan_cmds:gan_group", "DCGAN (report B): train with collapse recovery, and sample images."),
+    "fid": ("jobs.fid_cmd:fid_cmd", "FID of generated images against a CIFAR-100 split."),
+    "pipeline": ("jobs.tune_cmds:pipeline_cmd", "Every stage of the study, then the report."),
+    "report": ("jobs.report_cmd:report_cmd", "Render whatever stages have run as one report."),
+    "submit": ("jobs.submit:submit_cmd", "Render the chart for a stage and create it on the cluster."),
+    "status": ("jobs.submit:status_cmd", "The state of every stage on the cluster."),
+    "logs": ("jobs.submit:logs_cmd", "Print the log of a stage's newest pod."),
+}
+
+
+PREEMPTED_STATUS = 143  # 128 + SIGTERM: what Kubernetes and shells expect after an obeyed SIGTERM
 
 
 class _CifarGroup(click.Group):
-    """Turns a CifarError anywhere below into one `error:` line and exit status 2 (also under CliRunner)."""
+    """Loads commands on demand, and turns every failure a user can cause into one `error:` line
+    and exit status 2 (also under CliRunner): a CifarError, a filesystem error (read-only or full
+    volume, a path under a file) or running out of memory. Preemption exits 143."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*COMMANDS, *(name for name in self.commands if name not in COMMANDS)]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return super().get_command(ctx, name)  # one added with add_command
+        module, attribute = COMMANDS[name][0].split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, line) for name, (_, line) in COMMANDS.items()]
+        rows += [(name, command.get_short_help_str()) for name, command in self.commands.items() if name not in COMMANDS]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["cifar.argv"] = list(args)  # for naming the command in an out-of-memory message
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except Preempted as exc:  # not an error: a checkpoint was written; the same command resumes
+            click.echo(f"preempted: {exc or 'stopped on SIGTERM after a checkpoint'}", err=True)
+            ctx.exit(PREEMPTED_STATUS)
         except CifarError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(2)
+            message = str(exc)
+        except OSError as exc:
+            message = os_error_line(exc)
+        except MemoryError as exc:
+            detail = " ".join(str(exc).split())
+            message = f"not enough memory for `{self._command_path(ctx)}`" + (f" ({detail})" if detail else "")
+        click.echo(f"error: {message}", err=True)
+        ctx.exit(2)
+
+    def _command_path(self, ctx: click.Context) -> str:
+        words, command = ["cifar"], self
+        for word in ctx.meta.get("cifar.argv", []):
+            sub = command.get_command(ctx, word) if isinstance(command, click.Group) else None
+            if sub is None:
+                break
+            words.append(word)
+            command = sub
+        return " ".join(words)
+
+
+def os_error_line(exc: OSError) -> str:
+    """`path: reason` (both paths of a failed rename), e.g. `results/fid/x: Read-only file system`."""
+    paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+    reason = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
+    return f"{paths}: {reason}" if paths else reason
 
 
 @click.group(cls=_CifarGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -36,16 +102,6 @@ def cli() -> None:
     Every command runs the same on a laptop (local Ray, CPU or one GPU) and inside a Kubernetes
     pod. Data and results directories default to $CIFAR_DATA_DIR and $CIFAR_RESULTS_DIR.
     """
-
-
-# In the order of a study: data, models, training, search, GAN, FID, the whole pipeline, the
-# report, and the same stages on a cluster.
-COMMANDS = (
-    data, models_cmd, train_cmd, evaluate_cmd, tune_cmd, retrain_cmd, gan_group, fid_cmd,
-    pipeline_cmd, report_cmd, submit_cmd, status_cmd, logs_cmd,
-)
-for command in COMMANDS:
-    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> int:
