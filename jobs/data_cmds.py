@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from cifar_core.data import fetch_cifar100, verify_dataset, write_synthetic
 from jobs.options import json_option
 
 CHECKSUM_WORDS = {
@@ -37,6 +36,8 @@ def data() -> None:
 @out_option
 def fetch(out: Path) -> None:
     """Download the official CIFAR-100 (through torchvision); does nothing if it is already there."""
+    from cifar_core.data.verify import fetch_cifar100, verify_dataset
+
     folder = fetch_cifar100(out)
     _print_report(verify_dataset(folder))
 
@@ -64,6 +65,8 @@ def fetch(out: Path) -> None:
 )
 def synth(out: Path, n_train: int, n_test: int, seed: int) -> None:
     """Write a SYNTHETIC stand-in (procedural shapes, real class names) in the official format."""
+    from cifar_core.data.synth import write_synthetic
+
     start = time.monotonic()
     folder = write_synthetic(out, n_train=n_train, n_test=n_test, seed=seed)
     click.echo(
@@ -77,6 +80,9 @@ def synth(out: Path, n_train: int, n_test: int, seed: int) -> None:
 @json_option
 def verify(root: Path, as_json: bool) -> None:
     """Check counts, classes and checksums of ROOT (holding cifar-100-python/, or that folder)."""
+    # Only the data modules: this is the chart's probe, run in a pod with 1 GiB (torch alone is ~900 MB).
+    from cifar_core.data.verify import verify_dataset
+
     report = verify_dataset(root)
     if as_json:
         click.echo(json.dumps(report, indent=2, sort_keys=True))

@@ -25,9 +25,19 @@ def verify_dataset(root: str | os.PathLike) -> dict:
     """
     folder = fmt.resolve_root(root)
     meta = fmt.load_meta(folder)
-    splits = {name: fmt.load_split(folder, name) for name in fmt.SPLITS}
+    splits, batch_labels = {}, {}
+    for name in fmt.SPLITS:
+        # One split in memory at a time: this is the chart's probe, in a pod with 1 GiB.
+        split = fmt.load_split(folder, name)
+        splits[name] = {
+            "count": len(split),
+            "fine_classes_present": int(np.unique(split.fine_labels).size),
+            "coarse_classes_present": int(np.unique(split.coarse_labels).size),
+        }
+        batch_labels[name] = split.batch_label
+        del split
     manifest = fmt.read_manifest(folder)
-    synthetic = manifest is not None or splits["train"].batch_label.startswith(fmt.SYNTHETIC_PREFIX)
+    synthetic = manifest is not None or batch_labels["train"].startswith(fmt.SYNTHETIC_PREFIX)
     expected_md5, checksum = _expected_checksums(folder, splits, manifest, synthetic)
     md5 = {}
     for name in ("train", "test", "meta"):
@@ -45,13 +55,8 @@ def verify_dataset(root: str | os.PathLike) -> dict:
         "fine_classes": len(meta.fine_label_names),
         "coarse_classes": len(meta.coarse_label_names),
     }
-    for name, split in splits.items():
-        report[name] = {
-            "count": len(split),
-            "fine_classes_present": int(np.unique(split.fine_labels).size),
-            "coarse_classes_present": int(np.unique(split.coarse_labels).size),
-            "md5": md5[name],
-        }
+    for name, counts in splits.items():
+        report[name] = {**counts, "md5": md5[name]}
     report["meta"] = {"md5": md5["meta"]}
     return report
 
@@ -63,7 +68,7 @@ def _expected_checksums(folder: Path, splits: dict, manifest: dict | None, synth
         if missing:
             raise DataError(f"{folder / fmt.MANIFEST_NAME} has no md5 for {missing[0]!r}")
         return manifest["md5"], "ok-synthetic-manifest"
-    counts = {name: len(split) for name, split in splits.items()}
+    counts = {name: split["count"] for name, split in splits.items()}
     if not synthetic and counts == fmt.OFFICIAL_COUNTS:
         return fmt.OFFICIAL_MD5, "ok-official"
     return None, "unchecked"
