@@ -10,30 +10,25 @@ would, and the objects' creation order and YAML.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
 from cifar_core.errors import CifarError
 
-STAGES = ("tune", "retrain", "gan", "fid", "pipeline")
-LOG_STAGES = ("data", "tune", "retrain", "gan", "fid", "pipeline")
+# What `cifar submit STAGE` runs: the chart's `stage` value. Each is one RayJob (`pipeline`: the whole
+# study in one driver; the others: one command), so several stages of one release live side by side.
+STAGES = ("pipeline", "data", "tune", "retrain", "gan", "fid", "report")
+LOG_STAGES = STAGES
 DEFAULT_RELEASE = "cifar100"
 CHART_ENV = "CIFAR_CHART"
 
-# What `cifar submit STAGE` turns on. The data Job comes with every stage: it is idempotent and the
-# other pods wait for it. `pipeline` is the whole chain as separate stages, like `helm install`.
-_STAGE_SETS = {
-    "tune": {"data", "tune"},
-    "retrain": {"data", "retrain"},
-    "gan": {"data", "gan"},
-    "fid": {"data", "fid"},
-    "pipeline": {"data", "tune", "retrain", "gan", "fid"},
-}
-_ALL_STAGES = ("data", "tune", "retrain", "gan", "fid", "pipeline")
-
-# Creation order: what the workloads refer to first, then the stages in pipeline order.
-_KIND_ORDER = ("ServiceAccount", "PersistentVolumeClaim", "RayCluster")
-COMPONENT_ORDER = ("data", "ray", "tune", "retrain", "gan", "fid", "pipeline")
+# Creation order: what the workloads refer to first (service account, volumes, the results pod, a
+# shared Ray cluster), then the RayJob.
+# How Helm reports a template's `fail "..."`: "execution error at (<template>:<line>:<col>): <message>".
+_CHART_FAIL = re.compile(r"execution error at \([^)]*\): (.*)$")
+_KIND_ORDER = ("ServiceAccount", "PersistentVolumeClaim", "Deployment", "RayCluster", "RayJob")
+COMPONENT_ORDER = ("storage", "results", "ray", *STAGES)
 
 
 # --- chart and values ---
@@ -75,9 +70,10 @@ def merge_values(base: dict, override: dict) -> dict:
 
 
 def stage_values(stage: str) -> dict:
-    """The values that select one stage (see _STAGE_SETS)."""
-    on = _STAGE_SETS[stage]
-    return {"stages": {name: {"enabled": name in on} for name in _ALL_STAGES}}
+    """The values that select one stage's RayJob."""
+    if stage not in STAGES:
+        raise CifarError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}")
+    return {"stage": stage}
 
 
 def user_values(values_files=(), set_values=()) -> dict:
@@ -120,6 +116,9 @@ def render(values: dict, *, release: str = DEFAULT_RELEASE, namespace: str = "de
         with helm.Chart.load(str(chart_dir)) as loaded:
             manifests = loaded.render(values, name=release, namespace=namespace)
     except helm.HelmError as exc:
+        refusal = _CHART_FAIL.search(one_line(exc))
+        if refusal:  # the chart's validate helper: its message names the value to set
+            raise CifarError(refusal.group(1)) from exc
         raise CifarError(f"chart {chart_dir}: {one_line(exc)}") from exc
     notes = ""
     documents = []

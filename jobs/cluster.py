@@ -4,8 +4,8 @@ prints, jobs/chart.py renders.
 This module owns connecting to the cluster (kubeconfig from $KUBECONFIG or ~/.kube/config, else the
 pod's service account), creating rendered objects with the Kubernetes Python client, listing a
 release's stage objects with their state (`job_state`, `rayjob_state`), picking the newest pod of a
-stage and the container whose log to stream, and turning every cluster failure into a one-line
-CifarError.
+stage (its RayJob's submitter, else the head) and the container whose log to stream, and turning
+every cluster failure into a one-line CifarError.
 """
 
 from __future__ import annotations
@@ -69,14 +69,14 @@ def _call(api, fn, *args, passthrough=(), **kwargs):
 def _creator(api, kind: str):
     from kubernetes import client
 
-    core, batch, custom = client.CoreV1Api(api), client.BatchV1Api(api), client.CustomObjectsApi(api)
+    core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
     plural = {"RayJob": "rayjobs", "RayCluster": "rayclusters"}
     if kind == "ServiceAccount":
         return lambda ns, body: core.create_namespaced_service_account(ns, body, _request_timeout=30)
     if kind == "PersistentVolumeClaim":
         return lambda ns, body: core.create_namespaced_persistent_volume_claim(ns, body, _request_timeout=30)
-    if kind == "Job":
-        return lambda ns, body: batch.create_namespaced_job(ns, body, _request_timeout=30)
+    if kind == "Deployment":
+        return lambda ns, body: apps.create_namespaced_deployment(ns, body, _request_timeout=30)
     if kind in plural:
         return lambda ns, body: custom.create_namespaced_custom_object(
             "ray.io", "v1", ns, plural[kind], body, _request_timeout=30
@@ -143,18 +143,24 @@ def job_state(job: dict) -> str:
 
 
 def rayjob_state(rayjob: dict) -> str:
+    """A RayJob's deployment state, the Ray job's state, and why KubeRay failed it (e.g.
+    PreRunningDeadlineExceeded, AppFailed)."""
     status = rayjob.get("status") or {}
     deployment = status.get("jobDeploymentStatus") or "New"
     job = status.get("jobStatus")
-    return f"{deployment.lower()}" + (f" (ray job {job.lower()})" if job else "")
+    state = deployment.lower() + (f" (ray job {job.lower()})" if job else "")
+    if deployment == "Failed" and status.get("reason"):
+        state += f": {status['reason']}"
+    return state
 
 
 # --- status and logs ---
 
 
 def stage_rows(api, namespace: str, release: str | None) -> list[tuple]:
-    """(release, stage, object, state) for every Job and RayJob of `release` (or of every cifar100
-    release), sorted by release then pipeline order. Without KubeRay there are no RayJob rows."""
+    """(release, stage, object, state) for every RayJob of `release` (or of every cifar100 release),
+    and every Job an older chart version left, sorted by release then stage order. Without KubeRay
+    there are no RayJob rows."""
     from kubernetes import client
 
     selector = _selector(release)
@@ -179,15 +185,17 @@ def _row(obj: dict, kind: str, state: str) -> tuple:
 
 
 def newest_pod(api, namespace: str, release: str, stage: str) -> dict:
-    """The newest pod of `stage` (for tune: the submitter, which relays the Tune driver; else the head)."""
+    """The newest pod of `stage`'s RayJob: its submitter, which relays the driver's output (`ray job
+    submit` follows the job's log), else the Ray head, where the driver runs."""
     from kubernetes import client
 
     pods = _call(api, client.CoreV1Api(api).list_namespaced_pod, namespace,
                  label_selector=_selector(release, stage), _request_timeout=30)
     pods = api.sanitize_for_serialization(pods)["items"]
-    if stage == "tune":  # the submitter pod carries the driver's output; head and workers have ray.io/node-type
-        submitters = [p for p in pods if "ray.io/node-type" not in (p["metadata"].get("labels") or {})]
-        pods = submitters or [p for p in pods if p["metadata"]["labels"].get("ray.io/node-type") == "head"]
+    # The submitter carries the driver's output; head and workers have ray.io/node-type. A shared
+    # cluster's pods have the component `ray`, so for them only the submitter matches.
+    submitters = [p for p in pods if "ray.io/node-type" not in (p["metadata"].get("labels") or {})]
+    pods = submitters or [p for p in pods if p["metadata"]["labels"].get("ray.io/node-type") == "head"]
     if not pods:
         raise CifarError(f"no pod of stage {stage} (release {release}) in namespace {namespace}; see `cifar status`")
     return max(pods, key=lambda p: p["metadata"]["creationTimestamp"])

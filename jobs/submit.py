@@ -1,7 +1,8 @@
 """`cifar submit`, `cifar status`, `cifar logs`: parse options, call jobs.cluster, print.
 
 `submit` renders charts/cifar100 with Helm's own engine, exactly as `helm template` would for the same
-values, and creates the objects with the Kubernetes Python client; `--dry-run` prints that YAML instead.
+values (plus `stage=STAGE`), and creates the objects with the Kubernetes Python client; `--dry-run`
+prints that YAML instead.
 The kubeconfig comes from the usual places ($KUBECONFIG, ~/.kube/config, or the pod's service account).
 """
 
@@ -28,17 +29,20 @@ context_option = click.option("--context", default=None, help="Kubeconfig contex
 @click.option("--values", "-f", "values_files", multiple=True, type=click.Path(dir_okay=False),
               help="Helm values file (repeatable; later ones win), e.g. k8s/kind/values.yaml.")
 @click.option("--set", "set_values", multiple=True, metavar="KEY=VALUE",
-              help="Helm --set expression (repeatable), e.g. profile=smoke or profiles.full.tune.numSamples=20.")
+              help="Helm --set expression (repeatable), e.g. pipeline.profile=smoke or pipeline.set.tune.num_samples=20.")
 @namespace_option
 @release_option
 @context_option
 @click.option("--chart", type=click.Path(file_okay=False, path_type=Path), default=None,
               help=f"Chart directory (default: ${CHART_ENV}, else the one shipped with the code).")
 def submit_cmd(stage, dry_run, values_files, set_values, namespace, release, context, chart) -> None:
-    """Render the chart for STAGE and create it on the cluster.
+    """Render the chart for STAGE and create it on the cluster: one KubeRay RayJob.
 
-    STAGE is tune, retrain, gan, fid, or pipeline (all of them). The data Job comes with each; it is
-    idempotent, and objects that already exist are left alone. Every pod waits for its inputs.
+    STAGE is pipeline (the whole study, `cifar pipeline`) or one of data, tune, retrain, gan, fid,
+    report (one command, which fails at once when its input is missing). Ray places the work on the
+    worker groups, which KubeRay's autoscaler grows from 0 while there is work for them. The volumes,
+    the service account and the results pod come with every stage; objects that already exist are
+    left alone.
     """
     values = helm_chart.values_for(stage, values_files, set_values)
     if dry_run:
@@ -58,7 +62,7 @@ def submit_cmd(stage, dry_run, values_files, set_values, namespace, release, con
 @click.option("--release", default=None, help="Only this release (default: every cifar100 release).")
 @context_option
 def status_cmd(namespace, release, context) -> None:
-    """The state of every stage on the cluster: Jobs and the Ray Tune RayJob."""
+    """The state of every stage on the cluster: its RayJob (and Jobs an older chart left)."""
     api, namespace = cluster.connect(context, namespace)
     rows = cluster.stage_rows(api, namespace, release)
     if not rows:
@@ -77,9 +81,8 @@ def status_cmd(namespace, release, context) -> None:
 @click.option("--follow", "-f", is_flag=True, help="Keep streaming new lines.")
 @click.option("--tail", type=click.IntRange(min=0), default=None, help="Only the last N lines.")
 def logs_cmd(stage, namespace, release, context, follow, tail) -> None:
-    """Print the log of STAGE's newest pod (for tune: the submitter, which relays the Tune driver).
-
-    While the pod still waits for its inputs, the waiting initContainer's log is shown.
+    """Print the log of STAGE's driver: its RayJob's submitter pod, which relays the driver's output
+    (else the Ray head). While a pod is still in an init container, that container's log is shown.
     """
     api, namespace = cluster.connect(context, namespace)
     pod = cluster.newest_pod(api, namespace, release, stage)

@@ -5,8 +5,8 @@
 #   make image-cpu             CPU variant for kind: cifar100-k8s:<version>-cpu
 #   make kind-up               one-node kind cluster with ./data and ./results mounted, plus their PVCs
 #   make kind-load             build image-cpu and load it into the kind node
-#   make kuberay-install       KubeRay operator 1.7.0 (needs the kuberay Helm repository)
-#   make helm-install          install the chart (HELM_ARGS="-f my-values.yaml ..." to customise)
+#   make kuberay-install       KubeRay operator 1.7.0: its CRDs first (server-side apply), then the operator
+#   make helm-install          install the chart: STORAGE_CLASS=<a ReadWriteMany class> (HELM_ARGS="-f my-values.yaml ...")
 #   make helm-install-kind     install the chart with k8s/kind/values.yaml
 #   make k8s-manifests         regenerate k8s/kind/stages/*.yaml from the chart
 
@@ -30,7 +30,10 @@ KUBERAY_VERSION ?= 1.7.0
 RELEASE ?= cifar100
 NAMESPACE ?= default
 HELM_ARGS ?=
-K8S_STAGES := tune retrain gan fid pipeline
+# The ReadWriteMany storage class of the two volumes (the chart refuses to install without one, or
+# without existing claims in HELM_ARGS).
+STORAGE_CLASS ?=
+K8S_STAGES := pipeline data tune retrain gan fid report
 
 IMAGE_BUILD_ARGS = \
 	--build-arg VERSION=$(VERSION) \
@@ -70,22 +73,32 @@ kind-down:
 kind-load: image-cpu
 	$(KIND) load docker-image $(IMAGE_REPO):$(IMAGE_TAG)-cpu --name $(KIND_CLUSTER)
 
+# `helm upgrade --install` never installs a newer chart's CRDs over older ones (an old RayJob CRD
+# silently drops fields such as preRunningDeadlineSeconds and authOptions), so the CRDs of that exact
+# chart version are applied first, server-side (too big for a client-side apply's annotation;
+# --force-conflicts takes over fields an earlier helm install owned).
 kuberay-install:
 	$(HELM) repo add kuberay https://ray-project.github.io/kuberay-helm/ --force-update
+	rm -rf build/kuberay-operator
+	$(HELM) pull kuberay/kuberay-operator --version $(KUBERAY_VERSION) --untar --untardir build
+	$(KUBECTL) apply --server-side --force-conflicts -f build/kuberay-operator/crds/
 	$(HELM) upgrade --install kuberay-operator kuberay/kuberay-operator --version $(KUBERAY_VERSION) \
-		--namespace kuberay-system --create-namespace --wait
+		--namespace kuberay-system --create-namespace --skip-crds --wait
 
 helm-install:
 	$(HELM) upgrade --install $(RELEASE) charts/cifar100 --namespace $(NAMESPACE) --create-namespace \
-		--set image.repository=$(IMAGE_REPO) --set image.tag=$(IMAGE_TAG) $(HELM_ARGS)
+		--set image.repository=$(IMAGE_REPO) --set image.tag=$(IMAGE_TAG) \
+		$(if $(STORAGE_CLASS),--set storage.data.storageClass=$(STORAGE_CLASS) --set storage.results.storageClass=$(STORAGE_CLASS)) \
+		$(HELM_ARGS)
 
 helm-install-kind:
 	$(HELM) upgrade --install $(RELEASE) charts/cifar100 --namespace $(NAMESPACE) --create-namespace \
 		-f k8s/kind/values.yaml --set image.tag=$(IMAGE_TAG)-cpu $(HELM_ARGS)
 
-# Plain manifests for `kubectl apply -f`, rendered by the chart itself; tests/test_submit.py checks they
-# are current.
+# Plain manifests for `kubectl apply -f`, rendered by the chart itself (one RayJob per stage, each with
+# the volumes, service account and results pod); tests/test_submit.py checks they are current.
 k8s-manifests: setup
+	rm -f k8s/kind/stages/*.yaml
 	for stage in $(K8S_STAGES); do \
 		$(CIFAR) submit $$stage --dry-run -f k8s/kind/values.yaml > k8s/kind/stages/$$stage.yaml || exit 1; \
 	done

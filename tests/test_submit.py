@@ -1,5 +1,5 @@
-"""`cifar submit --dry-run` prints exactly the chart's render; without a cluster, submit/status/logs
-stop with one clear line; k8s/kind/stages/ are current renders of the chart."""
+"""`cifar submit --dry-run` prints exactly the chart's render (one RayJob per stage); without a
+cluster, submit/status/logs stop with one clear line; k8s/kind/stages/ are current renders of the chart."""
 
 from __future__ import annotations
 
@@ -18,12 +18,10 @@ from jobs.cli import cli
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "cifar100"
 KIND_VALUES = REPO / "k8s" / "kind" / "values.yaml"
-STAGE_NAMES = ("data", "tune", "retrain", "gan", "fid", "pipeline")
-
-
-def only(*stages: str) -> dict:
-    """The stage switches, written out here rather than taken from jobs.chart."""
-    return {"stages": {name: {"enabled": name in stages} for name in STAGE_NAMES}}
+STAGES = ("pipeline", "data", "tune", "retrain", "gan", "fid", "report")
+# What every install must add to the defaults: a storage class that provides ReadWriteMany.
+RWX_SET = ("--set", "storage.data.storageClass=nfs-client,storage.results.storageClass=nfs-client")
+RWX = {"storage": {"data": {"storageClass": "nfs-client"}, "results": {"storageClass": "nfs-client"}}}
 
 
 def helm_render(values: dict, release: str = "cifar100", namespace: str = "default") -> list[dict]:
@@ -47,30 +45,26 @@ def dry_run(*args) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
-EXPECTED = {
-    "tune": only("data", "tune"),
-    "retrain": only("data", "retrain"),
-    "gan": only("data", "gan"),
-    "fid": only("data", "fid"),
-    "pipeline": only("data", "tune", "retrain", "gan", "fid"),
-}
-
-
-@pytest.mark.parametrize("stage", sorted(EXPECTED))
+@pytest.mark.parametrize("stage", STAGES)
 def test_dry_run_equals_the_chart_render(stage):
-    printed = sorted(dry_run(stage), key=_key)
-    assert printed == sorted(helm_render(EXPECTED[stage]), key=_key)
-    kinds = {obj["kind"] for obj in printed}
-    assert {"ServiceAccount", "PersistentVolumeClaim", "Job"} <= kinds
-    components = {obj["metadata"]["labels"].get("app.kubernetes.io/component") for obj in printed}
-    wanted = set(EXPECTED[stage]["stages"]) & {k for k, v in EXPECTED[stage]["stages"].items() if v["enabled"]}
-    assert components - {None, "storage"} == wanted
+    printed = sorted(dry_run(stage, *RWX_SET), key=_key)
+    assert printed == sorted(helm_render({**RWX, "stage": stage}), key=_key)
+    assert sorted(o["kind"] for o in printed) == ["Deployment", "PersistentVolumeClaim", "PersistentVolumeClaim",
+                                                 "RayJob", "ServiceAccount"]
+    (rayjob,) = [o for o in printed if o["kind"] == "RayJob"]
+    assert rayjob["metadata"]["name"] == f"cifar100-{stage}"
+
+
+def test_dry_run_prints_in_creation_order():
+    result = run("submit", "gan", "--dry-run", *RWX_SET, "--set", "ray.sharedCluster.enabled=true")
+    kinds = [doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc]
+    assert kinds == ["ServiceAccount", "PersistentVolumeClaim", "PersistentVolumeClaim", "Deployment", "RayCluster", "RayJob"]
 
 
 def test_dry_run_text_is_the_templates_text():
-    result = run("submit", "gan", "--dry-run", "--release", "exp7", "--namespace", "team")
+    result = run("submit", "gan", "--dry-run", "--release", "exp7", "--namespace", "team", *RWX_SET)
     with helm.Chart.load(str(CHART)) as chart:
-        manifests = chart.render(only("data", "gan"), name="exp7", namespace="team")
+        manifests = chart.render({**RWX, "stage": "gan"}, name="exp7", namespace="team")
     for source, text in manifests.items():
         if source.endswith(".yaml") and text.strip():
             assert f"# Source: {source}\n{text.strip()}\n" in result.stdout, source
@@ -78,21 +72,21 @@ def test_dry_run_text_is_the_templates_text():
 
 def test_values_files_then_set_override_like_helm(tmp_path):
     first = tmp_path / "a.yaml"
-    first.write_text("profile: smoke\nexperiment: first\nganRun: g1\n")
+    first.write_text("pipeline:\n  profile: smoke\nstages:\n  experiment: first\n  ganRun: g1\n")
     second = tmp_path / "b.yaml"
-    second.write_text("experiment: second\nprofiles:\n  smoke:\n    tune:\n      numSamples: 7\n")
-    printed = dry_run("tune", "-f", first, "--values", second, "--set", "ganRun=g2,profiles.smoke.tune.maxEpochs=3",
-                      "--set", "kueue.queueName=q")
-    values = {**only("data", "tune"), "profile": "smoke", "experiment": "second", "ganRun": "g2",
-              "profiles": {"smoke": {"tune": {"numSamples": 7, "maxEpochs": 3}}}, "kueue": {"queueName": "q"}}
+    second.write_text("stages:\n  experiment: second\n  tune:\n    args:\n      num-samples: 7\n")
+    printed = dry_run("tune", "-f", first, "--values", second, *RWX_SET,
+                      "--set", "stages.ganRun=g2,stages.tune.args.max-epochs=3", "--set", "pipeline.set.tune.num_samples=5")
+    values = {**RWX, "stage": "tune", "pipeline": {"profile": "smoke", "set": {"tune": {"num_samples": 5}}},
+              "stages": {"experiment": "second", "ganRun": "g2", "tune": {"args": {"num-samples": 7, "max-epochs": 3}}}}
     assert sorted(printed, key=_key) == sorted(helm_render(values), key=_key)
     rayjob = next(o for o in printed if o["kind"] == "RayJob")
     assert "--experiment second" in rayjob["spec"]["entrypoint"] and "--num-samples 7" in rayjob["spec"]["entrypoint"]
 
 
 def test_user_values_win_over_the_stage_selection():
-    printed = dry_run("gan", "--set", "stages.fid.enabled=true")
-    assert {o["metadata"]["name"] for o in printed if o["kind"] == "Job"} == {"cifar100-data-prep", "cifar100-gan", "cifar100-fid"}
+    printed = dry_run("gan", *RWX_SET, "--set", "stage=fid")
+    assert {o["metadata"]["name"] for o in printed if o["kind"] == "RayJob"} == {"cifar100-fid"}
 
 
 def test_kind_values_render_without_pvcs_and_without_gpus():
@@ -101,7 +95,7 @@ def test_kind_values_render_without_pvcs_and_without_gpus():
     assert "nvidia.com/gpu" not in yaml.safe_dump_all(printed)
 
 
-@pytest.mark.parametrize("stage", ("tune", "retrain", "gan", "fid", "pipeline"))
+@pytest.mark.parametrize("stage", STAGES)
 def test_kind_manifests_are_current(stage):
     """k8s/kind/stages/<stage>.yaml is what `make k8s-manifests` writes today."""
     result = run("submit", stage, "--dry-run", "-f", KIND_VALUES)
@@ -110,11 +104,17 @@ def test_kind_manifests_are_current(stage):
     assert committed == result.stdout, f"k8s/kind/stages/{stage}.yaml is stale: run `make k8s-manifests`"
 
 
+def test_kind_manifests_are_exactly_the_stages():
+    assert sorted(p.stem for p in (REPO / "k8s" / "kind" / "stages").glob("*.yaml")) == sorted(STAGES)
+
+
 @pytest.mark.parametrize(("args", "message"), [
-    (("--set", "profile=huge"), "value must be one of 'full', 'smoke'"),
-    (("--set", "profiles.full.gpusPerPod=-1"), "/profiles/full/gpusPerPod"),
-    (("--set", "image.repository="), "/image/repository"),
-    (("--set", "profiles.smoke.tune.gpusPerTrial=1", "--set", "profile=smoke"), "no trial could ever be scheduled"),
+    (("--set", "pipeline.profile=huge", *RWX_SET), "/pipeline/profile"),
+    (("--set", "ray.workers.gpu.gpus=-1", *RWX_SET), "/ray/workers/gpu/gpus"),
+    (("--set", "image.repository=", *RWX_SET), "/image/repository"),
+    ((), "error: storage.data.storageClass is empty"),  # the chart's own words, without Helm's prefix
+    (("--set", "device=cpu", *RWX_SET), "device is cpu but the GPU workers ask for 1 GPUs each"),
+    (("--set", "kueue.queueName=q", *RWX_SET), "set kueue.elasticJobs=true"),
     (("--values", "/no/such/values.yaml"), "cannot read values file /no/such/values.yaml"),
     (("--release", "Bad_Name"), "release name 'Bad_Name'"),
 ])
@@ -132,8 +132,8 @@ def test_chart_is_found_from_the_environment(tmp_path, monkeypatch):
     (copy / "Chart.yaml").write_text(text)
     monkeypatch.setenv(chart.CHART_ENV, str(copy))
     assert chart.find_chart() == copy
-    job = next(o for o in dry_run("gan") if o["kind"] == "Job")
-    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == "cifar100-k8s:9.9.9"
+    rayjob = next(o for o in dry_run("gan", *RWX_SET) if o["kind"] == "RayJob")
+    assert rayjob["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["image"] == "cifar100-k8s:9.9.9"
     monkeypatch.delenv(chart.CHART_ENV)
     assert chart.find_chart() == CHART  # a source checkout (or an editable install) finds its own
 
@@ -157,7 +157,7 @@ def unreachable_cluster(tmp_path, monkeypatch):
     monkeypatch.setenv("KUBECONFIG", str(path))
 
 
-@pytest.mark.parametrize("args", [("submit", "tune"), ("status",), ("logs", "gan")])
+@pytest.mark.parametrize("args", [("submit", "tune", *RWX_SET), ("status",), ("logs", "gan")])
 def test_unreachable_cluster_is_one_error_line(unreachable_cluster, args):
     result = run(*args)
     assert result.exit_code == 2, result.output
@@ -176,6 +176,10 @@ def test_no_kubeconfig_is_one_error_line(tmp_path, monkeypatch):
 
 
 def test_states_read_from_job_and_rayjob_status():
+    failed = {"status": {"jobDeploymentStatus": "Failed", "jobStatus": "", "reason": "PreRunningDeadlineExceeded"}}
+    assert cluster.rayjob_state(failed) == "failed: PreRunningDeadlineExceeded"
+    assert cluster.rayjob_state({"status": {"jobDeploymentStatus": "Failed", "jobStatus": "FAILED", "reason": "AppFailed"}}) \
+        == "failed (ray job failed): AppFailed"
     assert cluster.job_state({"status": {"conditions": [{"type": "Complete", "status": "True"}]}}) == "succeeded"
     assert cluster.job_state({"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "PodFailurePolicy"}]}}) \
         == "failed (PodFailurePolicy)"

@@ -1,86 +1,118 @@
 {{/*
-Command lines of the stages, each a JSON list of arguments (use with fromJsonArray).
-They only use commands and flags from docs/CONTRACTS.md; tests/test_chart_commands.py parses every
-one of them with the `cifar` Click CLI. CIFAR_DATA_DIR and CIFAR_RESULTS_DIR come from the pod's
-environment, so no command repeats the volume paths.
+The command line of this release's RayJob, as a JSON list of arguments (use with fromJsonArray).
+It only uses commands and flags of the `cifar` CLI; tests/test_chart_commands.py parses every
+rendered line with the real Click CLI, and Python validates the pipeline's --set keys. Nothing
+here knows a default of a stage: the chart adds the flags that link stages and `--device`, and
+turns `args` and `pipeline.set` into flags generically. CIFAR_DATA_DIR and CIFAR_RESULTS_DIR come
+from the pod's environment, so no command repeats the volume paths.
 */}}
 
-{{/* Dataset preparation: download (idempotent: verified files are kept) or a synthetic set. */}}
-{{- define "cifar100.cmd.data" -}}
-{{- $p := include "cifar100.profile" . | fromYaml }}
-{{- if eq $p.data.source "fetch" }}
-{{- toJson (list "cifar" "data" "fetch" "--out" .Values.storage.data.mountPath) }}
-{{- else }}
-{{- $s := $p.data.synth }}
-{{- toJson (list "cifar" "data" "synth" "--out" .Values.storage.data.mountPath "--train" (toString (int $s.train)) "--test" (toString (int $s.test)) "--seed" (toString (int $s.seed))) }}
+{{/* The entrypoint of the RayJob of `.Values.stage`. */}}
+{{- define "cifar100.command" -}}
+{{- $v := .Values }}
+{{- $s := $v.stages }}
+{{- $device := list "--device" $v.device }}
+{{- $args := list }}
+{{- if eq $v.stage "pipeline" }}
+{{- $args = concat (list "cifar" "pipeline" "--profile" $v.pipeline.profile) $device }}
+{{- range include "cifar100.dottedSettings" (list "" $v.pipeline.set) | fromJsonArray }}
+{{- $args = concat $args (list "--set" .) }}
 {{- end }}
+{{- else if eq $v.stage "data" }}
+{{- $args = list "cifar" "data" $s.data.source "--out" $v.storage.data.mountPath }}
+{{- else if eq $v.stage "tune" }}
+{{- $args = concat (list "cifar" "tune" "--experiment" $s.experiment) $device }}
+{{- else if eq $v.stage "retrain" }}
+{{- $args = concat (list "cifar" "retrain" "--from-tune" $s.experiment) $device }}
+{{- else if eq $v.stage "gan" }}
+{{- $args = concat (list "cifar" "gan" "train" "--run-name" $s.ganRun) $device }}
+{{- else if eq $v.stage "fid" }}
+{{- $run := printf "%s/gan/%s" $v.storage.results.mountPath $s.ganRun }}
+{{- $args = concat (list "cifar" "fid" "--select-best" $run "--name" $s.ganRun) $device }}
+{{- else if eq $v.stage "report" }}
+{{- $args = list "cifar" "report" }}
 {{- end }}
-
-{{/* Ray Tune search; the RayJob entrypoint. */}}
-{{- define "cifar100.cmd.tune" -}}
-{{- $p := include "cifar100.profile" . | fromYaml }}
-{{- $t := $p.tune }}
-{{- $args := list "cifar" "tune" "--experiment" .Values.experiment "--space" $t.space }}
-{{- $args = concat $args (list "--num-samples" (toString (int $t.numSamples)) "--max-concurrent" (toString (int $t.maxConcurrent)) "--max-epochs" (toString (int $t.maxEpochs))) }}
-{{- if not (kindIs "invalid" $t.gracePeriod) }}
-{{- $args = concat $args (list "--grace-period" (toString (int $t.gracePeriod))) }}
-{{- end }}
-{{- $args = concat $args (list "--cpus-per-trial" (toString $t.cpusPerTrial) "--gpus-per-trial" (toString $t.gpusPerTrial)) }}
-{{- /* top_k.json lists as many configurations as retrain will take */}}
-{{- $args = concat $args (list "--top-k" (toString (int $p.retrain.topK))) }}
-{{- if $t.smoke }}
-{{- $args = append $args "--smoke" }}
-{{- end }}
-{{- toJson $args }}
-{{- end }}
-
-{{/* Retraining of the best configurations on the full training set. */}}
-{{- define "cifar100.cmd.retrain" -}}
-{{- $r := (include "cifar100.profile" . | fromYaml).retrain }}
-{{- toJson (list "cifar" "retrain" "--from-tune" .Values.experiment "--top-k" (toString (int $r.topK)) "--epochs" (toString (int $r.epochs))) }}
-{{- end }}
-
-{{/* DCGAN training. */}}
-{{- define "cifar100.cmd.gan" -}}
-{{- $g := (include "cifar100.profile" . | fromYaml).gan }}
-{{- $args := list "cifar" "gan" "train" "--run-name" .Values.ganRun "--steps" (toString (int $g.steps)) "--batch-size" (toString (int $g.batchSize)) }}
-{{- if not (kindIs "invalid" $g.sampleEvery) }}
-{{- $args = concat $args (list "--sample-every" (toString (int $g.sampleEvery))) }}
-{{- end }}
-{{- if not (kindIs "invalid" $g.checkpointEvery) }}
-{{- $args = concat $args (list "--checkpoint-every" (toString (int $g.checkpointEvery))) }}
+{{- if ne $v.stage "pipeline" }}
+{{- $args = concat $args (include "cifar100.flags" (list . (index $s $v.stage).args) | fromJsonArray) }}
 {{- end }}
 {{- toJson $args }}
 {{- end }}
 
 {{/*
-FID of the DCGAN against the real split: every kept snapshot ranked (report B picks the best), or
-only the last checkpoint. Results go to RESULTS/fid/<ganRun>/.
+`args` map -> flags: `--key value`, sorted by key; true -> `--key`; false or null -> nothing; a
+list -> the flag once per item. Strings go through `tpl`. Usage: include "cifar100.flags" (list $ map)
 */}}
-{{- define "cifar100.cmd.fid" -}}
-{{- $f := (include "cifar100.profile" . | fromYaml).fid }}
-{{- $run := printf "%s/gan/%s" .Values.storage.results.mountPath .Values.ganRun }}
-{{- $source := list "--checkpoint" (printf "%s/checkpoints/last.pt" $run) }}
-{{- if .Values.stages.fid.selectBest }}
-{{- $source = list "--select-best" $run }}
+{{- define "cifar100.flags" -}}
+{{- $root := index . 0 }}
+{{- $map := index . 1 | default dict }}
+{{- $out := list }}
+{{- range $key := keys $map | sortAlpha }}
+{{- $value := index $map $key }}
+{{- if kindIs "bool" $value }}
+{{- if $value }}
+{{- $out = append $out (printf "--%s" $key) }}
 {{- end }}
-{{- toJson (concat (list "cifar" "fid") $source (list "--split" $f.split "--n" (toString (int $f.images)) "--name" .Values.ganRun)) }}
+{{- else if kindIs "slice" $value }}
+{{- range $value }}
+{{- $out = concat $out (list (printf "--%s" $key) (include "cifar100.scalar" (list $root .))) }}
 {{- end }}
-
-{{/* Every stage in one process. */}}
-{{- define "cifar100.cmd.pipeline" -}}
-{{- toJson (list "cifar" "pipeline" "--profile" .Values.profile) }}
+{{- else if not (kindIs "invalid" $value) }}
+{{- $out = concat $out (list (printf "--%s" $key) (include "cifar100.scalar" (list $root $value))) }}
 {{- end }}
-
-{{/* Probes of the waiting initContainers (commands that succeed once the input is there). */}}
-{{- define "cifar100.probe.data" -}}
-{{- toJson (list "cifar" "data" "verify" .Values.storage.data.mountPath) }}
 {{- end }}
-
-{{- define "cifar100.probe.tune" -}}
-{{- toJson (list "test" "-s" (printf "%s/tune/%s/%s" .Values.storage.results.mountPath .Values.experiment .Values.stages.retrain.waitFor)) }}
+{{- toJson $out }}
 {{- end }}
 
-{{- define "cifar100.probe.gan" -}}
-{{- toJson (list "test" "-s" (printf "%s/gan/%s/%s" .Values.storage.results.mountPath .Values.ganRun .Values.stages.fid.waitFor)) }}
+{{/*
+A nested map -> ["a.b=1", "a.c=x", ...], sorted, for `cifar pipeline --set`. null leaves a key
+out; a list is written as JSON. Usage: include "cifar100.dottedSettings" (list "prefix" map)
+*/}}
+{{- define "cifar100.dottedSettings" -}}
+{{- $prefix := index . 0 }}
+{{- $map := index . 1 | default dict }}
+{{- $out := list }}
+{{- range $key := keys $map | sortAlpha }}
+{{- $value := index $map $key }}
+{{- $name := ternary $key (printf "%s.%s" $prefix $key) (eq $prefix "") }}
+{{- if kindIs "map" $value }}
+{{- $out = concat $out (include "cifar100.dottedSettings" (list $name $value) | fromJsonArray) }}
+{{- else if kindIs "slice" $value }}
+{{- $out = append $out (printf "%s=%s" $name (toJson $value)) }}
+{{- else if not (kindIs "invalid" $value) }}
+{{- $out = append $out (printf "%s=%s" $name (include "cifar100.scalar" (list nil $value))) }}
+{{- end }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}
+
+{{/*
+One value as a command-line word: whole numbers without an exponent (46000, not 4.6e+04),
+booleans as true/false, strings through `tpl` when a context is given. Usage: include "cifar100.scalar" (list $ value)
+*/}}
+{{- define "cifar100.scalar" -}}
+{{- $root := index . 0 }}
+{{- $value := index . 1 }}
+{{- if kindIs "float64" $value }}
+{{- if eq $value (floor $value) }}{{ int64 $value }}{{ else }}{{ $value }}{{ end }}
+{{- else if kindIs "string" $value }}
+{{- if $root }}{{ tpl $value $root }}{{ else }}{{ $value }}{{ end }}
+{{- else }}
+{{- toString $value }}
+{{- end }}
+{{- end }}
+
+{{/*
+The entrypoint as one shell command line: KubeRay runs it through a shell, so any word that is not
+plainly inert is single-quoted.
+*/}}
+{{- define "cifar100.shellCommand" -}}
+{{- $words := list }}
+{{- range include "cifar100.command" . | fromJsonArray }}
+{{- if regexMatch "^[A-Za-z0-9_./=:+,@%-]+$" . }}
+{{- $words = append $words . }}
+{{- else }}
+{{- $words = append $words (printf "'%s'" (replace "'" "'\"'\"'" .)) }}
+{{- end }}
+{{- end }}
+{{- join " " $words }}
 {{- end }}

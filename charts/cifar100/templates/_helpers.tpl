@@ -59,32 +59,17 @@ Usage: include "cifar100.suffixedName" (list $ "tune" 47)
 {{- .Values.storage.results.existingClaim | default (include "cifar100.suffixedName" (list . "results" 63)) }}
 {{- end }}
 
-{{- define "cifar100.dataJobName" -}}
-{{- include "cifar100.suffixedName" (list . "data-prep" 63) }}
-{{- end }}
-
-{{- define "cifar100.tuneJobName" -}}
-{{- include "cifar100.suffixedName" (list . "tune" 47) }}
+{{/* The RayJob of this release's stage: <fullname>-pipeline, <fullname>-tune, ... */}}
+{{- define "cifar100.rayJobName" -}}
+{{- include "cifar100.suffixedName" (list . .Values.stage 47) }}
 {{- end }}
 
 {{- define "cifar100.rayClusterName" -}}
 {{- include "cifar100.suffixedName" (list . "ray" 53) }}
 {{- end }}
 
-{{- define "cifar100.retrainJobName" -}}
-{{- include "cifar100.suffixedName" (list . "retrain" 63) }}
-{{- end }}
-
-{{- define "cifar100.ganJobName" -}}
-{{- include "cifar100.suffixedName" (list . "gan" 63) }}
-{{- end }}
-
-{{- define "cifar100.fidJobName" -}}
-{{- include "cifar100.suffixedName" (list . "fid" 63) }}
-{{- end }}
-
-{{- define "cifar100.pipelineJobName" -}}
-{{- include "cifar100.suffixedName" (list . "pipeline" 63) }}
+{{- define "cifar100.resultsPodName" -}}
+{{- include "cifar100.suffixedName" (list . "results" 63) }}
 {{- end }}
 
 {{/* Selector labels: name and instance. */}}
@@ -93,18 +78,26 @@ app.kubernetes.io/name: {{ include "cifar100.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
-{{/* Common labels. */}}
-{{- define "cifar100.labels" -}}
-helm.sh/chart: {{ include "cifar100.chart" . }}
+{{/*
+Labels that never change between chart versions or image tags: they go on pod templates, some of
+which are immutable once created (a Job's, for one).
+*/}}
+{{- define "cifar100.stableLabels" -}}
 {{ include "cifar100.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | trimSuffix "-" | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: cifar100
 {{- end }}
 
+{{/* Common labels of the objects themselves: the stable ones plus chart and version. */}}
+{{- define "cifar100.labels" -}}
+helm.sh/chart: {{ include "cifar100.chart" . }}
+{{ include "cifar100.stableLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | trimSuffix "-" | quote }}
+{{- end }}
+
 {{/*
-Labels of one stage's objects: the common labels plus the component, and the Kueue queue on
-workload objects. Usage: include "cifar100.componentLabels" (dict "root" $ "component" "tune" "queue" true)
+Labels of one component's object; `queue` adds the Kueue queue (only on what Kueue admits).
+Usage: include "cifar100.componentLabels" (dict "root" $ "component" "tune" "queue" true)
 */}}
 {{- define "cifar100.componentLabels" -}}
 {{ include "cifar100.labels" .root }}
@@ -114,47 +107,123 @@ kueue.x-k8s.io/queue-name: {{ .root.Values.kueue.queueName }}
 {{- end }}
 {{- end }}
 
-{{/* The image reference. */}}
+{{/* The image reference: by digest when one is given, else by tag. */}}
 {{- define "cifar100.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
 {{- end }}
+{{- end }}
 
-{{/* The selected profile (a dict). Usage: $p := include "cifar100.profile" . | fromYaml */}}
-{{- define "cifar100.profile" -}}
-{{- toYaml (index .Values.profiles .Values.profile) }}
+{{/* Whether KubeRay's autoscaler runs ("true" or ""). */}}
+{{- define "cifar100.autoscaling" -}}
+{{- if .Values.ray.autoscaling.enabled }}true{{ end }}
 {{- end }}
 
 {{/*
-Checks the schema cannot express. Fails rendering with one readable line.
-Included at the top of every template.
+Checks the schema cannot express. Fails rendering with one readable line that names the value to
+set. Included at the top of every template.
 */}}
 {{- define "cifar100.validate" -}}
-{{- if not (hasKey .Values.profiles .Values.profile) }}
-{{- fail (printf "profile %q is not defined under profiles (defined: %s)" .Values.profile (keys .Values.profiles | sortAlpha | join ", ")) }}
-{{- end }}
-{{- $p := index .Values.profiles .Values.profile }}
-{{- if not .Values.image.repository }}
+{{- $v := .Values }}
+{{- if not $v.image.repository }}
 {{- fail "image.repository is empty: set it to the image built by `make image` (e.g. registry.example.com/cifar100-k8s)" }}
 {{- end }}
-{{- if and (or .Values.stages.tune.enabled .Values.ray.sharedCluster.enabled) (not (regexMatch "^[a-z]" (include "cifar100.fullname" .))) }}
+{{- if not (regexMatch "^[a-z]" (include "cifar100.fullname" .)) }}
 {{- fail (printf "the resource prefix %q must start with a lowercase letter (KubeRay names are DNS-1035 labels): pick another release name or set fullnameOverride" (include "cifar100.fullname" .)) }}
 {{- end }}
-{{- if and (gt (float64 $p.tune.gpusPerTrial) 0.0) (eq (int $p.gpusPerPod) 0) }}
-{{- fail (printf "profiles.%s.tune.gpusPerTrial is %v but profiles.%s.gpusPerPod is 0: no trial could ever be scheduled" .Values.profile $p.tune.gpusPerTrial .Values.profile) }}
-{{- end }}
-{{- if and (gt (float64 $p.tune.gpusPerTrial) (float64 $p.gpusPerPod)) (gt (int $p.gpusPerPod) 0) }}
-{{- fail (printf "profiles.%s.tune.gpusPerTrial (%v) is more than one worker's GPUs (gpusPerPod %v)" .Values.profile $p.tune.gpusPerTrial $p.gpusPerPod) }}
-{{- end }}
+{{- /* Storage: what binds on a stock cluster, and what several nodes can mount. */}}
 {{- range $vol := list "data" "results" }}
-{{- $s := index $.Values.storage $vol }}
-{{- if and (not $s.existingClaim) (not $s.size) }}
+{{- $s := index $v.storage $vol }}
+{{- if not $s.existingClaim }}
+{{- if not $s.size }}
 {{- fail (printf "storage.%s: set either existingClaim or size" $vol) }}
 {{- end }}
+{{- if and (has "ReadWriteMany" $s.accessModes) (not $s.storageClass) }}
+{{- fail (printf "storage.%s.storageClass is empty, so the PVC would ask the cluster's default class for ReadWriteMany, which the defaults of EKS, GKE and AKS (block storage) never bind: set storage.%s.storageClass to a ReadWriteMany class (e.g. efs-sc, standard-rwx, azurefile-csi, nfs-client) or storage.%s.existingClaim" $vol $vol $vol) }}
 {{- end }}
-{{- if eq .Values.storage.data.mountPath .Values.storage.results.mountPath }}
-{{- fail (printf "storage.data.mountPath and storage.results.mountPath are both %s" .Values.storage.data.mountPath) }}
+{{- range $mode := $s.accessModes }}
+{{- if eq $mode "ReadWriteOncePod" }}
+{{- fail (printf "storage.%s.accessModes: ReadWriteOncePod lets one pod mount the volume, but the Ray head and every worker mount it: use ReadWriteMany" $vol) }}
 {{- end }}
-{{- if and .Values.ray.sharedCluster.enabled (gt (int .Values.ray.job.backoffLimit) 0) }}
-{{- fail "ray.job.backoffLimit must be 0 with ray.sharedCluster.enabled (KubeRay cannot retry a search on a cluster it does not own)" }}
+{{- end }}
+{{- if and (not (has "ReadWriteMany" $s.accessModes)) (not (hasKey $v.nodeSelector "kubernetes.io/hostname")) }}
+{{- fail (printf "storage.%s.accessModes is %s, but the Ray head, the Ray workers%s mount the volume and may run on different nodes (a second node fails with Multi-Attach): use ReadWriteMany with a storage class that provides it, or pin every pod to one node with nodeSelector.kubernetes.io/hostname" $vol (toJson $s.accessModes) (ternary " and the results pod" "" (and (eq $vol "results") $v.resultsPod.enabled))) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if eq $v.storage.data.mountPath $v.storage.results.mountPath }}
+{{- fail (printf "storage.data.mountPath and storage.results.mountPath are both %s" $v.storage.data.mountPath) }}
+{{- end }}
+{{- if and (eq (int $v.ray.workers.cpu.maxReplicas) 0) (eq (int $v.ray.workers.gpu.maxReplicas) 0) }}
+{{- fail "ray.workers.cpu.maxReplicas and ray.workers.gpu.maxReplicas are both 0: the head runs no Ray work (num-cpus 0), so nothing could ever run" }}
+{{- end }}
+{{- /* GPUs: CUDA work needs GPU workers, and GPU workers must not run CPU work. */}}
+{{- $gpu := $v.ray.workers.gpu }}
+{{- $gpuWorkers := and (gt (int $gpu.maxReplicas) 0) (gt (int $gpu.gpus) 0) }}
+{{- if and (gt (int $gpu.maxReplicas) 0) (eq (int $gpu.gpus) 0) }}
+{{- fail "ray.workers.gpu.gpus is 0 but ray.workers.gpu.maxReplicas is not: give the GPU workers GPUs, or set maxReplicas to 0 and size ray.workers.cpu instead" }}
+{{- end }}
+{{- if and (eq $v.device "cuda") (not $gpuWorkers) }}
+{{- fail "device is cuda but there are no GPU workers (ray.workers.gpu.maxReplicas is 0): add GPU workers, or set device=cpu on a cluster without GPUs" }}
+{{- end }}
+{{- if and (eq $v.device "cpu") $gpuWorkers }}
+{{- fail (printf "device is cpu but the GPU workers ask for %d GPUs each: work placed on them would hold the GPUs and run on the CPU; set device=cuda, or ray.workers.gpu.maxReplicas=0" (int $gpu.gpus)) }}
+{{- end }}
+{{- if ne $v.stage "pipeline" }}
+{{- $args := (index $v.stages $v.stage).args | default dict }}
+{{- range $flag := list "gpus" "gpus-per-trial" }}
+{{- $want := index $args $flag }}
+{{- if and $want (gt (float64 $want) (float64 $gpu.gpus)) }}
+{{- fail (printf "stages.%s.args.%s is %v, more than one GPU worker has (ray.workers.gpu.gpus %v): Ray could never place it" $v.stage $flag $want $gpu.gpus) }}
+{{- end }}
+{{- if and $want (gt (float64 $want) 0.0) (eq $v.device "cpu") }}
+{{- fail (printf "stages.%s.args.%s is %v but device is cpu: set it to 0, or use device=cuda with GPU workers" $v.stage $flag $want) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- /* Ray and Kueue: what KubeRay and Kueue would reject later, refused now. */}}
+{{- if $v.ray.sharedCluster.enabled }}
+{{- if gt (int $v.ray.job.backoffLimit) 0 }}
+{{- fail "ray.job.backoffLimit must be 0 with ray.sharedCluster.enabled (KubeRay cannot retry a RayJob on a cluster it does not own)" }}
+{{- end }}
+{{- else if and $v.kueue.queueName (not $v.ray.job.shutdownAfterJobFinishes) }}
+{{- fail (printf "ray.job.shutdownAfterJobFinishes is false but kueue.queueName is %q: Kueue rejects a RayJob that keeps its Ray cluster after it ends (the cluster would hold the queue's quota); set ray.job.shutdownAfterJobFinishes=true" $v.kueue.queueName) }}
+{{- end }}
+{{- if and $v.kueue.queueName $v.ray.autoscaling.enabled (not $v.kueue.elasticJobs) }}
+{{- fail (printf "kueue.queueName is %q and ray.autoscaling.enabled is true, but Kueue admits an autoscaling Ray cluster only as an elastic job: set kueue.elasticJobs=true (Kueue 0.18+, or 0.16+ with the ElasticJobsViaWorkloadSlices feature gate), or ray.autoscaling.enabled=false to admit every worker group at its maxReplicas" $v.kueue.queueName) }}
+{{- end }}
+{{- end }}
+
+{{/* One of the two PVCs. Usage: include "cifar100.pvc" (list $ "data") */}}
+{{- define "cifar100.pvc" -}}
+{{- $root := index . 0 }}
+{{- $vol := index . 1 }}
+{{- with index $root.Values.storage $vol }}
+{{- if not .existingClaim }}
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: {{ include (printf "cifar100.%sClaimName" $vol) $root }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "cifar100.componentLabels" (dict "root" $root "component" "storage") | nindent 4 }}
+  {{- if .keep }}
+  annotations:
+    helm.sh/resource-policy: keep
+  {{- end }}
+spec:
+  accessModes:
+    {{- toYaml .accessModes | nindent 4 }}
+  {{- if eq .storageClass "-" }}
+  storageClassName: ""
+  {{- else if .storageClass }}
+  storageClassName: {{ .storageClass }}
+  {{- end }}
+  resources:
+    requests:
+      storage: {{ .size }}
+{{- end }}
 {{- end }}
 {{- end }}

@@ -1,20 +1,23 @@
 {{/*
 The one pod template behind every pod of the chart: the Ray head and workers, the RayJob submitter
-and the Jobs. Same image, user, security context, environment and volume paths everywhere.
+and the results pod. Same image, user, security context, environment and volume paths everywhere.
+Its labels are the stable ones only (no chart version, no image tag), so no pod template changes
+merely because the chart or the image was upgraded.
 
 Usage: include "cifar100.podTemplate" (dict
   "root" $                 the chart context
-  "component" "retrain"    app.kubernetes.io/component of the pod
-  "container" "retrain"    name of the main container
-  "command" "[...]"        JSON list from _commands.tpl; omit for Ray containers (KubeRay sets theirs)
+  "component" "pipeline"   app.kubernetes.io/component of the pod
+  "container" "ray-head"   name of the main container
+  "command" "[...]"        JSON list; omit for Ray containers (KubeRay sets theirs)
   "gpus" 1                 GPU limit (adds gpu.nodeSelector and gpu.tolerations); 0 or omitted: none
   "resources" dict         requests and limits of the main container
-  "waitFor" (list "data")  stages whose results the pod waits for: data, tune, gan
-  "data" "ro"              data volume: "rw", "ro", or omitted for none
-  "results" true           mount the results volume
-  "shm" true               memory-backed /dev/shm (KubeRay adds its own to Ray pods)
+  "data" "rw"              data volume: "rw", "ro", or omitted for none
+  "results" "rw"           results volume: "rw", "ro", or omitted for none
+  "fixOwnership" true      the opt-in root init container that chowns the volumes (storage.fixOwnership)
+  "token" true             mount the service account token (the autoscaler in the head calls the API)
   "restartPolicy" "Never"  omitted for Ray pods
   "ports" list             container ports
+  "readiness" list         exec readiness probe command
 )
 */}}
 {{- define "cifar100.podTemplate" -}}
@@ -22,19 +25,17 @@ Usage: include "cifar100.podTemplate" (dict
 {{- $v := $root.Values }}
 {{- $gpus := int (default 0 .gpus) }}
 {{- $resources := deepCopy (default dict .resources) }}
-{{- if gt $gpus 0 }}
-{{- $_ := set $resources "limits" (merge (dict $v.gpu.resourceName $gpus) (default dict $resources.limits)) }}
-{{- end }}
 {{- $nodeSelector := deepCopy $v.nodeSelector }}
 {{- $tolerations := $v.tolerations }}
 {{- if gt $gpus 0 }}
+{{- $_ := set $resources "limits" (merge (dict $v.gpu.resourceName $gpus) (default dict $resources.limits)) }}
 {{- $nodeSelector = mergeOverwrite $nodeSelector (deepCopy $v.gpu.nodeSelector) }}
 {{- $tolerations = concat $tolerations $v.gpu.tolerations }}
 {{- end }}
-{{- $mounts := dict "root" $root "data" (default "" .data) "results" (default false .results) "shm" (default false .shm) -}}
+{{- $mounts := dict "root" $root "data" (default "" .data) "results" (default "" .results) -}}
 metadata:
   labels:
-    {{- include "cifar100.labels" $root | nindent 4 }}
+    {{- include "cifar100.stableLabels" $root | nindent 4 }}
     app.kubernetes.io/component: {{ .component }}
     {{- with $v.podLabels }}
     {{- toYaml . | nindent 4 }}
@@ -45,7 +46,7 @@ metadata:
   {{- end }}
 spec:
   serviceAccountName: {{ include "cifar100.serviceAccountName" $root }}
-  automountServiceAccountToken: {{ $v.serviceAccount.automountToken }}
+  automountServiceAccountToken: {{ default false .token }}
   {{- with .restartPolicy }}
   restartPolicy: {{ . }}
   {{- end }}
@@ -70,28 +71,9 @@ spec:
   affinity:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- with .waitFor }}
+  {{- if .fixOwnership }}
   initContainers:
-    {{- range . }}
-    - name: wait-for-{{ . }}
-      image: {{ include "cifar100.image" $root }}
-      imagePullPolicy: {{ $v.image.pullPolicy }}
-      {{- /* Runs the probe (the args) until it succeeds; Job.activeDeadlineSeconds bounds the wait. */}}
-      command:
-        - sh
-        - -c
-        - {{ printf "until \"$@\"; do echo \"$0: not ready yet, next check in %ds\"; sleep %d; done" (int $v.waitFor.intervalSeconds) (int $v.waitFor.intervalSeconds) | quote }}
-        - wait-for-{{ . }}
-      args: {{ include (printf "cifar100.probe.%s" .) $root }}
-      env:
-        {{- include "cifar100.env" $root | nindent 8 }}
-      resources:
-        {{- toYaml $v.waitFor.resources | nindent 8 }}
-      securityContext:
-        {{- toYaml $v.securityContext | nindent 8 }}
-      volumeMounts:
-        {{- include "cifar100.volumeMounts" (merge (dict "data" (ternary "ro" "" (ne $mounts.data ""))) $mounts) | nindent 8 }}
-    {{- end }}
+    {{- include "cifar100.fixOwnershipContainer" $mounts | nindent 4 }}
   {{- end }}
   containers:
     - name: {{ .container }}
@@ -106,6 +88,12 @@ spec:
       ports:
         {{- toYaml . | nindent 8 }}
       {{- end }}
+      {{- with .readiness }}
+      readinessProbe:
+        exec:
+          command: {{ toJson . }}
+        periodSeconds: 30
+      {{- end }}
       resources:
         {{- toYaml $resources | nindent 8 }}
       securityContext:
@@ -114,6 +102,39 @@ spec:
         {{- include "cifar100.volumeMounts" $mounts | nindent 8 }}
   volumes:
     {{- include "cifar100.volumes" $mounts | nindent 4 }}
+{{- end }}
+
+{{/*
+storage.fixOwnership: NFS ignores fsGroup, so a root-owned export stays unwritable for uid 1000.
+This init container, in the Ray head only (it starts before anything writes to the volumes), runs
+as root with no capability but CHOWN and hands the volumes' top directories to the pods' user. It
+fails, with a message saying why, when the server squashes root.
+*/}}
+{{- define "cifar100.fixOwnershipContainer" -}}
+{{- $v := .root.Values -}}
+{{- $owner := printf "%d:%d" (int $v.podSecurityContext.runAsUser) (int $v.podSecurityContext.runAsGroup) -}}
+{{- $paths := list $v.storage.data.mountPath $v.storage.results.mountPath -}}
+- name: fix-ownership
+  image: {{ include "cifar100.image" .root }}
+  imagePullPolicy: {{ $v.image.pullPolicy }}
+  command:
+    - sh
+    - -c
+    - {{ printf "chown %s %s || { echo \"cannot chown %s to %s: the NFS export squashes root; export it with no_root_squash, or owned by %s\" >&2; exit 1; }" $owner (join " " $paths) (join " " $paths) $owner $owner | quote }}
+  resources:
+    requests: {cpu: 10m, memory: 16Mi}
+    limits: {cpu: 100m, memory: 64Mi}
+  securityContext:
+    runAsUser: 0
+    runAsGroup: 0
+    runAsNonRoot: false
+    allowPrivilegeEscalation: false
+    readOnlyRootFilesystem: true
+    capabilities:
+      drop: [ALL]
+      add: [CHOWN]
+  volumeMounts:
+    {{- include "cifar100.volumeMounts" . | nindent 4 }}
 {{- end }}
 
 {{/* Environment of every container: the volume paths, and caches moved off the read-only root. */}}
@@ -150,10 +171,7 @@ spec:
 {{- if .results }}
 - name: results
   mountPath: {{ $v.storage.results.mountPath }}
-{{- end }}
-{{- if .shm }}
-- name: dshm
-  mountPath: /dev/shm
+  readOnly: {{ ne .results "rw" }}
 {{- end }}
 {{- end }}
 
@@ -166,7 +184,7 @@ spec:
 - name: cache
   emptyDir:
     sizeLimit: {{ $v.scratch.cacheSizeLimit }}
-{{- /* a local Ray (cifar pipeline) writes its auth token to ~/.ray */}}
+{{- /* Ray keeps its auth token under ~/.ray */}}
 - name: ray-home
   emptyDir:
     sizeLimit: 16Mi
@@ -179,42 +197,69 @@ spec:
 - name: results
   persistentVolumeClaim:
     claimName: {{ include "cifar100.resultsClaimName" .root }}
-{{- end }}
-{{- if .shm }}
-- name: dshm
-  emptyDir:
-    medium: Memory
-    sizeLimit: {{ $v.scratch.shmSizeLimit }}
+    {{- if ne .results "rw" }}
+    readOnly: true
+    {{- end }}
 {{- end }}
 {{- end }}
 
 {{/*
-The RayCluster spec shared by the RayJob (a cluster per search) and the long-lived RayCluster.
-Head and workers come from the same pod template. Usage: include "cifar100.rayClusterSpec" (dict "root" $ "component" "tune")
+The RayCluster spec shared by the RayJob (a cluster per RayJob) and the long-lived RayCluster.
+Head and workers come from the same pod template. Worker groups start at 0 and grow with the work
+when KubeRay's autoscaler runs; without it they run at maxReplicas (what Kueue then admits). The
+GPU group is left out for the stages that never use a GPU.
+Usage: include "cifar100.rayClusterSpec" (dict "root" $ "component" "pipeline" "gpuWork" true)
 */}}
 {{- define "cifar100.rayClusterSpec" -}}
 {{- $root := .root }}
 {{- $v := $root.Values }}
-{{- $p := include "cifar100.profile" $root | fromYaml }}
-{{- $ports := list (dict "name" "gcs-server" "containerPort" 6379) (dict "name" "dashboard" "containerPort" 8265) (dict "name" "client" "containerPort" 10001) -}}
+{{- $autoscaling := include "cifar100.autoscaling" $root }}
+{{- $ports := list (dict "name" "gcs-server" "containerPort" 6379) (dict "name" "dashboard" "containerPort" 8265) (dict "name" "client" "containerPort" 10001) }}
+{{- $groups := list }}
+{{- if gt (int $v.ray.workers.cpu.maxReplicas) 0 }}
+{{- $groups = append $groups (dict "name" "cpu" "spec" $v.ray.workers.cpu "gpus" 0) }}
+{{- end }}
+{{- if and (gt (int $v.ray.workers.gpu.maxReplicas) 0) (or .gpuWork (not $groups)) }}
+{{- $groups = append $groups (dict "name" "gpu" "spec" $v.ray.workers.gpu "gpus" $v.ray.workers.gpu.gpus) }}
+{{- end -}}
 rayVersion: {{ $v.ray.version | quote }}
-enableInTreeAutoscaling: false
+enableInTreeAutoscaling: {{ eq $autoscaling "true" }}
+{{- if $autoscaling }}
+autoscalerOptions:
+  idleTimeoutSeconds: {{ int $v.ray.autoscaling.idleTimeoutSeconds }}
+  imagePullPolicy: {{ $v.image.pullPolicy }}
+  resources:
+    {{- toYaml $v.ray.autoscaling.resources | nindent 4 }}
+  securityContext:
+    {{- toYaml $v.securityContext | nindent 4 }}
+  {{- /* the autoscaler runs the image's `ray` with the same read-only root: same writable paths */}}
+  volumeMounts:
+    - name: tmp
+      mountPath: /tmp
+    - name: cache
+      mountPath: {{ $v.image.homeDir }}/.cache
+    - name: ray-home
+      mountPath: {{ $v.image.homeDir }}/.ray
+{{- end }}
 authOptions:
   mode: {{ $v.ray.authMode }}
 headGroupSpec:
   rayStartParams:
     {{- include "cifar100.rayStartParams" $v.ray.head.rayStartParams | nindent 4 }}
   template:
-    {{- include "cifar100.podTemplate" (dict "root" $root "component" .component "container" "ray-head" "resources" $p.resources.rayHead "waitFor" (list "data") "data" "ro" "results" true "ports" $ports) | nindent 4 }}
+    {{- include "cifar100.podTemplate" (dict "root" $root "component" .component "container" "ray-head" "resources" $v.ray.head.resources "data" "rw" "results" "rw" "ports" $ports "fixOwnership" $v.storage.fixOwnership "token" (eq $autoscaling "true")) | nindent 4 }}
 workerGroupSpecs:
-  - groupName: {{ $v.ray.worker.groupName }}
-    replicas: {{ int $p.rayWorkers }}
-    minReplicas: {{ int $p.rayWorkers }}
-    maxReplicas: {{ int $p.rayWorkers }}
+  {{- range $groups }}
+  {{- $max := int .spec.maxReplicas }}
+  - groupName: {{ .name }}
+    replicas: {{ ternary 0 $max (eq $autoscaling "true") }}
+    minReplicas: {{ ternary 0 $max (eq $autoscaling "true") }}
+    maxReplicas: {{ $max }}
     rayStartParams:
-      {{- include "cifar100.rayStartParams" $v.ray.worker.rayStartParams | nindent 6 }}
+      {{- include "cifar100.rayStartParams" .spec.rayStartParams | nindent 6 }}
     template:
-      {{- include "cifar100.podTemplate" (dict "root" $root "component" .component "container" "ray-worker" "gpus" $p.gpusPerPod "resources" $p.resources.rayWorker "data" "ro" "results" true) | nindent 6 }}
+      {{- include "cifar100.podTemplate" (dict "root" $root "component" $.component "container" "ray-worker" "gpus" .gpus "resources" .spec.resources "data" "rw" "results" "rw") | nindent 6 }}
+  {{- end }}
 {{- end }}
 
 {{/* `ray start` parameters as a map of strings (KubeRay's type); {} when empty. */}}
@@ -224,29 +269,4 @@ workerGroupSpecs:
 {{- $_ := set $params $key (toString $value) }}
 {{- end }}
 {{- toYaml $params }}
-{{- end }}
-
-{{/*
-Job settings shared by every Job. Exit status 2 is the CLI's "error: ..." (a user error that a retry
-cannot fix), so it fails the Job at once; evictions and preemptions do not count as failures.
-Usage: include "cifar100.jobSpec" (dict "root" $ "container" "retrain")
-*/}}
-{{- define "cifar100.jobSpec" -}}
-{{- $j := .root.Values.jobs -}}
-backoffLimit: {{ int $j.backoffLimit }}
-activeDeadlineSeconds: {{ int $j.activeDeadlineSeconds }}
-{{- if not (kindIs "invalid" $j.ttlSecondsAfterFinished) }}
-ttlSecondsAfterFinished: {{ int $j.ttlSecondsAfterFinished }}
-{{- end }}
-podFailurePolicy:
-  rules:
-    - action: FailJob
-      onExitCodes:
-        containerName: {{ .container }}
-        operator: In
-        values: [2]
-    - action: Ignore
-      onPodConditions:
-        - type: DisruptionTarget
-          status: "True"
 {{- end }}
