@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -80,6 +82,57 @@ def test_flipped_pixel_byte_fails_the_checksum(small):
 def test_garbage_file(small):
     (small / "meta").write_bytes(b"this is not a pickle\n" * 10)
     assert_one_line_error(run("data", "verify", small), f"{small / 'meta'} is truncated or corrupt")
+
+
+def _rewrite(path: Path, **changes) -> None:
+    """Replace keys of one CIFAR file, written the way Python writes protocol-2 pickles."""
+    with open(path, "rb") as f:
+        entry = pickle.load(f, encoding="latin1")
+    (path.parent / "SYNTHETIC.json").unlink(missing_ok=True)  # no manifest: only the structure is checked
+    path.write_bytes(pickle.dumps({**entry, **changes}, protocol=2))
+
+
+@pytest.mark.parametrize("name, changes, message", [
+    ("train", {"filenames": 5}, "'filenames' has type int, expected a list of strings"),
+    ("train", {"filenames": "abc"}, "'filenames' has type str, expected a list of strings"),
+    ("train", {"filenames": ["a.png", 3]}, "'filenames'[1] has type int, expected a string"),
+    ("test", {"filenames": ["a.png"] * 3}, "3 filenames for 100 images"),
+    ("train", {"batch_label": 7}, "'batch_label' has type int, expected a string"),
+    ("train", {"fine_labels": [0.5] * 200}, "'fine_labels'[0] is 0.5, expected an integer class index"),
+    ("test", {"coarse_labels": [True] * 100}, "'coarse_labels'[0] is True, expected an integer class index"),
+    ("test", {"fine_labels": np.zeros(100, np.float32)}, "'fine_labels' is an array of float32"),
+    ("meta", {"fine_label_names": 7}, "'fine_label_names' has type int, expected a list of strings"),
+    ("meta", {"coarse_label_names": {"a": 1}}, "'coarse_label_names' has type dict, expected a list of strings"),
+])  # fmt: skip
+def test_wrong_types_inside_a_file_are_one_line_errors(small, name, changes, message):
+    _rewrite(small / name, **changes)
+    assert_one_line_error(run("data", "verify", small), f"{small / name}: {message}")
+
+
+def test_synth_never_replaces_files_it_did_not_write(tmp_path):
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    (folder / "test").write_bytes(b"my own test split")
+    (folder / "meta").write_bytes(b"my own meta")
+    assert_one_line_error(run("data", "synth", "--out", tmp_path, "--train", 20, "--test", 10),
+                          f"{folder} already holds test, meta not written by `cifar data synth`")
+    assert (folder / "test").read_bytes() == b"my own test split" and not (folder / "train").exists()
+    assert (folder / "meta").read_bytes() == b"my own meta"
+
+
+def test_synth_replaces_its_own_files(small):
+    before = (small / "meta").read_bytes()  # the official meta's bytes: replacing it loses nothing
+    made = run("data", "synth", "--out", small.parent, "--train", 30, "--test", 20, "--seed", 4)
+    assert made.exit_code == 0, made.output
+    assert json.loads(run("data", "verify", small, "--json").stdout)["train"]["count"] == 30
+    assert (small / "meta").read_bytes() == before
+
+
+@pytest.mark.parametrize("option", ["--train", "--test"])
+def test_synth_refuses_sizes_it_cannot_hold_before_allocating(tmp_path, option):
+    result = run("data", "synth", "--out", tmp_path, option, 10**11)
+    assert_one_line_error(result, f"{option.strip('-')} split of 100000000000 images: use 1 to 500,000")
+    assert not (tmp_path / "cifar-100-python").exists()
 
 
 def test_no_dataset_at_all(tmp_path):

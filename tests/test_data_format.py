@@ -156,7 +156,7 @@ def test_write_synthetic_never_overwrites_real_data(tmp_path):
     rows = np.zeros((2, fmt.ROW_BYTES), np.uint8)
     real = fmt.batch_bytes(rows, np.array([0, 1]), np.array([4, 1]), ["a.png", "b.png"], "training batch 1 of 1")
     fmt.write_file(folder / "train", real)
-    with pytest.raises(DataError, match="not synthetic"):
+    with pytest.raises(DataError, match="already holds train not written by `cifar data synth`"):
         write_synthetic(tmp_path, 10, 10)
     assert (folder / "train").read_bytes() == real
 

@@ -138,30 +138,55 @@ def load_split(root: str | os.PathLike, split: str, *, encoding: str = "bytes") 
     n = data.shape[0]
     fine = _labels(path, entry, "fine_labels", n, NUM_FINE)
     coarse = _labels(path, entry, "coarse_labels", n, NUM_COARSE)
+    filenames = _strings(path, entry, "filenames", n)
+    batch_label = entry["batch_label"]
+    if not isinstance(batch_label, (str, bytes)):
+        raise DataError(f"{path}: 'batch_label' has type {type(batch_label).__name__}, expected a string")
     # Rows are planar RGB; images are wanted as HWC like torchvision's CIFAR100.data.
     images = np.ascontiguousarray(data.reshape(n, 3, 32, 32).transpose(0, 2, 3, 1))
-    filenames = [_text(name) for name in entry["filenames"]]
-    return CifarSplit(images, fine, coarse, filenames, _text(entry["batch_label"]))
+    return CifarSplit(images, fine, coarse, filenames, _text(batch_label))
 
 
 def _labels(path: Path, entry: dict, key: str, n: int, num_classes: int) -> np.ndarray:
-    try:
-        labels = np.asarray(entry[key], dtype=np.int64)
-    except (TypeError, ValueError):
-        raise DataError(f"{path}: {key!r} is not a list of integers") from None
-    if labels.shape != (n,):
-        raise DataError(f"{path}: {labels.size} {key} for {n} images")
-    if n and (labels.min() < 0 or labels.max() >= num_classes):
+    """int64 [n] from a list of ints (the official files) or an integer array; a float, a bool or
+    anything else is refused rather than truncated to a plausible class."""
+    values = entry[key]
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind not in "iu" or values.ndim != 1:
+            raise DataError(f"{path}: {key!r} is an array of {values.dtype} with shape {list(values.shape)}, "
+                            "expected a list of integers")
+    elif isinstance(values, list):
+        bad = next((i for i, v in enumerate(values) if isinstance(v, bool) or not isinstance(v, int)), None)
+        if bad is not None:
+            raise DataError(f"{path}: {key!r}[{bad}] is {values[bad]!r}, expected an integer class index")
+    else:
+        raise DataError(f"{path}: {key!r} has type {type(values).__name__}, expected a list of integers")
+    if len(values) != n:
+        raise DataError(f"{path}: {len(values)} {key} for {n} images")
+    if n and (min(values) < 0 or max(values) >= num_classes):
         raise DataError(f"{path}: {key} outside 0..{num_classes - 1}")
-    return labels
+    return np.asarray(values, dtype=np.int64)
+
+
+def _strings(path: Path, entry: dict, key: str, n: int | None = None) -> list[str]:
+    """A list of str (Python 2 strings arrive as bytes) of length `n` when given."""
+    values = entry[key]
+    if not isinstance(values, list):
+        raise DataError(f"{path}: {key!r} has type {type(values).__name__}, expected a list of strings")
+    bad = next((i for i, v in enumerate(values) if not isinstance(v, (str, bytes))), None)
+    if bad is not None:
+        raise DataError(f"{path}: {key!r}[{bad}] has type {type(values[bad]).__name__}, expected a string")
+    if n is not None and len(values) != n:
+        raise DataError(f"{path}: {len(values)} {key} for {n} images")
+    return [_text(v) for v in values]
 
 
 def load_meta(root: str | os.PathLike, *, encoding: str = "bytes") -> CifarMeta:
     path = resolve_root(root) / "meta"
     entry = read_pickle(path, encoding)
     _require_keys(path, entry, META_KEYS)
-    fine = [_text(name) for name in entry["fine_label_names"]]
-    coarse = [_text(name) for name in entry["coarse_label_names"]]
+    fine = _strings(path, entry, "fine_label_names")
+    coarse = _strings(path, entry, "coarse_label_names")
     if len(fine) != NUM_FINE or len(coarse) != NUM_COARSE:
         raise DataError(f"{path}: {len(fine)} fine and {len(coarse)} coarse names, expected 100 and 20")
     return CifarMeta(fine, coarse)

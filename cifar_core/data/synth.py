@@ -21,6 +21,10 @@ from cifar_core.errors import DataError
 
 NUM_SHAPES, NUM_HUES = 5, 5  # and 4 textures: 20 superclasses = 5 shapes x 4 textures
 CHUNK = 2048  # images generated at once; bounds memory at about 100 MB
+# A split is written from memory at about 9 KB per image: 500,000 (ten times the real training
+# set) need about 4.5 GB. Larger requests are refused before anything is allocated.
+MAX_IMAGES = 500_000
+GENERATOR = "cifar_core.data.synth"  # recorded in the manifest: the files this module may overwrite
 STRIPE_SHADE = 0.4  # dark stripes are this fraction of the foreground colour
 
 
@@ -124,12 +128,20 @@ def synthesize_split(n: int, rng: np.random.Generator, split: str) -> fmt.CifarS
 def write_synthetic(
     out_dir: str | os.PathLike, n_train: int = 5000, n_test: int = 1000, seed: int = 0
 ) -> Path:
-    """Write a synthetic dataset under `out_dir/cifar-100-python/` and return that directory."""
-    if n_train < 1 or n_test < 1:
-        raise DataError(f"synthetic split sizes must be positive (got train={n_train}, test={n_test})")
+    """Write a synthetic dataset under `out_dir/cifar-100-python/` and return that directory.
+
+    Files there that an earlier (perhaps interrupted) run of this function wrote are replaced; any
+    other file it would replace (a user's own `test`, say) makes it refuse, naming that file.
+    """
+    for split, n in (("train", n_train), ("test", n_test)):
+        if not 1 <= n <= MAX_IMAGES:
+            raise DataError(f"synthetic {split} split of {n} images: use 1 to {MAX_IMAGES:,} "
+                            "(the real set has 50,000 train / 10,000 test)")
     folder = Path(out_dir) / fmt.BASE_FOLDER
-    if (folder / "train").exists() and not _is_ours(folder):
-        raise DataError(f"{folder} already holds data that is not synthetic; choose another --out")
+    foreign = [name for name in (*fmt.SPLITS, "meta", fmt.MANIFEST_NAME) if not _replaceable(folder / name)]
+    if foreign:
+        raise DataError(f"{folder} already holds {', '.join(foreign)} not written by `cifar data synth`; "
+                        "choose another --out or move them away")
     # Separate streams, so the test set does not change when n_train does.
     train_rng, test_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     md5 = {}
@@ -144,7 +156,7 @@ def write_synthetic(
     manifest = {
         "synthetic": True,
         "note": "procedurally generated stand-in in the CIFAR-100 format; not CIFAR-100",
-        "generator": "cifar_core.data.synth",
+        "generator": GENERATOR,
         "seed": seed,
         "counts": {"train": n_train, "test": n_test},
         "md5": md5,
@@ -153,9 +165,20 @@ def write_synthetic(
     return folder
 
 
-def _is_ours(folder: Path) -> bool:
-    """A folder an earlier (perhaps interrupted) `write_synthetic` made, safe to write over."""
+def _replaceable(path: Path) -> bool:
+    """True when nothing is at `path`, or what is there is this module's own output: a synthetic
+    split, our manifest, or a `meta` with exactly the bytes we write (the official file's)."""
+    if not path.exists():
+        return not path.is_symlink()  # a dangling link is someone's too
+    if path.name == "meta":
+        return path.is_file() and path.read_bytes() == fmt.meta_bytes(fmt.official_meta())
+    if path.name == fmt.MANIFEST_NAME:
+        try:
+            manifest = fmt.read_manifest(path.parent)
+        except DataError:  # unreadable: not ours to overwrite
+            return False
+        return manifest is not None and manifest.get("generator") == GENERATOR
     try:
-        return fmt.is_synthetic(folder)
-    except DataError:  # unreadable: not ours to overwrite
+        return fmt.load_split(path.parent, path.name).batch_label.startswith(fmt.SYNTHETIC_PREFIX)
+    except DataError:
         return False
