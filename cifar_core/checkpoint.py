@@ -2,11 +2,13 @@
 
 A checkpoint is a plain dict:
     format, model_name, model_kwargs, model_state, optimizer_state, scheduler_state,
-    epoch (epochs completed), step (optimisation steps completed), best_val_acc,
-    history (per-epoch metrics so far), config (TrainConfig.to_dict()), rng (torch RNG states)
+    epoch (epoch rows in history), step (optimisation steps completed), best_val_acc,
+    best_step (the step whose checkpoint best.pt holds), history (per-epoch metrics so far),
+    partial (sums of the epoch in progress at `step`: a run resumes mid-epoch exactly),
+    config (TrainConfig.to_dict()), data_digest (the data it trained on), rng (torch RNG states)
 
-`rng` is restored on resume, but the engine reseeds at every epoch start from (seed, epoch), so an
-epoch's randomness never depends on it: it is kept for callers that sample outside `fit`.
+`rng` is the global torch generator (dropout draws from it) at `step`, restored on resume; the
+data order and augmentation come from their own (seed, epoch) streams and need no state.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from cifar_core.atomic import atomic_torch_save, copy_file_atomically
 from cifar_core.errors import CheckpointError
 
 CHECKPOINT_FORMAT = "cifar100-k8s/classifier/v1"
+# What scoring or resuming reads; a file without one of these is refused with its name.
+REQUIRED = {"model_name": str, "model_kwargs": dict, "model_state": dict, "epoch": int, "step": int, "config": dict}
 
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> Path:
@@ -39,7 +43,9 @@ def copy_checkpoint(source: str | Path, target: str | Path) -> Path:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    return read_checkpoint_file(path, CHECKPOINT_FORMAT, "cifar100-k8s classifier", map_location)
+    checkpoint = read_checkpoint_file(path, CHECKPOINT_FORMAT, "cifar100-k8s classifier", map_location)
+    require_keys(checkpoint, REQUIRED, path)
+    return checkpoint
 
 
 def read_checkpoint_file(path: str | Path, expected_format: str, kind: str,
@@ -59,14 +65,39 @@ def read_checkpoint_file(path: str | Path, expected_format: str, kind: str,
     return checkpoint
 
 
-def capture_rng() -> dict[str, Any]:
+def require_keys(checkpoint: dict[str, Any], required: dict[str, type], path: str | Path) -> None:
+    for key, kind in required.items():
+        if key not in checkpoint:
+            raise CheckpointError(f"{path} is incomplete: it has no {key!r}")
+        value = checkpoint[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise CheckpointError(f"{path}: {key!r} should be a {kind.__name__}, found {type(value).__name__}")
+
+
+def load_error_summary(exc: BaseException) -> str:
+    """One line out of torch's multi-line load_state_dict error: what was missing, extra or mis-sized."""
+    lines = [line.strip().rstrip(".") for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    # torch's first line is only a heading ("Error(s) in loading state_dict for TinyCNN:").
+    details = lines[1:] if len(lines) > 1 and lines[0].endswith(":") else lines
+    text = "; ".join(details)
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def capture_rng(device: torch.device | None = None) -> dict[str, Any]:
+    """The global RNG state(s) training draws from: the CPU's, and the training GPU's."""
     state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device is not None and device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def restore_rng(state: dict[str, Any]) -> None:
+def restore_rng(state: dict[str, Any], device: torch.device | None = None) -> None:
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if "cuda" in state and device is not None and device.type == "cuda":
+        cuda_state = state["cuda"]
+        if isinstance(cuda_state, list):  # older checkpoints saved every GPU's state
+            cuda_state = cuda_state[device.index or 0] if cuda_state else None
+        if cuda_state is not None:
+            torch.cuda.set_rng_state(cuda_state, device)

@@ -19,8 +19,10 @@ import yaml
 
 from cifar_core.data.augment import AUGMENT_PRESETS, AugmentConfig, resolve_augment
 from cifar_core.errors import ConfigError
+from cifar_core.seeds import check_seed
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad")
+NOT_CLASSIFIERS = ("gan",)  # model families whose networks are not image classifiers
 SCHEDULES = ("none", "cosine", "onecycle")
 
 
@@ -113,8 +115,12 @@ class TrainConfig:
     def validate(self) -> None:
         from cifar_core.models import get_entry
 
-        get_entry(self.model.name)  # unknown model -> ConfigError listing the known ones
+        entry = get_entry(self.model.name)  # unknown model -> ConfigError listing the known ones
+        _check(entry.family not in NOT_CLASSIFIERS, "model.name", self.model.name,
+               "a classifier (a GAN network cannot be trained here: see `cifar models`)")
         m, o, r = self.model, self.optim, self.run
+        check_seed(r.seed, "run.seed")
+        check_seed(r.split_seed, "run.split_seed")
         _check(m.dropout is None or 0.0 <= m.dropout < 1.0, "model.dropout", m.dropout, "in [0, 1)")
         _check(m.activation in (None, "relu", "leaky_relu"), "model.activation", m.activation, "relu or leaky_relu")
         _check(o.name in OPTIMIZERS, "optim.name", o.name, "one of " + ", ".join(OPTIMIZERS))
@@ -212,6 +218,8 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
         if t is int and isinstance(value, int) and not isinstance(value, bool):
             return value
         if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{key} = {value!r} is not a finite number")
             return float(value)
         if t is str and isinstance(value, str):
             return value

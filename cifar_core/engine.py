@@ -1,10 +1,17 @@
 """The training engine: one call, `fit`, used by `cifar train`, Ray Tune trials and retraining.
 
-Per epoch it trains, evaluates on the validation split (when there is one), appends the epoch's
-metrics, and builds one checkpoint dict; with a `run_dir` it writes `last.pt`, `best.pt` and
-`metrics.jsonl` atomically, and `on_epoch(metrics, checkpoint)` lets a caller (the CLI table,
-Tune's report) see both. Resuming from a checkpoint continues exactly: each epoch's shuffling,
-augmentation and dropout are pure functions of (seed, epoch).
+It builds the model, optimiser and schedule, restores a checkpoint if given one (at any step,
+mid-epoch included), then trains step by step. Batch `step` is a pure function of (seed, step)
+(see data.loader), the partial epoch's sums and the RNG state travel in the checkpoint, so a
+resumed run reproduces an uninterrupted one exactly.
+
+At the end of every epoch (and when `run.steps` ends one early) it evaluates on the validation
+split, appends the epoch's metrics and builds one checkpoint dict; with a `run_dir` it writes
+last.pt (the commit point), then best.pt and metrics.jsonl, which are derived from last.pt and
+repaired from it when the run is opened again (runs.py). `on_epoch(metrics, checkpoint)` lets a
+caller (the CLI table, Tune's report) see both.
+
+SIGTERM (preemption) finishes the current step, writes last.pt of that step and raises Preempted.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +30,24 @@ from torch import nn
 from cifar_core.atomic import write_jsonl
 from cifar_core.checkpoint import (
     CHECKPOINT_FORMAT,
+    REQUIRED,
     capture_rng,
     copy_checkpoint,
+    load_error_summary,
+    require_keys,
     restore_rng,
     save_checkpoint,
 )
 from cifar_core.config import TrainConfig
+from cifar_core.data.identity import check_same_data
 from cifar_core.device import resolve_device
-from cifar_core.errors import CheckpointError, ConfigError, TrainingDiverged
+from cifar_core.errors import CheckpointError, ConfigError, Preempted, TrainingDiverged
 from cifar_core.evaluate import evaluate
 from cifar_core.models import count_parameters, create_model
 from cifar_core.optim import build_loss, build_optimizer, build_scheduler
+from cifar_core.preempt import preemption
 from cifar_core.progress import progress
+from cifar_core.seeds import derive_seed
 
 EpochCallback = Callable[[dict[str, Any], dict[str, Any]], None]
 
@@ -44,24 +58,22 @@ def model_kwargs(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def build_model(cfg: TrainConfig, device: torch.device) -> nn.Module:
-    torch.manual_seed(cfg.run.seed)  # the same initial weights for the same seed
+    # The same initial weights for the same seed; dropout then draws from the same global stream.
+    torch.manual_seed(derive_seed(cfg.run.seed, "init"))
     model = create_model(cfg.model.name, num_classes=100, **model_kwargs(cfg)).to(device)
     if cfg.run.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
 
 
-def plan_steps(cfg: TrainConfig, steps_per_epoch: int) -> tuple[int, int]:
-    """(total optimisation steps, epochs needed to run them); `steps` wins over `epochs`."""
+def plan_steps(cfg: TrainConfig, steps_per_epoch: int, num_images: int) -> int:
+    """Total optimisation steps; `steps` wins over `epochs`."""
     if steps_per_epoch < 1:
-        raise ConfigError("the training split is smaller than one batch: lower run.batch_size")
-    total = cfg.run.steps if cfg.run.steps is not None else cfg.run.epochs * steps_per_epoch
-    return total, math.ceil(total / steps_per_epoch)
-
-
-def seed_epoch(seed: int, epoch: int) -> None:
-    """Dropout and any other global-RNG use in epoch `epoch` depend only on (seed, epoch)."""
-    torch.manual_seed(seed * 100_003 + epoch + 1)
+        raise ConfigError(
+            f"the training split has {num_images} images, fewer than one batch of "
+            f"run.batch_size = {cfg.run.batch_size}: lower run.batch_size"
+        )
+    return cfg.run.steps if cfg.run.steps is not None else cfg.run.epochs * steps_per_epoch
 
 
 def make_train_step(cfg: TrainConfig, model: nn.Module, optimizer, scheduler, device: torch.device):
@@ -76,7 +88,7 @@ def make_train_step(cfg: TrainConfig, model: nn.Module, optimizer, scheduler, de
 
     def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if cfg.run.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)  # a no-op for the device loader's batches
         with autocast():
             logits = train_model(x)
             loss = loss_fn(logits.float(), y)
@@ -88,6 +100,34 @@ def make_train_step(cfg: TrainConfig, model: nn.Module, optimizer, scheduler, de
         return loss.detach(), logits.detach()
 
     return step
+
+
+@dataclass
+class EpochSums:
+    """The epoch in progress: summed on the device (no per-step host sync), saved in checkpoints."""
+
+    loss: torch.Tensor
+    correct: torch.Tensor
+    seen: int = 0
+    time_s: float = 0.0
+
+    @classmethod
+    def zero(cls, device: torch.device, saved: dict[str, Any] | None = None) -> EpochSums:
+        saved = saved or {"loss": 0.0, "correct": 0, "seen": 0, "time_s": 0.0}
+        return cls(torch.tensor(float(saved["loss"]), dtype=torch.float64, device=device),
+                   torch.tensor(int(saved["correct"]), dtype=torch.int64, device=device),
+                   int(saved["seen"]), float(saved["time_s"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"loss": float(self.loss), "correct": int(self.correct), "seen": self.seen, "time_s": self.time_s}
+
+
+@dataclass
+class Progress:
+    step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_val_acc: float | None = None
+    best_step: int | None = None  # the step whose checkpoint best.pt holds
 
 
 def fit(
@@ -104,83 +144,113 @@ def fit(
     model = build_model(cfg, device)
     optimizer = build_optimizer(model.parameters(), cfg.optim)
     steps_per_epoch = len(data.train)
-    total_steps, num_epochs = plan_steps(cfg, steps_per_epoch)
+    total_steps = plan_steps(cfg, steps_per_epoch, data.train.num_examples())
     scheduler = build_scheduler(optimizer, cfg.optim, total_steps)
-    epoch, step, best_val_acc, history = 0, 0, None, []
+    run, sums = Progress(), EpochSums.zero(device)
     if state is not None:
-        epoch, step, best_val_acc, history = _restore(state, cfg, model, optimizer, scheduler)
+        run, sums = _restore(state, cfg, data, model, optimizer, scheduler, device, steps_per_epoch)
     train_step = make_train_step(cfg, model, optimizer, scheduler, device)
     amp = cfg.run.amp and device.type == "cuda"
+    num_epochs = math.ceil(total_steps / steps_per_epoch)
     wall_start = time.monotonic()
 
-    while epoch < num_epochs and step < total_steps:
-        seed_epoch(cfg.run.seed, epoch)
-        data.train.set_epoch(epoch)
-        model.train()
-        epoch_start = time.monotonic()
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        correct = torch.zeros((), dtype=torch.int64, device=device)
-        seen = 0
-        batches = progress(data.train, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{num_epochs}")
-        for x, y in batches:
-            if step >= total_steps:
-                break  # --steps can end mid-epoch
-            loss, logits = train_step(x, y)
-            loss_sum += loss.double() * y.shape[0]  # stays on device: no per-step sync
-            correct += (logits.argmax(dim=1) == y).sum()
-            seen += y.shape[0]
-            step += 1
-        epoch += 1
-        metrics = {
-            "epoch": epoch,
-            "step": step,
-            "train_loss": float(loss_sum) / max(seen, 1),
-            "train_acc": int(correct) / max(seen, 1),
-            "lr": optimizer.param_groups[0]["lr"],
-            "epoch_time_s": time.monotonic() - epoch_start,
-        }
-        if not math.isfinite(metrics["train_loss"]):
-            raise TrainingDiverged(f"training loss became {metrics['train_loss']} in epoch {epoch} (learning rate too high?)")
-        if data.val is not None:
-            val = evaluate(model, data.val, device, amp=amp)
-            metrics.update(val_loss=val["loss"], val_acc=val["top1"], val_top5=val["top5"])
-        else:
-            metrics.update(val_loss=None, val_acc=None, val_top5=None)
-        history.append(metrics)
-        # Without a validation split (the 50,000-image retrain) the latest epoch counts as the best.
-        val_acc = metrics["val_acc"]
-        improved = val_acc is None or best_val_acc is None or val_acc > best_val_acc
-        if val_acc is not None and improved:
-            best_val_acc = val_acc
-        checkpoint = _checkpoint(cfg, model, optimizer, scheduler, epoch, step, best_val_acc, history)
-        if run_dir is not None:
-            _write_run_files(run_dir, checkpoint, history, improved)
-        if on_epoch is not None:
-            on_epoch(metrics, checkpoint)
+    def checkpoint_now() -> dict[str, Any]:
+        return _checkpoint(cfg, model, optimizer, scheduler, run, sums, data, device)
 
-    return _summary(cfg, model, history, device, time.monotonic() - wall_start)
+    with preemption() as stop:
+        while run.step < total_steps:
+            epoch, position = divmod(run.step, steps_per_epoch)
+            model.train()
+            started = time.monotonic()
+            batches = data.train.epoch(epoch, position)
+            for x, y in progress(batches, total=steps_per_epoch - position, desc=f"epoch {epoch + 1}/{num_epochs}"):
+                loss, logits = train_step(x, y)
+                sums.loss += loss.double() * y.shape[0]  # stays on device: no per-step sync
+                sums.correct += (logits.argmax(dim=1) == y).sum()
+                sums.seen += y.shape[0]
+                run.step += 1
+                if run.step == total_steps or stop.requested:
+                    break  # --steps can end mid-epoch; a preempted run stops after this step
+            sums.time_s += time.monotonic() - started
+            if run.step % steps_per_epoch == 0 or run.step == total_steps:
+                _end_epoch(cfg, model, optimizer, data, run, sums, device, amp, epoch)
+                if run.step % steps_per_epoch == 0:
+                    sums = EpochSums.zero(device)  # else run.steps cut the epoch: its sums stay in `partial`
+                checkpoint = checkpoint_now()
+                if run_dir is not None:
+                    _write_run_files(run_dir, checkpoint, run)
+                if on_epoch is not None:
+                    on_epoch(run.history[-1], checkpoint)
+                if stop.requested and run.step < total_steps:
+                    raise Preempted(_preempted_message(run.step, run_dir))  # last.pt is of this step
+            elif stop.requested:
+                if run_dir is not None:
+                    save_checkpoint(checkpoint_now(), run_dir / "last.pt")
+                raise Preempted(_preempted_message(run.step, run_dir))
+
+    return _summary(cfg, model, run, data, device, time.monotonic() - wall_start)
 
 
-def _restore(state, cfg, model, optimizer, scheduler):
+def _end_epoch(cfg, model, optimizer, data, run: Progress, sums: EpochSums, device, amp: bool, epoch: int) -> None:
+    """Record the metrics of the epoch just finished (or cut short by run.steps) and the best so far."""
+    seen = max(sums.seen, 1)
+    metrics = {
+        "epoch": epoch + 1,
+        "step": run.step,
+        "train_loss": float(sums.loss) / seen,
+        "train_acc": int(sums.correct) / seen,
+        "lr": optimizer.param_groups[0]["lr"],
+        "epoch_time_s": sums.time_s,
+    }
+    if not math.isfinite(metrics["train_loss"]):
+        raise TrainingDiverged(f"training loss became {metrics['train_loss']} in epoch {epoch + 1} (learning rate too high?)")
+    if data.val is not None:
+        val = evaluate(model, data.val, device, amp=amp)
+        metrics.update(val_loss=val["loss"], val_acc=val["top1"], val_top5=val["top5"])
+        if val["loss"] is None or not math.isfinite(val["loss"]):
+            raise TrainingDiverged(f"validation loss became {val['loss']} after epoch {epoch + 1} (learning rate too high?)")
+    else:
+        metrics.update(val_loss=None, val_acc=None, val_top5=None)
+    run.history.append(metrics)
+    # Without a validation split (the 50,000-image retrain) the latest epoch counts as the best.
+    val_acc = metrics["val_acc"]
+    if val_acc is None or run.best_val_acc is None or val_acc > run.best_val_acc:
+        run.best_val_acc = val_acc if val_acc is not None else run.best_val_acc
+        run.best_step = run.step
+
+
+def _preempted_message(step: int, run_dir: Path | None) -> str:
+    where = f"checkpoint {run_dir / 'last.pt'}" if run_dir is not None else "no run directory to checkpoint into"
+    return f"stopped by SIGTERM after step {step}; {where}"
+
+
+def _restore(state, cfg, data, model, optimizer, scheduler, device, steps_per_epoch):
     if state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError("resume state is not a cifar100-k8s classifier checkpoint")
+    require_keys(state, {**REQUIRED, "optimizer_state": dict, "history": list, "rng": dict}, "resume state")
     if state["model_name"] != cfg.model.name or state["model_kwargs"] != model_kwargs(cfg):
         raise CheckpointError(
             f"checkpoint holds model {state['model_name']} {state['model_kwargs']}, "
             f"but the config asks for {cfg.model.name} {model_kwargs(cfg)}"
         )
+    check_same_data(state.get("data_digest"), getattr(data, "digest", None), "this run")
     try:
         model.load_state_dict(state["model_state"])
         optimizer.load_state_dict(state["optimizer_state"])
         if scheduler is not None and state.get("scheduler_state") is not None:
             scheduler.load_state_dict(state["scheduler_state"])
     except (RuntimeError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"checkpoint does not fit this model/optimizer: {str(exc).splitlines()[0]}") from None
-    restore_rng(state["rng"])
-    return state["epoch"], state["step"], state["best_val_acc"], list(state["history"])
+        raise CheckpointError(f"checkpoint does not fit this model/optimizer: {load_error_summary(exc)}") from None
+    restore_rng(state["rng"], device)
+    run = Progress(state["step"], list(state["history"]), state.get("best_val_acc"), state.get("best_step"))
+    if run.step % steps_per_epoch and run.history and run.history[-1]["step"] == run.step:
+        # A run.steps run that ended mid-epoch: its last row was provisional, and the epoch goes on
+        # (its sums are in `partial`), so the finished epoch's row replaces it.
+        run.history.pop()
+    return run, EpochSums.zero(device, state.get("partial"))
 
 
-def _checkpoint(cfg, model, optimizer, scheduler, epoch, step, best_val_acc, history) -> dict[str, Any]:
+def _checkpoint(cfg, model, optimizer, scheduler, run: Progress, sums: EpochSums, data, device) -> dict[str, Any]:
     # Saved from the plain module (not a torch.compile wrapper), so it loads anywhere.
     return {
         "format": CHECKPOINT_FORMAT,
@@ -189,34 +259,40 @@ def _checkpoint(cfg, model, optimizer, scheduler, epoch, step, best_val_acc, his
         "model_state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
         "optimizer_state": optimizer.state_dict(),
         "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
-        "epoch": epoch,
-        "step": step,
-        "best_val_acc": best_val_acc,
-        "history": list(history),
+        "epoch": run.history[-1]["epoch"] if run.history else 0,
+        "step": run.step,
+        "best_val_acc": run.best_val_acc,
+        "best_step": run.best_step,
+        "history": list(run.history),
+        "partial": sums.to_dict(),
         "config": cfg.to_dict(),
-        "rng": capture_rng(),
+        "data_digest": getattr(data, "digest", None),
+        "rng": capture_rng(device),
     }
 
 
-def _write_run_files(run_dir: Path, checkpoint: dict, history: list[dict], improved: bool) -> None:
-    # Order matters for crash safety: the checkpoint first, then the metrics it accounts for.
+def _write_run_files(run_dir: Path, checkpoint: dict, run: Progress) -> None:
+    # last.pt is the commit point; best.pt and metrics.jsonl follow from it (and are repaired from
+    # it by runs.repair_run_files if a kill lands in between).
     last = save_checkpoint(checkpoint, run_dir / "last.pt")
-    if improved:
+    if run.best_step == run.step:
         copy_checkpoint(last, run_dir / "best.pt")  # the same bytes: no second serialisation
-    write_jsonl(run_dir / "metrics.jsonl", history)
+    write_jsonl(run_dir / "metrics.jsonl", run.history)
 
 
-def _summary(cfg, model, history, device, wall_time_s) -> dict[str, Any]:
+def _summary(cfg, model, run: Progress, data, device, wall_time_s) -> dict[str, Any]:
+    history = run.history
     val_accs = [m["val_acc"] for m in history if m.get("val_acc") is not None]
     return {
         "model": cfg.model.name,
         "optimizer": cfg.optim.name,
         "parameters": count_parameters(model),
         "epochs": history[-1]["epoch"] if history else 0,
-        "steps": history[-1]["step"] if history else 0,
+        "steps": run.step,
         "best_val_acc": max(val_accs) if val_accs else None,
         "final_val_acc": val_accs[-1] if val_accs else None,
         "final_train_loss": history[-1]["train_loss"] if history else None,
+        "data_digest": getattr(data, "digest", None),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "train_time_s": sum(m["epoch_time_s"] for m in history),  # across resumes

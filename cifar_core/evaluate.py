@@ -22,6 +22,8 @@ def evaluate(model: nn.Module, loader, device: torch.device, num_classes: int = 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda" else nullcontext()
     for x, y in loader:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if not isinstance(autocast, torch.autocast):
+            x = x.float()  # a bf16 batch (from a loader laid out for autocast) scored without it
         with autocast:
             logits = model(x)
         logits = logits.float()
@@ -35,8 +37,8 @@ def evaluate(model: nn.Module, loader, device: torch.device, num_classes: int = 
         correct_per_class.index_add_(0, y, hit1.long())
     model.train(was_training)
     n = int(count_per_class.sum())  # the only host sync: once, at the end
-    if n == 0:
-        return {"loss": float("nan"), "top1": float("nan"), "top5": float("nan"), "per_class": [], "n": 0}
+    if n == 0:  # no images, no scores (None, not NaN: the result goes into strict JSON)
+        return {"loss": None, "top1": None, "top5": None, "per_class": [], "n": 0}
     per_class = (correct_per_class.double() / count_per_class.clamp(min=1).double()).tolist()
     return {
         "loss": float(loss_sum) / n,

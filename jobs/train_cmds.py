@@ -93,18 +93,29 @@ def _epoch_row(out):
               help="YAML file whose keys mirror these options (or a saved config.yaml).")
 @train_options
 @click.option("--run-name", default=None, help="Run directory name under RESULTS/train/.  [default: MODEL-OPTIMIZER-seedN]")
-@click.option("--resume", is_flag=True, help="Continue the run from its last checkpoint (start it if there is none).")
+@click.option("--resume", is_flag=True,
+              help="Continue the run from its last checkpoint, at the step it reached (start it if there is none).")
 @click.option("--evaluate-test", is_flag=True, help="Score the test set at the end (into summary.json).")
 @data_dir_option
 @results_dir_option
 @json_option
 def train_cmd(config_file, augment, run_name, resume, evaluate_test, data_dir, results_dir, as_json, **options):
-    """Train one model on CIFAR-100 (40,000/10,000 train/validation split, or --full-train)."""
+    """Train one model on CIFAR-100 (40,000/10,000 train/validation split, or --full-train).
+
+    One process per run directory (a second one fails at once, naming the holder). On SIGTERM the
+    run checkpoints the step it is on and exits with status 143; --resume continues from there.
+    """
+    from cifar_core.errors import Preempted
     from cifar_core.runs import train_run
 
     cfg = resolve_config(config_file, augment, options)
     table_out = sys.stderr if as_json else sys.stdout
-    summary = train_run(cfg, data_dir, results_dir, run_name, resume, _epoch_row(table_out), evaluate_test)
+    try:
+        summary = train_run(cfg, data_dir, results_dir, run_name, resume, _epoch_row(table_out), evaluate_test)
+    except Preempted as exc:
+        # Not an error: the run obeyed SIGTERM. 143 (128 + 15) is what Kubernetes and shells expect.
+        click.echo(f"preempted: {exc}; run the same command with --resume to continue", err=True)
+        click.get_current_context().exit(143)
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
         return
@@ -127,7 +138,11 @@ def train_cmd(config_file, augment, run_name, resume, evaluate_test, data_dir, r
 @device_option
 @json_option
 def evaluate_cmd(checkpoint, split, data_dir, device, as_json):
-    """Score a checkpoint: top-1, top-5 and per-class accuracy (recorded in the run's summary.json)."""
+    """Score a checkpoint: top-1, top-5 and per-class accuracy.
+
+    The scores are recorded in the run's summary.json (under "evaluations") only for the run's own
+    last.pt or best.pt on the data it trained on; otherwise the output says why not.
+    """
     from cifar_core.runs import evaluate_checkpoint
 
     scores = evaluate_checkpoint(checkpoint, data_dir, device, split)
@@ -140,3 +155,7 @@ def evaluate_cmd(checkpoint, split, data_dir, device, as_json):
     ranked = sorted(zip(scores["per_class"], scores["class_names"], strict=True))
     click.echo("worst classes: " + ", ".join(f"{n} {a:.2f}" for a, n in ranked[:5]))
     click.echo("best classes:  " + ", ".join(f"{n} {a:.2f}" for a, n in ranked[-5:][::-1]))
+    if scores["recorded_in"]:
+        click.echo(f"recorded in {scores['recorded_in']}")
+    else:
+        click.echo(f"not recorded: {scores['not_recorded']}")

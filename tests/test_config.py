@@ -38,6 +38,14 @@ def test_int_accepted_where_float_expected():
         ({"model": {"dropout": 1.0}}, "model.dropout"),
         ({"run": {"batch_size": 0}}, "run.batch_size"),
         ({"optim": {"nesterov": True}}, "optim.nesterov"),
+        # Issue 13: non-finite values, seeds out of range, a GAN network as a classifier.
+        ({"optim": {"weight_decay": float("inf")}}, "optim.weight_decay"),
+        ({"optim": {"lr": float("nan")}}, "optim.lr"),
+        ({"augment": {"brightness": float("inf")}}, "augment.brightness"),
+        ({"augment": {"rotation": float("nan")}}, "augment.rotation"),
+        ({"run": {"split_seed": -1}}, "run.split_seed"),
+        ({"run": {"seed": 2**63}}, "run.seed"),
+        ({"model": {"name": "dcgan_generator"}}, "classifier"),
     ],
 )
 def test_bad_values_name_the_key(data, fragment):
@@ -69,3 +77,16 @@ def test_resolve_config_precedence_file_then_preset_then_options(tmp_path):
     assert resolve_config(path, None, {}).augment.crop_padding == 0  # else the file's
     with pytest.raises(ConfigError, match="unknown augmentation preset"):
         resolve_config(None, "wild", {})
+
+
+def test_any_seed_up_to_2_63_is_accepted():
+    # 2e14 overflowed the old seed * 100_003 + epoch derivation; every seed now goes through SeedSequence.
+    assert TrainConfig.from_dict({"run": {"seed": 200_000_000_000_000, "split_seed": 2**63 - 1}}).run.seed == 200_000_000_000_000
+
+
+def test_augment_config_built_directly_refuses_non_finite_values():
+    from cifar_core.data.augment import AugmentConfig
+
+    for key in ("brightness", "contrast", "saturation", "hue", "rotation"):
+        with pytest.raises(ConfigError, match=f"augment.{key} must be a finite number"):
+            AugmentConfig(**{key: float("inf")})

@@ -135,3 +135,45 @@ def test_a_small_cnn_learns_the_synthetic_classes(synth_root):
     with torch.no_grad():
         correct = sum((net(x).argmax(1) == y).sum().item() for x, y in data.test)
     assert correct / 500 > 0.08  # chance is 0.01
+
+
+def test_batch_of_a_step_is_the_same_as_reading_epoch_after_epoch():
+    """Batch `step` is a pure function of (seed, step): what a run resumed mid-epoch reads."""
+    loader = _loader(n=300, batch_size=64, augment="report-a", drop_last=True)
+    continuous = _epoch(loader, 0) + _epoch(loader, 1)
+    fresh = _loader(n=300, batch_size=64, augment="report-a", drop_last=True)
+    for step in (6, 5, 0, 3, 7):  # any order: nothing depends on what was read before
+        x, y = fresh.batch(step)
+        assert torch.equal(x, continuous[step][0]) and torch.equal(y, continuous[step][1]), step
+    resumed = list(_loader(n=300, batch_size=64, augment="report-a", drop_last=True).epoch(1, start=2))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(resumed, continuous[4 + 2:], strict=True))
+
+
+def test_an_epoch_built_in_chunks_equals_one_built_at_once():
+    whole = _epoch(_loader(n=300, batch_size=32, augment="report-a"), 3)
+    chunked_loader = _loader(n=300, batch_size=32, augment="report-a", chunk_images=70)
+    assert chunked_loader.chunk_images == 64  # whole batches only
+    chunked = _epoch(chunked_loader, 3)
+    for (xa, ya), (xb, yb) in zip(whole, chunked, strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_batches_come_in_the_training_dtype_and_memory_format():
+    x, _ = _loader(dtype=torch.bfloat16, channels_last=True).batch(0)
+    assert x.dtype == torch.bfloat16 and x.is_contiguous(memory_format=torch.channels_last)
+    reference, _ = _loader().batch(0)
+    assert torch.allclose(x.float(), reference, atol=0.05)  # the same images, rounded to bf16
+
+
+def test_gan_normalisation_maps_pixels_to_minus_one_one():
+    from cifar_core.data.loader import GAN_NORMALIZATION
+
+    images = torch.tensor([0, 255], dtype=torch.uint8).repeat_interleave(3 * 32 * 32).reshape(2, 3, 32, 32)
+    x, _ = DeviceLoader(images, torch.arange(2), 2, normalization=GAN_NORMALIZATION).batch(0)
+    assert torch.equal(x[0], torch.full((3, 32, 32), -1.0)) and torch.equal(x[1], torch.ones(3, 32, 32))
+
+
+def test_evaluation_split_is_normalised_once():
+    loader = DeviceLoader(torch.zeros(10, 3, 32, 32, dtype=torch.uint8), torch.arange(10), 4)
+    first, second = list(loader), list(loader)
+    assert [x.data_ptr() for x, _ in first] == [x.data_ptr() for x, _ in second]

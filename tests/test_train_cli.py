@@ -59,7 +59,9 @@ def test_evaluate_reports_top1_top5_per_class_and_records_it(trained, synth_root
     assert scores["n"] == 500 and 0 <= scores["top1"] <= scores["top5"] <= 1
     assert len(scores["per_class"]) == 100 and "apple" in scores["per_class"]
     recorded = json.loads((results / "train" / "cfg" / "summary.json").read_text())
-    assert recorded["test"]["top1"] == scores["top1"]
+    assert scores["recorded_in"] == str(results / "train" / "cfg" / "summary.json")
+    assert recorded["evaluations"][f"test@step{scores['step']}"]["top1"] == scores["top1"]
+    assert "test" not in recorded  # only a run's own --evaluate-test writes its test score
 
 
 def test_environment_variables_choose_directories(trained, synth_root, tmp_path):

@@ -20,7 +20,7 @@ from cifar_core.data.format import (
     official_meta,
     resolve_root,
 )
-from cifar_core.data.identity import data_digest
+from cifar_core.data.identity import check_same_data, data_digest
 from cifar_core.data.loader import DataBundle, DeviceLoader, make_data, make_test_loader
 from cifar_core.data.splits import train_val_indices
 from cifar_core.data.synth import write_synthetic
@@ -37,6 +37,7 @@ __all__ = [
     "DataBundle",
     "DeviceLoader",
     "apply_augment",
+    "check_same_data",
     "data_digest",
     "fetch_cifar100",
     "is_synthetic",

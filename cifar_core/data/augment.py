@@ -42,6 +42,10 @@ class AugmentConfig:
     rotation: float = 0.0  # angle in [-x, x] degrees
 
     def __post_init__(self) -> None:
+        for name in ("brightness", "contrast", "saturation", "hue", "rotation"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"augment.{name} must be a finite number, got {value!r}")
         if not 0 <= self.crop_padding <= 16:
             raise ConfigError(f"augment.crop_padding must be in 0..16, got {self.crop_padding}")
         for name in ("brightness", "contrast", "saturation"):
@@ -238,9 +242,12 @@ def color_jitter(
     return x
 
 
-def normalize(x: torch.Tensor) -> torch.Tensor:
-    mean, std = (_per_channel(v, x.device, x.dtype) for v in (CIFAR100_MEAN, CIFAR100_STD))
-    return (x - mean) / std
+def normalize(
+    x: torch.Tensor, mean: tuple[float, ...] = CIFAR100_MEAN, std: tuple[float, ...] = CIFAR100_STD
+) -> torch.Tensor:
+    """(x - mean) / std per channel; the defaults are CIFAR-100's (the GAN passes 0.5s: [-1, 1])."""
+    mean_t, std_t = (_per_channel(tuple(v), x.device, x.dtype) for v in (mean, std))
+    return (x - mean_t) / std_t
 
 
 @lru_cache(maxsize=32)

@@ -49,3 +49,12 @@ def _md5(path: Path) -> str:
 @lru_cache(maxsize=64)
 def _cached_md5(path: str, size: int, mtime_ns: int, inode: int) -> str:
     return fmt.md5_of(path)
+
+
+def check_same_data(recorded: str | None, current: str | None, what: str) -> None:
+    """Refuse to continue `what` on data other than it started on (unknown digests pass)."""
+    if recorded is not None and current is not None and recorded != current:
+        raise DataError(
+            f"cannot resume {what} on other data: it was trained on {recorded}, this data is {current} "
+            "(pass the original --data-dir, or choose another run name)"
+        )
