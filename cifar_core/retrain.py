@@ -1,22 +1,27 @@
 """`retrain_from_tune`: report A's section V. The best configs of a search, retrained on every
 training image, then scored on the test set.
 
+By default the best trial of each of the k best architectures is retrained, as report A retrained
+three different models; `select="trials"` takes the k best trials whatever their architecture.
 Each config from RESULTS/tune/<experiment>/top_k.json becomes a normal training run
-(RESULTS/train/<experiment>-rank<k>-<model>/, resumable like any `cifar train` run) with
-`run.full_train` on. RESULTS/retrain/<experiment>/ then holds summary.json, loss.png (training loss
-per model, report A's figure 3) and table.md (test accuracy against report A and the published
-results it cites).
+(RESULTS/train/<experiment>-<model>-<trial>/, resumable like any `cifar train` run) with
+`run.full_train` on; with Ray the k runs are k tasks at once, one GPU each where there are GPUs.
+RESULTS/retrain/<experiment>/ then holds summary.json, loss.png (training loss per model, report A's
+figure 3) and table.md (test accuracy against report A and the published results it cites).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cifar_core.atomic import atomic_write_json, atomic_write_text, read_json, read_jsonl
 from cifar_core.config import TrainConfig
 from cifar_core.errors import ConfigError
+from cifar_core.execution import InProcess, OnRay, Resources, ran_on
 from cifar_core.figures import pyplot, save_figure
+from cifar_core.names import check_name
 from cifar_core.progress import log
 from cifar_core.runs import train_run
 
@@ -32,21 +37,35 @@ PUBLISHED = [
 
 
 def retrain_dir(results_dir: str | Path, experiment: str) -> Path:
-    return Path(results_dir) / "retrain" / experiment
+    return Path(results_dir) / "retrain" / check_name(experiment, "experiment name")
 
 
-def selected_configs(results_dir: str | Path, experiment: str, top_k: int) -> list[dict[str, Any]]:
-    """The best `top_k` entries of the search's top_k.json."""
-    path = Path(results_dir) / "tune" / experiment / "top_k.json"
-    if not path.is_file():
-        raise ConfigError(f"no tune results at {path}: run `cifar tune --experiment {experiment}` first")
-    top = read_json(path)["top"]
+# Which of a search's best trials are retrained. Report A retrained three different architectures,
+# the best trial of each; "trials" takes the best trials whatever their architecture.
+SELECTIONS = ("architectures", "trials")
+
+
+def selected_configs(results_dir: str | Path, experiment: str, top_k: int,
+                     select: str = "architectures") -> list[dict[str, Any]]:
+    """The `top_k` entries of the search's top_k.json to retrain, best first."""
     if top_k < 1:
         raise ConfigError(f"top_k = {top_k} must be >= 1")
+    if select not in SELECTIONS:
+        raise ConfigError(f"unknown selection {select!r} (known: {', '.join(SELECTIONS)})")
+    path = Path(results_dir) / "tune" / check_name(experiment, "experiment name") / "top_k.json"
+    if not path.is_file():
+        raise ConfigError(f"no tune results at {path}: run `cifar tune --experiment {experiment}` first")
+    listed = read_json(path)
+    top = listed.get("top_architectures") if select == "architectures" else listed.get("top")
+    if not isinstance(top, list):
+        raise ConfigError(f"{path} has no {'top_architectures' if select == 'architectures' else 'top'} list: "
+                          f"rerun `cifar tune --experiment {experiment}` to re-summarise the search")
     if top_k > len(top):
+        what = "architectures" if select == "architectures" else "configs"
         raise ConfigError(
-            f"{path} lists {len(top)} configs, fewer than --top-k {top_k}: rerun "
+            f"{path} lists {len(top)} {what}, fewer than --top-k {top_k}: rerun "
             f"`cifar tune --experiment {experiment} --top-k {top_k}` (a finished search is only re-ranked)"
+            + (", or retrain the best trials whatever their architecture (--select trials)" if select == "architectures" else "")
         )
     return top[:top_k]
 
@@ -59,27 +78,59 @@ def retrain_config(entry: dict[str, Any], epochs: int, device: str) -> TrainConf
 
 
 def run_name(experiment: str, entry: dict[str, Any]) -> str:
-    return f"{experiment}-rank{entry['rank']}-{entry['params']['model.name']}"
+    """Named after the trial it retrains, so the same config is one run whichever way it was selected."""
+    return f"{experiment}-{entry['params']['model.name']}-{entry['trial_id']}"
+
+
+@dataclass(frozen=True)
+class RetrainPlan:
+    """One retraining: which search, how many of its best configs, chosen how, for how long."""
+
+    experiment: str
+    top_k: int = 3
+    epochs: int = 100
+    select: str = "architectures"
+
+    def settings(self) -> dict[str, Any]:
+        return {"experiment": self.experiment, "top_k": self.top_k, "epochs": self.epochs, "select": self.select}
 
 
 def retrain_from_tune(experiment: str, data_dir: str | Path, results_dir: str | Path, top_k: int = 3,
-                      epochs: int = 100, device: str = "auto") -> dict[str, Any]:
-    """Retrain (or resume) the top configs one after another; write summary.json, loss.png, table.md."""
-    out = retrain_dir(results_dir, experiment)
-    entries = selected_configs(results_dir, experiment, top_k)
-    settings = {"experiment": experiment, "top_k": top_k, "epochs": epochs}
-    models = []
-    for entry in entries:
-        name = run_name(experiment, entry)
-        log(f"retraining rank {entry['rank']}: {entry['params']['model.name']} for {epochs} epochs on all training images ({name})")
-        run = train_run(retrain_config(entry, epochs, device), Path(data_dir), Path(results_dir),
-                        run_name=name, resume=True, evaluate_test=True)
-        models.append(model_row(entry, run))
-        # Written after every model, so a stopped retrain still shows what it finished.
-        atomic_write_json(out / "summary.json", build_summary(settings, models, complete=False))
-    plot_training_loss(out / "loss.png", models, experiment)
-    atomic_write_text(out / "table.md", comparison_table(models, experiment))
-    summary = build_summary(settings, models, complete=True)
+                      epochs: int = 100, device: str = "auto", select: str = "architectures",
+                      work: InProcess | OnRay | None = None, resources: Resources | None = None) -> dict[str, Any]:
+    """Retrain (or resume) the top configs and write summary.json, loss.png and table.md.
+
+    Each config is one unit of work for `work` (default: this process, one after another; on Ray,
+    one task per config, all at once, each with `resources`).
+    """
+    plan = RetrainPlan(experiment, top_k, epochs, select)
+    work = work or InProcess()
+    resources = resources or Resources()
+    selected_configs(results_dir, experiment, top_k, select)  # a missing or short search fails here, before any task
+    device = resources.device(device)
+    runs = [work.submit(retrain_rank, resources, plan, rank, Path(data_dir), Path(results_dir), device)
+            for rank in range(1, top_k + 1)]
+    return collect_retrain(plan, Path(results_dir), *[work.get(run) for run in runs])
+
+
+def retrain_rank(plan: RetrainPlan, rank: int, data_dir: Path, results_dir: Path, device: str) -> dict[str, Any]:
+    """Retrain the rank-th selected config (1-based) as a normal training run; its row of the summary."""
+    entry = selected_configs(results_dir, plan.experiment, plan.top_k, plan.select)[rank - 1]
+    name = run_name(plan.experiment, entry)
+    log(f"retraining rank {rank}: {entry['params']['model.name']} for {plan.epochs} epochs on all training images ({name})")
+    run = train_run(retrain_config(entry, plan.epochs, device), data_dir, results_dir, run_name=name,
+                    resume=True, evaluate_test=True)
+    return {**model_row(entry, run), "ran_on": ran_on(device)}
+
+
+def collect_retrain(plan: RetrainPlan, results_dir: Path, *rows: dict[str, Any]) -> dict[str, Any]:
+    """summary.json, loss.png and table.md from the retrained runs' rows."""
+    out = retrain_dir(results_dir, plan.experiment)
+    models = list(rows)
+    plot_training_loss(out / "loss.png", models, plan.experiment)
+    atomic_write_text(out / "table.md", comparison_table(models, plan.experiment))
+    summary = build_summary(plan.settings(), models, complete=True)
+    summary["ran_on"] = [m["ran_on"] for m in models]  # one task per model
     atomic_write_json(out / "summary.json", summary)
     return summary
 

@@ -9,6 +9,7 @@ import click
 
 from cifar_core.tune.settings import TuneSettings
 from jobs.options import data_dir_option, device_option, json_option, results_dir_option
+from jobs.work_options import stage_work, task_options
 
 _T = TuneSettings(experiment="defaults")  # --help shows the dataclass's defaults (report A's protocol)
 
@@ -67,19 +68,27 @@ def _print_tune(summary: dict, exp_dir: Path) -> None:
 @click.command("retrain")
 @click.option("--from-tune", "experiment", required=True, help="Experiment name of a finished `cifar tune`.")
 @click.option("--top-k", type=int, default=3, show_default=True, help="How many of its best configs to retrain.")
+@click.option("--select", type=click.Choice(["architectures", "trials"]), default="architectures", show_default=True,
+              help="architectures: the best trial of each of the top-k architectures (report A's three models); "
+                   "trials: the top-k trials, whatever their architecture.")
 @click.option("--epochs", type=int, default=100, show_default=True, help="Epochs on all training images.")
 @data_dir_option
 @results_dir_option
 @device_option
+@task_options
 @json_option
-def retrain_cmd(experiment, top_k, epochs, data_dir, results_dir, device, as_json):
+def retrain_cmd(experiment, top_k, select, epochs, data_dir, results_dir, device, cpus, gpus, ray_flag, as_json):
     """Retrain the best configs of a search on all 50,000 training images, then score the test set.
 
+    With Ray (RAY_ADDRESS, or --ray for a local one) the runs are Ray tasks at once, each with
+    --cpus and --gpus, resumed on another node if theirs dies; otherwise one after another here.
     Resumable: running it again continues unfinished runs and re-scores finished ones.
     """
     from cifar_core.retrain import retrain_dir, retrain_from_tune
 
-    summary = retrain_from_tune(experiment, data_dir, results_dir, top_k=top_k, epochs=epochs, device=device)
+    with stage_work(ray_flag, cpus, gpus, default_ray=False) as (work, resources):
+        summary = retrain_from_tune(experiment, data_dir, results_dir, top_k=top_k, epochs=epochs, device=device,
+                                    select=select, work=work, resources=resources)
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
         return
@@ -94,24 +103,34 @@ def retrain_cmd(experiment, top_k, epochs, data_dir, results_dir, device, as_jso
 @click.command("pipeline")
 @click.option("--profile", type=click.Choice(["smoke", "full"]), default="smoke", show_default=True,
               help="smoke: minutes on a laptop CPU (synthetic data if none); full: report A's protocol, then report B's DCGAN (46,000 steps) and FID.")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Change one value of the profile (repeatable), e.g. tune.num_samples=20, retrain.top_k=3, "
+                   "resources.retrain.gpus=1; unknown keys are refused.")
+@click.option("--ray/--no-ray", "ray_flag", default=True, show_default=True,
+              help="Run the stages as Ray tasks (the cluster in RAY_ADDRESS, else a local Ray), or one after "
+                   "another in this process (the search still uses a local Ray for its trials).")
 @data_dir_option
 @results_dir_option
 @device_option
 @json_option
-def pipeline_cmd(profile, data_dir, results_dir, device, as_json):
-    """Every stage in order (data, tune, retrain, gan, fid), then the HTML report.
+def pipeline_cmd(profile, overrides, ray_flag, data_dir, results_dir, device, as_json):
+    """Every stage (data, tune and gan side by side, then retrain and fid), then the HTML report.
 
-    A stage already done with the same config is skipped, so a killed pipeline, run again,
-    continues where it stopped. The smoke profile makes a synthetic dataset when none is there.
+    Each stage runs as Ray tasks with the CPUs and GPUs of resources.<stage>; Ray starts a stage when
+    the stages it needs have finished and moves work off a lost node. A stage already done with the
+    same config and data is skipped, so a killed pipeline, run again, continues where it stopped.
+    The smoke profile makes a synthetic dataset when none is there.
     """
     from cifar_core.pipeline import run_pipeline
 
-    summary = run_pipeline(profile, data_dir, results_dir, device)
+    summary = run_pipeline(profile, data_dir, results_dir, device, overrides=overrides, with_ray=ray_flag)
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
         return
     for stage in summary["stages"]:
         took = f"{stage['wall_time_s']:.0f} s" if "wall_time_s" in stage else "-"
-        click.echo(f"{stage['stage']:<8} {stage['status']:<11} {took:>7}  {stage.get('reason') or stage['summary']}")
+        hosts = sorted({place.get("hostname") or place.get("node_id", "")[:8] for place in stage.get("ran_on") or []})
+        where = f" on {', '.join(hosts)}" if hosts else ""
+        click.echo(f"{stage['stage']:<8} {stage['status']:<11} {took:>7}  {stage.get('reason') or stage['summary']}{where}")
     click.echo(f"results: {summary['results_dir']}")
     click.echo(f"report:  {summary['report']}")

@@ -19,8 +19,8 @@ class Killed(Exception):
     """Stands in for the pipeline process dying inside a stage."""
 
 
-def counting_stage(name: str, calls: list[str], fail_once: set[str] | None = None) -> Stage:
-    def run(ctx: PipelineContext, config: dict) -> dict:
+def counting_stage(name: str, calls: list[str], fail_once: set[str] | None = None, needs: tuple[str, ...] = ()) -> Stage:
+    def run(ctx: PipelineContext, config: dict, *needed: dict) -> dict:
         calls.append(name)
         if fail_once is not None and name in fail_once:
             fail_once.discard(name)
@@ -32,33 +32,69 @@ def counting_stage(name: str, calls: list[str], fail_once: set[str] | None = Non
     def summary_path(ctx: PipelineContext, config: dict) -> Path:
         return ctx.results_dir / name / "summary.json"
 
-    return Stage(name, run, summary_path)
+    return Stage(name, run, summary_path, needs=needs)
 
 
-def test_stages_run_in_order_skip_when_done_and_resume_after_a_kill(tmp_path, monkeypatch):
-    monkeypatch.setitem(pipeline.PROFILES, "unit", {"a": {"value": 1}, "b": {"value": 2}, "c": {"value": 3}})
+def unit_profile(monkeypatch, **sections) -> None:
+    monkeypatch.setitem(pipeline.PROFILES, "unit", sections)
+    monkeypatch.setattr(pipeline, "_build_report", lambda ctx, work: None)  # the report has its own tests
+
+
+def test_stages_run_in_order_skip_when_done_and_resume_after_a_failure(tmp_path, monkeypatch):
+    unit_profile(monkeypatch, a={"value": 1}, b={"value": 2}, c={"value": 3}, d={"value": 4})
     calls: list[str] = []
     fail_once = {"b"}
-    stages = [counting_stage(n, calls, fail_once) for n in ("a", "b", "c")]
+    # d needs only a: it runs although b fails; c needs b: it is blocked, with b's message.
+    stages = [counting_stage("a", calls, fail_once), counting_stage("b", calls, fail_once, needs=("a",)),
+              counting_stage("c", calls, fail_once, needs=("b",)), counting_stage("d", calls, fail_once, needs=("a",))]
     results = tmp_path / "results"
 
     with pytest.raises(Killed):
-        run_pipeline("unit", tmp_path / "data", results, stages=stages)
-    assert calls == ["a", "b"]
+        run_pipeline("unit", tmp_path / "data", results, stages=stages, with_ray=False)
+    assert calls == ["a", "b", "d"]
     assert json.loads((results / "a" / "summary.json").read_text())["pipeline"]["stage"] == "a"
+    recorded = json.loads((results / "pipeline" / "unit" / "summary.json").read_text())
+    assert recorded["complete"] is False
+    assert [(s["stage"], s["status"]) for s in recorded["stages"]] == [
+        ("a", "ran"), ("b", "failed"), ("c", "blocked"), ("d", "ran")]
+    assert recorded["stages"][2]["reason"] == "needs b, which failed: b"
 
-    summary = run_pipeline("unit", tmp_path / "data", results, stages=stages)  # continues at b
-    assert calls == ["a", "b", "b", "c"]
-    assert [s["status"] for s in summary["stages"]] == ["skipped", "ran", "ran"]
+    summary = run_pipeline("unit", tmp_path / "data", results, stages=stages, with_ray=False)  # continues at b
+    assert calls == ["a", "b", "d", "b", "c"]
+    assert [s["status"] for s in summary["stages"]] == ["skipped", "ran", "ran", "skipped"]
 
-    run_pipeline("unit", tmp_path / "data", results, stages=stages)  # all done: nothing runs
-    assert calls == ["a", "b", "b", "c"]
+    run_pipeline("unit", tmp_path / "data", results, stages=stages, with_ray=False)  # all done: nothing runs
+    assert calls == ["a", "b", "d", "b", "c"]
 
-    monkeypatch.setitem(pipeline.PROFILES["unit"], "b", {"value": 20})  # a changed config runs again
-    summary = run_pipeline("unit", tmp_path / "data", results, stages=stages)
-    assert calls == ["a", "b", "b", "c", "b"]
-    assert [s["status"] for s in summary["stages"]] == ["skipped", "ran", "skipped"]
+    # A changed config runs that stage again, and the stages that read its results.
+    summary = run_pipeline("unit", tmp_path / "data", results, stages=stages, with_ray=False, overrides=("b.value=20",))
+    assert calls == ["a", "b", "d", "b", "c", "b", "c"]
+    assert [s["status"] for s in summary["stages"]] == ["skipped", "ran", "ran", "skipped"]
     assert json.loads((results / "pipeline" / "unit" / "summary.json").read_text())["complete"]
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("tune.num_sample=3", "the smoke profile has no such key"),
+    ("tune.num_samples=three", "expected a int like the default 4"),
+    ("gan.steps=1.5", "expected a int"),
+    ("resources", "expected SECTION.KEY=VALUE"),
+    ("resources.gan=1", "no such key"),
+    ("tune.max_epochs=[1", "is not a YAML value"),
+])
+def test_profile_overrides_are_checked_against_the_profile(override, message):
+    from cifar_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        pipeline.resolve_profile("smoke", [override])
+
+
+def test_profile_overrides_change_only_what_they_name():
+    config = pipeline.resolve_profile("full", ["tune.num_samples=20", "resources.gan.gpus=0.25",
+                                               "tune.gpus_per_trial=0.5", "retrain.select=trials"])
+    assert config["tune"]["num_samples"] == 20 and config["tune"]["gpus_per_trial"] == 0.5
+    assert config["resources"]["gan"] == {"cpus": 2, "gpus": 0.25}
+    assert config["retrain"]["select"] == "trials"
+    assert pipeline.PROFILES["full"]["tune"]["num_samples"] == 60  # the profile itself is untouched
 
 
 def test_unknown_profile_is_an_error(tmp_path):
@@ -74,8 +110,9 @@ def test_full_profile_without_data_or_network_fails_clearly(tmp_path, monkeypatc
 
     # This machine may be online: point the download probe at a port nothing listens on.
     monkeypatch.setattr(verify_module, "DOWNLOAD_HOST", "127.0.0.1")
+    monkeypatch.setattr(pipeline, "_build_report", lambda ctx, work: None)
     with pytest.raises(DataError, match="the full profile needs the real CIFAR-100"):
-        run_pipeline("full", tmp_path / "empty", tmp_path / "results", stages=pipeline.STAGES[:1])
+        run_pipeline("full", tmp_path / "empty", tmp_path / "results", stages=pipeline.STAGES[:1], with_ray=False)
 
 
 @pytest.mark.slow  # real Ray Tune and training: ~30 s on a 2-core CPU
@@ -96,10 +133,11 @@ def test_smoke_pipeline_end_to_end_on_a_tiny_profile(tmp_path, monkeypatch, ray_
         "data": {"if_missing": "synthesize", "n_train": 400, "n_test": 100, "seed": 0},
         "tune": {"experiment": "smoke", "space": str(space), "num_samples": 2, "max_concurrent": 2, "max_epochs": 1,
                  "grace_period": 1, "reduction_factor": 2, "cpus_per_trial": 1.0, "batch_size": 50, "seed": 0},
-        "retrain": {"experiment": "smoke", "top_k": 2, "epochs": 1},
+        "retrain": {"experiment": "smoke", "top_k": 2, "epochs": 1, "select": "trials"},
         "gan": {"run": "smoke", "steps": 4, "batch_size": 16, "ngf": 8, "ndf": 8, "log_every": 2,
                 "sample_every": 2, "checkpoint_every": 2, "seed": 0},
         "fid": {"gan_run": "smoke", "n": 4, "if_no_weights": "fail"},
+        "resources": pipeline.PROFILES["smoke"]["resources"],
     }
     monkeypatch.setitem(pipeline.PROFILES, "smoke", tiny)
     # Relative paths, as `make demo` passes them: Ray trials run in another working directory.
@@ -110,8 +148,8 @@ def test_smoke_pipeline_end_to_end_on_a_tiny_profile(tmp_path, monkeypatch, ray_
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0, first.output
     assert "SYNTHETIC" in first.output  # said plainly
-    assert stage_lines(first.output) == [["data", "ran"], ["tune", "ran"], ["retrain", "ran"], ["gan", "ran"],
-                                         ["fid", "ran"]]
+    assert stage_lines(first.output) == [["data", "ran"], ["gan", "ran"], ["fid", "ran"], ["tune", "ran"],
+                                         ["retrain", "ran"]]
     assert f"results: {results.resolve()}" in first.output
     assert f"report:  {results / 'report' / 'index.html'}" in first.output
     assert (results / "report" / "index.html").stat().st_size > 10_000
@@ -124,14 +162,14 @@ def test_smoke_pipeline_end_to_end_on_a_tiny_profile(tmp_path, monkeypatch, ray_
     (results / "retrain" / "smoke" / "summary.json").unlink()  # as if killed during retraining
     second = CliRunner().invoke(cli, args)
     assert second.exit_code == 0, second.output
-    assert stage_lines(second.output) == [["data", "skipped"], ["tune", "skipped"], ["retrain", "ran"],
-                                          ["gan", "skipped"], ["fid", "skipped"]]
+    assert stage_lines(second.output) == [["data", "ran"], ["gan", "skipped"], ["fid", "skipped"],
+                                          ["tune", "skipped"], ["retrain", "ran"]]
 
 
 def stage_lines(output: str) -> list[list[str]]:
     """(stage, status) of each stage line `cifar pipeline` prints at the end."""
     names = {stage.name for stage in pipeline.STAGES}
-    statuses = {"ran", "skipped", "unavailable"}
+    statuses = {"ran", "skipped", "unavailable", "failed", "blocked"}
     return [words[:2] for words in map(str.split, output.splitlines())
             if len(words) >= 2 and words[0] in names and words[1] in statuses]
 
@@ -144,12 +182,12 @@ def test_fid_stage_without_weights_is_reported_not_stamped_or_fails_by_profile(t
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty hub cache
     monkeypatch.setattr(inception, "WEIGHTS_URL", "http://127.0.0.1:9/pt_inception.pth")  # nothing listens
     fid_stage = [s for s in pipeline.STAGES if s.name == "fid"]
-    monkeypatch.setitem(pipeline.PROFILES, "unit", {"fid": {"gan_run": "g", "n": 4, "if_no_weights": "skip"}})
-    summary = run_pipeline("unit", tmp_path / "data", tmp_path / "results", stages=fid_stage)
+    unit_profile(monkeypatch, fid={"gan_run": "g", "n": 4, "if_no_weights": "skip"})
+    summary = run_pipeline("unit", tmp_path / "data", tmp_path / "results", stages=fid_stage, with_ray=False)
     (record,) = summary["stages"]
     assert record["status"] == "unavailable" and "CIFAR_FID_WEIGHTS" in record["reason"]
     assert not (tmp_path / "results" / "fid").exists()
 
-    monkeypatch.setitem(pipeline.PROFILES, "unit", {"fid": {"gan_run": "g", "n": 4, "if_no_weights": "fail"}})
+    unit_profile(monkeypatch, fid={"gan_run": "g", "n": 4, "if_no_weights": "fail"})
     with pytest.raises(CifarError, match="weights"):
-        run_pipeline("unit", tmp_path / "data", tmp_path / "results", stages=fid_stage)
+        run_pipeline("unit", tmp_path / "data", tmp_path / "results", stages=fid_stage, with_ray=False)

@@ -94,7 +94,7 @@ def write_search(base: Path, data: Path, exp_dir: Path) -> None:
     ranked = tr.rank_trials(records)
     usable = [r for r in ranked if r.status != "ERROR"]
     tr.write_trials_csv(exp_dir / "trials.csv", ranked, MAX_EPOCHS)
-    tr.write_top_k(exp_dir / "top_k.json", usable[:3], record)
+    tr.write_top_k(exp_dir / "top_k.json", usable, 3, record)
     tr.plot_curves(exp_dir / "curves.png", usable[:3], "exp")
     atomic_write_json(exp_dir / "experiment.json", record)
     atomic_write_json(exp_dir / "summary.json", tr.build_summary(ranked, record, wall_time_s=12.5))

@@ -26,13 +26,13 @@ def fake_search(results: Path, experiment: str) -> None:
                                          "optim.lr": 0.003}, history=[{"epoch": 1, "val_acc": 0.03}]),
     ]
     record = {"experiment": experiment, "metric": "val_acc", "base_config": base.to_dict()}
-    write_top_k(results / "tune" / experiment / "top_k.json", trials, record)
+    write_top_k(results / "tune" / experiment / "top_k.json", trials, 2, record)
 
 
 def test_retrain_scores_each_config_on_the_test_set_and_resumes(tmp_path, synth_root):
     results = tmp_path / "results"
     fake_search(results, "exp")
-    summary = retrain_from_tune("exp", synth_root, results, top_k=2, epochs=1, device="cpu")
+    summary = retrain_from_tune("exp", synth_root, results, top_k=2, epochs=1, device="cpu", select="trials")
 
     assert summary["complete"] and [m["rank"] for m in summary["models"]] == [1, 2]
     for model in summary["models"]:
@@ -51,7 +51,7 @@ def test_retrain_scores_each_config_on_the_test_set_and_resumes(tmp_path, synth_
         assert expected in table
     assert (out / "loss.png").stat().st_size > 10_000
 
-    again = retrain_from_tune("exp", synth_root, results, top_k=2, epochs=1, device="cpu")
+    again = retrain_from_tune("exp", synth_root, results, top_k=2, epochs=1, device="cpu", select="trials")
     assert [m["test_top1"] for m in again["models"]] == [m["test_top1"] for m in summary["models"]]
     assert all(m["epochs"] == 1 for m in again["models"])  # resumed finished runs: nothing retrained
 
@@ -59,9 +59,29 @@ def test_retrain_scores_each_config_on_the_test_set_and_resumes(tmp_path, synth_
 def test_asking_for_more_configs_than_the_search_kept_is_an_error(tmp_path, synth_root):
     fake_search(tmp_path, "exp")
     with pytest.raises(ConfigError, match="lists 2 configs, fewer than --top-k 3"):
-        retrain_from_tune("exp", synth_root, tmp_path, top_k=3, epochs=1)
+        retrain_from_tune("exp", synth_root, tmp_path, top_k=3, epochs=1, select="trials")
+    with pytest.raises(ConfigError, match=r"lists 1 architectures, fewer than --top-k 2.*--select trials"):
+        retrain_from_tune("exp", synth_root, tmp_path, top_k=2, epochs=1)
+    with pytest.raises(ConfigError, match="experiment name '../exp'"):
+        retrain_from_tune("../exp", synth_root, tmp_path, top_k=1, epochs=1)
     with pytest.raises(ConfigError, match="run `cifar tune --experiment other` first"):
         retrain_from_tune("other", synth_root, tmp_path, top_k=1, epochs=1)
+
+
+def test_by_default_the_best_trial_of_each_of_the_best_architectures_is_retrained(tmp_path):
+    """Report A retrained three different models; three trials of one architecture are not that."""
+    from cifar_core.retrain import selected_configs
+
+    base = TrainConfig().with_overrides({"model.name": "tinycnn"})
+    accs = {"a": ("cnn6", 0.61), "b": ("cnn6", 0.60), "c": ("cnn7", 0.59), "d": ("cnn6", 0.58), "e": ("cnn2", 0.57)}
+    trials = [TrialRecord(t, "TERMINATED", {"model.name": m, "optim.name": "sgd", "optim.lr": 0.01},
+                          history=[{"epoch": 1, "val_acc": acc}]) for t, (m, acc) in accs.items()]
+    write_top_k(tmp_path / "tune" / "exp" / "top_k.json", trials, 3, {"experiment": "exp", "metric": "val_acc",
+                                                                      "base_config": base.to_dict()})
+    by_architecture = selected_configs(tmp_path, "exp", 3)
+    assert [(e["trial_id"], e["params"]["model.name"]) for e in by_architecture] == [
+        ("a", "cnn6"), ("c", "cnn7"), ("e", "cnn2")]
+    assert [e["trial_id"] for e in selected_configs(tmp_path, "exp", 3, select="trials")] == ["a", "b", "c"]
 
 
 def test_retrain_command(tmp_path, synth_root):

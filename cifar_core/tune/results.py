@@ -21,15 +21,18 @@ from cifar_core.config import TrainConfig
 from cifar_core.figures import pyplot, save_figure
 from cifar_core.tune.space import flat_params
 
-FINISHED = ("TERMINATED", "ERROR")
-HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_s", "time_total_s")
+FINISHED = ("TERMINATED", "DIVERGED", "ERROR")
+HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_s", "time_total_s",
+                "diverged", "diverged_reason", "node_id")
 CURVES_TOP = 3  # report A's figure 1 shows its best three
 
 
 @dataclass
 class TrialRecord:
     trial_id: str
-    status: str  # TERMINATED (finished or stopped by ASHA), ERROR, or PENDING/RUNNING if interrupted
+    # TERMINATED (finished or stopped by ASHA), DIVERGED (its loss became non-finite: a result, not a
+    # fault), ERROR (failed even after Tune's restarts), or PENDING/RUNNING if interrupted.
+    status: str
     params: dict[str, Any]  # the flat TrainConfig overrides this trial used
     history: list[dict[str, Any]] = field(default_factory=list)  # one entry per epoch, in order
     error: str | None = None  # last line of the trial's traceback
@@ -39,8 +42,18 @@ class TrialRecord:
         return self.history[-1]["epoch"] if self.history else 0
 
     @property
+    def usable(self) -> bool:
+        """A finished or running trial with a validation score: it can be ranked and retrained."""
+        return self.status not in ("ERROR", "DIVERGED") and self.best_val_acc is not None
+
+    @property
+    def nodes(self) -> list[str]:
+        """The Ray nodes its epochs ran on, in order of first use (several after a node was lost)."""
+        return list(dict.fromkeys(h["node_id"] for h in self.history if h.get("node_id")))
+
+    @property
     def best(self) -> dict[str, Any] | None:
-        scored = [h for h in self.history if _finite(h.get("val_acc"))]
+        scored = [h for h in self.history if _finite(h.get("val_acc")) and not h.get("diverged")]
         return max(scored, key=lambda h: h["val_acc"]) if scored else None
 
     @property
@@ -56,21 +69,22 @@ def load_trial_records(exp_dir: Path) -> list[TrialRecord]:
     records = []
     for trial in analysis.trials:
         error = trial.get_error() if trial.status == "ERROR" else None
+        history = _epoch_history(frames.get(trial.trial_id))
+        diverged = trial.status == "TERMINATED" and bool(history) and history[-1].get("diverged") is True
         records.append(TrialRecord(
             trial_id=trial.trial_id,
-            status=str(trial.status),
+            status="DIVERGED" if diverged else str(trial.status),
             params=flat_params(trial.config),
-            history=_epoch_history(frames.get(trial.trial_id)),
-            error=_last_line(error) if error else None,
+            history=history,
+            error=history[-1].get("diverged_reason") if diverged else _last_line(error) if error else None,
         ))
     return records
 
 
 def rank_trials(records: list[TrialRecord]) -> list[TrialRecord]:
-    """Best validation accuracy first; errored trials (diverged) and trials without a score last."""
+    """Best validation accuracy first; diverged and errored trials and trials without a score last."""
     def key(r: TrialRecord):
-        usable = r.status != "ERROR" and r.best_val_acc is not None
-        return (not usable, -(r.best_val_acc or 0.0), r.trial_id)
+        return (not r.usable, -(r.best_val_acc or 0.0) if r.usable else 0.0, r.trial_id)
 
     return sorted(records, key=key)
 
@@ -80,9 +94,9 @@ def summarise_experiment(exp_dir: Path, record: dict[str, Any], wall_time_s: flo
     exp_dir = Path(exp_dir)
     settings = record["settings"]
     ranked = rank_trials(load_trial_records(exp_dir))
-    usable = [r for r in ranked if r.status != "ERROR" and r.best_val_acc is not None]
+    usable = [r for r in ranked if r.usable]
     write_trials_csv(exp_dir / "trials.csv", ranked, settings["max_epochs"])
-    write_top_k(exp_dir / "top_k.json", usable[: settings["top_k"]], record)
+    write_top_k(exp_dir / "top_k.json", usable, settings["top_k"], record)
     plot_curves(exp_dir / "curves.png", usable[:CURVES_TOP], record["experiment"])
     if wall_time_s is None and (exp_dir / "summary.json").exists():  # re-summarised: keep the search's time
         wall_time_s = read_json(exp_dir / "summary.json").get("wall_time_s")
@@ -94,17 +108,16 @@ def summarise_experiment(exp_dir: Path, record: dict[str, Any], wall_time_s: flo
 def write_trials_csv(path: Path, ranked: list[TrialRecord], max_epochs: int) -> None:
     param_keys = sorted({k for r in ranked for k in r.params}, key=lambda k: (k not in ("model.name", "optim.name"), k))
     columns = ["rank", "trial_id", "status", *param_keys, "epochs", "stopped_early", "best_val_acc", "best_epoch",
-               "final_val_acc", "final_train_loss", "parameters", "train_time_s", "trial_time_s", "error"]
+               "final_val_acc", "final_train_loss", "parameters", "train_time_s", "trial_time_s", "nodes", "error"]
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     rank = 0
     for r in ranked:
-        usable = r.status != "ERROR" and r.best_val_acc is not None
-        rank += usable
+        rank += r.usable
         last = r.history[-1] if r.history else {}
         writer.writerow({
-            "rank": rank if usable else "",
+            "rank": rank if r.usable else "",
             "trial_id": r.trial_id,
             "status": r.status,
             **r.params,
@@ -112,29 +125,39 @@ def write_trials_csv(path: Path, ranked: list[TrialRecord], max_epochs: int) -> 
             "stopped_early": r.status == "TERMINATED" and r.epochs < max_epochs,
             "best_val_acc": _round(r.best_val_acc),
             "best_epoch": r.best["epoch"] if r.best else "",
-            "final_val_acc": _round(last.get("val_acc")),
+            "final_val_acc": _round(last.get("val_acc")) if r.status != "DIVERGED" else "",
             "final_train_loss": _round(last.get("train_loss")),
             "parameters": parameter_count(r.params),
             "train_time_s": _round(sum(h.get("epoch_time_s") or 0 for h in r.history), 2),
             "trial_time_s": _round(last.get("time_total_s"), 2),  # Tune's clock: data loading and evaluation too
+            "nodes": " ".join(r.nodes),
             "error": r.error or "",
         })
     atomic_write_text(path, out.getvalue())
 
 
-def write_top_k(path: Path, top: list[TrialRecord], record: dict[str, Any]) -> None:
+def write_top_k(path: Path, ranked: list[TrialRecord], top_k: int, record: dict[str, Any]) -> None:
+    """The k best trials ("top"), and the best trial of each of the k best architectures
+    ("top_architectures": what report A retrained). `ranked` holds usable trials, best first."""
     base = TrainConfig.from_dict(record["base_config"])
-    entries = [{
-        "rank": i,
-        "trial_id": r.trial_id,
-        "best_val_acc": r.best_val_acc,
-        "best_epoch": r.best["epoch"],
-        "epochs": r.epochs,
-        "parameters": parameter_count(r.params),
-        "params": r.params,
-        "train_config": base.with_overrides(r.params).to_dict(),
-    } for i, r in enumerate(top, start=1)]
-    atomic_write_json(path, {"experiment": record["experiment"], "metric": record["metric"], "top": entries})
+    best_of_each: dict[str, TrialRecord] = {}
+    for r in ranked:
+        best_of_each.setdefault(r.params["model.name"], r)
+
+    def entries(trials: list[TrialRecord]) -> list[dict[str, Any]]:
+        return [{
+            "rank": i,
+            "trial_id": r.trial_id,
+            "best_val_acc": r.best_val_acc,
+            "best_epoch": r.best["epoch"],
+            "epochs": r.epochs,
+            "parameters": parameter_count(r.params),
+            "params": r.params,
+            "train_config": base.with_overrides(r.params).to_dict(),
+        } for i, r in enumerate(trials[:top_k], start=1)]
+
+    atomic_write_json(path, {"experiment": record["experiment"], "metric": record["metric"],
+                             "top": entries(ranked), "top_architectures": entries(list(best_of_each.values()))})
 
 
 def plot_curves(path: Path, top: list[TrialRecord], title: str) -> None:
@@ -157,7 +180,7 @@ def build_summary(ranked: list[TrialRecord], record: dict[str, Any], wall_time_s
     s = record["settings"]
     statuses = Counter(r.status for r in ranked)
     epochs_run = sum(r.epochs for r in ranked)
-    usable = [r for r in ranked if r.status != "ERROR" and r.best_val_acc is not None]
+    usable = [r for r in ranked if r.usable]
     best = usable[0] if usable else None
     return {
         "experiment": record["experiment"],
@@ -168,6 +191,8 @@ def build_summary(ranked: list[TrialRecord], record: dict[str, Any], wall_time_s
         "trials": len(ranked),
         "status_counts": dict(sorted(statuses.items())),
         "errored": statuses.get("ERROR", 0),
+        "diverged": statuses.get("DIVERGED", 0),
+        "nodes": sorted({node for r in ranked for node in r.nodes}),  # where the trials ran
         "stopped_early": sum(r.status == "TERMINATED" and r.epochs < s["max_epochs"] for r in ranked),
         "epochs_histogram": {str(e): n for e, n in sorted(Counter(r.epochs for r in ranked).items())},
         "rungs": rung_counts(ranked, s["grace_period"], s["reduction_factor"], s["max_epochs"]),

@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import sys
 import time
-from contextlib import contextmanager, redirect_stdout
+from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
 
 from cifar_core.atomic import atomic_write_json, read_json
 from cifar_core.config import TrainConfig
-from cifar_core.data import is_synthetic, resolve_root
-from cifar_core.errors import ConfigError
+from cifar_core.data import data_digest, is_synthetic, resolve_root
+from cifar_core.errors import CifarError, ConfigError
+from cifar_core.execution import Resources, check_feasible, cluster_gpus, ray_session
 from cifar_core.progress import log
 from cifar_core.tune.results import summarise_experiment
 from cifar_core.tune.settings import SMOKE_LIMITS, TuneSettings, smoke_settings  # noqa: F401 (re-exported)
@@ -32,6 +32,9 @@ from cifar_core.tune.trainable import train_trial
 
 METRIC, MODE = "val_acc", "max"
 EXPERIMENT_FILE = "experiment.json"
+# Restarts of a trial after a fault (its node died, its worker was killed), each from the trial's
+# last checkpoint on the results volume. A diverged trial is not a fault: it ends normally.
+TRIAL_RESTARTS = 3
 
 
 def experiment_dir(results_dir: str | Path, experiment: str) -> Path:
@@ -48,8 +51,7 @@ def run_tune(settings: TuneSettings, data_dir: str | Path, results_dir: str | Pa
     exp_dir = experiment_dir(Path(results_dir).resolve(), settings.experiment)
     record = experiment_record(settings, space, data_dir)
     check_same_experiment(exp_dir, record)
-    summary_path = exp_dir / "summary.json"
-    if summary_path.exists() and _is_complete(exp_dir):
+    if _is_complete(exp_dir):
         log(f"experiment {settings.experiment} already finished: re-summarising {exp_dir}")
         return summarise_experiment(exp_dir, record, wall_time_s=None)
     atomic_write_json(exp_dir / EXPERIMENT_FILE, record)
@@ -57,6 +59,7 @@ def run_tune(settings: TuneSettings, data_dir: str | Path, results_dir: str | Pa
     quiet_expected_ray_messages()
     # Tune's progress tables are progress: stderr, like every log line, so stdout keeps only results.
     with redirect_stdout(sys.stderr), ray_session():
+        check_feasible({"each trial": Resources(settings.cpus_per_trial, gpus_per_trial(settings))})
         tuner = build_tuner(exp_dir, settings, space, record["base_config"], data_dir)
         tuner.fit()  # errored trials are recorded, not raised
         if lost_checkpoint_trials(exp_dir):
@@ -82,6 +85,7 @@ def experiment_record(settings: TuneSettings, space: SearchSpace, data_dir: Path
         "space_file": space.raw,
         "base_config": base_train_config(space, settings).to_dict(),
         "data_dir": str(data_dir),
+        "data_digest": data_digest(data_dir),
         "synthetic_data": is_synthetic(data_dir),
         "metric": METRIC,
         "mode": MODE,
@@ -92,12 +96,14 @@ def search_identity(record: dict[str, Any]) -> dict[str, Any]:
     """What an experiment searches, by the option that sets it: changing one makes another experiment.
 
     Resources (--max-concurrent, --cpus-per-trial, --gpus-per-trial, --device) may change between
-    runs, and --top-k only re-ranks.
+    runs, and --top-k only re-ranks. The data is part of it: trials resumed on other images would
+    mix two searches.
     """
     s = record["settings"]
     identity = {f"--{k.replace('_', '-')}": s[k] for k in ("num_samples", "max_epochs", "grace_period", "reduction_factor", "seed")}
     identity["--batch-size"] = record["base_config"]["run"]["batch_size"]
     identity["--space"] = record["space"]["digest"]
+    identity["--data-dir (its contents)"] = record.get("data_digest")
     return identity
 
 
@@ -115,7 +121,16 @@ def check_same_experiment(exp_dir: Path, record: dict[str, Any]) -> None:
 
 
 def _is_complete(exp_dir: Path) -> bool:
-    return bool(read_json(exp_dir / "summary.json").get("complete"))
+    """Whether a finished search's summary says so; a torn or hand-edited summary is rebuilt from
+    Ray's own state (it is only derived from it), so it blocks neither a resume nor a re-summary."""
+    path = exp_dir / "summary.json"
+    if not path.exists():
+        return False
+    try:
+        return bool(read_json(path).get("complete"))
+    except CifarError as exc:
+        log(f"ignoring {exc}: it is rebuilt from the experiment's state")
+        return False
 
 
 class _DropMessages(logging.Filter):
@@ -141,32 +156,14 @@ def quiet_expected_ray_messages() -> None:
             logger.addFilter(_DropMessages(fragment))
 
 
-@contextmanager
-def ray_session():
-    """A local Ray using every core of this machine, or the cluster in RAY_ADDRESS; shut down after."""
-    import ray
-
-    if ray.is_initialized():  # a caller (a test, a notebook) already chose the cluster
-        yield
-        return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(address=os.environ["RAY_ADDRESS"], include_dashboard=False)
-    else:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
 def build_tuner(exp_dir: Path, settings: TuneSettings, space: SearchSpace, base: dict, data_dir: Path):
     from ray import tune
 
     trainable = trial_trainable(settings, base, data_dir)
     if tune.Tuner.can_restore(str(exp_dir)):
         log(f"resuming experiment {settings.experiment} from {exp_dir}")
-        # Errored trials resume from their last checkpoint: a lost worker (pod eviction) costs
-        # one epoch, and a trial that diverged simply fails again on the same epoch.
+        # Errored trials (faults that outlasted their restarts, or a search killed mid-restore)
+        # resume from their last checkpoint: a lost worker costs at most one epoch.
         return tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
     scheduler = tune.schedulers.ASHAScheduler(
         time_attr="epoch", max_t=settings.max_epochs, grace_period=settings.grace_period,
@@ -186,7 +183,7 @@ def build_tuner(exp_dir: Path, settings: TuneSettings, space: SearchSpace, base:
         run_config=tune.RunConfig(
             name=settings.experiment, storage_path=str(exp_dir.parent),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # only the latest is resumed from
-            failure_config=tune.FailureConfig(max_failures=0),  # a diverged trial fails again: don't retry
+            failure_config=tune.FailureConfig(max_failures=TRIAL_RESTARTS),
             verbose=1,
         ),
     )
@@ -222,12 +219,14 @@ def trial_trainable(settings: TuneSettings, base: dict, data_dir: Path):
 
 
 def gpus_per_trial(settings: TuneSettings) -> float:
-    """The explicit share, or the cluster's GPUs split among the concurrent trials (at most 1 each)."""
-    import ray
+    """The explicit share, or the cluster's GPUs split among the concurrent trials (at most 1 each).
 
+    Counted are the GPUs the cluster could have, not only those up now: a GPU worker group that an
+    autoscaler grows from zero has none when the search starts.
+    """
     if settings.gpus_per_trial is not None:
         return settings.gpus_per_trial
-    total = ray.cluster_resources().get("GPU", 0)
+    total = cluster_gpus()
     return min(1.0, total / settings.max_concurrent) if total else 0.0
 
 

@@ -7,6 +7,7 @@ without importing Ray.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from cifar_core.errors import ConfigError
@@ -38,8 +39,10 @@ class TuneSettings:
             raise ConfigError(f"grace_period = {self.grace_period} must be <= max_epochs = {self.max_epochs}")
         if self.reduction_factor < 2:
             raise ConfigError(f"reduction_factor = {self.reduction_factor} must be >= 2")
-        if self.cpus_per_trial <= 0 or (self.gpus_per_trial is not None and self.gpus_per_trial < 0):
-            raise ConfigError("cpus_per_trial must be > 0 and gpus_per_trial >= 0")
+        if not (math.isfinite(self.cpus_per_trial) and self.cpus_per_trial > 0):
+            raise ConfigError(f"cpus_per_trial = {self.cpus_per_trial} must be a finite number > 0")
+        if self.gpus_per_trial is not None and not (math.isfinite(self.gpus_per_trial) and self.gpus_per_trial >= 0):
+            raise ConfigError(f"gpus_per_trial = {self.gpus_per_trial} must be a finite number >= 0")
 
 
 # What --smoke shrinks the search to: minutes on a laptop CPU, every stage still exercised.

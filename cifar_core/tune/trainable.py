@@ -7,8 +7,10 @@ The callback saves the engine's checkpoint dict and reports it together with tha
 so ASHA's decision and the kept checkpoint refer to the same epoch, and a restored trial continues
 from the epoch it had reached instead of starting over.
 
-A NaN loss makes the engine raise TrainingDiverged; it propagates, so Tune marks the trial
-ERROR and the search goes on.
+A diverged trial (the engine raises TrainingDiverged on a non-finite loss) is not a fault: it
+reports one last result marked `diverged` and ends normally, so Tune records it as TERMINATED and
+never retries it. Faults (a lost node, a killed worker) raise, and Tune restarts the trial from its
+last checkpoint (FailureConfig in search.py).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import torch
 
 from cifar_core.checkpoint import load_checkpoint, save_checkpoint
 from cifar_core.config import TrainConfig
-from cifar_core.engine import fit, resolve_device
+from cifar_core.device import resolve_device
+from cifar_core.engine import fit
+from cifar_core.errors import TrainingDiverged
 from cifar_core.tune.space import flat_params
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -47,7 +51,27 @@ def train_trial(config: dict[str, Any], *, base: dict[str, Any], data_dir: str, 
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     cfg = trial_train_config(base, config)
     data = cached_data(cfg, data_dir)
-    fit(cfg, data, state=restored_state(tune.get_checkpoint()), on_epoch=report_epoch)
+    state = restored_state(tune.get_checkpoint())
+    last_epoch = [state["epoch"] if state else 0]
+
+    def on_epoch(metrics: dict[str, Any], checkpoint: dict[str, Any]) -> None:
+        last_epoch[0] = metrics["epoch"]
+        report_epoch(metrics, checkpoint)
+
+    try:
+        fit(cfg, data, state=state, on_epoch=on_epoch)
+    except TrainingDiverged as exc:
+        # The trial's last result, for the epoch that diverged: ASHA and the ranking see a trial
+        # that learned nothing, and the search records why.
+        tune.report({"epoch": last_epoch[0] + 1, "val_acc": 0.0, "diverged": True, "diverged_reason": str(exc),
+                     **where()})
+
+
+def where() -> dict[str, str]:
+    """The node this trial ran on, as a result column (the summary lists the nodes a search used)."""
+    import ray
+
+    return {"node_id": ray.get_runtime_context().get_node_id()}
 
 
 def report_epoch(metrics: dict[str, Any], checkpoint: dict[str, Any]) -> None:
@@ -55,6 +79,7 @@ def report_epoch(metrics: dict[str, Any], checkpoint: dict[str, Any]) -> None:
     from ray import tune
 
     reported = {k: v for k, v in metrics.items() if v is not None}  # val_* are None only without a val split
+    reported.update(where())
     with tempfile.TemporaryDirectory(prefix="cifar-tune-") as tmp:
         save_checkpoint(checkpoint, Path(tmp) / CHECKPOINT_FILE)
         # Tune copies the directory into the experiment's storage before report returns.

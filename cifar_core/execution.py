@@ -1,0 +1,290 @@
+"""Where a stage's work runs: as Ray tasks, or in this process.
+
+With Ray (the cluster named by RAY_ADDRESS, or a local Ray the command starts) every unit of work
+is a Ray task that declares its CPUs and GPUs. Ray places it on a node that has them, starts it
+only once the tasks it takes as arguments have finished (so nothing holds a GPU while it waits for
+an input), and runs it again on another node when its node dies or the task is preempted; the
+work itself resumes from its last checkpoint on the shared results directory. Without Ray the same
+functions run one after another in this process, in the order they were submitted.
+
+Either way a caller submits work and gets handles, and reads a handle's result with `get`; an
+error comes back as the original exception (a one-line CifarError stays one line).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from cifar_core.errors import ConfigError
+
+# Runs of a task after its node died or its process was preempted; each resumes from the run's last
+# checkpoint. A user error (CifarError) or a bug is never retried: it would only fail again.
+NODE_LOSS_RETRIES = 3
+FORWARDED_ENV_PREFIX = "CIFAR_"  # the driver's settings that its Ray tasks see too
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one task of a stage reserves: CPU cores and a GPU share (fractions share a GPU)."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], what: str) -> Resources:
+        unknown = set(values) - {"cpus", "gpus"}
+        if unknown:
+            raise ConfigError(f"{what}: unknown key {sorted(unknown)[0]!r} (known: cpus, gpus)")
+        resources = cls(**values)
+        resources.validate(what)
+        return resources
+
+    def validate(self, what: str) -> None:
+        for name in ("cpus", "gpus"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{what}.{name} = {value!r}: expected a finite number >= 0")
+        if self.gpus > 1 and self.gpus != int(self.gpus):
+            raise ConfigError(f"{what}.gpus = {self.gpus}: a share above 1 GPU must be a whole number")
+
+    def ray_options(self) -> dict[str, float]:
+        return {"num_cpus": self.cpus, "num_gpus": self.gpus}
+
+    def device(self, requested: str) -> str:
+        """The device a task with these resources trains on.
+
+        `auto` follows what the task was given (a GPU share: cuda; none: cpu), never torch's own
+        guess, so a task never silently trains on the CPU while holding a GPU, nor grabs a GPU Ray
+        gave to another task. Asking for cuda without a GPU share is refused here, before any work.
+        """
+        if requested == "auto":
+            return "cuda" if self.gpus > 0 else "cpu"
+        if requested.startswith("cuda") and self.gpus == 0:
+            raise ConfigError(f"--device {requested} needs a GPU share for the task: give it --gpus (or resources.*.gpus)")
+        return requested
+
+
+# --- where work ran -------------------------------------------------------------------------------
+def ran_on(device: str) -> dict[str, Any]:
+    """The Ray node, host and device of the calling process (node_id None outside Ray)."""
+    node_id = None
+    try:
+        import ray
+
+        if ray.is_initialized():
+            node_id = ray.get_runtime_context().get_node_id()
+    except ImportError:  # pragma: no cover - Ray is a dependency
+        pass
+    return {"node_id": node_id, "hostname": socket.gethostname(), "device": device, "device_name": device_name(device)}
+
+
+def device_name(device: str) -> str:
+    if not device.startswith("cuda"):
+        return "cpu"
+    import torch
+
+    return torch.cuda.get_device_name(torch.device(device))
+
+
+# --- running work ---------------------------------------------------------------------------------
+@dataclass
+class Done:
+    """The outcome of work already run in this process: its value, or the exception it raised."""
+
+    value: Any = None
+    error: BaseException | None = None
+
+
+class InProcess:
+    """Runs each submitted function at once, in this process; arguments are plain values."""
+
+    uses_ray = False
+
+    def submit(self, fn: Callable, resources: Resources, *args: Any) -> Done:
+        try:
+            return Done(value=fn(*(_value(a) for a in args)))
+        except Exception as exc:  # kept for `get`, as Ray keeps a task's exception
+            return Done(error=exc)
+
+    def get(self, handle: Done) -> Any:
+        return _value(handle)
+
+
+class OnRay:
+    """Submits each function as a Ray task with its resources; handles are ObjectRefs.
+
+    An ObjectRef passed as an argument makes Ray start the task only after that input exists, and
+    fail it at once, with the input's error, when the input failed.
+    """
+
+    uses_ray = True
+
+    def submit(self, fn: Callable, resources: Resources, *args: Any):
+        import ray
+
+        from cifar_core.errors import Preempted
+
+        args = tuple(_value(a) for a in args)
+        task = ray.remote(_run_task).options(
+            **resources.ray_options(),
+            max_retries=NODE_LOSS_RETRIES,  # node or worker process died
+            retry_exceptions=[Preempted],  # SIGTERM before an eviction: checkpointed, run it again
+            name=getattr(fn, "__name__", "task"),
+        )
+        return task.remote(fn, resources.cpus, *args)
+
+    def get(self, ref) -> Any:
+        import ray
+
+        if isinstance(ref, Done):  # work done in this process (a search coordinated from here)
+            return _value(ref)
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:
+            raise _original(exc) from None
+
+
+def _value(handle: Any) -> Any:
+    """A handle's value if it is work done in this process, else the handle itself."""
+    if isinstance(handle, Done):
+        if handle.error is not None:
+            raise handle.error
+        return handle.value
+    return handle
+
+
+def _original(exc: BaseException) -> BaseException:
+    """The exception the task raised, unwrapped from Ray's (possibly nested) RayTaskError."""
+    import ray
+
+    while isinstance(exc, ray.exceptions.RayTaskError) and exc.cause is not None:
+        exc = exc.cause
+    return exc
+
+
+def _run_task(fn: Callable, cpus: float, *args: Any) -> Any:
+    # A task uses the cores it reserved: torch would otherwise start a thread per core of the node.
+    import torch
+
+    torch.set_num_threads(max(1, int(cpus)))
+    return fn(*args)
+
+
+# --- the Ray session ------------------------------------------------------------------------------
+def ray_address() -> str | None:
+    return os.environ.get("RAY_ADDRESS") or None
+
+
+def use_ray(requested: bool | None, *, default: bool) -> bool:
+    """--ray/--no-ray as given; unset: Ray when RAY_ADDRESS names a cluster, else `default`."""
+    if requested is not None:
+        return requested
+    return ray_address() is not None or default
+
+
+@contextmanager
+def ray_session() -> Iterator[None]:
+    """The cluster in RAY_ADDRESS, or a new local Ray using every core here; shut down after.
+
+    A local Ray is started with address="local": without it Ray joins whatever cluster an address
+    file left in its temporary directory names, and a stale one from a dead session fails the command.
+    """
+    import ray
+
+    if ray.is_initialized():  # a caller (a test, a notebook, the pipeline) already chose the cluster
+        yield
+        return
+    address = ray_address()
+    # Tasks run in worker processes the nodes started, not in this one: they get this command's
+    # own settings (CIFAR_FID_WEIGHTS, ...) through the job's runtime environment.
+    runtime_env = {"env_vars": {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIX)}}
+    try:
+        if address:
+            ray.init(address=address, include_dashboard=False, runtime_env=runtime_env)
+        else:
+            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, runtime_env=runtime_env)
+    except (ConnectionError, TimeoutError) as exc:
+        where = f"RAY_ADDRESS={address}" if address else "a local Ray"
+        raise ConfigError(f"cannot start or reach {where}: {str(exc).splitlines()[0]}") from None
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def runner(with_ray: bool) -> InProcess | OnRay:
+    return OnRay() if with_ray else InProcess()
+
+
+def default_gpus(with_ray: bool) -> float:
+    """One GPU per task where there are GPUs (the cluster's nodes, or those an autoscaler may
+    start; in this process: this machine's), else none."""
+    if with_ray:
+        return 1.0 if any(capacity.get("GPU", 0) >= 1 for capacity in node_capacities()) else 0.0
+    import torch
+
+    return 1.0 if torch.cuda.is_available() else 0.0
+
+
+# --- can the cluster run it at all? ---------------------------------------------------------------
+def check_feasible(requests: dict[str, Resources]) -> None:
+    """Refuse, before anything starts, work that no node of the cluster could ever run.
+
+    A node can run a task if its total resources cover the request; counted are the nodes alive
+    now and the node groups an autoscaler may start (KubeRay's autoscaler v2 publishes them), so a
+    GPU worker group that scales from zero still counts. Without this, Ray would queue the task
+    forever.
+    """
+    import ray
+
+    if not ray.is_initialized():
+        return
+    capacities = node_capacities()
+    for what, request in requests.items():
+        if not any(_covers(capacity, request) for capacity in capacities):
+            largest = max(capacities, key=lambda c: (c.get("GPU", 0), c.get("CPU", 0)), default={})
+            raise ConfigError(
+                f"{what} asks for {request.cpus:g} CPUs and {request.gpus:g} GPUs per task, but no node of this "
+                f"Ray cluster has that much (the largest has {largest.get('CPU', 0):g} CPUs and "
+                f"{largest.get('GPU', 0):g} GPUs): lower it or add such nodes"
+            )
+
+
+def node_capacities() -> list[dict[str, float]]:
+    """Total resources of every alive node and of every node type the autoscaler may add."""
+    import ray
+    from ray._private.state import state
+
+    capacities = [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
+    try:
+        config = state.get_cluster_config()
+    except Exception:  # no autoscaler v2 state on this cluster
+        config = None
+    if config is not None:
+        for group in config.node_group_configs:
+            if group.max_count != 0:
+                capacities.append(dict(group.resources))
+    return capacities
+
+
+def cluster_gpus() -> float:
+    """GPUs of the cluster: those of its nodes now, or the most its autoscaler may bring up."""
+    import ray
+    from ray._private.state import state
+
+    now = ray.cluster_resources().get("GPU", 0)
+    try:
+        most = (state.get_max_resources_from_cluster_config() or {}).get("GPU", 0)
+    except Exception:  # no autoscaler v2 state on this cluster
+        most = 0
+    return float(max(now, most))
+
+
+def _covers(capacity: dict[str, float], request: Resources) -> bool:
+    return capacity.get("CPU", 0) >= request.cpus and capacity.get("GPU", 0) >= request.gpus

@@ -1,0 +1,201 @@
+"""The study on a real multi-node Ray cluster (Ray's own `ray.cluster_utils.Cluster`: a head that
+runs nothing and worker nodes, each a separate raylet on this machine), with nodes removed while
+work runs on them. Every command runs as a user would run it: `cifar ...` in a new process with
+RAY_ADDRESS pointing at the cluster. GPUs are declared on nodes where a test needs them (Ray then
+schedules GPU shares for real); the training itself stays on the CPU (--device cpu).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow  # a Ray cluster of three raylets, and training with node loss
+
+TIMEOUT_S = 300
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """Environment of the cluster and of every command: Ray's files and tokens kept in this test."""
+    home = tmp_path_factory.mktemp("home")
+    ray_tmp = f"/tmp/rc{os.getpid()}"  # Ray's socket paths must stay short
+    values = {"RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": ray_tmp, "HOME": str(home),
+              "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in values.items():
+            mp.setenv(key, value)
+        yield dict(os.environ)
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster(env):
+    """A head with no CPUs (nothing runs there) and two one-CPU worker nodes."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0}, connect=False)
+    for _ in range(2):
+        cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    yield cluster
+    cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    from cifar_core.data import write_synthetic
+
+    root = tmp_path_factory.mktemp("data")
+    write_synthetic(root, n_train=2500, n_test=200, seed=0)  # 2,000 train / 500 validation images
+    return root
+
+
+def cifar(args: list[str], env: dict, cluster, log: Path) -> subprocess.Popen:
+    """`cifar ARGS` as a user would run it against the cluster (output to `log`)."""
+    return subprocess.Popen([sys.executable, "-m", "jobs.cli", *args], env={**env, "RAY_ADDRESS": cluster.address},
+                            stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=Path(__file__).parents[1])
+
+
+def worker_ids(cluster) -> set[str]:
+    return {node.node_id for node in cluster.worker_nodes}
+
+
+def wait_until(condition, what: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + TIMEOUT_S
+    while not condition():
+        if process.poll() is not None:
+            pytest.fail(f"the command ended before {what}:\n{log.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"timed out waiting for {what}:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+
+
+def finish(process: subprocess.Popen, log: Path) -> str:
+    try:
+        process.wait(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail(f"timed out:\n{log.read_text()[-3000:]}")
+    output = log.read_text()
+    assert process.returncode == 0, output[-4000:]
+    return output
+
+
+def replace_node(cluster, node, **resources) -> None:
+    """Kill a worker node (its raylet and every process on it), then add a fresh one."""
+    cluster.remove_node(node)
+    cluster.add_node(num_cpus=1, **resources)
+    cluster.wait_for_nodes()
+
+
+# --- (a) a search survives the loss of a node ---------------------------------------------------
+def test_search_survives_a_lost_node_every_trial_finishes_its_epochs(tmp_path, env, cluster, data):
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"models": [{"names": ["tinycnn"]}], "fixed": {"run.eval_batch_size": 500},
+                                     "optimizers": {"sgd": {"lr": {"choice": [0.1, 0.03]}, "momentum": 0.9}}}))
+    results, log = tmp_path / "results", tmp_path / "tune.log"
+    process = cifar(["tune", "--experiment", "loss", "--space", str(space), "--num-samples", "4", "--max-epochs", "3",
+                     "--grace-period", "3", "--max-concurrent", "2", "--batch-size", "50", "--device", "cpu",
+                     "--data-dir", str(data), "--results-dir", str(results)], env, cluster, log)
+    exp_dir = results / "tune" / "loss"
+    # Mid-trial: a trial has checkpointed its first epoch and is training its second.
+    wait_until(lambda: any(exp_dir.glob("*/checkpoint_000000")), "a trial's first checkpoint", process, log)
+    lost = min(cluster.worker_nodes, key=lambda node: node.node_id)  # both run a trial
+    replace_node(cluster, lost)
+    finish(process, log)
+
+    summary = json.loads((exp_dir / "summary.json").read_text())
+    assert summary["status_counts"] == {"TERMINATED": 4}, summary["status_counts"]
+    with open(exp_dir / "trials.csv", newline="") as f:
+        trials = list(csv.DictReader(f))
+    assert [int(t["epochs"]) for t in trials] == [3, 3, 3, 3]
+    nodes = [t["nodes"].split() for t in trials]
+    assert any(lost.node_id in n for n in nodes), f"no trial ran on the node that was removed: {nodes}"
+    moved = [n for n in nodes if lost.node_id in n and len(n) > 1]
+    assert moved, f"no trial continued on another node after its node was lost: {nodes}"
+    assert set(summary["nodes"]) <= worker_ids(cluster) | {lost.node_id}  # never on the head
+
+
+# --- (b) the whole pipeline, scheduled by the cluster ------------------------------------------
+def test_smoke_pipeline_on_the_cluster_runs_every_stage_on_worker_nodes(tmp_path, env, cluster):
+    from cifar_core.fid.inception import write_random_weights
+
+    weights = tmp_path / "inception.pth"
+    write_random_weights(weights, seed=0)
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"models": [{"names": ["tinycnn"]}], "fixed": {"run.eval_batch_size": 500},
+                                     "optimizers": {"sgd": {"lr": {"loguniform": [0.01, 0.1]}, "momentum": 0.9}}}))
+    results, log = tmp_path / "results", tmp_path / "pipeline.log"
+    overrides = ["data.n_train=400", "data.n_test=100", f"tune.space={space}", "tune.num_samples=2",
+                 "tune.max_epochs=1", "tune.batch_size=50", "retrain.epochs=1", "gan.steps=4", "gan.batch_size=16",
+                 "gan.log_every=2", "gan.sample_every=2", "gan.checkpoint_every=2", "fid.n=4", "fid.if_no_weights=fail"]
+    args = ["pipeline", "--profile", "smoke", "--device", "cpu", "--data-dir", str(tmp_path / "data"),
+            "--results-dir", str(results)]
+    for override in overrides:
+        args += ["--set", override]
+    process = cifar(args, {**env, "CIFAR_FID_WEIGHTS": str(weights)}, cluster, log)
+    finish(process, log)
+
+    summary = json.loads((results / "pipeline" / "smoke" / "summary.json").read_text())
+    assert summary["complete"] is True
+    assert {s["stage"]: s["status"] for s in summary["stages"]} == {
+        "data": "ran", "gan": "ran", "fid": "ran", "tune": "ran", "retrain": "ran"}
+    workers = worker_ids(cluster)
+    for stage in summary["stages"]:
+        places = stage["ran_on"]
+        assert places and {p["node_id"] for p in places} <= workers, (stage["stage"], places, workers)
+    retrain = next(s for s in summary["stages"] if s["stage"] == "retrain")
+    assert len(retrain["ran_on"]) == 2  # the two retrains, each its own task
+    gan = json.loads((results / "gan" / "smoke" / "summary.json").read_text())
+    assert gan["ran_on"][0]["device"] == "cpu" and gan["ran_on"][0]["hostname"]
+    assert Path(summary["report"]).is_file()
+
+
+# --- (c) a training run survives the loss of its node ------------------------------------------
+def test_retrain_whose_node_dies_finishes_elsewhere_with_the_same_metrics(tmp_path, env, cluster, data):
+    from test_retrain import fake_search
+
+    # Only one node has a GPU: the run (one GPU share) must go there, and after that node is lost,
+    # to the fresh GPU node that replaces it. The GPUs are declared; training stays on the CPU.
+    gpu_node = cluster.add_node(num_cpus=1, num_gpus=1)
+    cluster.wait_for_nodes()
+    results, log = tmp_path / "results", tmp_path / "retrain.log"
+    fake_search(results, "exp")
+    args = ["retrain", "--from-tune", "exp", "--top-k", "1", "--select", "trials", "--epochs", "3", "--gpus", "1",
+            "--device", "cpu", "--data-dir", str(data)]
+    process = cifar([*args, "--results-dir", str(results)], env, cluster, log)
+    run_dir = results / "train" / "exp-tinycnn-t1"
+    wait_until(lambda: (run_dir / "last.pt").exists(), "the run's first checkpoint", process, log)
+    replace_node(cluster, gpu_node, num_gpus=1)
+    output = finish(process, log)
+    assert "retried" in output or "will be retried" in output or "dead" in output, output[-2000:]
+
+    # The same command run uninterrupted, in one process, gives the same run. One torch thread,
+    # as in the one-CPU task: a different thread count sums in another order.
+    reference = tmp_path / "reference"
+    fake_search(reference, "exp")
+    subprocess.run([sys.executable, "-m", "jobs.cli", *args, "--no-ray", "--results-dir", str(reference)],
+                   env={**env, "OMP_NUM_THREADS": "1"}, check=True, capture_output=True, cwd=Path(__file__).parents[1])
+    moved, alone = (json.loads((r / "retrain" / "exp" / "summary.json").read_text())["models"][0]
+                    for r in (results, reference))
+    for key in ("test_top1", "test_top5", "test_loss", "epochs"):
+        assert moved[key] == alone[key], key
+    assert metrics(run_dir) == metrics(reference / "train" / "exp-tinycnn-t1")
+    assert moved["ran_on"]["node_id"] not in (gpu_node.node_id, None)
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    """Per-epoch metrics without the timings, which differ between any two runs."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if not k.endswith("time_s")} for row in rows]
