@@ -258,12 +258,14 @@ class Stage:
     in_driver: bool = False
     # Submits its own tasks (fan-out) instead of one: submit(work, ctx, config, *needed handles).
     submit: Callable | None = None
+    # Trains or scores on a device (--device applies); the data check only reads files.
+    uses_device: bool = True
 
 
 # In an order that respects `needs` and starts the long independent work (the GAN) before the
 # search, which blocks this process while its trials run.
 STAGES: list[Stage] = [
-    Stage("data", run_data_check, data_summary),
+    Stage("data", run_data_check, data_summary, uses_device=False),
     Stage("gan", run_gan_stage, gan_summary, needs=("data",)),
     Stage("fid", run_fid_stage, fid_summary, needs=("gan",)),
     Stage("tune", run_tune_stage, tune_summary, needs=("data",), in_driver=True),
@@ -322,6 +324,9 @@ class _StageRun:
 
 def _run(ctx: PipelineContext, stages: list[Stage], work: InProcess | OnRay) -> dict[str, Any]:
     out = ctx.results_dir / "pipeline" / ctx.profile / "summary.json"
+    for stage in stages:  # --device against each stage's GPU share, before anything runs
+        if stage.uses_device and not stage.in_driver:
+            ctx.resources(stage.name).device(ctx.device)
     check_feasible({f"stage {s.name}": ctx.resources(s.name) for s in stages if not s.in_driver})
     runs: dict[str, _StageRun] = {}
     data_identity: str | None = None
@@ -354,7 +359,8 @@ def _run(ctx: PipelineContext, stages: list[Stage], work: InProcess | OnRay) -> 
             run.handle = stage.submit(work, ctx, config, *needed)
         else:
             resources = ctx.resources(stage.name)
-            run.handle = work.submit(_stage_task, resources, stage, ctx, config, resources.device(ctx.device), *needed)
+            device = resources.device(ctx.device) if stage.uses_device else "cpu"
+            run.handle = work.submit(_stage_task, resources, stage, ctx, config, device, *needed)
         if stage.name == "data" or stage.in_driver:
             _finish(run, ctx, work)  # everything after the data needs its identity; a search blocks here
     for run in runs.values():

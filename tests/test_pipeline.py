@@ -191,3 +191,19 @@ def test_fid_stage_without_weights_is_reported_not_stamped_or_fails_by_profile(t
     unit_profile(monkeypatch, fid={"gan_run": "g", "n": 4, "if_no_weights": "fail"})
     with pytest.raises(CifarError, match="weights"):
         run_pipeline("unit", tmp_path / "data", tmp_path / "results", stages=fid_stage, with_ray=False)
+
+
+def test_device_cuda_applies_to_the_stages_that_train(tmp_path, monkeypatch):
+    """--device cuda (what the chart passes on a GPU cluster) does not stop the data check, which
+    holds no GPU; a training stage without a GPU share is refused before it starts."""
+    from cifar_core.errors import ConfigError
+
+    monkeypatch.setattr(pipeline, "_build_report", lambda ctx, work: None)
+    tiny = ("data.n_train=200", "data.n_test=100")
+    summary = run_pipeline("smoke", tmp_path / "data", tmp_path / "results", device="cuda", overrides=tiny,
+                           stages=pipeline.STAGES[:1], with_ray=False)
+    assert [s["status"] for s in summary["stages"]] == ["ran"]
+    with pytest.raises(ConfigError, match="--device cuda needs a GPU share"):
+        run_pipeline("smoke", tmp_path / "fresh", tmp_path / "results", device="cuda", overrides=tiny,
+                     stages=pipeline.STAGES[:2], with_ray=False)
+    assert not (tmp_path / "fresh").exists()  # refused before the data stage ran
