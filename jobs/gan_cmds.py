@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from cifar_core.names import check_name
 from jobs.options import data_dir_option, device_option, results_dir_option
 
 POSITIVE_INT = click.IntRange(min=1)
@@ -186,18 +187,17 @@ def train_cmd(run_name, device, data_dir, results_dir, resume, **options) -> Non
                    "batch's own (train mode, as the PyTorch DCGAN tutorial samples).")
 @device_option
 def sample_cmd(checkpoint, n, out, seed, fmt, batch_size, batch_norm, device) -> None:
-    """Generate images from a trained generator."""
-    from cifar_core.gan.sample import generate, load_generator, sample_labels, write_samples
+    """Generate images from a trained generator into OUT, with a SAMPLES.json saying what they are.
 
-    generator = load_generator(checkpoint, device)
-    images = generate(generator, n, seed, batch_size=batch_size, device=device, batch_norm=batch_norm)
-    written = write_samples(images, out, fmt, labels=sample_labels(generator, n))
-    click.echo(json.dumps({"out": str(out), "n": n, "seed": seed, "format": fmt, "files": len(written)}))
+    OUT must be new or empty, or hold an earlier sample of exactly this request (then it is
+    replaced as a whole): two samples never mix, so `cifar fid --fake OUT` scores one of them.
+    """
+    from cifar_core.gan.sample import sample_to_folder
+
+    manifest = sample_to_folder(checkpoint, out, n, seed, fmt, batch_size=batch_size, batch_norm=batch_norm,
+                                device=device)
+    click.echo(json.dumps({"out": str(out), "n": n, "seed": seed, "format": fmt, "files": len(manifest["files"])}))
 
 
 def _run_dir(results_dir: Path, run_name: str) -> Path:
-    from cifar_core.errors import ConfigError
-
-    if not run_name or run_name in (".", "..") or "/" in run_name or "\\" in run_name:
-        raise ConfigError(f"--run-name {run_name!r} must be a plain name (no slashes)")
-    return Path(results_dir) / "gan" / run_name
+    return Path(results_dir) / "gan" / check_name(run_name, "--run-name")

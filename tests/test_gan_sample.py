@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,7 @@ def test_same_seed_gives_identical_files(checkpoint, tmp_path, capsys):
                                "--seed", 3, "--format", "both", "--batch-size", 5, "--device", "cpu")  # fmt: skip
         assert status == 0, err
     first = folder_bytes(tmp_path / "a")
-    assert sorted(first) == [f"{i:05d}.png" for i in range(12)] + ["samples.npz"]
+    assert sorted(first) == [f"{i:05d}.png" for i in range(12)] + ["SAMPLES.json", "samples.npz"]
     assert first == folder_bytes(tmp_path / "b")
     images = np.load(tmp_path / "a" / "samples.npz")["images"]
     assert images.dtype == np.uint8 and images.shape == (12, 32, 32, 3)
@@ -149,3 +150,78 @@ def test_bad_checkpoints_give_one_line_and_exit_2(tmp_path, capsys, make, messag
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
     with pytest.raises(CheckpointError):
         load_generator(path, "cpu")
+
+
+# --- a sample folder holds one sample set, never a mix ------------------------------------------
+def sample_into(capsys, checkpoint: Path, out: Path, *args) -> tuple[int, str, str]:
+    return cifar(capsys, "gan", "sample", "--checkpoint", checkpoint, "--out", out, "--device", "cpu", *args)
+
+
+def test_another_sample_never_lands_in_a_folder_holding_one(checkpoint, tmp_path, capsys):
+    out = tmp_path / "samples"
+    assert sample_into(capsys, checkpoint, out, "--n", 12, "--format", "both")[0] == 0
+    before = folder_bytes(out)
+    for other in (["--n", 5], ["--n", 12, "--format", "both", "--seed", 1], ["--n", 12, "--format", "png"]):
+        status, _, err = sample_into(capsys, checkpoint, out, *other)
+        assert status == 2 and err.startswith(f"error: --out {out} holds another sample (12 images of"), err
+        assert len(err.strip().splitlines()) == 1
+    assert folder_bytes(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["samples"]  # no staging folder left behind
+
+
+def test_the_same_request_replaces_the_whole_set(checkpoint, tmp_path, capsys):
+    out = tmp_path / "samples"
+    assert sample_into(capsys, checkpoint, out, "--n", 6, "--format", "both")[0] == 0
+    complete = folder_bytes(out)
+    (out / "00003.png").unlink()  # a damaged set of the same request
+    assert sample_into(capsys, checkpoint, out, "--n", 6, "--format", "both")[0] == 0
+    assert folder_bytes(out) == complete
+    assert json.loads((out / "SAMPLES.json").read_text())["files"] == [f"{i:05d}.png" for i in range(6)] + ["samples.npz"]
+
+
+def test_a_folder_of_other_files_is_refused(checkpoint, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me\n")
+    status, _, err = sample_into(capsys, checkpoint, out, "--n", 2)
+    assert status == 2 and "is not empty and is not a sample folder (no SAMPLES.json)" in err
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert sample_into(capsys, checkpoint, empty, "--n", 2)[0] == 0  # an empty folder is fine
+
+
+# --- values that used to be tracebacks or silent nonsense ----------------------------------------
+@pytest.mark.parametrize("args, message", [
+    (["--seed", 200000000000000000000], "seed = 200000000000000000000 is out of range"),
+    (["--seed", -1], "seed = -1 is out of range"),
+    (["--n", 10**10], "n = 10000000000: generate 1 to 500,000 images at a time"),
+])  # fmt: skip
+def test_seeds_and_counts_out_of_range_are_one_line(checkpoint, tmp_path, capsys, args, message):
+    status, _, err = sample_into(capsys, checkpoint, tmp_path / "out", *args)
+    assert status == 2 and err.strip().splitlines() == [err.strip()] and message in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def nan_checkpoint(path: Path) -> Path:
+    """What a GAN trained into NaN leaves: a checkpoint whose generator weights are NaN."""
+    write_checkpoint(path)
+    checkpoint = torch.load(path, weights_only=True)
+    weight = next(k for k, v in checkpoint["model_state"].items() if v.is_floating_point() and v.dim() == 4)
+    checkpoint["model_state"][weight] = torch.full_like(checkpoint["model_state"][weight], float("nan"))
+    torch.save(checkpoint, path)
+    return path
+
+
+def test_a_diverged_generator_makes_no_images(tmp_path, capsys):
+    status, _, err = sample_into(capsys, nan_checkpoint(tmp_path / "nan.pt"), tmp_path / "out", "--n", 4)
+    assert status == 2 and "the generator's weights hold NaN or infinite values" in err and "nan.pt" in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_non_finite_output_is_refused_not_turned_into_grey_images(checkpoint):
+    generator = load_generator(checkpoint, "cpu")
+    with torch.no_grad():  # a network that went bad in memory, past the checks of load_generator
+        next(p for p in generator.parameters() if p.dim() == 4).fill_(float("nan"))
+    with pytest.raises(CheckpointError, match="output holds NaN or infinite values"):
+        generate(generator, 2, seed=0)

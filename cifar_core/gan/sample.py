@@ -9,27 +9,40 @@ tutorial (report B's starting point) does: its images then depend on the batch s
 from __future__ import annotations
 
 import copy
+import os
+import secrets
+import shutil
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from cifar_core.atomic import atomic_write
-from cifar_core.engine import resolve_device
-from cifar_core.errors import ConfigError
+from cifar_core.atomic import atomic_write, atomic_write_json, file_digest, read_json
+from cifar_core.device import resolve_device
+from cifar_core.errors import CheckpointError, ConfigError
 from cifar_core.gan.checkpoint import build_network, read_gan_checkpoint
 from cifar_core.gan.grid import png_bytes, to_uint8
+from cifar_core.seeds import check_seed
 
 SAMPLE_FORMATS = ("png", "npz", "both")
 BATCH_NORM_MODES = ("running", "batch")  # BatchNorm statistics used when sampling
+# Images generated at once are held as uint8 on the CPU: 500,000 are 1.5 GB (and 4 GB of Inception
+# features when FID scores them; the usual FID uses 10,000 to 50,000). More is refused up front.
+MAX_IMAGES = 500_000
+# Written last into a sample folder: what it is a sample of and which files belong to it.
+MANIFEST = "SAMPLES.json"
 
 
 def load_generator(checkpoint_path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """The generator of a GAN checkpoint (last.pt or step_<N>.pt), in eval mode on `device`."""
     checkpoint = read_gan_checkpoint(checkpoint_path)
     generator = build_network(checkpoint, "generator", source=checkpoint_path)
+    if not all(t.isfinite().all() for t in generator.state_dict().values() if t.is_floating_point()):
+        raise CheckpointError(f"{checkpoint_path}: the generator's weights hold NaN or infinite values "
+                              "(its training diverged); it cannot make images")
     return generator.to(_device(device)).eval()
 
 
@@ -50,8 +63,11 @@ def generate(
     The noise is drawn on the CPU from its own generator, so the global RNG is untouched and the
     images do not depend on the device's RNG or on `batch_size`. Moves `generator` to `device`.
     """
-    if n < 1 or batch_size < 1:
-        raise ConfigError(f"need n >= 1 and batch_size >= 1, got n={n}, batch_size={batch_size}")
+    if not 1 <= n <= MAX_IMAGES:
+        raise ConfigError(f"n = {n}: generate 1 to {MAX_IMAGES:,} images at a time")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size = {batch_size}: must be >= 1")
+    check_seed(seed, "seed")
     if batch_norm not in BATCH_NORM_MODES:
         raise ConfigError(f"unknown batch_norm {batch_norm!r}; use one of {', '.join(BATCH_NORM_MODES)}")
     device = _device(device)
@@ -66,7 +82,11 @@ def generate(
     for start in range(0, n, batch_size):
         z = noise[start : start + batch_size].to(device)
         y = None if labels is None else labels[start : start + batch_size].to(device)
-        batches.append(to_uint8(generator(z, y)))
+        output = generator(z, y)
+        if not output.isfinite().all():  # uint8 would hide it: NaN becomes a plausible grey image
+            raise CheckpointError("the generator's output holds NaN or infinite values (its training diverged?); "
+                                  "refusing to turn it into images")
+        batches.append(to_uint8(output))
     generator.train(was_training)
     return torch.cat(batches)
 
@@ -93,6 +113,77 @@ def write_samples(
         arrays = {"images": pictures} if labels is None else {"images": pictures, "labels": labels.numpy()}
         written.append(atomic_write(out_dir / "samples.npz", lambda f: _write_npz(f, arrays)))
     return written
+
+
+def sample_to_folder(checkpoint: str | Path, out_dir: str | Path, n: int, seed: int, fmt: str = "png",
+                     batch_size: int = 500, batch_norm: str = "running",
+                     device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Write n samples of a checkpoint's generator into `out_dir` as one complete set, with a
+    SAMPLES.json manifest (what they are a sample of, and their files); returns the manifest.
+
+    The set is written into a sibling folder and renamed into place, so `out_dir` never holds a
+    mix of two sets nor a torn one. An `out_dir` that is not empty must hold an earlier set of
+    exactly this request (then it is replaced); anything else is refused before any work.
+    """
+    if fmt not in SAMPLE_FORMATS:
+        raise ConfigError(f"unknown sample format {fmt!r}; use one of {', '.join(SAMPLE_FORMATS)}")
+    out_dir = Path(out_dir)
+    generator = load_generator(checkpoint, device)  # first: a bad checkpoint is the error to report
+    request = {
+        "checkpoint": str(Path(checkpoint).resolve()),
+        "checkpoint_sha256": file_digest(checkpoint, "sha256"),
+        "n": n, "seed": seed, "format": fmt, "batch_norm": batch_norm,
+        # Running statistics make every image independent of the batch size; batch statistics do not.
+        "batch_size": batch_size if batch_norm == "batch" else None,
+    }
+    replacing = _check_sample_folder(out_dir, request)
+    images = generate(generator, n, seed, batch_size=batch_size, device=device, batch_norm=batch_norm)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.with_name(f".{out_dir.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
+    staging.mkdir()  # mkdir, not mkdtemp: the folder keeps the umask's mode once it is renamed
+    try:
+        written = write_samples(images, staging, fmt, labels=sample_labels(generator, n))
+        manifest = {**request, "files": [path.name for path in written]}
+        atomic_write_json(staging / MANIFEST, manifest)
+        if replacing:  # an earlier set of this request: move it aside, put the new one in, drop the old
+            retired = staging.with_name(staging.name.replace(".partial-", ".old-"))
+            os.replace(out_dir, retired)
+            os.replace(staging, out_dir)
+            shutil.rmtree(retired)
+        else:
+            os.replace(staging, out_dir)  # also replaces an empty folder
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def read_sample_manifest(folder: str | Path) -> dict[str, Any] | None:
+    """The SAMPLES.json of a folder `sample_to_folder` wrote, or None when there is none."""
+    path = Path(folder) / MANIFEST
+    return read_json(path) if path.is_file() else None
+
+
+def _check_sample_folder(out_dir: Path, request: dict[str, Any]) -> bool:
+    """True when `out_dir` holds an earlier set of exactly `request` (to be replaced), False when
+    it is absent or empty; a ConfigError for anything else, which must not be lost or mixed."""
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return False
+    earlier = read_sample_manifest(out_dir)
+    if earlier is None:
+        raise ConfigError(f"--out {out_dir} is not empty and is not a sample folder (no {MANIFEST}): "
+                          "choose another --out or empty it")
+    if {key: earlier.get(key) for key in request} != request:
+        raise ConfigError(f"--out {out_dir} holds another sample ({_describe(earlier)}), not this one "
+                          f"({_describe(request)}): choose another --out or delete it")
+    return True
+
+
+def _describe(request: dict[str, Any]) -> str:
+    batch = f" (batch size {request['batch_size']})" if request.get("batch_size") else ""
+    return (f"{request.get('n')} images of {request.get('checkpoint')} (sha256 "
+            f"{str(request.get('checkpoint_sha256'))[:12]}), seed {request.get('seed')}, {request.get('format')}, "
+            f"batch-norm {request.get('batch_norm')}{batch}")
 
 
 def _write_npz(file, arrays: dict[str, np.ndarray]) -> None:
