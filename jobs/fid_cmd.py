@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from cifar_core.names import check_name
 from jobs.options import data_dir_option, device_option, json_option, results_dir_option
 
 POSITIVE_INT = click.IntRange(min=1)
@@ -44,7 +45,8 @@ POSITIVE_INT = click.IntRange(min=1)
 @click.option("--batch-norm", type=click.Choice(["running", "batch"]), default="running", show_default=True,
               help="Generator BatchNorm statistics when sampling: running (eval mode) or each batch's own "
                    "(train mode, as the PyTorch DCGAN tutorial samples).")
-@click.option("--name", help="Results go to RESULTS/fid/<name>/ [default: from the input's name].")
+@click.option("--name", help="Results go to RESULTS/fid/<name>/ [default: the input's name, then any setting "
+              "that is not the default, e.g. dcgan-step_46000-train-n500]. A result of other settings is never replaced.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Write summary.json here instead of RESULTS/fid/<name>/.")
 @click.option("--batch-size", type=POSITIVE_INT, help="Images per Inception batch [default: 50 CPU, 200 GPU].")
@@ -66,9 +68,11 @@ def fid_cmd(fake, checkpoint, run_dir, split, weights, n, seed, batch_norm, name
     inputs = [p for p in (fake, checkpoint, run_dir) if p is not None]
     if len(inputs) != 1:
         raise click.UsageError("give exactly one of --fake, --checkpoint or --select-best")
-    if name is not None and (Path(name).name != name or name in (".", "..")):
-        raise click.BadParameter(f"{name!r} must be a plain name, not a path", param_hint="--name")
-    out_dir = out or results_dir / "fid" / (name or scoring.default_name(fake, checkpoint, run_dir))
+    if name is not None:
+        check_name(name, "--name")
+    elif out is None:
+        name = scoring.default_name(fake, checkpoint, run_dir, split=split, n=n, seed=seed, batch_norm=batch_norm)
+    out_dir = out or results_dir / "fid" / name
     summary = scoring.run_fid(
         out_dir, fake=fake, checkpoint=checkpoint, run_dir=run_dir, data_dir=data_dir, split=split,
         weights=weights, device=device, batch_size=batch_size, n=n, seed=seed, batch_norm=batch_norm,

@@ -13,6 +13,7 @@ from PIL import Image
 
 from cifar_core.data import load_split, write_synthetic
 from cifar_core.fid import WEIGHTS_FILENAME, write_random_weights
+from cifar_core.fid.inception import WEIGHTS_SHA256
 from cifar_core.gan.checkpoint import save_gan_checkpoint
 from cifar_core.gan.config import GanTrainConfig
 from cifar_core.gan.state import GanTraining
@@ -70,7 +71,7 @@ def test_folder_of_pngs_then_cached_reference(capsys, setup, tmp_path):
     status, out, err = cifar_fid(capsys, setup, tmp_path / "results", "--fake", fake, "--n", 6, "--json")
     assert status == 0, err
     summary = json.loads(out)
-    assert summary == json.loads((tmp_path / "results" / "fid" / "samples" / "summary.json").read_text())
+    assert summary == json.loads((tmp_path / "results" / "fid" / "samples-n6" / "summary.json").read_text())
     assert summary["fid"] > 0 and summary["n_fake"] == 6 and summary["n_real"] == 8
     assert summary["feature_layer"] == "pool3" and summary["feature_dims"] == 2048
     assert summary["weights"]["sha256"] and summary["device"].startswith("cpu")
@@ -98,11 +99,11 @@ def test_checkpoint_and_select_best(capsys, setup, tmp_path):
     assert status == 0, err
     single = json.loads(out)
     assert single["n_fake"] == 3 and single["fake"]["kind"] == "checkpoint"
-    assert (tmp_path / "results" / "fid" / "gan-run-step_2" / "summary.json").is_file()
+    assert (tmp_path / "results" / "fid" / "gan-run-step_2-n3" / "summary.json").is_file()
 
     status, out, err = cifar_fid(capsys, setup, tmp_path / "results", "--select-best", run, "--n", 3)
     assert status == 0, err
-    summary = json.loads((tmp_path / "results" / "fid" / "gan-run-select" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "results" / "fid" / "gan-run-select-n3" / "summary.json").read_text())
     assert [row["step"] for row in sorted(summary["ranking"], key=lambda r: r["step"])] == [2, 4]
     fids = [row["fid"] for row in summary["ranking"]]
     assert fids == sorted(fids) and summary["best"] == summary["ranking"][0] and summary["fid"] == fids[0]
@@ -156,3 +157,84 @@ def test_bad_checkpoints_weights_and_options_are_one_line_errors(capsys, setup, 
     status, _, err = cifar_fid(capsys, setup, tmp_path / "r", "--fake", fake, "--checkpoint", other)
     assert_one_line_error(status, err, "exactly one of")
 
+
+
+def test_another_setting_never_replaces_an_earlier_result(capsys, setup, tmp_path):
+    checkpoint = write_gan_checkpoint(tmp_path / "gan" / "run" / "checkpoints" / "step_2.pt", 0)
+    results = tmp_path / "results"
+    scores = {}
+    for args, name in ((["--n", 3], "run-step_2-n3"), (["--n", 3, "--split", "train"], "run-step_2-train-n3"),
+                       (["--n", 4, "--seed", 2], "run-step_2-n4-seed2"),
+                       (["--n", 3, "--batch-norm", "batch"], "run-step_2-n3-bn-batch")):
+        status, out, err = cifar_fid(capsys, setup, results, "--checkpoint", checkpoint, *args, "--json")
+        assert status == 0, err
+        scores[name] = json.loads(out)
+    for name, summary in scores.items():  # each kept in its own directory, as measured
+        assert json.loads((results / "fid" / name / "summary.json").read_text()) == summary
+    assert scores["run-step_2-train-n3"]["real"]["split"] == "train" and scores["run-step_2-n3"]["real"]["split"] == "test"
+
+    # A name chosen by hand holds one request too: another one is refused and the first is kept.
+    first = cifar_fid(capsys, setup, results, "--checkpoint", checkpoint, "--n", 3, "--name", "mine")
+    assert first[0] == 0, first[2]
+    kept = (results / "fid" / "mine" / "summary.json").read_bytes()
+    status, _, err = cifar_fid(capsys, setup, results, "--checkpoint", checkpoint, "--n", 3, "--split", "train",
+                               "--name", "mine")
+    assert_one_line_error(status, err, f"{results / 'fid' / 'mine'} holds an FID of checkpoint", "split test",
+                          "this one measures checkpoint", "split train", "pass --name")
+    assert (results / "fid" / "mine" / "summary.json").read_bytes() == kept
+    again = cifar_fid(capsys, setup, results, "--checkpoint", checkpoint, "--n", 3, "--name", "mine")
+    assert again[0] == 0, again[2]  # the same request measured again replaces it
+
+
+def test_names_are_plain_directory_names(capsys, setup, tmp_path):
+    checkpoint = write_gan_checkpoint(tmp_path / "step_2.pt", 0)
+    for name in ("a b", ".x", "../up", ""):
+        status, _, err = cifar_fid(capsys, setup, tmp_path / "results", "--checkpoint", checkpoint, "--name", name)
+        assert_one_line_error(status, err, "--name")
+    odd = write_pngs(tmp_path / "my samples", setup["images"][:2])
+    status, _, err = cifar_fid(capsys, setup, tmp_path / "results", "--fake", odd)
+    assert_one_line_error(status, err, "'my samples'", "pass --name")
+    assert not (tmp_path / "results").exists()
+
+
+def test_weights_under_the_standard_name_are_not_standard_by_that_name(capsys, setup, tmp_path):
+    assert setup["weights"].name == WEIGHTS_FILENAME  # test-made random weights under the released file's name
+    fake = write_pngs(tmp_path / "fake", setup["images"][:3])
+    status, out, err = cifar_fid(capsys, setup, tmp_path / "results", "--fake", fake, "--json")
+    assert status == 0, err
+    summary = json.loads(out)
+    assert summary["weights_standard"] is False and summary["weights"]["sha256"] != WEIGHTS_SHA256
+    assert "is not pytorch-fid's" in err and "not comparable with published FIDs" in err
+
+
+def test_a_diverged_generator_gets_no_score(capsys, setup, tmp_path):
+    checkpoint = write_gan_checkpoint(tmp_path / "run" / "checkpoints" / "step_2.pt", 0)
+    payload = torch.load(checkpoint, weights_only=True)
+    payload["model_state"] = {k: v.float().fill_(float("nan")) if v.is_floating_point() else v
+                              for k, v in payload["model_state"].items()}
+    torch.save(payload, checkpoint)
+    for args in (["--checkpoint", checkpoint, "--n", 3], ["--select-best", tmp_path / "run", "--n", 3]):
+        status, _, err = cifar_fid(capsys, setup, tmp_path / "results", *args)
+        assert_one_line_error(status, err, "step_2.pt", "NaN or infinite")
+    assert not (tmp_path / "results" / "fid").exists()
+
+
+def test_a_sample_folder_with_foreign_images_is_not_scored(capsys, setup, tmp_path):
+    checkpoint = write_gan_checkpoint(tmp_path / "step_2.pt", 0)
+    samples = tmp_path / "samples"
+    assert main(["gan", "sample", "--checkpoint", str(checkpoint), "--n", "4", "--out", str(samples),
+                 "--device", "cpu"]) == 0
+    (samples / "00099.png").write_bytes((samples / "00000.png").read_bytes())  # an image from elsewhere
+    status, _, err = cifar_fid(capsys, setup, tmp_path / "results", "--fake", samples)
+    assert_one_line_error(status, err, "is not the sample set its SAMPLES.json describes", "00099.png")
+    (samples / "00099.png").unlink()
+    (samples / "00001.png").unlink()
+    status, _, err = cifar_fid(capsys, setup, tmp_path / "results", "--fake", samples)
+    assert_one_line_error(status, err, "missing", "00001.png")
+
+
+@pytest.mark.parametrize("seed", ["200000000000000000000", "-1"])
+def test_seeds_out_of_range_are_one_line(capsys, setup, tmp_path, seed):
+    checkpoint = write_gan_checkpoint(tmp_path / "step_2.pt", 0)
+    status, _, err = cifar_fid(capsys, setup, tmp_path / "results", "--checkpoint", checkpoint, "--seed", seed)
+    assert_one_line_error(status, err, f"seed = {seed} is out of range")

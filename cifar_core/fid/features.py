@@ -17,15 +17,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from cifar_core.device import resolve_device
 from cifar_core.errors import CifarError
 from cifar_core.fid.inception import (
+    WEIGHTS_FILENAME,
     build_fid_inception,
     file_sha256,
+    is_standard_weights,
     prepare_for_inference,
     read_weights,
     resolve_weights,
 )
-from cifar_core.progress import progress
+from cifar_core.progress import log, progress
 
 # The suffixes pytorch-fid reads from a folder, so both tools see the same files.
 IMAGE_SUFFIXES = {".bmp", ".jpg", ".jpeg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp"}
@@ -44,6 +47,11 @@ class FeatureExtractor:
     batch_size: int
     weights_path: Path
     weights_sha256: str
+
+    @property
+    def weights_standard(self) -> bool:
+        """Whether the weights are pytorch-fid's released file (by sha256), as published FIDs use."""
+        return is_standard_weights(self.weights_sha256)
 
     def features(self, batches: ImageBatches, desc: str = "inception") -> np.ndarray:
         """float32 [N, 2048] pool3 features of uint8 images: one tensor or array ([N, 3, H, W] or
@@ -77,8 +85,6 @@ def load_inception(
 ) -> FeatureExtractor:
     """The FID feature extractor: pytorch-fid's InceptionV3 with the standard FID weights (see
     `resolve_weights` for where they come from), ready for inference on `device`."""
-    from cifar_core.engine import resolve_device
-
     device = resolve_device(device) if isinstance(device, str) else device
     path = resolve_weights(weights, download=download)
     network = build_fid_inception(read_weights(path), source=str(path))
@@ -87,7 +93,11 @@ def load_inception(
     batch_size = batch_size or DEFAULT_BATCH.get(device.type, 50)
     if batch_size < 1:
         raise CifarError(f"batch size must be positive, got {batch_size}")
-    return FeatureExtractor(prepare_for_inference(network, device), device, batch_size, path, file_sha256(path))
+    extractor = FeatureExtractor(prepare_for_inference(network, device), device, batch_size, path, file_sha256(path))
+    if not extractor.weights_standard:
+        log(f"fid: {path} is not pytorch-fid's {WEIGHTS_FILENAME} (sha256 {extractor.weights_sha256[:12]}...): "
+            "its scores are not comparable with published FIDs")
+    return extractor
 
 
 def limit_cpu_threads() -> int:
@@ -144,6 +154,7 @@ def load_image_folder(folder: str | os.PathLike) -> np.ndarray:
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise CifarError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+    _check_sample_set(folder, [p.name for p in files])
     images = np.empty((len(files), IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
     for i, file in enumerate(files):
         try:
@@ -157,6 +168,23 @@ def load_image_folder(folder: str | os.PathLike) -> np.ndarray:
         except (UnidentifiedImageError, OSError) as exc:
             raise CifarError(f"{file} is not a readable image ({type(exc).__name__})") from None
     return images
+
+
+def _check_sample_set(folder: Path, image_names: list[str]) -> None:
+    """A folder `cifar gan sample` wrote must hold exactly the images its manifest lists: scoring
+    a set with images added or missing would measure something nobody sampled."""
+    from cifar_core.gan.sample import MANIFEST, read_sample_manifest
+
+    manifest = read_sample_manifest(folder)
+    if manifest is None:
+        return
+    listed = {name for name in manifest.get("files", []) if Path(name).suffix.lower() in IMAGE_SUFFIXES}
+    extra, missing = sorted(set(image_names) - listed), sorted(listed - set(image_names))
+    if extra or missing:
+        problem = (f"it holds images the manifest does not list ({len(extra)}, e.g. {extra[0]})" if extra
+                   else f"images the manifest lists are missing ({len(missing)}, e.g. {missing[0]})")
+        raise CifarError(f"{folder} is not the sample set its {MANIFEST} describes: {problem}; sample it again "
+                         "into a new folder")
 
 
 def load_npz_images(path: str | os.PathLike) -> np.ndarray:

@@ -9,6 +9,7 @@ line instead of a page of missing keys.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -26,6 +27,9 @@ from cifar_core.errors import CifarError
 WEIGHTS_URL = pytorch_fid_inception.FID_WEIGHTS_URL
 WEIGHTS_FILENAME = WEIGHTS_URL.rsplit("/", 1)[-1]  # pt_inception-2015-12-05-6726825d.pth
 WEIGHTS_SHA256_PREFIX = WEIGHTS_FILENAME.rsplit("-", 1)[-1].split(".")[0]  # torch hub naming: 6726825d
+# The whole sha256 of that released file (95,628,359 bytes). Only a file with this digest is the
+# standard FID network: any other file under the same name gives scores that are not comparable.
+WEIGHTS_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
 WEIGHTS_ENV = "CIFAR_FID_WEIGHTS"
 FEATURE_DIMS = 2048
 FEATURE_LAYER = "pool3"  # pytorch-fid block 3: the final average pool, as in the FID paper
@@ -69,7 +73,20 @@ def resolve_weights(weights: str | os.PathLike | None = None, *, download: bool 
 
 
 def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file, computed once per process while the file is unchanged (same path, size,
+    modification time and inode): Inception's 95 MB and a CIFAR split are hashed by every score."""
+    stat = os.stat(path)
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+
+@functools.lru_cache(maxsize=32)
+def _sha256(path: str, size: int, mtime_ns: int, inode: int) -> str:
     return file_digest(path, "sha256")
+
+
+def is_standard_weights(sha256: str) -> bool:
+    """True only for pytorch-fid's released weights, judged by content, never by file name."""
+    return sha256 == WEIGHTS_SHA256
 
 
 def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -13,28 +13,62 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cifar_core.atomic import atomic_write_json
+from cifar_core.atomic import atomic_write_json, read_json
+from cifar_core.device import resolve_device
 from cifar_core.errors import CifarError
 from cifar_core.fid.features import FeatureExtractor, load_images, load_inception
 from cifar_core.fid.frechet import frechet_distance
 from cifar_core.fid.inception import FEATURE_DIMS, FEATURE_LAYER
 from cifar_core.fid.stats import FidStatistics, reference_statistics, statistics_of_images
+from cifar_core.gan.sample import generate, load_generator
+from cifar_core.names import check_name
 from cifar_core.progress import log
+from cifar_core.seeds import check_seed
 
 SELECT_BEST_N = 2000  # samples per snapshot when ranking a run's checkpoints
 CHECKPOINT_N = 10_000  # samples from one generator, as in report B
 
 
-def default_name(fake: Path | None, checkpoint: Path | None, run_dir: Path | None) -> str:
-    """The input's name: the folder or file stem, `<run>-<step>` for a checkpoint, `<run>-select`."""
+def fid_request(fake: Path | None = None, checkpoint: Path | None = None, run_dir: Path | None = None, *,
+                split: str = "test", n: int | None = None, seed: int = 0, batch_norm: str = "running") -> dict:
+    """What a score measures: the input, the real split, how many generated images (None: every
+    image of a folder or .npz) and, for a generator, its noise seed and BatchNorm mode. A result
+    directory holds one request; measuring another way never replaces it."""
     if run_dir is not None:
-        return f"{Path(run_dir).resolve().name}-select"
-    if checkpoint is not None:
-        run = Path(checkpoint).resolve().parent
-        run = run.parent if run.name == "checkpoints" else run
-        return f"{run.name}-{Path(checkpoint).stem}"
-    fake = Path(fake)
-    return fake.resolve().stem if fake.suffix == ".npz" else fake.resolve().name
+        kind, path, n = "run", run_dir, n or SELECT_BEST_N
+    elif checkpoint is not None:
+        kind, path, n = "checkpoint", checkpoint, n or CHECKPOINT_N
+    else:
+        kind, path = ("npz" if Path(fake).suffix == ".npz" else "folder"), fake
+    request = {"input": kind, "path": str(Path(path).resolve()), "split": split, "n": n}
+    if kind in ("run", "checkpoint"):
+        request.update(seed=seed, batch_norm=batch_norm)
+    return request
+
+
+def default_name(fake: Path | None = None, checkpoint: Path | None = None, run_dir: Path | None = None, *,
+                 split: str = "test", n: int | None = None, seed: int = 0, batch_norm: str = "running") -> str:
+    """The input's name (the folder or file stem, `<run>-<step>` for a checkpoint, `<run>-select`),
+    then each setting that differs from `cifar fid`'s defaults, e.g. `dcgan-step_46000-train-n500-seed3`."""
+    request = fid_request(fake, checkpoint, run_dir, split=split, n=n, seed=seed, batch_norm=batch_norm)
+    path = Path(request["path"])
+    if run_dir is not None:
+        name = f"{path.name}-select"
+    elif checkpoint is not None:
+        run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        name = f"{run.name}-{path.stem}"
+    else:
+        name = path.stem if request["input"] == "npz" else path.name
+    default_n = {"run": SELECT_BEST_N, "checkpoint": CHECKPOINT_N}.get(request["input"])
+    if split != "test":
+        name += f"-{split}"
+    if request["n"] != default_n:
+        name += f"-n{request['n']}"
+    if request.get("seed", 0) != 0:
+        name += f"-seed{seed}"
+    if request.get("batch_norm", "running") != "running":
+        name += f"-bn-{batch_norm}"
+    return check_name(name, "the FID result name taken from the input (pass --name to choose one):")
 
 
 def default_cache_dir(results_dir: Path) -> Path:
@@ -51,10 +85,16 @@ def run_fid(out_dir: Path, *, fake: Path | None = None, checkpoint: Path | None 
         raise CifarError("give exactly one of fake images, a checkpoint or a run dir to select from")
     if n is not None and n < 2:
         raise CifarError(f"FID needs at least 2 generated images, got n={n}")
+    if fake is None:
+        check_seed(seed, "seed")  # now, not after Inception and the reference statistics are ready
+    request = fid_request(fake, checkpoint, run_dir, split=split, n=n, seed=seed, batch_norm=batch_norm)
+    check_result_dir(out_dir, request)
     start = time.perf_counter()
     # The generated side first: a bad folder or checkpoint fails before any Inception work.
     if run_dir is not None:
         snapshots = run_snapshots(run_dir)
+        for _, path in snapshots:  # each one readable and finite before Inception is even loaded
+            load_generator(path, "cpu")
     else:
         images, source = load_fake(fake, checkpoint, n, seed, device, batch_norm)
         loaded = time.perf_counter() - start
@@ -64,7 +104,29 @@ def run_fid(out_dir: Path, *, fake: Path | None = None, checkpoint: Path | None 
     else:
         result = score_source(setup, images, source)
         result["seconds"]["fake_images"] = loaded
-    return write_summary(out_dir, setup, result, time.perf_counter() - start)
+    return write_summary(out_dir, setup, {"request": request, **result}, time.perf_counter() - start)
+
+
+def check_result_dir(out_dir: Path, request: dict) -> None:
+    """Refuse to replace a result that measured something else: it would be lost. The same
+    request measured again (new weights, a retrained checkpoint at the same path) replaces it."""
+    path = Path(out_dir) / "summary.json"
+    if not path.is_file():
+        return
+    earlier = read_json(path).get("request")
+    if earlier != request:
+        raise CifarError(f"{out_dir} holds an FID of {_describe(earlier)}; this one measures {_describe(request)}: "
+                         f"pass --name (or --out) to keep both, or delete {out_dir}")
+
+
+def _describe(request: dict | None) -> str:
+    if not isinstance(request, dict):
+        return "settings it does not record"
+    words = [f"{request.get('input')} {request.get('path')}", f"split {request.get('split')}",
+             f"n {request.get('n') or 'all'}"]
+    if "seed" in request:
+        words += [f"seed {request['seed']}", f"batch-norm {request.get('batch_norm')}"]
+    return ", ".join(words)
 
 
 @dataclass
@@ -122,10 +184,6 @@ def score_source(setup: FidSetup, images, source: dict) -> dict:
 
 def sample_checkpoint(checkpoint: Path, n: int, seed: int, device: str | torch.device = "auto",
                       batch_norm: str = "running") -> torch.Tensor:
-    # Imported here: only this path needs the GAN code.
-    from cifar_core.engine import resolve_device
-    from cifar_core.gan.sample import generate, load_generator
-
     device = resolve_device(device) if isinstance(device, str) else device
     generator = load_generator(checkpoint, device)
     return generate(generator, n, seed, device=device, batch_norm=batch_norm)
@@ -180,6 +238,8 @@ def write_summary(out_dir: Path, setup: FidSetup, result: dict, total_seconds: f
             "from_cache": reference.from_cache,
         },
         "weights": {"path": str(extractor.weights_path), "sha256": extractor.weights_sha256},
+        # By content: only pytorch-fid's released file makes scores comparable with published ones.
+        "weights_standard": extractor.weights_standard,
         "feature_layer": FEATURE_LAYER,
         "feature_dims": FEATURE_DIMS,
         "device": describe_device(extractor.device),
