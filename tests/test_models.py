@@ -161,6 +161,12 @@ def test_registry_lookup_rules():
     assert get_entry("cnn1").module == "cifar_core.models.cnn"
 
 
+def test_only_the_gan_pair_is_not_a_classifier():
+    assert [name for name in list_models() if not get_entry(name).is_classifier] == ["dcgan_discriminator",
+                                                                                      "dcgan_generator"]
+    assert get_entry("tinycnn").is_classifier and get_entry("resdw").is_classifier
+
+
 def test_cli_lists_every_model_with_its_count():
     from jobs.cli import cli
 

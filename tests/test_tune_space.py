@@ -104,6 +104,11 @@ def with_change(path: str, value):
         ("fixed/optim.lr", 0.1, "fixed.optim.lr", "also set"),
         ("fixed/run.batch_size", {"choice": [64, 128]}, "fixed.run.batch_size", "plain value"),
         ("searchalg", "hyperopt", "searchalg", "unknown key"),
+        ("optimizers/sgd/lr", {"loguniform": [1e-5, float("inf")]}, "optimizers.sgd.lr", "needs finite bounds"),
+        ("shared/optim.weight_decay", {"uniform": [0.0, float("nan")]}, "shared.optim.weight_decay", "finite bounds"),
+        ("models/0/params/dropout", {"uniform": [float("-inf"), 0.3]}, "models[0].params.dropout", "finite bounds"),
+        ("models/0/names", ["tinycnn", "dcgan_generator"], "models[0].names",
+         "'dcgan_generator' is a gan network, not a classifier"),
     ],
 )
 def test_bad_space_is_rejected_naming_the_key(path, value, named_key, problem):
@@ -126,12 +131,13 @@ def test_bad_space_fails_before_ray_starts(tmp_path, synth_root):
 
     from cifar_core.tune.search import TuneSettings, run_tune
 
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(with_change("optimizers/sgd/lr", {"loguniform": [0.0, 0.1]})))
-    with pytest.raises(ConfigError, match="optimizers.sgd.lr"):
-        run_tune(TuneSettings(experiment="bad", space=str(path)), synth_root, tmp_path / "results")
-    assert not ray.is_initialized()
-    assert not (tmp_path / "results" / "tune" / "bad").exists()
+    for bound in (0.0, ".inf"):  # the file as a user writes it: YAML's .inf is a float
+        path = tmp_path / "bad.yaml"
+        path.write_text(f"models: [{{names: [tinycnn]}}]\noptimizers: {{sgd: {{lr: {{loguniform: [{bound}, 0.1]}}}}}}\n")
+        with pytest.raises(ConfigError, match="optimizers.sgd.lr"):
+            run_tune(TuneSettings(experiment="bad", space=str(path)), synth_root, tmp_path / "results")
+        assert not ray.is_initialized()
+        assert not (tmp_path / "results" / "tune" / "bad").exists()
 
 
 @pytest.mark.parametrize("name", ["../escape", "/abs", "", "a b"])

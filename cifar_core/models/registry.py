@@ -19,6 +19,8 @@ from torch import nn
 
 from cifar_core.errors import ConfigError
 
+NOT_CLASSIFIER_FAMILIES = ("gan",)  # networks that are not image classifiers: never trained or searched as one
+
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -27,6 +29,11 @@ class ModelEntry:
     description: str
     builder: Callable[..., nn.Module]
     module: str
+
+    @property
+    def is_classifier(self) -> bool:
+        """An image classifier (what `cifar train` and a search may train); the DCGAN pair is not."""
+        return self.family not in NOT_CLASSIFIER_FAMILIES
 
     def options(self) -> list[str]:
         """Keyword options the builder accepts (its defaults are the model's own)."""
@@ -89,7 +96,7 @@ def create_model(name: str, num_classes: int = 100, **overrides) -> nn.Module:
     """Build a registered model. Overrides set to None are dropped (the model's default wins)."""
     entry = get_entry(name)
     kwargs = {k: v for k, v in overrides.items() if v is not None}
-    if entry.family != "gan":  # the GAN pair is not a classifier; its num_classes means conditioning
+    if entry.is_classifier:  # the GAN pair's num_classes means conditioning, not a head
         kwargs["num_classes"] = num_classes
     try:
         inspect.signature(entry.builder).bind(**kwargs)

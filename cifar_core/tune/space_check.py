@@ -7,6 +7,7 @@ Every failure is a ConfigError that names the key path inside the file, e.g.
 from __future__ import annotations
 
 import inspect
+import math
 from typing import TYPE_CHECKING, Any
 
 from cifar_core.errors import ConfigError
@@ -66,6 +67,9 @@ class SpaceChecker:
                     entry = get_entry(name)
                 except ConfigError as exc:
                     raise self.fail(f"{where}.names", str(exc)) from None
+                if not entry.is_classifier:
+                    raise self.fail(f"{where}.names", f"model {name!r} is a {entry.family} network, not a classifier "
+                                                      "(see `cifar models`)")
                 for option in params:
                     if not _builder_accepts(entry.builder, option):
                         raise self.fail(f"{where}.params.{option}", f"model {name!r} does not take {option!r}")
@@ -121,6 +125,8 @@ class SpaceChecker:
             return
         if not (isinstance(args, list) and len(args) == 2 and all(_is_number(a) for a in args)):
             raise self.fail(key, f"{kind} needs [low, high] numbers, got {args!r}")
+        if not all(math.isfinite(a) for a in args):
+            raise self.fail(key, f"{kind} range {args!r} needs finite bounds (no .inf or .nan)")
         low, high = args
         if not low < high:
             raise self.fail(key, f"{kind} range [{low}, {high}] is inverted or empty: low must be < high")
