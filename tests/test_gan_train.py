@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cifar_core.atomic import read_jsonl
-from cifar_core.errors import ConfigError
+from cifar_core.errors import CheckpointError, ConfigError, TrainingDiverged
 from cifar_core.gan.config import CollapseConfig, GanTrainConfig
 from cifar_core.gan.train import train_gan
 from jobs.cli import main
@@ -185,3 +185,157 @@ def test_bad_config_values_raise_config_error():
         GanTrainConfig(lr=0.0).validate()
     with pytest.raises(ConfigError, match="unknown gan config key 'colapse'"):
         GanTrainConfig.from_dict({"colapse": {}})
+
+
+def test_rerun_without_last_pt_keeps_the_runs_files(synth_root, tmp_path):
+    """Issue 13 case 5: the rerun deleted every kept step_N.pt, the metrics and the samples."""
+    run_dir = tmp_path / "lost"
+    train_gan(tiny_config(steps=8, sample_every=4), synth_root, run_dir, device="cpu")
+    (run_dir / "checkpoints" / "last.pt").unlink()
+    kept = sorted(p for p in run_dir.rglob("*") if p.is_file() and p.name != ".lock")
+    with pytest.raises(CheckpointError, match="no checkpoints/last.pt to resume from"):
+        train_gan(tiny_config(steps=8, sample_every=4), synth_root, run_dir, device="cpu")
+    assert sorted(p for p in run_dir.rglob("*") if p.is_file() and p.name != ".lock") == kept
+    assert {"step_4.pt", "step_8.pt"} <= {p.name for p in kept} and "metrics.jsonl" in {p.name for p in kept}
+
+
+def test_a_run_that_turns_nan_ends_failed_with_strict_json(synth_root, tmp_path):
+    """Issue 13 case 8: a NaN run reported "completed" and wrote NaN into summary.json."""
+
+    def poison(row, training):
+        if row.get("step") == 4:
+            with torch.no_grad():
+                next(training.generator.parameters()).fill_(float("nan"))
+
+    run_dir = tmp_path / "nan"
+    with pytest.raises(TrainingDiverged, match="failed at step 4"):
+        train_gan(tiny_config(), synth_root, run_dir, device="cpu", on_log=poison)
+
+    def no_constants(name):
+        raise AssertionError(f"{name} in strict JSON")
+
+    summary = json.loads((run_dir / "summary.json").read_text(), parse_constant=no_constants)
+    assert summary["status"] == "failed" and summary["failure"]["step"] == 4
+    assert "NaN" in summary["failure"]["reason"] and summary["final"]["step"] == 4
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=no_constants)
+    assert metric_rows(run_dir)[-1]["event"] == "failed"
+    # Nothing of the NaN networks was kept: the step-4 checkpoint was not written, last.pt is step 0's.
+    last = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    assert last["step"] == 0 and all(torch.isfinite(v).all() for v in last["model_state"].values() if v.is_floating_point())
+    assert not (run_dir / "checkpoints" / "step_4.pt").exists()
+    # A NaN loss (not only NaN weights) ends the run the same way, at the next row.
+    losses = tmp_path / "losses"
+
+    def poison_discriminator(row, training):
+        if row.get("step") == 2:
+            with torch.no_grad():
+                next(training.discriminator.parameters()).fill_(float("inf"))
+
+    with pytest.raises(TrainingDiverged, match="failed at step 4"):
+        train_gan(tiny_config(), synth_root, losses, device="cpu", on_log=poison_discriminator)
+    assert "NaN or infinite" in json.loads((losses / "summary.json").read_text())["failure"]["reason"]
+
+
+@pytest.mark.parametrize("field, value", [("lr", float("inf")), ("beta1", float("nan")), ("seed", -1), ("seed", 2**63)])
+def test_non_finite_values_and_bad_seeds_are_refused(field, value):
+    with pytest.raises(ConfigError, match=field):
+        GanTrainConfig(**{field: value}).validate()
+    with pytest.raises(ConfigError, match="collapse.d_loss_floor"):
+        GanTrainConfig(collapse=CollapseConfig(d_loss_floor=float("inf"))).validate()
+
+
+def test_lr_inf_on_the_command_line_is_one_error_line(capsys, tmp_path, synth_root):
+    status, _, err = cifar(capsys, "gan", "train", "--run-name", "inf", "--lr", "inf", "--device", "cpu",
+                           "--data-dir", synth_root, "--results-dir", tmp_path)
+    assert status == 2 and err.count("\n") == 1 and "finite" in err
+    assert not (tmp_path / "gan" / "inf" / "checkpoints").exists()
+
+
+def _batches_seen(monkeypatch) -> list:
+    from cifar_core.data.loader import DeviceLoader
+
+    seen, original = [], DeviceLoader.batch
+
+    def batch(self, step):
+        x, y = original(self, step)
+        seen.append((self, x, y))
+        return x, y
+
+    monkeypatch.setattr(DeviceLoader, "batch", batch)
+    return seen
+
+
+def test_real_images_come_unflipped_from_the_shared_loader_unless_asked(synth_root, tmp_path, monkeypatch):
+    from cifar_core.data.loader import GAN_NORMALIZATION
+
+    seen = _batches_seen(monkeypatch)
+    train_gan(tiny_config(steps=1), synth_root, tmp_path / "plain", device="cpu")
+    loader, x, _ = seen[0]
+    assert loader.augment is None and loader.normalization == GAN_NORMALIZATION
+    assert -1.0 <= x.min() and x.max() <= 1.0
+    order, _ = loader.epoch_plan(0)
+    expected = loader.images[order[: x.shape[0]]].float() / 127.5 - 1
+    assert torch.allclose(x, expected, atol=1e-6)  # exactly the images, in the epoch's order
+    seen.clear()
+    train_gan(tiny_config(steps=1, hflip=True), synth_root, tmp_path / "flipped", device="cpu")
+    assert seen[0][0].augment is not None and seen[0][0].augment.hflip
+
+
+def test_sigterm_mid_run_checkpoints_that_step_and_resumes_exactly(synth_root, tmp_path, uninterrupted, monkeypatch):
+    import os
+    import signal
+
+    from cifar_core.data.loader import DeviceLoader
+    from cifar_core.errors import Preempted
+
+    original = DeviceLoader.batch
+
+    def batch(self, step):
+        if step == 6:  # the 7th step: not a log, sample or checkpoint step
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, step)
+
+    monkeypatch.setattr(DeviceLoader, "batch", batch)
+    run_dir = tmp_path / "term"
+    with pytest.raises(Preempted, match="after step 7"):
+        train_gan(tiny_config(), synth_root, run_dir, device="cpu")
+    assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["step"] == 7
+    monkeypatch.undo()
+    train_gan(tiny_config(), synth_root, run_dir, device="cpu")
+    assert metric_rows(run_dir) == metric_rows(uninterrupted)
+    resumed, whole = generator_state(run_dir), generator_state(uninterrupted)
+    assert all(torch.equal(resumed[k], whole[k]) for k in whole)
+
+
+def test_resume_on_other_data_is_refused(synth_root, tmp_path):
+    from cifar_core.data import data_digest, write_synthetic
+    from cifar_core.errors import DataError
+
+    run_dir = tmp_path / "data"
+    train_gan(tiny_config(steps=4), synth_root, run_dir, device="cpu")
+    other = write_synthetic(tmp_path / "other", n_train=300, n_test=50, seed=4)
+    with pytest.raises(DataError) as caught:
+        train_gan(tiny_config(steps=8), other, run_dir, device="cpu")
+    assert data_digest(synth_root) in str(caught.value) and data_digest(other) in str(caught.value)
+    assert json.loads((run_dir / "summary.json").read_text())["data_digest"] == data_digest(synth_root)
+
+
+def test_a_second_process_on_the_run_is_refused(synth_root, tmp_path):
+    import subprocess
+    import sys
+
+    from cifar_core.runlock import RunLocked
+
+    run_dir = tmp_path / "busy"
+    hold = "import sys, time; from cifar_core.runlock import RunLock; RunLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(run_dir)], cwd=Path(__file__).resolve().parents[1],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunLocked, match=f"pid {holder.pid}"):
+            train_gan(tiny_config(steps=2), synth_root, run_dir, device="cpu")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not (run_dir / "checkpoints").exists()

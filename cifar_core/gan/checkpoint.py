@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from cifar_core.checkpoint import read_checkpoint_file, save_checkpoint
-from cifar_core.errors import CheckpointError
+from cifar_core.checkpoint import load_error_summary, read_checkpoint_file, save_checkpoint
+from cifar_core.errors import CheckpointError, CifarError
 from cifar_core.models import create_model
 
 GAN_CHECKPOINT_FORMAT = "cifar100-k8s/gan/v1"
@@ -59,9 +59,8 @@ def build_network(checkpoint: dict[str, Any], role: str, source: str | Path = "c
     try:
         network = create_model(name, **checkpoint[f"{prefix}_kwargs"])
         network.load_state_dict(checkpoint[f"{prefix}_state"])
-    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except (KeyError, RuntimeError, TypeError, ValueError, CifarError) as exc:
         raise CheckpointError(
-            f"{source}: the {role} weights do not fit its architecture ({first_line})"
+            f"{source}: the {role} weights do not fit its architecture ({load_error_summary(exc)})"
         ) from None
     return network

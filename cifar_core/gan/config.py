@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from cifar_core.errors import ConfigError
+from cifar_core.seeds import check_seed
 
 
 @dataclass
@@ -21,6 +23,7 @@ class CollapseConfig:
     lr_factor: float = 0.5  # each recovery multiplies both learning rates by this
 
     def validate(self) -> None:
+        _require_finite(self, "collapse.")
         _require(self.warmup_steps >= 0, "collapse.warmup_steps", self.warmup_steps, "must be >= 0")
         _require(self.window_steps >= 0, "collapse.window_steps", self.window_steps, "must be >= 0")
         _require(self.d_loss_floor >= 0, "collapse.d_loss_floor", self.d_loss_floor, "must be >= 0")
@@ -46,7 +49,10 @@ class GanTrainConfig:
     ngf: int = 46  # generator width (channels of its last hidden layer)
     ndf: int = 46  # discriminator width (channels of its first layer)
     conditional: bool = False  # class-conditional G and D
-    seed: int = 0
+    # Random horizontal flips of the real images. Off by default: neither report B nor the PyTorch
+    # DCGAN tutorial it follows flips them, and the generator then learns the images as they are.
+    hflip: bool = False
+    seed: int = 0  # initial weights, noise, data order and flips (any integer in [0, 2^63 - 1])
     log_every: int = 100  # steps per metrics row (and per collapse check)
     sample_every: int = 1000  # steps per fixed-noise sample grid
     checkpoint_every: int = 2000  # steps per kept snapshot checkpoints/step_<N>.pt (and last.pt)
@@ -64,7 +70,9 @@ class GanTrainConfig:
             "checkpoint_every",
         ):
             _require(getattr(self, name) > 0, name, getattr(self, name), "must be > 0")
+        _require_finite(self, "")
         _require(self.lr > 0, "lr", self.lr, "must be > 0")
+        check_seed(self.seed, "gan config seed")
         _require(0 <= self.beta1 < 1, "beta1", self.beta1, "must be in [0, 1)")
         _require(0 <= self.beta2 < 1, "beta2", self.beta2, "must be in [0, 1)")
         self.collapse.validate()
@@ -83,7 +91,7 @@ class GanTrainConfig:
 
 
 # A run's identity: resuming with any of these changed would no longer continue the same run.
-FIXED_AT_START = ("batch_size", "lr", "beta1", "beta2", "nz", "ngf", "ndf", "conditional", "seed")
+FIXED_AT_START = ("batch_size", "lr", "beta1", "beta2", "nz", "ngf", "ndf", "conditional", "hflip", "seed")
 
 
 def resume_conflict(saved: dict[str, Any], wanted: GanTrainConfig) -> str | None:
@@ -92,6 +100,14 @@ def resume_conflict(saved: dict[str, Any], wanted: GanTrainConfig) -> str | None
         if saved.get(name) != getattr(wanted, name):
             return f"{name} was {saved.get(name)!r}, now {getattr(wanted, name)!r}"
     return None
+
+
+def _require_finite(config: Any, prefix: str) -> None:
+    """Every float setting must be a finite number (`--lr inf` trained a run into NaN)."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"gan config {prefix}{f.name}={value!r}: must be a finite number")
 
 
 def _require(ok: bool, key: str, value: Any, rule: str) -> None:

@@ -17,6 +17,7 @@ from cifar_core.gan.checkpoint import DISCRIMINATOR_NAME, GENERATOR_NAME, models
 from cifar_core.gan.collapse import CollapseDetector
 from cifar_core.gan.config import GanTrainConfig
 from cifar_core.models import create_model
+from cifar_core.seeds import derive_seed, generator
 
 # d_x = mean D(real images); d_g_z = mean D(generated images), before D's update.
 METRIC_NAMES = ("d_loss", "g_loss", "d_x", "d_g_z")
@@ -24,7 +25,11 @@ METRIC_NAMES = ("d_loss", "g_loss", "d_x", "d_g_z")
 
 def recovery_seed(seed: int, recovery: int) -> int:
     """A fresh, reproducible seed for the n-th recovery: different noise and a different data order."""
-    return seed + 1_000_003 * recovery
+    return derive_seed(seed, "gan-recovery", recovery)
+
+
+def noise_generator(seed: int, device: torch.device) -> torch.Generator:
+    return generator(seed, "gan-noise", device=device)
 
 
 class GanTraining:
@@ -44,14 +49,14 @@ class GanTraining:
         }
         # The same initial weights for the same seed, without touching the global RNG.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
+            torch.manual_seed(derive_seed(cfg.seed, "init"))
             self.generator = create_model(GENERATOR_NAME, **self.generator_kwargs).to(device)
             self.discriminator = create_model(DISCRIMINATOR_NAME, **self.discriminator_kwargs).to(device)
         betas = (cfg.beta1, cfg.beta2)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr, betas=betas)
-        self.rng = torch.Generator(device=device).manual_seed(cfg.seed)  # training noise and flips
-        self.data_seed = cfg.seed
+        self.rng = noise_generator(cfg.seed, device)  # the generator's input noise
+        self.data_seed = cfg.seed  # the real images' order and flips (the loader's seed)
         self.lr = cfg.lr
         self.step = 0
         self.optimizer_steps = 0  # all updates made, including work later rolled back
@@ -115,8 +120,17 @@ class GanTraining:
         return images
 
     def reseed(self, seed: int) -> None:
-        self.rng.manual_seed(seed)
+        self.rng = noise_generator(seed, self.device)
         self.data_seed = seed
+
+    def interval_is_finite(self) -> bool:
+        """No NaN or infinite loss since the last logged row (one device sync)."""
+        return bool(torch.isfinite(self.interval_sums).all())
+
+    def weights_are_finite(self) -> bool:
+        """No NaN or infinite weight in either network (an update can break them before any loss shows it)."""
+        params = [*self.generator.parameters(), *self.discriminator.parameters()]
+        return bool(torch.stack([torch.isfinite(p).all() for p in params]).all())
 
     def set_lr(self, lr: float) -> None:
         self.lr = lr

@@ -1,12 +1,20 @@
 """The DCGAN training loop, with collapse detection, rollback and exact resumption.
 
 A run lives in RESULTS/gan/<run>/:
+    checkpoints/last.pt      everything needed to resume (the commit point): networks, optimisers,
+                             RNG, detector, last healthy snapshot, the metrics rows so far
     checkpoints/step_<N>.pt  kept snapshots (networks only), for choosing the best by FID later
-    checkpoints/last.pt      everything needed to resume, including the last healthy snapshot
     samples/step_<N>.png     8x8 grid from the same fixed noise every `sample_every` steps
     metrics.jsonl            one row per logging interval; collapse events as {"event": "collapse", ...}
-    summary.json, losses.png written when the run finishes
-Running the same call again resumes from last.pt and continues exactly as an uninterrupted run.
+    summary.json, losses.png written when the run ends ("completed", or "failed" on a NaN loss)
+One process writes a run at a time (RunLock). A fresh run writes last.pt (step 0) before anything
+else, so any other file without a last.pt is a damaged run, never silently deleted. Opening a run
+rewrites metrics.jsonl from last.pt, so a kill between an append and the next checkpoint leaves no
+trace. Running the same call again resumes from last.pt and continues exactly as an uninterrupted
+run; SIGTERM checkpoints the current step and raises Preempted.
+
+Real images come from the shared device loader (data.loader) in [-1, 1], flipped only if
+`cfg.hflip`; batch `step` is a pure function of (data seed, step).
 """
 
 from __future__ import annotations
@@ -19,11 +27,12 @@ from typing import Any
 
 import torch
 
-from cifar_core.atomic import append_jsonl, atomic_write_json, read_jsonl, write_jsonl
-from cifar_core.data import is_synthetic, load_split
-from cifar_core.engine import resolve_device
-from cifar_core.errors import CheckpointError, ConfigError
-from cifar_core.gan.batches import RealImages
+from cifar_core.atomic import append_jsonl, atomic_write_json, remove_stale_temps, write_jsonl
+from cifar_core.data import check_same_data, data_digest, is_synthetic, load_split
+from cifar_core.data.augment import AugmentConfig, normalize
+from cifar_core.data.loader import GAN_NORMALIZATION, DeviceLoader, batch_layout, to_device_tensors
+from cifar_core.device import resolve_device
+from cifar_core.errors import CheckpointError, ConfigError, Preempted, TrainingDiverged
 from cifar_core.gan.checkpoint import read_gan_checkpoint, save_gan_checkpoint
 from cifar_core.gan.collapse import Collapse, CollapseDetector, image_diversity
 from cifar_core.gan.config import GanTrainConfig, resume_conflict
@@ -31,7 +40,10 @@ from cifar_core.gan.grid import save_grid, to_uint8
 from cifar_core.gan.plots import save_loss_plot
 from cifar_core.gan.state import GanTraining, recovery_seed
 from cifar_core.models import count_parameters
+from cifar_core.preempt import preemption
 from cifar_core.progress import log, progress
+from cifar_core.runlock import RunLock
+from cifar_core.seeds import generator
 
 GRID_SIZE = 64  # fixed-noise samples: an 8x8 grid, and the batch whose spread measures diversity
 LogCallback = Callable[[dict[str, Any], GanTraining], None]
@@ -47,12 +59,27 @@ class RunFiles:
         self.summary = self.dir / "summary.json"
         self.losses_plot = self.dir / "losses.png"
 
+    def outputs(self) -> list[Path]:
+        """The files a run writes (and only those)."""
+        written = [*self.checkpoints.glob("*.pt"), *self.samples.glob("step_*.png")]
+        return written + [p for p in (self.metrics, self.summary, self.losses_plot) if p.exists()]
+
     def clear(self) -> None:
         """Remove a previous run's outputs (only the files a run writes)."""
-        for path in [*self.checkpoints.glob("*.pt"), *self.samples.glob("step_*.png")]:
+        for path in self.outputs():
             path.unlink()
-        for path in (self.metrics, self.summary, self.losses_plot):
-            path.unlink(missing_ok=True)
+
+    def remove_stale_temps(self) -> None:
+        for folder in (self.dir, self.checkpoints, self.samples):
+            remove_stale_temps(folder)
+
+
+class Diverged(Exception):
+    """A loss or the generator's images became NaN or infinite at `step`."""
+
+    def __init__(self, step: int, reason: str):
+        super().__init__(reason)
+        self.step, self.reason = step, reason
 
 
 def train_gan(
@@ -63,42 +90,50 @@ def train_gan(
     device: str = "auto",
     resume: bool = True,
     on_log: LogCallback | None = None,
+    wait_s: float = 0.0,
 ) -> dict[str, Any]:
     """Train (or resume) a DCGAN run and return its summary. `on_log(row, training)` sees every
-    metrics row and collapse event as it is written."""
+    metrics row and collapse event as it is written. `wait_s`: how long to wait for another
+    process's lock on the run (0: fail at once naming the holder)."""
     cfg.validate()
     torch_device = resolve_device(device)
     files = RunFiles(run_dir)
-    checkpoint = _open_run(files, cfg, resume)
-    split = load_split(data_dir, "train")
-    real = RealImages(split.images, split.fine_labels, cfg.batch_size, torch_device)
-    training = GanTraining(cfg, torch_device)
+    with RunLock(files.dir, wait_s=wait_s):
+        files.remove_stale_temps()
+        digest = data_digest(data_dir)
+        checkpoint = _open_run(files, cfg, resume, digest)
+        return _train(cfg, data_dir, files, checkpoint, digest, torch_device, on_log)
 
-    fixed = torch.Generator().manual_seed(cfg.seed)
-    fixed_noise = torch.randn(GRID_SIZE, cfg.nz, generator=fixed).to(torch_device)
-    fixed_labels = (torch.arange(GRID_SIZE) % 100).to(torch_device) if cfg.conditional else None
-    detector = CollapseDetector(cfg.collapse, image_diversity(real.fixed_sample(GRID_SIZE, cfg.seed)))
+
+def _train(cfg, data_dir, files: RunFiles, checkpoint, digest: str, device: torch.device, on_log) -> dict[str, Any]:
+    split = load_split(data_dir, "train")
+    if len(split) < cfg.batch_size:
+        raise ConfigError(f"batch size {cfg.batch_size} is larger than the {len(split)} training images")
+    images, labels = to_device_tensors(split, None, device)
+    training = GanTraining(cfg, device)
+    real = DeviceLoader(images, labels, cfg.batch_size, shuffle=True, drop_last=True,
+                        augment=AugmentConfig(hflip=cfg.hflip), seed=training.data_seed,
+                        normalization=GAN_NORMALIZATION, **batch_layout(device, amp=True, channels_last=False))
+
+    fixed_noise = torch.randn(GRID_SIZE, cfg.nz, generator=generator(cfg.seed, "gan-fixed-noise")).to(device)
+    fixed_labels = (torch.arange(GRID_SIZE) % 100).to(device) if cfg.conditional else None
+    detector = CollapseDetector(cfg.collapse, image_diversity(_reference_sample(real, cfg.seed)))
 
     if checkpoint is None:
-        healthy, events, rows_written, wall_before = training.snapshot(detector), [], 0, 0.0
-        write_jsonl(files.metrics, [])
+        healthy, events, rows, wall_before = training.snapshot(detector), [], [], 0.0
     else:
         training.load_training_state(checkpoint)
         state = checkpoint["training"]
         detector.load_state_dict(state["detector"])
-        healthy, events, rows_written, wall_before = (
-            state["healthy"],
-            state["events"],
-            state["metrics_rows"],
-            state["wall_time_s"],
-        )
-        write_jsonl(files.metrics, read_jsonl(files.metrics)[:rows_written])  # drop rows after the checkpoint
+        healthy, events, rows, wall_before = state["healthy"], state["events"], list(state["rows"]), state["wall_time_s"]
         log(f"resuming {files.dir} at step {training.step}")
-
+    write_jsonl(files.metrics, rows)  # what last.pt accounts for: rows appended after it are gone
     started = time.monotonic()
 
     def save(step_snapshot: bool) -> None:
-        payload = {**training.models_payload(), "step": training.step, "config": cfg.to_dict()}
+        if not training.weights_are_finite():
+            raise Diverged(training.step, "the networks' weights became NaN or infinite")
+        payload = {**training.models_payload(), "step": training.step, "config": cfg.to_dict(), "data_digest": digest}
         if step_snapshot:
             save_gan_checkpoint(payload, files.checkpoints / f"step_{training.step}.pt")
         payload["training"] = {
@@ -106,71 +141,116 @@ def train_gan(
             "detector": detector.state_dict(),
             "healthy": healthy,
             "events": events,
-            "metrics_rows": rows_written,
+            "rows": list(rows),
             "wall_time_s": wall_before + time.monotonic() - started,
         }
         save_gan_checkpoint(payload, files.last)
 
     def write_row(row: dict[str, Any]) -> None:
-        nonlocal rows_written
+        rows.append(row)
         append_jsonl(files.metrics, row)
-        rows_written += 1
         if on_log is not None:
             on_log(row, training)
 
-    for _ in progress(itertools.repeat(None), total=max(cfg.steps - training.step, 0), desc="gan"):
-        if training.step >= cfg.steps:
-            break
-        training.train_step(*real.batch(training.step, training.data_seed, training.rng))
-        step = training.step
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            samples = training.sample(fixed_noise, fixed_labels)
-            row = {"step": step, **training.take_interval_means(), "diversity": image_diversity(samples)}
-            row.update(
-                lr=training.lr, optimizer_steps=training.optimizer_steps, recoveries=training.recoveries
-            )
-            write_row(row)
-            collapse = detector.observe(step, row["d_loss"], row["g_loss"], row["diversity"])
-            if collapse is not None:
-                event = _handle_collapse(collapse, training, detector, healthy, cfg)
-                events.append(event)
-                write_row(event)
-                if "rolled_back_to" in event:
-                    continue  # this step's weights were discarded: nothing of them to keep
-            elif detector.is_healthy(step):
-                healthy = training.snapshot(detector)
-        if step % cfg.sample_every == 0 or step == cfg.steps:
-            save_grid(
-                to_uint8(training.sample(fixed_noise, fixed_labels)), files.samples / f"step_{step}.png"
-            )
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            save(step_snapshot=True)
+    if checkpoint is None:
+        save(step_snapshot=False)  # the commit point exists before any other file of the run
+    failure = None
+    try:
+        with preemption() as stop:
+            for _ in progress(itertools.repeat(None), total=max(cfg.steps - training.step, 0), desc="gan"):
+                if training.step >= cfg.steps:
+                    break
+                real.seed = training.data_seed  # a recovery switches the data stream too
+                training.train_step(*real.batch(training.step))
+                step = training.step
+                writes = [step % every == 0 or step == cfg.steps for every in (cfg.log_every, cfg.sample_every, cfg.checkpoint_every)]
+                if any(writes) or stop.requested:
+                    _ensure_finite(training, step)  # nothing of a diverged network is ever written
+                if writes[0]:
+                    samples = training.sample(fixed_noise, fixed_labels)
+                    row = {"step": step, **training.take_interval_means(), "diversity": image_diversity(_finite_images(samples, step))}
+                    row.update(lr=training.lr, optimizer_steps=training.optimizer_steps, recoveries=training.recoveries)
+                    write_row(row)
+                    collapse = detector.observe(step, row["d_loss"], row["g_loss"], row["diversity"])
+                    if collapse is not None:
+                        event = _handle_collapse(collapse, training, detector, healthy, cfg)
+                        events.append(event)
+                        write_row(event)
+                        if "rolled_back_to" in event:
+                            continue  # this step's weights were discarded: nothing of them to keep
+                    elif detector.is_healthy(step):
+                        healthy = training.snapshot(detector)
+                if writes[1]:
+                    grid = _finite_images(training.sample(fixed_noise, fixed_labels), step)
+                    save_grid(to_uint8(grid), files.samples / f"step_{step}.png")
+                if writes[2]:
+                    save(step_snapshot=True)
+                elif stop.requested:
+                    save(step_snapshot=False)
+                if stop.requested and step < cfg.steps:
+                    raise Preempted(f"stopped by SIGTERM after step {step}; checkpoint {files.last}")
+    except Diverged as exc:
+        failure = {"event": "failed", "step": exc.step, "reason": exc.reason}
+        write_row(failure)
 
-    if checkpoint is not None and training.step == checkpoint["step"]:
+    if failure is None and checkpoint is not None and training.step == checkpoint["step"]:
         save(step_snapshot=False)  # nothing left to train: refresh last.pt's wall time only
     wall_time = wall_before + time.monotonic() - started
-    rows = read_jsonl(files.metrics)
     if rows:
         save_loss_plot(rows, files.losses_plot)
-    summary = _summary(cfg, training, events, rows, wall_time, files, data_dir)
+    summary = _summary(cfg, training, events, rows, wall_time, files, data_dir, digest, failure)
     atomic_write_json(files.summary, summary)
+    if failure is not None:
+        raise TrainingDiverged(
+            f"GAN training failed at step {failure['step']}: {failure['reason']} (learning rate too high?); "
+            f"recorded in {files.summary}"
+        )
     return summary
 
 
-def _open_run(files: RunFiles, cfg: GanTrainConfig, resume: bool) -> dict[str, Any] | None:
-    """last.pt to resume from, or None for a fresh start (a previous run's files then removed)."""
-    if resume and files.last.exists():
-        checkpoint = read_gan_checkpoint(files.last)
-        if "training" not in checkpoint:
-            raise CheckpointError(f"{files.last} holds no training state to resume from")
-        conflict = resume_conflict(checkpoint["config"], cfg)
-        if conflict:
-            raise ConfigError(
-                f"cannot resume {files.dir}: {conflict}; pass --no-resume to start over, or another --run-name"
+def _ensure_finite(training: GanTraining, step: int) -> None:
+    if not training.interval_is_finite():
+        raise Diverged(step, "a discriminator or generator loss became NaN or infinite")
+
+
+def _finite_images(samples: torch.Tensor, step: int) -> torch.Tensor:
+    if not bool(torch.isfinite(samples).all()):
+        raise Diverged(step, "the generator's images became NaN or infinite")
+    return samples
+
+
+def _reference_sample(real: DeviceLoader, seed: int) -> torch.Tensor:
+    """GRID_SIZE real images in [-1, 1], chosen by `seed`, unflipped: real images' own spread."""
+    index = torch.randperm(real.num_examples(), generator=generator(seed, "gan-reference"))[:GRID_SIZE]
+    return normalize(real.images[index.to(real.device)].float().div_(255), *real.normalization)
+
+
+def _open_run(files: RunFiles, cfg: GanTrainConfig, resume: bool, digest: str) -> dict[str, Any] | None:
+    """last.pt to resume from, or None for a fresh start (with --no-resume, the old outputs removed)."""
+    if not resume:
+        files.clear()  # asked for explicitly: start over
+        return None
+    if not files.last.exists():
+        leftovers = files.outputs()
+        if leftovers:
+            # A run always writes last.pt first, so its files without one mean last.pt was lost:
+            # starting over would delete the kept snapshots, samples and metrics.
+            raise CheckpointError(
+                f"{files.dir} holds {len(leftovers)} files of a GAN run (e.g. {leftovers[0].name}) but no "
+                f"{files.last.relative_to(files.dir)} to resume from; move them away, or pass --no-resume "
+                "to start over (which deletes them)"
             )
-        return checkpoint
-    files.clear()
-    return None
+        return None
+    checkpoint = read_gan_checkpoint(files.last)
+    if "training" not in checkpoint:
+        raise CheckpointError(f"{files.last} holds no training state to resume from")
+    if "rows" not in checkpoint["training"]:
+        raise CheckpointError(f"{files.last} was written by an older version (no metrics rows); pass --no-resume to start over")
+    conflict = resume_conflict(checkpoint["config"], cfg)
+    if conflict:
+        raise ConfigError(f"cannot resume {files.dir}: {conflict}; pass --no-resume to start over, or another --run-name")
+    check_same_data(checkpoint.get("data_digest"), digest, str(files.dir))
+    return checkpoint
 
 
 def _handle_collapse(
@@ -199,16 +279,15 @@ def _handle_collapse(
     return event
 
 
-def _summary(
-    cfg, training: GanTraining, events, rows, wall_time, files: RunFiles, data_dir
-) -> dict[str, Any]:
+def _summary(cfg, training: GanTraining, events, rows, wall_time, files: RunFiles, data_dir, digest, failure) -> dict[str, Any]:
     metrics = [r for r in rows if "event" not in r]
     g_params = count_parameters(training.generator)
     d_params = count_parameters(training.discriminator)
     device = training.device
     return {
         "run_dir": str(files.dir),
-        "status": "completed",
+        "status": "completed" if failure is None else "failed",
+        "failure": failure,  # {"step", "reason"} of a run that diverged, else None
         "steps": training.step,
         "optimizer_steps": training.optimizer_steps,
         "parameters": {"generator": g_params, "discriminator": d_params, "total": g_params + d_params},
@@ -217,6 +296,7 @@ def _summary(
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "synthetic_data": is_synthetic(data_dir),
+        "data_digest": digest,
         "collapse_events": events,
         "recoveries": training.recoveries,
         "final_lr": training.lr,
