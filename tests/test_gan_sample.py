@@ -225,3 +225,15 @@ def test_non_finite_output_is_refused_not_turned_into_grey_images(checkpoint):
         next(p for p in generator.parameters() if p.dim() == 4).fill_(float("nan"))
     with pytest.raises(CheckpointError, match="output holds NaN or infinite values"):
         generate(generator, 2, seed=0)
+
+
+def test_image_grid_tiles_images_row_by_row_with_black_gaps():
+    from cifar_core.gan.grid import image_grid
+
+    images = torch.randint(1, 256, (10, 3, 32, 32), dtype=torch.uint8)  # no black pixel: gaps are only padding
+    grid = image_grid(images, columns=4, padding=2)
+    assert grid.shape == (2 + 3 * 34, 2 + 4 * 34, 3) and grid.dtype == np.uint8
+    for i, image in enumerate(images):
+        top, left = 2 + (i // 4) * 34, 2 + (i % 4) * 34
+        assert np.array_equal(grid[top : top + 32, left : left + 32], image.permute(1, 2, 0).numpy())
+    assert (grid[:2] == 0).all() and (grid[:, :2] == 0).all() and (grid[2 + 2 * 34 :, 2 + 2 * 34 :] == 0).all()

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from torchvision.utils import make_grid
 
 from cifar_core.atomic import atomic_write_bytes
 
@@ -20,19 +21,7 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 def image_grid(images: torch.Tensor, columns: int = 8, padding: int = 2) -> np.ndarray:
     """uint8 [N, 3, H, W] -> one uint8 [rows, cols, 3] picture, tiles separated by black gaps."""
-    n, channels, height, width = images.shape
-    rows = (n + columns - 1) // columns
-    canvas = torch.zeros(
-        channels,
-        padding + rows * (height + padding),
-        padding + columns * (width + padding),
-        dtype=torch.uint8,
-    )
-    for i in range(n):
-        top = padding + (i // columns) * (height + padding)
-        left = padding + (i % columns) * (width + padding)
-        canvas[:, top : top + height, left : left + width] = images[i]
-    return canvas.permute(1, 2, 0).numpy()
+    return make_grid(images, nrow=columns, padding=padding).permute(1, 2, 0).numpy()
 
 
 def png_bytes(picture: np.ndarray) -> bytes:
