@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -71,8 +72,9 @@ class Resources:
 
 
 # --- where work ran -------------------------------------------------------------------------------
-def ran_on(device: str) -> dict[str, Any]:
-    """The Ray node, host and device of the calling process (node_id None outside Ray)."""
+def ran_on(device: str, since: float | None = None) -> dict[str, Any]:
+    """The Ray node, host and device of the calling process (node_id None outside Ray), and the
+    seconds of work since `since` (a time.monotonic() reading) when given."""
     node_id = None
     try:
         import ray
@@ -81,7 +83,10 @@ def ran_on(device: str) -> dict[str, Any]:
             node_id = ray.get_runtime_context().get_node_id()
     except ImportError:  # pragma: no cover - Ray is a dependency
         pass
-    return {"node_id": node_id, "hostname": socket.gethostname(), "device": device, "device_name": device_name(device)}
+    place = {"node_id": node_id, "hostname": socket.gethostname(), "device": device, "device_name": device_name(device)}
+    if since is not None:
+        place["work_s"] = round(time.monotonic() - since, 3)
+    return place
 
 
 def device_name(device: str) -> str:

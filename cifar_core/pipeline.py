@@ -302,10 +302,11 @@ def run_pipeline(profile: str, data_dir: str | Path, results_dir: str | Path, de
         if stage.name not in config:
             raise ConfigError(f"profile {profile!r} has no section for stage {stage.name!r}")
     ctx = PipelineContext(profile, Path(data_dir), Path(results_dir), device, config)
-    if with_ray:
-        with ray_session():
-            return _run(ctx, stages, runner(True))
-    return _run(ctx, stages, runner(False))
+    started = time.monotonic()
+    if not with_ray:
+        return _run(ctx, stages, runner(False), started)
+    with ray_session():
+        return _run(ctx, stages, runner(True), started)
 
 
 @dataclass
@@ -322,7 +323,8 @@ class _StageRun:
         return self.record.get("status") in ("failed", "blocked")
 
 
-def _run(ctx: PipelineContext, stages: list[Stage], work: InProcess | OnRay) -> dict[str, Any]:
+def _run(ctx: PipelineContext, stages: list[Stage], work: InProcess | OnRay, started: float) -> dict[str, Any]:
+    ray_start_s = time.monotonic() - started  # joining (or starting) Ray
     out = ctx.results_dir / "pipeline" / ctx.profile / "summary.json"
     for stage in stages:  # --device against each stage's GPU share, before anything runs
         if stage.uses_device and not stage.in_driver:
@@ -369,11 +371,13 @@ def _run(ctx: PipelineContext, stages: list[Stage], work: InProcess | OnRay) -> 
                 _finish(run, ctx, work)
         atomic_write_json(out, {"profile": ctx.profile, "complete": False, "stages": _records(runs)})
 
-    report = _build_report(ctx, work)
+    report = _build_report(ctx, work) or {}
     records = _records(runs)
     failures = [r for r in records if r["status"] in ("failed", "blocked")]
-    summary = {"profile": ctx.profile, "complete": not failures, "stages": records, "report": report,
-               "results_dir": str(ctx.results_dir.resolve()), "config": ctx.config}
+    summary = {"profile": ctx.profile, "complete": not failures, "stages": records, "report": report.get("html"),
+               "report_ran_on": report.get("ran_on"), "results_dir": str(ctx.results_dir.resolve()),
+               "config": ctx.config, "wall_time_s": round(time.monotonic() - started, 2),
+               "ray_start_s": round(ray_start_s, 2) if work.uses_ray else None}
     atomic_write_json(out, summary)
     first = next((runs[r["stage"]] for r in records if r["status"] == "failed"), None)
     if first is not None:
@@ -418,9 +422,10 @@ def _finish(run: _StageRun, ctx: PipelineContext, work: InProcess | OnRay) -> No
 
 
 def _stage_task(stage: Stage, ctx: PipelineContext, config: dict, device: str, *needed: dict) -> dict:
-    """One stage's work inside its task; records where it ran for the pipeline's stamp."""
+    """One stage's work inside its task; records where it ran (and how long) for the pipeline's stamp."""
+    start = time.monotonic()
     summary = stage.run(ctx, config, *needed)
-    return {**summary, "ran_on": [ran_on(device)]}
+    return {**summary, "ran_on": [ran_on(device, since=start)]}
 
 
 def _after(fn: Callable, count: int, *needed_then_args: Any) -> Any:
@@ -450,21 +455,22 @@ def _records(runs: dict[str, _StageRun]) -> list[dict[str, Any]]:
     return [run.record or {"stage": name, "status": "running"} for name, run in runs.items()]
 
 
-def _build_report(ctx: PipelineContext, work: InProcess | OnRay) -> str | None:
+def _build_report(ctx: PipelineContext, work: InProcess | OnRay) -> dict[str, Any] | None:
     """The report, last, as a CPU task: it shows whatever the stages left, failures included."""
     log("[pipeline] report: rendering")
-    resources = ctx.resources("report") if "report" in ctx.config.get("resources", {}) else Resources(cpus=1)
     try:
-        return str(work.get(work.submit(build_report_task, resources, ctx.results_dir)))
+        return work.get(work.submit(build_report_task, ctx.resources("report"), ctx.results_dir))
     except CifarError as exc:
         log(f"[pipeline] report: failed: {exc}")
         return None
 
 
-def build_report_task(results_dir: Path) -> Path:
+def build_report_task(results_dir: Path) -> dict[str, Any]:
     from cifar_core.report import build_report
 
-    return build_report(results_dir)["html"]
+    start = time.monotonic()
+    html = build_report(results_dir)["html"]
+    return {"html": str(html), "ran_on": [ran_on("cpu", since=start)]}
 
 
 def _stamp(path: Path, stamp: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ figure 3) and table.md (test accuracy against report A and the published results
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,12 +116,13 @@ def retrain_from_tune(experiment: str, data_dir: str | Path, results_dir: str | 
 
 def retrain_rank(plan: RetrainPlan, rank: int, data_dir: Path, results_dir: Path, device: str) -> dict[str, Any]:
     """Retrain the rank-th selected config (1-based) as a normal training run; its row of the summary."""
+    start = time.monotonic()
     entry = selected_configs(results_dir, plan.experiment, plan.top_k, plan.select)[rank - 1]
     name = run_name(plan.experiment, entry)
     log(f"retraining rank {rank}: {entry['params']['model.name']} for {plan.epochs} epochs on all training images ({name})")
     run = train_run(retrain_config(entry, plan.epochs, device), data_dir, results_dir, run_name=name,
                     resume=True, evaluate_test=True)
-    return {**model_row(entry, run), "ran_on": ran_on(device)}
+    return {**model_row(entry, run), "ran_on": ran_on(device, since=start)}
 
 
 def collect_retrain(plan: RetrainPlan, results_dir: Path, *rows: dict[str, Any]) -> dict[str, Any]:

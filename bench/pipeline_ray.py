@@ -1,0 +1,142 @@
+"""The smoke pipeline scheduled by a 3-node Ray cluster against the same pipeline run stage by stage
+in one process. Prints one JSON object.
+
+Per repeat, interleaved, each a fresh `cifar pipeline` process on a fresh results directory (the
+data set, made once, is shared):
+- ours:     `cifar pipeline` with RAY_ADDRESS at a local 3-node cluster (`ray.cluster_utils.Cluster`:
+            a head with no CPUs, two worker nodes of `--cpus-per-node` CPUs each); stages are Ray
+            tasks, the GAN trains beside the search.
+- baseline: `cifar pipeline --no-ray`: the stages one after another in that process (the search
+            still runs its trials on a local Ray: that is Tune).
+Measured:
+- wall time of each, and the gain (baseline / ours);
+- Ray's share of our pipeline's wall time (inside the command, after Python and its imports
+  started; those cost the baseline the same): 1 - critical path / wall, where the critical path is
+  computed from the work each task measured inside itself (data + max(gan + fid, search + slowest
+  retrain) + report): what is left is joining Ray, scheduling, worker start-up (each new worker
+  imports torch), argument and result transfer;
+- the time saved by running the GAN (and FID) beside the search: baseline wall - ours.
+
+    python bench/pipeline_ray.py [--repeats 3] [--cpus-per-node 1] [--gan-steps 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def overrides(work: Path, gan_steps: int) -> list[str]:
+    """The smoke profile, shrunk so one repeat takes about a minute on a 2-core CPU."""
+    space = work / "space.yaml"
+    space.write_text(yaml.safe_dump({"models": [{"names": ["tinycnn"]}], "fixed": {"run.eval_batch_size": 500},
+                                     "optimizers": {"sgd": {"lr": {"loguniform": [0.01, 0.1]}, "momentum": 0.9}}}))
+    values = [f"tune.space={space}", "tune.num_samples=4", "tune.max_concurrent=2", "tune.max_epochs=2",
+              "tune.batch_size=50", "retrain.top_k=2", "retrain.epochs=2", f"gan.steps={gan_steps}",
+              "gan.batch_size=32", "gan.log_every=10", "gan.sample_every=30", "gan.checkpoint_every=30",
+              "fid.if_no_weights=skip"]
+    return [arg for value in values for arg in ("--set", value)]
+
+
+def run_pipeline(args: list[str], env: dict, data: Path, results: Path) -> tuple[float, dict]:
+    command = [sys.executable, "-m", "jobs.cli", "pipeline", "--profile", "smoke", "--device", "cpu",
+               "--data-dir", str(data), "--results-dir", str(results), *args]
+    start = time.monotonic()
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
+    wall = time.monotonic() - start
+    if done.returncode != 0:
+        raise SystemExit(f"pipeline failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return wall, json.loads((results / "pipeline" / "smoke" / "summary.json").read_text())
+
+
+def critical_path(summary: dict, results: Path) -> dict:
+    """Seconds of measured work on the longest chain of stages that wait for one another."""
+    stages = {s["stage"]: s for s in summary["stages"]}
+
+    def work(name: str) -> float:
+        return max((place.get("work_s") or 0.0 for place in stages[name].get("ran_on") or []), default=0.0)
+
+    search = json.loads((results / "tune" / "smoke" / "summary.json").read_text())["wall_time_s"]
+    report = max(place["work_s"] for place in summary["report_ran_on"])
+    gan_side = work("gan") + work("fid")
+    search_side = search + work("retrain")
+    return {"pipeline_wall_s": summary["wall_time_s"], "ray_start_s": summary["ray_start_s"],
+            "data_s": work("data"), "gan_s": work("gan"), "fid_s": work("fid"), "search_s": search,
+            "slowest_retrain_s": work("retrain"), "report_s": report,
+            "critical_path_s": round(work("data") + max(gan_side, search_side) + report, 2)}
+
+
+def spread(values: list[float]) -> dict:
+    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
+            "max": round(max(values), 3), "runs": [round(v, 3) for v in values]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cpus-per-node", type=int, default=1, help="CPUs of each of the two worker nodes")
+    parser.add_argument("--gan-steps", type=int, default=60)
+    args = parser.parse_args()
+
+    from ray.cluster_utils import Cluster
+
+    from cifar_core.data import write_synthetic
+
+    work = Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
+    ray_tmp = f"/tmp/pb{os.getpid()}"
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": ray_tmp, "RAY_USAGE_STATS_ENABLED": "0"}
+    os.environ.update({k: env[k] for k in ("RAY_AUTH_MODE", "RAY_TMPDIR", "RAY_USAGE_STATS_ENABLED")})
+    cluster = None
+    try:
+        write_synthetic(work / "data", n_train=2000, n_test=500, seed=0)
+        extra = overrides(work, args.gan_steps)
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0}, connect=False)
+        for _ in range(2):
+            cluster.add_node(num_cpus=args.cpus_per_node)
+        cluster.wait_for_nodes()
+        ours, baseline, shares, paths = [], [], [], []
+        for repeat in range(args.repeats):
+            wall, summary = run_pipeline(extra, {**env, "RAY_ADDRESS": cluster.address}, work / "data",
+                                         work / f"ours-{repeat}")
+            path = critical_path(summary, work / f"ours-{repeat}")
+            ours.append(wall)
+            paths.append(path)
+            shares.append(1 - path["critical_path_s"] / summary["wall_time_s"])
+            wall, _ = run_pipeline([*extra, "--no-ray"], env, work / "data", work / f"baseline-{repeat}")
+            baseline.append(wall)
+        result = {
+            "benchmark": "pipeline_ray",
+            "machine": f"{platform.machine()} {os.cpu_count()} cores ({platform.processor() or platform.node()})",
+            "cluster": {"head_cpus": 0, "workers": 2, "cpus_per_worker": args.cpus_per_node},
+            "repeats": args.repeats,
+            "ours_wall_s": spread(ours),
+            "baseline_in_process_wall_s": spread(baseline),
+            "speedup": round(statistics.median(baseline) / statistics.median(ours), 3),
+            "saved_by_gan_beside_search_s": round(statistics.median(baseline) - statistics.median(ours), 2),
+            "ray_share_of_wall": spread(shares),
+            "ray_share_target": 0.15,
+            "critical_path_median_run": sorted(paths, key=lambda p: p["critical_path_s"])[len(paths) // 2],
+        }
+        print(json.dumps(result, indent=2))
+    finally:
+        if cluster is not None:
+            cluster.shutdown()
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
