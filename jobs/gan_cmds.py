@@ -187,10 +187,10 @@ def train_cmd(run_name, device, data_dir, results_dir, resume, **options) -> Non
                    "batch's own (train mode, as the PyTorch DCGAN tutorial samples).")
 @device_option
 def sample_cmd(checkpoint, n, out, seed, fmt, batch_size, batch_norm, device) -> None:
-    """Generate images from a trained generator into OUT, with a SAMPLES.json saying what they are.
+    """Generate images from a trained generator, with a SAMPLES.json saying what they are.
 
-    OUT must be new or empty, or hold an earlier sample of exactly this request (then it is
-    replaced as a whole): two samples never mix, so `cifar fid --fake OUT` scores one of them.
+    --out must be new or empty, or hold an earlier sample of exactly this request (then it is
+    replaced as a whole): two samples never mix, so `cifar fid --fake DIR` scores one of them.
     """
     from cifar_core.gan.sample import sample_to_folder
 
