@@ -161,6 +161,16 @@ def test_registry_lookup_rules():
     assert get_entry("cnn1").module == "cifar_core.models.cnn"
 
 
+@pytest.mark.parametrize("value", ["0", "-5", "many"])
+def test_cli_refuses_a_class_count_that_is_not_positive(capsys, value):
+    from jobs.cli import main
+
+    capsys.readouterr()
+    assert main(["models", "cnn2", "--num-classes", value]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [err.strip()] and err.startswith("error: ") and "--num-classes" in err, err
+
+
 def test_only_the_gan_pair_is_not_a_classifier():
     assert [name for name in list_models() if not get_entry(name).is_classifier] == ["dcgan_discriminator",
                                                                                       "dcgan_generator"]
