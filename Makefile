@@ -1,4 +1,6 @@
 # Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# `make image-test` (as root, ~10 min) builds images/Dockerfile with buildah and runs the CLI in it
+# (images/image.mk, DEVELOPERS.md); CI runs it after `make test`.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -43,5 +45,7 @@ lint: setup
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache build *.egg-info
 
-# Kubernetes targets (kind, images, helm) live beside the manifests.
+# Image targets (image, image-cpu, image-constraints, image-test) live beside the Dockerfile,
+# Kubernetes targets (kind, helm) beside the manifests.
+-include images/image.mk
 -include k8s/k8s.mk

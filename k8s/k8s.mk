@@ -1,8 +1,6 @@
-# Images, kind and Helm. Included by the top-level Makefile (`-include k8s/k8s.mk`).
+# kind and Helm. Included by the top-level Makefile (`-include k8s/k8s.mk`), after images/image.mk,
+# which defines the image targets and IMAGE_REPO, IMAGE_TAG and VERSION.
 #
-#   make image-constraints     pin images/constraints.txt to the dev venv's versions
-#   make image                 CUDA image (KubeRay head/workers and every Job): cifar100-k8s:<version>
-#   make image-cpu             CPU variant for kind: cifar100-k8s:<version>-cpu
 #   make kind-up               one-node kind cluster with ./data and ./results mounted, plus their PVCs
 #   make kind-load             build image-cpu and load it into the kind node
 #   make kuberay-install       KubeRay operator 1.7.0: its CRDs first (server-side apply), then the operator
@@ -10,18 +8,6 @@
 #   make helm-install-kind     install the chart with k8s/kind/values.yaml
 #   make k8s-manifests         regenerate k8s/kind/stages/*.yaml from the chart
 
-VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
-IMAGE_REPO ?= cifar100-k8s
-IMAGE_TAG ?= $(VERSION)
-RAY_VERSION ?= 2.60.0
-CUDA_BASE ?= rayproject/ray:$(RAY_VERSION)-py311-cu128
-# Empty: PyPI's default torch 2.14.1 wheels (they bundle their CUDA runtime), as pinned in images/constraints.txt.
-CUDA_TORCH_INDEX ?=
-CPU_BASE ?= rayproject/ray:$(RAY_VERSION)-py311-cpu
-CPU_TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
-# 0 skips baking pytorch-fid's Inception weights into the image (no network at build time).
-FID_WEIGHTS ?= 1
-DOCKER ?= docker
 KIND ?= kind
 KUBECTL ?= kubectl
 HELM ?= helm
@@ -35,29 +21,7 @@ HELM_ARGS ?=
 STORAGE_CLASS ?=
 K8S_STAGES := pipeline data tune retrain gan fid report
 
-IMAGE_BUILD_ARGS = \
-	--build-arg VERSION=$(VERSION) \
-	--build-arg REVISION=$(shell git rev-parse --short HEAD 2>/dev/null || echo unknown) \
-	--build-arg CREATED=$(shell date -u +%Y-%m-%dT%H:%M:%SZ) \
-	--build-arg SOURCE=$(shell git remote get-url origin 2>/dev/null) \
-	--build-arg FETCH_FID_WEIGHTS=$(FID_WEIGHTS)
-
-.PHONY: image-constraints image image-cpu kind-up kind-down kind-load kuberay-install helm-install helm-install-kind k8s-manifests
-
-# The exact versions the test suite ran with become the image's pip constraints.
-image-constraints: setup
-	{ sed -n '1,3p' images/constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^#'; } > images/constraints.txt.new
-	mv images/constraints.txt.new images/constraints.txt
-
-image:
-	$(DOCKER) build -f images/Dockerfile $(IMAGE_BUILD_ARGS) \
-		--build-arg BASE_IMAGE=$(CUDA_BASE) --build-arg TORCH_INDEX_URL=$(CUDA_TORCH_INDEX) \
-		-t $(IMAGE_REPO):$(IMAGE_TAG) .
-
-image-cpu:
-	$(DOCKER) build -f images/Dockerfile $(IMAGE_BUILD_ARGS) \
-		--build-arg BASE_IMAGE=$(CPU_BASE) --build-arg TORCH_INDEX_URL=$(CPU_TORCH_INDEX) \
-		-t $(IMAGE_REPO):$(IMAGE_TAG)-cpu .
+.PHONY: kind-up kind-down kind-load kuberay-install helm-install helm-install-kind k8s-manifests
 
 # The pods run as uid 1000; hostPath volumes ignore fsGroup, so the two folders are made writable.
 kind-up:
