@@ -127,7 +127,6 @@ def _train(cfg, data_dir, files: RunFiles, checkpoint, digest: str, device: torc
         detector.load_state_dict(state["detector"])
         healthy, events, rows, wall_before = state["healthy"], state["events"], list(state["rows"]), state["wall_time_s"]
         log(f"resuming {files.dir} at step {training.step}")
-    write_jsonl(files.metrics, rows)  # what last.pt accounts for: rows appended after it are gone
     started = time.monotonic()
 
     def save(step_snapshot: bool) -> None:
@@ -154,6 +153,7 @@ def _train(cfg, data_dir, files: RunFiles, checkpoint, digest: str, device: torc
 
     if checkpoint is None:
         save(step_snapshot=False)  # the commit point exists before any other file of the run
+    write_jsonl(files.metrics, rows)  # what last.pt accounts for: rows appended after it are gone
     failure = None
     try:
         with preemption() as stop:
