@@ -22,7 +22,6 @@ from cifar_core.errors import ConfigError
 from cifar_core.seeds import check_seed
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad")
-NOT_CLASSIFIERS = ("gan",)  # model families whose networks are not image classifiers
 SCHEDULES = ("none", "cosine", "onecycle")
 
 
@@ -116,7 +115,7 @@ class TrainConfig:
         from cifar_core.models import get_entry
 
         entry = get_entry(self.model.name)  # unknown model -> ConfigError listing the known ones
-        _check(entry.family not in NOT_CLASSIFIERS, "model.name", self.model.name,
+        _check(entry.is_classifier, "model.name", self.model.name,
                "a classifier (a GAN network cannot be trained here: see `cifar models`)")
         m, o, r = self.model, self.optim, self.run
         check_seed(r.seed, "run.seed")
@@ -233,6 +232,8 @@ def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if data is None:

@@ -90,3 +90,12 @@ def test_augment_config_built_directly_refuses_non_finite_values():
     for key in ("brightness", "contrast", "saturation", "hue", "rotation"):
         with pytest.raises(ConfigError, match=f"augment.{key} must be a finite number"):
             AugmentConfig(**{key: float("inf")})
+
+
+def test_a_config_file_that_is_not_utf8_is_one_error_naming_it(tmp_path):
+    from cifar_core.config import resolve_config
+
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("lr: 0.1  # caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="latin1.yaml is not UTF-8"):
+        resolve_config(path, None, {})

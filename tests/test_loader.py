@@ -177,3 +177,11 @@ def test_evaluation_split_is_normalised_once():
     loader = DeviceLoader(torch.zeros(10, 3, 32, 32, dtype=torch.uint8), torch.arange(10), 4)
     first, second = list(loader), list(loader)
     assert [x.data_ptr() for x, _ in first] == [x.data_ptr() for x, _ in second]
+
+
+def test_a_validation_fraction_that_leaves_nothing_to_train_on_says_so(tmp_path):
+    from cifar_core.data import write_synthetic
+
+    root = write_synthetic(tmp_path, n_train=2, n_test=2, seed=0)
+    with pytest.raises(ConfigError, match="holds out all 2 training images"):
+        make_data(root, val_fraction=0.8, batch_size=1)

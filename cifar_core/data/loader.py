@@ -221,6 +221,10 @@ def make_data(
         train_index, val_index = None, None
     else:
         train_index, val_index = train_val_indices(len(train_split), val_fraction, split_seed)
+        if len(train_index) == 0:
+            raise ConfigError(
+                f"run.val_fraction = {val_fraction} holds out all {len(train_split)} training images: none is left to train on"
+            )
     layout = {"dtype": dtype, "channels_last": channels_last}
     train_x, train_y = to_device_tensors(train_split, train_index, device)
     # Drop a ragged last batch (BatchNorm dislikes tiny ones) unless that would leave none.
