@@ -28,6 +28,9 @@ from cifar_core.errors import ConfigError
 # checkpoint. A user error (CifarError) or a bug is never retried: it would only fail again.
 NODE_LOSS_RETRIES = 3
 FORWARDED_ENV_PREFIX = "CIFAR_"  # the driver's settings that its Ray tasks see too
+# How long a Ray task waits for its run directory's lock. A retried task may find the lock of its
+# dead predecessor still held: on NFS, until the dead node's lease expires (typically 90 s).
+LOCK_WAIT_IN_TASK_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,24 @@ def ran_on(device: str, since: float | None = None) -> dict[str, Any]:
     return place
 
 
+def run_stage(work: InProcess | OnRay, resources: Resources, fn: Callable[..., dict], summary_path: str | os.PathLike,
+              device: str, **kwargs: Any) -> dict:
+    """`fn(device=..., **kwargs)` as one unit of work (a Ray task, or here); the summary it writes
+    at `summary_path` (and returns) gains `ran_on`: where it ran and for how long."""
+    return work.get(work.submit(_recorded, resources, fn, str(summary_path), resources.device(device), kwargs))
+
+
+def _recorded(fn: Callable[..., dict], summary_path: str, device: str, kwargs: dict) -> dict:
+    from cifar_core.atomic import atomic_write_json, read_json
+
+    start = time.monotonic()
+    fn(device=device, **kwargs)
+    summary = read_json(summary_path)
+    summary["ran_on"] = [ran_on(device, since=start)]
+    atomic_write_json(summary_path, summary)
+    return summary
+
+
 def device_name(device: str) -> str:
     if not device.startswith("cuda"):
         return "cpu"
@@ -110,6 +131,7 @@ class InProcess:
     """Runs each submitted function at once, in this process; arguments are plain values."""
 
     uses_ray = False
+    lock_wait_s = 0.0  # a second writer of a run fails at once
 
     def submit(self, fn: Callable, resources: Resources, *args: Any) -> Done:
         try:
@@ -129,6 +151,7 @@ class OnRay:
     """
 
     uses_ray = True
+    lock_wait_s = LOCK_WAIT_IN_TASK_S
 
     def submit(self, fn: Callable, resources: Resources, *args: Any):
         import ray

@@ -144,6 +144,7 @@ class PipelineContext:
     results_dir: Path
     device: str = "auto"
     config: dict[str, Any] = field(default_factory=dict, compare=False)  # the resolved profile
+    lock_wait_s: float = 0.0  # how long a stage waits for a run's lock (Ray tasks: see execution)
 
     def resources(self, stage: str) -> Resources:
         """What each task of `stage` reserves (one CPU where the profile says nothing)."""
@@ -203,7 +204,7 @@ def submit_retrain(work: InProcess | OnRay, ctx: PipelineContext, config: dict, 
     resources = ctx.resources("retrain")
     device = resources.device(ctx.device)
     runs = [work.submit(_after, resources, retrain_rank, len(needed), *needed, plan, rank, ctx.data_dir,
-                        ctx.results_dir, device)
+                        ctx.results_dir, device, work.lock_wait_s)
             for rank in range(1, plan.top_k + 1)]
     return work.submit(collect_retrain, Resources(cpus=1), plan, ctx.results_dir, *runs)
 
@@ -218,7 +219,8 @@ def run_gan_stage(ctx: PipelineContext, config: dict, *needed: dict) -> dict:
 
     cfg = GanTrainConfig.from_dict({k: v for k, v in config.items() if k != "run"})
     device = ctx.resources("gan").device(ctx.device)
-    return train_gan(cfg, ctx.data_dir, gan_summary(ctx, config).parent, device=device, resume=True)
+    return train_gan(cfg, ctx.data_dir, gan_summary(ctx, config).parent, device=device, resume=True,
+                     wait_s=ctx.lock_wait_s)
 
 
 def gan_summary(ctx: PipelineContext, config: dict) -> Path:
@@ -245,7 +247,8 @@ def fid_summary(ctx: PipelineContext, config: dict) -> Path:
     from cifar_core.fid.scoring import default_name
 
     # The same place `cifar fid --select-best RESULTS/gan/<run>` writes to.
-    return ctx.results_dir / "fid" / default_name(None, None, ctx.results_dir / "gan" / config["gan_run"]) / "summary.json"
+    return ctx.results_dir / "fid" / default_name(None, None, ctx.results_dir / "gan" / config["gan_run"],
+                                                  n=config["n"]) / "summary.json"
 
 
 @dataclass(frozen=True)
@@ -301,12 +304,13 @@ def run_pipeline(profile: str, data_dir: str | Path, results_dir: str | Path, de
     for stage in stages:
         if stage.name not in config:
             raise ConfigError(f"profile {profile!r} has no section for stage {stage.name!r}")
-    ctx = PipelineContext(profile, Path(data_dir), Path(results_dir), device, config)
+    work = runner(with_ray)
+    ctx = PipelineContext(profile, Path(data_dir), Path(results_dir), device, config, work.lock_wait_s)
     started = time.monotonic()
     if not with_ray:
-        return _run(ctx, stages, runner(False), started)
+        return _run(ctx, stages, work, started)
     with ray_session():
-        return _run(ctx, stages, runner(True), started)
+        return _run(ctx, stages, work, started)
 
 
 @dataclass

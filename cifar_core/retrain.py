@@ -109,19 +109,20 @@ def retrain_from_tune(experiment: str, data_dir: str | Path, results_dir: str | 
     resources = resources or Resources()
     selected_configs(results_dir, experiment, top_k, select)  # a missing or short search fails here, before any task
     device = resources.device(device)
-    runs = [work.submit(retrain_rank, resources, plan, rank, Path(data_dir), Path(results_dir), device)
+    runs = [work.submit(retrain_rank, resources, plan, rank, Path(data_dir), Path(results_dir), device, work.lock_wait_s)
             for rank in range(1, top_k + 1)]
     return collect_retrain(plan, Path(results_dir), *[work.get(run) for run in runs])
 
 
-def retrain_rank(plan: RetrainPlan, rank: int, data_dir: Path, results_dir: Path, device: str) -> dict[str, Any]:
+def retrain_rank(plan: RetrainPlan, rank: int, data_dir: Path, results_dir: Path, device: str,
+                 lock_wait_s: float = 0.0) -> dict[str, Any]:
     """Retrain the rank-th selected config (1-based) as a normal training run; its row of the summary."""
     start = time.monotonic()
     entry = selected_configs(results_dir, plan.experiment, plan.top_k, plan.select)[rank - 1]
     name = run_name(plan.experiment, entry)
     log(f"retraining rank {rank}: {entry['params']['model.name']} for {plan.epochs} epochs on all training images ({name})")
     run = train_run(retrain_config(entry, plan.epochs, device), data_dir, results_dir, run_name=name,
-                    resume=True, evaluate_test=True)
+                    resume=True, evaluate_test=True, wait_s=lock_wait_s)
     return {**model_row(entry, run), "ran_on": ran_on(device, since=start)}
 
 

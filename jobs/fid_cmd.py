@@ -9,6 +9,7 @@ import click
 
 from cifar_core.names import check_name
 from jobs.options import data_dir_option, device_option, json_option, results_dir_option
+from jobs.work_options import stage_work, task_options
 
 POSITIVE_INT = click.IntRange(min=1)
 
@@ -55,14 +56,17 @@ POSITIVE_INT = click.IntRange(min=1)
 @data_dir_option
 @results_dir_option
 @device_option
+@task_options
 @json_option
 def fid_cmd(fake, checkpoint, run_dir, split, weights, n, seed, batch_norm, name, out, batch_size, cache_dir,
-            data_dir, results_dir, device, as_json) -> None:
+            data_dir, results_dir, device, cpus, gpus, ray_flag, as_json) -> None:
     """FID of generated images against a CIFAR-100 split (pytorch-fid's Inception, pool3, 2048-d).
 
     Exactly one of --fake, --checkpoint or --select-best. The split's statistics are cached, so
-    later runs only pass the generated images through Inception. Writes summary.json.
+    later runs only pass the generated images through Inception. Writes summary.json. With Ray
+    (RAY_ADDRESS, or --ray) the scoring is one Ray task with --cpus and --gpus.
     """
+    from cifar_core.execution import run_stage
     from cifar_core.fid import scoring
 
     inputs = [p for p in (fake, checkpoint, run_dir) if p is not None]
@@ -73,11 +77,13 @@ def fid_cmd(fake, checkpoint, run_dir, split, weights, n, seed, batch_norm, name
     elif out is None:
         name = scoring.default_name(fake, checkpoint, run_dir, split=split, n=n, seed=seed, batch_norm=batch_norm)
     out_dir = out or results_dir / "fid" / name
-    summary = scoring.run_fid(
-        out_dir, fake=fake, checkpoint=checkpoint, run_dir=run_dir, data_dir=data_dir, split=split,
-        weights=weights, device=device, batch_size=batch_size, n=n, seed=seed, batch_norm=batch_norm,
-        cache_dir=cache_dir or scoring.default_cache_dir(results_dir),
-    )
+    with stage_work(ray_flag, cpus, gpus, default_ray=False) as (work, resources):
+        summary = run_stage(
+            work, resources, scoring.run_fid, out_dir / "summary.json", device,
+            out_dir=out_dir, fake=fake, checkpoint=checkpoint, run_dir=run_dir, data_dir=data_dir, split=split,
+            weights=weights, batch_size=batch_size, n=n, seed=seed, batch_norm=batch_norm,
+            cache_dir=cache_dir or scoring.default_cache_dir(results_dir),
+        )
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
         return

@@ -9,6 +9,7 @@ import click
 
 from cifar_core.names import check_name
 from jobs.options import data_dir_option, device_option, results_dir_option
+from jobs.work_options import stage_work, task_options
 
 POSITIVE_INT = click.IntRange(min=1)
 POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
@@ -131,12 +132,16 @@ def gan_group() -> None:
 @device_option
 @data_dir_option
 @results_dir_option
-def train_cmd(run_name, device, data_dir, results_dir, resume, **options) -> None:
+@task_options
+def train_cmd(run_name, device, data_dir, results_dir, resume, cpus, gpus, ray_flag, **options) -> None:
     """Train a DCGAN on the CIFAR-100 training images.
 
     Writes RESULTS/gan/RUN/: checkpoints/step_N.pt and last.pt, samples/step_N.png, metrics.jsonl,
-    summary.json and losses.png. Running the same command again resumes from last.pt.
+    summary.json and losses.png. Running the same command again resumes from last.pt. With Ray
+    (RAY_ADDRESS, or --ray) it is one Ray task with --cpus and --gpus, run again on another node,
+    from last.pt, if its node dies.
     """
+    from cifar_core.execution import run_stage
     from cifar_core.gan.config import CollapseConfig, GanTrainConfig
     from cifar_core.gan.train import train_gan
 
@@ -150,7 +155,10 @@ def train_cmd(run_name, device, data_dir, results_dir, resume, **options) -> Non
         lr_factor=options.pop("recovery_lr_factor"),
     )
     cfg = GanTrainConfig(**options, collapse=collapse)
-    summary = train_gan(cfg, data_dir, _run_dir(results_dir, run_name), device=device, resume=resume)
+    run_dir = _run_dir(results_dir, run_name)
+    with stage_work(ray_flag, cpus, gpus, default_ray=False) as (work, resources):
+        summary = run_stage(work, resources, train_gan, run_dir / "summary.json", device,
+                            cfg=cfg, data_dir=data_dir, run_dir=run_dir, resume=resume, wait_s=work.lock_wait_s)
     final = summary["final"] or {}
     click.echo(
         f"{summary['run_dir']}: {summary['steps']} steps in {summary['wall_time_s']:.0f}s on {summary['device']}, "

@@ -39,12 +39,6 @@ SCENARIOS = {
     },
 }
 
-# Flags of the contract (/work/notes/contract.md, issue 9) that the lead has not registered yet.
-# A case using one is expected to fail until then (strict: it fails loudly once the flag exists, so
-# remove the entry then).
-PENDING_LEAD_FLAGS = {("gan train", "--cpus"), ("gan train", "--gpus"), ("fid", "--cpus"), ("fid", "--gpus")}
-
-
 def entrypoint(values: dict) -> list[str]:
     """The RayJob's entrypoint, split as the shell KubeRay hands it to would."""
     with helm.Chart.load(str(CHART)) as chart:
@@ -63,9 +57,7 @@ for _scenario, _values in SCENARIOS.items():
     for _stage in STAGES:
         _argv = entrypoint({**_values, "stage": _stage})
         _name = _command_name(_argv)
-        _pending = sorted(flag for command, flag in PENDING_LEAD_FLAGS if command == _name and flag in _argv)
-        _marks = [pytest.mark.xfail(strict=True, reason=f"`cifar {_name} {' '.join(_pending)}`: the lead adds it (contract)")] if _pending else []
-        CASES.append(pytest.param(_argv, id=f"{_scenario}:{_stage}", marks=_marks))
+        CASES.append(pytest.param(_argv, id=f"{_scenario}:{_stage}"))
 
 
 def parse(argv: list[str]) -> click.Context:

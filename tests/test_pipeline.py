@@ -153,7 +153,7 @@ def test_smoke_pipeline_end_to_end_on_a_tiny_profile(tmp_path, monkeypatch, ray_
     assert f"results: {results.resolve()}" in first.output
     assert f"report:  {results / 'report' / 'index.html'}" in first.output
     assert (results / "report" / "index.html").stat().st_size > 10_000
-    fid = json.loads((results / "fid" / "smoke-select" / "summary.json").read_text())
+    fid = json.loads((results / "fid" / "smoke-select-n4" / "summary.json").read_text())
     assert [entry["step"] for entry in fid["ranking"]] and fid["fid"] >= 0
     retrain = json.loads((results / "retrain" / "smoke" / "summary.json").read_text())
     assert len(retrain["models"]) == 2 and retrain["pipeline"]["stage"] == "retrain"

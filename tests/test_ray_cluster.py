@@ -199,3 +199,16 @@ def metrics(run_dir: Path) -> list[dict]:
     """Per-epoch metrics without the timings, which differ between any two runs."""
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return [{k: v for k, v in row.items() if not k.endswith("time_s")} for row in rows]
+
+
+def test_gan_command_runs_as_a_task_on_a_worker_node(tmp_path, env, cluster, data):
+    """`cifar gan train` with RAY_ADDRESS is one task (`cifar fid` goes through the same
+    `run_stage`), and its summary says where it ran."""
+    results = tmp_path / "results"
+    log = tmp_path / "gan.log"
+    finish(cifar(["gan", "train", "--run-name", "g", "--steps", "4", "--batch-size", "16", "--ngf", "8", "--ndf", "8",
+                  "--log-every", "2", "--checkpoint-every", "2", "--sample-every", "2", "--device", "cpu",
+                  "--data-dir", str(data), "--results-dir", str(results), "--cpus", "1", "--gpus", "0"],
+                 env, cluster, log), log)
+    (place,) = json.loads((results / "gan" / "g" / "summary.json").read_text())["ran_on"]
+    assert place["node_id"] in worker_ids(cluster) and place["device"] == "cpu" and place["work_s"] > 0
