@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine: `make demo` and `make test`.
-# `make image-test` (as root, ~10 min) builds images/Dockerfile with buildah and runs the CLI in it
+# `make image-test` (as root, 5-15 min) builds images/Dockerfile with buildah and runs the CLI in it
 # (images/image.mk, DEVELOPERS.md); CI runs it after `make test`.
 PYTHON ?= python3
 VENV ?= .venv

@@ -4,7 +4,7 @@
 #   make image-cpu             CPU variant for kind: cifar100-k8s:<version>-cpu
 #   make image-constraints     pin images/constraints.txt to the dev venv's versions
 #   make image-test            build images/Dockerfile with buildah on a stand-in Ray base and run the
-#                              CLI in it as uid 1000 (root; ~10 min, ~20 GiB of scratch; DEVELOPERS.md)
+#                              CLI in it as uid 1000 (root; 5-15 min, ~32 GiB of scratch; DEVELOPERS.md)
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 IMAGE_REPO ?= cifar100-k8s

@@ -88,7 +88,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- the stand-in Ray base: from the cache, or debootstrap'd ----------------------------------------
-key=$( { cat "$here/standin-base.sh"; echo "$RAY_VERSION $DEBIAN_MIRROR"; [ -f "$HOST_CA_BUNDLE" ] && cat "$HOST_CA_BUNDLE"; } | sha256sum | cut -c1-16)
+key=$( { cat "$here/standin-base.sh"; echo "$RAY_VERSION $DEBIAN_MIRROR"; if [ -f "$HOST_CA_BUNDLE" ]; then cat "$HOST_CA_BUNDLE"; fi; } \
+  | sha256sum | cut -c1-16)
 cached=${IMAGE_TEST_CACHE:+$IMAGE_TEST_CACHE/standin-$RAY_VERSION-$key.tar}
 if [ -n "$cached" ] && [ -f "$cached" ]; then
   say "stand-in base from the cache: $cached"
@@ -162,6 +163,6 @@ for path in "$data"/cifar-100-python/{train,test,meta} \
     "$results"/report/{index.html,report.md}; do
   [ -s "$path" ] || fail "missing or empty after the CLI run: ${path#"$WORK"/volumes/}"
 done
-strangers=$(find "$data" "$results" \( ! -uid 1000 -o ! -gid 100 \) -printf '%u:%g %P\n' | head -5)
+strangers=$(find "$data" "$results" \( ! -uid 1000 -o ! -gid 100 \) -printf '%u:%g %P\n' | head -5 || true)
 [ -z "$strangers" ] || fail "files not owned by 1000:100 on the volumes: $strangers"
 say "CLI outputs present, all $(find "$data" "$results" | wc -l) paths owned by 1000:100"
