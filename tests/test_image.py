@@ -64,7 +64,7 @@ def test_every_base_is_a_pinned_ray_image(commands):
 
 
 def test_cpu_variant_uses_a_pinned_cpu_base_and_torch_index():
-    mk = (REPO / "k8s" / "k8s.mk").read_text()
+    mk = (REPO / "images" / "image.mk").read_text()
     assert re.search(r"^CPU_BASE \?= rayproject/ray:\$\(RAY_VERSION\)-py311-cpu$", mk, re.M)
     assert re.search(r"^RAY_VERSION \?= 2\.60\.0$", mk, re.M)
     assert "https://download.pytorch.org/whl/cpu" in mk
