@@ -284,12 +284,19 @@ def check_feasible(requests: dict[str, Resources]) -> None:
             )
 
 
+# Node types an autoscaler may add but that are not up yet, as the deployment describes them: a JSON
+# list like [{"cpu": "8", "gpus": 1, "max": 4}] (CPU as a Kubernetes quantity, `max` nodes of the
+# type). The chart sets it from its worker groups when KubeRay's autoscaler grows them from zero.
+AUTOSCALED_WORKERS_ENV = "CIFAR_AUTOSCALED_WORKERS"
+
+
 def node_capacities() -> list[dict[str, float]]:
     """Total resources of every alive node and of every node type the autoscaler may add."""
     import ray
     from ray._private.state import state
 
     capacities = [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
+    capacities += autoscaled_workers()
     try:
         config = state.get_cluster_config()
     except Exception:  # no autoscaler v2 state on this cluster
@@ -299,6 +306,29 @@ def node_capacities() -> list[dict[str, float]]:
             if group.max_count != 0:
                 capacities.append(dict(group.resources))
     return capacities
+
+
+def autoscaled_workers() -> list[dict[str, float]]:
+    """The worker types of AUTOSCALED_WORKERS_ENV as one node's Ray resources and how many such
+    nodes there may be: [{"CPU": 8.0, "GPU": 1.0, "max": 4}]."""
+    import json
+
+    text = os.environ.get(AUTOSCALED_WORKERS_ENV, "").strip()
+    if not text:
+        return []
+    try:
+        return [{"CPU": _cpu_quantity(t.get("cpu", 0)), "GPU": float(t.get("gpus", 0)), "max": int(t.get("max", 1))}
+                for t in json.loads(text)]
+    except (ValueError, TypeError, AttributeError):
+        raise ConfigError(f"${AUTOSCALED_WORKERS_ENV} = {text!r}: expected a JSON list like "
+                          f'[{{"cpu": "8", "gpus": 1, "max": 4}}]') from None
+
+
+def _cpu_quantity(value: Any) -> float:
+    """A Kubernetes CPU quantity ("4", "500m", 2) as cores; Ray counts whole cores of a pod's limit."""
+    text = str(value)
+    cores = float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+    return float(math.floor(cores))
 
 
 def cluster_gpus() -> float:
@@ -311,7 +341,8 @@ def cluster_gpus() -> float:
         most = (state.get_max_resources_from_cluster_config() or {}).get("GPU", 0)
     except Exception:  # no autoscaler v2 state on this cluster
         most = 0
-    return float(max(now, most))
+    described = sum(t["GPU"] * t["max"] for t in autoscaled_workers())
+    return float(max(now, most, described))
 
 
 def _covers(capacity: dict[str, float], request: Resources) -> bool:

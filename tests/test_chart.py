@@ -239,6 +239,23 @@ def test_without_the_autoscaler_every_group_runs_at_its_maximum():
     assert (workers["gpu"]["replicas"], workers["gpu"]["minReplicas"], workers["gpu"]["maxReplicas"]) == (2, 2, 2)
 
 
+def test_the_driver_knows_the_worker_groups_the_autoscaler_may_add(monkeypatch):
+    """While the GPU group has no pod yet, the driver must not refuse GPU work as impossible: the
+    chart tells it (CIFAR_AUTOSCALED_WORKERS) which workers may come, and Python reads that."""
+    from cifar_core.execution import AUTOSCALED_WORKERS_ENV, autoscaled_workers
+
+    values = with_rwx({"ray": {"workers": {"gpu": {"gpus": 2, "maxReplicas": 3,
+                                                  "resources": {"limits": {"cpu": "7500m", "memory": "8Gi"}}}}}})
+    head = by_kind(values)["RayJob"]["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]
+    env = {e["name"]: e.get("value") for e in head["spec"]["containers"][0]["env"]}
+    monkeypatch.setenv(AUTOSCALED_WORKERS_ENV, env[AUTOSCALED_WORKERS_ENV])
+    assert autoscaled_workers() == [{"CPU": 4.0, "GPU": 0.0, "max": 1}, {"CPU": 7.0, "GPU": 2.0, "max": 3}]
+
+    fixed = with_rwx({"ray": {"autoscaling": {"enabled": False}}})
+    head = by_kind(fixed)["RayJob"]["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]
+    assert AUTOSCALED_WORKERS_ENV not in {e["name"] for e in head["spec"]["containers"][0]["env"]}  # all nodes are up
+
+
 @pytest.mark.parametrize("stage", ["data", "report"])
 def test_stages_that_never_use_a_gpu_get_no_gpu_group(stage):
     assert set(groups(with_rwx({"stage": stage}))) == {"cpu"}

@@ -212,3 +212,33 @@ def test_gan_command_runs_as_a_task_on_a_worker_node(tmp_path, env, cluster, dat
                  env, cluster, log), log)
     (place,) = json.loads((results / "gan" / "g" / "summary.json").read_text())["ran_on"]
     assert place["node_id"] in worker_ids(cluster) and place["device"] == "cpu" and place["work_s"] > 0
+
+
+def test_work_no_node_can_run_is_refused_before_it_starts(tmp_path, env, cluster, data, monkeypatch):
+    """More CPUs or GPUs than any node has (or any node the deployment says an autoscaler may add)
+    would wait forever in Ray's queue: refused at once, with one line saying what the largest node has."""
+    import ray
+
+    from cifar_core.errors import ConfigError
+    from cifar_core.execution import AUTOSCALED_WORKERS_ENV, Resources, check_feasible
+
+    log = tmp_path / "tune.log"
+    process = cifar(["tune", "--experiment", "big", "--cpus-per-trial", "100", "--data-dir", str(data),
+                     "--results-dir", str(tmp_path / "results")], env, cluster, log)
+    process.wait(timeout=TIMEOUT_S)
+    assert process.returncode == 2
+    assert "error: each trial asks for 100 CPUs and 0 GPUs per task, but no node of this Ray cluster has that " \
+           "much (the largest has 1 CPUs" in log.read_text()
+
+    ray.init(address=cluster.address)
+    try:
+        with pytest.raises(ConfigError, match="stage retrain asks for 1 CPUs and 2 GPUs"):
+            check_feasible({"stage retrain": Resources(cpus=1, gpus=2)})
+        # A GPU worker group that an autoscaler grows from zero has no node yet, but counts.
+        monkeypatch.setenv(AUTOSCALED_WORKERS_ENV, '[{"cpu": "8", "gpus": 2, "max": 3}]')
+        check_feasible({"stage retrain": Resources(cpus=1, gpus=2)})
+        monkeypatch.setenv(AUTOSCALED_WORKERS_ENV, "8 cpus")
+        with pytest.raises(ConfigError, match="expected a JSON list"):
+            check_feasible({"stage retrain": Resources(cpus=1, gpus=2)})
+    finally:
+        ray.shutdown()

@@ -149,9 +149,28 @@ fails, with a message saying why, when the server squashes root.
   value: /tmp/triton
 - name: PYTHONUNBUFFERED
   value: "1"
+{{- if include "cifar100.autoscaling" . }}
+{{- /* The worker groups the autoscaler grows from zero: the driver counts them as nodes that may
+       come, so it does not refuse GPU work while no GPU worker exists yet. */}}
+- name: CIFAR_AUTOSCALED_WORKERS
+  value: {{ include "cifar100.autoscaledWorkers" . | quote }}
+{{- end }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
+{{- end }}
+
+{{/* The worker groups as a JSON list of {cpu (the limit), gpus, max (replicas)}. */}}
+{{- define "cifar100.autoscaledWorkers" -}}
+{{- $w := .Values.ray.workers }}
+{{- $groups := list }}
+{{- if gt (int $w.cpu.maxReplicas) 0 }}
+{{- $groups = append $groups (dict "cpu" (toString $w.cpu.resources.limits.cpu) "gpus" 0 "max" (int $w.cpu.maxReplicas)) }}
+{{- end }}
+{{- if gt (int $w.gpu.maxReplicas) 0 }}
+{{- $groups = append $groups (dict "cpu" (toString $w.gpu.resources.limits.cpu) "gpus" (int $w.gpu.gpus) "max" (int $w.gpu.maxReplicas)) }}
+{{- end }}
+{{- toJson $groups }}
 {{- end }}
 
 {{/* Volume mounts; takes the same dict as cifar100.volumes. */}}
