@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
 
+def cifar(*args) -> subprocess.CompletedProcess:
+    """The real entry point, in this process (a new Python and torch per call would add nothing)."""
+    from jobs.cli import main
 
-def cifar(*args, cwd=REPO) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "jobs.cli", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main([str(a) for a in args])
+    return subprocess.CompletedProcess(args, status, out.getvalue(), err.getvalue())
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -64,11 +66,10 @@ def test_evaluate_reports_top1_top5_per_class_and_records_it(trained, synth_root
     assert "test" not in recorded  # only a run's own --evaluate-test writes its test score
 
 
-def test_environment_variables_choose_directories(trained, synth_root, tmp_path):
-    env = {**os.environ, "CIFAR_DATA_DIR": str(synth_root), "CIFAR_RESULTS_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
-    run = subprocess.run([sys.executable, "-m", "jobs.cli", "train", "--model", "tinycnn", "--steps", "3",
-                          "--batch-size", "32", "--device", "cpu", "--run-name", "env"],
-                         cwd=REPO, env=env, capture_output=True, text=True)
+def test_environment_variables_choose_directories(trained, synth_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("CIFAR_DATA_DIR", str(synth_root))
+    monkeypatch.setenv("CIFAR_RESULTS_DIR", str(tmp_path))
+    run = cifar("train", "--model", "tinycnn", "--steps", "3", "--batch-size", "32", "--device", "cpu", "--run-name", "env")
     assert run.returncode == 0, run.stderr
     metrics = (tmp_path / "train" / "env" / "metrics.jsonl").read_text().splitlines()
     assert json.loads(metrics[-1])["step"] == 3
