@@ -148,7 +148,7 @@ def fit(
     scheduler = build_scheduler(optimizer, cfg.optim, total_steps)
     run, sums = Progress(), EpochSums.zero(device)
     if state is not None:
-        run, sums = _restore(state, cfg, data, model, optimizer, scheduler, device, steps_per_epoch)
+        run, sums = _restore(state, cfg, data, model, optimizer, scheduler, device, steps_per_epoch, total_steps)
     train_step = make_train_step(cfg, model, optimizer, scheduler, device)
     amp = cfg.run.amp and device.type == "cuda"
     num_epochs = math.ceil(total_steps / steps_per_epoch)
@@ -224,7 +224,7 @@ def _preempted_message(step: int, run_dir: Path | None) -> str:
     return f"stopped by SIGTERM after step {step}; {where}"
 
 
-def _restore(state, cfg, data, model, optimizer, scheduler, device, steps_per_epoch):
+def _restore(state, cfg, data, model, optimizer, scheduler, device, steps_per_epoch, total_steps):
     if state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError("resume state is not a cifar100-k8s classifier checkpoint")
     require_keys(state, {**REQUIRED, "optimizer_state": dict, "history": list, "rng": dict}, "resume state")
@@ -243,9 +243,9 @@ def _restore(state, cfg, data, model, optimizer, scheduler, device, steps_per_ep
         raise CheckpointError(f"checkpoint does not fit this model/optimizer: {load_error_summary(exc)}") from None
     restore_rng(state["rng"], device)
     run = Progress(state["step"], list(state["history"]), state.get("best_val_acc"), state.get("best_step"))
-    if run.step % steps_per_epoch and run.history and run.history[-1]["step"] == run.step:
-        # A run.steps run that ended mid-epoch: its last row was provisional, and the epoch goes on
-        # (its sums are in `partial`), so the finished epoch's row replaces it.
+    if run.step < total_steps and run.step % steps_per_epoch and run.history and run.history[-1]["step"] == run.step:
+        # A run.steps run that ended mid-epoch and is now extended: its last row was provisional,
+        # the epoch goes on (its sums are in `partial`), and the finished epoch's row replaces it.
         run.history.pop()
     return run, EpochSums.zero(device, state.get("partial"))
 

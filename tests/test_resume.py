@@ -77,7 +77,10 @@ def uninterrupted(tiny_root, tmp_path_factory) -> Path:
 
 def test_steps_extended_on_resume_end_on_the_same_batches(tiny_root, tmp_path, uninterrupted):
     """Issue 13 case 3: --steps 10, then --steps 20 --resume, ended at step 17 on other batches."""
-    train_run(cfg(steps=10), tiny_root, tmp_path, run_name="s")  # ends 3 batches into epoch 2
+    first = train_run(cfg(steps=10), tiny_root, tmp_path, run_name="s")  # ends 3 batches into epoch 2
+    assert rows(tmp_path / "train" / "s")[-1]["step"] == 10
+    again = train_run(cfg(steps=10), tiny_root, tmp_path, run_name="s", resume=True)  # nothing to add
+    assert (again["steps"], again["epochs"], again["final_train_loss"]) == (10, 2, first["final_train_loss"])
     assert rows(tmp_path / "train" / "s")[-1]["step"] == 10
     summary = train_run(cfg(steps=21), tiny_root, tmp_path, run_name="s", resume=True)
     assert summary["steps"] == 21 == 3 * STEPS_PER_EPOCH
