@@ -105,17 +105,12 @@ def train_cmd(config_file, augment, run_name, resume, evaluate_test, data_dir, r
     One process per run directory (a second one fails at once, naming the holder). On SIGTERM the
     run checkpoints the step it is on and exits with status 143; --resume continues from there.
     """
-    from cifar_core.errors import Preempted
     from cifar_core.runs import train_run
 
     cfg = resolve_config(config_file, augment, options)
     table_out = sys.stderr if as_json else sys.stdout
-    try:
-        summary = train_run(cfg, data_dir, results_dir, run_name, resume, _epoch_row(table_out), evaluate_test)
-    except Preempted as exc:
-        # Not an error: the run obeyed SIGTERM. 143 (128 + 15) is what Kubernetes and shells expect.
-        click.echo(f"preempted: {exc}; run the same command with --resume to continue", err=True)
-        click.get_current_context().exit(143)
+    # SIGTERM raises Preempted after a checkpoint; jobs/cli.py turns it into exit status 143.
+    summary = train_run(cfg, data_dir, results_dir, run_name, resume, _epoch_row(table_out), evaluate_test)
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
         return
