@@ -170,20 +170,24 @@ def _resume_state(run_dir: Path, cfg: TrainConfig, resume: bool) -> dict[str, An
 
 def data_for(cfg: TrainConfig, data_dir: Path):
     """The DataBundle a config trains on (split, batch sizes, augmentation, device, batch layout)."""
+    return make_data(data_dir, **data_settings(cfg))
+
+
+def data_settings(cfg: TrainConfig) -> dict[str, Any]:
+    """Everything of a config that shapes its DataBundle: equal settings, equal batches."""
     r = cfg.run
     device = resolve_device(r.device)
-    return make_data(
-        data_dir,
-        full_train=r.full_train,
-        val_fraction=r.val_fraction,
-        split_seed=r.split_seed,
-        batch_size=r.batch_size,
-        eval_batch_size=r.eval_batch_size,
-        augment=cfg.augment,
-        device=device,
-        seed=r.seed,
+    return {
+        "full_train": r.full_train,
+        "val_fraction": r.val_fraction,
+        "split_seed": r.split_seed,
+        "batch_size": r.batch_size,
+        "eval_batch_size": r.eval_batch_size,
+        "augment": cfg.augment,
+        "device": device,
+        "seed": r.seed,
         **batch_layout(device, r.amp, r.channels_last),
-    )
+    }
 
 
 def _score(checkpoint: dict, loader, cfg: TrainConfig) -> dict[str, Any]:

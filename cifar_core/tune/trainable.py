@@ -25,7 +25,6 @@ import torch
 
 from cifar_core.checkpoint import load_checkpoint, save_checkpoint
 from cifar_core.config import TrainConfig
-from cifar_core.device import resolve_device
 from cifar_core.engine import fit
 from cifar_core.errors import TrainingDiverged
 from cifar_core.tune.space import flat_params
@@ -96,11 +95,9 @@ def restored_state(tune_checkpoint) -> dict[str, Any] | None:
 
 def cached_data(cfg: TrainConfig, data_dir: str):
     """`make_data` for this config, loaded once per worker process and kept on the trial's device."""
-    from cifar_core.runs import data_for
+    from cifar_core.runs import data_for, data_settings
 
-    r = cfg.run
-    key = (str(Path(data_dir).resolve()), r.full_train, r.val_fraction, r.split_seed, r.batch_size,
-           r.eval_batch_size, repr(cfg.augment), str(resolve_device(r.device)), r.seed)
+    key = (str(Path(data_dir).resolve()), repr(sorted(data_settings(cfg).items())))
     if key in _DATA_CACHE:
         _DATA_CACHE.move_to_end(key)
         return _DATA_CACHE[key]
