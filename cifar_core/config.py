@@ -63,6 +63,7 @@ class RunConfig:
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     channels_last: bool = True  # NHWC tensors (faster on CUDA and, measured, on CPU too)
     compile: bool = False  # torch.compile the model
+    eval_test_every: int | None = None  # steps between test-set scores kept in the run (test_curve); None = off
 
 
 @dataclass
@@ -141,6 +142,7 @@ class TrainConfig:
         _check(r.steps is None or r.steps >= 1, "run.steps", r.steps, ">= 1")
         _check(r.batch_size >= 1, "run.batch_size", r.batch_size, ">= 1")
         _check(r.eval_batch_size >= 1, "run.eval_batch_size", r.eval_batch_size, ">= 1")
+        _check(r.eval_test_every is None or r.eval_test_every >= 1, "run.eval_test_every", r.eval_test_every, ">= 1")
         _check(0 < r.val_fraction < 1, "run.val_fraction", r.val_fraction, "in (0, 1)")
 
 
@@ -159,7 +161,7 @@ FLAT_KEYS = {
     "epochs": "run.epochs", "steps": "run.steps", "batch_size": "run.batch_size",
     "eval_batch_size": "run.eval_batch_size", "seed": "run.seed", "split_seed": "run.split_seed",
     "val_fraction": "run.val_fraction", "full_train": "run.full_train", "device": "run.device",
-    "amp": "run.amp", "compile": "run.compile",
+    "amp": "run.amp", "compile": "run.compile", "eval_test_every": "run.eval_test_every",
 }
 GROUPS = ("model", "optim", "augment", "run")
 

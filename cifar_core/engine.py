@@ -11,6 +11,10 @@ last.pt (the commit point), then best.pt and metrics.jsonl, which are derived fr
 repaired from it when the run is opened again (runs.py). `on_epoch(metrics, checkpoint)` lets a
 caller (the CLI table, Tune's report) see both.
 
+With `run.eval_test_every` = N it also scores the test split every N steps (and at the last
+step): `test_curve` in the checkpoint and the summary, {step, loss, top1, top5} per score (report
+B's figure 2). Scoring changes no training state, so a resumed run's curve is the same.
+
 SIGTERM (preemption) finishes the current step, writes last.pt of that step and raises Preempted.
 """
 
@@ -128,6 +132,7 @@ class Progress:
     history: list[dict[str, Any]] = field(default_factory=list)
     best_val_acc: float | None = None
     best_step: int | None = None  # the step whose checkpoint best.pt holds
+    test_curve: list[dict[str, Any]] = field(default_factory=list)  # run.eval_test_every's scores
 
 
 def fit(
@@ -169,6 +174,10 @@ def fit(
                 sums.correct += (logits.argmax(dim=1) == y).sum()
                 sums.seen += y.shape[0]
                 run.step += 1
+                if cfg.run.eval_test_every and (run.step % cfg.run.eval_test_every == 0 or run.step == total_steps):
+                    scoring = time.monotonic()
+                    run.test_curve.append(_score_test(model, data, run.step, device, amp))
+                    started += time.monotonic() - scoring  # not training time
                 if run.step == total_steps or stop.requested:
                     break  # --steps can end mid-epoch; a preempted run stops after this step
             sums.time_s += time.monotonic() - started
@@ -219,6 +228,11 @@ def _end_epoch(cfg, model, optimizer, data, run: Progress, sums: EpochSums, devi
         run.best_step = run.step
 
 
+def _score_test(model, data, step: int, device, amp: bool) -> dict[str, Any]:
+    scores = evaluate(model, data.test, device, amp=amp)  # eval mode, no gradients, no RNG drawn
+    return {"step": step, "loss": scores["loss"], "top1": scores["top1"], "top5": scores["top5"]}
+
+
 def _preempted_message(step: int, run_dir: Path | None) -> str:
     where = f"checkpoint {run_dir / 'last.pt'}" if run_dir is not None else "no run directory to checkpoint into"
     return f"stopped by SIGTERM after step {step}; {where}"
@@ -242,7 +256,8 @@ def _restore(state, cfg, data, model, optimizer, scheduler, device, steps_per_ep
     except (RuntimeError, ValueError, KeyError) as exc:
         raise CheckpointError(f"checkpoint does not fit this model/optimizer: {load_error_summary(exc)}") from None
     restore_rng(state["rng"], device)
-    run = Progress(state["step"], list(state["history"]), state.get("best_val_acc"), state.get("best_step"))
+    run = Progress(state["step"], list(state["history"]), state.get("best_val_acc"), state.get("best_step"),
+                   list(state.get("test_curve") or []))
     if run.step < total_steps and run.step % steps_per_epoch and run.history and run.history[-1]["step"] == run.step:
         # A run.steps run that ended mid-epoch and is now extended: its last row was provisional,
         # the epoch goes on (its sums are in `partial`), and the finished epoch's row replaces it.
@@ -264,6 +279,7 @@ def _checkpoint(cfg, model, optimizer, scheduler, run: Progress, sums: EpochSums
         "best_val_acc": run.best_val_acc,
         "best_step": run.best_step,
         "history": list(run.history),
+        "test_curve": list(run.test_curve),
         "partial": sums.to_dict(),
         "config": cfg.to_dict(),
         "data_digest": getattr(data, "digest", None),
@@ -297,5 +313,6 @@ def _summary(cfg, model, run: Progress, data, device, wall_time_s) -> dict[str, 
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "train_time_s": sum(m["epoch_time_s"] for m in history),  # across resumes
         "wall_time_s": wall_time_s,  # this call only
+        "test_curve": run.test_curve,
         "history": history,
     }
