@@ -116,6 +116,31 @@ def test_py2_pickle_round_trips_every_supported_value():
     assert np.array_equal(back["a"], value["a"])
 
 
+def test_batch_files_use_only_what_python2_cpickle_wrote():
+    import pickletools
+
+    rows = np.arange(4 * fmt.ROW_BYTES, dtype=np.int64).astype(np.uint8).reshape(4, -1)
+    data = fmt.batch_bytes(rows, np.array([0, 1, 2, 300]), np.array([4, 1, 14, 9]), ["a.png", "bb.png", "c", "d"],
+                           "training batch 1 of 1")
+    ops = list(pickletools.genops(data))
+    # Byte strings only (Python 3's BINUNICODE or _codecs.encode would load as str under encoding="bytes").
+    assert {op.name for op, _, _ in ops} <= {
+        "PROTO", "EMPTY_DICT", "EMPTY_LIST", "BINPUT", "MARK", "SHORT_BINSTRING", "BINSTRING", "BININT1", "BININT2",
+        "BININT", "APPEND", "APPENDS", "SETITEMS", "GLOBAL", "TUPLE1", "TUPLE2", "TUPLE3", "TUPLE", "REDUCE", "BUILD",
+        "NEWFALSE", "NONE", "STOP"}
+    # numpy of that era: the module path Python 2 readers import, and dtype('u1', 0, 1) with ints.
+    assert [arg for op, arg, _ in ops if op.name == "GLOBAL"] == [
+        "numpy.core.multiarray _reconstruct", "numpy ndarray", "numpy dtype"]
+    # Memo entries numbered from 1; one-character strings ("c", "d", the "b" of the reduce) get none.
+    assert [arg for op, arg, _ in ops if op.name == "BINPUT"] == list(range(1, sum(op.name == "BINPUT" for op, _, _ in ops) + 1))
+    strings = [(arg, ops[i + 1][0].name == "BINPUT") for i, (op, arg, _) in enumerate(ops)
+               if op.name in ("SHORT_BINSTRING", "BINSTRING")]
+    assert ("c", False) in strings and ("b", False) in strings and ("bb.png", True) in strings
+    assert all(memoized == (len(arg) >= 2) for arg, memoized in strings)
+    back = pickle.loads(data, encoding="bytes")
+    assert back[b"filenames"] == [b"a.png", b"bb.png", b"c", b"d"] and np.array_equal(back[b"data"], rows)
+
+
 def test_synthetic_labels_are_balanced_and_coarse_matches_fine(synth_root):
     split = load_split(synth_root, "train")
     assert np.bincount(split.fine_labels, minlength=100).tolist() == [20] * 100
