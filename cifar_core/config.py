@@ -1,16 +1,16 @@
 """One typed training config, grouped as model / optim / augment / run.
 
-Defaults are plain values with their unit in a comment. A config comes from a YAML file (nested
-keys mirroring these groups, or the CLI's flat option names) plus overrides; unknown keys and
-wrong types are rejected with a `ConfigError` naming the key. The resolved config is saved with
-every run, so `config.yaml` alone reproduces it.
+Each setting is declared once, with its help, unit and valid range (`cifar_core.fields`): the
+options of `cifar train`, the keys of a config file and the checks all come from these
+declarations. A config comes from a YAML file (nested keys mirroring these groups, or the CLI's
+flat option names) plus overrides; unknown keys, wrong types and values out of range are rejected
+with a `ConfigError` naming the key. The resolved config is saved with every run, so
+`config.yaml` alone reproduces it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,51 +19,72 @@ import yaml
 
 from cifar_core.data.augment import AUGMENT_PRESETS, AugmentConfig, resolve_augment
 from cifar_core.errors import ConfigError
+from cifar_core.fields import (
+    above,
+    at_least,
+    between,
+    check_fields,
+    flat_keys,
+    from_mapping,
+    nest,
+    require,
+    setting,
+)
 from cifar_core.seeds import check_seed
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad")
 SCHEDULES = ("none", "cosine", "onecycle")
+FRACTION = between(0, 1, high_open=True)
+POSITIVE = at_least(1)
 
 
 @dataclass
 class ModelConfig:
-    name: str = "resdw"  # a registered model: `cifar models`
-    dropout: float | None = None  # None keeps the model's own default
-    activation: str | None = None  # relu | leaky_relu (cnn* only); None keeps the default
+    name: str = setting("resdw", "Registered model name (see `cifar models`).", flag="model")
+    dropout: float | None = setting(None, "Dropout rate (cnn* and wide ResNets).", range=FRACTION,
+                                    none_means="the model's own")
+    activation: str | None = setting(None, "Activation of the cnn* models.", choices=("relu", "leaky_relu"),
+                                     none_means="the model's own")
 
 
 @dataclass
 class OptimConfig:
-    name: str = "adam"  # sgd | adam | rmsprop | adagrad (report A's four)
-    lr: float = 1e-3  # learning rate per step (not scaled by batch size)
-    weight_decay: float = 0.0  # L2, all parameters
-    momentum: float = 0.0  # sgd, rmsprop
-    dampening: float = 0.0  # sgd
-    nesterov: bool = False  # sgd (needs momentum > 0 and dampening 0)
-    beta1: float = 0.9  # adam
-    beta2: float = 0.999  # adam
-    alpha: float = 0.99  # rmsprop: smoothing constant of the squared-gradient average
-    lr_decay: float = 0.0  # adagrad
-    initial_accumulator_value: float = 0.0  # adagrad
-    schedule: str = "none"  # none | cosine | onecycle, stepped every batch
-    label_smoothing: float = 0.0  # cross-entropy label smoothing, 0 = off
+    name: str = setting("adam", "Optimizer (report A's four).", choices=OPTIMIZERS, flag="optimizer")
+    lr: float = setting(1e-3, "Learning rate per step, not scaled by batch size (the peak for onecycle).",
+                        range=above(0))
+    weight_decay: float = setting(0.0, "L2 weight decay, all parameters.", range=at_least(0))
+    momentum: float = setting(0.0, "SGD / RMSprop momentum.", range=FRACTION)
+    dampening: float = setting(0.0, "SGD dampening.", range=between(0, 1))
+    nesterov: bool = setting(False, "SGD Nesterov momentum (needs momentum > 0 and dampening 0).")
+    beta1: float = setting(0.9, "Adam beta1.", range=FRACTION)
+    beta2: float = setting(0.999, "Adam beta2.", range=FRACTION)
+    alpha: float = setting(0.99, "RMSprop smoothing constant of the squared-gradient average.",
+                           range=between(0, 1, low_open=True))
+    lr_decay: float = setting(0.0, "Adagrad learning-rate decay.", range=at_least(0))
+    initial_accumulator_value: float = setting(0.0, "Adagrad initial accumulator value.", range=at_least(0))
+    schedule: str = setting("none", "Learning-rate schedule, stepped every batch.", choices=SCHEDULES)
+    label_smoothing: float = setting(0.0, "Cross-entropy label smoothing (0 = off).", range=FRACTION)
 
 
 @dataclass
 class RunConfig:
-    epochs: int | None = 10  # passes over the training split (ignored when steps is set)
-    steps: int | None = None  # optimisation steps in all (report B trains 10,000 steps)
-    batch_size: int = 128  # training images per step
-    eval_batch_size: int = 1000  # images per forward pass when evaluating
-    seed: int = 0  # model init, shuffling, augmentation, dropout
-    split_seed: int = 0  # which 10,000 training images form the validation split
-    val_fraction: float = 0.2  # report A: 1/5 of 50,000 = 10,000 validation images
-    full_train: bool = False  # retrain on all training images, no validation split
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
-    channels_last: bool = True  # NHWC tensors (faster on CUDA and, measured, on CPU too)
-    compile: bool = False  # torch.compile the model
-    eval_test_every: int | None = None  # steps between test-set scores kept in the run (test_curve); None = off
+    epochs: int | None = setting(10, "Passes over the training split (ignored when --steps is given).",
+                                 unit="epochs", range=POSITIVE, none_means="none (use --steps)")
+    steps: int | None = setting(None, "Optimisation steps in all (report B: 10000).", unit="steps", range=POSITIVE,
+                                none_means="off (use --epochs)")
+    batch_size: int = setting(128, "Training batch size.", unit="images", range=POSITIVE)
+    eval_batch_size: int = setting(1000, "Images per forward pass when evaluating.", unit="images", range=POSITIVE)
+    seed: int = setting(0, "Seed of init, shuffling, augmentation and dropout.", check=check_seed)
+    split_seed: int = setting(0, "Seed of which training images form the validation split.", check=check_seed)
+    val_fraction: float = setting(0.2, "Validation share of the training set (report A: 10,000 of 50,000).",
+                                  range=between(0, 1, low_open=True, high_open=True))
+    full_train: bool = setting(False, "Train on all training images (no validation split).")
+    device: str = setting("auto", "auto (cuda if available), cpu, cuda, cuda:N.")
+    amp: bool = setting(True, "bf16 autocast on CUDA (ignored on CPU).")
+    channels_last: bool = setting(True, "NHWC tensors (faster on CUDA and, measured, on CPU too).")
+    compile: bool = setting(False, "torch.compile the model.")
+    eval_test_every: int | None = setting(None, "Score the test set every N steps, kept in the run (test_curve).",
+                                          unit="steps", range=POSITIVE, none_means="off")
 
 
 @dataclass
@@ -77,18 +98,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Build from a nested dict (as saved in config.yaml); unknown keys and wrong types raise."""
-        if not isinstance(data, dict):
-            raise ConfigError(f"config must be a mapping, got {type(data).__name__}")
-        groups = {}
-        for f in dataclasses.fields(cls):
-            value = data.get(f.name, {})
-            if not isinstance(value, dict):
-                raise ConfigError(f"config key {f.name!r} must be a mapping")
-            groups[f.name] = _build_group(f.name, _GROUP_TYPES[f.name], value)
-        unknown = set(data) - set(groups)
-        if unknown:
-            raise ConfigError(f"unknown config key {sorted(unknown)[0]!r} (known: {', '.join(groups)})")
-        cfg = cls(**groups)
+        cfg = from_mapping(cls, data)
         cfg.validate()
         return cfg
 
@@ -113,62 +123,29 @@ class TrainConfig:
 
     # -- checks -------------------------------------------------------------------------------
     def validate(self) -> None:
+        """Every setting against its declaration, then the rules between settings."""
         from cifar_core.models import get_entry
 
         entry = get_entry(self.model.name)  # unknown model -> ConfigError listing the known ones
-        _check(entry.is_classifier, "model.name", self.model.name,
-               "a classifier (a GAN network cannot be trained here: see `cifar models`)")
-        m, o, r = self.model, self.optim, self.run
-        check_seed(r.seed, "run.seed")
-        check_seed(r.split_seed, "run.split_seed")
-        _check(m.dropout is None or 0.0 <= m.dropout < 1.0, "model.dropout", m.dropout, "in [0, 1)")
-        _check(m.activation in (None, "relu", "leaky_relu"), "model.activation", m.activation, "relu or leaky_relu")
-        _check(o.name in OPTIMIZERS, "optim.name", o.name, "one of " + ", ".join(OPTIMIZERS))
-        _check(o.schedule in SCHEDULES, "optim.schedule", o.schedule, "one of " + ", ".join(SCHEDULES))
-        _check(math.isfinite(o.lr) and o.lr > 0, "optim.lr", o.lr, "> 0")
-        _check(o.weight_decay >= 0, "optim.weight_decay", o.weight_decay, ">= 0")
-        _check(0 <= o.momentum < 1, "optim.momentum", o.momentum, "in [0, 1)")
-        _check(0 <= o.dampening <= 1, "optim.dampening", o.dampening, "in [0, 1]")
-        _check(0 <= o.beta1 < 1, "optim.beta1", o.beta1, "in [0, 1)")
-        _check(0 <= o.beta2 < 1, "optim.beta2", o.beta2, "in [0, 1)")
-        _check(0 < o.alpha <= 1, "optim.alpha", o.alpha, "in (0, 1]")
-        _check(o.lr_decay >= 0, "optim.lr_decay", o.lr_decay, ">= 0")
-        _check(o.initial_accumulator_value >= 0, "optim.initial_accumulator_value", o.initial_accumulator_value, ">= 0")
-        _check(0 <= o.label_smoothing < 1, "optim.label_smoothing", o.label_smoothing, "in [0, 1)")
+        require(entry.is_classifier, "model.name", self.model.name,
+                "a classifier (a GAN network cannot be trained here: see `cifar models`)")
+        check_fields(self)
+        o, r = self.optim, self.run
         if o.nesterov:
-            _check(o.momentum > 0 and o.dampening == 0, "optim.nesterov", o.nesterov, "used with momentum > 0 and dampening 0")
-        _check(r.steps is not None or r.epochs is not None, "run.epochs", r.epochs, "set (or run.steps)")
-        _check(r.epochs is None or r.epochs >= 1, "run.epochs", r.epochs, ">= 1")
-        _check(r.steps is None or r.steps >= 1, "run.steps", r.steps, ">= 1")
-        _check(r.batch_size >= 1, "run.batch_size", r.batch_size, ">= 1")
-        _check(r.eval_batch_size >= 1, "run.eval_batch_size", r.eval_batch_size, ">= 1")
-        _check(r.eval_test_every is None or r.eval_test_every >= 1, "run.eval_test_every", r.eval_test_every, ">= 1")
-        _check(0 < r.val_fraction < 1, "run.val_fraction", r.val_fraction, "in (0, 1)")
+            require(o.momentum > 0 and o.dampening == 0, "optim.nesterov", o.nesterov,
+                    "used with momentum > 0 and dampening 0")
+        require(r.steps is not None or r.epochs is not None, "run.epochs", r.epochs, "set (or run.steps)")
 
 
-# Flat name -> dotted key. `cifar train` options and a YAML config file share these names (a
-# file may also use the nested groups of a saved config.yaml).
-FLAT_KEYS = {
-    "model": "model.name", "dropout": "model.dropout", "activation": "model.activation",
-    "optimizer": "optim.name", "lr": "optim.lr", "weight_decay": "optim.weight_decay",
-    "momentum": "optim.momentum", "dampening": "optim.dampening", "nesterov": "optim.nesterov",
-    "beta1": "optim.beta1", "beta2": "optim.beta2", "alpha": "optim.alpha", "lr_decay": "optim.lr_decay",
-    "initial_accumulator_value": "optim.initial_accumulator_value", "schedule": "optim.schedule",
-    "label_smoothing": "optim.label_smoothing",
-    "hflip": "augment.hflip", "crop_padding": "augment.crop_padding", "brightness": "augment.brightness",
-    "contrast": "augment.contrast", "saturation": "augment.saturation", "hue": "augment.hue",
-    "rotation": "augment.rotation",
-    "epochs": "run.epochs", "steps": "run.steps", "batch_size": "run.batch_size",
-    "eval_batch_size": "run.eval_batch_size", "seed": "run.seed", "split_seed": "run.split_seed",
-    "val_fraction": "run.val_fraction", "full_train": "run.full_train", "device": "run.device",
-    "amp": "run.amp", "compile": "run.compile", "eval_test_every": "run.eval_test_every",
-}
-GROUPS = ("model", "optim", "augment", "run")
+# Flat name -> dotted key, from the declarations: `cifar train` options and a flat YAML config
+# file share these names (a file may also use the nested groups of a saved config.yaml).
+FLAT_KEYS = flat_keys(TrainConfig)
+GROUPS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
 
 def resolve_config(config_file: str | Path | None, preset: str | None, options: dict[str, Any]) -> TrainConfig:
     """Defaults, then the YAML file, then the augmentation preset, then `options` (flat names,
-    None = not given); keys that are not flat names are ignored, so a CLI can pass all its options."""
+    None = not given). A name that is not a setting is a ConfigError, never silently dropped."""
     nested: dict = {}
     flat: dict = {}
     if config_file is not None:
@@ -185,47 +162,13 @@ def resolve_config(config_file: str | Path | None, preset: str | None, options: 
     preset = preset or file_preset  # the command line's preset wins over the file's
     if preset is not None:
         cfg = cfg.with_overrides({f"augment.{k}": v for k, v in resolve_augment(preset).to_dict().items()})
-    cfg = cfg.with_overrides({FLAT_KEYS[k]: v for k, v in flat.items()})
-    return cfg.with_overrides({FLAT_KEYS[k]: v for k, v in options.items() if k in FLAT_KEYS})
+    cfg = cfg.with_overrides(_dotted(flat))
+    return cfg.with_overrides(_dotted(options))
 
 
-_GROUP_TYPES = {"model": ModelConfig, "optim": OptimConfig, "augment": AugmentConfig, "run": RunConfig}
-
-
-def _check(ok: bool, key: str, value: Any, expected: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key} = {value!r} is out of range: expected {expected}")
-
-
-def _build_group(group: str, cls: type, values: dict[str, Any]) -> Any:
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key in values:
-        if key not in known:
-            raise ConfigError(f"unknown config key '{group}.{key}' (known: {', '.join(sorted(known))})")
-    return cls(**{key: _coerce(f"{group}.{key}", hints[key], value) for key, value in values.items()})
-
-
-def _coerce(key: str, hint: Any, value: Any) -> Any:
-    """Type-check one value against its annotation; ints are accepted where floats are expected."""
-    allowed = typing.get_args(hint) or (hint,)
-    if value is None:
-        if type(None) in allowed:
-            return None
-        raise ConfigError(f"{key} must not be empty")
-    for t in allowed:
-        if t is bool and isinstance(value, bool):
-            return value
-        if t is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            if not math.isfinite(value):
-                raise ConfigError(f"{key} = {value!r} is not a finite number")
-            return float(value)
-        if t is str and isinstance(value, str):
-            return value
-    names = " or ".join(getattr(t, "__name__", str(t)) for t in allowed if t is not type(None))
-    raise ConfigError(f"{key} = {value!r} has the wrong type: expected {names}")
+def _dotted(flat: dict[str, Any]) -> dict[str, Any]:
+    """{flat name: value} -> {dotted key: value}, None (not given) left out."""
+    return {f"{group}.{key}": value for group, values in nest(flat, TrainConfig).items() for key, value in values.items()}
 
 
 def load_yaml_mapping(path: str | Path) -> dict[str, Any]:

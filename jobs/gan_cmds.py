@@ -7,22 +7,12 @@ from pathlib import Path
 
 import click
 
+from cifar_core.gan.config import GanTrainConfig
 from cifar_core.names import check_name
-from jobs.options import data_dir_option, device_option, results_dir_option
+from jobs.options import data_dir_option, device_option, results_dir_option, setting_options
 from jobs.work_options import stage_work, task_options
 
 POSITIVE_INT = click.IntRange(min=1)
-POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
-FRACTION = click.FloatRange(min=0, max=1, max_open=True)
-
-
-def _defaults():
-    from cifar_core.gan.config import CollapseConfig, GanTrainConfig
-
-    return GanTrainConfig(), CollapseConfig()
-
-
-_RUN, _COLLAPSE = _defaults()  # one source of defaults: the config dataclasses
 
 
 @click.group("gan")
@@ -34,95 +24,7 @@ def gan_group() -> None:
 @click.option(
     "--run-name", required=True, help="Results go to RESULTS/gan/<run-name>/; rerunning resumes it."
 )
-@click.option(
-    "--steps",
-    type=POSITIVE_INT,
-    default=_RUN.steps,
-    show_default=True,
-    help="Optimisation steps (D + G update each).",
-)
-@click.option("--batch-size", type=POSITIVE_INT, default=_RUN.batch_size, show_default=True)
-@click.option(
-    "--lr", type=POSITIVE_FLOAT, default=_RUN.lr, show_default=True, help="Adam learning rate, both networks."
-)
-@click.option(
-    "--beta1", type=FRACTION, default=_RUN.beta1, show_default=True, help="Adam beta1 (beta2 stays 0.999)."
-)
-@click.option("--nz", type=POSITIVE_INT, default=_RUN.nz, show_default=True, help="Noise dimension.")
-@click.option("--ngf", type=POSITIVE_INT, default=_RUN.ngf, show_default=True, help="Generator width.")
-@click.option("--ndf", type=POSITIVE_INT, default=_RUN.ndf, show_default=True, help="Discriminator width.")
-@click.option("--conditional", is_flag=True, help="Class-conditional generator and discriminator.")
-@click.option("--seed", type=int, default=_RUN.seed, show_default=True)
-@click.option(
-    "--log-every",
-    type=POSITIVE_INT,
-    default=_RUN.log_every,
-    show_default=True,
-    help="Steps per metrics row and collapse check.",
-)
-@click.option(
-    "--sample-every",
-    type=POSITIVE_INT,
-    default=_RUN.sample_every,
-    show_default=True,
-    help="Steps per sample grid PNG.",
-)
-@click.option(
-    "--checkpoint-every",
-    type=POSITIVE_INT,
-    default=_RUN.checkpoint_every,
-    show_default=True,
-    help="Steps per kept checkpoint.",
-)
-@click.option(
-    "--collapse-warmup",
-    type=click.IntRange(min=0),
-    default=_COLLAPSE.warmup_steps,
-    show_default=True,
-    help="Steps before collapse is judged.",
-)
-@click.option(
-    "--collapse-window",
-    type=click.IntRange(min=0),
-    default=_COLLAPSE.window_steps,
-    show_default=True,
-    help="Steps a symptom must persist.",
-)
-@click.option(
-    "--d-loss-floor",
-    type=click.FloatRange(min=0),
-    default=_COLLAPSE.d_loss_floor,
-    show_default=True,
-    help="D wins below this D loss ...",
-)
-@click.option(
-    "--g-loss-ceiling",
-    type=POSITIVE_FLOAT,
-    default=_COLLAPSE.g_loss_ceiling,
-    show_default=True,
-    help="... with G loss above this.",
-)
-@click.option(
-    "--diversity-fraction",
-    type=FRACTION,
-    default=_COLLAPSE.diversity_fraction,
-    show_default=True,
-    help="Collapse when sample diversity falls below this fraction of its healthy level.",
-)
-@click.option(
-    "--max-recoveries",
-    type=click.IntRange(min=0),
-    default=_COLLAPSE.max_recoveries,
-    show_default=True,
-    help="Rollbacks allowed (0: detect and log only).",
-)
-@click.option(
-    "--recovery-lr-factor",
-    type=click.FloatRange(min=0, max=1, min_open=True),
-    default=_COLLAPSE.lr_factor,
-    show_default=True,
-    help="lr multiplier per recovery.",
-)
+@setting_options(GanTrainConfig())
 @click.option(
     "--resume/--no-resume",
     default=True,
@@ -142,19 +44,10 @@ def train_cmd(run_name, device, data_dir, results_dir, resume, cpus, gpus, ray_f
     from last.pt, if its node dies.
     """
     from cifar_core.execution import run_stage
-    from cifar_core.gan.config import CollapseConfig, GanTrainConfig
+    from cifar_core.fields import nest
     from cifar_core.gan.train import train_gan
 
-    collapse = CollapseConfig(
-        warmup_steps=options.pop("collapse_warmup"),
-        window_steps=options.pop("collapse_window"),
-        d_loss_floor=options.pop("d_loss_floor"),
-        g_loss_ceiling=options.pop("g_loss_ceiling"),
-        diversity_fraction=options.pop("diversity_fraction"),
-        max_recoveries=options.pop("max_recoveries"),
-        lr_factor=options.pop("recovery_lr_factor"),
-    )
-    cfg = GanTrainConfig(**options, collapse=collapse)
+    cfg = GanTrainConfig.from_dict(nest(options, GanTrainConfig))
     run_dir = _run_dir(results_dir, run_name)
     with stage_work(ray_flag, cpus, gpus, default_ray=False) as (work, resources):
         summary = run_stage(work, resources, train_gan, run_dir / "summary.json", device,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -34,3 +36,65 @@ device_option = click.option(
 )
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
+
+
+class SettingOption(click.Option):
+    """An option that stays None unless given (so a config file or the dataclass decides), while its
+    --help shows the setting's real default, with its unit, beside the range Click shows."""
+
+    def __init__(self, *decls, shown_default: str, **kwargs):
+        super().__init__(*decls, **kwargs)
+        self.shown_default = shown_default
+
+    def get_help_extra(self, ctx: click.Context):
+        extra = super().get_help_extra(ctx)
+        extra["default"] = self.shown_default
+        return extra
+
+
+def setting_options(defaults: Any, *, skip: tuple[str, ...] = ()) -> Callable:
+    """One option per setting of the config class `defaults` is an instance of (`cifar_core.fields`):
+    `--flat-name` (`--x/--no-x` for booleans), a Choice or a numeric range from the declaration, its
+    help, and `defaults`' value as the default shown. The command receives {flat name: value or None};
+    `cifar_core.fields.nest` turns that into the config's mapping. `skip`: dotted keys left out."""
+    from cifar_core.fields import leaves
+
+    options = [_setting_option(leaf, _value_at(defaults, leaf.key))
+               for leaf in leaves(type(defaults)) if leaf.meta.get("option", True) and leaf.key not in skip]
+
+    def decorate(fn: Callable) -> Callable:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
+def _value_at(config: Any, key: str) -> Any:
+    for part in key.split("."):
+        config = getattr(config, part)
+    return config
+
+
+def _setting_option(leaf, default: Any) -> Callable:
+    flag = leaf.name.replace("_", "-")
+    unit = f" {leaf.meta['unit']}" if leaf.meta.get("unit") else ""
+    if bool in leaf.types:
+        decls, kwargs = (f"--{flag}/--no-{flag}",), {}
+        shown = flag if default else f"no-{flag}"
+    else:
+        decls, kwargs = (f"--{flag}",), {"type": _click_type(leaf)}
+        shown = (leaf.meta.get("none_means") or "none") if default is None else f"{default}{unit}"
+    return click.option(*decls, cls=SettingOption, default=None, shown_default=shown, help=leaf.meta.get("help"),
+                        **kwargs)
+
+
+def _click_type(leaf) -> click.ParamType:
+    (kind,) = leaf.types
+    if leaf.meta.get("choices"):
+        return click.Choice([str(c) for c in leaf.meta["choices"]])
+    allowed = leaf.meta.get("range")
+    if allowed is None or kind is str:
+        return {int: click.INT, float: click.FLOAT, str: click.STRING}[kind]
+    range_type = click.IntRange if kind is int else click.FloatRange
+    return range_type(min=allowed.low, max=allowed.high, min_open=allowed.low_open, max_open=allowed.high_open)

@@ -8,65 +8,13 @@ from pathlib import Path
 
 import click
 
-from cifar_core.config import OPTIMIZERS, SCHEDULES, TrainConfig, resolve_config
+from cifar_core.config import TrainConfig, resolve_config
 from cifar_core.data.augment import AUGMENT_PRESETS
-from jobs.options import data_dir_option, device_option, json_option, results_dir_option
+from jobs.options import data_dir_option, device_option, json_option, results_dir_option, setting_options
 
-_D = TrainConfig()  # defaults shown in --help
-
-
-def _opt(*decls, key: str, none_means: str = "the model's own", **kw):
-    group, field = key.split(".")
-    default = getattr(getattr(_D, group), field)
-    kw.setdefault("help", "")
-    shown = none_means if default is None else default
-    kw["help"] += f"  [default: {shown}]"
-    return click.option(*decls, default=None, **kw)
-
-
-def train_options(fn):
-    """Every TrainConfig field as an option defaulting to None (None = not given: file/defaults win)."""
-    options = [
-        _opt("--model", key="model.name", help="Registered model name (see `cifar models`)."),
-        _opt("--dropout", type=float, key="model.dropout", help="Dropout rate (cnn* and wide ResNets)."),
-        _opt("--activation", type=click.Choice(["relu", "leaky_relu"]), key="model.activation", help="cnn* activation."),
-        _opt("--optimizer", type=click.Choice(OPTIMIZERS), key="optim.name", help="Optimizer (report A's four)."),
-        _opt("--lr", type=float, key="optim.lr", help="Learning rate (peak lr for onecycle)."),
-        _opt("--weight-decay", type=float, key="optim.weight_decay", help="L2 weight decay."),
-        _opt("--momentum", type=float, key="optim.momentum", help="SGD / RMSprop momentum."),
-        _opt("--dampening", type=float, key="optim.dampening", help="SGD dampening."),
-        _opt("--nesterov/--no-nesterov", key="optim.nesterov", help="SGD Nesterov momentum."),
-        _opt("--beta1", type=float, key="optim.beta1", help="Adam beta1."),
-        _opt("--beta2", type=float, key="optim.beta2", help="Adam beta2."),
-        _opt("--alpha", type=float, key="optim.alpha", help="RMSprop smoothing constant."),
-        _opt("--lr-decay", type=float, key="optim.lr_decay", help="Adagrad lr decay."),
-        _opt("--initial-accumulator-value", type=float, key="optim.initial_accumulator_value", help="Adagrad."),
-        _opt("--schedule", type=click.Choice(SCHEDULES), key="optim.schedule", help="Per-step lr schedule."),
-        _opt("--label-smoothing", type=float, key="optim.label_smoothing", help="Cross-entropy label smoothing."),
-        click.option("--augment", type=click.Choice(sorted(AUGMENT_PRESETS)), default=None,
-                     help="Augmentation preset; the switches below refine it.  [default: report-a]"),
-        _opt("--hflip/--no-hflip", key="augment.hflip", help="Random horizontal flip."),
-        _opt("--crop-padding", type=int, key="augment.crop_padding", help="Random crop padding in pixels (0 = off)."),
-        _opt("--brightness", type=float, key="augment.brightness", help="Colour jitter brightness (0 = off)."),
-        _opt("--contrast", type=float, key="augment.contrast", help="Colour jitter contrast (0 = off)."),
-        _opt("--saturation", type=float, key="augment.saturation", help="Colour jitter saturation (0 = off)."),
-        _opt("--hue", type=float, key="augment.hue", help="Colour jitter hue, at most 0.5 (0 = off)."),
-        _opt("--rotation", type=float, key="augment.rotation", help="Random rotation, max degrees (0 = off)."),
-        _opt("--epochs", type=int, key="run.epochs", help="Epochs (ignored when --steps is given)."),
-        _opt("--steps", type=int, key="run.steps", none_means="off (use --epochs)", help="Optimisation steps in all (report B: 10000)."),
-        _opt("--batch-size", type=int, key="run.batch_size", help="Training batch size."),
-        _opt("--eval-batch-size", type=int, key="run.eval_batch_size", help="Evaluation batch size."),
-        _opt("--seed", type=int, key="run.seed", help="Seed for init, shuffling, augmentation, dropout."),
-        _opt("--split-seed", type=int, key="run.split_seed", help="Seed of the train/validation split."),
-        _opt("--val-fraction", type=float, key="run.val_fraction", help="Validation share of the training set."),
-        _opt("--full-train/--no-full-train", key="run.full_train", help="Train on all training images (no validation)."),
-        _opt("--device", key="run.device", help="auto (cuda if available), cpu, cuda, cuda:N."),
-        _opt("--amp/--no-amp", key="run.amp", help="bf16 autocast on CUDA."),
-        _opt("--compile/--no-compile", key="run.compile", help="torch.compile the model."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+# Every TrainConfig setting as an option defaulting to None (None = not given: the file's or the
+# dataclass's value stands); --help shows the dataclass's defaults.
+train_options = setting_options(TrainConfig())
 
 
 def _epoch_row(out):
@@ -91,6 +39,8 @@ def _epoch_row(out):
 @click.command("train")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="YAML file whose keys mirror these options (or a saved config.yaml).")
+@click.option("--augment", type=click.Choice(sorted(AUGMENT_PRESETS)), default=None,
+              help="Augmentation preset; the augmentation options below refine it.  [default: report-a]")
 @train_options
 @click.option("--run-name", default=None, help="Run directory name under RESULTS/train/.  [default: MODEL-OPTIMIZER-seedN]")
 @click.option("--resume", is_flag=True,

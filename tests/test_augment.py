@@ -139,14 +139,16 @@ def test_config_rejects_unknown_keys_wrong_types_and_bad_ranges():
     assert AugmentConfig.from_dict({"hflip": True, "crop_padding": 4, "hue": 0.1}) == AugmentConfig(
         True, 4, hue=0.1
     )
-    with pytest.raises(ConfigError, match="unknown augmentation key 'cutout'"):
+    with pytest.raises(ConfigError, match="unknown config key 'augment.cutout'"):
         AugmentConfig.from_dict({"cutout": 8})
-    with pytest.raises(ConfigError, match="crop_padding must be int"):
+    with pytest.raises(ConfigError, match="augment.crop_padding = 4.5 has the wrong type: expected int"):
         AugmentConfig.from_dict({"crop_padding": 4.5})
-    with pytest.raises(ConfigError, match="hflip must be bool"):
+    with pytest.raises(ConfigError, match="augment.hflip = 1 has the wrong type: expected bool"):
         AugmentConfig.from_dict({"hflip": 1})
-    with pytest.raises(ConfigError, match="hue must be in"):
+    with pytest.raises(ConfigError, match=r"augment.hue = 0.7 is out of range: expected in \[0, 0.5\]"):
         AugmentConfig(hue=0.7)
+    with pytest.raises(ConfigError, match=r"augment.crop_padding = 17 is out of range: expected in \[0, 16\]"):
+        AugmentConfig(crop_padding=17)
     with pytest.raises(ConfigError, match="unknown augmentation preset"):
         resolve_augment("autoaugment")
     assert resolve_augment(None) == AugmentConfig() and resolve_augment("flip-crop").crop_padding == 4

@@ -70,13 +70,16 @@ def test_resolve_config_precedence_file_then_preset_then_options(tmp_path):
 
     path = tmp_path / "run.yaml"
     path.write_text("model: tinycnn\nlr: 0.02\naugment: none\nepochs: 3\n")
-    cfg = resolve_config(path, "flip-crop", {"lr": 0.05, "epochs": None, "run_name": "ignored"})
+    cfg = resolve_config(path, "flip-crop", {"lr": 0.05, "epochs": None})
     assert cfg.model.name == "tinycnn" and cfg.run.epochs == 3
     assert cfg.optim.lr == 0.05  # an option wins over the file
     assert cfg.augment.hflip and cfg.augment.crop_padding == 4  # the command line's preset wins
     assert resolve_config(path, None, {}).augment.crop_padding == 0  # else the file's
     with pytest.raises(ConfigError, match="unknown augmentation preset"):
         resolve_config(None, "wild", {})
+    # A name that is no setting is refused, never dropped (an option missing from a hand-kept table was).
+    with pytest.raises(ConfigError, match="unknown setting 'run_name'"):
+        resolve_config(None, None, {"run_name": "x"})
 
 
 def test_any_seed_up_to_2_63_is_accepted():
@@ -88,7 +91,7 @@ def test_augment_config_built_directly_refuses_non_finite_values():
     from cifar_core.data.augment import AugmentConfig
 
     for key in ("brightness", "contrast", "saturation", "hue", "rotation"):
-        with pytest.raises(ConfigError, match=f"augment.{key} must be a finite number"):
+        with pytest.raises(ConfigError, match=f"augment.{key} = inf is not a finite number"):
             AugmentConfig(**{key: float("inf")})
 
 

@@ -87,10 +87,11 @@ def test_help_lists_commands():
     [
         (["--model", "cnn99"], ["unknown model 'cnn99'"]),
         (["--optimizer", "lion"], ["--optimizer", "lion"]),
-        (["--lr", "-1"], ["optim.lr", "out of range"]),
-        (["--dropout", "1.5"], ["model.dropout"]),
-        (["--epochs", "0"], ["run.epochs"]),
-        (["--hue", "0.9"], ["hue"]),
+        (["--lr", "-1"], ["--lr", "-1.0 is not in the range x>0"]),  # the declared range, checked by Click
+        (["--lr", "inf"], ["optim.lr = inf is not a finite number"]),
+        (["--dropout", "1.5"], ["--dropout"]),
+        (["--epochs", "0"], ["--epochs"]),
+        (["--hue", "0.9"], ["--hue", "0<=x<=0.5"]),
         (["--model", "tinycnn", "--run-name", "../escape"], ["run name", "no paths"]),
     ],
 )

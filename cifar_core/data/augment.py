@@ -16,13 +16,14 @@ Choices (the torchvision baseline in `tv_loader` makes the same ones):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 
 from cifar_core.errors import ConfigError
+from cifar_core.fields import at_least, between, check_fields, from_mapping, setting
 
 # Per-channel statistics of the CIFAR-100 training images (in [0, 1]).
 CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
@@ -33,40 +34,28 @@ JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    hflip: bool = False  # mirror left-right with probability 1/2
-    crop_padding: int = 0  # pixels of reflect padding before a random 32x32 crop
-    brightness: float = 0.0  # factor in [max(0, 1 - x), 1 + x]
-    contrast: float = 0.0  # factor in [max(0, 1 - x), 1 + x]
-    saturation: float = 0.0  # factor in [max(0, 1 - x), 1 + x]
-    hue: float = 0.0  # shift in [-x, x] turns of the colour wheel, x <= 0.5
-    rotation: float = 0.0  # angle in [-x, x] degrees
+    hflip: bool = setting(False, "Random horizontal flip (each image with probability 1/2).")
+    crop_padding: int = setting(0, "Reflect padding before a random 32x32 crop (0 = off).", unit="pixels",
+                                range=between(0, 16))
+    brightness: float = setting(0.0, "Colour jitter: brightness factor in [max(0, 1 - x), 1 + x] (0 = off).",
+                                range=at_least(0))
+    contrast: float = setting(0.0, "Colour jitter: contrast factor in [max(0, 1 - x), 1 + x] (0 = off).",
+                              range=at_least(0))
+    saturation: float = setting(0.0, "Colour jitter: saturation factor in [max(0, 1 - x), 1 + x] (0 = off).",
+                                range=at_least(0))
+    hue: float = setting(0.0, "Colour jitter: hue shift in [-x, x] (0 = off).", unit="turns of the colour wheel",
+                         range=between(0, 0.5))
+    rotation: float = setting(0.0, "Random rotation by an angle in [-x, x] (0 = off).", unit="degrees",
+                              range=between(0, 180))
 
     def __post_init__(self) -> None:
-        for name in ("brightness", "contrast", "saturation", "hue", "rotation"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ConfigError(f"augment.{name} must be a finite number, got {value!r}")
-        if not 0 <= self.crop_padding <= 16:
-            raise ConfigError(f"augment.crop_padding must be in 0..16, got {self.crop_padding}")
-        for name in ("brightness", "contrast", "saturation"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"augment.{name} must be >= 0, got {getattr(self, name)}")
-        if not 0 <= self.hue <= 0.5:
-            raise ConfigError(f"augment.hue must be in [0, 0.5], got {self.hue}")
-        if not 0 <= self.rotation <= 180:
-            raise ConfigError(f"augment.rotation must be in [0, 180] degrees, got {self.rotation}")
+        # Frozen and built directly in many places: checked on construction, not only in a config.
+        check_fields(self, "augment.")
 
     @classmethod
     def from_dict(cls, values: dict) -> AugmentConfig:
         """Build from plain values (a config file); unknown keys and wrong types are ConfigErrors."""
-        known = {f.name: f.type for f in fields(cls)}
-        for key, value in values.items():
-            if key not in known:
-                raise ConfigError(f"unknown augmentation key {key!r} (known: {', '.join(known)})")
-            expected = {"bool": bool, "int": int, "float": (int, float)}[known[key]]
-            if isinstance(value, bool) != (known[key] == "bool") or not isinstance(value, expected):
-                raise ConfigError(f"augment.{key} must be {known[key]}, got {value!r}")
-        return cls(**values)
+        return from_mapping(cls, values, "augment.")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,81 +1,72 @@
-"""Settings of a DCGAN run. Defaults are report B's (batch 128, Adam 2e-4, beta1 0.5, 46,000 steps)."""
+"""Settings of a DCGAN run, each declared once with its help and range (`cifar_core.fields`): the
+options of `cifar gan train`, the `gan.*` keys of the pipeline and the checks all come from here.
+
+Where the defaults come from: report B trained for 46,000 steps and states the networks' sizes
+(635,812 and 344,264 parameters, which ngf = ndf = 46 reproduce). Its code "was taken from [3]",
+the PyTorch DCGAN tutorial, and report B states no optimiser settings of its own: batch 128, Adam
+with lr 2e-4 and betas (0.5, 0.999) and the 100-dimensional noise are the tutorial's values.
+"""
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from cifar_core.errors import ConfigError
+from cifar_core.fields import above, at_least, between, check_fields, from_mapping, setting
 from cifar_core.seeds import check_seed
+
+POSITIVE = at_least(1)
+KEY_PREFIX = "gan."  # how errors name a setting: gan.lr, gan.collapse.window_steps (the pipeline's keys)
 
 
 @dataclass
 class CollapseConfig:
     """When a run counts as collapsed and what recovery does. Checked once per logging interval."""
 
-    warmup_steps: int = 1000  # no judgement before this step: early losses swing and BN statistics settle
-    window_steps: int = 1000  # a symptom must persist this many steps before it counts as collapse
-    d_loss_floor: float = 0.05  # "discriminator wins": D loss (real + fake BCE) below this ...
-    g_loss_ceiling: float = 5.0  # ... while G loss stays above this (D(G(z)) < e^-5, about 0.7%)
-    diversity_fraction: float = 0.2  # "diversity collapse": samples' spread below this x its healthy level
-    max_recoveries: int = 3  # rollbacks allowed per run; 0 detects and logs only
-    lr_factor: float = 0.5  # each recovery multiplies both learning rates by this
-
-    def validate(self) -> None:
-        _require_finite(self, "collapse.")
-        _require(self.warmup_steps >= 0, "collapse.warmup_steps", self.warmup_steps, "must be >= 0")
-        _require(self.window_steps >= 0, "collapse.window_steps", self.window_steps, "must be >= 0")
-        _require(self.d_loss_floor >= 0, "collapse.d_loss_floor", self.d_loss_floor, "must be >= 0")
-        _require(self.g_loss_ceiling > 0, "collapse.g_loss_ceiling", self.g_loss_ceiling, "must be > 0")
-        _require(
-            0 <= self.diversity_fraction < 1,
-            "collapse.diversity_fraction",
-            self.diversity_fraction,
-            "must be in [0, 1)",
-        )
-        _require(self.max_recoveries >= 0, "collapse.max_recoveries", self.max_recoveries, "must be >= 0")
-        _require(0 < self.lr_factor <= 1, "collapse.lr_factor", self.lr_factor, "must be in (0, 1]")
+    warmup_steps: int = setting(1000, "Steps before collapse is judged (early losses swing, BN statistics settle).",
+                                unit="steps", range=at_least(0), flag="collapse_warmup")
+    window_steps: int = setting(1000, "Steps a symptom must persist to count as collapse.", unit="steps",
+                                range=at_least(0), flag="collapse_window")
+    d_loss_floor: float = setting(0.05, "'Discriminator wins': D loss (real + fake BCE) below this ...",
+                                  range=at_least(0))
+    g_loss_ceiling: float = setting(5.0, "... while G loss stays above this (D(G(z)) < e^-5, about 0.7%).",
+                                    range=above(0))
+    diversity_fraction: float = setting(0.2, "Diversity collapse: the samples' spread below this fraction of "
+                                             "its healthy level.", range=between(0, 1, high_open=True))
+    max_recoveries: int = setting(3, "Rollbacks allowed per run (0: detect and log only).", range=at_least(0))
+    lr_factor: float = setting(0.5, "Each recovery multiplies both learning rates by this.",
+                               range=between(0, 1, low_open=True), flag="recovery_lr_factor")
 
 
 @dataclass
 class GanTrainConfig:
-    steps: int = 46000  # optimisation steps (one D and one G update each); report B kept step 46,000
-    batch_size: int = 128
-    lr: float = 2e-4  # Adam, both networks
-    beta1: float = 0.5  # DCGAN's momentum: the usual 0.9 makes GAN training oscillate
-    beta2: float = 0.999
-    nz: int = 100  # noise dimension
-    ngf: int = 46  # generator width (channels of its last hidden layer)
-    ndf: int = 46  # discriminator width (channels of its first layer)
-    conditional: bool = False  # class-conditional G and D
-    # Random horizontal flips of the real images. Off by default: neither report B nor the PyTorch
-    # DCGAN tutorial it follows flips them, and the generator then learns the images as they are.
-    hflip: bool = False
-    seed: int = 0  # initial weights, noise, data order and flips (any integer in [0, 2^63 - 1])
-    log_every: int = 100  # steps per metrics row (and per collapse check)
-    sample_every: int = 1000  # steps per fixed-noise sample grid
-    checkpoint_every: int = 2000  # steps per kept snapshot checkpoints/step_<N>.pt (and last.pt)
+    steps: int = setting(46000, "Optimisation steps, one D and one G update each (report B kept step 46,000).",
+                         unit="steps", range=POSITIVE)
+    batch_size: int = setting(128, "Real images per step (the DCGAN tutorial's 128).", unit="images",
+                              range=POSITIVE)
+    lr: float = setting(2e-4, "Adam learning rate of both networks (the DCGAN tutorial's).", range=above(0))
+    # DCGAN's momentum: the usual 0.9 makes GAN training oscillate.
+    beta1: float = setting(0.5, "Adam beta1 (the DCGAN tutorial's 0.5).", range=between(0, 1, high_open=True))
+    beta2: float = setting(0.999, "Adam beta2 (the DCGAN tutorial's, Adam's default).",
+                           range=between(0, 1, high_open=True))
+    nz: int = setting(100, "Noise dimension (the DCGAN tutorial's).", range=POSITIVE)
+    ngf: int = setting(46, "Generator width: channels of its last hidden layer (46: report B's 635,812 "
+                           "parameters).", range=POSITIVE)
+    ndf: int = setting(46, "Discriminator width: channels of its first layer (46: report B's 344,264 "
+                           "parameters).", range=POSITIVE)
+    conditional: bool = setting(False, "Class-conditional generator and discriminator.")
+    # Off by default: neither report B nor the PyTorch DCGAN tutorial it follows flips the real
+    # images, and the generator then learns the images as they are.
+    hflip: bool = setting(False, "Flip half of the real images left-right.")
+    seed: int = setting(0, "Seed of the initial weights, noise, data order and flips.", check=check_seed)
+    log_every: int = setting(100, "Steps per metrics row and collapse check.", unit="steps", range=POSITIVE)
+    sample_every: int = setting(1000, "Steps per fixed-noise sample grid PNG.", unit="steps", range=POSITIVE)
+    checkpoint_every: int = setting(2000, "Steps per kept snapshot checkpoints/step_<N>.pt (and last.pt).",
+                                    unit="steps", range=POSITIVE)
     collapse: CollapseConfig = field(default_factory=CollapseConfig)
 
     def validate(self) -> GanTrainConfig:
-        for name in (
-            "steps",
-            "batch_size",
-            "nz",
-            "ngf",
-            "ndf",
-            "log_every",
-            "sample_every",
-            "checkpoint_every",
-        ):
-            _require(getattr(self, name) > 0, name, getattr(self, name), "must be > 0")
-        _require_finite(self, "")
-        _require(self.lr > 0, "lr", self.lr, "must be > 0")
-        check_seed(self.seed, "gan config seed")
-        _require(0 <= self.beta1 < 1, "beta1", self.beta1, "must be in [0, 1)")
-        _require(0 <= self.beta2 < 1, "beta2", self.beta2, "must be in [0, 1)")
-        self.collapse.validate()
+        check_fields(self, KEY_PREFIX)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,11 +74,9 @@ class GanTrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> GanTrainConfig:
-        values = dict(values)
-        collapse = values.pop("collapse", {}) or {}
-        _reject_unknown(cls, values, "")
-        _reject_unknown(CollapseConfig, collapse, "collapse.")
-        return cls(**values, collapse=CollapseConfig(**collapse)).validate()
+        """From plain values (the pipeline's `gan` section, a saved summary): unknown keys and wrong
+        types are ConfigErrors naming the key; `collapse` is a nested mapping."""
+        return from_mapping(cls, values, KEY_PREFIX).validate()
 
 
 # A run's identity: resuming with any of these changed would no longer continue the same run.
@@ -100,23 +89,3 @@ def resume_conflict(saved: dict[str, Any], wanted: GanTrainConfig) -> str | None
         if saved.get(name) != getattr(wanted, name):
             return f"{name} was {saved.get(name)!r}, now {getattr(wanted, name)!r}"
     return None
-
-
-def _require_finite(config: Any, prefix: str) -> None:
-    """Every float setting must be a finite number (`--lr inf` trained a run into NaN)."""
-    for f in fields(config):
-        value = getattr(config, f.name)
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"gan config {prefix}{f.name}={value!r}: must be a finite number")
-
-
-def _require(ok: bool, key: str, value: Any, rule: str) -> None:
-    if not ok:
-        raise ConfigError(f"gan config {key}={value!r}: {rule}")
-
-
-def _reject_unknown(cls: type, values: dict[str, Any], prefix: str) -> None:
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"unknown gan config key {prefix}{unknown[0]!r}; known: {', '.join(sorted(known))}")

@@ -1,48 +1,49 @@
 """What one search is: `TuneSettings`, with report A's protocol as the defaults.
 
 Kept apart from search.py (which imports Ray) so that the CLI can show these defaults in --help
-without importing Ray.
+without importing Ray. Each setting is declared once with its help and range (`cifar_core.fields`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
-from cifar_core.errors import ConfigError
+from cifar_core.fields import above, at_least, check_fields, require, setting
 from cifar_core.names import check_name
+from cifar_core.seeds import check_seed
+
+AT_LEAST_ONE = at_least(1)
+
+
+def _check_experiment(name: str, key: str) -> None:
+    check_name(name, "experiment name")
 
 
 @dataclass(frozen=True)
 class TuneSettings:
-    experiment: str
-    space: str = "report-a"  # a shipped space name or a YAML file
-    num_samples: int = 60  # trials sampled (report A: 60)
-    max_concurrent: int = 16  # trials running at once, at most (report A: 16)
-    max_epochs: int = 30  # ASHA's max_t: epochs a surviving trial trains (report A: 30)
-    grace_period: int = 1  # epochs before ASHA may stop a trial
-    reduction_factor: int = 2  # keep the top 1/reduction_factor at each rung (report A: top half)
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float | None = None  # None: share the cluster's GPUs among max_concurrent trials
-    batch_size: int | None = None  # None: the space's value, else TrainConfig's default (128)
-    seed: int = 0  # sampling of configs and every trial's training seed
-    device: str = "auto"  # auto: cuda when the trial has a GPU share, else cpu
-    top_k: int = 3  # configs listed in top_k.json (and offered to `cifar retrain`)
+    experiment: str = setting(help="Experiment name: results go to RESULTS/tune/NAME/.", check=_check_experiment)
+    space: str = setting("report-a", "Search space: a shipped space name or a YAML file.")
+    num_samples: int = setting(60, "Trials sampled from the space (report A: 60).", range=AT_LEAST_ONE)
+    max_concurrent: int = setting(16, "Trials running at once, at most (report A: 16).", range=AT_LEAST_ONE)
+    max_epochs: int = setting(30, "ASHA's max_t: epochs a surviving trial trains (report A: 30).", unit="epochs",
+                              range=AT_LEAST_ONE)
+    grace_period: int = setting(1, "Epochs before ASHA may stop a trial.", unit="epochs", range=AT_LEAST_ONE)
+    reduction_factor: int = setting(2, "ASHA keeps the top 1/N at each rung (report A: 2, the better half).",
+                                    range=at_least(2))
+    cpus_per_trial: float = setting(1.0, "CPU cores reserved per trial.", range=above(0))
+    gpus_per_trial: float | None = setting(None, "GPU share per trial.", range=at_least(0),
+                                           none_means="the cluster's GPUs shared among max_concurrent trials")
+    batch_size: int | None = setting(None, "Training batch size.", range=AT_LEAST_ONE,
+                                     none_means="the space's, else TrainConfig's 128")
+    seed: int = setting(0, "Seed of the sampled configs and of every trial's training.", check=check_seed)
+    device: str = setting("auto", "auto: cuda when the trial has a GPU share, else cpu.")
+    top_k: int = setting(3, "Configs listed in top_k.json (and offered to `cifar retrain`).", range=AT_LEAST_ONE)
 
     def validate(self) -> None:
-        check_name(self.experiment, "experiment name")
-        for key in ("num_samples", "max_concurrent", "max_epochs", "grace_period", "top_k"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{key} = {getattr(self, key)} must be >= 1")
-        if self.grace_period > self.max_epochs:
-            raise ConfigError(f"grace_period = {self.grace_period} must be <= max_epochs = {self.max_epochs}")
-        if self.reduction_factor < 2:
-            raise ConfigError(f"reduction_factor = {self.reduction_factor} must be >= 2")
-        if not (math.isfinite(self.cpus_per_trial) and self.cpus_per_trial > 0):
-            raise ConfigError(f"cpus_per_trial = {self.cpus_per_trial} must be a finite number > 0")
-        if self.gpus_per_trial is not None and not (math.isfinite(self.gpus_per_trial) and self.gpus_per_trial >= 0):
-            raise ConfigError(f"gpus_per_trial = {self.gpus_per_trial} must be a finite number >= 0")
+        check_fields(self, "tune.")
+        require(self.grace_period <= self.max_epochs, "tune.grace_period", self.grace_period,
+                f"<= tune.max_epochs ({self.max_epochs})")
 
 
 # What --smoke shrinks the search to: minutes on a laptop CPU, every stage still exercised.
