@@ -147,3 +147,16 @@ def test_experiment_names_are_plain_directory_names(name):
 
     with pytest.raises(ConfigError, match="experiment name"):
         TuneSettings(experiment=name).validate()
+
+
+def test_the_checker_does_not_import_the_space_module():
+    """space.py builds on space_check.py, never the other way round (issue 12: they imported each other)."""
+    import ast
+    import inspect
+
+    from cifar_core.tune import space_check
+
+    tree = ast.parse(inspect.getsource(space_check))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert "cifar_core.tune.space" not in imported

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cifar_core.errors import ConfigError
-from cifar_core.tune.space_check import TOP_KEYS, SpaceChecker
+from cifar_core.tune.space_check import SpaceChecker
 
 
 @dataclass(frozen=True)
@@ -100,20 +100,16 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
 
 
 def parse_space(raw: dict[str, Any], name: str) -> SearchSpace:
-    check = SpaceChecker(name)
-    check.only_keys(raw, TOP_KEYS, "")
-    space = SearchSpace(
+    sections = SpaceChecker(name).sections(raw)
+    return SearchSpace(
         name=name,
         description=str(raw.get("description", "")),
-        models=check.models(raw.get("models")),
-        optimizers=check.optimizers(raw.get("optimizers")),
-        shared=check.dotted_section(raw.get("shared"), "shared", ranges=True),
-        fixed=check.dotted_section(raw.get("fixed"), "fixed", ranges=False),
+        models=tuple(ModelGroup(names, params) for names, params in sections["models"]),
+        optimizers=sections["optimizers"],
+        shared=sections["shared"],
+        fixed=sections["fixed"],
         raw=raw,
     )
-    check.no_key_set_twice(space)
-    check.endpoints_accepted_by_train_config(space)
-    return space
 
 
 def _packaged_dir():

@@ -2,18 +2,17 @@
 
 Every failure is a ConfigError that names the key path inside the file, e.g.
 `search space mine.yaml: optimizers.adam.beta2: optim.beta2 = 1.0 is out of range: expected in [0, 1)`.
+It works on the file's plain values and hands back checked sections; `space.py` builds its types
+from them (so this module never imports it).
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cifar_core.errors import ConfigError
-
-if TYPE_CHECKING:
-    from cifar_core.tune.space import ModelGroup, SearchSpace
 
 TOP_KEYS = ("description", "models", "optimizers", "shared", "fixed")
 MODEL_GROUP_KEYS = ("names", "params")
@@ -30,12 +29,24 @@ GENERAL_OPTIM_PARAMS = ("weight_decay", "schedule", "label_smoothing")
 COMMAND_KEYS = ("model.name", "optim.name", "run.epochs", "run.steps", "run.full_train", "run.device", "run.seed")
 DISTRIBUTIONS = ("uniform", "loguniform", "choice")
 
+Models = list[tuple[tuple[str, ...], dict[str, Any]]]  # (architecture names, their option ranges) per group
+
 
 class SpaceChecker:
     """Structural checks of one space file; every failure names the key path inside the file."""
 
     def __init__(self, source: str):
         self.source = source
+
+    def sections(self, raw: Any) -> dict[str, Any]:
+        """The checked models, optimizers, shared and fixed sections of a space file's contents."""
+        self.only_keys(raw, TOP_KEYS, "")
+        checked = {"models": self.models(raw.get("models")), "optimizers": self.optimizers(raw.get("optimizers")),
+                   "shared": self.dotted_section(raw.get("shared"), "shared", ranges=True),
+                   "fixed": self.dotted_section(raw.get("fixed"), "fixed", ranges=False)}
+        self.no_key_set_twice(**checked)
+        self.endpoints_accepted_by_train_config(**checked)
+        return checked
 
     def fail(self, key: str, problem: str) -> ConfigError:
         return ConfigError(f"search space {self.source}: {key}: {problem}")
@@ -47,9 +58,8 @@ class SpaceChecker:
             if key not in allowed:
                 raise self.fail(f"{where}.{key}".lstrip("."), f"unknown key (allowed: {', '.join(allowed)})")
 
-    def models(self, groups: Any) -> tuple[ModelGroup, ...]:
+    def models(self, groups: Any) -> Models:
         from cifar_core.models import get_entry
-        from cifar_core.tune.space import ModelGroup
 
         if not isinstance(groups, list) or not groups:
             raise self.fail("models", "must be a non-empty list of {names: [...], params: {...}} groups")
@@ -75,8 +85,8 @@ class SpaceChecker:
                         raise self.fail(f"{where}.params.{option}", f"model {name!r} does not take {option!r}")
             for option, spec in params.items():
                 self.spec(spec, f"{where}.params.{option}")
-            parsed.append(ModelGroup(tuple(names), dict(params)))
-        return tuple(parsed)
+            parsed.append((tuple(names), dict(params)))
+        return parsed
 
     def optimizers(self, section: Any) -> dict[str, dict[str, Any]]:
         if not isinstance(section, dict) or not section:
@@ -133,27 +143,28 @@ class SpaceChecker:
         if kind == "loguniform" and low <= 0:
             raise self.fail(key, f"loguniform range [{low}, {high}] must be positive (log of {low} is undefined)")
 
-    def no_key_set_twice(self, space: SearchSpace) -> None:
-        branch_keys = {f"model.{k}" for g in space.models for k in g.params}
-        branch_keys |= {f"optim.{k}" for params in space.optimizers.values() for k in params}
-        for key in space.shared:
-            if key in branch_keys or key in space.fixed:
+    def no_key_set_twice(self, models: Models, optimizers: dict, shared: dict, fixed: dict) -> None:
+        branch_keys = {f"model.{k}" for _, params in models for k in params}
+        branch_keys |= {f"optim.{k}" for params in optimizers.values() for k in params}
+        for key in shared:
+            if key in branch_keys or key in fixed:
                 raise self.fail(f"shared.{key}", "is also set in models/optimizers or fixed: set it in one place")
-        for key in space.fixed:
+        for key in fixed:
             if key in branch_keys:
                 raise self.fail(f"fixed.{key}", "is also set in models/optimizers: set it in one place")
 
-    def endpoints_accepted_by_train_config(self, space: SearchSpace) -> None:
+    def endpoints_accepted_by_train_config(self, models: Models, optimizers: dict, shared: dict, fixed: dict) -> None:
         """Every extreme value must be one TrainConfig accepts (e.g. beta2 < 1, alpha in (0, 1])."""
         from cifar_core.config import TrainConfig
 
         try:
-            base = TrainConfig().with_overrides({"model.name": space.models[0].names[0], **space.fixed})
+            base = TrainConfig().with_overrides({"model.name": models[0][0][0], **fixed})
         except ConfigError as exc:
             raise self.fail("fixed", str(exc)) from None
-        branches = [(f"models[{i}].params", "model", {"model.name": g.names[0]}, g.params) for i, g in enumerate(space.models)]
-        branches += [(f"optimizers.{opt}", "optim", {"optim.name": opt}, p) for opt, p in space.optimizers.items()]
-        branches.append(("shared", None, {}, space.shared))
+        branches = [(f"models[{i}].params", "model", {"model.name": names[0]}, params)
+                    for i, (names, params) in enumerate(models)]
+        branches += [(f"optimizers.{opt}", "optim", {"optim.name": opt}, p) for opt, p in optimizers.items()]
+        branches.append(("shared", None, {}, shared))
         for where, group, identity, params in branches:
             dotted = {(f"{group}.{k}" if group else k): spec for k, spec in params.items()}
             lows = {k: _values_to_check(spec)[0] for k, spec in dotted.items()}
