@@ -62,8 +62,6 @@ def test_help_lists_every_command_without_importing_torch():
     assert [line.split()[0] for line in listed if line.startswith("  ")] == list(COMMANDS)
 
 
-@pytest.mark.xfail(strict=True, reason="cifar_core/data/__init__.py (helper engine's file) imports augment and "
-                   "loader, hence torch, eagerly; it needs lazy exports (PEP 562 __getattr__)")
 def test_data_verify_does_not_import_torch(tmp_path):
     from cifar_core.data import write_synthetic
 

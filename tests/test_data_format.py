@@ -206,3 +206,12 @@ def test_unpickler_refuses_anything_but_arrays(tmp_path):
 def test_missing_folder_says_how_to_get_data(tmp_path):
     with pytest.raises(DataError, match="cifar data synth"):
         load_split(tmp_path, "train")
+
+
+def test_every_exported_name_resolves_on_first_use():
+    import cifar_core.data as data
+
+    for name in data.__all__:
+        assert getattr(data, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        data.nope  # noqa: B018
