@@ -3,7 +3,7 @@ and device-resident loaders. See docs/CONTRACTS.md for the interface the other p
 
 Names are imported from their module on first use (PEP 562): `cifar data verify` (the chart's
 probe, in a small pod) reads the files without loading torch, which augmentation and the loaders
-need (measured: 340 MiB peak instead of 1,018 MiB).
+need (measured: 41 MiB peak RSS instead of 703 MiB).
 """
 
 from __future__ import annotations
