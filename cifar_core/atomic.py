@@ -39,11 +39,19 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
             f.flush()
             os.fsync(f.fileno())
         _publish(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         # The target is untouched; only our temp file goes.
         tmp.unlink(missing_ok=True)
+        _name_the_file(exc, path)
         raise
     return path
+
+
+def _name_the_file(exc: BaseException, path: Path) -> None:
+    """A write or fsync on a full disk raises ENOSPC without a file name: name the target, so the
+    CLI's one line says which file could not be written."""
+    if isinstance(exc, OSError) and exc.filename is None:
+        exc.filename = str(path)
 
 
 def _publish(tmp: Path, path: Path) -> None:
@@ -110,7 +118,11 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
     """Append one JSON line. Callers that need crash-exact files rewrite them with `write_jsonl`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _append(path, to_json(record, path) + "\n")
+    try:
+        _append(path, to_json(record, path) + "\n")
+    except OSError as exc:
+        _name_the_file(exc, path)
+        raise
 
 
 def write_jsonl(path: str | os.PathLike, records: list[dict]) -> Path:

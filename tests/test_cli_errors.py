@@ -119,8 +119,9 @@ def test_a_full_volume_is_one_line(tmp_path):
     done = _in_mount_namespace(f"mount -t tmpfs -o size=64k tmpfs {volume}",
                                ["data", "synth", "--out", str(volume / "data"), "--train", "500", "--test", "5"],
                                after=f"ls -A {volume / 'data' / 'cifar-100-python'}")
-    # The path is not in the line yet: cifar_core.atomic's writes raise ENOSPC without a filename.
-    assert_one_line_error(done.returncode, done.stderr, "No space left on device")
+    # ENOSPC comes from a write or fsync, without a file name: cifar_core.atomic names the target.
+    assert_one_line_error(done.returncode, done.stderr, str(volume / "data" / "cifar-100-python"),
+                          "No space left on device")
     assert done.stdout.split() == []  # the torn temporary file was removed, nothing half-written stays
 
 
