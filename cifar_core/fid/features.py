@@ -73,7 +73,7 @@ class FeatureExtractor:
     def _batch_features(self, images: torch.Tensor) -> np.ndarray:
         x = images.to(self.device, non_blocking=True).to(torch.float32).div_(255)
         # pytorch-fid's ToTensor gives the same [0, 1] floats; the network resizes and rescales.
-        pool3 = self.network(x.contiguous(memory_format=torch.channels_last))[0]
+        pool3 = self.network(x.contiguous(memory_format=torch.channels_last))
         return pool3.flatten(1).cpu().numpy()
 
 
@@ -83,7 +83,7 @@ def load_inception(
     batch_size: int | None = None,
     download: bool = True,
 ) -> FeatureExtractor:
-    """The FID feature extractor: pytorch-fid's InceptionV3 with the standard FID weights (see
+    """The FID feature extractor: pytorch-fid's FID Inception with the standard FID weights (see
     `resolve_weights` for where they come from), ready for inference on `device`."""
     device = resolve_device(device) if isinstance(device, str) else device
     path = resolve_weights(weights, download=download)

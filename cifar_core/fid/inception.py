@@ -1,21 +1,21 @@
-"""pytorch-fid's FID Inception network, built from a weights file without touching the network.
+"""pytorch-fid's FID Inception network, built from pytorch-fid's blocks and a weights file we read.
 
-pytorch-fid's `InceptionV3` always fetches its weights with `load_state_dict_from_url`. We build
-the same class but hand it a state dict we have read (and checked) ourselves, so the weights can
-come from `--weights`, $CIFAR_FID_WEIGHTS or the torch hub cache, and a wrong file gives one clear
-line instead of a page of missing keys.
+pytorch-fid's `InceptionV3` always fetches its weights itself (`load_state_dict_from_url`). We
+assemble the same network from the same classes (torchvision's Inception3 with pytorch-fid's FID
+blocks) and load a state dict we have read and checked ourselves, so the weights can come from
+`--weights`, $CIFAR_FID_WEIGHTS or the torch hub cache, and a wrong file gives one clear line
+instead of a page of missing keys. tests/test_fid.py checks the features against pytorch-fid's own
+network.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import os
-import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 import torchvision
 from pytorch_fid import inception as pytorch_fid_inception
 from torch import nn
@@ -33,10 +33,7 @@ WEIGHTS_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129
 WEIGHTS_ENV = "CIFAR_FID_WEIGHTS"
 FEATURE_DIMS = 2048
 FEATURE_LAYER = "pool3"  # pytorch-fid block 3: the final average pool, as in the FID paper
-POOL3_BLOCK = pytorch_fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM[FEATURE_DIMS]
-
-# Building swaps a module attribute of pytorch-fid and installs a global torch hook: one at a time.
-_BUILD_LOCK = threading.Lock()
+INPUT_SIZE = 299  # pytorch-fid resizes every image to Inception's input size
 
 
 def hub_weights_path() -> Path:
@@ -73,14 +70,8 @@ def resolve_weights(weights: str | os.PathLike | None = None, *, download: bool 
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file, computed once per process while the file is unchanged (same path, size,
-    modification time and inode): Inception's 95 MB and a CIFAR split are hashed by every score."""
-    stat = os.stat(path)
-    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
-
-
-@functools.lru_cache(maxsize=32)
-def _sha256(path: str, size: int, mtime_ns: int, inode: int) -> str:
+    """sha256 of a file (cached per unchanged file by `file_digest`): Inception's 95 MB and a
+    CIFAR split are hashed by every score."""
     return file_digest(path, "sha256")
 
 
@@ -101,17 +92,48 @@ def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
-def build_fid_inception(state: Mapping[str, torch.Tensor], source: str = "weights") -> nn.Module:
-    """pytorch-fid's InceptionV3 (pool3 output, resize to 299 and scaling to [-1, 1] inside) with
-    `state` loaded; keys or shapes that differ from pytorch-fid's FID Inception raise CifarError."""
+class FidInception(nn.Module):
+    """pytorch-fid's `InceptionV3([3])`: resize to 299x299 (bilinear), scale [0, 1] to [-1, 1], then
+    the FID Inception up to its final average pool; returns the pool3 features [N, 2048, 1, 1]."""
 
-    def checked_state(skeleton: nn.Module) -> Mapping[str, torch.Tensor]:
-        problem = describe_mismatch(skeleton.state_dict(), state)
-        if problem:
-            raise CifarError(f"{source} is not pytorch-fid's FID Inception weights: {problem}")
-        return state
+    def __init__(self) -> None:
+        super().__init__()
+        # pytorch-fid's fid_inception_v3() without its download: torchvision's Inception3 (1008
+        # classes, no aux head, no slow init) with the FID variants of nine blocks.
+        self.inception = net = torchvision.models.inception_v3(weights=None, aux_logits=False, num_classes=1008,
+                                                               init_weights=False)
+        fid = pytorch_fid_inception
+        net.Mixed_5b = fid.FIDInceptionA(192, pool_features=32)
+        net.Mixed_5c = fid.FIDInceptionA(256, pool_features=64)
+        net.Mixed_5d = fid.FIDInceptionA(288, pool_features=64)
+        net.Mixed_6b = fid.FIDInceptionC(768, channels_7x7=128)
+        net.Mixed_6c = fid.FIDInceptionC(768, channels_7x7=160)
+        net.Mixed_6d = fid.FIDInceptionC(768, channels_7x7=160)
+        net.Mixed_6e = fid.FIDInceptionC(768, channels_7x7=192)
+        net.Mixed_7b = fid.FIDInceptionE_1(1280)
+        net.Mixed_7c = fid.FIDInceptionE_2(2048)
 
-    return _build_with_state(checked_state)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        net = self.inception
+        x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+        x = 2 * x - 1
+        for layer in (net.Conv2d_1a_3x3, net.Conv2d_2a_3x3, net.Conv2d_2b_3x3, net.maxpool1,
+                      net.Conv2d_3b_1x1, net.Conv2d_4a_3x3, net.maxpool2,
+                      net.Mixed_5b, net.Mixed_5c, net.Mixed_5d, net.Mixed_6a, net.Mixed_6b, net.Mixed_6c, net.Mixed_6d,
+                      net.Mixed_6e, net.Mixed_7a, net.Mixed_7b, net.Mixed_7c, net.avgpool):
+            x = layer(x)
+        return x
+
+
+def build_fid_inception(state: Mapping[str, torch.Tensor], source: str = "weights") -> FidInception:
+    """The FID Inception with `state` (pytorch-fid's weights file: torchvision Inception3 keys)
+    loaded; keys or shapes that differ from pytorch-fid's FID Inception raise CifarError."""
+    network = FidInception()
+    problem = describe_mismatch(network.inception.state_dict(), state)
+    if problem:
+        raise CifarError(f"{source} is not pytorch-fid's FID Inception weights: {problem}")
+    network.inception.load_state_dict(state)
+    return network
 
 
 def describe_mismatch(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]) -> str:
@@ -141,16 +163,11 @@ def random_fid_weights(seed: int = 0) -> dict[str, torch.Tensor]:
     """
     generator = torch.Generator().manual_seed(seed)
     state: dict[str, torch.Tensor] = {}
-
-    def randomised(skeleton: nn.Module) -> Mapping[str, torch.Tensor]:
-        for key, value in skeleton.state_dict().items():
-            value = value.clone()
-            if value.dim() == 4:  # convolution weights [out, in, kh, kw]
-                value = torch.randn(value.shape, generator=generator) * (2.0 / value[0].numel()) ** 0.5
-            state[key] = value
-        return state
-
-    _build_with_state(randomised)
+    for key, value in FidInception().inception.state_dict().items():
+        value = value.clone()
+        if value.dim() == 4:  # convolution weights [out, in, kh, kw]
+            value = torch.randn(value.shape, generator=generator) * (2.0 / value[0].numel()) ** 0.5
+        state[key] = value
     return state
 
 
@@ -171,31 +188,3 @@ def prepare_for_inference(network: nn.Module, device: torch.device) -> nn.Module
             module.conv = fuse_conv_bn_eval(module.conv, module.bn)
             module.bn = nn.Identity()
     return network.to(device=device, memory_format=torch.channels_last)
-
-
-@contextlib.contextmanager
-def _captured_inception_skeleton() -> Iterator[list[nn.Module]]:
-    """Collect the torchvision Inception3 that pytorch-fid builds, before its weights are loaded."""
-    captured: list[nn.Module] = []
-
-    def on_register(module: nn.Module, name: str, child: nn.Module) -> None:
-        if isinstance(module, torchvision.models.Inception3) and not captured:
-            captured.append(module)
-
-    handle = torch.nn.modules.module.register_module_module_registration_hook(on_register)
-    try:
-        yield captured
-    finally:
-        handle.remove()
-
-
-def _build_with_state(make_state: Callable[[nn.Module], Mapping[str, torch.Tensor]]) -> nn.Module:
-    """Run pytorch-fid's InceptionV3 constructor with its weight download replaced by
-    `make_state(skeleton)`, where `skeleton` is the freshly built (still random) Inception3."""
-    with _BUILD_LOCK, _captured_inception_skeleton() as captured:
-        original = pytorch_fid_inception.load_state_dict_from_url
-        pytorch_fid_inception.load_state_dict_from_url = lambda *args, **kwargs: make_state(captured[0])
-        try:
-            return pytorch_fid_inception.InceptionV3([POOL3_BLOCK])
-        finally:
-            pytorch_fid_inception.load_state_dict_from_url = original
