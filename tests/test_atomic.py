@@ -25,3 +25,18 @@ def test_a_failing_write_names_the_target_and_leaves_no_temporary_file(tmp_path)
         atomic.atomic_write(tmp_path / "summary.json", full)
     assert error.value.filename == str(tmp_path / "summary.json")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_is_hashed_once_while_it_is_unchanged(tmp_path):
+    path = tmp_path / "weights.pth"
+    path.write_bytes(b"first weights")
+    atomic._file_digest.cache_clear()
+    first = atomic.file_digest(path)
+    assert atomic.file_digest(tmp_path / "." / "weights.pth") == first  # same file, another spelling
+    assert atomic._file_digest.cache_info().misses == 1 and atomic._file_digest.cache_info().hits == 1
+    assert atomic.file_digest(path, "md5") != first and atomic._file_digest.cache_info().misses == 2
+    path.write_bytes(b"other weights, same name")  # replaced: size and modification time change
+    assert atomic.file_digest(path) != first and atomic._file_digest.cache_info().misses == 3
+    os.replace(tmp_path / "weights.pth", tmp_path / "moved.pth")
+    (tmp_path / "weights.pth").write_bytes(b"first weights")  # a new file (new inode) with the old bytes
+    assert atomic.file_digest(path) == first

@@ -6,8 +6,8 @@
     files:<16 hex>      anything else: a digest of the files' md5s
 
 Runs record it and refuse to resume (or a stage to be skipped) on data with another digest. The
-md5s of a folder are computed once per process for an unchanged file (keyed by path, size and
-modification time): CIFAR-100's 160 MB take about a second to hash.
+md5s are computed once per process for an unchanged file (`cifar_core.atomic.file_digest`):
+CIFAR-100's 160 MB take about a second to hash.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from functools import lru_cache
 from pathlib import Path
 
 from cifar_core.data import format as fmt
@@ -40,15 +39,9 @@ def _short(data: bytes) -> str:
 
 def _md5(path: Path) -> str:
     try:
-        stat = path.stat()
+        return fmt.md5_of(path)
     except FileNotFoundError:
         raise DataError(f"{path} is missing; {fmt.HINT}") from None
-    return _cached_md5(str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
-
-
-@lru_cache(maxsize=64)
-def _cached_md5(path: str, size: int, mtime_ns: int, inode: int) -> str:
-    return fmt.md5_of(path)
 
 
 def check_same_data(recorded: str | None, current: str | None, what: str) -> None:
