@@ -124,7 +124,10 @@ def evaluate_checkpoint(checkpoint_path: Path, data_dir: Path, device: str = "au
         scores.update(checkpoint=str(checkpoint_path), split=split, epoch=checkpoint["epoch"], step=checkpoint["step"],
                       model=checkpoint["model_name"], data_digest=digest, recorded_in=None, not_recorded=reason)
         if reason is None:
-            scores["recorded_in"] = str(_record(run_dir / "summary.json", scores))
+            try:
+                scores["recorded_in"] = str(_record(run_dir / "summary.json", scores))
+            except OSError as exc:  # e.g. a full volume: the scores are still the answer, said with why
+                scores["not_recorded"] = f"cannot write {exc.filename or run_dir / 'summary.json'} ({exc.strerror or exc})"
     return scores
 
 

@@ -125,6 +125,23 @@ def test_a_full_volume_is_one_line(tmp_path):
     assert done.stdout.split() == []  # the torn temporary file was removed, nothing half-written stays
 
 
+@needs_mount_namespace
+def test_evaluate_on_a_full_volume_prints_the_scores_and_why_they_were_not_recorded(capsys, tmp_path, synth_root):
+    status, _, err = cifar(capsys, "train", "--model", "tinycnn", "--epochs", 1, "--batch-size", 100, "--augment", "none",
+                           "--device", "cpu", "--data-dir", synth_root, "--results-dir", tmp_path, "--run-name", "r")
+    assert status == 0, err
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    # The run on a volume with no space left: its lock file exists, summary.json cannot be rewritten.
+    done = _in_mount_namespace(f"mount -t tmpfs -o size=1m tmpfs {volume} && cp -a {tmp_path / 'train' / 'r'} {volume} "
+                               f"&& {{ dd if=/dev/zero of={volume / 'fill'} bs=4k 2>/dev/null; true; }}",
+                               ["evaluate", "--checkpoint", str(volume / "r" / "last.pt"), "--data-dir", str(synth_root),
+                                "--device", "cpu"])
+    assert done.returncode == 0, done.stderr
+    assert "top-1 " in done.stdout
+    assert f"not recorded: cannot write {volume / 'r' / 'summary.json'} (No space left on device)" in done.stdout
+
+
 # --- running out of memory ---------------------------------------------------------------------
 def test_running_out_of_memory_is_one_line(tmp_path):
     """A real allocation failure: the address space is capped just above what the imports use."""
