@@ -26,13 +26,23 @@ POSITIVE_INT = click.IntRange(min=1)
     help="A GAN checkpoint (step_<N>.pt or last.pt): sample --n images from its generator.",
 )
 @click.option(
+    "--snapshot",
+    "snapshot_run",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A GAN run dir: score its snapshot of --step, as report B did (its step-46,000 snapshot, 10,000 images, "
+    "the test split).",
+)
+@click.option("--step", type=click.IntRange(min=0), default=None,
+              help="--snapshot: the step of the snapshot to score.  [default: 46000, report B's]")
+@click.option(
     "--select-best",
     "run_dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="A GAN run dir: score every checkpoints/step_<N>.pt on --n samples and rank them.",
+    help="A GAN run dir: rank every checkpoints/step_<N>.pt by its FID against the TRAIN split (--n samples "
+    "each), then score only the chosen snapshot against --split test, with other noise.",
 )
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True,
-              help="CIFAR-100 split the generated images are compared with.")
+              help="CIFAR-100 split the generated images are compared with (--select-best: test only).")
 @click.option(
     "--weights",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -40,8 +50,8 @@ POSITIVE_INT = click.IntRange(min=1)
     "else the torch hub cache, downloaded there if the network allows].",
 )
 @click.option("--n", type=POSITIVE_INT,
-              help="Generated images to use: a limit for --fake; samples for --checkpoint "
-              "(default 10000) and per snapshot for --select-best (default 2000).")
+              help="Generated images to use: a limit for --fake; samples for --checkpoint and per snapshot for "
+              "--select-best (default 10000, as report B).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Noise seed for generator samples.")
 @click.option("--batch-norm", type=click.Choice(["running", "batch"]), default="running", show_default=True,
               help="Generator BatchNorm statistics when sampling: running (eval mode) or each batch's own "
@@ -58,20 +68,27 @@ POSITIVE_INT = click.IntRange(min=1)
 @device_option
 @task_options
 @json_option
-def fid_cmd(fake, checkpoint, run_dir, split, weights, n, seed, batch_norm, name, out, batch_size, cache_dir,
-            data_dir, results_dir, device, cpus, gpus, ray_flag, as_json) -> None:
+def fid_cmd(fake, checkpoint, snapshot_run, step, run_dir, split, weights, n, seed, batch_norm, name, out, batch_size,
+            cache_dir, data_dir, results_dir, device, cpus, gpus, ray_flag, as_json) -> None:
     """FID of generated images against a CIFAR-100 split (pytorch-fid's Inception, pool3, 2048-d).
 
-    Exactly one of --fake, --checkpoint or --select-best. The split's statistics are cached, so
+    Exactly one of --fake, --checkpoint, --snapshot or --select-best. Report B's protocol:
+    `--snapshot RUN` (its step-46,000 snapshot on 10,000 images). --select-best never chooses on
+    the split it reports: it chooses on the training split and scores the chosen snapshot on the
+    test split. The split's statistics are cached, so
     later runs only pass the generated images through Inception. Writes summary.json. With Ray
     (RAY_ADDRESS, or --ray) the scoring is one Ray task with --cpus and --gpus.
     """
     from cifar_core.execution import run_stage
     from cifar_core.fid import scoring
 
-    inputs = [p for p in (fake, checkpoint, run_dir) if p is not None]
+    inputs = [p for p in (fake, checkpoint, snapshot_run, run_dir) if p is not None]
     if len(inputs) != 1:
-        raise click.UsageError("give exactly one of --fake, --checkpoint or --select-best")
+        raise click.UsageError("give exactly one of --fake, --checkpoint, --snapshot or --select-best")
+    if step is not None and snapshot_run is None:
+        raise click.UsageError("--step applies to --snapshot")
+    if snapshot_run is not None:
+        checkpoint = scoring.snapshot_path(snapshot_run, *(() if step is None else (step,)))
     if name is not None:
         check_name(name, "--name")
     elif out is None:
@@ -89,7 +106,8 @@ def fid_cmd(fake, checkpoint, run_dir, split, weights, n, seed, batch_norm, name
         return
     click.echo(f"FID {summary['fid']:.4f} ({summary['n_fake']} generated vs {summary['n_real']} {split} images)")
     if run_dir is not None:
-        for row in summary["ranking"]:
+        click.echo(f"FID against the {summary['selection']['split']} split, per snapshot:")
+        for row in sorted(summary["ranking"], key=lambda r: r["step"]):
             click.echo(f"  step {row['step']:>8}  FID {row['fid']:.4f}")
-        click.echo(f"best snapshot: {summary['best']['checkpoint']}")
+        click.echo(f"chosen snapshot: {summary['best']['checkpoint']} (its {split} FID is the one above)")
     click.echo(f"summary: {out_dir / 'summary.json'}")

@@ -22,10 +22,10 @@ from jobs.cli import main
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> dict:
-    """Test-made weights (random values, pytorch-fid's keys), 8 synthetic test images, and one
-    reference cache shared by the module so only the first run computes the real side."""
+    """Test-made weights (random values, pytorch-fid's keys), 6 synthetic training and 8 test images,
+    and one reference cache shared by the module so only the first run computes the real side."""
     base = tmp_path_factory.mktemp("fid-cli")
-    write_synthetic(base / "data", n_train=2, n_test=8, seed=0)
+    write_synthetic(base / "data", n_train=6, n_test=8, seed=0)
     return {
         "weights": write_random_weights(base / WEIGHTS_FILENAME),
         "data": base / "data",
@@ -105,11 +105,35 @@ def test_checkpoint_and_select_best(capsys, setup, tmp_path):
     assert status == 0, err
     summary = json.loads((tmp_path / "results" / "fid" / "gan-run-select-n3" / "summary.json").read_text())
     assert [row["step"] for row in sorted(summary["ranking"], key=lambda r: r["step"])] == [2, 4]
+    # Chosen on the training split: each snapshot's rank is its FID against the 6 training images.
+    assert summary["protocol"] == "select-best" and summary["selection"]["split"] == "train"
+    assert summary["selection"]["n_real"] == 6 and summary["real"]["split"] == "test" and summary["n_real"] == 8
     fids = [row["fid"] for row in summary["ranking"]]
-    assert fids == sorted(fids) and summary["best"] == summary["ranking"][0] and summary["fid"] == fids[0]
-    step_2 = next(row for row in summary["ranking"] if row["step"] == 2)
-    assert step_2["fid"] == pytest.approx(single["fid"], rel=1e-6)  # same seed, same samples
-    assert "best snapshot" in out
+    chosen = summary["best"]
+    assert fids == sorted(fids) and chosen["step"] == summary["ranking"][0]["step"]
+    status, out_train, err = cifar_fid(capsys, setup, tmp_path / "results", "--checkpoint", chosen["checkpoint"],
+                                       "--n", 3, "--split", "train", "--json")
+    assert status == 0, err
+    assert json.loads(out_train)["fid"] == pytest.approx(fids[0], rel=1e-6)  # the ranking is the train-split FID
+    # Reported: only the chosen snapshot, on the test split, with noise the choice never saw.
+    assert chosen["scored_seed"] != 0 and summary["fake"]["seed"] == chosen["scored_seed"]
+    status, out_test, err = cifar_fid(capsys, setup, tmp_path / "results", "--checkpoint", chosen["checkpoint"],
+                                      "--n", 3, "--seed", chosen["scored_seed"], "--json")
+    assert status == 0, err
+    assert summary["fid"] == pytest.approx(json.loads(out_test)["fid"], rel=1e-6)
+    assert summary["fid"] != pytest.approx(fids[0], rel=1e-6)
+    assert "chosen snapshot" in out and "FID against the train split, per snapshot" in out
+
+    status, _, err = cifar_fid(capsys, setup, tmp_path / "results", "--select-best", run, "--split", "train")
+    assert_one_line_error(status, err, "chooses the snapshot on the train split")
+
+    # Report B's protocol: one fixed snapshot of the run (step 46,000 unless --step says otherwise).
+    status, _, err = cifar_fid(capsys, setup, tmp_path / "results", "--snapshot", run)
+    assert_one_line_error(status, err, "step_46000.pt", "the run kept steps: 2, 4")
+    status, out, err = cifar_fid(capsys, setup, tmp_path / "results", "--snapshot", run, "--step", 2, "--n", 3, "--json")
+    assert status == 0, err
+    assert json.loads(out) == json.loads((tmp_path / "results" / "fid" / "gan-run-step_2-n3" / "summary.json").read_text())
+    assert json.loads(out)["fid"] == pytest.approx(single["fid"], rel=1e-6)  # the same request as --checkpoint
 
     status, out, err = cifar_fid(capsys, setup, tmp_path / "results", "--checkpoint", run / "checkpoints" / "step_2.pt",
                                  "--n", 3, "--batch-norm", "batch", "--name", "batch-stats", "--json")

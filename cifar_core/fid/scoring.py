@@ -1,11 +1,20 @@
 """What `cifar fid` does: score generated images (a folder, an .npz, a generator checkpoint, or
-every snapshot of a GAN run) against a CIFAR-100 split and write RESULTS/fid/<name>/summary.json."""
+the best snapshot of a GAN run) against a CIFAR-100 split and write RESULTS/fid/<name>/summary.json.
+
+Two protocols for a GAN run (docs/provenance.md):
+    report B's    one fixed snapshot (`--snapshot RUN`: RUN/checkpoints/step_46000.pt), 10,000 samples,
+                  the test set;
+    selection     `--select-best RUN`: every snapshot scored against the TRAINING split, then only the
+                  chosen one scored on the test split, with noise the selection never saw. Choosing
+                  the best of 23 snapshots by their test score and reporting that score would flatter
+                  it (report B chose by eye, without scores).
+Each summary records its `protocol`.
+"""
 
 from __future__ import annotations
 
 import os
 import platform
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,16 +26,17 @@ from cifar_core.atomic import atomic_write_json, read_json
 from cifar_core.device import resolve_device
 from cifar_core.errors import CifarError
 from cifar_core.fid.features import FeatureExtractor, load_images, load_inception
-from cifar_core.fid.frechet import frechet_distance
 from cifar_core.fid.inception import FEATURE_DIMS, FEATURE_LAYER
-from cifar_core.fid.stats import FidStatistics, reference_statistics, statistics_of_images
+from cifar_core.fid.stats import FidStatistics, fid_of_images, reference_statistics
 from cifar_core.gan.sample import generate, load_generator
 from cifar_core.names import check_name
 from cifar_core.progress import log
-from cifar_core.seeds import check_seed
+from cifar_core.protocols import REPORT_B_FID_IMAGES, REPORT_B_FID_STEP
+from cifar_core.seeds import check_seed, derive_seed
+from cifar_core.snapshots import step_file, step_files
 
-SELECT_BEST_N = 2000  # samples per snapshot when ranking a run's checkpoints
-CHECKPOINT_N = 10_000  # samples from one generator, as in report B
+DEFAULT_N = REPORT_B_FID_IMAGES  # generated images per score (per snapshot when selecting), as report B
+SELECT_ON = "train"  # the split --select-best chooses on: never the split it reports
 
 
 def fid_request(fake: Path | None = None, checkpoint: Path | None = None, run_dir: Path | None = None, *,
@@ -35,12 +45,14 @@ def fid_request(fake: Path | None = None, checkpoint: Path | None = None, run_di
     image of a folder or .npz) and, for a generator, its noise seed and BatchNorm mode. A result
     directory holds one request; measuring another way never replaces it."""
     if run_dir is not None:
-        kind, path, n = "run", run_dir, n or SELECT_BEST_N
+        kind, path, n = "run", run_dir, n or DEFAULT_N
     elif checkpoint is not None:
-        kind, path, n = "checkpoint", checkpoint, n or CHECKPOINT_N
+        kind, path, n = "checkpoint", checkpoint, n or DEFAULT_N
     else:
         kind, path = ("npz" if Path(fake).suffix == ".npz" else "folder"), fake
     request = {"input": kind, "path": str(Path(path).resolve()), "split": split, "n": n}
+    if kind == "run":
+        request["select_on"] = SELECT_ON
     if kind in ("run", "checkpoint"):
         request.update(seed=seed, batch_norm=batch_norm)
     return request
@@ -59,7 +71,7 @@ def default_name(fake: Path | None = None, checkpoint: Path | None = None, run_d
         name = f"{run.name}-{path.stem}"
     else:
         name = path.stem if request["input"] == "npz" else path.name
-    default_n = {"run": SELECT_BEST_N, "checkpoint": CHECKPOINT_N}.get(request["input"])
+    default_n = DEFAULT_N if request["input"] in ("run", "checkpoint") else None
     if split != "test":
         name += f"-{split}"
     if request["n"] != default_n:
@@ -69,6 +81,16 @@ def default_name(fake: Path | None = None, checkpoint: Path | None = None, run_d
     if request.get("batch_norm", "running") != "running":
         name += f"-bn-{batch_norm}"
     return check_name(name, "the FID result name taken from the input (pass --name to choose one):")
+
+
+def snapshot_path(run_dir: Path, step: int = REPORT_B_FID_STEP) -> Path:
+    """RUN_DIR/checkpoints/step_<step>.pt, the snapshot report B's protocol scores (step 46,000);
+    a one-line error naming the steps the run kept when it has no such snapshot."""
+    path = Path(run_dir) / "checkpoints" / step_file(step, ".pt")
+    if not path.is_file():
+        kept = ", ".join(f"{s:,}" for s, _ in step_files(path.parent, ".pt")) or "none"
+        raise CifarError(f"no snapshot {path} (report B's protocol scores one fixed step); the run kept steps: {kept}")
+    return path
 
 
 def default_cache_dir(results_dir: Path) -> Path:
@@ -85,6 +107,9 @@ def run_fid(out_dir: Path, *, fake: Path | None = None, checkpoint: Path | None 
         raise CifarError("give exactly one of fake images, a checkpoint or a run dir to select from")
     if n is not None and n < 2:
         raise CifarError(f"FID needs at least 2 generated images, got n={n}")
+    if run_dir is not None and split == SELECT_ON:
+        raise CifarError(f"--select-best chooses the snapshot on the {SELECT_ON} split and scores it on the test "
+                         f"split; scoring it on the {SELECT_ON} split too would report the split it was chosen on")
     if fake is None:
         check_seed(seed, "seed")  # now, not after Inception and the reference statistics are ready
     request = fid_request(fake, checkpoint, run_dir, split=split, n=n, seed=seed, batch_norm=batch_norm)
@@ -100,7 +125,9 @@ def run_fid(out_dir: Path, *, fake: Path | None = None, checkpoint: Path | None 
         loaded = time.perf_counter() - start
     setup = prepare(data_dir, split, weights, device, batch_size, cache_dir)
     if run_dir is not None:
-        result = select_best(setup, snapshots, n, seed, batch_norm)
+        selection = FidSetup(setup.extractor, reference_statistics(data_dir, SELECT_ON, setup.extractor, cache_dir),
+                             SELECT_ON, {})
+        result = select_best(selection, setup, snapshots, n, seed, batch_norm)
     else:
         result = score_source(setup, images, source)
         result["seconds"]["fake_images"] = loaded
@@ -157,11 +184,8 @@ def score_images(setup: FidSetup, images) -> dict:
     if len(images) < 2:
         raise CifarError(f"FID needs at least 2 generated images, got {len(images)}")
     start = time.perf_counter()
-    fake = statistics_of_images(images, setup.extractor, desc="fake images")
-    features_done = time.perf_counter()
-    fid = frechet_distance(fake.mu, fake.sigma, setup.reference.mu, setup.reference.sigma)
-    seconds = {"fake_features": features_done - start, "frechet": time.perf_counter() - features_done}
-    return {"fid": fid, "n_fake": fake.n, "seconds": seconds}
+    fid = fid_of_images(images, setup.reference, setup.extractor)
+    return {"fid": fid, "n_fake": len(images), "seconds": {"fake_features_and_frechet": time.perf_counter() - start}}
 
 
 def load_fake(fake: Path | None = None, checkpoint: Path | None = None, n: int | None = None,
@@ -170,7 +194,7 @@ def load_fake(fake: Path | None = None, checkpoint: Path | None = None, n: int |
     """(uint8 images, description) from a folder or .npz (`fake`, first `n` images) or from `n`
     samples of a generator `checkpoint`. Runs before any Inception work, so bad input fails fast."""
     if checkpoint is not None:
-        images = sample_checkpoint(checkpoint, n or CHECKPOINT_N, seed, device, batch_norm)
+        images = sample_checkpoint(checkpoint, n or DEFAULT_N, seed, device, batch_norm)
         return images, {"kind": "checkpoint", "path": str(checkpoint), "seed": seed, "batch_norm": batch_norm}
     images = load_images(fake)[:n]
     if len(images) < 2:
@@ -179,7 +203,8 @@ def load_fake(fake: Path | None = None, checkpoint: Path | None = None, n: int |
 
 
 def score_source(setup: FidSetup, images, source: dict) -> dict:
-    return {**score_images(setup, images), "fake": source}
+    protocol = "checkpoint" if source["kind"] == "checkpoint" else "images"
+    return {**score_images(setup, images), "fake": source, "protocol": protocol}
 
 
 def sample_checkpoint(checkpoint: Path, n: int, seed: int, device: str | torch.device = "auto",
@@ -189,39 +214,44 @@ def sample_checkpoint(checkpoint: Path, n: int, seed: int, device: str | torch.d
     return generate(generator, n, seed, device=device, batch_norm=batch_norm)
 
 
-def select_best(setup: FidSetup, snapshots: list[tuple[int, Path]], n: int | None = None, seed: int = 0,
-                batch_norm: str = "running") -> dict:
-    """Score each (step, checkpoint) snapshot on the same `n` noise vectors; best (lowest) first."""
+def select_best(selection: FidSetup, scoring: FidSetup, snapshots: list[tuple[int, Path]], n: int | None = None,
+                seed: int = 0, batch_norm: str = "running") -> dict:
+    """Rank every (step, checkpoint) snapshot by its FID against `selection`'s split (the same `n`
+    noise vectors each), then score only the best one against `scoring`'s split, with other noise."""
+    n = n or DEFAULT_N
     ranking = []
     for step, path in snapshots:
-        log(f"fid: scoring {path.name}")
+        log(f"fid: scoring {path.name} against the {selection.split} split")
         start = time.perf_counter()
-        images = sample_checkpoint(path, n or SELECT_BEST_N, seed, setup.extractor.device, batch_norm)
-        result = score_images(setup, images)
-        seconds = time.perf_counter() - start
+        result = score_images(selection, sample_checkpoint(path, n, seed, selection.extractor.device, batch_norm))
         ranking.append({"step": step, "checkpoint": str(path), "fid": result["fid"], "n_fake": result["n_fake"],
-                        "seconds": seconds})
+                        "seconds": time.perf_counter() - start})
     ranking.sort(key=lambda r: (r["fid"], r["step"]))
+    best = ranking[0]
+    score_seed = derive_seed(seed, "fid", "score")  # noise the selection never saw
+    log(f"fid: scoring the chosen snapshot {Path(best['checkpoint']).name} against the {scoring.split} split")
+    images = sample_checkpoint(Path(best["checkpoint"]), n, score_seed, scoring.extractor.device, batch_norm)
+    result = score_images(scoring, images)
     return {
-        "fid": ranking[0]["fid"],
-        "n_fake": ranking[0]["n_fake"],
-        "best": ranking[0],
-        "ranking": ranking,
-        "fake": {"kind": "run", "path": str(snapshots[0][1].parent.parent), "seed": seed, "batch_norm": batch_norm},
+        "fid": result["fid"],
+        "n_fake": result["n_fake"],
+        "protocol": "select-best",
+        "selection": {"split": selection.split, "n_real": selection.reference.n, "seed": seed,
+                      "stats_cache": str(selection.reference.cache_path) if selection.reference.cache_path else None},
+        "best": {**best, "scored_seed": score_seed},
+        "ranking": ranking,  # FIDs against the selection split
+        "fake": {"kind": "run", "path": str(snapshots[0][1].parent.parent), "seed": score_seed,
+                 "batch_norm": batch_norm},
+        "seconds": result["seconds"],
     }
 
 
 def run_snapshots(run_dir: Path) -> list[tuple[int, Path]]:
     """(step, path) of RUN_DIR/checkpoints/step_<N>.pt, in step order."""
-    folder = Path(run_dir) / "checkpoints"
-    found = []
-    for path in folder.glob("step_*.pt") if folder.is_dir() else []:
-        match = re.fullmatch(r"step_(\d+)\.pt", path.name)
-        if match:
-            found.append((int(match.group(1)), path))
+    found = step_files(Path(run_dir) / "checkpoints", ".pt")
     if not found:
         raise CifarError(f"no generator snapshots (checkpoints/step_<N>.pt) in {run_dir}")
-    return sorted(found)
+    return found
 
 
 def write_summary(out_dir: Path, setup: FidSetup, result: dict, total_seconds: float) -> dict:
