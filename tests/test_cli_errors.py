@@ -13,25 +13,13 @@ from pathlib import Path
 import click
 import click.testing
 import pytest
+from helpers import Result, assert_one_line_error, cifar
 
 from cifar_core.errors import Preempted
-from jobs.cli import COMMANDS, _CifarGroup, cli, main
+from jobs.cli import COMMANDS, _CifarGroup, cli
 
 REPO = Path(__file__).resolve().parents[1]
 
-
-def cifar(capsys, *args) -> tuple[int, str, str]:
-    capsys.readouterr()
-    status = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def assert_one_line_error(status: int, err: str, *fragments: str) -> None:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert status == 2 and len(lines) == 1 and lines[0].startswith("error: "), (status, err)
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
 
 
 def run_python(code: str, **kwargs) -> subprocess.CompletedProcess:
@@ -77,13 +65,13 @@ def test_data_verify_does_not_import_torch(tmp_path):
 
 
 # --- filesystem errors: one line from the CLI -------------------------------------------------
-def test_an_output_path_under_a_file_is_one_line(capsys, tmp_path):
+def test_an_output_path_under_a_file_is_one_line(tmp_path):
     (tmp_path / "a-file").write_text("not a directory\n")
-    status, _, err = cifar(capsys, "data", "synth", "--out", tmp_path / "a-file" / "data", "--train", 5, "--test", 5)
-    assert_one_line_error(status, err, str(tmp_path / "a-file" / "data"), "Not a directory")
+    assert_one_line_error(cifar("data", "synth", "--out", tmp_path / "a-file" / "data", "--train", 5, "--test", 5),
+                          str(tmp_path / "a-file" / "data"), "Not a directory")
     (tmp_path / "results").mkdir()
-    status, _, err = cifar(capsys, "report", "--results-dir", tmp_path / "results", "--out", tmp_path / "a-file" / "r")
-    assert_one_line_error(status, err, str(tmp_path / "a-file" / "r"), "Not a directory")
+    assert_one_line_error(cifar("report", "--results-dir", tmp_path / "results", "--out", tmp_path / "a-file" / "r"),
+                          str(tmp_path / "a-file" / "r"), "Not a directory")
 
 
 def _unshare_works() -> bool:
@@ -109,7 +97,7 @@ def test_a_read_only_volume_is_one_line(tmp_path):
     volume.mkdir()
     done = _in_mount_namespace(f"mount --bind {volume} {volume} && mount -o remount,bind,ro {volume}",
                                ["data", "synth", "--out", str(volume / "data"), "--train", "5", "--test", "5"])
-    assert_one_line_error(done.returncode, done.stderr, str(volume / "data"), "Read-only file system")
+    assert_one_line_error(Result.of(done), str(volume / "data"), "Read-only file system")
 
 
 @needs_mount_namespace
@@ -120,14 +108,14 @@ def test_a_full_volume_is_one_line(tmp_path):
                                ["data", "synth", "--out", str(volume / "data"), "--train", "500", "--test", "5"],
                                after=f"ls -A {volume / 'data' / 'cifar-100-python'}")
     # ENOSPC comes from a write or fsync, without a file name: cifar_core.atomic names the target.
-    assert_one_line_error(done.returncode, done.stderr, str(volume / "data" / "cifar-100-python"),
+    assert_one_line_error(Result.of(done), str(volume / "data" / "cifar-100-python"),
                           "No space left on device")
     assert done.stdout.split() == []  # the torn temporary file was removed, nothing half-written stays
 
 
 @needs_mount_namespace
-def test_evaluate_on_a_full_volume_prints_the_scores_and_why_they_were_not_recorded(capsys, tmp_path, synth_root):
-    status, _, err = cifar(capsys, "train", "--model", "tinycnn", "--epochs", 1, "--batch-size", 100, "--augment", "none",
+def test_evaluate_on_a_full_volume_prints_the_scores_and_why_they_were_not_recorded(tmp_path, synth_root):
+    status, _, err = cifar("train", "--model", "tinycnn", "--epochs", 1, "--batch-size", 100, "--augment", "none",
                            "--device", "cpu", "--data-dir", synth_root, "--results-dir", tmp_path, "--run-name", "r")
     assert status == 0, err
     volume = tmp_path / "volume"
@@ -155,7 +143,7 @@ def test_running_out_of_memory_is_one_line(tmp_path):
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         sys.exit(main(["data", "synth", "--out", {str(tmp_path / "data")!r}, "--train", "200000", "--test", "1"]))
     """)
-    assert_one_line_error(probe.returncode, probe.stderr, "not enough memory for `cifar data synth`")
+    assert_one_line_error(Result.of(probe), "not enough memory for `cifar data synth`")
 
 
 # --- preemption is not an error ------------------------------------------------------------------

@@ -12,25 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import Result, assert_one_line_error, cifar
 
 from cifar_core.data import write_synthetic
 from cifar_core.data.verify import DOWNLOAD_HOST
-from jobs.cli import cli
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def run(*args) -> object:
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
 
 
 @pytest.fixture
@@ -41,13 +28,13 @@ def small(tmp_path) -> Path:
 
 
 def test_synth_says_it_is_synthetic_and_verify_agrees(tmp_path):
-    made = run("data", "synth", "--out", tmp_path, "--train", 300, "--test", 100, "--seed", 2)
-    assert made.exit_code == 0, made.output
-    assert "SYNTHETIC" in made.output and "not CIFAR-100" in made.output
-    checked = run("data", "verify", tmp_path)
-    assert checked.exit_code == 0, checked.output
-    assert "SYNTHETIC" in checked.output and "300 images" in checked.output
-    report = json.loads(run("data", "verify", tmp_path, "--json").stdout)
+    made = cifar("data", "synth", "--out", tmp_path, "--train", 300, "--test", 100, "--seed", 2)
+    assert made.status == 0, made.err
+    assert "SYNTHETIC" in made.out + made.err and "not CIFAR-100" in made.out + made.err
+    checked = cifar("data", "verify", tmp_path)
+    assert checked.status == 0, checked.err
+    assert "SYNTHETIC" in checked.out and "300 images" in checked.out
+    report = json.loads(cifar("data", "verify", tmp_path, "--json").out)
     assert report["synthetic"] and report["checksum"] == "ok-synthetic-manifest"
     assert report["train"]["count"] == 300 and report["test"]["count"] == 100
     assert report["fine_classes"] == 100 and report["coarse_classes"] == 20
@@ -57,31 +44,31 @@ def test_synth_says_it_is_synthetic_and_verify_agrees(tmp_path):
 @pytest.mark.parametrize("name", ["train", "test", "meta"])
 def test_missing_file(small, name):
     (small / name).unlink()
-    assert_one_line_error(run("data", "verify", small), f"{small / name} is missing")
+    assert_one_line_error(cifar("data", "verify", small), f"{small / name} is missing")
 
 
 @pytest.mark.parametrize("name", ["train", "meta"])
 def test_truncated_file(small, name):
     data = (small / name).read_bytes()
     (small / name).write_bytes(data[: len(data) // 2])
-    assert_one_line_error(run("data", "verify", small), f"{small / name} is truncated or corrupt")
+    assert_one_line_error(cifar("data", "verify", small), f"{small / name} is truncated or corrupt")
 
 
 def test_empty_file(small):
     (small / "test").write_bytes(b"")
-    assert_one_line_error(run("data", "verify", small), f"{small / 'test'} is empty")
+    assert_one_line_error(cifar("data", "verify", small), f"{small / 'test'} is empty")
 
 
 def test_flipped_pixel_byte_fails_the_checksum(small):
     data = bytearray((small / "train").read_bytes())
     data[-100] ^= 0xFF  # inside the image bytes: still unpickles, md5 differs
     (small / "train").write_bytes(bytes(data))
-    assert_one_line_error(run("data", "verify", small), f"{small / 'train'} is corrupt: md5", "manifest")
+    assert_one_line_error(cifar("data", "verify", small), f"{small / 'train'} is corrupt: md5", "manifest")
 
 
 def test_garbage_file(small):
     (small / "meta").write_bytes(b"this is not a pickle\n" * 10)
-    assert_one_line_error(run("data", "verify", small), f"{small / 'meta'} is truncated or corrupt")
+    assert_one_line_error(cifar("data", "verify", small), f"{small / 'meta'} is truncated or corrupt")
 
 
 def _rewrite(path: Path, **changes) -> None:
@@ -106,7 +93,7 @@ def _rewrite(path: Path, **changes) -> None:
 ])  # fmt: skip
 def test_wrong_types_inside_a_file_are_one_line_errors(small, name, changes, message):
     _rewrite(small / name, **changes)
-    assert_one_line_error(run("data", "verify", small), f"{small / name}: {message}")
+    assert_one_line_error(cifar("data", "verify", small), f"{small / name}: {message}")
 
 
 def test_synth_never_replaces_files_it_did_not_write(tmp_path):
@@ -114,7 +101,7 @@ def test_synth_never_replaces_files_it_did_not_write(tmp_path):
     folder.mkdir()
     (folder / "test").write_bytes(b"my own test split")
     (folder / "meta").write_bytes(b"my own meta")
-    assert_one_line_error(run("data", "synth", "--out", tmp_path, "--train", 20, "--test", 10),
+    assert_one_line_error(cifar("data", "synth", "--out", tmp_path, "--train", 20, "--test", 10),
                           f"{folder} already holds test, meta not written by `cifar data synth`")
     assert (folder / "test").read_bytes() == b"my own test split" and not (folder / "train").exists()
     assert (folder / "meta").read_bytes() == b"my own meta"
@@ -122,27 +109,27 @@ def test_synth_never_replaces_files_it_did_not_write(tmp_path):
 
 def test_synth_replaces_its_own_files(small):
     before = (small / "meta").read_bytes()  # the official meta's bytes: replacing it loses nothing
-    made = run("data", "synth", "--out", small.parent, "--train", 30, "--test", 20, "--seed", 4)
-    assert made.exit_code == 0, made.output
-    assert json.loads(run("data", "verify", small, "--json").stdout)["train"]["count"] == 30
+    made = cifar("data", "synth", "--out", small.parent, "--train", 30, "--test", 20, "--seed", 4)
+    assert made.status == 0, made.err
+    assert json.loads(cifar("data", "verify", small, "--json").out)["train"]["count"] == 30
     assert (small / "meta").read_bytes() == before
 
 
 @pytest.mark.parametrize("option", ["--train", "--test"])
 def test_synth_refuses_sizes_it_cannot_hold_before_allocating(tmp_path, option):
-    result = run("data", "synth", "--out", tmp_path, option, 10**11)
+    result = cifar("data", "synth", "--out", tmp_path, option, 10**11)
     assert_one_line_error(result, f"{option.strip('-')} split of 100000000000 images: use 1 to 500,000")
     assert not (tmp_path / "cifar-100-python").exists()
 
 
 def test_no_dataset_at_all(tmp_path):
     assert_one_line_error(
-        run("data", "verify", tmp_path / "nowhere"), "no CIFAR-100 data at", "cifar data synth"
+        cifar("data", "verify", tmp_path / "nowhere"), "no CIFAR-100 data at", "cifar data synth"
     )
 
 
 def test_fetch_refuses_to_replace_a_synthetic_set(small):
-    assert_one_line_error(run("data", "fetch", "--out", small.parent), "holds the synthetic dataset")
+    assert_one_line_error(cifar("data", "fetch", "--out", small.parent), "holds the synthetic dataset")
 
 
 def _online() -> bool:
@@ -156,7 +143,7 @@ def _online() -> bool:
 def test_fetch_offline_says_where_to_put_the_files(tmp_path):
     if _online():
         pytest.skip("this machine can reach the CIFAR host; not downloading 160 MB in a test")
-    result = run("data", "fetch", "--out", tmp_path)
+    result = cifar("data", "fetch", "--out", tmp_path)
     assert_one_line_error(result, str(tmp_path / "cifar-100-python"), "cifar data synth")
 
 
@@ -170,6 +157,4 @@ def test_real_entry_point_reports_damage_in_one_line(small):
         capture_output=True,
         text=True,
     )
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
-    assert result.stderr.startswith(f"error: {small / 'train'} is truncated or corrupt")
+    assert_one_line_error(Result.of(result), f"{small / 'train'} is truncated or corrupt")

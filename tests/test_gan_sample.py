@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import Result, cifar
 
 from cifar_core.errors import CheckpointError
 from cifar_core.gan.checkpoint import save_gan_checkpoint
 from cifar_core.gan.config import GanTrainConfig
 from cifar_core.gan.sample import generate, load_generator
 from cifar_core.gan.state import GanTraining
-from jobs.cli import main
 
 
 def write_checkpoint(path: Path, **config) -> Path:
@@ -30,20 +30,14 @@ def checkpoint(tmp_path_factory) -> Path:
     return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "step_0.pt")
 
 
-def cifar(capsys, *args) -> tuple[int, str, str]:
-    capsys.readouterr()
-    status = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return status, out, err
-
 
 def folder_bytes(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
-def test_same_seed_gives_identical_files(checkpoint, tmp_path, capsys):
+def test_same_seed_gives_identical_files(checkpoint, tmp_path):
     for out in ("a", "b"):
-        status, _, err = cifar(capsys, "gan", "sample", "--checkpoint", checkpoint, "--n", 12, "--out", tmp_path / out,
+        status, _, err = cifar("gan", "sample", "--checkpoint", checkpoint, "--n", 12, "--out", tmp_path / out,
                                "--seed", 3, "--format", "both", "--batch-size", 5, "--device", "cpu")  # fmt: skip
         assert status == 0, err
     first = folder_bytes(tmp_path / "a")
@@ -56,9 +50,9 @@ def test_same_seed_gives_identical_files(checkpoint, tmp_path, capsys):
     assert np.array_equal(np.asarray(Image.open(tmp_path / "a" / "00007.png")), images[7])
 
 
-def test_other_seed_gives_other_images(checkpoint, tmp_path, capsys):
+def test_other_seed_gives_other_images(checkpoint, tmp_path):
     for seed in (1, 2):
-        assert cifar(capsys, "gan", "sample", "--checkpoint", checkpoint, "--n", 4, "--out", tmp_path / str(seed),
+        assert cifar("gan", "sample", "--checkpoint", checkpoint, "--n", 4, "--out", tmp_path / str(seed),
                      "--seed", seed, "--format", "npz", "--device", "cpu")[0] == 0  # fmt: skip
     assert not np.array_equal(
         np.load(tmp_path / "1" / "samples.npz")["images"], np.load(tmp_path / "2" / "samples.npz")["images"]
@@ -88,10 +82,9 @@ def test_batch_statistics_sampling_leaves_the_generator_as_saved(checkpoint):
         generate(generator, 2, seed=0, batch_norm="moving")
 
 
-def test_conditional_checkpoint_samples_every_class(tmp_path, capsys):
+def test_conditional_checkpoint_samples_every_class(tmp_path):
     path = write_checkpoint(tmp_path / "cond.pt", conditional=True)
     status, _, err = cifar(
-        capsys,
         "gan",
         "sample",
         "--checkpoint",
@@ -139,11 +132,11 @@ def _discriminator_as_generator(path: Path) -> None:
     ],
     ids=["garbage", "truncated", "classifier", "other-width", "wrong-network", "missing"],
 )
-def test_bad_checkpoints_give_one_line_and_exit_2(tmp_path, capsys, make, message):
+def test_bad_checkpoints_give_one_line_and_exit_2(tmp_path, make, message):
     path = tmp_path / "bad.pt"
     make(path)
     status, _, err = cifar(
-        capsys, "gan", "sample", "--checkpoint", path, "--n", 2, "--out", tmp_path / "out", "--device", "cpu"
+        "gan", "sample", "--checkpoint", path, "--n", 2, "--out", tmp_path / "out", "--device", "cpu"
     )
     assert status == 2
     lines = err.strip().splitlines()
@@ -153,42 +146,42 @@ def test_bad_checkpoints_give_one_line_and_exit_2(tmp_path, capsys, make, messag
 
 
 # --- a sample folder holds one sample set, never a mix ------------------------------------------
-def sample_into(capsys, checkpoint: Path, out: Path, *args) -> tuple[int, str, str]:
-    return cifar(capsys, "gan", "sample", "--checkpoint", checkpoint, "--out", out, "--device", "cpu", *args)
+def sample_into(checkpoint: Path, out: Path, *args) -> Result:
+    return cifar("gan", "sample", "--checkpoint", checkpoint, "--out", out, "--device", "cpu", *args)
 
 
-def test_another_sample_never_lands_in_a_folder_holding_one(checkpoint, tmp_path, capsys):
+def test_another_sample_never_lands_in_a_folder_holding_one(checkpoint, tmp_path):
     out = tmp_path / "samples"
-    assert sample_into(capsys, checkpoint, out, "--n", 12, "--format", "both")[0] == 0
+    assert sample_into(checkpoint, out, "--n", 12, "--format", "both")[0] == 0
     before = folder_bytes(out)
     for other in (["--n", 5], ["--n", 12, "--format", "both", "--seed", 1], ["--n", 12, "--format", "png"]):
-        status, _, err = sample_into(capsys, checkpoint, out, *other)
+        status, _, err = sample_into(checkpoint, out, *other)
         assert status == 2 and err.startswith(f"error: --out {out} holds another sample (12 images of"), err
         assert len(err.strip().splitlines()) == 1
     assert folder_bytes(out) == before
     assert [p.name for p in tmp_path.iterdir()] == ["samples"]  # no staging folder left behind
 
 
-def test_the_same_request_replaces_the_whole_set(checkpoint, tmp_path, capsys):
+def test_the_same_request_replaces_the_whole_set(checkpoint, tmp_path):
     out = tmp_path / "samples"
-    assert sample_into(capsys, checkpoint, out, "--n", 6, "--format", "both")[0] == 0
+    assert sample_into(checkpoint, out, "--n", 6, "--format", "both")[0] == 0
     complete = folder_bytes(out)
     (out / "00003.png").unlink()  # a damaged set of the same request
-    assert sample_into(capsys, checkpoint, out, "--n", 6, "--format", "both")[0] == 0
+    assert sample_into(checkpoint, out, "--n", 6, "--format", "both")[0] == 0
     assert folder_bytes(out) == complete
     assert json.loads((out / "SAMPLES.json").read_text())["files"] == [f"{i:05d}.png" for i in range(6)] + ["samples.npz"]
 
 
-def test_a_folder_of_other_files_is_refused(checkpoint, tmp_path, capsys):
+def test_a_folder_of_other_files_is_refused(checkpoint, tmp_path):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "notes.txt").write_text("keep me\n")
-    status, _, err = sample_into(capsys, checkpoint, out, "--n", 2)
+    status, _, err = sample_into(checkpoint, out, "--n", 2)
     assert status == 2 and "is not empty and is not a sample folder (no SAMPLES.json)" in err
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert sample_into(capsys, checkpoint, empty, "--n", 2)[0] == 0  # an empty folder is fine
+    assert sample_into(checkpoint, empty, "--n", 2)[0] == 0  # an empty folder is fine
 
 
 # --- values that used to be tracebacks or silent nonsense ----------------------------------------
@@ -197,8 +190,8 @@ def test_a_folder_of_other_files_is_refused(checkpoint, tmp_path, capsys):
     (["--seed", -1], "seed = -1 is out of range"),
     (["--n", 10**10], "n = 10000000000: generate 1 to 500,000 images at a time"),
 ])  # fmt: skip
-def test_seeds_and_counts_out_of_range_are_one_line(checkpoint, tmp_path, capsys, args, message):
-    status, _, err = sample_into(capsys, checkpoint, tmp_path / "out", *args)
+def test_seeds_and_counts_out_of_range_are_one_line(checkpoint, tmp_path, args, message):
+    status, _, err = sample_into(checkpoint, tmp_path / "out", *args)
     assert status == 2 and err.strip().splitlines() == [err.strip()] and message in err, err
     assert not (tmp_path / "out").exists()
 
@@ -213,8 +206,8 @@ def nan_checkpoint(path: Path) -> Path:
     return path
 
 
-def test_a_diverged_generator_makes_no_images(tmp_path, capsys):
-    status, _, err = sample_into(capsys, nan_checkpoint(tmp_path / "nan.pt"), tmp_path / "out", "--n", 4)
+def test_a_diverged_generator_makes_no_images(tmp_path):
+    status, _, err = sample_into(nan_checkpoint(tmp_path / "nan.pt"), tmp_path / "out", "--n", 4)
     assert status == 2 and "the generator's weights hold NaN or infinite values" in err and "nan.pt" in err, err
     assert not (tmp_path / "out").exists()
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import cifar
 
 from cifar_core.atomic import read_jsonl
 from cifar_core.errors import CheckpointError, ConfigError, TrainingDiverged
 from cifar_core.gan.config import CollapseConfig, GanTrainConfig
 from cifar_core.gan.train import train_gan
-from jobs.cli import main
 
 TINY = dict(batch_size=16, ngf=8, ndf=8, nz=16)
 
@@ -24,12 +24,6 @@ def tiny_config(**overrides) -> GanTrainConfig:
         **values, collapse=CollapseConfig(**{"warmup_steps": 4, "window_steps": 4, **collapse})
     )
 
-
-def cifar(capsys, *args) -> tuple[int, str, str]:
-    capsys.readouterr()
-    status = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def metric_rows(run_dir: Path) -> list[dict]:
@@ -47,9 +41,9 @@ def uninterrupted(synth_root, tmp_path_factory) -> Path:
     return run_dir
 
 
-def test_cli_train_writes_every_output(synth_root, tmp_path, capsys):
+def test_cli_train_writes_every_output(synth_root, tmp_path):
     status, out, err = cifar(
-        capsys, "gan", "train", "--run-name", "smoke", "--steps", 8, "--batch-size", 16, "--ngf", 8, "--ndf", 8,
+        "gan", "train", "--run-name", "smoke", "--steps", 8, "--batch-size", 16, "--ngf", 8, "--ndf", 8,
         "--log-every", 2, "--sample-every", 4, "--checkpoint-every", 4, "--collapse-warmup", 2, "--collapse-window", 2,
         "--device", "cpu", "--data-dir", synth_root, "--results-dir", tmp_path,
     )  # fmt: skip
@@ -91,20 +85,20 @@ def test_killed_run_resumes_exactly(synth_root, tmp_path, uninterrupted):
     assert same_grid
 
 
-def test_stopped_run_extended_through_cli_matches(synth_root, tmp_path, capsys, uninterrupted):
+def test_stopped_run_extended_through_cli_matches(synth_root, tmp_path, uninterrupted):
     common = ["gan", "train", "--run-name", "ext", "--batch-size", 16, "--ngf", 8, "--ndf", 8, "--nz", 16,
               "--log-every", 2, "--sample-every", 6, "--checkpoint-every", 4, "--collapse-warmup", 4,
               "--collapse-window", 4, "--device", "cpu", "--data-dir", synth_root, "--results-dir", tmp_path]  # fmt: skip
-    assert cifar(capsys, *common, "--steps", 6)[0] == 0
-    assert cifar(capsys, *common, "--steps", 12)[0] == 0
+    assert cifar(*common, "--steps", 6)[0] == 0
+    assert cifar(*common, "--steps", 12)[0] == 0
     run_dir = tmp_path / "gan" / "ext"
     assert metric_rows(run_dir) == metric_rows(uninterrupted)
     assert json.loads((run_dir / "summary.json").read_text())["steps"] == 12
 
 
-def test_resume_with_other_architecture_is_refused(synth_root, capsys, uninterrupted):
+def test_resume_with_other_architecture_is_refused(synth_root, uninterrupted):
     results_dir = uninterrupted.parent.parent
-    status, _, err = cifar(capsys, "gan", "train", "--run-name", uninterrupted.name, "--steps", 12, "--batch-size", 16,
+    status, _, err = cifar("gan", "train", "--run-name", uninterrupted.name, "--steps", 12, "--batch-size", 16,
                            "--ngf", 16, "--ndf", 8, "--nz", 16, "--device", "cpu", "--data-dir", synth_root,
                            "--results-dir", results_dir)  # fmt: skip
     assert status == 2
@@ -173,8 +167,8 @@ def test_recoveries_are_capped(synth_root, tmp_path):
 
 
 @pytest.mark.parametrize("flag, value", [("--steps", 0), ("--lr", 0), ("--lr", -1), ("--batch-size", 0)])
-def test_bad_flag_values_exit_2(capsys, tmp_path, flag, value):
-    status, _, err = cifar(capsys, "gan", "train", "--run-name", "x", flag, value, "--results-dir", tmp_path)
+def test_bad_flag_values_exit_2(tmp_path, flag, value):
+    status, _, err = cifar("gan", "train", "--run-name", "x", flag, value, "--results-dir", tmp_path)
     assert status == 2 and err.startswith("error: ") and flag in err
 
 
@@ -245,8 +239,8 @@ def test_non_finite_values_and_bad_seeds_are_refused(field, value):
         GanTrainConfig(collapse=CollapseConfig(d_loss_floor=float("inf"))).validate()
 
 
-def test_lr_inf_on_the_command_line_is_one_error_line(capsys, tmp_path, synth_root):
-    status, _, err = cifar(capsys, "gan", "train", "--run-name", "inf", "--lr", "inf", "--device", "cpu",
+def test_lr_inf_on_the_command_line_is_one_error_line(tmp_path, synth_root):
+    status, _, err = cifar("gan", "train", "--run-name", "inf", "--lr", "inf", "--device", "cpu",
                            "--data-dir", synth_root, "--results-dir", tmp_path)
     assert status == 2 and err.count("\n") == 1 and "finite" in err
     assert not (tmp_path / "gan" / "inf" / "checkpoints").exists()

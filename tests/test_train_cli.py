@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import subprocess
 
 import pytest
 import yaml
-
-
-def cifar(*args) -> subprocess.CompletedProcess:
-    """The real entry point, in this process (a new Python and torch per call would add nothing)."""
-    from jobs.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = main([str(a) for a in args])
-    return subprocess.CompletedProcess(args, status, out.getvalue(), err.getvalue())
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert result.returncode == 2, (result.returncode, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
+from helpers import assert_one_line_error, cifar
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +17,8 @@ def trained(synth_root, tmp_path_factory):
                                       "augment": "none", "epochs": 2, "batch_size": 64}))
     run = cifar("train", "--config", config, "--lr", "0.03", "--device", "cpu", "--run-name", "cfg",
                 "--data-dir", synth_root, "--results-dir", results, "--json")
-    assert run.returncode == 0, run.stderr
-    return results, json.loads(run.stdout)
+    assert run.status == 0, run.err
+    return results, json.loads(run.out)
 
 
 def test_config_file_and_flags_combine(trained):
@@ -56,8 +36,8 @@ def test_evaluate_reports_top1_top5_per_class_and_records_it(trained, synth_root
     results, _ = trained
     checkpoint = results / "train" / "cfg" / "last.pt"
     out = cifar("evaluate", "--checkpoint", checkpoint, "--data-dir", synth_root, "--device", "cpu", "--json")
-    assert out.returncode == 0, out.stderr
-    scores = json.loads(out.stdout)
+    assert out.status == 0, out.err
+    scores = json.loads(out.out)
     assert scores["n"] == 500 and 0 <= scores["top1"] <= scores["top5"] <= 1
     assert len(scores["per_class"]) == 100 and "apple" in scores["per_class"]
     recorded = json.loads((results / "train" / "cfg" / "summary.json").read_text())
@@ -70,16 +50,16 @@ def test_environment_variables_choose_directories(trained, synth_root, tmp_path,
     monkeypatch.setenv("CIFAR_DATA_DIR", str(synth_root))
     monkeypatch.setenv("CIFAR_RESULTS_DIR", str(tmp_path))
     run = cifar("train", "--model", "tinycnn", "--steps", "3", "--batch-size", "32", "--device", "cpu", "--run-name", "env")
-    assert run.returncode == 0, run.stderr
+    assert run.status == 0, run.err
     metrics = (tmp_path / "train" / "env" / "metrics.jsonl").read_text().splitlines()
     assert json.loads(metrics[-1])["step"] == 3
 
 
 def test_help_lists_commands():
     out = cifar("--help")
-    assert out.returncode == 0
+    assert out.status == 0
     for command in ("train", "evaluate"):
-        assert command in out.stdout
+        assert command in out.out
 
 
 @pytest.mark.parametrize(
@@ -146,7 +126,7 @@ def test_evaluate_on_the_validation_split(trained, synth_root):
     results, summary = trained
     out = cifar("evaluate", "--checkpoint", results / "train" / "cfg" / "last.pt", "--split", "val",
                 "--data-dir", synth_root, "--device", "cpu", "--json")
-    assert out.returncode == 0, out.stderr
-    scores = json.loads(out.stdout)
+    assert out.status == 0, out.err
+    scores = json.loads(out.out)
     assert scores["n"] == 400 and scores["split"] == "val"  # 2,000 training images, 1/5 held out
     assert scores["top1"] == pytest.approx(summary["final_val_acc"])
