@@ -118,9 +118,11 @@ def test_draws_respect_ranges_and_repeat_with_the_generator():
 
 def test_disabled_augmentation_is_identity(images):
     assert torch.equal(aug.apply_augment(images, AugmentConfig(), {}), images)
-    cfg = AugmentConfig(hflip=True)
-    out = aug.apply_augment(images, cfg, aug.sample_augment_params(cfg, 6, torch.Generator().manual_seed(0)))
-    assert out.shape == (6, 3, 32, 32) and out.dtype == torch.float32
+    cfg = AugmentConfig(hflip=True)  # flips only: the other images come back untouched
+    params = aug.sample_augment_params(cfg, 6, torch.Generator().manual_seed(0))
+    assert set(params) == {"flip"} and 0 < int(params["flip"].sum()) < 6
+    expected = torch.where(params["flip"][:, None, None, None], images.flip(-1), images)
+    assert torch.equal(aug.apply_augment(images, cfg, params), expected)
 
 
 def test_full_pipeline_keeps_shape_dtype_and_range(images):

@@ -34,7 +34,7 @@ PINNED = {
     "dcgan_generator": 635_812,  # report B
     "dcgan_discriminator": 344_264,  # report B
 }
-REPORT_A = {"cnn2": 10_393_946, "cnn6": 2_494_022, "cnn7": 3_004_917}
+REPORT_A = {"cnn2": 10_393_946, "cnn6": 2_494_022, "cnn7": 3_004_917}  # as report A states them
 REPORT_B_LIMIT = 100_000
 # Inputs for the models that are not image classifiers.
 GAN_INPUTS = {
@@ -73,10 +73,9 @@ def test_meta_device_count_equals_a_real_build():
 
 def test_report_sizes():
     assert parameter_count("resdw") <= REPORT_B_LIMIT
-    for name, reported in REPORT_A.items():
-        assert abs(parameter_count(name) - reported) <= 0.01 * reported
+    for name, reported in REPORT_A.items():  # report A, section VII
         assert parameter_count(name) == reported  # our layouts hit report A exactly
-    assert parameter_count("resnet18") == pytest.approx(11.2e6, rel=0.01)
+    assert parameter_count("resnet18") == pytest.approx(11.2e6, rel=0.01)  # the usual CIFAR ResNet-18
 
 
 def test_resdw_follows_report_b():

@@ -49,6 +49,14 @@ def test_schedules_move_the_learning_rate(schedule):
     assert max(seen) <= 0.1 + 1e-12 and seen[-1] < 0.01
 
 
-def test_no_schedule_is_none_and_label_smoothing_passes_through():
+def test_no_schedule_is_none():
     assert build_scheduler(build_optimizer(_params(), OptimConfig()), OptimConfig(), 10) is None
-    assert build_loss(OptimConfig(label_smoothing=0.1)).label_smoothing == 0.1
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_the_loss_is_cross_entropy_with_the_configured_label_smoothing(smoothing):
+    logits, labels = torch.randn(5, 100, generator=torch.Generator().manual_seed(0)), torch.arange(5)
+    log_p = logits.log_softmax(1)
+    # Label smoothing mixes the one-hot target with the uniform distribution over the 100 classes.
+    expected = ((1 - smoothing) * -log_p[torch.arange(5), labels] + smoothing * -log_p.mean(1)).mean()
+    assert torch.allclose(build_loss(OptimConfig(label_smoothing=smoothing))(logits, labels), expected, atol=1e-6)
