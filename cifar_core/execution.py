@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -198,9 +199,12 @@ def _original(exc: BaseException) -> BaseException:
 
 def _run_task(fn: Callable, cpus: float, *args: Any) -> Any:
     # A task uses the cores it reserved: torch would otherwise start a thread per core of the node.
-    import torch
-
-    torch.set_num_threads(max(1, int(cpus)))
+    # Tasks that never import torch (the data check, the report) do not pay for importing it here.
+    threads = max(1, int(cpus))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch when the task imports it
     return fn(*args)
 
 
