@@ -8,9 +8,9 @@ CIFAR := $(VENV)/bin/cifar
 DEMO_DIR ?= demo-results
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser demo test test-fast lint clean
+.PHONY: setup checkov browser demo test test-fast lint clean
 
-setup: $(STAMP)
+setup: $(STAMP) checkov
 
 # The stamp is rebuilt when the dependency list changes.
 $(STAMP): pyproject.toml
@@ -18,6 +18,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --upgrade pip setuptools wheel
 	$(PY) -m pip install -e '.[test]'
 	touch $(STAMP)
+
+# checkov (tests/test_checkov.py) pins packaging<24 and Ray needs >=24.2, so it gets its own virtual
+# environment under build/, at the version that test pins (read from it: one place). Built here,
+# not on the test's first use, so pytest's time is the tests' (~2.5 minutes in a fresh clone).
+CHECKOV_VERSION := $(shell sed -n 's/^CHECKOV_VERSION = "\(.*\)"$$/\1/p' tests/test_checkov.py)
+CHECKOV_VENV := build/checkov-$(CHECKOV_VERSION)
+
+checkov: $(CHECKOV_VENV)/.installed
+
+$(CHECKOV_VENV)/.installed:
+	$(PYTHON) -m venv --clear $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	echo $(CHECKOV_VERSION) > $@
 
 # Headless Chromium for the report's browser test (Debian's package; the test skips without it).
 browser:
