@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import cifar
 
 from cifar_core.checkpoint import load_checkpoint
 from cifar_core.config import TrainConfig
@@ -91,8 +92,9 @@ def test_sigterm_mid_epoch_exits_143_and_resume_matches_uninterrupted(synth_root
     checkpoints that step and exits 143; --resume ends equal to an uninterrupted run. (SIGKILL at
     every write boundary is test_fault_injection's.)"""
     epochs = 4
-    straight = subprocess.run(_train_args(synth_root, tmp_path / "a", epochs), cwd=REPO, env=_env(), capture_output=True, text=True)
-    assert straight.returncode == 0, straight.stderr
+    # Only the stopped run needs a process of its own (to be signalled); the others run in this one.
+    straight = cifar(*_train_args(synth_root, tmp_path / "a", epochs)[3:])
+    assert straight.status == 0, straight.err
 
     metrics = tmp_path / "b" / "train" / "r" / "metrics.jsonl"
     proc = subprocess.Popen(_train_args(synth_root, tmp_path / "b", epochs), cwd=REPO, env=_env(),
@@ -111,9 +113,9 @@ def test_sigterm_mid_epoch_exits_143_and_resume_matches_uninterrupted(synth_root
     stopped = load_checkpoint(tmp_path / "b" / "train" / "r" / "last.pt")
     assert stopped["step"] < epochs * 25  # 1,600 images in batches of 64: 25 steps per epoch
 
-    again = subprocess.run(_train_args(synth_root, tmp_path / "b", epochs), cwd=REPO, env=_env(), capture_output=True, text=True)
-    assert again.returncode == 0, again.stderr
-    assert f"resuming {tmp_path / 'b' / 'train' / 'r'} at step {stopped['step']}" in again.stderr
+    again = cifar(*_train_args(synth_root, tmp_path / "b", epochs)[3:])
+    assert again.status == 0, again.err
+    assert f"resuming {tmp_path / 'b' / 'train' / 'r'} at step {stopped['step']}" in again.err
     a = [json.loads(x) for x in (tmp_path / "a" / "train" / "r" / "metrics.jsonl").read_text().splitlines()]
     b = [json.loads(x) for x in metrics.read_text().splitlines()]
     assert _without_times(a) == _without_times(b)
@@ -122,8 +124,8 @@ def test_sigterm_mid_epoch_exits_143_and_resume_matches_uninterrupted(synth_root
 
 
 def test_failed_checkpoint_write_keeps_previous_checkpoint(synth_root, tmp_path):
-    first = subprocess.run(_train_args(synth_root, tmp_path, 1), cwd=REPO, env=_env(), capture_output=True, text=True)
-    assert first.returncode == 0, first.stderr
+    first = cifar(*_train_args(synth_root, tmp_path, 1)[3:])  # in this process; the failing one gets a limit of its own
+    assert first.status == 0, first.err
     last = tmp_path / "train" / "r" / "last.pt"
     before = last.read_bytes()
     # A file-size limit below one checkpoint makes the next checkpoint write fail for real (EFBIG).
