@@ -72,7 +72,6 @@ def setting(
     check: Callable[[Any, str], Any] | None = None,
     flag: str | None = None,
     none_means: str = "",
-    option: bool = True,
 ) -> Any:
     """A dataclass field with what a user needs to know about it.
 
@@ -80,10 +79,10 @@ def setting(
     default; range / choices: the values accepted; check: `check(value, key)` raising ConfigError for
     rules a range cannot say (a seed, a plain name); flag: the flat name when it differs from the
     field's (`optimizer` for optim.name), used by the option (`--optimizer`) and flat config files;
-    none_means: what None stands for, shown as the default; option: False keeps it off command lines.
+    none_means: what None stands for, shown as the default.
     """
     metadata = {"help": help, "unit": unit, "range": range, "choices": tuple(choices), "check": check,
-                "flag": flag, "none_means": none_means, "option": option}
+                "flag": flag, "none_means": none_means}
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -108,10 +107,6 @@ class Leaf:
     def types(self) -> tuple[type, ...]:
         """The value types it takes, without None."""
         return tuple(t for t in (typing.get_args(self.hint) or (self.hint,)) if t is not type(None))
-
-    @property
-    def optional(self) -> bool:
-        return type(None) in typing.get_args(self.hint)
 
 
 @functools.cache

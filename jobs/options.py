@@ -52,15 +52,14 @@ class SettingOption(click.Option):
         return extra
 
 
-def setting_options(defaults: Any, *, skip: tuple[str, ...] = ()) -> Callable:
+def setting_options(defaults: Any) -> Callable:
     """One option per setting of the config class `defaults` is an instance of (`cifar_core.fields`):
     `--flat-name` (`--x/--no-x` for booleans), a Choice or a numeric range from the declaration, its
     help, and `defaults`' value as the default shown. The command receives {flat name: value or None};
-    `cifar_core.fields.nest` turns that into the config's mapping. `skip`: dotted keys left out."""
+    `cifar_core.fields.nest` turns that into the config's mapping."""
     from cifar_core.fields import leaves
 
-    options = [_setting_option(leaf, _value_at(defaults, leaf.key))
-               for leaf in leaves(type(defaults)) if leaf.meta.get("option", True) and leaf.key not in skip]
+    options = [_setting_option(leaf, _value_at(defaults, leaf.key)) for leaf in leaves(type(defaults))]
 
     def decorate(fn: Callable) -> Callable:
         for option in reversed(options):
