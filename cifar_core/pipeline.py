@@ -4,9 +4,22 @@ A stage is a name, the stages it needs, the work it does and the summary.json it
 its config comes from the profile (`smoke` or `full`, below, changed key by key with `--set`).
 With Ray (RAY_ADDRESS, or a local Ray the pipeline starts) every stage runs as Ray tasks with the
 CPUs and GPUs of `resources.<stage>`, and Ray starts each one when the stages it needs have
-finished: the GAN trains beside the search, the top-k retrains run at once, FID starts when the GAN
-has finished, the report comes last on a CPU. The search itself is coordinated from this process
-(its trials are the Ray work). Without Ray (`--no-ray`) the same stages run one after another here.
+finished: the GAN, report A's and report B's recipes and the augmentation ablation train beside the
+search, the top-k retrains run at once, both FID protocols start when the GAN has finished, the
+report comes last on a CPU. The search itself is coordinated from this process (its trials are the
+Ray work). Without Ray (`--no-ray`) the same stages run one after another here.
+
+The stages (docs/provenance.md says where each value of their protocols comes from):
+    data       the dataset is there (fetched, or a synthetic stand-in in the smoke profile) and sound
+    tune       report A's search: Ray Tune + ASHA over its 8 CNNs and 4 optimizers
+    retrain    the best trial of each of the top-k architectures, on all training images
+    recipe-a   report A's three final models with its own settings (section IV), without a search
+    ablation   the same runs without augmentation (report A credits augmentation with ~10 points)
+    recipe-b   report B's classifier: resdw, Adam, flips and crops, 10,000 steps, several seeds
+    gan        report B's DCGAN
+    fid        our FID protocol: the snapshot chosen on the training split, scored on the test split
+    fid-b      report B's FID protocol: its step-46,000 snapshot, 10,000 samples, the test split
+    report     the HTML and Markdown report
 
 After a stage runs, its summary.json is stamped with a hash of its config and of the data's
 identity, and with where it ran; a stage whose summary carries the same hash is skipped. So a
@@ -19,6 +32,7 @@ stamped, and tried again on the next run.
 
 To add a stage: write `run_<name>(ctx, config, *needed_summaries) -> summary dict` and a summary
 path function, add a `Stage` to STAGES (after the stages it needs) and a section to each profile.
+STAGE_NAMES (also the chart's stages) and RESULT_FOLDERS (what the report reads) follow from STAGES.
 """
 
 from __future__ import annotations
@@ -57,14 +71,19 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                  "max_epochs": 2, "grace_period": 1, "reduction_factor": 2, "cpus_per_trial": 1.0,
                  "gpus_per_trial": None, "batch_size": 128, "seed": 0},
         "retrain": {"experiment": "smoke", "top_k": 2, "epochs": 2, "select": "trials"},
+        # The recipes for one epoch (report A's) or 20 steps (report B's, two seeds).
+        "recipe-a": {"models": ["cnn6", "cnn7", "cnn2"], "seeds": [0], "epochs": 1, "amp": False},
+        "ablation": {"models": ["cnn6", "cnn7", "cnn2"], "augment": "none"},
+        "recipe-b": {"seeds": [0, 1], "steps": 20, "eval_every": 5, "amp": False},
         # Report B's DCGAN at full width for a few steps: enough to exercise sampling, snapshots
         # and FID selection, far too few for good images.
         "gan": {"run": "smoke", "steps": 150, "batch_size": 64, "log_every": 10, "sample_every": 50,
-                "checkpoint_every": 50, "seed": 0},
+                "checkpoint_every": 50, "hflip": False, "seed": 0},
         "fid": {"gan_run": "smoke", "n": 100, "if_no_weights": "skip"},
+        "fid-b": {"gan_run": "smoke", "step": 150, "n": 100, "if_no_weights": "skip"},
         # One CPU per task and no GPU: a laptop's local Ray.
-        "resources": {"data": {"cpus": 1, "gpus": 0}, "retrain": {"cpus": 1, "gpus": 0},
-                      "gan": {"cpus": 1, "gpus": 0}, "fid": {"cpus": 1, "gpus": 0}, "report": {"cpus": 1, "gpus": 0}},
+        "resources": {stage: {"cpus": 1, "gpus": 0} for stage in ("data", "retrain", "recipe-a", "ablation",
+                                                                   "recipe-b", "gan", "fid", "fid-b", "report")},
     },
     # Report A's protocol: 60 samples, 16 at a time, ASHA keeping the top half, 30 epochs;
     # the best trial of each of the 3 best architectures retrained for 100 epochs on all 50,000
@@ -75,14 +94,24 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                  "max_epochs": 30, "grace_period": 1, "reduction_factor": 2, "cpus_per_trial": 1.0,
                  "gpus_per_trial": None, "batch_size": 128, "seed": 0},
         "retrain": {"experiment": "report-a", "top_k": 3, "epochs": 100, "select": "architectures"},
-        # Report B: ~46,000 steps, snapshots every 2,000; every snapshot scored on 10,000 samples
-        # against the test set, the best one kept (report B picked step 46,000 by eye).
+        # Report A's final models without a search, in float32, and the same without augmentation.
+        "recipe-a": {"models": ["cnn6", "cnn7", "cnn2"], "seeds": [0], "epochs": 100, "amp": False},
+        "ablation": {"models": ["cnn6", "cnn7", "cnn2"], "augment": "none"},
+        # Report B's classifier: 10,000 steps, the test set scored every 500, three seeds.
+        "recipe-b": {"seeds": [0, 1, 2], "steps": 10000, "eval_every": 500, "amp": False},
+        # Report B: 46,000 steps, snapshots every 2,000.
         "gan": {"run": "dcgan", "steps": 46000, "batch_size": 128, "log_every": 100, "sample_every": 1000,
-                "checkpoint_every": 2000, "seed": 0},
+                "checkpoint_every": 2000, "hflip": False, "seed": 0},
+        # Ours: the snapshot chosen on the training split (10,000 samples each), scored on the test set.
         "fid": {"gan_run": "dcgan", "n": 10000, "if_no_weights": "fail"},
-        # A whole GPU per retrain (they run at once); the small DCGAN and Inception share one.
+        # Report B's: the step-46,000 snapshot on 10,000 samples against the test set.
+        "fid-b": {"gan_run": "dcgan", "step": 46000, "n": 10000, "if_no_weights": "fail"},
+        # A whole GPU per CNN run (they run at once); resdw, the small DCGAN and Inception share one.
         "resources": {"data": {"cpus": 1, "gpus": 0}, "retrain": {"cpus": 4, "gpus": 1},
-                      "gan": {"cpus": 2, "gpus": 0.5}, "fid": {"cpus": 2, "gpus": 0.5}, "report": {"cpus": 1, "gpus": 0}},
+                      "recipe-a": {"cpus": 4, "gpus": 1}, "ablation": {"cpus": 4, "gpus": 1},
+                      "recipe-b": {"cpus": 2, "gpus": 0.5}, "gan": {"cpus": 2, "gpus": 0.5},
+                      "fid": {"cpus": 2, "gpus": 0.5}, "fid-b": {"cpus": 2, "gpus": 0.5},
+                      "report": {"cpus": 1, "gpus": 0}},
     },
 }
 
@@ -196,21 +225,62 @@ def tune_summary(ctx: PipelineContext, config: dict) -> Path:
     return ctx.results_dir / "tune" / config["experiment"] / "summary.json"
 
 
+def submit_plan(work: InProcess | OnRay, ctx: PipelineContext, stage: str, plan, *needed: Any):
+    """A retraining plan's runs as tasks at once (`resources.<stage>` each), then one CPU task that
+    tables them. Each run task takes the results of the stages it needs only to wait for them."""
+    from cifar_core.retrain import collect, train_one
+
+    resources = ctx.resources(stage)
+    device = resources.device(ctx.device)
+    runs = [work.submit(_after, resources, train_one, len(needed), *needed, plan, index, ctx.data_dir,
+                        ctx.results_dir, device, work.lock_wait_s)
+            for index in range(plan.size)]
+    return work.submit(collect, Resources(cpus=1), plan, ctx.results_dir, *runs)
+
+
 def submit_retrain(work: InProcess | OnRay, ctx: PipelineContext, config: dict, *needed: Any):
     """The top-k runs as k tasks at once, then one CPU task that tables them."""
-    from cifar_core.retrain import RetrainPlan, collect_retrain, retrain_rank
+    from cifar_core.retrain import RetrainPlan
 
     plan = RetrainPlan(config["experiment"], config["top_k"], config["epochs"], config["select"])
-    resources = ctx.resources("retrain")
-    device = resources.device(ctx.device)
-    runs = [work.submit(_after, resources, retrain_rank, len(needed), *needed, plan, rank, ctx.data_dir,
-                        ctx.results_dir, device, work.lock_wait_s)
-            for rank in range(1, plan.top_k + 1)]
-    return work.submit(collect_retrain, Resources(cpus=1), plan, ctx.results_dir, *runs)
+    return submit_plan(work, ctx, "retrain", plan, *needed)
 
 
 def retrain_summary(ctx: PipelineContext, config: dict) -> Path:
     return ctx.results_dir / "retrain" / config["experiment"] / "summary.json"
+
+
+def recipe_a_plan(ctx: PipelineContext, config: dict):
+    from cifar_core.retrain import RecipePlan
+
+    return RecipePlan.from_config("report-a", config)
+
+
+def ablation_plan(ctx: PipelineContext, config: dict):
+    """recipe-a's runs (its budget, seeds and precision) with another augmentation, for the models
+    named here: the same model and budget, with and without augmentation."""
+    from cifar_core.retrain import RecipePlan
+
+    recipe = {k: v for k, v in ctx.config["recipe-a"].items() if k != "models"}
+    return RecipePlan.from_config("report-a", {**recipe, **config})
+
+
+def recipe_b_plan(ctx: PipelineContext, config: dict):
+    from cifar_core.retrain import RecipePlan
+
+    return RecipePlan.from_config("report-b", config)
+
+
+def recipe_stage(name: str, plan_of: Callable[[PipelineContext, dict], Any]) -> tuple[Callable, Callable]:
+    """(submit, summary path) of a stage that runs a recipe plan."""
+
+    def submit(work: InProcess | OnRay, ctx: PipelineContext, config: dict, *needed: Any):
+        return submit_plan(work, ctx, name, plan_of(ctx, config), *needed)
+
+    def summary_path(ctx: PipelineContext, config: dict) -> Path:
+        return plan_of(ctx, config).out_dir(ctx.results_dir) / "summary.json"
+
+    return submit, summary_path
 
 
 def run_gan_stage(ctx: PipelineContext, config: dict, *needed: dict) -> dict:
@@ -251,6 +321,36 @@ def fid_summary(ctx: PipelineContext, config: dict) -> Path:
                                                   n=config["n"]) / "summary.json"
 
 
+def run_fid_b_stage(ctx: PipelineContext, config: dict, *needed: dict) -> dict:
+    """Report B's protocol: one fixed snapshot (step 46,000) on `n` samples against the test split."""
+    from cifar_core.fid.inception import resolve_weights
+    from cifar_core.fid.scoring import default_cache_dir, run_fid, snapshot_path
+
+    checkpoint = snapshot_path(ctx.results_dir / "gan" / config["gan_run"], config["step"])
+    try:
+        resolve_weights()
+    except CifarError as exc:
+        if config["if_no_weights"] == "skip":
+            raise StageUnavailable(str(exc)) from None
+        raise
+    device = ctx.resources("fid-b").device(ctx.device)
+    return run_fid(fid_b_summary(ctx, config).parent, checkpoint=checkpoint, data_dir=ctx.data_dir, split="test",
+                   n=config["n"], device=device, cache_dir=default_cache_dir(ctx.results_dir))
+
+
+def _fid_b_checkpoint(ctx: PipelineContext, config: dict) -> Path:
+    from cifar_core.snapshots import step_file
+
+    return ctx.results_dir / "gan" / config["gan_run"] / "checkpoints" / step_file(config["step"], ".pt")
+
+
+def fid_b_summary(ctx: PipelineContext, config: dict) -> Path:
+    from cifar_core.fid.scoring import default_name
+
+    # The same place `cifar fid --checkpoint RESULTS/gan/<run>/checkpoints/step_<N>.pt` writes to.
+    return ctx.results_dir / "fid" / default_name(None, _fid_b_checkpoint(ctx, config), n=config["n"]) / "summary.json"
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
@@ -263,18 +363,33 @@ class Stage:
     submit: Callable | None = None
     # Trains or scores on a device (--device applies); the data check only reads files.
     uses_device: bool = True
+    # Other profile sections its work reads (ablation: recipe-a's budget); part of its config hash.
+    reads: tuple[str, ...] = ()
+    # The folder under RESULTS where its summaries live, as the report reads them.
+    results: str | None = None
 
 
-# In an order that respects `needs` and starts the long independent work (the GAN) before the
-# search, which blocks this process while its trials run.
+_recipe_a = recipe_stage("recipe-a", recipe_a_plan)
+_ablation = recipe_stage("ablation", ablation_plan)
+_recipe_b = recipe_stage("recipe-b", recipe_b_plan)
+# In an order that respects `needs` and starts the long independent work (the GAN, the recipes)
+# before the search, which blocks this process while its trials run.
 STAGES: list[Stage] = [
     Stage("data", run_data_check, data_summary, uses_device=False),
-    Stage("gan", run_gan_stage, gan_summary, needs=("data",)),
-    Stage("fid", run_fid_stage, fid_summary, needs=("gan",)),
-    Stage("tune", run_tune_stage, tune_summary, needs=("data",), in_driver=True),
-    Stage("retrain", None, retrain_summary, needs=("tune",), submit=submit_retrain),
+    Stage("gan", run_gan_stage, gan_summary, needs=("data",), results="gan"),
+    Stage("fid", run_fid_stage, fid_summary, needs=("gan",), results="fid"),
+    Stage("fid-b", run_fid_b_stage, fid_b_summary, needs=("gan",), results="fid"),
+    Stage("recipe-a", None, _recipe_a[1], needs=("data",), submit=_recipe_a[0], results="recipe"),
+    Stage("ablation", None, _ablation[1], needs=("data",), submit=_ablation[0], reads=("recipe-a",),
+          results="recipe"),
+    Stage("recipe-b", None, _recipe_b[1], needs=("data",), submit=_recipe_b[0], results="recipe"),
+    Stage("tune", run_tune_stage, tune_summary, needs=("data",), in_driver=True, results="tune"),
+    Stage("retrain", None, retrain_summary, needs=("tune",), submit=submit_retrain, results="retrain"),
 ]
+# Every stage by name, the report last: the pipeline's, the chart's (`cifar submit STAGE`) and the report's.
 STAGE_NAMES = tuple(stage.name for stage in STAGES) + ("report",)
+# The folders under RESULTS the report reads: the stages' own, and the training runs they make.
+RESULT_FOLDERS = (*dict.fromkeys(stage.results for stage in STAGES if stage.results), "train")
 
 
 # --- the runner -------------------------------------------------------------------------------
@@ -330,7 +445,8 @@ class _StageRun:
 def _run(ctx: PipelineContext, stages: list[Stage], work: InProcess | OnRay, started: float) -> dict[str, Any]:
     ray_start_s = time.monotonic() - started  # joining (or starting) Ray
     out = ctx.results_dir / "pipeline" / ctx.profile / "summary.json"
-    for stage in stages:  # --device against each stage's GPU share, before anything runs
+    for stage in stages:  # each stage's settings and --device against its GPU share, before anything runs
+        stage.summary_path(ctx, ctx.config[stage.name])
         if stage.uses_device and not stage.in_driver:
             ctx.resources(stage.name).device(ctx.device)
     check_feasible({f"stage {s.name}": ctx.resources(s.name) for s in stages if not s.in_driver})
@@ -344,7 +460,8 @@ def _run(ctx: PipelineContext, stages: list[Stage], work: InProcess | OnRay, sta
             continue
         if stage.name != "data" and data_identity is None:
             data_identity = _data_identity(ctx)
-        run.digest = config_hash(stage.name, config, data_identity if stage.name != "data" else None,
+        hashed = {"self": config, **{name: ctx.config[name] for name in stage.reads}} if stage.reads else config
+        run.digest = config_hash(stage.name, hashed, data_identity if stage.name != "data" else None,
                                  tuple(u.digest for u in upstream))
         path = stage.summary_path(ctx, config)
         if stage.name != "data" and stage_done(path, run.digest):

@@ -1,49 +1,236 @@
-"""`retrain_from_tune`: report A's section V. The best configs of a search, retrained on every
-training image, then scored on the test set.
+"""Retraining on every training image, then scoring the test set: the best configs of a search
+(report A, section V) or a recipe's own runs without a search (report A's final models, report B's
+classifier, and their augmentation ablation).
 
-By default the best trial of each of the k best architectures is retrained, as report A retrained
-three different models; `select="trials"` takes the k best trials whatever their architecture.
-Each config from RESULTS/tune/<experiment>/top_k.json becomes a normal training run
-(RESULTS/train/<experiment>-<model>-<trial>/, resumable like any `cifar train` run) with
-`run.full_train` on; with Ray the k runs are k tasks at once, one GPU each where there are GPUs.
-RESULTS/retrain/<experiment>/ then holds summary.json, loss.png (training loss per model, report A's
-figure 3) and table.md (test accuracy against report A and the published results it cites).
+    from a search   RetrainPlan: the best trial of each of the k best architectures (report A retrained
+                    three different models), or with select="trials" the k best trials; each config
+                    from RESULTS/tune/<experiment>/top_k.json. Results in RESULTS/retrain/<experiment>/.
+    a recipe        RecipePlan: every model of a recipe in cifar_core.protocols x every seed, with the
+                    recipe's settings (each with its source in docs/provenance.md), optionally another
+                    budget, augmentation preset or precision. Results in RESULTS/recipe/<name>/.
+
+Either way each run is a normal training run (RESULTS/train/<name>/, resumable like any `cifar
+train` run) and one unit of work: with Ray, one task per run, all at once, one GPU each where there
+are GPUs. A last step writes summary.json, loss.png (training loss per run, report A's figure 3),
+test_accuracy.png when the runs scored the test set along the way (report B's figure 2) and
+table.md (the report's own table, against the reports' numbers).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cifar_core.atomic import atomic_write_json, atomic_write_text, read_json, read_jsonl
 from cifar_core.config import TrainConfig
+from cifar_core.data.augment import AUGMENT_PRESETS, resolve_augment
 from cifar_core.errors import ConfigError
 from cifar_core.execution import InProcess, OnRay, Resources, ran_on
 from cifar_core.figures import pyplot, save_figure
 from cifar_core.names import check_name
 from cifar_core.progress import log
-from cifar_core.runs import train_run
+from cifar_core.protocols import RECIPES, REPORT_B_STEPS, REPORT_B_TEST_PCT, REPORT_B_TEST_SPREAD, mean_std
+from cifar_core.seeds import check_seed
 
-# Report A, sections V-VII: test top-1 (%) and parameter counts of its three retrained models.
-REPORT_A = [("CNN6", 60.1, 2_494_022), ("CNN7", 61.1, 3_004_917), ("CNN2", 58.7, 10_393_946)]
-# The published CIFAR-100 results (trained on CIFAR-100 only) that report A compares against.
-PUBLISHED = [
-    ("EXACT: How to Train Your Accuracy", 82.68),
-    ("Differentiable Spike: Rethinking Gradient-Descent for Training Spiking Neural Networks", 74.24),
-    ("Beta-Rank: A Robust Convolutional Filter Pruning Method For Imbalanced Medical Image Analysis", 74.01),
-    ("Deep Residual Networks with Exponential Linear Unit", 73.5),
-]
+# Which of a search's best trials are retrained. Report A retrained three different architectures,
+# the best trial of each; "trials" takes the best trials whatever their architecture.
+SELECTIONS = ("architectures", "trials")
 
 
 def retrain_dir(results_dir: str | Path, experiment: str) -> Path:
     return Path(results_dir) / "retrain" / check_name(experiment, "experiment name")
 
 
-# Which of a search's best trials are retrained. Report A retrained three different architectures,
-# the best trial of each; "trials" takes the best trials whatever their architecture.
-SELECTIONS = ("architectures", "trials")
+def recipe_dir(results_dir: str | Path, name: str) -> Path:
+    return Path(results_dir) / "recipe" / check_name(name, "recipe result name")
+
+
+# --- what to retrain ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a retraining: its directory name, its config and its identity in the table."""
+
+    name: str  # RESULTS/train/<name>
+    config: Any  # a TrainConfig
+    row: dict[str, Any]  # what the summary says about it before it has trained
+
+
+@dataclass(frozen=True)
+class RetrainPlan:
+    """The best configs of a search: which search, how many, chosen how, for how long."""
+
+    experiment: str
+    top_k: int = 3
+    epochs: int = 100
+    select: str = "architectures"
+
+    @property
+    def size(self) -> int:
+        return self.top_k
+
+    def out_dir(self, results_dir: str | Path) -> Path:
+        return retrain_dir(results_dir, self.experiment)
+
+    def check(self, results_dir: str | Path) -> None:
+        selected_configs(results_dir, self.experiment, self.top_k, self.select)
+
+    def spec(self, results_dir: str | Path, index: int, device: str) -> RunSpec:
+        """The index-th selected config (0-based): read from top_k.json when the run starts."""
+        entry = selected_configs(results_dir, self.experiment, self.top_k, self.select)[index]
+        config = TrainConfig.from_dict(entry["train_config"]).with_overrides(
+            {"run.full_train": True, "run.epochs": self.epochs, "run.device": device})
+        # Named after the trial it retrains, so the same config is one run whichever way it was selected.
+        name = f"{self.experiment}-{entry['params']['model.name']}-{entry['trial_id']}"
+        return RunSpec(name, config, {"rank": entry["rank"], "params": entry["params"],
+                                      "tune_val_acc": entry["best_val_acc"]})
+
+    def settings(self) -> dict[str, Any]:
+        return {"kind": "tune", **asdict(self)}
+
+
+@dataclass(frozen=True)
+class RecipePlan:
+    """A recipe's runs: its models (all, or those named) x its seeds, with its settings and budget.
+
+    `epochs`/`steps` replace the recipe's budget, `augment` its augmentation (a preset name: the
+    ablation uses "none"), `amp` its precision (bf16 autocast on CUDA), `eval_every` how often the
+    test set is scored along the way. None keeps the recipe's own value.
+    """
+
+    recipe: str
+    models: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = ()
+    epochs: int | None = None
+    steps: int | None = None
+    augment: str | None = None
+    amp: bool | None = None
+    eval_every: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.recipe not in RECIPES:
+            raise ConfigError(f"unknown recipe {self.recipe!r} (known: {', '.join(RECIPES)})")
+        for model in self.models:
+            RECIPES[self.recipe].model(model)  # an unknown model is a one-line error naming the known ones
+        if len(set(self.models)) != len(self.models) or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"recipe {self.recipe}: models and seeds must not repeat ({self.models}, {self.seeds})")
+        for seed in self.seeds:
+            check_seed(seed, "recipe seed")
+        for key in ("epochs", "steps", "eval_every"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"recipe {self.recipe}: {key} = {value!r} must be a whole number >= 1")
+        if self.amp not in (None, True, False):
+            raise ConfigError(f"recipe {self.recipe}: amp = {self.amp!r} must be true or false")
+        if self.epochs is not None and self.steps is not None:
+            raise ConfigError(f"recipe {self.recipe}: give epochs or steps, not both")
+        if self.augment is not None and self.augment not in AUGMENT_PRESETS:
+            raise ConfigError(f"unknown augmentation preset {self.augment!r} (known: {', '.join(AUGMENT_PRESETS)})")
+
+    @classmethod
+    def from_config(cls, recipe: str, config: dict[str, Any]) -> RecipePlan:
+        """From a pipeline profile section, e.g. {"models": [...], "seeds": [0], "epochs": 100}."""
+        fields = {"models": tuple, "seeds": tuple, "epochs": None, "steps": None, "augment": None, "amp": None,
+                  "eval_every": None}
+        unknown = sorted(set(config) - set(fields))
+        if unknown:
+            raise ConfigError(f"recipe {recipe}: unknown setting {unknown[0]!r} (known: {', '.join(fields)})")
+        values = {}
+        for key, value in config.items():
+            if fields[key] is tuple:
+                if not isinstance(value, (list, tuple)):
+                    raise ConfigError(f"recipe {recipe}: {key} = {value!r} must be a list")
+                value = tuple(value)
+            values[key] = value
+        return cls(recipe, **values)
+
+    @property
+    def definition(self):
+        return RECIPES[self.recipe]
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        models = self.models or tuple(m.overrides["model.name"] for m in self.definition.models)
+        return tuple(self.definition.model(m).overrides["model.name"] for m in models)
+
+    @property
+    def seed_list(self) -> tuple[int, ...]:
+        return self.seeds or self.definition.seeds
+
+    @property
+    def size(self) -> int:
+        return len(self.model_names) * len(self.seed_list)
+
+    def budget(self) -> dict[str, int]:
+        """{"epochs": E} or {"steps": S}: what each run trains for."""
+        if self.epochs is not None:
+            return {"epochs": self.epochs}
+        if self.steps is not None:
+            return {"steps": self.steps}
+        shared = self.definition.shared
+        return {"steps": shared["run.steps"]} if shared.get("run.steps") else {"epochs": shared["run.epochs"]}
+
+    def _budget_tag(self) -> str:
+        return "".join(f"{'e' if key == 'epochs' else 's'}{value}" for key, value in self.budget().items())
+
+    def _variant(self) -> str:
+        parts = [self.recipe]
+        if self.augment is not None:
+            parts.append(f"augment-{self.augment}")
+        if self.amp is not None and self.amp != self.definition.shared["run.amp"]:
+            parts.append("bf16" if self.amp else "fp32")
+        return "-".join(parts)
+
+    @property
+    def name(self) -> str:
+        """The summary's directory: the recipe, its variant and, when it is not the recipe's own,
+        the budget (`report-a`, `report-a-augment-none`, `report-b-s20`)."""
+        default = RecipePlan(self.recipe)._budget_tag()
+        tag = self._budget_tag()
+        return self._variant() + ("" if tag == default else f"-{tag}")
+
+    def out_dir(self, results_dir: str | Path) -> Path:
+        return recipe_dir(results_dir, self.name)
+
+    def check(self, results_dir: str | Path) -> None:
+        self.spec(results_dir, 0, "cpu")  # builds (and so validates) a config before any task
+
+    def spec(self, results_dir: str | Path, index: int, device: str) -> RunSpec:
+        model = self.definition.model(self.model_names[index // len(self.seed_list)])
+        seed = self.seed_list[index % len(self.seed_list)]
+        overrides = {**self.definition.shared, **model.overrides, "run.seed": seed, "run.device": device}
+        budget = self.budget()
+        overrides.update({"run.epochs": budget.get("epochs"), "run.steps": budget.get("steps")})
+        if self.augment is not None:
+            overrides.update({f"augment.{k}": v for k, v in resolve_augment(self.augment).to_dict().items()})
+        if self.amp is not None:
+            overrides["run.amp"] = self.amp
+        if self.eval_every is not None:
+            overrides["run.eval_test_every"] = self.eval_every
+        config = _with_overrides(TrainConfig(), overrides)
+        # The budget is in the name: a run of another length is another run, never an extension of this one.
+        name = f"{self._variant()}-{model.overrides['model.name']}-{self._budget_tag()}-seed{seed}"
+        return RunSpec(name, config, {"label": model.label, "seed": seed})
+
+    def settings(self) -> dict[str, Any]:
+        return {"kind": "recipe", "recipe": self.recipe, "name": self.name, "protocol": self.definition.protocol.key,
+                "seeds": list(self.seed_list), "budget": self.budget(),
+                "augment": self.augment, "amp": self.definition.shared["run.amp"] if self.amp is None else self.amp}
+
+
+def _with_overrides(config, overrides: dict[str, Any]):
+    """TrainConfig.with_overrides, where None means None (a recipe clears run.steps), not 'unset'."""
+    data = config.to_dict()
+    for dotted, value in overrides.items():
+        group, _, key = dotted.partition(".")
+        if group not in data or key not in data[group]:
+            raise ConfigError(f"unknown config key {dotted!r}")
+        data[group][key] = value
+    return TrainConfig.from_dict(data)
+
+
+Plan = RetrainPlan | RecipePlan
 
 
 def selected_configs(results_dir: str | Path, experiment: str, top_k: int,
@@ -71,85 +258,59 @@ def selected_configs(results_dir: str | Path, experiment: str, top_k: int,
     return top[:top_k]
 
 
-def retrain_config(entry: dict[str, Any], epochs: int, device: str) -> TrainConfig:
-    """The searched config, on all training images, for `epochs` epochs."""
-    return TrainConfig.from_dict(entry["train_config"]).with_overrides(
-        {"run.full_train": True, "run.epochs": epochs, "run.device": device}
-    )
-
-
-def run_name(experiment: str, entry: dict[str, Any]) -> str:
-    """Named after the trial it retrains, so the same config is one run whichever way it was selected."""
-    return f"{experiment}-{entry['params']['model.name']}-{entry['trial_id']}"
-
-
-@dataclass(frozen=True)
-class RetrainPlan:
-    """One retraining: which search, how many of its best configs, chosen how, for how long."""
-
-    experiment: str
-    top_k: int = 3
-    epochs: int = 100
-    select: str = "architectures"
-
-    def settings(self) -> dict[str, Any]:
-        return {"experiment": self.experiment, "top_k": self.top_k, "epochs": self.epochs, "select": self.select}
-
-
+# --- running it -----------------------------------------------------------------------------------
 def retrain_from_tune(experiment: str, data_dir: str | Path, results_dir: str | Path, top_k: int = 3,
                       epochs: int = 100, device: str = "auto", select: str = "architectures",
                       work: InProcess | OnRay | None = None, resources: Resources | None = None) -> dict[str, Any]:
-    """Retrain (or resume) the top configs and write summary.json, loss.png and table.md.
+    """Retrain (or resume) the top configs of a search; see `run_plan`."""
+    return run_plan(RetrainPlan(experiment, top_k, epochs, select), data_dir, results_dir, device, work, resources)
 
-    Each config is one unit of work for `work` (default: this process, one after another; on Ray,
-    one task per config, all at once, each with `resources`).
+
+def run_plan(plan: Plan, data_dir: str | Path, results_dir: str | Path, device: str = "auto",
+             work: InProcess | OnRay | None = None, resources: Resources | None = None) -> dict[str, Any]:
+    """Train (or resume) every run of `plan` and write summary.json, the figures and table.md.
+
+    Each run is one unit of work for `work` (default: this process, one after another; on Ray, one
+    task per run, all at once, each with `resources`).
     """
-    plan = RetrainPlan(experiment, top_k, epochs, select)
     work = work or InProcess()
     resources = resources or Resources()
-    selected_configs(results_dir, experiment, top_k, select)  # a missing or short search fails here, before any task
+    plan.check(results_dir)  # a missing search or a bad recipe fails here, before any task
     device = resources.device(device)
-    runs = [work.submit(retrain_rank, resources, plan, rank, Path(data_dir), Path(results_dir), device, work.lock_wait_s)
-            for rank in range(1, top_k + 1)]
-    return collect_retrain(plan, Path(results_dir), *[work.get(run) for run in runs])
+    runs = [work.submit(train_one, resources, plan, index, Path(data_dir), Path(results_dir), device, work.lock_wait_s)
+            for index in range(plan.size)]
+    return collect(plan, Path(results_dir), *[work.get(run) for run in runs])
 
 
-def retrain_rank(plan: RetrainPlan, rank: int, data_dir: Path, results_dir: Path, device: str,
-                 lock_wait_s: float = 0.0) -> dict[str, Any]:
-    """Retrain the rank-th selected config (1-based) as a normal training run; its row of the summary."""
+def train_one(plan: Plan, index: int, data_dir: Path, results_dir: Path, device: str,
+              lock_wait_s: float = 0.0) -> dict[str, Any]:
+    """Train the plan's index-th run (0-based) as a normal training run; its row of the summary."""
+    from cifar_core.runs import train_run
+
     start = time.monotonic()
-    entry = selected_configs(results_dir, plan.experiment, plan.top_k, plan.select)[rank - 1]
-    name = run_name(plan.experiment, entry)
-    log(f"retraining rank {rank}: {entry['params']['model.name']} for {plan.epochs} epochs on all training images ({name})")
-    run = train_run(retrain_config(entry, plan.epochs, device), data_dir, results_dir, run_name=name,
-                    resume=True, evaluate_test=True, wait_s=lock_wait_s)
-    return {**model_row(entry, run), "ran_on": ran_on(device, since=start)}
+    spec = plan.spec(results_dir, index, device)
+    budget = f"{spec.config.run.steps} steps" if spec.config.run.steps else f"{spec.config.run.epochs} epochs"
+    log(f"retraining {spec.config.model.name} for {budget} on all training images ({spec.name})")
+    run = train_run(spec.config, data_dir, results_dir, run_name=spec.name, resume=True, evaluate_test=True,
+                    wait_s=lock_wait_s)
+    return {**spec.row, **run_row(run), "run": spec.name, "ran_on": ran_on(device, since=start)}
 
 
-def collect_retrain(plan: RetrainPlan, results_dir: Path, *rows: dict[str, Any]) -> dict[str, Any]:
-    """summary.json, loss.png and table.md from the retrained runs' rows."""
-    out = retrain_dir(results_dir, plan.experiment)
-    models = list(rows)
-    plot_training_loss(out / "loss.png", models, plan.experiment)
-    atomic_write_text(out / "table.md", comparison_table(models, plan.experiment))
-    summary = build_summary(plan.settings(), models, complete=True)
-    summary["ran_on"] = [m["ran_on"] for m in models]  # one task per model
-    atomic_write_json(out / "summary.json", summary)
-    return summary
-
-
-def model_row(entry: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+def run_row(run: dict[str, Any]) -> dict[str, Any]:
+    """What the summary keeps of a finished training run's summary (and of its last metrics row)."""
+    final = read_jsonl(Path(run["run_dir"]) / "metrics.jsonl")[-1]
     return {
-        "rank": entry["rank"],
         "model": run["model"],
         "optimizer": run["optimizer"],
-        "params": entry["params"],
-        "tune_val_acc": entry["best_val_acc"],
         "test_top1": run["test"]["top1"],
         "test_top5": run["test"]["top5"],
         "test_loss": run["test"]["loss"],
+        "train_acc": final["train_acc"],  # the running accuracy of the last epoch's (augmented) batches
+        "final_train_loss": run["final_train_loss"],
         "parameters": run["parameters"],
         "epochs": run["epochs"],
+        "steps": run["steps"],
+        "test_curve": run.get("test_curve") or [],
         "train_time_s": run["train_time_s"],  # all epochs, across resumes
         "wall_time_s": run["wall_time_s"],  # this invocation
         "synthetic_data": run["synthetic_data"],
@@ -157,52 +318,82 @@ def model_row(entry: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def build_summary(settings: dict[str, Any], models: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
-    return {
-        **settings,
-        "complete": complete,
-        "models": models,
-        "best": max(models, key=lambda m: m["test_top1"])["model"] if models else None,
-        "report_a": [{"model": m, "test_top1_pct": acc, "parameters": n} for m, acc, n in REPORT_A],
-        "published": [{"title": t, "test_top1_pct": acc} for t, acc in PUBLISHED],
-        "files": {"loss": "loss.png", "table": "table.md"} if complete else {},
-    }
+def collect(plan: Plan, results_dir: Path, *rows: dict[str, Any]) -> dict[str, Any]:
+    """summary.json, the figures and table.md from the runs' rows."""
+    from cifar_core.report.classify_sections import SYNTHETIC_NOTE, plan_table
+    from cifar_core.report.markdown import render_table
+
+    out = plan.out_dir(results_dir)
+    runs = list(rows)
+    summary = {**plan.settings(), "complete": True, "models": runs, "files": {}}
+    if isinstance(plan, RecipePlan):
+        summary["by_model"] = by_model(runs)
+    summary["best"] = max(runs, key=lambda m: m["test_top1"])["model"] if runs else None
+    title = plan.experiment if isinstance(plan, RetrainPlan) else plan.name
+    summary["files"]["loss"] = plot_training_loss(out / "loss.png", runs, title).name
+    if any(r["test_curve"] for r in runs):
+        summary["files"]["test_accuracy"] = plot_test_curve(out / "test_accuracy.png", runs, title).name
+    lines = [f"# Test accuracy after training on all training images: {out.parent.name}/{out.name}", "",
+             render_table(plan_table(out.name, summary))]
+    if any(r["synthetic_data"] for r in runs):
+        lines += ["", f"**{SYNTHETIC_NOTE}**"]
+    atomic_write_text(out / "table.md", "\n".join(lines) + "\n")
+    summary["files"]["table"] = "table.md"
+    summary["ran_on"] = [r["ran_on"] for r in runs]  # one task per run
+    atomic_write_json(out / "summary.json", summary)
+    return summary
 
 
-def plot_training_loss(path: Path, models: list[dict[str, Any]], experiment: str) -> None:
-    """Training loss per epoch of each retrained model (no validation: all images train)."""
+@dataclass
+class _Group:
+    label: str
+    model: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def by_model(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per model of a recipe: mean and standard deviation over its seeds."""
+    groups: dict[str, _Group] = {}
+    for r in runs:
+        groups.setdefault(r["model"], _Group(r["label"], r["model"])).rows.append(r)
+    out = []
+    for g in groups.values():
+        entry = {"label": g.label, "model": g.model, "seeds": [r["seed"] for r in g.rows],
+                 "parameters": g.rows[0]["parameters"]}
+        for key in ("test_top1", "test_top5", "train_acc", "final_train_loss"):
+            entry[f"{key}_mean"], entry[f"{key}_std"] = mean_std(r[key] for r in g.rows)
+        out.append(entry)
+    return out
+
+
+def _label(m: dict[str, Any]) -> str:
+    who = f"rank {m['rank']}: {m['model']}" if "rank" in m else f"{m['label']} seed {m['seed']}"
+    return f"{who} ({m['test_top1'] * 100:.1f}% test)"
+
+
+def plot_training_loss(path: Path, runs: list[dict[str, Any]], title: str) -> Path:
+    """Training loss per epoch of each run (no validation: all images train); report A's figure 3."""
     fig, ax = pyplot().subplots(figsize=(7, 4.5))
-    for m in models:
+    for m in runs:
         history = read_jsonl(Path(m["run_dir"]) / "metrics.jsonl")
-        label = f"rank {m['rank']}: {m['model']} ({m['test_top1'] * 100:.1f}% test)"
-        ax.plot([h["epoch"] for h in history], [h["train_loss"] for h in history], marker="o", ms=3, label=label)
-    ax.set(xlabel="epoch", ylabel="training cross-entropy loss", title=f"{experiment}: full-data retraining")
-    if models:
+        ax.plot([h["epoch"] for h in history], [h["train_loss"] for h in history], marker="o", ms=3, label=_label(m))
+    ax.set(xlabel="epoch", ylabel="training cross-entropy loss", title=f"{title}: training on all images")
+    if runs:
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    save_figure(fig, path)
+    return save_figure(fig, path)
 
 
-def comparison_table(models: list[dict[str, Any]], experiment: str) -> str:
-    lines = [
-        f"# Test accuracy after full-data retraining: {experiment}",
-        "",
-        "| Model | Source | Optimizer | Parameters | Epochs | Test top-1 (%) | Test top-5 (%) |",
-        "|---|---|---|---:|---:|---:|---:|",
-    ]
-    for m in models:
-        lines.append(f"| {m['model']} (rank {m['rank']}) | this run | {_optimizer_text(m['params'])} | "
-                     f"{m['parameters']:,} | {m['epochs']} | {m['test_top1'] * 100:.2f} | {m['test_top5'] * 100:.2f} |")
-    for name, acc, params in REPORT_A:
-        lines.append(f"| {name} | report A | SGD | {params:,} | 100 | {acc:.1f} | |")
-    for title, acc in PUBLISHED:
-        lines.append(f"| {title} | published (cited by report A) | | | | {acc:.2f} | |")
-    if any(m["synthetic_data"] for m in models):
-        lines += ["", "**These runs used the synthetic stand-in dataset: their accuracies are not CIFAR-100 results.**"]
-    return "\n".join(lines) + "\n"
-
-
-def _optimizer_text(params: dict[str, Any]) -> str:
-    shown = ", ".join(f"{k.removeprefix('optim.')}={v:.3g}" for k, v in sorted(params.items())
-                      if k.startswith("optim.") and k != "optim.name" and isinstance(v, float))
-    return f"{params['optim.name']} ({shown})" if shown else params["optim.name"]
+def plot_test_curve(path: Path, runs: list[dict[str, Any]], title: str) -> Path:
+    """Test accuracy over the optimisation steps, each run, with report B's 56.9 ± 4.6 at its
+    10,000 steps (report B's figure 2)."""
+    fig, ax = pyplot().subplots(figsize=(7, 4.5))
+    for m in runs:
+        curve = m["test_curve"]
+        ax.plot([p["step"] for p in curve], [100 * p["top1"] for p in curve], marker="o", ms=2, label=_label(m))
+    ax.errorbar([REPORT_B_STEPS], [REPORT_B_TEST_PCT], yerr=[REPORT_B_TEST_SPREAD], fmt="*", ms=10, color="tab:red",
+                capsize=4, label=f"report B: {REPORT_B_TEST_PCT} ± {REPORT_B_TEST_SPREAD}% at {REPORT_B_STEPS:,} steps")
+    ax.set(xlabel="optimisation step", ylabel="test top-1 accuracy (%)", title=f"{title}: test accuracy over training")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)

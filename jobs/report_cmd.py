@@ -18,10 +18,12 @@ FORMAT_CHOICES = {"html": ("html",), "md": ("md",), "both": ("html", "md")}
 @click.option("--format", "fmt", type=click.Choice(list(FORMAT_CHOICES)), default="both", show_default=True,
               help="html: a self-contained page; md: Markdown for terminals and CI logs.")
 def report_cmd(results_dir: Path, out: Path | None, fmt: str) -> None:
-    """Render whatever stages have run (tune, retrain, train, GAN, FID) as one report.
+    """Render whatever stages have run (tune, retrain, recipes, train, GAN, FID) as one report.
 
     It says first whether the results come from real CIFAR-100 or the synthetic stand-in, then
-    compares them with reports A and B. Stages that have not run are left out.
+    sets every number of reports A and B beside ours, saying why one of ours is missing (a stage
+    not run, unavailable or failed). Sections of stages that have not run are left out. Where each
+    protocol value comes from: the provenance section (docs/provenance.md).
     """
     from cifar_core.report import build_report
 

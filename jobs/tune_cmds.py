@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from cifar_core.protocols import RECIPES
 from cifar_core.tune.settings import TuneSettings
 from jobs.options import data_dir_option, device_option, json_option, results_dir_option
 from jobs.work_options import stage_work, task_options
@@ -66,43 +67,90 @@ def _print_tune(summary: dict, exp_dir: Path) -> None:
 
 
 @click.command("retrain")
-@click.option("--from-tune", "experiment", required=True, help="Experiment name of a finished `cifar tune`.")
-@click.option("--top-k", type=int, default=3, show_default=True, help="How many of its best configs to retrain.")
+@click.option("--from-tune", "experiment", help="Experiment name of a finished `cifar tune`: retrain its best configs.")
+@click.option("--recipe", type=click.Choice(list(RECIPES)),
+              help="Retrain a report's own models, without a search: report-a (CNN6, CNN7, CNN2 with report A's "
+                   "SGD settings and activations, 100 epochs) or report-b (resdw, Adam, flips and crops, "
+                   "10,000 steps, seeds 0, 1, 2). Where each value comes from: docs/provenance.md.")
+@click.option("--top-k", type=int, default=3, show_default=True, help="--from-tune: how many of its best configs.")
 @click.option("--select", type=click.Choice(["architectures", "trials"]), default="architectures", show_default=True,
-              help="architectures: the best trial of each of the top-k architectures (report A's three models); "
-                   "trials: the top-k trials, whatever their architecture.")
-@click.option("--epochs", type=int, default=100, show_default=True, help="Epochs on all training images.")
+              help="--from-tune: architectures: the best trial of each of the top-k architectures (report A's "
+                   "three models); trials: the top-k trials, whatever their architecture.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Epochs on all training images.  [default: 100 with --from-tune; the recipe's]")
+@click.option("--steps", type=click.IntRange(min=1), help="--recipe: optimisation steps instead of epochs.")
+@click.option("--models", help="--recipe: some of its models, comma-separated (e.g. cnn7).  [default: all]")
+@click.option("--seeds", help="--recipe: seeds, comma-separated; each model trains once per seed.  [default: the "
+                              "recipe's: report-a 0, report-b 0,1,2]")
+@click.option("--augment", help="--recipe: another augmentation preset (none, flip-crop, report-a); "
+                                "`--augment none` is the ablation.  [default: the recipe's]")
+@click.option("--amp/--no-amp", default=None,
+              help="--recipe: bf16 autocast on CUDA.  [default: off: float32, as the reports trained]")
+@click.option("--eval-every", type=click.IntRange(min=1),
+              help="--recipe: score the test set every N steps (a curve over training).  [default: report-b 500]")
 @data_dir_option
 @results_dir_option
 @device_option
 @task_options
 @json_option
-def retrain_cmd(experiment, top_k, select, epochs, data_dir, results_dir, device, cpus, gpus, ray_flag, as_json):
-    """Retrain the best configs of a search on all 50,000 training images, then score the test set.
+def retrain_cmd(experiment, recipe, top_k, select, epochs, steps, models, seeds, augment, amp, eval_every, data_dir,
+                results_dir, device, cpus, gpus, ray_flag, as_json):
+    """Retrain on all 50,000 training images, then score the test set: the best configs of a search
+    (--from-tune), or a report's own models without one (--recipe).
 
     With Ray (RAY_ADDRESS, or --ray for a local one) the runs are Ray tasks at once, each with
     --cpus and --gpus, resumed on another node if theirs dies; otherwise one after another here.
     Resumable: running it again continues unfinished runs and re-scores finished ones.
     """
-    from cifar_core.retrain import retrain_dir, retrain_from_tune
+    from cifar_core.retrain import RecipePlan, RetrainPlan, run_plan
 
+    if (experiment is None) == (recipe is None):
+        raise click.UsageError("give exactly one of --from-tune or --recipe")
+    recipe_only = {"--steps": steps, "--models": models, "--seeds": seeds, "--augment": augment, "--amp": amp,
+                   "--eval-every": eval_every}
+    if experiment is not None:
+        given = [flag for flag, value in recipe_only.items() if value is not None]
+        if given:
+            raise click.UsageError(f"{given[0]} applies to --recipe, not --from-tune")
+        plan = RetrainPlan(experiment, top_k, epochs or 100, select)
+    else:
+        plan = RecipePlan(recipe, models=_words(models), seeds=tuple(_seed(s) for s in _words(seeds)), epochs=epochs,
+                          steps=steps, augment=augment, amp=amp, eval_every=eval_every)
     with stage_work(ray_flag, cpus, gpus, default_ray=False) as (work, resources):
-        summary = retrain_from_tune(experiment, data_dir, results_dir, top_k=top_k, epochs=epochs, device=device,
-                                    select=select, work=work, resources=resources)
+        summary = run_plan(plan, data_dir, results_dir, device, work, resources)
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
         return
-    for m in summary["models"]:
-        click.echo(f"rank {m['rank']}: {m['model']:<10} test top-1 {m['test_top1'] * 100:6.2f}%  "
-                   f"top-5 {m['test_top5'] * 100:6.2f}%  ({m['parameters']:,} parameters, {m['epochs']} epochs)")
+    if experiment is not None:
+        for m in summary["models"]:
+            click.echo(f"rank {m['rank']}: {m['model']:<10} test top-1 {m['test_top1'] * 100:6.2f}%  "
+                       f"top-5 {m['test_top5'] * 100:6.2f}%  ({m['parameters']:,} parameters, {m['epochs']} epochs)")
+    else:
+        for m in summary["by_model"]:
+            spread = f" ± {m['test_top1_std'] * 100:.2f}" if m["test_top1_std"] is not None else ""
+            click.echo(f"{m['label']:<6} test top-1 {m['test_top1_mean'] * 100:6.2f}%{spread} over seeds "
+                       f"{', '.join(map(str, m['seeds']))}  ({m['parameters']:,} parameters)")
     if any(m["synthetic_data"] for m in summary["models"]):
         click.echo("note: trained on the SYNTHETIC stand-in dataset, not real CIFAR-100")
-    click.echo(f"results: {retrain_dir(results_dir, experiment)} (summary.json, table.md, loss.png)")
+    click.echo(f"results: {plan.out_dir(results_dir)} (summary.json, table.md, {', '.join(sorted(summary['files']))})")
+
+
+def _words(text: str | None) -> tuple[str, ...]:
+    return tuple(word.strip() for word in text.split(",") if word.strip()) if text else ()
+
+
+def _seed(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a whole number", param_hint="--seeds") from None
 
 
 @click.command("pipeline")
 @click.option("--profile", type=click.Choice(["smoke", "full"]), default="smoke", show_default=True,
-              help="smoke: minutes on a laptop CPU (synthetic data if none); full: report A's protocol, then report B's DCGAN (46,000 steps) and FID.")
+              help="smoke: minutes on a laptop CPU (synthetic data if none); full: both reports' protocols: report "
+                   "A's search, retrain, final models and augmentation ablation; report B's classifier (3 seeds), "
+                   "DCGAN (46,000 steps) and FID (its protocol and ours).")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Change one value of the profile (repeatable), e.g. tune.num_samples=20, retrain.top_k=3, "
                    "resources.retrain.gpus=1; unknown keys are refused.")
@@ -114,7 +162,8 @@ def retrain_cmd(experiment, top_k, select, epochs, data_dir, results_dir, device
 @device_option
 @json_option
 def pipeline_cmd(profile, overrides, ray_flag, data_dir, results_dir, device, as_json):
-    """Every stage (data, tune and gan side by side, then retrain and fid), then the HTML report.
+    """Every stage (data; then tune, the recipes, the ablation and gan side by side; retrain after
+    tune, fid and fid-b after gan), then the HTML report.
 
     Each stage runs as Ray tasks with the CPUs and GPUs of resources.<stage>; Ray starts a stage when
     the stages it needs have finished and moves work off a lost node. A stage already done with the

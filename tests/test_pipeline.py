@@ -130,13 +130,19 @@ def test_smoke_pipeline_end_to_end_on_a_tiny_profile(tmp_path, monkeypatch, ray_
     space.write_text(yaml.safe_dump({"models": [{"names": ["tinycnn"]}], "fixed": {"run.eval_batch_size": 500},
                                      "optimizers": {"sgd": {"lr": {"loguniform": [0.01, 0.1]}, "momentum": 0.9}}}))
     tiny = {
-        "data": {"if_missing": "synthesize", "n_train": 400, "n_test": 100, "seed": 0},
+        # Few training images (one batch of the recipes): FID's selection passes the whole training split
+        # through Inception.
+        "data": {"if_missing": "synthesize", "n_train": 128, "n_test": 40, "seed": 0},
         "tune": {"experiment": "smoke", "space": str(space), "num_samples": 2, "max_concurrent": 2, "max_epochs": 1,
                  "grace_period": 1, "reduction_factor": 2, "cpus_per_trial": 1.0, "batch_size": 50, "seed": 0},
         "retrain": {"experiment": "smoke", "top_k": 2, "epochs": 1, "select": "trials"},
+        "recipe-a": {"models": ["cnn6"], "seeds": [0], "epochs": 1, "amp": False},
+        "ablation": {"models": ["cnn6"], "augment": "none"},
+        "recipe-b": {"seeds": [0, 1], "steps": 1, "eval_every": 1, "amp": False},
         "gan": {"run": "smoke", "steps": 4, "batch_size": 16, "ngf": 8, "ndf": 8, "log_every": 2,
                 "sample_every": 2, "checkpoint_every": 2, "seed": 0},
         "fid": {"gan_run": "smoke", "n": 4, "if_no_weights": "fail"},
+        "fid-b": {"gan_run": "smoke", "step": 4, "n": 4, "if_no_weights": "fail"},
         "resources": pipeline.PROFILES["smoke"]["resources"],
     }
     monkeypatch.setitem(pipeline.PROFILES, "smoke", tiny)
@@ -148,8 +154,8 @@ def test_smoke_pipeline_end_to_end_on_a_tiny_profile(tmp_path, monkeypatch, ray_
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0, first.output
     assert "SYNTHETIC" in first.output  # said plainly
-    assert stage_lines(first.output) == [["data", "ran"], ["gan", "ran"], ["fid", "ran"], ["tune", "ran"],
-                                         ["retrain", "ran"]]
+    everything = [s.name for s in pipeline.STAGES]
+    assert stage_lines(first.output) == [[name, "ran"] for name in everything]
     assert f"results: {results.resolve()}" in first.output
     assert f"report:  {results / 'report' / 'index.html'}" in first.output
     assert (results / "report" / "index.html").stat().st_size > 10_000
@@ -158,12 +164,74 @@ def test_smoke_pipeline_end_to_end_on_a_tiny_profile(tmp_path, monkeypatch, ray_
     retrain = json.loads((results / "retrain" / "smoke" / "summary.json").read_text())
     assert len(retrain["models"]) == 2 and retrain["pipeline"]["stage"] == "retrain"
     assert json.loads((results / "tune" / "smoke" / "summary.json").read_text())["trials"] == 2
+    ablation = json.loads((results / "recipe" / "report-a-augment-none-e1" / "summary.json").read_text())
+    assert ablation["budget"] == {"epochs": 1} and ablation["augment"] == "none"  # recipe-a's budget, no augmentation
+    assert [p["step"] for p in json.loads((results / "recipe" / "report-b-s1" / "summary.json").read_text())
+            ["models"][1]["test_curve"]] == [1]
+    fid_b = json.loads((results / "fid" / "smoke-step_4-n4" / "summary.json").read_text())
+    assert fid_b["protocol"] == "checkpoint" and fid_b["pipeline"]["stage"] == "fid-b"
+    assert_fixture_has_the_shape_of(results)
 
     (results / "retrain" / "smoke" / "summary.json").unlink()  # as if killed during retraining
     second = CliRunner().invoke(cli, args)
     assert second.exit_code == 0, second.output
-    assert stage_lines(second.output) == [["data", "ran"], ["gan", "skipped"], ["fid", "skipped"],
-                                          ["tune", "skipped"], ["retrain", "ran"]]
+    assert stage_lines(second.output) == [[name, "ran" if name in ("data", "retrain") else "skipped"]
+                                          for name in everything]
+
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "results"
+
+
+def assert_fixture_has_the_shape_of(results: Path) -> None:
+    """The contract between the stages and the report's tests: every key (and kind of value) the
+    committed fixture tree has, real stage outputs have too. A stage that renames or drops what the
+    report reads fails here; then rerun tests/fixtures/make_results.py."""
+    pairs = [("pipeline/fixture/summary.json", "pipeline/smoke/summary.json"),
+             ("pipeline/fixture/data/summary.json", "pipeline/smoke/data/summary.json"),
+             *((f"tune/exp/{name}", f"tune/smoke/{name}") for name in ("summary.json", "top_k.json", "experiment.json")),
+             ("retrain/exp/summary.json", "retrain/smoke/summary.json"),
+             ("recipe/report-a-e1/summary.json", "recipe/report-a-e1/summary.json"),
+             ("recipe/report-a-augment-none-e1/summary.json", "recipe/report-a-augment-none-e1/summary.json"),
+             ("recipe/report-b-s2/summary.json", "recipe/report-b-s1/summary.json"),
+             ("train/tiny-evaluated/summary.json", "train/report-a-cnn6-e1-seed0/summary.json"),
+             ("gan/dcgan/summary.json", "gan/smoke/summary.json"),
+             ("fid/dcgan-select-n4/summary.json", "fid/smoke-select-n4/summary.json"),
+             ("fid/dcgan-step_40-n4/summary.json", "fid/smoke-step_4-n4/summary.json")]
+    for fixture, fresh in pairs:
+        assert_within(json.loads((FIXTURE / fixture).read_text()), json.loads((results / fresh).read_text()), fixture)
+    for fixture, fresh in (("gan/dcgan/metrics.jsonl", "gan/smoke/metrics.jsonl"),
+                           ("train/tiny-evaluated/metrics.jsonl", "train/report-a-cnn6-e1-seed0/metrics.jsonl")):
+        first_row = [json.loads(line) for line in (FIXTURE / fixture).read_text().splitlines()][:1]
+        assert_within(first_row, [json.loads(line) for line in (results / fresh).read_text().splitlines()], fixture)
+    header = (FIXTURE / "tune/exp/trials.csv").read_text().splitlines()[0].split(",")
+    assert set(header) <= set((results / "tune/smoke/trials.csv").read_text().splitlines()[0].split(","))
+
+
+DATA_KEYED = {"epochs_histogram", "status_counts", "params", "evaluations", "space_file"}
+
+
+def assert_within(fixture, fresh, where: str) -> None:
+    """`fixture`'s keys are all in `fresh`, recursively, with values of the same kind (null matches any)."""
+    if fixture is None or fresh is None:
+        return
+    if isinstance(fixture, dict):
+        assert isinstance(fresh, dict), where
+        if where.rsplit(".", 1)[-1] in DATA_KEYED:
+            return  # its keys are data (statuses, epochs, searched keys), not the shape
+        for key, value in fixture.items():
+            if key == "pipeline" and where.startswith(("tune", "recipe", "gan", "fid", "retrain")):
+                continue  # the pipeline's stamp: only in summaries a pipeline made
+            assert key in fresh, f"{where}: real outputs have no {key!r}"
+            assert_within(value, fresh[key], f"{where}.{key}")
+    elif isinstance(fixture, list):
+        assert isinstance(fresh, list), where
+        if fixture and fresh:
+            assert_within(fixture[0], fresh[0], f"{where}[0]")
+    else:
+        number = (int, float)
+        same = (isinstance(fixture, number) and isinstance(fresh, number) and not isinstance(fixture, bool)) \
+            or type(fixture) is type(fresh)
+        assert same, f"{where}: {type(fixture).__name__} in the fixture, {type(fresh).__name__} in real outputs"
 
 
 def stage_lines(output: str) -> list[list[str]]:
@@ -207,3 +275,50 @@ def test_device_cuda_applies_to_the_stages_that_train(tmp_path, monkeypatch):
         run_pipeline("smoke", tmp_path / "fresh", tmp_path / "results", device="cuda", overrides=tiny,
                      stages=pipeline.STAGES[:2], with_ray=False)
     assert not (tmp_path / "fresh").exists()  # refused before the data stage ran
+
+
+def test_a_stage_that_reads_another_section_runs_again_when_that_section_changes(tmp_path, monkeypatch):
+    """The ablation trains with recipe-a's budget: a change there must not leave an old ablation standing."""
+    unit_profile(monkeypatch, a={"value": 1}, b={"value": 2})
+    calls: list[str] = []
+    stages = [counting_stage("a", calls), Stage("b", counting_stage("b", calls).run,
+                                                counting_stage("b", calls).summary_path, reads=("a",))]
+    run_pipeline("unit", tmp_path / "data", tmp_path / "results", stages=stages, with_ray=False)
+    run_pipeline("unit", tmp_path / "data", tmp_path / "results", stages=stages, with_ray=False)
+    assert calls == ["a", "b"]
+    run_pipeline("unit", tmp_path / "data", tmp_path / "results", stages=stages, with_ray=False, overrides=("a.value=5",))
+    assert calls == ["a", "b", "a", "b"]
+
+
+def test_the_ablation_is_recipe_a_without_augmentation():
+    config = pipeline.resolve_profile("full", ["recipe-a.epochs=7", "recipe-a.seeds=[1, 2]"])
+    ctx = PipelineContext("full", Path("data"), Path("results"), config=config)
+    plan = pipeline.ablation_plan(ctx, config["ablation"])
+    assert (plan.recipe, plan.epochs, plan.seeds, plan.augment, plan.amp) == ("report-a", 7, (1, 2), "none", False)
+    assert plan.model_names == ("cnn6", "cnn7", "cnn2") and plan.name == "report-a-augment-none-e7"
+    recipe_b = pipeline.recipe_b_plan(ctx, config["recipe-b"])
+    assert (recipe_b.steps, recipe_b.seeds, recipe_b.eval_every) == (10_000, (0, 1, 2), 500)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("recipe-a.models=[cnn9]", "recipe report-a has no model 'cnn9'"),
+    ("recipe-b.seeds=[0, 0]", "must not repeat"),
+    ("ablation.augment=heavy", "unknown augmentation preset 'heavy'"),
+])
+def test_bad_recipe_settings_are_refused_before_anything_runs(tmp_path, override, message):
+    from cifar_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        run_pipeline("smoke", tmp_path / "data", tmp_path / "results", overrides=(override,), with_ray=False)
+    assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()
+
+
+def test_report_bs_fid_protocol_without_its_snapshot_fails_naming_the_kept_steps(tmp_path, monkeypatch):
+    from cifar_core.errors import CifarError
+
+    (tmp_path / "results" / "gan" / "g" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "results" / "gan" / "g" / "checkpoints" / "step_2000.pt").write_bytes(b"")
+    unit_profile(monkeypatch, **{"fid-b": {"gan_run": "g", "step": 46000, "n": 4, "if_no_weights": "skip"}})
+    stages = [s for s in pipeline.STAGES if s.name == "fid-b"]
+    with pytest.raises(CifarError, match="no snapshot .*step_46000.pt .*the run kept steps: 2,000"):
+        run_pipeline("unit", tmp_path / "data", tmp_path / "results", stages=stages, with_ray=False)

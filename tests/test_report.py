@@ -1,9 +1,8 @@
-"""`cifar report` on results made by the real stages on a tiny synthetic set: nothing at all, only
-the search, only the GAN, everything; the numbers on the page and in the Markdown are exactly the
-summaries'; a corrupt summary is a one-line error naming the file.
-
-The search is the one stage not run through Ray here (minutes on 2 cores): its trials are trained
-by the real engine and its files written by the tune package's own result writers.
+"""`cifar report` on result trees: nothing at all, only the search, only the GAN, everything (the
+committed tree tests/fixtures/results, made by the real stages: tests/fixtures/make_results.py);
+the numbers on the page and in the Markdown are exactly the summaries'; every number of both
+reports is there, with ours or the reason there is none; a corrupt summary is a one-line error
+naming the file. Nothing here trains or imports torch: the report needs neither.
 """
 
 from __future__ import annotations
@@ -12,129 +11,29 @@ import csv
 import json
 import os
 import shutil
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-import torch
-import yaml
 
-from cifar_core.errors import CifarError, TrainingDiverged
+from cifar_core.errors import CifarError
+from cifar_core.protocols import ANCHORS, PROTOCOLS, REPORT_B_FID
 from cifar_core.report import build_report
 from jobs.cli import main
 
-SPACE = {"description": "report test: tinycnn with sgd", "models": [{"names": ["tinycnn"]}],
-         "optimizers": {"sgd": {"lr": {"choice": [0.05, 0.01]}, "momentum": 0.9}}}
-# (trial id, learning rate, epochs trained): the 1-epoch trial is one ASHA stopped at its first rung.
-TRIALS = [("t1", 0.05, 2), ("t2", 0.01, 2), ("t3", 0.002, 1), ("t4", 1.0e30, 1)]
-MAX_EPOCHS = 2
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "results"
+STAGE_FOLDERS = ("tune", "retrain", "recipe", "train", "gan", "fid")
 
 
-# --- inputs: the real stages on tiny data, built once per test session --------------------------
-def full_results(tmp_path_factory) -> Path:
-    """RESULTS with tune, retrain, train, gan and fid outputs (shared by both report test files)."""
-    base = tmp_path_factory.getbasetemp() / "report-inputs"
-    if not (base / "DONE").exists():
-        shutil.rmtree(base, ignore_errors=True)
-        build_results(base)
-        (base / "DONE").touch()
-    return base / "results"
+@pytest.fixture
+def full(tmp_path) -> Path:
+    """A copy of the committed results tree (a report writes into it; tests change it)."""
+    return copy_stages(FIXTURE, tmp_path / "results", *STAGE_FOLDERS, "pipeline")
 
 
-def build_results(base: Path) -> None:
-    from cifar_core.data import write_synthetic
-    from cifar_core.retrain import retrain_from_tune
-    from cifar_core.runs import train_run
-
-    data, results = base / "data", base / "results"
-    write_synthetic(data, n_train=500, n_test=100, seed=0)
-    cfg = tiny_train_config()
-    train_run(cfg, data, results, run_name="tiny-evaluated", evaluate_test=True)
-    train_run(cfg.with_overrides({"optim.lr": 0.01}), data, results, run_name="tiny-validation-only")
-    write_search(base, data, results / "tune" / "exp")
-    retrain_from_tune("exp", data, results, top_k=2, epochs=1, device="cpu")
-    train_gan_with_collapse(data, results / "gan" / "dcgan")
-    score_snapshots(base, results)
-
-
-def tiny_train_config():
-    from cifar_core.config import TrainConfig
-
-    return TrainConfig().with_overrides({"model.name": "tinycnn", "optim.name": "sgd", "optim.lr": 0.05,
-                                         "optim.momentum": 0.9, "run.epochs": 1, "run.batch_size": 100,
-                                         "run.eval_batch_size": 500, "run.device": "cpu"})
-
-
-def write_search(base: Path, data: Path, exp_dir: Path) -> None:
-    """Four trials trained by the engine; trials.csv, top_k.json, curves.png, summary.json and
-    experiment.json written by the tune package's own functions, as `cifar tune` writes them."""
-    from cifar_core.atomic import atomic_write_json
-    from cifar_core.data import make_data
-    from cifar_core.engine import fit
-    from cifar_core.tune import results as tr
-    from cifar_core.tune.search import TuneSettings, experiment_record
-    from cifar_core.tune.space import load_space
-
-    (base / "space.yaml").write_text(yaml.safe_dump(SPACE))
-    settings = TuneSettings(experiment="exp", space=str(base / "space.yaml"), num_samples=len(TRIALS),
-                            max_concurrent=2, max_epochs=MAX_EPOCHS, batch_size=100, device="cpu")
-    record = experiment_record(settings, load_space(settings.space), data)
-    cfg = tiny_train_config()
-    bundle = make_data(data, batch_size=100, eval_batch_size=500, augment=cfg.augment, device="cpu")
-    records = []
-    for trial_id, lr, epochs in TRIALS:
-        params = {"model.name": "tinycnn", "optim.name": "sgd", "optim.lr": lr, "optim.momentum": 0.9}
-        trial = tr.TrialRecord(trial_id, "TERMINATED", params)
-        try:
-            fit(cfg.with_overrides({"optim.lr": lr, "run.epochs": epochs}), bundle,
-                on_epoch=lambda m, _c, t=trial: t.history.append({**m, "time_total_s": m["epoch_time_s"]}))
-        except TrainingDiverged as exc:
-            trial.status, trial.error = "ERROR", str(exc)
-        records.append(trial)
-    ranked = tr.rank_trials(records)
-    usable = [r for r in ranked if r.status != "ERROR"]
-    tr.write_trials_csv(exp_dir / "trials.csv", ranked, MAX_EPOCHS)
-    tr.write_top_k(exp_dir / "top_k.json", usable, 3, record)
-    tr.plot_curves(exp_dir / "curves.png", usable[:3], "exp")
-    atomic_write_json(exp_dir / "experiment.json", record)
-    atomic_write_json(exp_dir / "summary.json", tr.build_summary(ranked, record, wall_time_s=12.5))
-
-
-def train_gan_with_collapse(data: Path, run_dir: Path) -> None:
-    """A tiny DCGAN whose generator is pinned to a constant image from step 20: the real detector
-    sees the collapse and the trainer rolls back (the GAN tests' own sabotage)."""
-    from cifar_core.gan.config import CollapseConfig, GanTrainConfig
-    from cifar_core.gan.train import train_gan
-
-    cfg = GanTrainConfig(steps=40, batch_size=16, ngf=8, ndf=8, nz=16, log_every=5, sample_every=20,
-                         checkpoint_every=20, collapse=CollapseConfig(warmup_steps=10, window_steps=10))
-    hooks = []
-
-    def sabotage(row, training):
-        if row.get("step") == 20 and not hooks and "event" not in row:
-            hooks.append(training.generator.register_forward_hook(lambda m, i, out: torch.zeros_like(out)))
-        if row.get("event") == "collapse" and hooks:
-            hooks.pop().remove()
-
-    train_gan(cfg, data, run_dir, device="cpu", on_log=sabotage)
-
-
-def score_snapshots(base: Path, results: Path) -> None:
-    """`cifar fid --select-best` over the GAN's snapshots, with test-made Inception weights and an
-    8-image reference set, so Inception runs on 16 images in all."""
-    from cifar_core.data import write_synthetic
-    from cifar_core.fid import WEIGHTS_FILENAME, write_random_weights
-    from cifar_core.fid.scoring import run_fid
-
-    write_synthetic(base / "fid-data", n_train=2, n_test=8, seed=1)
-    weights = write_random_weights(base / WEIGHTS_FILENAME)
-    run_fid(results / "fid" / "dcgan-select", run_dir=results / "gan" / "dcgan", data_dir=base / "fid-data",
-            weights=weights, device="cpu", n=4, cache_dir=base / "fid-cache")
-
-
-@pytest.fixture(scope="session")
-def full(tmp_path_factory) -> Path:
-    return full_results(tmp_path_factory)
+TRIALS = 4  # in the fixture's search (tests/fixtures/make_results.py)
 
 
 # --- reading the page back ----------------------------------------------------------------------
@@ -223,33 +122,42 @@ def cifar(capsys, *args) -> tuple[int, str, str]:
 
 
 def copy_stages(full: Path, target: Path, *stages: str) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
     for stage in stages:
         shutil.copytree(full / stage, target / stage)
     return target
 
 
 # --- tests --------------------------------------------------------------------------------------
-def test_nothing_at_all_is_a_page_that_says_so(tmp_path):
+def test_nothing_at_all_is_a_page_that_says_so_and_still_lists_both_reports(tmp_path):
     (tmp_path / "results").mkdir()
     written = build_report(tmp_path / "results")
     assert written["html"] == tmp_path / "results" / "report" / "index.html"
     page = read_page(written["html"])
-    assert "No stages have run yet" in page.banner and list(page.tables) == []
+    assert "No stages have run yet" in page.banner
+    assert json.loads(written["json"].read_text())["stages"] == {s: [] for s in STAGE_FOLDERS}
+    anchors = page.tables["s-anchors"][1:]
+    assert [row[2][1] for row in anchors] == [a.value for a in ANCHORS]  # every published number, exactly
+    reasons = {row[0][0]: row[4][0] for row in anchors}
+    assert reasons["CNN6 test accuracy"].startswith("stage recipe-a has not run here (`cifar retrain --recipe report-a`")
+    assert reasons["DCGAN FID against the test set"].startswith("stage fid-b has not run here")
+    assert "cited by the report" in reasons["published: EXACT: How to Train Your Accuracy"]
+    assert reasons["CNN6 parameters"] == "our cnn6 (`cifar models`)"  # known without running anything
     assert "No stages have run" in written["md"].read_text()
-    assert json.loads(written["json"].read_text())["stages"] == {s: [] for s in ("tune", "retrain", "train", "gan", "fid")}
 
 
 def test_only_the_search(full, tmp_path):
-    results = copy_stages(full, tmp_path / "results", "tune")
+    results = copy_stages(full, tmp_path / "only", "tune")
     written = build_report(results, tmp_path / "out")
     page = read_page(written["html"])
-    assert "SYNTHETIC DATA" in page.banner  # known from the data dir named in experiment.json
+    assert "SYNTHETIC DATA" in page.banner  # the search records it
     assert {"s-overview", "s-tune-exp-trials", "s-tune-exp-rungs"} <= set(page.tables)
-    assert not any(key.startswith(("s-gan", "s-fid", "s-train", "s-retrain")) for key in page.tables)
+    assert not any(key.startswith(("s-gan", "s-fid", "s-train", "s-retrain", "s-recipe")) for key in page.tables)
     rows = table_rows(page, "tune/exp/trials")
     with open(results / "tune" / "exp" / "trials.csv", newline="") as f:
         trials = list(csv.DictReader(f))
-    assert len(rows) == len(TRIALS) == len(trials)
+    assert len(rows) == TRIALS == len(trials)
+    assert {t["status"] for t in trials} == {"TERMINATED", "ERROR"}  # the fixture has a diverged trial
     for trial in trials:
         row = next(r for r in rows.values() if r["Trial"][0] == trial["trial_id"])
         assert row["Status"][0].startswith(trial["status"])
@@ -259,11 +167,13 @@ def test_only_the_search(full, tmp_path):
     rungs = summary(results / "tune" / "exp" / "summary.json")["rungs"]
     assert [(r["Trials reaching it"][1], r["Stopped there"][1]) for r in table_rows(page, "tune/exp/rungs").values()] \
         == [(r["trials_reached"], r["stopped_here"]) for r in rungs]
+    anchors = table_rows(page, "anchors")
+    assert anchors["trials"]["This study"][1] == TRIALS  # the search's own count, beside report A's 60
     assert (tmp_path / "out" / "figures" / "tune_exp_rungs.png").stat().st_size > 5_000
 
 
 def test_only_the_gan(full, tmp_path):
-    results = copy_stages(full, tmp_path / "results", "gan")
+    results = copy_stages(full, tmp_path / "only", "gan")
     page = read_page(build_report(results, tmp_path / "out", formats=("html",))["html"])
     assert not (tmp_path / "out" / "report.md").exists()
     gan = summary(results / "gan" / "dcgan" / "summary.json")
@@ -283,7 +193,7 @@ def test_full_run_numbers_are_the_summaries(full, tmp_path):
 
     train = table_rows(page, "train/runs")
     md_train = next(t for t in md_tables if "tiny-evaluated" in t)
-    for name in ("tiny-evaluated", "tiny-validation-only", "exp-rank1-tinycnn", "exp-rank2-tinycnn"):
+    for name in ("tiny-evaluated", "tiny-validation-only", "exp-tinycnn-t1", "report-b-resdw-s2-seed1"):
         s = summary(full / "train" / name / "summary.json")
         assert train[name]["Parameters"] == (f"{s['parameters']:,}", s["parameters"])
         assert md_train[name]["Parameters"] == f"{s['parameters']:,}"
@@ -292,12 +202,10 @@ def test_full_run_numbers_are_the_summaries(full, tmp_path):
             assert md_train[name]["Test top-5 (%)"] == pct(s["test"]["top5"])
         else:
             assert train[name]["Test top-1 (%)"] == ("—", None) and md_train[name]["Test top-1 (%)"] == "—"
-        if s["best_val_acc"] is not None:
-            assert train[name]["Best val acc (%)"][1] == s["best_val_acc"]
 
     retrain = summary(full / "retrain" / "exp" / "summary.json")
     models = table_rows(page, "retrain/exp/models")
-    md_models = next(t for t in md_tables if "CNN6" in t)
+    md_models = next(t for t in md_tables if "tinycnn (rank 1)" in t)
     for m in retrain["models"]:
         label = f"{m['model']} (rank {m['rank']})"
         assert models[label]["Test top-1 (%)"] == (pct(m["test_top1"]), m["test_top1"])
@@ -307,24 +215,101 @@ def test_full_run_numbers_are_the_summaries(full, tmp_path):
         assert md_models[name]["Parameters"] == f"{parameters:,}"
     published = [r["Test top-1 (%)"][1] for r in models.values() if r["Source"][0].startswith("published")]
     assert published == [82.68, 74.24, 74.01, 73.5]
+    assert "the best trials whatever their architecture" in written["md"].read_text()  # which selection
 
-    fid = summary(full / "fid" / "dcgan-select" / "summary.json")
-    assert table_rows(page, "fid/scores")["dcgan-select"]["FID"] == (f"{fid['fid']:.2f}", fid["fid"])
-    ranking = table_rows(page, "fid/dcgan-select/ranking")
+    for name in ("report-a-e1", "report-b-s2"):
+        by_model = summary(full / "recipe" / name / "summary.json")["by_model"]
+        rows = table_rows(page, f"recipe/{name}/models")
+        for m in by_model:
+            row = rows[f"{m['label']} ({m['model']})"]
+            assert row["Test top-1 (%)"] == (pct(m["test_top1_mean"]), m["test_top1_mean"])
+            assert row["Seeds"][0] == ", ".join(map(str, m["seeds"]))
+    resdw = table_rows(page, "recipe/report-b-s2/models")["resdw"]
+    assert [resdw[c][1] for c in ("Test top-1 (%)", "Test SD (points)", "Train acc (%)", "Train SD (points)")] == [56.9, 4.6, 68.1, 4.3]
+
+    fid = summary(full / "fid" / "dcgan-select-n4" / "summary.json")
+    scores = table_rows(page, "fid/scores")
+    assert scores["dcgan-select-n4"]["FID"] == (f"{fid['fid']:.2f}", fid["fid"])
+    assert scores["dcgan-select-n4"]["Protocol"][0].startswith("snapshot chosen by its train FID (step ")
+    assert scores["dcgan-step_40-n4"]["Protocol"][0] == "one snapshot (step 40), 4 samples, the test split"
+    ranking = table_rows(page, "fid/dcgan-select-n4/ranking")
     assert [r["FID"][1] for r in ranking.values()] == [r["fid"] for r in sorted(fid["ranking"], key=lambda r: r["step"])]
-    assert {"s-tune-exp-trials", "s-gan-dcgan-collapses", "s-environment-stages"} <= set(page.tables)
+    assert {"s-tune-exp-trials", "s-gan-dcgan-collapses", "s-environment-stages", "s-environment-ran_on"} <= set(page.tables)
     for figure in ("accuracy_vs_parameters", "fid_over_snapshots", "tune_exp_rungs"):
         assert (tmp_path / "out" / "figures" / f"{figure}.png").stat().st_size > 10_000
     html = written["html"].read_text()
-    for figure in ("s-gan-dcgan-samples", "s-gan-dcgan-losses", "s-tune-exp-curves", "s-retrain-exp-loss"):
+    for figure in ("s-gan-dcgan-samples", "s-gan-dcgan-losses", "s-tune-exp-curves", "s-retrain-exp-loss",
+                   "s-recipe-report-b-s2-test_accuracy", "s-recipe-report-a-e1-loss"):
         assert f'<figure id="{figure}"><img' in html
     samples = os.path.relpath((full / "gan/dcgan/samples/step_40.png").resolve(), (tmp_path / "out").resolve())
     assert f"]({samples})" in written["md"].read_text()  # the stage's figures are linked, not copied
 
 
+def test_every_number_of_both_reports_with_ours_or_why_not(full, tmp_path):
+    page = read_page(build_report(full, tmp_path / "out", formats=("html",))["html"])
+    rows = page.tables["s-anchors"][1:]
+    published = [row[2][1] for row in rows]
+    assert all(a.value in published for a in ANCHORS)
+    anchors = {row[0][0]: row for row in rows}
+    recipe_a = summary(full / "recipe" / "report-a-e1" / "summary.json")["by_model"]
+    cnn7 = next(m for m in recipe_a if m["model"] == "cnn7")
+    assert anchors["CNN7 test accuracy"][3][1] == 100 * cnn7["test_top1_mean"]
+    assert "epochs 1, not 100" in anchors["CNN7 test accuracy"][4][0] and "SYNTHETIC" in anchors["CNN7 test accuracy"][4][0]
+    [resdw] = summary(full / "recipe" / "report-b-s2" / "summary.json")["by_model"]
+    assert anchors["resdw test accuracy"][3] == (f"{100 * resdw['test_top1_mean']:.2f} ± {100 * resdw['test_top1_std']:.2f}",
+                                                 100 * resdw["test_top1_mean"])
+    assert anchors["resdw parameters"][3][1] == 98_077
+    without = {m["model"]: m["test_top1_mean"]
+               for m in summary(full / "recipe" / "report-a-augment-none-e1" / "summary.json")["by_model"]}
+    gains = [m["test_top1_mean"] - without[m["model"]] for m in recipe_a]
+    assert anchors["gain from augmentation"][3][1] == pytest.approx(100 * sum(gains) / len(gains))
+    fid = summary(full / "fid" / "dcgan-select-n4" / "summary.json")
+    assert anchors["DCGAN FID against the test set (our protocol: chosen on the training split)"][3][1] == fid["fid"]
+    assert anchors["DCGAN FID against the test set (one snapshot)"][2][1] == REPORT_B_FID
+    ablation = table_rows(page, "ablation/report-a-augment-none-e1")
+    assert ablation["mean of the models"]["Gain (points)"][1] == pytest.approx(sum(gains) / len(gains))
+    assert ablation["report A (section II.B)"]["Gain (points)"][1] == 10
+
+
+def test_without_inception_weights_report_bs_fid_stays_with_the_reason(full, tmp_path):
+    """The fixture's pipeline ran fid-b where no Inception weights were: no FID of ours, report B's
+    46.85 still there, and why ours is absent."""
+    shutil.rmtree(full / "fid")
+    page = read_page(build_report(full, tmp_path / "out", formats=("html",))["html"])
+    row = table_rows(page, "anchors")["DCGAN FID against the test set"]
+    assert row["Published"] == ("46.85", REPORT_B_FID) and row["This study"] == ("—", None)
+    reason = row["How this study's number was measured"][0]
+    assert reason.startswith("pipeline fixture: stage fid-b unavailable: FID Inception weights not available")
+    assert "s-fid-scores" not in page.tables
+
+
+def test_where_each_stage_ran_and_where_each_value_comes_from(full, tmp_path):
+    written = build_report(full, tmp_path / "out")
+    page = read_page(written["html"])
+    ran_on = page.tables["s-environment-ran_on"][1:]
+    recipe_b = summary(full / "recipe" / "report-b-s2" / "summary.json")
+    hosts = [row[4][0] for row in ran_on if row[0][0] == "recipe" and row[1][0] == "report-b-s2"]
+    assert hosts == [place["hostname"] for place in recipe_b["ran_on"]]
+    for protocol in PROTOCOLS:
+        table = table_rows(page, f"provenance/{protocol.key}")
+        assert list(table) == [s.name for s in protocol.settings]
+        assert [r["Source"][0] for r in table.values()] == [s.source.label for s in protocol.settings]
+    assert "docs/provenance.md" in written["md"].read_text()
+
+
+def test_the_report_imports_no_torch(full, tmp_path):
+    """`cifar report` renders in a pod without the training stack: torch cannot even be imported here."""
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from jobs.cli import main\n"
+            f"sys.exit(main(['report', '--results-dir', {str(full)!r}, '--out', {str(tmp_path / 'out')!r}]))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "out" / "index.html").stat().st_size > 100_000
+
+
 def test_corrupt_summary_is_one_line_naming_the_file(full, tmp_path, capsys):
-    results = copy_stages(full, tmp_path / "results", "gan", "fid")
-    broken = results / "fid" / "dcgan-select" / "summary.json"
+    results = copy_stages(full, tmp_path / "part", "gan", "fid")
+    broken = results / "fid" / "dcgan-select-n4" / "summary.json"
     broken.write_text(broken.read_text()[:-40])  # torn, as a crash mid-write without atomic writes leaves it
     with pytest.raises(CifarError, match="corrupt .*summary.json"):
         build_report(results)
@@ -338,7 +323,7 @@ def test_corrupt_summary_is_one_line_naming_the_file(full, tmp_path, capsys):
 
 
 def test_cli_writes_what_format_asks_and_prints_where(full, tmp_path, capsys):
-    results = copy_stages(full, tmp_path / "results", "train")
+    results = copy_stages(full, tmp_path / "part", "train")
     status, out, err = cifar(capsys, "report", "--results-dir", results, "--format", "md")
     assert status == 0, err
     assert out.splitlines() == [f"md: {results / 'report' / 'report.md'}", f"json: {results / 'report' / 'report.json'}"]
@@ -349,12 +334,26 @@ def test_cli_writes_what_format_asks_and_prints_where(full, tmp_path, capsys):
     assert status == 2 and err.strip() == f"error: no results directory at {tmp_path / 'missing'}"
 
 
+def test_fid_protocol_names_report_bs_and_a_biased_selection():
+    from cifar_core.report.points import fid_protocol
+
+    fixed = {"fake": {"kind": "checkpoint", "path": "/r/gan/dcgan/checkpoints/step_46000.pt"},
+             "real": {"split": "test"}, "n_fake": 10_000}
+    assert fid_protocol(fixed) == ("report-b", "report B's: the step 46,000 snapshot, 10,000 samples, the test split")
+    assert fid_protocol({**fixed, "n_fake": 2000})[0] == "checkpoint"
+    # A selection made before it moved to the training split: ranked and reported on the test split.
+    old = {"fake": {"kind": "run", "path": "/r/gan/dcgan"}, "real": {"split": "test"}, "n_fake": 2000,
+           "best": {"step": 40000}, "ranking": [{"step": 40000, "fid": 50.0}]}
+    key, text = fid_protocol(old)
+    assert key == "select-on-scored-split" and "flattering" in text
+
+
 def test_data_verdict_names_what_is_synthetic():
     from cifar_core.report.collect import data_provenance
     from cifar_core.report.content import data_banner
 
     def stages(**flags):
-        empty = {s: [] for s in ("tune", "retrain", "train", "gan", "fid")}
+        empty = {s: [] for s in STAGE_FOLDERS}
         empty["train"] = [{"name": n, "summary": {"synthetic_data": f}} for n, f in flags.items()]
         return empty
 

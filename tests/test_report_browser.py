@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from test_report import full_results
+from test_report import FIXTURE
 
 from cifar_core.report import build_report
 
@@ -43,13 +43,8 @@ def assert_real_screenshot(path: Path, height: int) -> None:
     assert colours is None or len(colours) > 200  # text, tables and figures, not a blank page
 
 
-@pytest.fixture(scope="session")
-def full(tmp_path_factory) -> Path:
-    return full_results(tmp_path_factory)
-
-
-def test_full_report_opens_without_console_messages(full, tmp_path):
-    page = build_report(full, tmp_path / "out", formats=("html",))["html"]
+def test_full_report_opens_without_console_messages(tmp_path):
+    page = build_report(FIXTURE, tmp_path / "out", formats=("html",))["html"]
     screenshot = tmp_path / "report.png"
     assert open_page(page, screenshot, tmp_path, height=4000) == []
     assert_real_screenshot(screenshot, 4000)

@@ -2,7 +2,9 @@
 
     collect   every stage's summary.json and result files -> one plain dict (report.json)
     plots     the report's own figures (accuracy vs parameters, FID over snapshots, ASHA rungs)
-    content   the document: sections of text, tables and figures (classify_sections, gan_sections)
+    content   the document: sections of text, tables and figures (classify_sections, gan_sections),
+              both reports number by number (anchors) and where each protocol value comes from
+              (cifar_core.protocols, also docs/provenance.md)
     html      OUT/index.html, self-contained (figures inline, no requests, no script)
     markdown  OUT/report.md, figures linked
 """

@@ -1,9 +1,24 @@
-"""Report sections for the classifiers: the Tune search, the full-data retrain, plain training runs."""
+"""Report sections for the classifiers: the Tune search, the full-data retrain, the recipes (the
+reports' own models), the augmentation ablation, plain training runs."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from cifar_core.protocols import (
+    ANCHORS_BY_KEY,
+    PUBLISHED,
+    RECIPES,
+    REPORT_A_MODELS,
+    REPORT_B_FINAL_TRAIN_LOSS,
+    REPORT_B_RESDW_PARAMETERS,
+    REPORT_B_STEPS,
+    REPORT_B_TEST_PCT,
+    REPORT_B_TEST_SPREAD,
+    REPORT_B_TRAIN_PCT,
+    REPORT_B_TRAIN_SPREAD,
+    mean_std,
+)
 from cifar_core.report.document import (
     Cell,
     Facts,
@@ -21,7 +36,6 @@ from cifar_core.report.document import (
     text,
     yes_no,
 )
-from cifar_core.report.references import PUBLISHED, REPORT_A
 
 SYNTHETIC_NOTE = "Trained on the synthetic stand-in: these accuracies are not CIFAR-100 results."
 
@@ -89,32 +103,175 @@ def retrain_section(entries: list[dict[str, Any]]) -> Section:
     section = Section("retrain", "Full-data retraining of the best configs (report A, sections V-VII)")
     for entry in entries:
         name, summary = entry["name"], entry["summary"]
+        selection = SELECTION_TEXT.get(summary.get("select"), f"selection {summary.get('select')!r}")
         section.blocks.append(Heading(f"Experiment {name}: top {summary.get('top_k')} for {summary.get('epochs')} epochs"))
-        if not summary.get("complete"):
-            section.blocks.append(Text("Retraining has not finished: the models below are those done so far.", "note"))
-        if any(m.get("synthetic_data") for m in summary.get("models", [])):
-            section.blocks.append(Text(SYNTHETIC_NOTE, "warning"))
-        section.blocks.append(retrain_table(name, summary))
-        if entry["figures"]["loss"]:
-            section.blocks.append(Figure(f"retrain/{name}/loss", entry["figures"]["loss"],
-                                         "Training loss on all training images (report A, figure 3)."))
+        section.blocks.append(Text(f"Retrained: {selection}."))
+        _common_blocks(section, entry, "Training loss on all training images (report A, figure 3).")
     return section
 
 
-def retrain_table(name: str, summary: dict[str, Any]) -> Table:
+SELECTION_TEXT = {
+    "architectures": "the best trial of each of the best architectures, as report A retrained three different "
+                     "models (`--select architectures`)",
+    "trials": "the best trials whatever their architecture, so an architecture may appear more than once "
+              "(`--select trials`)",
+    None: "the best trials, by a retrain made before the selection was recorded",
+}
+
+
+def recipe_section(entries: list[dict[str, Any]]) -> Section:
+    """The recipes' own runs (report A's final models, report B's classifier), without a search."""
+    section = Section("recipes", "The reports' own models, without a search (recipes)")
+    section.blocks.append(Text("Each recipe trains a report's models with the report's own settings; every value the "
+                               "reports do not give is this project's choice, listed with its reason in the "
+                               "provenance section below (and docs/provenance.md). `cifar retrain --recipe NAME`."))
+    for entry in entries:
+        summary = entry["summary"]
+        recipe = RECIPES.get(summary.get("recipe"))
+        title = recipe.protocol.title if recipe is not None else summary.get("recipe")
+        section.blocks += [Heading(f"{title}: recipe/{entry['name']}"), Text(recipe_facts_text(summary))]
+        caption = ("Test accuracy over the optimisation steps, each seed, with report B's 56.9 ± 4.6% at 10,000 "
+                   "steps (report B, figure 2).")
+        _common_blocks(section, entry, "Training loss on all training images (report A, figure 3).", caption)
+    return section
+
+
+def recipe_facts_text(summary: dict[str, Any]) -> str:
+    budget = ", ".join(f"{value:,} {key}" for key, value in (summary.get("budget") or {}).items())
+    precision = "bf16 autocast on GPUs" if summary.get("amp") else "float32"
+    augment = "the recipe's augmentation" if summary.get("augment") is None else f"augmentation `{summary['augment']}`"
+    models = ", ".join(f"{m['label']} ({m['model']})" for m in summary.get("by_model") or [])
+    return (f"Models {models}; seeds {', '.join(map(str, summary.get('seeds') or []))}; "
+            f"{budget} on all training images; {augment}; {precision}.")
+
+
+def ablation_section(recipes: list[dict[str, Any]]) -> Section | None:
+    """Each recipe run with another augmentation, beside the same recipe and budget with its own."""
+    arms = [e for e in recipes if e["summary"].get("augment") is not None]
+    if not arms:
+        return None
+    section = Section("ablation", "Augmentation ablation (report A, section II.B)")
+    section.blocks.append(Text(f"Report A: augmentation gave about {ANCHORS_BY_KEY['a.augment.gain'].value} points; "
+                               f"without it all three models reached about {ANCHORS_BY_KEY['a.augment.none'].value}%. "
+                               "Here the same models, budget and seeds, with the recipe's augmentation and without."))
+    for arm in arms:
+        base = matching_recipe(arm["summary"], recipes)
+        section.blocks.append(ablation_table(arm, base))
+        if base is None:
+            section.blocks.append(Text(f"No recipe/{arm['summary'].get('recipe')} result with the same budget, seeds "
+                                       "and precision: run it to compare.", "note"))
+        _common_blocks(section, arm, f"Training loss without augmentation (recipe/{arm['name']}).")
+    return section
+
+
+def matching_recipe(arm: dict[str, Any], recipes: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The recipe result `arm` differs from only by its augmentation."""
+    for entry in recipes:
+        s = entry["summary"]
+        if s.get("augment") is None and all(s.get(k) == arm.get(k) for k in ("recipe", "budget", "amp", "seeds")):
+            return entry
+    return None
+
+
+def ablation_table(arm: dict[str, Any], base: dict[str, Any] | None) -> Table:
+    with_aug = {m["model"]: m for m in (base["summary"].get("by_model") or [])} if base else {}
+    rows, gains = [], []
+    for m in arm["summary"].get("by_model") or []:
+        ours = with_aug.get(m["model"], {}).get("test_top1_mean")
+        without = m["test_top1_mean"]
+        gain = None if ours is None or without is None else ours - without
+        if gain is not None:
+            gains.append(gain)
+        rows.append([text(f"{m['label']} ({m['model']})"), text(", ".join(map(str, m["seeds"]))), percent(ours),
+                     percent(without), percent(gain)])
+    mean_gain, _ = mean_std(gains)
+    rows.append([text("mean of the models"), text(None), text(None), text(None), percent(mean_gain)])
+    gain_anchor, none_anchor = ANCHORS_BY_KEY["a.augment.gain"], ANCHORS_BY_KEY["a.augment.none"]
+    rows.append([text("report A (section II.B)"), text(None), text(None),
+                 Cell(f"about {none_anchor.value}", none_anchor.value, True),
+                 Cell(f"about {gain_anchor.value}", gain_anchor.value, True)])
+    arm_text = arm["summary"].get("augment")
+    columns = ["Model", "Seeds", "With augmentation (%)", f"Augmentation {arm_text} (%)", "Gain (points)"]
+    return Table(f"ablation/{arm['name']}", columns, rows,
+                 f"Test top-1, mean over seeds: recipe/{base['name'] if base else '—'} against recipe/{arm['name']}.")
+
+
+def _common_blocks(section: Section, entry: dict[str, Any], loss_caption: str, curve_caption: str = "") -> None:
+    name, summary = entry["name"], entry["summary"]
+    if not summary.get("complete"):
+        section.blocks.append(Text("Retraining has not finished: the models below are those done so far.", "note"))
+    if any(m.get("synthetic_data") for m in summary.get("models", [])):
+        section.blocks.append(Text(SYNTHETIC_NOTE, "warning"))
+    section.blocks.append(plan_table(name, summary))
+    key = "retrain" if summary.get("kind", "tune") == "tune" else "recipe"
+    if entry["figures"].get("loss"):
+        section.blocks.append(Figure(f"{key}/{name}/loss", entry["figures"]["loss"], loss_caption))
+    if entry["figures"].get("test_accuracy"):
+        section.blocks.append(Figure(f"{key}/{name}/test_accuracy", entry["figures"]["test_accuracy"],
+                                     curve_caption or "Test accuracy over the optimisation steps."))
+
+
+def plan_table(name: str, summary: dict[str, Any]) -> Table:
+    """The table of a retraining (summary.json of retrain/ or recipe/) against the reports: the one
+    table, here and in the stage's own table.md."""
+    if summary.get("kind", "tune") == "tune":
+        return _search_table(name, summary)
+    return _recipe_table(name, summary)
+
+
+def _search_table(name: str, summary: dict[str, Any]) -> Table:
     columns = ["Model", "Source", "Optimizer", "Parameters", "Epochs", "Test top-1 (%)", "Test top-5 (%)",
                "Search val acc (%)"]
-    rows = [[text(f"{m['model']} (rank {m['rank']})"), text("this study"), text(m.get("optimizer")),
+    rows = [[text(f"{m['model']} (rank {m['rank']})"), text("this study"), text(optimizer_text(m)),
              count(m.get("parameters")), count(m.get("epochs")), percent(m.get("test_top1")),
              percent(m.get("test_top5")), percent(m.get("tune_val_acc"))] for m in summary.get("models", [])]
-    report_a = summary.get("report_a") or [{"model": m, "test_top1_pct": a, "parameters": n} for m, a, n in REPORT_A]
-    rows += [[text(r["model"]), text("report A"), text("SGD"), count(r["parameters"]), count(100),
-              percent_points(r["test_top1_pct"]), text(None), text(None)] for r in report_a]
-    published = summary.get("published") or [{"title": t, "test_top1_pct": a} for t, a in PUBLISHED]
-    rows += [[text(r["title"]), text("published, cited by report A"), text(None), text(None), text(None),
-              percent_points(r["test_top1_pct"], 2), text(None), text(None)] for r in published]
+    rows += [[text(m.label), text("report A"), text(f"sgd (lr={m.lr:g}, momentum={m.momentum:g}, dampening="
+                                                    f"{m.dampening:g})"), count(m.parameters), count(100),
+              percent_points(m.test_top1_pct), text(None), text(None)] for m in REPORT_A_MODELS]
+    rows += [[text(title), text("published, cited by report A"), text(None), text(None), text(None),
+              percent_points(pct, 2), text(None), text(None)] for title, pct in PUBLISHED]
     return Table(f"retrain/{name}/models", columns, rows,
-                 "Test accuracy after retraining on all training images, against report A and the results it cites.")
+                 f"retrain/{name}: test accuracy after retraining on all training images, against report A and the "
+                 "results it cites.")
+
+
+def _recipe_table(name: str, summary: dict[str, Any]) -> Table:
+    columns = ["Model", "Source", "Seeds", "Parameters", "Budget", "Test top-1 (%)", "Test SD (points)",
+               "Train acc (%)", "Train SD (points)", "Final train loss"]
+    budget = ", ".join(f"{value:,} {key}" for key, value in (summary.get("budget") or {}).items())
+    rows = [[text(f"{m['label']} ({m['model']})"), text("this study"), text(", ".join(map(str, m["seeds"]))),
+             count(m.get("parameters")), text(budget), percent(m.get("test_top1_mean")), percent(m.get("test_top1_std")),
+             percent(m.get("train_acc_mean")), percent(m.get("train_acc_std")), decimal(m.get("final_train_loss_mean"))]
+            for m in summary.get("by_model") or []]
+    recipe, augment = summary.get("recipe"), summary.get("augment")
+    if recipe == "report-a" and augment is None:
+        rows += [[text(m.label), text("report A"), text(None), count(m.parameters), text("100 epochs"),
+                  percent_points(m.test_top1_pct), *[text(None)] * 4] for m in REPORT_A_MODELS]
+        rows += [[text(title), text("published, cited by report A"), *[text(None)] * 3, percent_points(pct, 2),
+                  *[text(None)] * 4] for title, pct in PUBLISHED]
+    elif recipe == "report-a":
+        anchor = ANCHORS_BY_KEY["a.augment.none"]
+        rows.append([text("all three, without augmentation"), text(f"report A §{anchor.source.where}"), text(None),
+                     text(None), text(None), Cell(f"about {anchor.value}", anchor.value, True)] + [text(None)] * 4)
+    elif recipe == "report-b":
+        rows.append([text("resdw"), text("report B §2"), text(None), count(REPORT_B_RESDW_PARAMETERS),
+                     text(f"{REPORT_B_STEPS:,} steps"), percent_points(REPORT_B_TEST_PCT),
+                     percent_points(REPORT_B_TEST_SPREAD), percent_points(REPORT_B_TRAIN_PCT),
+                     percent_points(REPORT_B_TRAIN_SPREAD), decimal(REPORT_B_FINAL_TRAIN_LOSS, 3)])
+    caption = (f"recipe/{name}: test accuracy on the whole test split after the last step, mean and standard "
+               "deviation over seeds; training accuracy and loss of the last epoch's batches")
+    if recipe == "report-b":
+        caption += " (report B's ± is not said to be over seeds)"
+    return Table(f"recipe/{name}/models", columns, rows, caption + ".")
+
+
+def optimizer_text(m: dict[str, Any]) -> str:
+    """sgd (lr=0.0043, momentum=0.0096, ...) from a retrained trial's searched params."""
+    params = m.get("params") or {}
+    shown = ", ".join(f"{k.removeprefix('optim.')}={v:.3g}" for k, v in sorted(params.items())
+                      if k.startswith("optim.") and k != "optim.name" and isinstance(v, float))
+    name = params.get("optim.name", m.get("optimizer"))
+    return f"{name} ({shown})" if shown else str(name)
 
 
 def train_section(entries: list[dict[str, Any]]) -> Section:
@@ -141,5 +298,6 @@ def train_section(entries: list[dict[str, Any]]) -> Section:
 def accuracy_section(figures: dict[str, str]) -> Section:
     figure = Figure("accuracy_vs_parameters", figures["accuracy_vs_parameters"],
                     "Every trained model: test accuracy where evaluated, else validation; report A's three models, "
-                    "report B's resdw (56.9% with 98,068 parameters) and its 100,000-parameter budget.")
+                    "report B's resdw (56.9% with 98,068 parameters) and its parameter limit (100,000 assumed: "
+                    "report B does not state it).")
     return Section("accuracy", "Accuracy against parameter count", [figure])

@@ -12,7 +12,6 @@ import datetime as dt
 import importlib.metadata
 import os
 import platform
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,8 +19,10 @@ from typing import Any
 
 from cifar_core.atomic import read_json, read_jsonl
 from cifar_core.errors import CifarError
+from cifar_core.pipeline import RESULT_FOLDERS
+from cifar_core.snapshots import step_files
 
-STAGES = ("tune", "retrain", "train", "gan", "fid")
+STAGES = RESULT_FOLDERS  # the folders under RESULTS whose results the report reads
 VERSIONED_PACKAGES = ("cifar100-k8s", "torch", "torchvision", "ray", "numpy", "matplotlib", "pytorch-fid")
 
 
@@ -31,7 +32,8 @@ def collect_results(results_dir: str | os.PathLike) -> dict[str, Any]:
     if not root.is_dir():
         raise CifarError(f"no results directory at {root}")
     incomplete: list[dict[str, str]] = []
-    readers = {"tune": read_tune, "retrain": read_retrain, "train": read_train, "gan": read_gan, "fid": read_fid}
+    readers = {"tune": read_tune, "retrain": read_retrain, "recipe": read_retrain, "train": read_train,
+               "gan": read_gan, "fid": read_fid}
     stages = {stage: _read_stage(root, stage, readers[stage], incomplete) for stage in STAGES}
     pipelines = read_pipelines(root)
     return {
@@ -94,14 +96,16 @@ def read_tune(run_dir: Path, entry: dict[str, Any]) -> dict[str, Any]:
     entry["top_k"] = read_json(run_dir / "top_k.json") if (run_dir / "top_k.json").is_file() else None
     experiment = read_json(run_dir / "experiment.json") if (run_dir / "experiment.json").is_file() else {}
     entry["experiment"] = experiment
-    recorded = entry["summary"].get("synthetic_data")  # where the search records it itself
-    entry["synthetic_data"] = recorded if recorded is not None else _synthetic_data_dir(experiment.get("data_dir"))
+    # Recorded by the search (None for one made before it recorded it: said as unknown).
+    entry["synthetic_data"] = entry["summary"].get("synthetic_data", experiment.get("synthetic_data"))
     entry["figures"] = {"curves": _existing(run_dir / "curves.png")}
     return entry
 
 
 def read_retrain(run_dir: Path, entry: dict[str, Any]) -> dict[str, Any]:
-    entry["figures"] = {"loss": _existing(run_dir / "loss.png")}
+    """A retraining from a search (retrain/) or a recipe (recipe/): its figures beside its summary."""
+    entry["figures"] = {"loss": _existing(run_dir / "loss.png"),
+                        "test_accuracy": _existing(run_dir / "test_accuracy.png")}
     return entry
 
 
@@ -121,12 +125,8 @@ def read_fid(run_dir: Path, entry: dict[str, Any]) -> dict[str, Any]:
 
 def latest_sample_grid(folder: Path) -> tuple[int | None, str | None]:
     """The fixed-noise grid of the highest step, samples/step_<N>.png."""
-    found = []
-    for path in folder.glob("step_*.png") if folder.is_dir() else []:
-        match = re.fullmatch(r"step_(\d+)\.png", path.name)
-        if match:
-            found.append((int(match.group(1)), str(path)))
-    return max(found) if found else (None, None)
+    found = step_files(folder, ".png")
+    return (found[-1][0], str(found[-1][1])) if found else (None, None)
 
 
 def read_pipelines(root: Path) -> list[dict[str, Any]]:
@@ -152,6 +152,12 @@ def data_provenance(stages: dict[str, list], pipelines: list[dict]) -> dict[str,
         for entry in stages[stage]:
             flag = entry.get("synthetic_data", entry["summary"].get("synthetic_data"))
             sources.append({"where": f"{stage}/{entry['name']}", "synthetic": flag})
+    for stage in ("retrain", "recipe"):
+        for entry in stages[stage]:
+            for model in entry["summary"].get("models") or []:
+                run = model.get("run") or Path(model.get("run_dir") or "?").name
+                sources.append({"where": f"{stage}/{entry['name']}/{run}",
+                                "synthetic": model.get("synthetic_data")})
     for entry in stages["fid"]:
         dataset = (entry["summary"].get("real") or {}).get("dataset")
         sources.append({"where": f"fid/{entry['name']}", "synthetic": None if dataset is None else dataset == "synthetic"})
@@ -173,18 +179,6 @@ def environment() -> dict[str, Any]:
             versions[package] = None
     return {"versions": versions, "platform": platform.platform(), "machine": platform.machine(),
             "cpu_count": os.cpu_count()}
-
-
-def _synthetic_data_dir(data_dir: str | None) -> bool | None:
-    """Whether the data a search read is the synthetic set; None when that data is not reachable here."""
-    if not data_dir:
-        return None
-    from cifar_core.data import is_synthetic
-
-    try:
-        return is_synthetic(data_dir)
-    except CifarError:
-        return None  # e.g. a report built away from the cluster's data volume
 
 
 def _existing(path: Path) -> str | None:

@@ -1,16 +1,27 @@
-"""The report's document: which data, an overview, one section per stage that has run, and the
-environment. Stage sections come from `classify_sections` and `gan_sections`."""
+"""The report's document: which data, an overview, both reports number by number (`anchors`), one
+section per stage that has run, where every protocol value comes from (`protocols`), and where each
+stage ran. Stage sections come from `classify_sections` and `gan_sections`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from cifar_core.report.classify_sections import accuracy_section, retrain_section, train_section, tune_section
+from cifar_core.protocols import PROTOCOLS
+from cifar_core.report.anchors import anchors_section
+from cifar_core.report.classify_sections import (
+    ablation_section,
+    accuracy_section,
+    recipe_section,
+    retrain_section,
+    train_section,
+    tune_section,
+)
 from cifar_core.report.collect import summaries_of
 from cifar_core.report.document import (
     Cell,
     Document,
     Facts,
+    Heading,
     Section,
     Table,
     Text,
@@ -22,26 +33,31 @@ from cifar_core.report.document import (
 from cifar_core.report.gan_sections import fid_section, gan_section
 
 STAGE_TITLES = {"tune": "Model selection (Ray Tune + ASHA)", "retrain": "Full-data retraining",
-                "train": "Training runs", "gan": "DCGAN", "fid": "FID"}
+                "recipe": "The reports' own models (recipes)", "train": "Training runs", "gan": "DCGAN", "fid": "FID"}
 
 
 def build_document(collected: dict[str, Any], figures: dict[str, str]) -> Document:
     stages = collected["stages"]
     subtitle = f"Results in {collected['results_dir']}, report built {collected['created']}."
-    if not any(stages.values()):
-        return Document("CIFAR-100 study report", Text("No stages have run yet.", "note"), subtitle,
-                        [nothing_section(collected)])
     everything = [e for entries in stages.values() for e in entries]
+    if not everything:
+        return Document("CIFAR-100 study report", Text("No stages have run yet.", "note"), subtitle,
+                        [nothing_section(collected), anchors_section(collected), provenance_section()])
     with summaries_of(everything):
-        sections = [overview_section(stages)]
+        sections = [overview_section(stages), anchors_section(collected)]
     if "accuracy_vs_parameters" in figures:
         sections.append(accuracy_section(figures))
-    builders = {"tune": lambda e: tune_section(e, figures), "retrain": retrain_section, "train": train_section,
-                "gan": gan_section, "fid": lambda e: fid_section(e, figures)}
-    for stage, build in builders.items():
+    recipes = [e for e in stages["recipe"] if e["summary"].get("augment") is None]
+    builders = [("tune", lambda e: tune_section(e, figures)), ("retrain", retrain_section),
+                ("recipe", lambda e: recipe_section(recipes) if recipes else None), ("recipe", ablation_section),
+                ("train", train_section), ("gan", gan_section), ("fid", lambda e: fid_section(e, figures))]
+    for stage, build in builders:
         if stages[stage]:
             with summaries_of(stages[stage]):
-                sections.append(build(stages[stage]))
+                section = build(stages[stage])
+            if section is not None:
+                sections.append(section)
+    sections.append(provenance_section())
     with summaries_of(everything):
         sections.append(environment_section(collected))
     return Document("CIFAR-100 study report", data_banner(collected["data"]), subtitle, sections)
@@ -65,9 +81,9 @@ def data_banner(data: dict[str, Any]) -> Text:
 
 
 def nothing_section(collected: dict[str, Any]) -> Section:
-    blocks = [Text(f"No stages have run yet: {collected['results_dir']} holds no summary.json under tune/, "
-                   "retrain/, train/, gan/ or fid/. Run `cifar pipeline --profile smoke` (or any stage), then "
-                   "`cifar report` again.")]
+    folders = ", ".join(f"{stage}/" for stage in collected["stages"])
+    blocks = [Text(f"No stages have run yet: {collected['results_dir']} holds no summary.json under {folders}. "
+                   "Run `cifar pipeline --profile smoke` (or any stage), then `cifar report` again.")]
     if collected["incomplete"]:
         blocks.append(incomplete_text(collected["incomplete"]))
     return Section("nothing", "No stages have run", blocks)
@@ -92,6 +108,9 @@ def headline(stage: str, entries: list[dict[str, Any]]) -> str:
         elif stage == "retrain" and s.get("models"):
             top = max(s["models"], key=lambda m: m["test_top1"])
             parts.append(f"{e['name']}: best {top['model']} at {percent(top['test_top1']).text}% test")
+        elif stage == "recipe" and s.get("by_model"):
+            shown = ", ".join(f"{m['label']} {percent(m['test_top1_mean']).text}%" for m in s["by_model"])
+            parts.append(f"{e['name']}: {shown} test")
         elif stage == "gan":
             parts.append(f"{e['name']}: {count(s.get('steps')).text} steps, "
                          f"{len(s.get('collapse_events') or [])} collapse(s), {s.get('recoveries')} recovery(ies)")
@@ -112,7 +131,8 @@ def environment_section(collected: dict[str, Any]) -> Section:
     facts = Facts("environment/versions", [*versions, ("platform", text(env["platform"])),
                                            ("CPU cores", text(env["cpu_count"]))])
     blocks = [Text("Versions of the environment that built this report (on a cluster, the image the stages ran "
-                   "in); each stage records its own device and time below."), facts, stage_times_table(collected)]
+                   "in); each stage records its own device and time below."), facts, stage_times_table(collected),
+              ran_on_table(collected)]
     if collected["incomplete"]:
         blocks.append(incomplete_text(collected["incomplete"]))
     return Section("environment", "Environment, devices and time per stage", blocks)
@@ -123,9 +143,10 @@ def stage_times_table(collected: dict[str, Any]) -> Table:
     for e in stages["tune"]:
         device = ((e.get("experiment") or {}).get("base_config") or {}).get("run", {}).get("device")
         rows.append(["tune", e["name"], device, e["summary"].get("wall_time_s"), "wall time of the search"])
-    for e in stages["retrain"]:
-        seconds = sum(m.get("train_time_s") or 0 for m in e["summary"].get("models", []))
-        rows.append(["retrain", e["name"], None, seconds, "training time of its models"])
+    for stage in ("retrain", "recipe"):
+        for e in stages[stage]:
+            seconds = sum(m.get("train_time_s") or 0 for m in e["summary"].get("models", []))
+            rows.append([stage, e["name"], None, seconds, "training time of its models"])
     for e in stages["train"]:
         s = e["summary"]
         rows.append(["train", e["name"], s.get("device_name") or s.get("device"), s.get("train_time_s"),
@@ -142,6 +163,38 @@ def stage_times_table(collected: dict[str, Any]) -> Table:
     body = [[text(stage), text(name), text(device), duration(seconds), text(note)]
             for stage, name, device, seconds, note in rows]
     return Table("environment/stages", ["Stage", "Result", "Device", "Time", "Measured"], body)
+
+
+def ran_on_table(collected: dict[str, Any]) -> Table:
+    """Each task of each stage result: the Ray node, host and device it ran on (`ran_on`)."""
+    rows = []
+    for stage, entries in collected["stages"].items():
+        for e in entries:
+            places = e["summary"].get("ran_on")
+            for place in places if isinstance(places, list) else [places] if places else []:
+                rows.append([text(stage), text(e["name"]), text(place.get("work")), text((place.get("node_id") or "")[:12]),
+                             text(place.get("hostname")), text(place.get("device_name") or place.get("device")),
+                             duration(place.get("work_s"))])
+    for p in collected["pipelines"]:
+        summary = p["summary"] or {}
+        for place in summary.get("report_ran_on") or []:
+            rows.append([text(f"pipeline {p['name']}"), text("report"), text(None), text((place.get("node_id") or "")[:12]),
+                         text(place.get("hostname")), text(place.get("device_name")), duration(place.get("work_s"))])
+    return Table("environment/ran_on", ["Stage", "Result", "Work", "Ray node", "Host", "Device", "Work time"], rows,
+                 "Where each task ran (`ran_on` in the stages' summaries; the node is empty outside Ray).")
+
+
+def provenance_section() -> Section:
+    """Where each protocol value comes from: the same tables as docs/provenance.md."""
+    blocks = [Text("Every value of the protocols this study runs, with its source: a report's section, the PyTorch "
+                   "DCGAN tutorial report B took its GAN code from, a PyTorch default, or this project's choice "
+                   "with the reason. The same tables are docs/provenance.md in the repository.")]
+    for protocol in PROTOCOLS:
+        rows = [[text(s.name), text(s.text), text(s.source.label),
+                 text(None if s.source.is_report else s.source.where), text(s.key)] for s in protocol.settings]
+        blocks += [Heading(protocol.title),
+                   Table(f"provenance/{protocol.key}", ["Setting", "Value", "Source", "Why (ours) / note", "Key"], rows)]
+    return Section("provenance", "Provenance: where every protocol value comes from", blocks)
 
 
 def incomplete_text(incomplete: list[dict[str, str]]) -> Text:
