@@ -15,10 +15,12 @@ import sys
 from pathlib import Path
 
 from cifar_core.errors import CifarError
+from cifar_core.pipeline import STAGE_NAMES
 
 # What `cifar submit STAGE` runs: the chart's `stage` value. Each is one RayJob (`pipeline`: the whole
-# study in one driver; the others: one command), so several stages of one release live side by side.
-STAGES = ("pipeline", "data", "tune", "retrain", "gan", "fid", "report")
+# study in one driver; the others: one command, the pipeline's stages), so several stages of one
+# release live side by side.
+STAGES = ("pipeline", *STAGE_NAMES)
 LOG_STAGES = STAGES
 DEFAULT_RELEASE = "cifar100"
 CHART_ENV = "CIFAR_CHART"

@@ -19,7 +19,8 @@ HELM_ARGS ?=
 # The ReadWriteMany storage class of the two volumes (the chart refuses to install without one, or
 # without existing claims in HELM_ARGS).
 STORAGE_CLASS ?=
-K8S_STAGES := pipeline data tune retrain gan fid report
+# The chart's stages (jobs/chart.py STAGES), asked when the manifests are made.
+K8S_STAGES = $(shell $(PY) -c 'from jobs.chart import STAGES; print(*STAGES)')
 
 .PHONY: kind-up kind-down kind-load kuberay-install helm-install helm-install-kind k8s-manifests
 

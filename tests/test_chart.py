@@ -16,12 +16,13 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from jobs.chart import STAGES  # every stage the chart runs: the pipeline's, and the pipeline itself
+
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "cifar100"
 CRDS = REPO.parent / "shared" / "kuberay-crds" / "v1.7.0"
 KUBE_VERSIONS = ("1.30.0", "1.33.0")
 RELEASE = "cifar100"
-STAGES = ("pipeline", "data", "tune", "retrain", "gan", "fid", "report")
 
 # The one thing a user must add to the defaults: a storage class that provides ReadWriteMany.
 RWX = {"storage": {"data": {"storageClass": "nfs-client"}, "results": {"storageClass": "nfs-client"}}}

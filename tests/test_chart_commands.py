@@ -13,19 +13,20 @@ import helm_python as helm
 import pytest
 import yaml
 
+from jobs.chart import STAGES  # every stage the chart runs: the pipeline's, and the pipeline itself
 from jobs.cli import cli
 
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "cifar100"
-STAGES = ("pipeline", "data", "tune", "retrain", "gan", "fid", "report")
 RWX = {"storage": {"data": {"storageClass": "nfs-client"}, "results": {"storageClass": "nfs-client"}}}
 KIND = yaml.safe_load((REPO / "k8s" / "kind" / "values.yaml").read_text())
 CPU = {"device": "cpu", "ray": {"workers": {"gpu": {"maxReplicas": 0}}}}
 SCENARIOS = {
     "full": RWX,
     "smoke": {**RWX, **CPU, "pipeline": {"profile": "smoke"},
-              "stages": {"tune": {"args": {"gpus-per-trial": 0}}, "retrain": {"args": {"gpus": 0}},
-                         "gan": {"args": {"gpus": 0}}, "fid": {"args": {"gpus": 0}}}},
+              "stages": {"tune": {"args": {"gpus-per-trial": 0}},
+                         **{s: {"args": {"gpus": 0}} for s in ("retrain", "recipe-a", "ablation", "recipe-b", "gan",
+                                                                "fid", "fid-b")}}},
     "kind": KIND,
     "options": {  # generic flags and settings of every shape
         **RWX,

@@ -18,7 +18,7 @@ from jobs.cli import cli
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "cifar100"
 KIND_VALUES = REPO / "k8s" / "kind" / "values.yaml"
-STAGES = ("pipeline", "data", "tune", "retrain", "gan", "fid", "report")
+STAGES = chart.STAGES  # every stage the chart runs (the pipeline's, in jobs/chart.py)
 # What every install must add to the defaults: a storage class that provides ReadWriteMany.
 RWX_SET = ("--set", "storage.data.storageClass=nfs-client,storage.results.storageClass=nfs-client")
 RWX = {"storage": {"data": {"storageClass": "nfs-client"}, "results": {"storageClass": "nfs-client"}}}

@@ -24,11 +24,20 @@ from the pod's environment, so no command repeats the volume paths.
 {{- $args = concat (list "cifar" "tune" "--experiment" $s.experiment) $device }}
 {{- else if eq $v.stage "retrain" }}
 {{- $args = concat (list "cifar" "retrain" "--from-tune" $s.experiment) $device }}
+{{- else if eq $v.stage "recipe-a" }}
+{{- $args = concat (list "cifar" "retrain" "--recipe" "report-a") $device }}
+{{- else if eq $v.stage "ablation" }}
+{{- $args = concat (list "cifar" "retrain" "--recipe" "report-a" "--augment" "none") $device }}
+{{- else if eq $v.stage "recipe-b" }}
+{{- $args = concat (list "cifar" "retrain" "--recipe" "report-b") $device }}
 {{- else if eq $v.stage "gan" }}
 {{- $args = concat (list "cifar" "gan" "train" "--run-name" $s.ganRun) $device }}
 {{- else if eq $v.stage "fid" }}
 {{- $run := printf "%s/gan/%s" $v.storage.results.mountPath $s.ganRun }}
 {{- $args = concat (list "cifar" "fid" "--select-best" $run "--name" $s.ganRun) $device }}
+{{- else if eq $v.stage "fid-b" }}
+{{- $run := printf "%s/gan/%s" $v.storage.results.mountPath $s.ganRun }}
+{{- $args = concat (list "cifar" "fid" "--snapshot" $run) $device }}
 {{- else if eq $v.stage "report" }}
 {{- $args = list "cifar" "report" }}
 {{- end }}
