@@ -5,12 +5,15 @@ stride-2 max or average pool, then dropout) and a fully connected head (Linear-a
 per hidden width, then a Linear to the classes). Input 3x32x32, 100 outputs. Kernels run from 1x1
 to 7x7 across the eight.
 
-Report A gives only the parameter counts of its three best models (CNN2 10,393,946, CNN6
-2,494,022, CNN7 3,004,917), not their layers. The layouts below are our own and were chosen, by a
-search over round channel and FC widths, to hit those counts exactly. Report A also pads every
-convolution by 1 ("stride=1, padding=1"), which shrinks the map for kernels wider than 3 and grows
-it for 2x2; layouts marked `report_a` do the same, the others pad k//2 ("same" for odd kernels).
-The flatten size follows from the report's output-size formula, floor((n + 2p - k) / s) + 1.
+Report A gives only the parameter counts of its three best models (section VII: CNN2 10,393,946,
+CNN6 2,494,022, CNN7 3,004,917); the figure of their layers is not in its text. The layouts below
+are our own and were chosen, by a search over round channel and FC widths, to hit those counts
+exactly. Among the components of its 60 searched models report A lists "Stride=1, padding=1 (it
+often kept the same dimensions)" (section III), without saying which convolutions: layouts marked
+`report_a` read it as padding 1 for every kernel above 1x1 (which shrinks the map for kernels wider
+than 3 and grows it for 2x2), the others pad k//2 ("same" for odd kernels). Both are our choices
+(docs/provenance.md). The flatten size follows from the report's output-size formula,
+floor((n + 2p - k) / s) + 1.
 
 Each variant takes `dropout` (one rate for the whole net, in [0, 1)) and `activation`
 ("relu" or "leaky_relu") overrides; the defaults below are each model's own.
@@ -41,7 +44,7 @@ class CnnLayout:
     stages: tuple[Stage, ...]  # each stage ends in a 2x2, stride-2 pool
     hidden: tuple[int, ...]  # widths of the hidden fully connected layers
     pool: str = "max"  # "max" | "avg"
-    padding: str = "same"  # "same": k // 2 | "report_a": 1 for every kernel above 1x1
+    padding: str = "same"  # "same": k // 2 | "report_a": 1 for every kernel above 1x1 (our reading of report A)
 
 
 def conv_padding(kernel: int, style: str) -> int:

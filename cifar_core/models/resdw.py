@@ -1,13 +1,16 @@
 """`resdw`: report B's efficient residual network of depthwise-separable convolutions.
 
-Report B: a stem, ten residual blocks (eight of 42 channels, then two of 128), global average
-pooling and one linear layer; 98,068 parameters, 56.9% test accuracy. Each block is
-DWSep conv -> BN -> ReLU -> DWSep conv -> BN -> + identity -> ReLU, where a DWSep conv is a 3x3
+Report B (section 1): the input, ten convolutional layers each expanded into a residual block
+(eight of 42 channels, then two of 128), global average pooling and one linear layer; 98,068
+parameters, 56.9% test accuracy (section 2). Each block is
+DWSep conv -> BN -> ReLU -> DWSep conv -> BN -> + identity -> ReLU, where a DWSep conv is a
 depthwise conv followed by a 1x1 pointwise conv.
 
-Our choices where the report is silent:
-- The stem is itself a DWSep conv (3 -> 42) + BN + ReLU: the report replaces every standard
-  convolution with a depthwise-separable one.
+Our choices where the report is silent (docs/provenance.md):
+- A stem: report B describes none. Ours is a DWSep conv (3 -> 42) + BN + ReLU, so the first block
+  receives 42 channels; it is depthwise-separable because report B replaces every standard
+  convolution with one.
+- 3x3 depthwise kernels.
 - 42 -> 128 happens in the ninth block's *second* pointwise conv, so the first DWSep of that
   block stays at 42 channels; the block's shortcut is a 1x1 conv 42 -> 128 (ResNet option B).
 - Bias only where no BatchNorm follows: the shortcut conv and the linear head.
@@ -80,7 +83,7 @@ class ResDW(nn.Module):
 
 @register_model(
     family="efficient",
-    description="report B: DWSep stem + 8 residual DWSep blocks @42 + 2 @128, GAP, linear; 98,077 params (report: 98,068)",
+    description="report B's 8 residual DWSep blocks @42 + 2 @128, GAP, linear (our DWSep stem); 98,077 params (report: 98,068)",
 )
 def resdw(num_classes: int = 100, dropout: float = 0.0) -> ResDW:
     """Report B's sub-100k-parameter residual network (56.9% test in the report)."""
