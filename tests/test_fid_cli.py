@@ -94,11 +94,15 @@ def test_checkpoint_and_select_best(capsys, setup, tmp_path):
     run = tmp_path / "gan-run"
     for step, seed in ((2, 0), (4, 1)):
         write_gan_checkpoint(run / "checkpoints" / f"step_{step}.pt", seed)
-    status, out, err = cifar_fid(capsys, setup, tmp_path / "results", "--checkpoint",
-                                 run / "checkpoints" / "step_2.pt", "--n", 3, "--json")
+    # Report B's protocol: one fixed snapshot of the run (step 46,000 unless --step says otherwise),
+    # the same request as --checkpoint RUN/checkpoints/step_<N>.pt.
+    status, _, err = cifar_fid(capsys, setup, tmp_path / "results", "--snapshot", run)
+    assert_one_line_error(status, err, "step_46000.pt", "the run kept steps: 2, 4")
+    status, out, err = cifar_fid(capsys, setup, tmp_path / "results", "--snapshot", run, "--step", 2, "--n", 3, "--json")
     assert status == 0, err
     single = json.loads(out)
-    assert single["n_fake"] == 3 and single["fake"]["kind"] == "checkpoint"
+    assert single["n_fake"] == 3 and single["fake"] == {"kind": "checkpoint", "path": str(run / "checkpoints" / "step_2.pt"),
+                                                        "seed": 0, "batch_norm": "running"}
     assert (tmp_path / "results" / "fid" / "gan-run-step_2-n3" / "summary.json").is_file()
 
     status, out, err = cifar_fid(capsys, setup, tmp_path / "results", "--select-best", run, "--n", 3)
@@ -126,14 +130,6 @@ def test_checkpoint_and_select_best(capsys, setup, tmp_path):
 
     status, _, err = cifar_fid(capsys, setup, tmp_path / "results", "--select-best", run, "--split", "train")
     assert_one_line_error(status, err, "chooses the snapshot on the train split")
-
-    # Report B's protocol: one fixed snapshot of the run (step 46,000 unless --step says otherwise).
-    status, _, err = cifar_fid(capsys, setup, tmp_path / "results", "--snapshot", run)
-    assert_one_line_error(status, err, "step_46000.pt", "the run kept steps: 2, 4")
-    status, out, err = cifar_fid(capsys, setup, tmp_path / "results", "--snapshot", run, "--step", 2, "--n", 3, "--json")
-    assert status == 0, err
-    assert json.loads(out) == json.loads((tmp_path / "results" / "fid" / "gan-run-step_2-n3" / "summary.json").read_text())
-    assert json.loads(out)["fid"] == pytest.approx(single["fid"], rel=1e-6)  # the same request as --checkpoint
 
     status, out, err = cifar_fid(capsys, setup, tmp_path / "results", "--checkpoint", run / "checkpoints" / "step_2.pt",
                                  "--n", 3, "--batch-norm", "batch", "--name", "batch-stats", "--json")

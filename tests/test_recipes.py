@@ -100,25 +100,25 @@ def test_bad_recipe_requests_are_one_line_errors(kwargs, message):
 
 
 def test_recipe_runs_each_model_and_seed_and_tables_them(tmp_path, small_root):
-    """report-b for 2 steps on two seeds: a real resdw run per seed, mean and SD over them, the test
+    """report-b for 1 step on two seeds: a real resdw run per seed, mean and SD over them, the test
     curve figure; the table set against report B's 56.9 ± 4.6."""
-    plan = RecipePlan("report-b", seeds=(0, 1), steps=2, eval_every=2)
+    plan = RecipePlan("report-b", seeds=(0, 1), steps=1, eval_every=1)
     summary = run_plan(plan, small_root, tmp_path, device="cpu")
-    assert summary["kind"] == "recipe" and summary["name"] == "report-b-s2" and summary["budget"] == {"steps": 2}
+    assert summary["kind"] == "recipe" and summary["name"] == "report-b-s1" and summary["budget"] == {"steps": 1}
     runs = summary["models"]
-    assert [(r["model"], r["seed"], r["steps"]) for r in runs] == [("resdw", 0, 2), ("resdw", 1, 2)]
-    assert all([p["step"] for p in r["test_curve"]] == [2] for r in runs)
+    assert [(r["model"], r["seed"], r["steps"]) for r in runs] == [("resdw", 0, 1), ("resdw", 1, 1)]
+    assert all([p["step"] for p in r["test_curve"]] == [1] for r in runs)
     assert runs[0]["test_top1"] != runs[1]["test_top1"] or runs[0]["test_loss"] != runs[1]["test_loss"]  # two seeds
     [model] = summary["by_model"]
     tops = [r["test_top1"] for r in runs]
     assert model["test_top1_mean"] == pytest.approx(sum(tops) / 2)
     assert model["test_top1_std"] == pytest.approx(abs(tops[0] - tops[1]) / 2 ** 0.5)
-    out = tmp_path / "recipe" / "report-b-s2"
+    out = tmp_path / "recipe" / "report-b-s1"
     assert json.loads((out / "summary.json").read_text())["by_model"] == summary["by_model"]
     assert (out / "test_accuracy.png").stat().st_size > 10_000 and (out / "loss.png").is_file()
     table = (out / "table.md").read_text()
     assert "| resdw | report B §2 |" in table and "56.9 | 4.6 | 68.1 | 4.3 | 1.099" in table
-    assert f"| resdw (resdw) | this study | 0, 1 | {runs[0]['parameters']:,} | 2 steps |" in table
+    assert f"| resdw (resdw) | this study | 0, 1 | {runs[0]['parameters']:,} | 1 step |" in table
 
 
 def test_retrain_recipe_command(tmp_path, small_root):

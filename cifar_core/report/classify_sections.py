@@ -136,8 +136,13 @@ def recipe_section(entries: list[dict[str, Any]]) -> Section:
     return section
 
 
+def budget_text(budget: dict[str, int] | None) -> str:
+    """{"epochs": 1} -> "1 epoch", {"steps": 10000} -> "10,000 steps"."""
+    return ", ".join(f"{value:,} {key.removesuffix('s') if value == 1 else key}" for key, value in (budget or {}).items())
+
+
 def recipe_facts_text(summary: dict[str, Any]) -> str:
-    budget = ", ".join(f"{value:,} {key}" for key, value in (summary.get("budget") or {}).items())
+    budget = budget_text(summary.get("budget"))
     precision = "bf16 autocast on GPUs" if summary.get("amp") else "float32"
     augment = "the recipe's augmentation" if summary.get("augment") is None else f"augmentation `{summary['augment']}`"
     models = ", ".join(f"{m['label']} ({m['model']})" for m in summary.get("by_model") or [])
@@ -238,7 +243,7 @@ def _search_table(name: str, summary: dict[str, Any]) -> Table:
 def _recipe_table(name: str, summary: dict[str, Any]) -> Table:
     columns = ["Model", "Source", "Seeds", "Parameters", "Budget", "Test top-1 (%)", "Test SD (points)",
                "Train acc (%)", "Train SD (points)", "Final train loss"]
-    budget = ", ".join(f"{value:,} {key}" for key, value in (summary.get("budget") or {}).items())
+    budget = budget_text(summary.get("budget"))
     rows = [[text(f"{m['label']} ({m['model']})"), text("this study"), text(", ".join(map(str, m["seeds"]))),
              count(m.get("parameters")), text(budget), percent(m.get("test_top1_mean")), percent(m.get("test_top1_std")),
              percent(m.get("train_acc_mean")), percent(m.get("train_acc_std")), decimal(m.get("final_train_loss_mean"))]
