@@ -271,6 +271,18 @@ def test_every_number_of_both_reports_with_ours_or_why_not(full, tmp_path):
     assert ablation["report A (section II.B)"]["Gain (points)"][1] == 10
 
 
+def test_an_ablation_without_its_recipe_says_what_is_missing(full, tmp_path):
+    shutil.rmtree(full / "recipe" / "report-a-e1")
+    html = build_report(full, tmp_path / "out", formats=("html",))["html"]
+    page = read_page(html)
+    anchors = table_rows(page, "anchors")
+    gain = anchors["gain from augmentation"]
+    assert gain["This study"] == ("—", None)
+    assert gain["How this study's number was measured"][0].startswith("the ablation ran, but no recipe-a result")
+    assert anchors["test accuracy of all three models without augmentation"]["This study"][1] is not None
+    assert "No recipe/report-a result with the same budget" in html.read_text()
+
+
 def test_without_inception_weights_report_bs_fid_stays_with_the_reason(full, tmp_path):
     """The fixture's pipeline ran fid-b where no Inception weights were: no FID of ours, report B's
     46.85 still there, and why ours is absent."""

@@ -70,6 +70,9 @@ def why_absent(anchor: Anchor, collected: dict[str, Any]) -> str:
     stage = next((s for prefix, s in STAGE_OF.items() if anchor.key.startswith(prefix)), None)
     if stage is None:
         return "not measured"
+    if anchor.key == "a.augment.gain" and recipe_result(collected, "report-a", "none") is not None:
+        return ("the ablation ran, but no recipe-a result with the same budget, seeds and precision to compare "
+                f"with (`{COMMANDS['recipe-a']}` with the ablation's settings)")
     for profile, record in pipeline_records(collected, stage):
         if record.get("status") in ("unavailable", "failed", "blocked", "running"):
             reason = record.get("reason") or "no reason recorded"
