@@ -71,10 +71,11 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                  "max_epochs": 2, "grace_period": 1, "reduction_factor": 2, "cpus_per_trial": 1.0,
                  "gpus_per_trial": None, "batch_size": 128, "seed": 0},
         "retrain": {"experiment": "smoke", "top_k": 2, "epochs": 2, "select": "trials"},
-        # The recipes for one epoch (report A's) or 20 steps (report B's, two seeds).
-        "recipe-a": {"models": ["cnn6", "cnn7", "cnn2"], "seeds": [0], "epochs": 1, "amp": False},
+        # The recipes for a few steps: report A's three models (and without augmentation), report
+        # B's classifier on two seeds.
+        "recipe-a": {"models": ["cnn6", "cnn7", "cnn2"], "seeds": [0], "epochs": None, "steps": 4, "amp": False},
         "ablation": {"models": ["cnn6", "cnn7", "cnn2"], "augment": "none"},
-        "recipe-b": {"seeds": [0, 1], "steps": 20, "eval_every": 5, "amp": False},
+        "recipe-b": {"seeds": [0, 1], "steps": 10, "eval_every": 5, "amp": False},
         # Report B's DCGAN at full width for a few steps: enough to exercise sampling, snapshots
         # and FID selection, far too few for good images.
         "gan": {"run": "smoke", "steps": 150, "batch_size": 64, "log_every": 10, "sample_every": 50,
@@ -95,7 +96,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                  "gpus_per_trial": None, "batch_size": 128, "seed": 0},
         "retrain": {"experiment": "report-a", "top_k": 3, "epochs": 100, "select": "architectures"},
         # Report A's final models without a search, in float32, and the same without augmentation.
-        "recipe-a": {"models": ["cnn6", "cnn7", "cnn2"], "seeds": [0], "epochs": 100, "amp": False},
+        "recipe-a": {"models": ["cnn6", "cnn7", "cnn2"], "seeds": [0], "epochs": 100, "steps": None, "amp": False},
         "ablation": {"models": ["cnn6", "cnn7", "cnn2"], "augment": "none"},
         # Report B's classifier: 10,000 steps, the test set scored every 500, three seeds.
         "recipe-b": {"seeds": [0, 1, 2], "steps": 10000, "eval_every": 500, "amp": False},
