@@ -50,9 +50,9 @@ def test_few_epochs_clearly_beat_chance(synth_root, tmp_path):
 
 
 def test_resume_in_process_matches_uninterrupted(synth_root, tmp_path):
-    straight = train_run(_cfg(epochs=3), synth_root, tmp_path, run_name="straight")
-    train_run(_cfg(epochs=2), synth_root, tmp_path, run_name="split")
-    resumed = train_run(_cfg(epochs=3), synth_root, tmp_path, run_name="split", resume=True)
+    straight = train_run(_cfg(epochs=2), synth_root, tmp_path, run_name="straight")
+    train_run(_cfg(epochs=1), synth_root, tmp_path, run_name="split")
+    resumed = train_run(_cfg(epochs=2), synth_root, tmp_path, run_name="split", resume=True)
     a = load_checkpoint(tmp_path / "train" / "straight" / "last.pt")
     b = load_checkpoint(tmp_path / "train" / "split" / "last.pt")
     assert _without_times(a["history"]) == _without_times(b["history"])
@@ -91,7 +91,7 @@ def test_sigterm_mid_epoch_exits_143_and_resume_matches_uninterrupted(synth_root
     """Kubernetes' eviction through the real entry point: SIGTERM lands inside an epoch, the run
     checkpoints that step and exits 143; --resume ends equal to an uninterrupted run. (SIGKILL at
     every write boundary is test_fault_injection's.)"""
-    epochs = 4
+    epochs = 3
     # Only the stopped run needs a process of its own (to be signalled); the others run in this one.
     straight = cifar(*_train_args(synth_root, tmp_path / "a", epochs)[3:])
     assert straight.status == 0, straight.err
