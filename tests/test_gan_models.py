@@ -12,8 +12,7 @@ def test_report_b_parameter_counts():
     generator = create_model("dcgan_generator")
     discriminator = create_model("dcgan_discriminator")
     assert count_parameters(generator) == 635_812
-    assert count_parameters(discriminator) == 344_264
-    assert count_parameters(generator) + count_parameters(discriminator) == 980_076
+    assert count_parameters(discriminator) == 344_264  # report B: 980,076 together
 
 
 def test_registered_in_gan_family():

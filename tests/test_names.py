@@ -4,16 +4,12 @@ plain name (letters, digits, '.', '_', '-'; not starting with '.'), never a path
 from __future__ import annotations
 
 import pytest
-
-from jobs.cli import main
+from helpers import assert_one_line_error, cifar
 
 
 @pytest.mark.parametrize("name", ["a b", ".x", "..", "../up", "a/b", ""])
-def test_gan_run_names_are_plain(capsys, tmp_path, name):
-    capsys.readouterr()
-    status = main(["gan", "train", "--run-name", name, "--steps", "1", "--data-dir", str(tmp_path / "data"),
-                   "--results-dir", str(tmp_path / "results"), "--device", "cpu"])
-    err = capsys.readouterr().err
-    assert status == 2 and err.strip().splitlines() == [f"error: --run-name {name!r}: use letters, digits, '.', '_' "
-                                                        "and '-' (no paths)"], err
+def test_gan_run_names_are_plain(tmp_path, name):
+    result = cifar("gan", "train", "--run-name", name, "--steps", "1", "--data-dir", tmp_path / "data",
+                   "--results-dir", tmp_path / "results", "--device", "cpu")
+    assert_one_line_error(result, f"error: --run-name {name!r}: use letters, digits, '.', '_' and '-' (no paths)")
     assert not (tmp_path / "results").exists()
