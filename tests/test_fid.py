@@ -140,16 +140,20 @@ def test_weights_with_other_keys_or_shapes_are_one_line_errors(weights, tmp_path
 
 
 def test_weights_are_hashed_once_per_unchanged_file(tmp_path):
+    import hashlib
+
+    from cifar_core import atomic
     from cifar_core.fid import inception
 
     path = tmp_path / WEIGHTS_FILENAME
     path.write_bytes(b"first weights")
-    inception._sha256.cache_clear()
+    atomic._file_digest.cache_clear()  # the one cached file digest (atomic.file_digest)
     first = inception.file_sha256(path)
+    assert first == hashlib.sha256(b"first weights").hexdigest()
     assert inception.file_sha256(tmp_path / "." / WEIGHTS_FILENAME) == first  # same file, another spelling
-    assert inception._sha256.cache_info().misses == 1 and inception._sha256.cache_info().hits == 1
+    assert atomic._file_digest.cache_info().misses == 1 and atomic._file_digest.cache_info().hits == 1
     path.write_bytes(b"other weights, same name")  # replaced: size and modification time change
-    assert inception.file_sha256(path) != first and inception._sha256.cache_info().misses == 2
+    assert inception.file_sha256(path) != first and atomic._file_digest.cache_info().misses == 2
     assert not inception.is_standard_weights(inception.file_sha256(path))
     assert inception.is_standard_weights(inception.WEIGHTS_SHA256)
     assert inception.WEIGHTS_SHA256.startswith(inception.WEIGHTS_SHA256_PREFIX)  # the file name's 8 digits
