@@ -44,6 +44,7 @@ from cifar_core.preempt import preemption
 from cifar_core.progress import log, progress
 from cifar_core.runlock import RunLock
 from cifar_core.seeds import generator
+from cifar_core.snapshots import step_file, step_files
 
 GRID_SIZE = 64  # fixed-noise samples: an 8x8 grid, and the batch whose spread measures diversity
 LogCallback = Callable[[dict[str, Any], GanTraining], None]
@@ -61,7 +62,7 @@ class RunFiles:
 
     def outputs(self) -> list[Path]:
         """The files a run writes (and only those)."""
-        written = [*self.checkpoints.glob("*.pt"), *self.samples.glob("step_*.png")]
+        written = [*self.checkpoints.glob("*.pt"), *(p for _, p in step_files(self.samples, ".png"))]
         return written + [p for p in (self.metrics, self.summary, self.losses_plot) if p.exists()]
 
     def clear(self) -> None:
@@ -134,7 +135,7 @@ def _train(cfg, data_dir, files: RunFiles, checkpoint, digest: str, device: torc
             raise Diverged(training.step, "the networks' weights became NaN or infinite")
         payload = {**training.models_payload(), "step": training.step, "config": cfg.to_dict(), "data_digest": digest}
         if step_snapshot:
-            save_gan_checkpoint(payload, files.checkpoints / f"step_{training.step}.pt")
+            save_gan_checkpoint(payload, files.checkpoints / step_file(training.step, ".pt"))
         payload["training"] = {
             **training.training_state(),
             "detector": detector.state_dict(),
@@ -182,7 +183,7 @@ def _train(cfg, data_dir, files: RunFiles, checkpoint, digest: str, device: torc
                         healthy = training.snapshot(detector)
                 if writes[1]:
                     grid = _finite_images(training.sample(fixed_noise, fixed_labels), step)
-                    save_grid(to_uint8(grid), files.samples / f"step_{step}.png")
+                    save_grid(to_uint8(grid), files.samples / step_file(step, ".png"))
                 if writes[2]:
                     save(step_snapshot=True)
                 elif stop.requested:
@@ -301,8 +302,6 @@ def _summary(cfg, training: GanTraining, events, rows, wall_time, files: RunFile
         "recoveries": training.recoveries,
         "final_lr": training.lr,
         "final": metrics[-1] if metrics else None,
-        "checkpoints": sorted(
-            (p.name for p in files.checkpoints.glob("step_*.pt")), key=lambda n: int(n[5:-3])
-        ),
+        "checkpoints": [p.name for _, p in step_files(files.checkpoints, ".pt")],
         "config": cfg.to_dict(),
     }
