@@ -138,9 +138,12 @@ def test_smoke_pipeline_on_the_cluster_runs_every_stage_on_worker_nodes(tmp_path
     space.write_text(yaml.safe_dump({"models": [{"names": ["tinycnn"]}], "fixed": {"run.eval_batch_size": 500},
                                      "optimizers": {"sgd": {"lr": {"loguniform": [0.01, 0.1]}, "momentum": 0.9}}}))
     results, log = tmp_path / "results", tmp_path / "pipeline.log"
-    overrides = ["data.n_train=400", "data.n_test=100", f"tune.space={space}", "tune.num_samples=2",
+    overrides = ["data.n_train=128", "data.n_test=100", f"tune.space={space}", "tune.num_samples=2",
                  "tune.max_epochs=1", "tune.batch_size=50", "retrain.epochs=1", "gan.steps=4", "gan.batch_size=16",
-                 "gan.log_every=2", "gan.sample_every=2", "gan.checkpoint_every=2", "fid.n=4", "fid.if_no_weights=fail"]
+                 "gan.log_every=2", "gan.sample_every=2", "gan.checkpoint_every=2", "fid.n=4", "fid.if_no_weights=fail",
+                 "fid-b.step=4", "fid-b.n=4", "fid-b.if_no_weights=fail", "recipe-a.models=[cnn6]",
+                 "recipe-a.steps=1", "ablation.models=[cnn6]", "recipe-b.seeds=[0]", "recipe-b.steps=1",
+                 "recipe-b.eval_every=1"]
     args = ["pipeline", "--profile", "smoke", "--device", "cpu", "--data-dir", str(tmp_path / "data"),
             "--results-dir", str(results)]
     for override in overrides:
@@ -151,7 +154,8 @@ def test_smoke_pipeline_on_the_cluster_runs_every_stage_on_worker_nodes(tmp_path
     summary = json.loads((results / "pipeline" / "smoke" / "summary.json").read_text())
     assert summary["complete"] is True
     assert {s["stage"]: s["status"] for s in summary["stages"]} == {
-        "data": "ran", "gan": "ran", "fid": "ran", "tune": "ran", "retrain": "ran"}
+        "data": "ran", "gan": "ran", "fid": "ran", "fid-b": "ran", "recipe-a": "ran", "ablation": "ran",
+        "recipe-b": "ran", "tune": "ran", "retrain": "ran"}
     workers = worker_ids(cluster)
     for stage in summary["stages"]:
         places = stage["ran_on"]
