@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ SPACE = {
     "optimizers": {"sgd": {"lr": {"loguniform": [1.0e-3, 0.3]}, "momentum": 0.9}},
     "fixed": {"run.eval_batch_size": 500},
 }
-TRIALS, MAX_EPOCHS = 6, 3
+TRIALS, MAX_EPOCHS = 4, 3
 
 
 def trial_epochs(exp_dir: Path) -> dict[str, list[int]]:
@@ -43,16 +44,38 @@ def finished_trials(exp_dir: Path) -> set[str]:
     return done
 
 
-@pytest.fixture
-def tune_command(tmp_path, ray_env):
+@pytest.fixture(scope="module")
+def killed(tmp_path_factory):
+    """One search, SIGKILLed (driver, local Ray and trial workers together) once 2 trials finished;
+    each test resumes its own copy of what the kill left. Yields (work folder, command)."""
     from cifar_core.data import write_synthetic
 
-    write_synthetic(tmp_path / "data", n_train=500, n_test=100, seed=0)
-    (tmp_path / "space.yaml").write_text(yaml.safe_dump(SPACE))
-    return [sys.executable, "-m", "jobs.cli", "tune", "--experiment", "killed", "--space", str(tmp_path / "space.yaml"),
-            "--num-samples", str(TRIALS), "--max-epochs", str(MAX_EPOCHS), "--max-concurrent", "6",
-            "--cpus-per-trial", "0.5", "--batch-size", "50", "--data-dir", str(tmp_path / "data"),
-            "--results-dir", str(tmp_path / "results")]
+    tmp = tmp_path_factory.mktemp("killed")
+    write_synthetic(tmp / "data", n_train=500, n_test=100, seed=0)
+    (tmp / "space.yaml").write_text(yaml.safe_dump(SPACE))
+    with pytest.MonkeyPatch.context() as mp:
+        ray_tmp = f"/tmp/rk{os.getpid()}"
+        for key, value in {"RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": ray_tmp, "RAY_USAGE_STATS_ENABLED": "0",
+                           "HOME": str(tmp)}.items():
+            mp.setenv(key, value)
+        kill_after_trials_finish(tune_command(tmp / "results", tmp), tmp / "results" / "tune" / "killed",
+                                 tmp / "first.log", count=2)
+        time.sleep(1)  # let the killed processes' files settle
+        yield tmp
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def tune_command(results: Path, tmp: Path) -> list[str]:
+    return [sys.executable, "-m", "jobs.cli", "tune", "--experiment", "killed", "--space", str(tmp / "space.yaml"),
+            "--num-samples", str(TRIALS), "--max-epochs", str(MAX_EPOCHS), "--max-concurrent", str(TRIALS),
+            "--cpus-per-trial", "0.5", "--batch-size", "50", "--data-dir", str(tmp / "data"),
+            "--results-dir", str(results)]
+
+
+def copy_of_killed(killed: Path, tmp_path: Path) -> tuple[Path, list[str]]:
+    """(experiment dir, command) of a copy of the killed search's results, as a moved volume."""
+    shutil.copytree(killed / "results", tmp_path / "results")
+    return tmp_path / "results" / "tune" / "killed", tune_command(tmp_path / "results", killed)
 
 
 def kill_after_trials_finish(command: list[str], exp_dir: Path, log: Path, count: int, timeout_s: float = 240) -> None:
@@ -74,10 +97,8 @@ def kill_after_trials_finish(command: list[str], exp_dir: Path, log: Path, count
         driver.wait()
 
 
-def test_killed_search_resumes_without_rerunning_finished_trials(tmp_path, tune_command):
-    exp_dir = tmp_path / "results" / "tune" / "killed"
-    kill_after_trials_finish(tune_command, exp_dir, tmp_path / "first.log", count=2)
-    time.sleep(1)  # let the killed processes' files settle
+def test_killed_search_resumes_without_rerunning_finished_trials(tmp_path, killed):
+    exp_dir, tune_command = copy_of_killed(killed, tmp_path)
     done_before = finished_trials(exp_dir)
     epochs_before = trial_epochs(exp_dir)
     assert not (exp_dir / "summary.json").exists()
@@ -98,17 +119,13 @@ def test_killed_search_resumes_without_rerunning_finished_trials(tmp_path, tune_
     assert len(rows) == TRIALS and {r["status"] for r in rows} == {"TERMINATED"}
     summary = json.loads((exp_dir / "summary.json").read_text())
     assert summary["complete"] and summary["trials"] == TRIALS
-    assert "6 trials (6 TERMINATED)" in rerun.stdout
+    assert f"{TRIALS} trials ({TRIALS} TERMINATED)" in rerun.stdout
 
 
-def test_a_trial_whose_checkpoint_was_lost_is_restarted_and_the_search_completes(tmp_path, tune_command):
+def test_a_trial_whose_checkpoint_was_lost_is_restarted_and_the_search_completes(tmp_path, killed):
     """Tune deletes a trial's previous checkpoint before it snapshots the experiment state; a kill
     in between leaves a state naming a checkpoint that is gone. Simulated here by deleting them."""
-    import shutil
-
-    exp_dir = tmp_path / "results" / "tune" / "killed"
-    kill_after_trials_finish(tune_command, exp_dir, tmp_path / "first.log", count=2)
-    time.sleep(1)
+    exp_dir, tune_command = copy_of_killed(killed, tmp_path)
     done = finished_trials(exp_dir)
     lost = sorted(d.name for d in exp_dir.iterdir() if d.is_dir() and d.name not in done and any(d.glob("checkpoint_*")))
     if not lost:
