@@ -97,7 +97,9 @@ def run_stage(work: InProcess | OnRay, resources: Resources, fn: Callable[..., d
               device: str, **kwargs: Any) -> dict:
     """`fn(device=..., **kwargs)` as one unit of work (a Ray task, or here); the summary it writes
     at `summary_path` (and returns) gains `ran_on`: where it ran and for how long."""
-    return work.get(work.submit(_recorded, resources, fn, str(summary_path), resources.device(device), kwargs))
+    kwargs = {key: absolute(value) for key, value in kwargs.items()}
+    return work.get(work.submit(_recorded, resources, fn, os.path.abspath(summary_path), resources.device(device),
+                                kwargs))
 
 
 def _recorded(fn: Callable[..., dict], summary_path: str, device: str, kwargs: dict) -> dict:
@@ -159,7 +161,7 @@ class OnRay:
 
         from cifar_core.errors import Preempted
 
-        args = tuple(_value(a) for a in args)
+        args = tuple(absolute(_value(a)) for a in args)
         task = ray.remote(_run_task).options(
             **resources.ray_options(),
             max_retries=NODE_LOSS_RETRIES,  # node or worker process died
@@ -177,6 +179,14 @@ class OnRay:
             return ray.get(ref)
         except ray.exceptions.RayTaskError as exc:
             raise _original(exc) from None
+
+
+def absolute(value: Any) -> Any:
+    """A relative path made absolute against this process's working directory, as the user meant
+    it: a task runs in its worker's working directory, on whichever node Ray chose."""
+    if isinstance(value, os.PathLike) and not os.path.isabs(value):
+        return type(value)(os.path.abspath(value))
+    return value
 
 
 def _value(handle: Any) -> Any:

@@ -121,7 +121,8 @@ def resolve_profile(profile: str, overrides: list[str] | tuple[str, ...] = ()) -
     """The profile's sections with `--set section.key=value` overrides applied (YAML values).
 
     Only keys the profile has can be set, with a value of the same type (an int where a float is,
-    anything where the default is null); the stages check ranges themselves before they start.
+    anything where the default is null, and null to unset a value); the stages check their settings
+before anything runs.
     """
     if profile not in PROFILES:
         raise ConfigError(f"unknown pipeline profile {profile!r}; known: {', '.join(PROFILES)}")
@@ -153,7 +154,9 @@ def _dotted_keys(config: dict, prefix: str = "") -> list[str]:
 
 
 def _same_type(key: str, default: Any, value: Any) -> Any:
-    if default is None:  # e.g. tune.gpus_per_trial: the stage checks the value
+    # null unsets (recipe-a.steps=null to train by epochs), and a null default takes any value
+    # (tune.gpus_per_trial): the stages check those values before anything runs.
+    if default is None or value is None:
         return value
     if isinstance(default, bool) or isinstance(value, bool):
         ok = isinstance(default, bool) and isinstance(value, bool)
@@ -216,9 +219,9 @@ def data_summary(ctx: PipelineContext, config: dict) -> Path:
 
 
 def run_tune_stage(ctx: PipelineContext, config: dict, *needed: dict) -> dict:
-    from cifar_core.tune.search import TuneSettings, run_tune
+    from cifar_core.tune.search import run_tune
 
-    summary = run_tune(TuneSettings(**config, device=ctx.device), ctx.data_dir, ctx.results_dir)
+    summary = run_tune(tune_settings(ctx, config), ctx.data_dir, ctx.results_dir)
     return {**summary, "ran_on": [{"node_id": node, "work": "trials"} for node in summary["nodes"]]}
 
 
@@ -284,11 +287,25 @@ def recipe_stage(name: str, plan_of: Callable[[PipelineContext, dict], Any]) -> 
     return submit, summary_path
 
 
-def run_gan_stage(ctx: PipelineContext, config: dict, *needed: dict) -> dict:
+def gan_config(ctx: PipelineContext, config: dict):
+    """The section as a checked GanTrainConfig (`run` names the results folder)."""
     from cifar_core.gan.config import GanTrainConfig
+
+    return GanTrainConfig.from_dict({k: v for k, v in config.items() if k != "run"})
+
+
+def tune_settings(ctx: PipelineContext, config: dict):
+    from cifar_core.tune.settings import TuneSettings
+
+    settings = TuneSettings(**config, device=ctx.device)
+    settings.validate()
+    return settings
+
+
+def run_gan_stage(ctx: PipelineContext, config: dict, *needed: dict) -> dict:
     from cifar_core.gan.train import train_gan
 
-    cfg = GanTrainConfig.from_dict({k: v for k, v in config.items() if k != "run"})
+    cfg = gan_config(ctx, config)
     device = ctx.resources("gan").device(ctx.device)
     return train_gan(cfg, ctx.data_dir, gan_summary(ctx, config).parent, device=device, resume=True,
                      wait_s=ctx.lock_wait_s)
@@ -368,6 +385,9 @@ class Stage:
     reads: tuple[str, ...] = ()
     # The folder under RESULTS where its summaries live, as the report reads them.
     results: str | None = None
+    # Checks the section's settings (raises ConfigError) before any stage runs; the recipe stages'
+    # summary paths already build, and so check, their plans.
+    check: Callable[[PipelineContext, dict], Any] | None = None
 
 
 _recipe_a = recipe_stage("recipe-a", recipe_a_plan)
@@ -377,14 +397,14 @@ _recipe_b = recipe_stage("recipe-b", recipe_b_plan)
 # before the search, which blocks this process while its trials run.
 STAGES: list[Stage] = [
     Stage("data", run_data_check, data_summary, uses_device=False),
-    Stage("gan", run_gan_stage, gan_summary, needs=("data",), results="gan"),
+    Stage("gan", run_gan_stage, gan_summary, needs=("data",), results="gan", check=gan_config),
     Stage("fid", run_fid_stage, fid_summary, needs=("gan",), results="fid"),
     Stage("fid-b", run_fid_b_stage, fid_b_summary, needs=("gan",), results="fid"),
     Stage("recipe-a", None, _recipe_a[1], needs=("data",), submit=_recipe_a[0], results="recipe"),
     Stage("ablation", None, _ablation[1], needs=("data",), submit=_ablation[0], reads=("recipe-a",),
           results="recipe"),
     Stage("recipe-b", None, _recipe_b[1], needs=("data",), submit=_recipe_b[0], results="recipe"),
-    Stage("tune", run_tune_stage, tune_summary, needs=("data",), in_driver=True, results="tune"),
+    Stage("tune", run_tune_stage, tune_summary, needs=("data",), in_driver=True, results="tune", check=tune_settings),
     Stage("retrain", None, retrain_summary, needs=("tune",), submit=submit_retrain, results="retrain"),
 ]
 # Every stage by name, the report last: the pipeline's, the chart's (`cifar submit STAGE`) and the report's.
@@ -421,7 +441,9 @@ def run_pipeline(profile: str, data_dir: str | Path, results_dir: str | Path, de
         if stage.name not in config:
             raise ConfigError(f"profile {profile!r} has no section for stage {stage.name!r}")
     work = runner(with_ray)
-    ctx = PipelineContext(profile, Path(data_dir), Path(results_dir), device, config, work.lock_wait_s)
+    # Absolute paths: a task runs in its worker's working directory, not this one.
+    ctx = PipelineContext(profile, Path(data_dir).absolute(), Path(results_dir).absolute(), device, config,
+                          work.lock_wait_s)
     started = time.monotonic()
     if not with_ray:
         return _run(ctx, stages, work, started)
@@ -448,6 +470,8 @@ def _run(ctx: PipelineContext, stages: list[Stage], work: InProcess | OnRay, sta
     out = ctx.results_dir / "pipeline" / ctx.profile / "summary.json"
     for stage in stages:  # each stage's settings and --device against its GPU share, before anything runs
         stage.summary_path(ctx, ctx.config[stage.name])
+        if stage.check is not None:
+            stage.check(ctx, ctx.config[stage.name])
         if stage.uses_device and not stage.in_driver:
             ctx.resources(stage.name).device(ctx.device)
     check_feasible({f"stage {s.name}": ctx.resources(s.name) for s in stages if not s.in_driver})

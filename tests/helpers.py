@@ -1,12 +1,15 @@
-"""What several test files need: the real `cifar` entry point run in this process, and the check
-that a user error is one `error:` line with exit status 2. (Import as `from helpers import ...`:
+"""What several test files need: the real `cifar` entry point run in this process, the check
+that a user error is one `error:` line with exit status 2, and the contract between the stages'
+real outputs and the report's committed fixture tree. (Import as `from helpers import ...`:
 pytest puts tests/ on sys.path.)"""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import subprocess
+from pathlib import Path
 from typing import NamedTuple
 
 
@@ -37,3 +40,58 @@ def assert_one_line_error(result: Result, *fragments: str) -> None:
     assert result.status == 2 and len(lines) == 1 and lines[0].startswith("error: "), result
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "results"
+
+
+def assert_fixture_has_the_shape_of(results: Path) -> None:
+    """The contract between the stages and the report's tests: every key (and kind of value) the
+    committed fixture tree has, real stage outputs have too. A stage that renames or drops what the
+    report reads fails here; then rerun tests/fixtures/make_results.py."""
+    pairs = [("pipeline/fixture/summary.json", "pipeline/smoke/summary.json"),
+             ("pipeline/fixture/data/summary.json", "pipeline/smoke/data/summary.json"),
+             *((f"tune/exp/{name}", f"tune/smoke/{name}") for name in ("summary.json", "top_k.json", "experiment.json")),
+             ("retrain/exp/summary.json", "retrain/smoke/summary.json"),
+             ("recipe/report-a-e1/summary.json", "recipe/report-a-e1/summary.json"),
+             ("recipe/report-a-augment-none-e1/summary.json", "recipe/report-a-augment-none-e1/summary.json"),
+             ("recipe/report-b-s2/summary.json", "recipe/report-b-s1/summary.json"),
+             ("train/tiny-evaluated/summary.json", "train/report-a-cnn6-e1-seed0/summary.json"),
+             ("gan/dcgan/summary.json", "gan/smoke/summary.json"),
+             ("fid/dcgan-select-n4/summary.json", "fid/smoke-select-n4/summary.json"),
+             ("fid/dcgan-step_40-n4/summary.json", "fid/smoke-step_4-n4/summary.json")]
+    for fixture, fresh in pairs:
+        assert_within(json.loads((FIXTURE / fixture).read_text()), json.loads((results / fresh).read_text()), fixture)
+    for fixture, fresh in (("gan/dcgan/metrics.jsonl", "gan/smoke/metrics.jsonl"),
+                           ("train/tiny-evaluated/metrics.jsonl", "train/report-a-cnn6-e1-seed0/metrics.jsonl")):
+        first_row = [json.loads(line) for line in (FIXTURE / fixture).read_text().splitlines()][:1]
+        assert_within(first_row, [json.loads(line) for line in (results / fresh).read_text().splitlines()], fixture)
+    header = (FIXTURE / "tune/exp/trials.csv").read_text().splitlines()[0].split(",")
+    assert set(header) <= set((results / "tune/smoke/trials.csv").read_text().splitlines()[0].split(","))
+
+
+DATA_KEYED = {"epochs_histogram", "status_counts", "params", "evaluations", "space_file"}
+
+
+def assert_within(fixture, fresh, where: str) -> None:
+    """`fixture`'s keys are all in `fresh`, recursively, with values of the same kind (null matches any)."""
+    if fixture is None or fresh is None:
+        return
+    if isinstance(fixture, dict):
+        assert isinstance(fresh, dict), where
+        if where.rsplit(".", 1)[-1] in DATA_KEYED:
+            return  # its keys are data (statuses, epochs, searched keys), not the shape
+        for key, value in fixture.items():
+            if key == "pipeline" and where.startswith(("tune", "recipe", "gan", "fid", "retrain")):
+                continue  # the pipeline's stamp: only in summaries a pipeline made
+            assert key in fresh, f"{where}: real outputs have no {key!r}"
+            assert_within(value, fresh[key], f"{where}.{key}")
+    elif isinstance(fixture, list):
+        assert isinstance(fresh, list), where
+        if fixture and fresh:
+            assert_within(fixture[0], fresh[0], f"{where}[0]")
+    else:
+        number = (int, float)
+        same = (isinstance(fixture, number) and isinstance(fresh, number) and not isinstance(fixture, bool)) \
+            or type(fixture) is type(fresh)
+        assert same, f"{where}: {type(fixture).__name__} in the fixture, {type(fresh).__name__} in real outputs"

@@ -23,6 +23,7 @@ import yaml
 pytestmark = pytest.mark.slow  # a Ray cluster of three raylets, and training with node loss
 
 TIMEOUT_S = 300
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -61,25 +62,27 @@ def data(tmp_path_factory) -> Path:
     return root
 
 
-def cifar(args: list[str], env: dict, cluster, log: Path) -> subprocess.Popen:
+def cifar(args: list[str], env: dict, cluster, log: Path, cwd: Path | None = None) -> subprocess.Popen:
     """`cifar ARGS` as a user would run it against the cluster (output to `log`)."""
     return subprocess.Popen([sys.executable, "-m", "jobs.cli", *args], env={**env, "RAY_ADDRESS": cluster.address},
-                            stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=Path(__file__).parents[1])
+                            stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=cwd or REPO)
 
 
 def worker_ids(cluster) -> set[str]:
     return {node.node_id for node in cluster.worker_nodes}
 
 
-def wait_until(condition, what: str, process: subprocess.Popen, log: Path) -> None:
+def wait_until(condition, what: str, process: subprocess.Popen, log: Path):
+    """The first true value of `condition()`, checked every 0.2 s while the command runs."""
     deadline = time.monotonic() + TIMEOUT_S
-    while not condition():
+    while not (value := condition()):
         if process.poll() is not None:
             pytest.fail(f"the command ended before {what}:\n{log.read_text()[-3000:]}")
         if time.monotonic() > deadline:
             process.kill()
             pytest.fail(f"timed out waiting for {what}:\n{log.read_text()[-3000:]}")
         time.sleep(0.2)
+    return value
 
 
 def finish(process: subprocess.Popen, log: Path) -> str:
@@ -110,9 +113,9 @@ def test_search_survives_a_lost_node_every_trial_finishes_its_epochs(tmp_path, e
                      "--grace-period", "3", "--max-concurrent", "2", "--batch-size", "50", "--device", "cpu",
                      "--data-dir", str(data), "--results-dir", str(results)], env, cluster, log)
     exp_dir = results / "tune" / "loss"
-    # Mid-trial: a trial has checkpointed its first epoch and is training its second.
-    wait_until(lambda: any(exp_dir.glob("*/checkpoint_000000")), "a trial's first checkpoint", process, log)
-    lost = min(cluster.worker_nodes, key=lambda node: node.node_id)  # both run a trial
+    # Mid-trial: a trial has reported (and checkpointed) its first epoch and is training its second.
+    node_id = wait_until(lambda: running_trial_node(exp_dir), "a trial's first epoch", process, log)
+    lost = next(node for node in cluster.worker_nodes if node.node_id == node_id)
     replace_node(cluster, lost)
     finish(process, log)
 
@@ -128,34 +131,47 @@ def test_search_survives_a_lost_node_every_trial_finishes_its_epochs(tmp_path, e
     assert set(summary["nodes"]) <= worker_ids(cluster) | {lost.node_id}  # never on the head
 
 
-# --- (b) the whole pipeline, scheduled by the cluster ------------------------------------------
-def test_smoke_pipeline_on_the_cluster_runs_every_stage_on_worker_nodes(tmp_path, env, cluster):
-    from cifar_core.fid.inception import write_random_weights
+def running_trial_node(exp_dir: Path) -> str | None:
+    """The node of a trial that has checkpointed an epoch but not finished (None while there is none)."""
+    for result in exp_dir.glob("*/result.json"):
+        rows = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+        if rows and not rows[-1].get("done") and any(result.parent.glob("checkpoint_*")):
+            return rows[-1].get("node_id")
+    return None
 
-    weights = tmp_path / "inception.pth"
-    write_random_weights(weights, seed=0)
-    space = tmp_path / "space.yaml"
-    space.write_text(yaml.safe_dump({"models": [{"names": ["tinycnn"]}], "fixed": {"run.eval_batch_size": 500},
-                                     "optimizers": {"sgd": {"lr": {"loguniform": [0.01, 0.1]}, "momentum": 0.9}}}))
-    results, log = tmp_path / "results", tmp_path / "pipeline.log"
-    overrides = ["data.n_train=128", "data.n_test=100", f"tune.space={space}", "tune.num_samples=2",
+
+# --- (b) the whole pipeline, scheduled by the cluster ------------------------------------------
+def test_smoke_pipeline_on_the_cluster_runs_every_stage_on_worker_nodes_and_resumes(tmp_path, env, cluster):
+    """Every real stage (synthetic data, the search, retraining, the recipes and the ablation, the
+    DCGAN, both FID protocols with a test-made Inception weights file, the report), shrunk to
+    seconds, with relative paths as `make demo` passes them; then a rerun skips what is done."""
+    from helpers import assert_fixture_has_the_shape_of
+
+    from cifar_core.fid.inception import write_random_weights
+    from cifar_core.pipeline import STAGES
+
+    write_random_weights(tmp_path / "inception.pth", seed=0)
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump({
+        "models": [{"names": ["tinycnn"]}], "fixed": {"run.eval_batch_size": 500},
+        "optimizers": {"sgd": {"lr": {"loguniform": [0.01, 0.1]}, "momentum": 0.9}}}))
+    # Few training images (one batch of the recipes): FID's selection runs Inception over all of them.
+    overrides = ["data.n_train=128", "data.n_test=40", "tune.space=space.yaml", "tune.num_samples=2",
                  "tune.max_epochs=1", "tune.batch_size=50", "retrain.epochs=1", "gan.steps=4", "gan.batch_size=16",
                  "gan.log_every=2", "gan.sample_every=2", "gan.checkpoint_every=2", "fid.n=4", "fid.if_no_weights=fail",
                  "fid-b.step=4", "fid-b.n=4", "fid-b.if_no_weights=fail", "recipe-a.models=[cnn6]",
-                 "recipe-a.steps=1", "ablation.models=[cnn6]", "recipe-b.seeds=[0]", "recipe-b.steps=1",
-                 "recipe-b.eval_every=1"]
-    args = ["pipeline", "--profile", "smoke", "--device", "cpu", "--data-dir", str(tmp_path / "data"),
-            "--results-dir", str(results)]
+                 "recipe-a.epochs=1", "recipe-a.steps=null", "ablation.models=[cnn6]", "recipe-b.seeds=[0,1]",
+                 "recipe-b.steps=1", "recipe-b.eval_every=1"]
+    args = ["pipeline", "--profile", "smoke", "--device", "cpu", "--data-dir", "data", "--results-dir", "results"]
     for override in overrides:
         args += ["--set", override]
-    process = cifar(args, {**env, "CIFAR_FID_WEIGHTS": str(weights)}, cluster, log)
-    finish(process, log)
+    env = {**env, "CIFAR_FID_WEIGHTS": str(tmp_path / "inception.pth")}
+    output = finish(cifar(args, env, cluster, tmp_path / "first.log", cwd=tmp_path), tmp_path / "first.log")
+    results = tmp_path / "results"
 
+    assert "SYNTHETIC" in output  # said plainly
     summary = json.loads((results / "pipeline" / "smoke" / "summary.json").read_text())
     assert summary["complete"] is True
-    assert {s["stage"]: s["status"] for s in summary["stages"]} == {
-        "data": "ran", "gan": "ran", "fid": "ran", "fid-b": "ran", "recipe-a": "ran", "ablation": "ran",
-        "recipe-b": "ran", "tune": "ran", "retrain": "ran"}
+    assert [(s["stage"], s["status"]) for s in summary["stages"]] == [(s.name, "ran") for s in STAGES]
     workers = worker_ids(cluster)
     for stage in summary["stages"]:
         places = stage["ran_on"]
@@ -164,59 +180,60 @@ def test_smoke_pipeline_on_the_cluster_runs_every_stage_on_worker_nodes(tmp_path
     assert len(retrain["ran_on"]) == 2  # the two retrains, each its own task
     gan = json.loads((results / "gan" / "smoke" / "summary.json").read_text())
     assert gan["ran_on"][0]["device"] == "cpu" and gan["ran_on"][0]["hostname"]
-    assert Path(summary["report"]).is_file()
+    assert f"results: {results.resolve()}" in output
+    assert (results / "report" / "index.html").stat().st_size > 10_000
+    fid = json.loads((results / "fid" / "smoke-select-n4" / "summary.json").read_text())
+    assert [entry["step"] for entry in fid["ranking"]] and fid["fid"] >= 0
+    ablation = json.loads((results / "recipe" / "report-a-augment-none-e1" / "summary.json").read_text())
+    assert ablation["budget"] == {"epochs": 1} and ablation["augment"] == "none"  # recipe-a's budget, no augmentation
+    assert [p["step"] for p in json.loads((results / "recipe" / "report-b-s1" / "summary.json").read_text())
+            ["models"][1]["test_curve"]] == [1]
+    fid_b = json.loads((results / "fid" / "smoke-step_4-n4" / "summary.json").read_text())
+    assert fid_b["protocol"] == "checkpoint" and fid_b["pipeline"]["stage"] == "fid-b"
+    assert_fixture_has_the_shape_of(results)
+
+    (results / "retrain" / "smoke" / "summary.json").unlink()  # as if killed during retraining
+    finish(cifar(args, env, cluster, tmp_path / "second.log", cwd=tmp_path), tmp_path / "second.log")
+    again = json.loads((results / "pipeline" / "smoke" / "summary.json").read_text())
+    assert [(s["stage"], s["status"]) for s in again["stages"]] == [
+        (s.name, "ran" if s.name in ("data", "retrain") else "skipped") for s in STAGES]
 
 
 # --- (c) a training run survives the loss of its node ------------------------------------------
-def test_retrain_whose_node_dies_finishes_elsewhere_with_the_same_metrics(tmp_path, env, cluster, data):
-    from test_retrain import fake_search
-
+def test_gan_whose_node_dies_finishes_elsewhere_with_the_same_metrics(tmp_path, env, cluster, data):
+    """`cifar gan train` with RAY_ADDRESS is one Ray task; its node dies mid-run, Ray runs it again
+    on another node, it resumes from last.pt, and the run ends as an uninterrupted one does."""
     # Only one node has a GPU: the run (one GPU share) must go there, and after that node is lost,
     # to the fresh GPU node that replaces it. The GPUs are declared; training stays on the CPU.
     gpu_node = cluster.add_node(num_cpus=1, num_gpus=1)
     cluster.wait_for_nodes()
-    results, log = tmp_path / "results", tmp_path / "retrain.log"
-    fake_search(results, "exp")
-    args = ["retrain", "--from-tune", "exp", "--top-k", "1", "--select", "trials", "--epochs", "3", "--gpus", "1",
-            "--device", "cpu", "--data-dir", str(data)]
+    args = ["gan", "train", "--run-name", "g", "--steps", "60", "--batch-size", "32", "--ngf", "16", "--ndf", "16",
+            "--log-every", "5", "--checkpoint-every", "10", "--sample-every", "30", "--device", "cpu",
+            "--data-dir", str(data), "--cpus", "1", "--gpus", "1"]
+    results, log = tmp_path / "results", tmp_path / "gan.log"
     process = cifar([*args, "--results-dir", str(results)], env, cluster, log)
-    run_dir = results / "train" / "exp-tinycnn-t1"
-    wait_until(lambda: (run_dir / "last.pt").exists(), "the run's first checkpoint", process, log)
+    run_dir = results / "gan" / "g"
+    wait_until(lambda: (run_dir / "checkpoints" / "step_10.pt").exists(), "the run's first snapshot", process, log)
     replace_node(cluster, gpu_node, num_gpus=1)
     output = finish(process, log)
-    assert "retried" in output or "will be retried" in output or "dead" in output, output[-2000:]
+    assert "will be retried" in output or "dead" in output, output[-2000:]
+    (place,) = json.loads((run_dir / "summary.json").read_text())["ran_on"]
+    assert place["node_id"] in worker_ids(cluster) and place["node_id"] != gpu_node.node_id and place["work_s"] > 0
 
     # The same command run uninterrupted, in one process, gives the same run. One torch thread,
     # as in the one-CPU task: a different thread count sums in another order.
     reference = tmp_path / "reference"
-    fake_search(reference, "exp")
     subprocess.run([sys.executable, "-m", "jobs.cli", *args, "--no-ray", "--results-dir", str(reference)],
-                   env={**env, "OMP_NUM_THREADS": "1"}, check=True, capture_output=True, cwd=Path(__file__).parents[1])
-    moved, alone = (json.loads((r / "retrain" / "exp" / "summary.json").read_text())["models"][0]
-                    for r in (results, reference))
-    for key in ("test_top1", "test_top5", "test_loss", "epochs"):
-        assert moved[key] == alone[key], key
-    assert metrics(run_dir) == metrics(reference / "train" / "exp-tinycnn-t1")
-    assert moved["ran_on"]["node_id"] not in (gpu_node.node_id, None)
+                   env={**env, "OMP_NUM_THREADS": "1"}, check=True, capture_output=True, cwd=REPO)
+    assert gan_rows(run_dir) == gan_rows(reference / "gan" / "g")
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("step_*.pt")) == \
+           sorted(p.name for p in (reference / "gan" / "g" / "checkpoints").glob("step_*.pt"))
 
 
-def metrics(run_dir: Path) -> list[dict]:
-    """Per-epoch metrics without the timings, which differ between any two runs."""
+def gan_rows(run_dir: Path) -> list[dict]:
+    """The run's metrics rows without the timings, which differ between any two runs."""
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return [{k: v for k, v in row.items() if not k.endswith("time_s")} for row in rows]
-
-
-def test_gan_command_runs_as_a_task_on_a_worker_node(tmp_path, env, cluster, data):
-    """`cifar gan train` with RAY_ADDRESS is one task (`cifar fid` goes through the same
-    `run_stage`), and its summary says where it ran."""
-    results = tmp_path / "results"
-    log = tmp_path / "gan.log"
-    finish(cifar(["gan", "train", "--run-name", "g", "--steps", "4", "--batch-size", "16", "--ngf", "8", "--ndf", "8",
-                  "--log-every", "2", "--checkpoint-every", "2", "--sample-every", "2", "--device", "cpu",
-                  "--data-dir", str(data), "--results-dir", str(results), "--cpus", "1", "--gpus", "0"],
-                 env, cluster, log), log)
-    (place,) = json.loads((results / "gan" / "g" / "summary.json").read_text())["ran_on"]
-    assert place["node_id"] in worker_ids(cluster) and place["device"] == "cpu" and place["work_s"] > 0
 
 
 def test_work_no_node_can_run_is_refused_before_it_starts(tmp_path, env, cluster, data, monkeypatch):
