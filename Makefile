@@ -46,11 +46,15 @@ browser:
 demo: setup
 	$(CIFAR) pipeline --profile smoke --data-dir $(DEMO_DIR)/data --results-dir $(DEMO_DIR)/results
 
+# Two pytest workers (both cores of the CI machine); a test module stays on one worker, so its
+# module-wide fixtures (a Ray cluster, a killed search) are made once.
+TEST_WORKERS ?= 2
+
 test: setup browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check cifar_core jobs tests bench

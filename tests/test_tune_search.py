@@ -153,3 +153,14 @@ def test_changing_the_search_budget_of_an_experiment_is_refused(search):
     _, _, settings, data_root, results = search
     with pytest.raises(ConfigError, match="--max-epochs 3, now 5"):
         run_tune(dataclasses.replace(settings, max_epochs=5), data_root, results)
+
+
+def test_a_torn_summary_blocks_neither_the_resume_nor_the_re_summary(search):
+    """summary.json is only derived from Ray's state: a torn one is rebuilt, not a dead end."""
+    from cifar_core.tune.search import run_tune
+
+    summary, exp_dir, settings, data_root, results = search
+    (exp_dir / "summary.json").write_text('{"experiment": "asha", "comp')
+    again = run_tune(settings, data_root, results)
+    assert again["complete"] is True and again["best"] == summary["best"]
+    assert json.loads((exp_dir / "summary.json").read_text())["trials"] == summary["trials"]
