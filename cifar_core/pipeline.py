@@ -79,7 +79,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # Report B's DCGAN at full width for a few steps: enough to exercise sampling, snapshots
         # and FID selection, far too few for good images.
         "gan": {"run": "smoke", "steps": 150, "batch_size": 64, "log_every": 10, "sample_every": 50,
-                "checkpoint_every": 50, "hflip": False, "seed": 0},
+                "checkpoint_every": 50, "hflip": False, "amp": False, "seed": 0},
         "fid": {"gan_run": "smoke", "n": 100, "if_no_weights": "skip"},
         "fid-b": {"gan_run": "smoke", "step": 150, "n": 100, "if_no_weights": "skip"},
         # One CPU per task and no GPU: a laptop's local Ray.
@@ -102,7 +102,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "recipe-b": {"seeds": [0, 1, 2], "steps": 10000, "eval_every": 500, "amp": False},
         # Report B: 46,000 steps, snapshots every 2,000.
         "gan": {"run": "dcgan", "steps": 46000, "batch_size": 128, "log_every": 100, "sample_every": 1000,
-                "checkpoint_every": 2000, "hflip": False, "seed": 0},
+                "checkpoint_every": 2000, "hflip": False, "amp": False, "seed": 0},
         # Ours: the snapshot chosen on the training split (10,000 samples each), scored on the test set.
         "fid": {"gan_run": "dcgan", "n": 10000, "if_no_weights": "fail"},
         # Report B's: the step-46,000 snapshot on 10,000 samples against the test set.

@@ -58,6 +58,9 @@ class GanTrainConfig:
     # Off by default: neither report B nor the PyTorch DCGAN tutorial it follows flips the real
     # images, and the generator then learns the images as they are.
     hflip: bool = setting(False, "Flip half of the real images left-right.")
+    # Off by default: the tutorial (and so report B) trains in float32, and a DCGAN this small
+    # gains little from bf16.
+    amp: bool = setting(False, "bf16 autocast on CUDA (the losses stay float32); ignored on the CPU.")
     seed: int = setting(0, "Seed of the initial weights, noise, data order and flips.", check=check_seed)
     log_every: int = setting(100, "Steps per metrics row and collapse check.", unit="steps", range=POSITIVE)
     sample_every: int = setting(1000, "Steps per fixed-noise sample grid PNG.", unit="steps", range=POSITIVE)

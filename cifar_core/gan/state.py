@@ -64,9 +64,10 @@ class GanTraining:
         # Metrics are summed on the device and read once per logging interval: no sync per step.
         self.interval_sums = torch.zeros(len(METRIC_NAMES), device=device)
         self.interval_steps = 0
-        # bf16 autocast on CUDA only; the losses themselves are computed in float32.
+        # bf16 autocast on CUDA only when asked (cfg.amp); the losses themselves are computed in float32.
         self._autocast = (
-            (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" else nullcontext
+            (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cfg.amp and device.type == "cuda"
+            else nullcontext
         )
 
     def train_step(self, real: torch.Tensor, labels: torch.Tensor) -> None:
