@@ -22,7 +22,7 @@ COMMANDS = {
     "train": ("jobs.train_cmds:train_cmd", "Train one model on CIFAR-100."),
     "evaluate": ("jobs.train_cmds:evaluate_cmd", "Score a checkpoint: top-1, top-5 and per-class accuracy."),
     "tune": ("jobs.tune_cmds:tune_cmd", "Model selection with Ray Tune and ASHA (report A)."),
-    "retrain": ("jobs.tune_cmds:retrain_cmd", "Retrain a search's best configs, or a report's recipe; score the test set."),
+    "retrain": ("jobs.tune_cmds:retrain_cmd", "Retrain a search's best configs or a report's recipe; test them."),
     "gan": ("jobs.gan_cmds:gan_group", "DCGAN (report B): train with collapse recovery, and sample images."),
     "fid": ("jobs.fid_cmd:fid_cmd", "FID of generated images against a CIFAR-100 split."),
     "pipeline": ("jobs.tune_cmds:pipeline_cmd", "Every stage of the study, then the report."),
