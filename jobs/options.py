@@ -52,14 +52,20 @@ class SettingOption(click.Option):
         return extra
 
 
-def setting_options(defaults: Any) -> Callable:
+def setting_options(defaults: Any, skip: tuple[str, ...] = ()) -> Callable:
     """One option per setting of the config class `defaults` is an instance of (`cifar_core.fields`):
     `--flat-name` (`--x/--no-x` for booleans), a Choice or a numeric range from the declaration, its
-    help, and `defaults`' value as the default shown. The command receives {flat name: value or None};
-    `cifar_core.fields.nest` turns that into the config's mapping."""
+    help, and `defaults`' value as the default shown; a setting without a default is a required
+    option. The command receives {flat name: value or None}; `cifar_core.fields.nest` turns that
+    into the config's mapping. `skip` leaves out settings a shared option already sets (--device)."""
+    import dataclasses
+
     from cifar_core.fields import leaves
 
-    options = [_setting_option(leaf, _value_at(defaults, leaf.key)) for leaf in leaves(type(defaults))]
+    options = [_setting_option(leaf, _value_at(defaults, leaf.key),
+                               required=leaf.field.default is dataclasses.MISSING
+                               and leaf.field.default_factory is dataclasses.MISSING)
+               for leaf in leaves(type(defaults)) if leaf.name not in skip]
 
     def decorate(fn: Callable) -> Callable:
         for option in reversed(options):
@@ -75,7 +81,7 @@ def _value_at(config: Any, key: str) -> Any:
     return config
 
 
-def _setting_option(leaf, default: Any) -> Callable:
+def _setting_option(leaf, default: Any, required: bool = False) -> Callable:
     flag = leaf.name.replace("_", "-")
     unit = f" {leaf.meta['unit']}" if leaf.meta.get("unit") else ""
     if bool in leaf.types:
@@ -84,6 +90,8 @@ def _setting_option(leaf, default: Any) -> Callable:
     else:
         decls, kwargs = (f"--{flag}",), {"type": _click_type(leaf)}
         shown = (leaf.meta.get("none_means") or "none") if default is None else f"{default}{unit}"
+    if required:
+        return click.option(*decls, required=True, help=leaf.meta.get("help"), **kwargs)
     return click.option(*decls, cls=SettingOption, default=None, shown_default=shown, help=leaf.meta.get("help"),
                         **kwargs)
 

@@ -9,29 +9,14 @@ import click
 
 from cifar_core.protocols import RECIPES
 from cifar_core.tune.settings import TuneSettings
-from jobs.options import data_dir_option, device_option, json_option, results_dir_option
+from jobs.options import data_dir_option, device_option, json_option, results_dir_option, setting_options
 from jobs.work_options import stage_work, task_options
 
 _T = TuneSettings(experiment="defaults")  # --help shows the dataclass's defaults (report A's protocol)
 
 
 @click.command("tune")
-@click.option("--experiment", required=True, help="Experiment name: results go to RESULTS/tune/NAME/.")
-@click.option("--space", default=_T.space, show_default=True,
-              help="Search space: report-a, modern, or a YAML file in the same format.")
-@click.option("--num-samples", type=int, default=_T.num_samples, show_default=True, help="Trials sampled from the space.")
-@click.option("--max-concurrent", type=int, default=_T.max_concurrent, show_default=True, help="Trials running at once, at most.")
-@click.option("--max-epochs", type=int, default=_T.max_epochs, show_default=True, help="Epochs of a trial that ASHA never stops.")
-@click.option("--grace-period", type=int, default=_T.grace_period, show_default=True, help="Epochs before ASHA may stop a trial.")
-@click.option("--reduction-factor", type=int, default=_T.reduction_factor, show_default=True,
-              help="ASHA keeps the top 1/N at each rung (2 = the better half).")
-@click.option("--cpus-per-trial", type=float, default=_T.cpus_per_trial, show_default=True, help="CPU cores reserved per trial.")
-@click.option("--gpus-per-trial", type=float, default=None,
-              help="GPU share per trial, fractional allowed (0.25 = four trials per GPU).  "
-                   "[default: the cluster's GPUs split among --max-concurrent trials, 0 without GPUs]")
-@click.option("--batch-size", type=int, default=None, help="Training batch size.  [default: the space's, else 128]")
-@click.option("--seed", type=int, default=_T.seed, show_default=True, help="Seed of the sampled configs and of every trial.")
-@click.option("--top-k", type=int, default=_T.top_k, show_default=True, help="Configs listed in top_k.json.")
+@setting_options(_T, skip=("device",))
 @click.option("--smoke", is_flag=True, help="Shrink to 4 trials of 2 epochs, to check a setup in minutes.")
 @data_dir_option
 @results_dir_option
@@ -45,7 +30,7 @@ def tune_cmd(smoke, data_dir, results_dir, as_json, **options):
     """
     from cifar_core.tune.search import TuneSettings, experiment_dir, run_tune, smoke_settings
 
-    settings = TuneSettings(**options)
+    settings = TuneSettings(**{name: value for name, value in options.items() if value is not None})
     if smoke:
         settings = smoke_settings(settings)
     summary = run_tune(settings, data_dir, results_dir)

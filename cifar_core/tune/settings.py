@@ -23,7 +23,7 @@ def _check_experiment(name: str, key: str) -> None:
 @dataclass(frozen=True)
 class TuneSettings:
     experiment: str = setting(help="Experiment name: results go to RESULTS/tune/NAME/.", check=_check_experiment)
-    space: str = setting("report-a", "Search space: a shipped space name or a YAML file.")
+    space: str = setting("report-a", "Search space: report-a, modern, or a YAML file in the same format.")
     num_samples: int = setting(60, "Trials sampled from the space (report A: 60).", range=AT_LEAST_ONE)
     max_concurrent: int = setting(16, "Trials running at once, at most (report A: 16).", range=AT_LEAST_ONE)
     max_epochs: int = setting(30, "ASHA's max_t: epochs a surviving trial trains (report A: 30).", unit="epochs",
