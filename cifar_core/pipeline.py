@@ -315,16 +315,23 @@ def gan_summary(ctx: PipelineContext, config: dict) -> Path:
     return ctx.results_dir / "gan" / config["run"] / "summary.json"
 
 
-def run_fid_stage(ctx: PipelineContext, config: dict, *needed: dict) -> dict:
+def require_inception(config: dict) -> None:
+    """The Inception weights, downloaded into the torch hub cache where the network allows; without
+    them the stage is unavailable (reported, tried again next run) or fails, as the profile says."""
     from cifar_core.fid.inception import resolve_weights
-    from cifar_core.fid.scoring import default_cache_dir, run_fid
 
     try:
-        resolve_weights()  # downloads into the torch hub cache where the network allows
+        resolve_weights()
     except CifarError as exc:
         if config["if_no_weights"] == "skip":
             raise StageUnavailable(str(exc)) from None
         raise
+
+
+def run_fid_stage(ctx: PipelineContext, config: dict, *needed: dict) -> dict:
+    from cifar_core.fid.scoring import default_cache_dir, run_fid
+
+    require_inception(config)
     run_dir = ctx.results_dir / "gan" / config["gan_run"]
     device = ctx.resources("fid").device(ctx.device)
     return run_fid(fid_summary(ctx, config).parent, run_dir=run_dir, data_dir=ctx.data_dir, split="test",
@@ -341,16 +348,10 @@ def fid_summary(ctx: PipelineContext, config: dict) -> Path:
 
 def run_fid_b_stage(ctx: PipelineContext, config: dict, *needed: dict) -> dict:
     """Report B's protocol: one fixed snapshot (step 46,000) on `n` samples against the test split."""
-    from cifar_core.fid.inception import resolve_weights
     from cifar_core.fid.scoring import default_cache_dir, run_fid, snapshot_path
 
     checkpoint = snapshot_path(ctx.results_dir / "gan" / config["gan_run"], config["step"])
-    try:
-        resolve_weights()
-    except CifarError as exc:
-        if config["if_no_weights"] == "skip":
-            raise StageUnavailable(str(exc)) from None
-        raise
+    require_inception(config)
     device = ctx.resources("fid-b").device(ctx.device)
     return run_fid(fid_b_summary(ctx, config).parent, checkpoint=checkpoint, data_dir=ctx.data_dir, split="test",
                    n=config["n"], device=device, cache_dir=default_cache_dir(ctx.results_dir))
