@@ -106,6 +106,12 @@ def train_gan(
         return _train(cfg, data_dir, files, checkpoint, digest, torch_device, on_log)
 
 
+def real_image_layout(cfg: GanTrainConfig, device: torch.device) -> dict:
+    """Real images in the dtype the discriminator takes them in: bf16 only under bf16 autocast
+    (gan.amp on CUDA); its float32 weights refuse bf16 input otherwise."""
+    return batch_layout(device, amp=cfg.amp, channels_last=False)
+
+
 def _train(cfg, data_dir, files: RunFiles, checkpoint, digest: str, device: torch.device, on_log) -> dict[str, Any]:
     split = load_split(data_dir, "train")
     if len(split) < cfg.batch_size:
@@ -114,7 +120,7 @@ def _train(cfg, data_dir, files: RunFiles, checkpoint, digest: str, device: torc
     training = GanTraining(cfg, device)
     real = DeviceLoader(images, labels, cfg.batch_size, shuffle=True, drop_last=True,
                         augment=AugmentConfig(hflip=cfg.hflip), seed=training.data_seed,
-                        normalization=GAN_NORMALIZATION, **batch_layout(device, amp=True, channels_last=False))
+                        normalization=GAN_NORMALIZATION, **real_image_layout(cfg, device))
 
     fixed_noise = torch.randn(GRID_SIZE, cfg.nz, generator=generator(cfg.seed, "gan-fixed-noise")).to(device)
     fixed_labels = (torch.arange(GRID_SIZE) % 100).to(device) if cfg.conditional else None
