@@ -32,6 +32,12 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     return device
 
 
+def device_name(device: str | torch.device) -> str:
+    """What a summary records beside the device: the GPU's name for a CUDA device, else "cpu"."""
+    device = torch.device(device)
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
 def cuda_problem() -> str:
     """Why torch cannot use CUDA here, in one line."""
     if torch.version.cuda is None:

@@ -44,7 +44,7 @@ from cifar_core.checkpoint import (
 )
 from cifar_core.config import TrainConfig
 from cifar_core.data.identity import check_same_data
-from cifar_core.device import resolve_device
+from cifar_core.device import device_name, resolve_device
 from cifar_core.errors import CheckpointError, ConfigError, Preempted, TrainingDiverged
 from cifar_core.evaluate import evaluate
 from cifar_core.models import count_parameters, create_model
@@ -310,7 +310,7 @@ def _summary(cfg, model, run: Progress, data, device, wall_time_s) -> dict[str, 
         "final_train_loss": history[-1]["train_loss"] if history else None,
         "data_digest": getattr(data, "digest", None),
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "device_name": device_name(device),
         "train_time_s": sum(m["epoch_time_s"] for m in history),  # across resumes
         "wall_time_s": wall_time_s,  # this call only
         "test_curve": run.test_curve,

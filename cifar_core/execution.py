@@ -114,11 +114,13 @@ def _recorded(fn: Callable[..., dict], summary_path: str, device: str, kwargs: d
 
 
 def device_name(device: str) -> str:
+    """cifar_core.device.device_name, without importing torch for a CPU task (the data check and
+    the report never need it)."""
     if not device.startswith("cuda"):
         return "cpu"
-    import torch
+    from cifar_core.device import device_name as gpu_name
 
-    return torch.cuda.get_device_name(torch.device(device))
+    return gpu_name(device)
 
 
 # --- running work ---------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from cifar_core.atomic import append_jsonl, atomic_write_json, remove_stale_temp
 from cifar_core.data import check_same_data, data_digest, is_synthetic, load_split
 from cifar_core.data.augment import AugmentConfig, normalize
 from cifar_core.data.loader import GAN_NORMALIZATION, DeviceLoader, batch_layout, to_device_tensors
-from cifar_core.device import resolve_device
+from cifar_core.device import device_name, resolve_device
 from cifar_core.errors import CheckpointError, ConfigError, Preempted, TrainingDiverged
 from cifar_core.gan.checkpoint import read_gan_checkpoint, save_gan_checkpoint
 from cifar_core.gan.collapse import Collapse, CollapseDetector, image_diversity
@@ -301,7 +301,7 @@ def _summary(cfg, training: GanTraining, events, rows, wall_time, files: RunFile
         "wall_time_s": round(wall_time, 3),
         "steps_per_s": round(training.optimizer_steps / wall_time, 3) if wall_time > 0 else None,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "device_name": device_name(device),
         "synthetic_data": is_synthetic(data_dir),
         "data_digest": digest,
         "collapse_events": events,
