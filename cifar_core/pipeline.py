@@ -357,17 +357,12 @@ def run_fid_b_stage(ctx: PipelineContext, config: dict, *needed: dict) -> dict:
                    n=config["n"], device=device, cache_dir=default_cache_dir(ctx.results_dir))
 
 
-def _fid_b_checkpoint(ctx: PipelineContext, config: dict) -> Path:
-    from cifar_core.snapshots import step_file
-
-    return ctx.results_dir / "gan" / config["gan_run"] / "checkpoints" / step_file(config["step"], ".pt")
-
-
 def fid_b_summary(ctx: PipelineContext, config: dict) -> Path:
-    from cifar_core.fid.scoring import default_name
+    from cifar_core.fid.scoring import default_name, snapshot_file
 
     # The same place `cifar fid --checkpoint RESULTS/gan/<run>/checkpoints/step_<N>.pt` writes to.
-    return ctx.results_dir / "fid" / default_name(None, _fid_b_checkpoint(ctx, config), n=config["n"]) / "summary.json"
+    checkpoint = snapshot_file(ctx.results_dir / "gan" / config["gan_run"], config["step"])
+    return ctx.results_dir / "fid" / default_name(None, checkpoint, n=config["n"]) / "summary.json"
 
 
 @dataclass(frozen=True)

@@ -83,10 +83,15 @@ def default_name(fake: Path | None = None, checkpoint: Path | None = None, run_d
     return check_name(name, "the FID result name taken from the input (pass --name to choose one):")
 
 
+def snapshot_file(run_dir: Path, step: int = REPORT_B_FID_STEP) -> Path:
+    """RUN_DIR/checkpoints/step_<step>.pt, where a GAN run keeps its snapshot of that step."""
+    return Path(run_dir) / "checkpoints" / step_file(step, ".pt")
+
+
 def snapshot_path(run_dir: Path, step: int = REPORT_B_FID_STEP) -> Path:
-    """RUN_DIR/checkpoints/step_<step>.pt, the snapshot report B's protocol scores (step 46,000);
-    a one-line error naming the steps the run kept when it has no such snapshot."""
-    path = Path(run_dir) / "checkpoints" / step_file(step, ".pt")
+    """The snapshot report B's protocol scores (step 46,000), which must exist: a one-line error
+    naming the steps the run kept when it has no such snapshot."""
+    path = snapshot_file(run_dir, step)
     if not path.is_file():
         kept = ", ".join(f"{s:,}" for s, _ in step_files(path.parent, ".pt")) or "none"
         raise CifarError(f"no snapshot {path} (report B's protocol scores one fixed step); the run kept steps: {kept}")
