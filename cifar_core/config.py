@@ -109,11 +109,12 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def with_overrides(self, overrides: dict[str, Any]) -> TrainConfig:
-        """Apply dotted overrides such as {"optim.lr": 0.01}; None values are ignored."""
+    def with_overrides(self, overrides: dict[str, Any], *, none_clears: bool = False) -> TrainConfig:
+        """Apply dotted overrides such as {"optim.lr": 0.01}. None values are ignored (an option
+        left unset), or with `none_clears` set the key to None (a recipe clears run.steps)."""
         data = self.to_dict()
         for dotted, value in overrides.items():
-            if value is None:
+            if value is None and not none_clears:
                 continue
             group, _, key = dotted.partition(".")
             if group not in data or key not in data[group]:

@@ -208,7 +208,7 @@ class RecipePlan:
             overrides["run.amp"] = self.amp
         if self.eval_every is not None:
             overrides["run.eval_test_every"] = self.eval_every
-        config = _with_overrides(TrainConfig(), overrides)
+        config = TrainConfig().with_overrides(overrides, none_clears=True)
         # The budget is in the name: a run of another length is another run, never an extension of this one.
         name = f"{self._variant()}-{model.overrides['model.name']}-{self._budget_tag()}-seed{seed}"
         return RunSpec(name, config, {"label": model.label, "seed": seed})
@@ -217,17 +217,6 @@ class RecipePlan:
         return {"kind": "recipe", "recipe": self.recipe, "name": self.name, "protocol": self.definition.protocol.key,
                 "seeds": list(self.seed_list), "budget": self.budget(),
                 "augment": self.augment, "amp": self.definition.shared["run.amp"] if self.amp is None else self.amp}
-
-
-def _with_overrides(config, overrides: dict[str, Any]):
-    """TrainConfig.with_overrides, where None means None (a recipe clears run.steps), not 'unset'."""
-    data = config.to_dict()
-    for dotted, value in overrides.items():
-        group, _, key = dotted.partition(".")
-        if group not in data or key not in data[group]:
-            raise ConfigError(f"unknown config key {dotted!r}")
-        data[group][key] = value
-    return TrainConfig.from_dict(data)
 
 
 Plan = RetrainPlan | RecipePlan
