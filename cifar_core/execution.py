@@ -183,6 +183,12 @@ class OnRay:
             raise _original(exc) from None
 
 
+def after(fn: Callable, count: int, *needed_then_args: Any) -> Any:
+    """`fn(*args)` in a task that takes the first `count` arguments (the results of the work it
+    comes after) only so that Ray starts it once they exist; their values are not used."""
+    return fn(*needed_then_args[count:])
+
+
 def absolute(value: Any) -> Any:
     """A relative path made absolute against this process's working directory, as the user meant
     it: a task runs in its worker's working directory, on whichever node Ray chose."""

@@ -232,13 +232,10 @@ def tune_summary(ctx: PipelineContext, config: dict) -> Path:
 def submit_plan(work: InProcess | OnRay, ctx: PipelineContext, stage: str, plan, *needed: Any):
     """A retraining plan's runs as tasks at once (`resources.<stage>` each), then one CPU task that
     tables them. Each run task takes the results of the stages it needs only to wait for them."""
-    from cifar_core.retrain import collect, train_one
+    from cifar_core.retrain import collect, submit_runs
 
     resources = ctx.resources(stage)
-    device = resources.device(ctx.device)
-    runs = [work.submit(_after, resources, train_one, len(needed), *needed, plan, index, ctx.data_dir,
-                        ctx.results_dir, device, work.lock_wait_s)
-            for index in range(plan.size)]
+    runs = submit_runs(work, plan, ctx.data_dir, ctx.results_dir, resources.device(ctx.device), resources, *needed)
     return work.submit(collect, Resources(cpus=1), plan, ctx.results_dir, *runs)
 
 
@@ -568,12 +565,6 @@ def _stage_task(stage: Stage, ctx: PipelineContext, config: dict, device: str, *
     start = time.monotonic()
     summary = stage.run(ctx, config, *needed)
     return {**summary, "ran_on": [ran_on(device, since=start)]}
-
-
-def _after(fn: Callable, count: int, *needed_then_args: Any) -> Any:
-    """`fn(*args)` in a task that takes the first `count` arguments (the results of the stages it
-    needs) only so that Ray starts it once they exist; their values are not used."""
-    return fn(*needed_then_args[count:])
 
 
 def _data_identity(ctx: PipelineContext) -> str | None:

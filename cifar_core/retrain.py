@@ -27,7 +27,7 @@ from cifar_core.atomic import atomic_write_json, atomic_write_text, read_json, r
 from cifar_core.config import TrainConfig
 from cifar_core.data.augment import AUGMENT_PRESETS, resolve_augment
 from cifar_core.errors import ConfigError
-from cifar_core.execution import InProcess, OnRay, Resources, ran_on
+from cifar_core.execution import InProcess, OnRay, Resources, after, ran_on
 from cifar_core.figures import pyplot, save_figure
 from cifar_core.names import check_name
 from cifar_core.progress import log
@@ -265,10 +265,17 @@ def run_plan(plan: Plan, data_dir: str | Path, results_dir: str | Path, device: 
     work = work or InProcess()
     resources = resources or Resources()
     plan.check(results_dir)  # a missing search or a bad recipe fails here, before any task
-    device = resources.device(device)
-    runs = [work.submit(train_one, resources, plan, index, Path(data_dir), Path(results_dir), device, work.lock_wait_s)
-            for index in range(plan.size)]
+    runs = submit_runs(work, plan, Path(data_dir), Path(results_dir), resources.device(device), resources)
     return collect(plan, Path(results_dir), *[work.get(run) for run in runs])
+
+
+def submit_runs(work: InProcess | OnRay, plan: Plan, data_dir: Path, results_dir: Path, device: str,
+                resources: Resources, *needed: Any) -> list[Any]:
+    """Every run of `plan` as one unit of work with `resources`, all submitted at once; each starts
+    only once `needed` (handles of earlier work, e.g. the stages it needs) have finished."""
+    return [work.submit(after, resources, train_one, len(needed), *needed, plan, index, data_dir, results_dir,
+                        device, work.lock_wait_s)
+            for index in range(plan.size)]
 
 
 def train_one(plan: Plan, index: int, data_dir: Path, results_dir: Path, device: str,
