@@ -87,10 +87,10 @@ class DeviceLoader:
         self._plan: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None
         self._chunk_key: tuple | None = None
         self._chunk: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._static = None
-        if not shuffle and self.augment is None:
-            # An evaluation split: the same buffer every epoch, made once.
-            self._static = (self._prepare(self.images), self.labels)
+        # An evaluation split: the same buffer every epoch, made on first use (a run that never
+        # scores its test split never holds it in the training dtype).
+        self._is_static = not shuffle and self.augment is None
+        self._static: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def device(self) -> torch.device:
@@ -122,10 +122,14 @@ class DeviceLoader:
 
     def batch_in_epoch(self, epoch: int, position: int) -> tuple[torch.Tensor, torch.Tensor]:
         first = position * self.batch_size
+        if self._is_static:
+            if self._static is None:
+                self._static = (self._prepare(self.images), self.labels)
+            x, y = self._static
+            return x[first:first + self.batch_size], y[first:first + self.batch_size]
         chunk, offset = divmod(first, self.chunk_images)
-        x, y = self._static if self._static is not None else self._epoch_chunk(epoch, chunk)
-        part = slice(offset, offset + self.batch_size) if self._static is None else slice(first, first + self.batch_size)
-        return x[part], y[part]
+        x, y = self._epoch_chunk(epoch, chunk)
+        return x[offset:offset + self.batch_size], y[offset:offset + self.batch_size]
 
     def epoch_plan(self, epoch: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(example order, augmentation draws in that order) for one epoch, on the device."""
