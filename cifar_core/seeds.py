@@ -9,11 +9,12 @@ seeds that could overflow a 64-bit generator).
 from __future__ import annotations
 
 import hashlib
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from cifar_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 MAX_SEED = 2**63 - 1  # fits int64 everywhere a seed is stored (checkpoints, YAML, Ray configs)
 
@@ -27,6 +28,8 @@ def check_seed(value, key: str) -> int:
 
 def derive_seed(seed: int, *stream: int | str) -> int:
     """A 63-bit seed for the stream `stream` of `seed` (keys: non-negative ints or strings)."""
+    import numpy as np  # here, not above: the CLI checks seeds (check_seed) before it needs numpy or torch
+
     entropy = [check_seed(seed, "seed"), *(_key(k) for k in stream)]
     low, high = np.random.SeedSequence(entropy).generate_state(2, dtype=np.uint32)
     return (int(high) << 32 | int(low)) & MAX_SEED
@@ -34,6 +37,8 @@ def derive_seed(seed: int, *stream: int | str) -> int:
 
 def generator(seed: int, *stream: int | str, device: str | torch.device = "cpu") -> torch.Generator:
     """A torch.Generator on `device` for the stream `stream` of `seed`."""
+    import torch
+
     return torch.Generator(device=device).manual_seed(derive_seed(seed, *stream))
 
 

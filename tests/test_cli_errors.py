@@ -50,6 +50,20 @@ def test_help_lists_every_command_without_importing_torch():
     assert [line.split()[0] for line in listed if line.startswith("  ")] == list(COMMANDS)
 
 
+def test_help_of_commands_that_read_declared_settings_imports_no_torch():
+    """tune, retrain, pipeline and gan train build their options from the settings' declarations
+    (cifar_core.fields), which check seeds without numpy or torch."""
+    probe = run_python("""
+        import sys
+        from jobs.cli import main
+        for command in (["tune"], ["retrain"], ["pipeline"], ["gan", "train"], ["gan", "sample"], ["fid"]):
+            assert main([*command, "--help"]) == 0, command
+            imported = sorted(m for m in ("torch", "numpy") if m in sys.modules)
+            assert not imported, (command, imported)
+    """)
+    assert probe.returncode == 0, probe.stderr
+
+
 def test_data_verify_does_not_import_torch(tmp_path):
     from cifar_core.data import write_synthetic
 
