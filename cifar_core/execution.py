@@ -231,11 +231,11 @@ def ray_address() -> str | None:
     return os.environ.get("RAY_ADDRESS") or None
 
 
-def use_ray(requested: bool | None, *, default: bool) -> bool:
-    """--ray/--no-ray as given; unset: Ray when RAY_ADDRESS names a cluster, else `default`."""
+def use_ray(requested: bool | None) -> bool:
+    """--ray/--no-ray as given; unset: Ray when RAY_ADDRESS names a cluster, else this process."""
     if requested is not None:
         return requested
-    return ray_address() is not None or default
+    return ray_address() is not None
 
 
 @contextmanager

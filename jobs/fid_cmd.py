@@ -94,7 +94,7 @@ def fid_cmd(fake, checkpoint, snapshot_run, step, run_dir, split, weights, n, se
     elif out is None:
         name = scoring.default_name(fake, checkpoint, run_dir, split=split, n=n, seed=seed, batch_norm=batch_norm)
     out_dir = out or results_dir / "fid" / name
-    with stage_work(ray_flag, cpus, gpus, default_ray=False) as (work, resources):
+    with stage_work(ray_flag, cpus, gpus) as (work, resources):
         summary = run_stage(
             work, resources, scoring.run_fid, out_dir / "summary.json", device,
             out_dir=out_dir, fake=fake, checkpoint=checkpoint, run_dir=run_dir, data_dir=data_dir, split=split,

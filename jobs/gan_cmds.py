@@ -49,7 +49,7 @@ def train_cmd(run_name, device, data_dir, results_dir, resume, cpus, gpus, ray_f
 
     cfg = GanTrainConfig.from_dict(nest(options, GanTrainConfig))
     run_dir = _run_dir(results_dir, run_name)
-    with stage_work(ray_flag, cpus, gpus, default_ray=False) as (work, resources):
+    with stage_work(ray_flag, cpus, gpus) as (work, resources):
         summary = run_stage(work, resources, train_gan, run_dir / "summary.json", device,
                             cfg=cfg, data_dir=data_dir, run_dir=run_dir, resume=resume, wait_s=work.lock_wait_s)
     final = summary["final"] or {}

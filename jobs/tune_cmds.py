@@ -101,7 +101,7 @@ def retrain_cmd(experiment, recipe, top_k, select, epochs, steps, models, seeds,
     else:
         plan = RecipePlan(recipe, models=_words(models), seeds=tuple(_seed(s) for s in _words(seeds)), epochs=epochs,
                           steps=steps, augment=augment, amp=amp, eval_every=eval_every)
-    with stage_work(ray_flag, cpus, gpus, default_ray=False) as (work, resources):
+    with stage_work(ray_flag, cpus, gpus) as (work, resources):
         summary = run_plan(plan, data_dir, results_dir, device, work, resources)
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))

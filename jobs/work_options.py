@@ -4,7 +4,7 @@ each Ray task reserves. One definition, so `retrain`, `gan train` and `fid` spel
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import click
 
@@ -28,13 +28,10 @@ def task_options(fn):
 
 
 @contextmanager
-def stage_work(ray_flag: bool | None, cpus: float, gpus: float | None, *, default_ray: bool) -> Iterator[tuple]:
+def stage_work(ray_flag: bool | None, cpus: float, gpus: float | None) -> Iterator[tuple]:
     """(runner, Resources) for a stage command, inside a Ray session when it runs on Ray."""
     from cifar_core.execution import Resources, default_gpus, ray_session, runner, use_ray
 
-    with_ray = use_ray(ray_flag, default=default_ray)
-    if not with_ray:
-        yield runner(False), Resources(cpus, default_gpus(with_ray=False) if gpus is None else gpus)
-        return
-    with ray_session():
-        yield runner(True), Resources(cpus, default_gpus(with_ray=True) if gpus is None else gpus)
+    with_ray = use_ray(ray_flag)
+    with ray_session() if with_ray else nullcontext():  # the default GPU share is the cluster's
+        yield runner(with_ray), Resources(cpus, default_gpus(with_ray) if gpus is None else gpus)
