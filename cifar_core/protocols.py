@@ -193,10 +193,6 @@ class Protocol:
     title: str
     settings: tuple[Setting, ...]
 
-    def values(self) -> dict[str, Any]:
-        """{key: value} of the settings that set something."""
-        return {s.key: s.value for s in self.settings if s.key is not None}
-
 
 FP32_WHY = ("neither report mentions mixed precision and PyTorch trains in float32 by default; these runs "
             "are compared with the reports' numbers, so bf16 autocast (faster on GPUs) stays an option "
