@@ -25,9 +25,6 @@ OUT=${1:-bench-gpu.json}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-gpu.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 CIFAR=("$PY" -m jobs.cli)
-# Single stages run in this process (where the command offers --no-ray): Ray's start-up is not
-# what is measured here.
-no_ray() { if "${CIFAR[@]}" "$@" --help | grep -q -- '--no-ray'; then echo --no-ray; fi; }
 
 if [ "$TINY" = 1 ]; then
   # Inception at 299x299 dominates on a CPU (~0.15 s an image): 16 fake and 20 test images keep it short.
@@ -61,13 +58,13 @@ part throughput "$(limit 180)" "$PY" bench/train_throughput.py --models "$MODELS
   --steps "$TP_STEPS" --warmup "$WARMUP" --repeats 3 --workers "$(( $(nproc) > 8 ? 8 : $(nproc) ))" --out "$WORK/throughput.json"
 part cnn7 "$(limit 90)" "${CIFAR[@]}" train --model "$CNN7" --optimizer sgd --lr 0.01 --momentum 0.9 --epochs 2 --full-train \
   --run-name cnn7-2ep --data-dir "$DATA" --results-dir "$R" --json
-# shellcheck disable=SC2086,SC2046  # GAN_ARGS and no_ray's output are lists of options
+# Single stages run in this process (--no-ray): Ray's start-up is not what is measured here.
+# shellcheck disable=SC2086  # GAN_ARGS is a list of options
 part gan "$(limit 60)" "${CIFAR[@]}" gan train --run-name bench --steps "$GAN_STEPS" $GAN_ARGS --log-every 100 \
-  --sample-every "$GAN_STEPS" --checkpoint-every "$GAN_STEPS" --data-dir "$DATA" --results-dir "$R" $(no_ray gan train)
+  --sample-every "$GAN_STEPS" --checkpoint-every "$GAN_STEPS" --data-dir "$DATA" --results-dir "$R" --no-ray
 if [ -n "${CIFAR_FID_WEIGHTS:-}" ] && [ -f "${CIFAR_FID_WEIGHTS}" ]; then
-  # shellcheck disable=SC2046
   part fid "$(limit 75)" "${CIFAR[@]}" fid --checkpoint "$R/gan/bench/checkpoints/last.pt" --n "$FID_N" \
-    --weights "$CIFAR_FID_WEIGHTS" --data-dir "$DATA" --results-dir "$R" --out "$WORK/fid" --json $(no_ray fid)
+    --weights "$CIFAR_FID_WEIGHTS" --data-dir "$DATA" --results-dir "$R" --out "$WORK/fid" --json --no-ray
 fi
 
 "$PY" - "$WORK" "$R" "$DATA" "$OUT" "$TINY" <<'EOF'

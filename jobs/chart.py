@@ -21,7 +21,6 @@ from cifar_core.pipeline import STAGE_NAMES
 # study in one driver; the others: one command, the pipeline's stages), so several stages of one
 # release live side by side.
 STAGES = ("pipeline", *STAGE_NAMES)
-LOG_STAGES = STAGES
 DEFAULT_RELEASE = "cifar100"
 CHART_ENV = "CIFAR_CHART"
 

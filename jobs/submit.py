@@ -14,7 +14,7 @@ import click
 
 from jobs import chart as helm_chart
 from jobs import cluster
-from jobs.chart import CHART_ENV, DEFAULT_RELEASE, LOG_STAGES, STAGES
+from jobs.chart import CHART_ENV, DEFAULT_RELEASE, STAGES
 
 release_option = click.option(
     "--release", default=DEFAULT_RELEASE, show_default=True, help="Release name: the prefix of every object's name."
@@ -74,7 +74,7 @@ def status_cmd(namespace, release, context) -> None:
 
 
 @click.command("logs")
-@click.argument("stage", type=click.Choice(LOG_STAGES))
+@click.argument("stage", type=click.Choice(STAGES))
 @namespace_option
 @release_option
 @context_option
