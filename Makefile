@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup checkov browser demo test test-fast lint clean
 
-setup: $(STAMP) checkov
+setup: $(STAMP)
 
 # The stamp is rebuilt when the dependency list changes.
 $(STAMP): pyproject.toml
@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # checkov (tests/test_checkov.py) pins packaging<24 and Ray needs >=24.2, so it gets its own virtual
-# environment under build/, at the version that test pins (read from it: one place). Built here,
-# not on the test's first use, so pytest's time is the tests' (~2.5 minutes in a fresh clone).
+# environment under build/, at the version that test pins (read from it: one place). Built by
+# `make test`, not on the test's first use, so pytest's time is the tests' (~2.5 minutes in a fresh
+# clone); `make demo` does not need it.
 CHECKOV_VERSION := $(shell sed -n 's/^CHECKOV_VERSION = "\(.*\)"$$/\1/p' tests/test_checkov.py)
 CHECKOV_VENV := build/checkov-$(CHECKOV_VERSION)
 
@@ -50,10 +51,10 @@ demo: setup
 # module-wide fixtures (a Ray cluster, a killed search) are made once.
 TEST_WORKERS ?= 2
 
-test: setup browser
+test: setup checkov browser
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-test-fast: setup
+test-fast: setup checkov
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 lint: setup
