@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cifar_core.protocols import ANCHORS, OUR_PARAMETERS, RECIPES, Anchor, mean_std
-from cifar_core.report.document import MISSING, Cell, Section, Table, Text, as_number
+from cifar_core.report.document import MISSING, Cell, Section, Table, Text, as_number, count, decimal, text
 from cifar_core.report.points import fid_protocol, snapshot_step
 
 
@@ -43,11 +43,11 @@ def anchors_section(collected: dict[str, Any]) -> Section:
         published = Cell(anchor.text, anchor.value, True)
         measured = measure(anchor, collected)
         if measured:
-            rows += [[_text(anchor.what + (f" ({m.label})" if m.label else "")), _text(anchor.source.label), published,
-                      m.cell, _text(m.how)] for m in measured]
+            rows += [[text(anchor.what + (f" ({m.label})" if m.label else "")), text(anchor.source.label), published,
+                      m.cell, text(m.how)] for m in measured]
         else:
-            rows.append([_text(anchor.what), _text(anchor.source.label), published, Cell(MISSING, numeric=True),
-                         _text(why_absent(anchor, collected))])
+            rows.append([text(anchor.what), text(anchor.source.label), published, Cell(MISSING, numeric=True),
+                         text(why_absent(anchor, collected))])
     table = Table("anchors", ["Number", "Source", "Published", "This study", "How this study's number was measured"],
                   rows, "Every number of reports A and B (sections as the reports number them), with ours.")
     intro = Text("Each published number beside this study's. Where ours is missing the last column says why: a stage "
@@ -129,13 +129,13 @@ def _parameters(anchor: Anchor, collected) -> list[Measured]:
     parameters = (gan or {}).get("summary", {}).get("parameters") or {}
     if anchor.key.startswith("b.gan.") and as_number(parameters.get(anchor.key.split(".")[-1])) is not None:
         value = parameters[anchor.key.split(".")[-1]]
-        return [Measured(Cell(f"{value:,}", value, True), f"GAN run gan/{gan['name']}")]
+        return [Measured(count(value), f"GAN run gan/{gan['name']}")]
     if anchor.key == "b.gan.total":
         value = OUR_PARAMETERS["dcgan_generator"] + OUR_PARAMETERS["dcgan_discriminator"]
-        return [Measured(Cell(f"{value:,}", value, True), "our DCGAN at its default widths (`cifar models`)")]
+        return [Measured(count(value), "our DCGAN at its default widths (`cifar models`)")]
     name = next(v for k, v in model.items() if anchor.key.startswith(k))
     value = OUR_PARAMETERS[name]
-    return [Measured(Cell(f"{value:,}", value, True), f"our {name} (`cifar models`)")]
+    return [Measured(count(value), f"our {name} (`cifar models`)")]
 
 
 def _tune(anchor: Anchor, collected) -> list[Measured]:
@@ -151,7 +151,7 @@ def _tune(anchor: Anchor, collected) -> list[Measured]:
             return []
         val = round(images * fraction)
         value = images - val if anchor.key == "a.split.train" else val
-        return [Measured(Cell(f"{value:,}", value, True), f"{where}: {fraction:g} of {images:,} training images")]
+        return [Measured(count(value), f"{where}: {fraction:g} of {images:,} training images")]
     value = {"a.search.architectures": len((summary.get("space") or {}).get("architectures") or []),
              "a.search.trials": summary.get("trials"), "a.search.concurrent": settings.get("max_concurrent"),
              "a.search.max_epochs": settings.get("max_epochs"),
@@ -178,9 +178,9 @@ def _final(anchor: Anchor, collected) -> list[Measured]:
         value = budget.get("epochs")
         if value is None:
             return []
-        return [Measured(Cell(f"{value:,}", value, True), f"recipe/{summary.get('name')}")]
+        return [Measured(count(value), f"recipe/{summary.get('name')}")]
     images = _train_images(collected)
-    cell = Cell(f"{images:,}", images, True) if images is not None else Cell("all", None)
+    cell = count(images) if images is not None else Cell("all", None)
     return [Measured(cell, f"recipe/{summary.get('name')}: every image of the training split")]
 
 
@@ -214,7 +214,7 @@ def _resdw(anchor: Anchor, collected) -> list[Measured]:
     note = _budget_note(summary)
     if anchor.key == "b.resdw.steps":
         steps = (summary.get("budget") or {}).get("steps")
-        return [] if steps is None else [Measured(Cell(f"{steps:,}", steps, True), note)]
+        return [] if steps is None else [Measured(count(steps), note)]
     if anchor.key == "b.resdw.test":
         return [Measured(_pct(entry["test_top1_mean"], entry["test_top1_std"]), note + "; ± is the SD over seeds")]
     if anchor.key == "b.resdw.train":
@@ -236,9 +236,9 @@ def _fid(anchor: Anchor, collected) -> list[Measured]:
         synthetic = (summary.get("real") or {}).get("dataset") == "synthetic"
         how = f"fid/{entry['name']}: {how}" + ("; SYNTHETIC data" if synthetic else "")
         if anchor.key == "b.fid":
-            out.append(Measured(Cell(f"{summary['fid']:.2f}", summary["fid"], True), how, label))
+            out.append(Measured(decimal(summary["fid"], 2), how, label))
         elif anchor.key == "b.fid.images":
-            out.append(Measured(Cell(f"{summary['n_fake']:,}", summary["n_fake"], True), how, label))
+            out.append(Measured(count(summary["n_fake"]), how, label))
     return out
 
 
@@ -250,12 +250,12 @@ def _gan_steps(anchor: Anchor, collected) -> list[Measured]:
         if key in ("report-b", "checkpoint"):
             step = snapshot_step((entry["summary"].get("fake") or {}).get("path"))
         if step is not None and key in ("report-b", "checkpoint", "select-best"):
-            out.append(Measured(Cell(f"{step:,}", step, True), f"fid/{entry['name']}: {how}", FID_LABELS[key]))
+            out.append(Measured(count(step), f"fid/{entry['name']}: {how}", FID_LABELS[key]))
     if not out:  # trained, not scored (the FID rows say why)
         for entry in collected["stages"]["gan"]:
             steps = entry["summary"].get("steps")
             if as_number(steps) is not None:
-                out.append(Measured(Cell(f"{steps:,}", steps, True), f"gan/{entry['name']}: trained, no snapshot scored"))
+                out.append(Measured(count(steps), f"gan/{entry['name']}: trained, no snapshot scored"))
     return out
 
 
@@ -265,7 +265,3 @@ MEASURES: tuple[tuple[str, Callable[[Anchor, dict[str, Any]], list[Measured]]], 
     ("a.cnn", _recipe_model), ("b.resdw", _resdw), ("b.fid", _fid), ("b.gan.steps", _gan_steps),
     ("b.gan.", _parameters),
 )
-
-
-def _text(value: str) -> Cell:
-    return Cell(value)
