@@ -365,6 +365,11 @@ class Recipe:
     models: tuple[RecipeModel, ...]
     seeds: tuple[int, ...]
 
+    @property
+    def budget(self) -> dict[str, int]:
+        """{"steps": S} or {"epochs": E}: what each run of the recipe trains for."""
+        return {"steps": self.shared["run.steps"]} if self.shared.get("run.steps") else {"epochs": self.shared["run.epochs"]}
+
     def model(self, label_or_name: str) -> RecipeModel:
         for m in self.models:
             if label_or_name in (m.label, m.overrides["model.name"]):

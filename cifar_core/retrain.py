@@ -168,8 +168,7 @@ class RecipePlan:
             return {"epochs": self.epochs}
         if self.steps is not None:
             return {"steps": self.steps}
-        shared = self.definition.shared
-        return {"steps": shared["run.steps"]} if shared.get("run.steps") else {"epochs": shared["run.epochs"]}
+        return self.definition.budget
 
     def _budget_tag(self) -> str:
         return "".join(f"{'e' if key == 'epochs' else 's'}{value}" for key, value in self.budget().items())

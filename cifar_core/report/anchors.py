@@ -96,9 +96,8 @@ def recipe_result(collected: dict[str, Any], recipe: str, augment: str | None = 
 
 
 def _budget_note(summary: dict[str, Any]) -> str:
-    recipe = RECIPES[summary["recipe"]]
     budget = summary.get("budget") or {}
-    own = {"steps": recipe.shared["run.steps"]} if recipe.shared.get("run.steps") else {"epochs": recipe.shared["run.epochs"]}
+    own = RECIPES[summary["recipe"]].budget
     notes = [f"recipe/{summary.get('name')}", f"seeds {', '.join(map(str, summary.get('seeds') or []))}"]
     if budget != own:
         notes.append(" ".join(f"{k} {v:,}, not {own[k]:,}" if k in own else f"{k} {v:,}" for k, v in budget.items()))
