@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import re
 import subprocess
 from pathlib import Path
 from typing import NamedTuple
@@ -95,3 +97,41 @@ def assert_within(fixture, fresh, where: str) -> None:
         same = (isinstance(fixture, number) and isinstance(fresh, number) and not isinstance(fixture, bool)) \
             or type(fixture) is type(fresh)
         assert same, f"{where}: {type(fixture).__name__} in the fixture, {type(fresh).__name__} in real outputs"
+
+
+# --- the image's build context --------------------------------------------------------------------
+def dockerignore_rules(repo: Path) -> list[tuple[re.Pattern, bool]]:
+    """.dockerignore as BuildKit and buildah read it: [(pattern, excludes)], later rules win; `*` stays
+    within one path segment, `**` spans segments, a rule that matches a directory covers what is in it."""
+    rules = []
+    for line in (repo / ".dockerignore").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        excludes = not line.startswith("!")
+        pattern = os.path.normpath(line.lstrip("!")).lstrip("/")
+        regex, i = "", 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                regex, i = regex + "(?:.*/)?", i + 3
+            elif pattern.startswith("**", i):
+                regex, i = regex + ".*", i + 2
+            elif pattern[i] == "*":
+                regex, i = regex + "[^/]*", i + 1
+            elif pattern[i] == "?":
+                regex, i = regex + "[^/]", i + 1
+            else:
+                regex, i = regex + re.escape(pattern[i]), i + 1
+        rules.append((re.compile(regex + r"\Z"), excludes))
+    return rules
+
+
+def in_build_context(relpath: str, rules) -> bool:
+    """Whether `relpath` (relative to the repository) reaches the build context under `rules`."""
+    parts = relpath.split("/")
+    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    excluded = False
+    for regex, excludes in rules:
+        if any(regex.match(p) for p in prefixes):
+            excluded = excludes
+    return not excluded

@@ -3,13 +3,13 @@ non-root user, OCI labels, pinned torch pair; and a build context that holds wha
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from pathlib import Path
 
 import dockerfile
 import pytest
 import yaml
+from helpers import dockerignore_rules, in_build_context
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "images" / "Dockerfile"
@@ -138,24 +138,13 @@ def test_fid_weights_are_baked_where_the_code_looks(commands):
     assert inception.hub_weights_path().name == inception.WEIGHTS_FILENAME
 
 
-def _ignored(path: str, patterns: list[str]) -> bool:
-    ignored = False
-    for pattern in patterns:
-        negate = pattern.startswith("!")
-        pattern = pattern.lstrip("!").rstrip("/")
-        if fnmatch.fnmatch(path, pattern) or fnmatch.fnmatch(path, pattern.removeprefix("**/")) or path.startswith(pattern + "/"):
-            ignored = not negate
-    return ignored
-
-
 def test_build_context_holds_what_the_dockerfile_copies(commands):
-    patterns = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
+    rules = dockerignore_rules(REPO)
     for heavy in (".venv", ".git", "data", "results"):
-        assert _ignored(heavy, patterns), f"{heavy} must stay out of the build context"
+        assert not in_build_context(heavy, rules), f"{heavy} must stay out of the build context"
     for cmd in commands:
         if cmd.cmd != "COPY" or any(flag.startswith("--from") for flag in cmd.flags):
             continue
         for source in cmd.value[:-1]:
             assert (REPO / source).exists(), f"COPY {source}: missing from the repository"
-            assert not _ignored(source, patterns), f"COPY {source}: excluded by .dockerignore"
+            assert in_build_context(source.rstrip("/"), rules), f"COPY {source}: excluded by .dockerignore"

@@ -5,7 +5,6 @@ GPU image declares the CUDA its torch wheels bundle and has no other; the image 
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -14,48 +13,13 @@ from pathlib import Path
 
 import dockerfile
 import pytest
+from helpers import dockerignore_rules, in_build_context
 
 import jobs.chart
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "images" / "Dockerfile"
 IMAGE_MK = REPO / "images" / "image.mk"
-
-
-def _dockerignore_rules() -> list[tuple[re.Pattern, bool]]:
-    """.dockerignore as BuildKit and buildah read it: [(pattern, excludes)], later rules win; `*` stays
-    within one path segment, `**` spans segments, a rule that matches a directory covers what is in it."""
-    rules = []
-    for line in (REPO / ".dockerignore").read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        excludes = not line.startswith("!")
-        pattern = os.path.normpath(line.lstrip("!")).lstrip("/")
-        regex, i = "", 0
-        while i < len(pattern):
-            if pattern.startswith("**/", i):
-                regex, i = regex + "(?:.*/)?", i + 3
-            elif pattern.startswith("**", i):
-                regex, i = regex + ".*", i + 2
-            elif pattern[i] == "*":
-                regex, i = regex + "[^/]*", i + 1
-            elif pattern[i] == "?":
-                regex, i = regex + "[^/]", i + 1
-            else:
-                regex, i = regex + re.escape(pattern[i]), i + 1
-        rules.append((re.compile(regex + r"\Z"), excludes))
-    return rules
-
-
-def _in_context(relpath: str, rules) -> bool:
-    parts = relpath.split("/")
-    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
-    excluded = False
-    for regex, excludes in rules:
-        if any(regex.match(p) for p in prefixes):
-            excluded = excludes
-    return not excluded
 
 
 def _build_stage_copies() -> list[tuple[str, str]]:
@@ -77,10 +41,10 @@ def _files_under(path: Path) -> list[Path]:
 def _build_context_copy(dest: Path) -> Path:
     """The build stage's working directory after its COPYs (Docker's rules: a directory's contents go
     into the destination), holding only what .dockerignore lets into the build context."""
-    rules = _dockerignore_rules()
+    rules = dockerignore_rules(REPO)
     for source, target in _build_stage_copies():
         src = REPO / source
-        kept = [f for f in _files_under(src) if _in_context(f.relative_to(REPO).as_posix(), rules)]
+        kept = [f for f in _files_under(src) if in_build_context(f.relative_to(REPO).as_posix(), rules)]
         assert kept, f"COPY {source}: nothing of it is in the build context (.dockerignore)"
         for file in kept:
             if src.is_dir():
@@ -93,14 +57,14 @@ def _build_context_copy(dest: Path) -> Path:
 
 
 def test_dockerignore_reading_matches_buildkit_rules():
-    rules = _dockerignore_rules()
+    rules = dockerignore_rules(REPO)
     for kept in ("pyproject.toml", "cifar_core/engine.py", "jobs/cli.py", "charts/cifar100/Chart.yaml",
                  "charts/cifar100/templates/_helpers.tpl", "images/constraints.txt"):
-        assert _in_context(kept, rules), kept
+        assert in_build_context(kept, rules), kept
     for dropped in (".venv/bin/python", ".git/HEAD", "data/cifar-100-python/train", "results/train/x/last.pt",
                     "build/image-test/standin.tar", "images/Dockerfile", "cifar_core/__pycache__/engine.cpython-311.pyc",
                     "tests/test_image.py"):
-        assert not _in_context(dropped, rules), dropped
+        assert not in_build_context(dropped, rules), dropped
 
 
 @pytest.fixture(scope="module")
