@@ -26,7 +26,7 @@ import torch
 from cifar_core.config import TrainConfig
 from cifar_core.data import AUGMENT_PRESETS, make_torchvision_loader, write_synthetic
 from cifar_core.device import resolve_device
-from cifar_core.engine import build_model, make_train_step
+from cifar_core.engine import build_model, make_train_step, precision_of
 from cifar_core.models import parameter_count
 from cifar_core.optim import build_optimizer
 from cifar_core.runs import data_for
@@ -44,7 +44,7 @@ def images_per_s(cfg: TrainConfig, epoch_of_batches, warmup: int, device: torch.
     """
     model = build_model(cfg, device)
     optimizer = build_optimizer(model.parameters(), cfg.optim)
-    train_step = make_train_step(cfg, model, optimizer, None, device)
+    train_step = make_train_step(cfg, model, optimizer, None, precision_of(cfg, device))
     for i, (x, y) in enumerate(epoch_of_batches(0)):
         if i == warmup:
             break

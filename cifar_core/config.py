@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from cifar_core.data.augment import AUGMENT_PRESETS, AugmentConfig, resolve_augment
+from cifar_core.data.augment_config import AUGMENT_PRESETS, AugmentConfig, resolve_augment
 from cifar_core.errors import ConfigError
 from cifar_core.fields import (
     above,
@@ -26,6 +26,7 @@ from cifar_core.fields import (
     check_fields,
     flat_keys,
     from_mapping,
+    load_yaml,
     nest,
     require,
     setting,
@@ -68,21 +69,23 @@ class OptimConfig:
 
 @dataclass
 class RunConfig:
+    # A run may be extended (without a schedule); it is never shortened.
     epochs: int | None = setting(10, "Passes over the training split (ignored when --steps is given).",
-                                 unit="epochs", range=POSITIVE, none_means="none (use --steps)")
+                                 unit="epochs", range=POSITIVE, none_means="none (use --steps)", resumable=True)
     steps: int | None = setting(None, "Optimisation steps in all (report B: 10000).", unit="steps", range=POSITIVE,
-                                none_means="off (use --epochs)")
+                                none_means="off (use --epochs)", resumable=True)
     batch_size: int = setting(128, "Training batch size.", unit="images", range=POSITIVE)
-    eval_batch_size: int = setting(1000, "Images per forward pass when evaluating.", unit="images", range=POSITIVE)
+    eval_batch_size: int = setting(1000, "Images per forward pass when evaluating.", unit="images", range=POSITIVE,
+                                   resumable=True)
     seed: int = setting(0, "Seed of init, shuffling, augmentation and dropout.", check=check_seed)
     split_seed: int = setting(0, "Seed of which training images form the validation split.", check=check_seed)
     val_fraction: float = setting(0.2, "Validation share of the training set (report A: 10,000 of 50,000).",
                                   range=between(0, 1, low_open=True, high_open=True))
     full_train: bool = setting(False, "Train on all training images (no validation split).")
-    device: str = setting("auto", "auto (cuda if available), cpu, cuda, cuda:N.")
+    device: str = setting("auto", "auto (cuda if available), cpu, cuda, cuda:N.", resumable=True)
     amp: bool = setting(True, "bf16 autocast on CUDA (ignored on CPU).")
     channels_last: bool = setting(True, "NHWC tensors (faster on CUDA and, measured, on CPU too).")
-    compile: bool = setting(False, "torch.compile the model.")
+    compile: bool = setting(False, "torch.compile the model.", resumable=True)
     eval_test_every: int | None = setting(None, "Score the test set every N steps, kept in the run (test_curve).",
                                           unit="steps", range=POSITIVE, none_means="off")
 
@@ -118,7 +121,7 @@ class TrainConfig:
                 continue
             group, _, key = dotted.partition(".")
             if group not in data or key not in data[group]:
-                raise ConfigError(f"unknown config key {dotted!r}")
+                raise ConfigError(f"unknown setting {dotted!r}")
             data[group][key] = value
         return TrainConfig.from_dict(data)
 
@@ -158,6 +161,12 @@ def resolve_config(config_file: str | Path | None, preset: str | None, options: 
                 flat[name] = value
             else:
                 raise ConfigError(f"unknown key {key!r} in {config_file}")
+    for name in flat:
+        if name in FLAT_KEYS:
+            group, _, key = FLAT_KEYS[name].partition(".")
+            if key in nested.get(group, {}):
+                raise ConfigError(f"{config_file} gives {FLAT_KEYS[name]} twice: as {group}.{key} and as {name}; "
+                                  "give it once")
     cfg = TrainConfig.from_dict(nested) if nested else TrainConfig()
     file_preset = flat.pop("augment", None)
     preset = preset or file_preset  # the command line's preset wins over the file's
@@ -175,13 +184,14 @@ def _dotted(flat: dict[str, Any]) -> dict[str, Any]:
 def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        detail = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise ConfigError(f"config file {path} is not valid YAML: {detail}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -1,27 +1,50 @@
-"""Which device to run on: one rule for every command ("auto" = CUDA when present).
+"""Which device work runs on, and how it computes there: one policy for every command.
 
-Inside Ray work the caller resolves "auto" from the resources the task was given first
-(cifar_core.execution), so torch's own guess is only used outside Ray. A CUDA device that cannot
-be used is refused at once, with the reason CUDA itself gives (no driver, no GPU visible, a torch
-built without CUDA), not when the first tensor reaches it.
+`pick_device` is the one "auto" rule (torch-free, so Ray's drivers decide without importing torch):
+work that was given a GPU share (a Ray task or trial) runs on CUDA exactly when its share is above
+zero, never on a GPU Ray gave someone else; work in this process takes CUDA when torch sees one.
+`resolve_device` turns a name into a usable torch.device, refusing a CUDA device that cannot be
+used with CUDA's own reason. `Precision` says how a run computes on its device: bf16 autocast,
+input dtype and memory format are decided once, here, as functions of the device type.
 """
 
 from __future__ import annotations
 
 import os
-
-import torch
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cifar_core.errors import ConfigError
 
+if TYPE_CHECKING:
+    import torch
+
+# Where bf16 autocast is used when a run asks for it (`amp`). On the CPU it would be slower, and the
+# result would differ from the float32 the reports trained in for no gain.
+BF16_DEVICE_TYPES = ("cuda",)
+
+
+def pick_device(requested: str, gpu_share: float | None = None) -> str:
+    """The device name work runs on. `gpu_share` is what Ray gave the work (None outside Ray)."""
+    if requested == "auto":
+        if gpu_share is not None:
+            return "cuda" if gpu_share > 0 else "cpu"
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if gpu_share is not None and gpu_share == 0 and requested.startswith("cuda"):
+        raise ConfigError(f"--device {requested} needs a GPU share for the task: give it --gpus (or resources.*.gpus)")
+    return requested
+
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    import torch
+
     if isinstance(name, torch.device):
         return name
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        device = torch.device(name)
+        device = torch.device(pick_device(name))
     except RuntimeError:
         raise ConfigError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda":
@@ -32,14 +55,65 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     return device
 
 
+@dataclass(frozen=True)
+class Precision:
+    """How a run computes on `device`: `amp` asks for bf16 autocast, which applies where
+    `bf16_device_types` says (CUDA; tests add "cpu" to run the bf16 path here); `channels_last` asks
+    for NHWC tensors. Inputs are stored in the dtype the model is run in."""
+
+    device: torch.device
+    amp: bool = False
+    channels_last: bool = False
+    bf16_device_types: tuple[str, ...] = BF16_DEVICE_TYPES
+
+    @property
+    def bf16(self) -> bool:
+        return self.amp and self.device.type in self.bf16_device_types
+
+    @property
+    def input_dtype(self) -> torch.dtype:
+        import torch
+
+        return torch.bfloat16 if self.bf16 else torch.float32
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        import torch
+
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def autocast(self):
+        """A fresh context: bf16 autocast on the device, or nothing (float32)."""
+        import torch
+
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
+
+    def layout(self) -> dict:
+        """What a DeviceLoader stores batches as: {"dtype", "channels_last"}."""
+        return {"dtype": self.input_dtype, "channels_last": self.channels_last}
+
+    def prepare_model(self, model):
+        return model.to(self.device, memory_format=self.memory_format)
+
+    def prepare_input(self, x):
+        """A batch as the model takes it (a no-op for the device loader's own batches)."""
+        return x.to(self.device, self.input_dtype, non_blocking=True).contiguous(memory_format=self.memory_format)
+
+
 def device_name(device: str | torch.device) -> str:
-    """What a summary records beside the device: the GPU's name for a CUDA device, else "cpu"."""
-    device = torch.device(device)
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    """What a summary records beside the device: the GPU's name for a CUDA device, else "cpu".
+    Torch is imported only for CUDA devices (a CPU task never needs it)."""
+    if not str(device).startswith("cuda"):
+        return "cpu"
+    import torch
+
+    return torch.cuda.get_device_name(torch.device(device))
 
 
 def cuda_problem() -> str:
     """Why torch cannot use CUDA here, in one line."""
+    import torch
+
     if torch.version.cuda is None:
         return f"this torch ({torch.__version__}) was built without CUDA"
     try:

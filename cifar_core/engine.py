@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,8 +42,7 @@ from cifar_core.checkpoint import (
     save_checkpoint,
 )
 from cifar_core.config import TrainConfig
-from cifar_core.data.identity import check_same_data
-from cifar_core.device import device_name, resolve_device
+from cifar_core.device import Precision, device_name, resolve_device
 from cifar_core.errors import CheckpointError, ConfigError, Preempted, TrainingDiverged
 from cifar_core.evaluate import evaluate
 from cifar_core.models import count_parameters, create_model
@@ -61,13 +59,14 @@ def model_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     return {k: v for k, v in {"dropout": cfg.model.dropout, "activation": cfg.model.activation}.items() if v is not None}
 
 
+def precision_of(cfg: TrainConfig, device: torch.device) -> Precision:
+    return Precision(device, cfg.run.amp, cfg.run.channels_last)
+
+
 def build_model(cfg: TrainConfig, device: torch.device) -> nn.Module:
     # The same initial weights for the same seed; dropout then draws from the same global stream.
     torch.manual_seed(derive_seed(cfg.run.seed, "init"))
-    model = create_model(cfg.model.name, num_classes=100, **model_kwargs(cfg)).to(device)
-    if cfg.run.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return model
+    return precision_of(cfg, device).prepare_model(create_model(cfg.model.name, num_classes=100, **model_kwargs(cfg)))
 
 
 def plan_steps(cfg: TrainConfig, steps_per_epoch: int, num_images: int) -> int:
@@ -80,20 +79,17 @@ def plan_steps(cfg: TrainConfig, steps_per_epoch: int, num_images: int) -> int:
     return cfg.run.steps if cfg.run.steps is not None else cfg.run.epochs * steps_per_epoch
 
 
-def make_train_step(cfg: TrainConfig, model: nn.Module, optimizer, scheduler, device: torch.device):
+def make_train_step(cfg: TrainConfig, model: nn.Module, optimizer, scheduler, precision: Precision):
     """One optimisation step on a batch, returning (loss, logits) still on the device.
 
     Shared by `fit` and the throughput benchmark, so the benchmark times exactly this code.
     """
     loss_fn = build_loss(cfg.optim)
     train_model = torch.compile(model) if cfg.run.compile else model
-    amp = cfg.run.amp and device.type == "cuda"
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp else nullcontext
 
     def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if cfg.run.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)  # a no-op for the device loader's batches
-        with autocast():
+        x = precision.prepare_input(x)  # a no-op for the device loader's batches
+        with precision.autocast():
             logits = train_model(x)
             loss = loss_fn(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
@@ -154,8 +150,8 @@ def fit(
     run, sums = Progress(), EpochSums.zero(device)
     if state is not None:
         run, sums = _restore(state, cfg, data, model, optimizer, scheduler, device, steps_per_epoch, total_steps)
-    train_step = make_train_step(cfg, model, optimizer, scheduler, device)
-    amp = cfg.run.amp and device.type == "cuda"
+    precision = precision_of(cfg, device)
+    train_step = make_train_step(cfg, model, optimizer, scheduler, precision)
     num_epochs = math.ceil(total_steps / steps_per_epoch)
     wall_start = time.monotonic()
 
@@ -176,13 +172,13 @@ def fit(
                 run.step += 1
                 if cfg.run.eval_test_every and (run.step % cfg.run.eval_test_every == 0 or run.step == total_steps):
                     scoring = time.monotonic()
-                    run.test_curve.append(_score_test(model, data, run.step, device, amp))
+                    run.test_curve.append(_score_test(model, data, run.step, precision))
                     started += time.monotonic() - scoring  # not training time
                 if run.step == total_steps or stop.requested:
                     break  # --steps can end mid-epoch; a preempted run stops after this step
             sums.time_s += time.monotonic() - started
             if run.step % steps_per_epoch == 0 or run.step == total_steps:
-                _end_epoch(cfg, model, optimizer, data, run, sums, device, amp, epoch)
+                _end_epoch(cfg, model, optimizer, data, run, sums, precision, epoch)
                 if run.step % steps_per_epoch == 0:
                     sums = EpochSums.zero(device)  # else run.steps cut the epoch: its sums stay in `partial`
                 checkpoint = checkpoint_now()
@@ -200,7 +196,7 @@ def fit(
     return _summary(cfg, model, run, data, device, time.monotonic() - wall_start)
 
 
-def _end_epoch(cfg, model, optimizer, data, run: Progress, sums: EpochSums, device, amp: bool, epoch: int) -> None:
+def _end_epoch(cfg, model, optimizer, data, run: Progress, sums: EpochSums, precision: Precision, epoch: int) -> None:
     """Record the metrics of the epoch just finished (or cut short by run.steps) and the best so far."""
     seen = max(sums.seen, 1)
     metrics = {
@@ -214,7 +210,7 @@ def _end_epoch(cfg, model, optimizer, data, run: Progress, sums: EpochSums, devi
     if not math.isfinite(metrics["train_loss"]):
         raise TrainingDiverged(f"training loss became {metrics['train_loss']} in epoch {epoch + 1} (learning rate too high?)")
     if data.val is not None:
-        val = evaluate(model, data.val, device, amp=amp)
+        val = evaluate(model, data.val, precision)
         metrics.update(val_loss=val["loss"], val_acc=val["top1"], val_top5=val["top5"])
         if val["loss"] is None or not math.isfinite(val["loss"]):
             raise TrainingDiverged(f"validation loss became {val['loss']} after epoch {epoch + 1} (learning rate too high?)")
@@ -228,8 +224,8 @@ def _end_epoch(cfg, model, optimizer, data, run: Progress, sums: EpochSums, devi
         run.best_step = run.step
 
 
-def _score_test(model, data, step: int, device, amp: bool) -> dict[str, Any]:
-    scores = evaluate(model, data.test, device, amp=amp)  # eval mode, no gradients, no RNG drawn
+def _score_test(model, data, step: int, precision: Precision) -> dict[str, Any]:
+    scores = evaluate(model, data.test, precision)  # eval mode, no gradients, no RNG drawn
     return {"step": step, "loss": scores["loss"], "top1": scores["top1"], "top5": scores["top5"]}
 
 
@@ -247,7 +243,6 @@ def _restore(state, cfg, data, model, optimizer, scheduler, device, steps_per_ep
             f"checkpoint holds model {state['model_name']} {state['model_kwargs']}, "
             f"but the config asks for {cfg.model.name} {model_kwargs(cfg)}"
         )
-    check_same_data(state.get("data_digest"), getattr(data, "digest", None), "this run")
     try:
         model.load_state_dict(state["model_state"])
         optimizer.load_state_dict(state["optimizer_state"])
@@ -261,7 +256,11 @@ def _restore(state, cfg, data, model, optimizer, scheduler, device, steps_per_ep
     if run.step < total_steps and run.step % steps_per_epoch and run.history and run.history[-1]["step"] == run.step:
         # A run.steps run that ended mid-epoch and is now extended: its last row was provisional,
         # the epoch goes on (its sums are in `partial`), and the finished epoch's row replaces it.
+        # A test score made only because the run ended there goes too: the extended run's curve is
+        # the uninterrupted run's. (best.pt and best_val_acc keep what they hold: both say step S.)
         run.history.pop()
+        every = cfg.run.eval_test_every
+        run.test_curve = [p for p in run.test_curve if not (p["step"] == run.step and every and run.step % every)]
     return run, EpochSums.zero(device, state.get("partial"))
 
 
@@ -299,13 +298,16 @@ def _write_run_files(run_dir: Path, checkpoint: dict, run: Progress) -> None:
 def _summary(cfg, model, run: Progress, data, device, wall_time_s) -> dict[str, Any]:
     history = run.history
     val_accs = [m["val_acc"] for m in history if m.get("val_acc") is not None]
+    # best.pt's own record: a run.steps run extended past its provisional end keeps the best it found
+    # there, which is no longer a row of the history.
     return {
         "model": cfg.model.name,
         "optimizer": cfg.optim.name,
         "parameters": count_parameters(model),
         "epochs": history[-1]["epoch"] if history else 0,
         "steps": run.step,
-        "best_val_acc": max(val_accs) if val_accs else None,
+        "best_val_acc": run.best_val_acc,
+        "best_step": run.best_step,
         "final_val_acc": val_accs[-1] if val_accs else None,
         "final_train_loss": history[-1]["train_loss"] if history else None,
         "data_digest": getattr(data, "digest", None),

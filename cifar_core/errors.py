@@ -32,3 +32,10 @@ class Preempted(Exception):
     Not a CifarError: nothing is wrong with the user's input. The CLI exits 143 (128 + SIGTERM),
     the status Kubernetes and shells expect from a process that obeyed SIGTERM.
     """
+
+
+class Interrupted(Exception):
+    """Stopped on SIGINT (Ctrl-C) with every finished step kept; the CLI exits 130 (128 + SIGINT).
+
+    Not a CifarError either: the same command continues the work.
+    """

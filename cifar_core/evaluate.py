@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from cifar_core.device import Precision
+
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, loader, device: torch.device, num_classes: int = 100, amp: bool = False) -> dict:
-    """Average over every image of `loader` (a DeviceLoader or any iterable of (x, y) batches)."""
+def evaluate(model: nn.Module, loader, precision: Precision, num_classes: int = 100) -> dict:
+    """Average over every image of `loader` (a DeviceLoader or any iterable of (x, y) batches), on
+    the device and in the precision the run trains in."""
+    device = precision.device
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -19,12 +21,9 @@ def evaluate(model: nn.Module, loader, device: torch.device, num_classes: int = 
     top5 = torch.zeros((), dtype=torch.int64, device=device)
     correct_per_class = torch.zeros(num_classes, dtype=torch.int64, device=device)
     count_per_class = torch.zeros(num_classes, dtype=torch.int64, device=device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda" else nullcontext()
     for x, y in loader:
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if not isinstance(autocast, torch.autocast):
-            x = x.float()  # a bf16 batch (from a loader laid out for autocast) scored without it
-        with autocast:
+        x, y = precision.prepare_input(x), y.to(device, non_blocking=True)
+        with precision.autocast():
             logits = model(x)
         logits = logits.float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum").double()

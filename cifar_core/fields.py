@@ -4,13 +4,13 @@ A config dataclass declares each setting with `setting(...)`:
 
     lr: float = setting(1e-3, "Learning rate per step.", range=above(0))
 
-and everything else comes from that one declaration: the keys a YAML file or a mapping may use
-(`from_mapping` refuses unknown keys and wrong types, naming the key), the checks (`check_fields`:
-type, a finite number for floats, choices, range, a custom check), the flat names shared by a
-command's options and a flat config file (`flat_keys`), and the command-line options themselves
-(`jobs/options.py` builds them from `leaves`, showing help, default, unit and range in --help). An
-option therefore cannot be added to one of these and forgotten in another. Rules that relate two
-fields (nesterov needs momentum, grace period <= max epochs) stay in each config's `validate`.
+and everything else comes from that one declaration: the keys a YAML file, a mapping or `--set
+KEY=VALUE` may use (`from_mapping`, `with_overrides`: unknown keys and wrong types refused, naming
+the key), the checks (`check_fields`: type, a number that fits the float32 or int64 it becomes,
+choices, range, a custom check), which settings may change when a run is resumed (`resumable`,
+`changed_setting`), the flat names shared by a command's options and a flat config file
+(`flat_keys`), and the options themselves (`jobs/options.py`). Rules that relate two fields
+(nesterov needs momentum, grace period <= max epochs) stay in each config's `validate`.
 
 Standard library only: the CLI reads these declarations without importing torch.
 """
@@ -21,7 +21,7 @@ import dataclasses
 import functools
 import math
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, Field, dataclass
 from typing import Any
 
@@ -72,6 +72,7 @@ def setting(
     check: Callable[[Any, str], Any] | None = None,
     flag: str | None = None,
     none_means: str = "",
+    resumable: bool = False,
 ) -> Any:
     """A dataclass field with what a user needs to know about it.
 
@@ -79,10 +80,16 @@ def setting(
     default; range / choices: the values accepted; check: `check(value, key)` raising ConfigError for
     rules a range cannot say (a seed, a plain name); flag: the flat name when it differs from the
     field's (`optimizer` for optim.name), used by the option (`--optimizer`) and flat config files;
-    none_means: what None stands for, shown as the default.
+    none_means: what None stands for, shown as the default; resumable: the setting may change when a
+    run is resumed (every other one must stay as the run started: `changed_setting`).
+    A list setting (`tuple[int, ...]`) takes a non-empty list: an empty one never means "all".
     """
     metadata = {"help": help, "unit": unit, "range": range, "choices": tuple(choices), "check": check,
-                "flag": flag, "none_means": none_means}
+                "flag": flag, "none_means": none_means, "resumable": resumable}
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("a mutable default would be shared: use a tuple")
+    if dataclasses.is_dataclass(default):  # a nested config: each instance gets its own copy
+        return dataclasses.field(default_factory=functools.partial(dataclasses.replace, default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -123,10 +130,11 @@ def leaves(cls: type, prefix: str = "") -> list[Leaf]:
     found = []
     for f in dataclasses.fields(cls):
         hint = _hints(cls)[f.name]
+        shown = f.name.replace("_", "-") if f.name.replace("_", "-") in _DASHED else f.name
         if _nested(hint):
-            found += leaves(hint, f"{prefix}{f.name}.")
+            found += leaves(hint, f"{prefix}{shown}.")
         else:
-            found.append(Leaf(prefix + f.name, f, hint))
+            found.append(Leaf(prefix + shown, f, hint))
     return found
 
 
@@ -167,61 +175,134 @@ def from_mapping(cls: type, data: Any, prefix: str = "") -> Any:
                           f"got {type(data).__name__}")
     known = {f.name: f for f in dataclasses.fields(cls)}
     values = {}
-    for key, value in data.items():
+    for key, (given, value) in _by_field(data, prefix).items():
         if key not in known:
-            raise ConfigError(f"unknown config key '{prefix}{key}' (known: {', '.join(known)})")
+            names = ", ".join(f.replace("_", "-") if f.replace("_", "-") in _DASHED else f for f in known)
+            raise ConfigError(f"unknown setting '{prefix}{given}' (known: {names})")
         hint = _hints(cls)[key]
         if _nested(hint):
-            values[key] = from_mapping(hint, {} if value is None else value, f"{prefix}{key}.")
+            default = _default_of(known[key])
+            if value is not None and not isinstance(value, Mapping):
+                raise ConfigError(f"{prefix}{given} is a group of settings, not a value (known: "
+                                  f"{', '.join(f.name for f in dataclasses.fields(hint))})")
+            merged = {**(asdict_shallow(default) if default is not None else {}),
+                      **{k: v for k, (_, v) in _by_field(value or {}, f"{prefix}{given}.").items()}}
+            values[key] = from_mapping(hint, merged, f"{prefix}{given}.")
         else:
-            values[key] = coerce(f"{prefix}{key}", hint, value)
+            values[key] = coerce(f"{prefix}{given}", hint, value)
     return cls(**values)
+
+
+def _by_field(data: Mapping[str, Any], prefix: str) -> dict[str, tuple[str, Any]]:
+    """{field name: (the key as given, value)}: stage names (recipe-a) and option spellings
+    (batch-size) name the field with a dash; the same setting given twice is refused."""
+    out: dict[str, tuple[str, Any]] = {}
+    for given, value in data.items():
+        key = str(given).replace("-", "_")
+        if key in out:
+            raise ConfigError(f"'{prefix}{given}' is given twice (also as '{prefix}{out[key][0]}')")
+        out[key] = (str(given), value)
+    return out
+
+
+# Section names that are stage names, written with a dash wherever a user sees them.
+_DASHED = {"recipe-a", "recipe-b", "fid-b"}
+
+
+def _default_of(f: Field) -> Any:
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    return None
+
+
+def to_mapping(config: Any) -> dict[str, Any]:
+    """A config as the nested mapping users write (stage sections with their dash: recipe-a, fid-b)."""
+    out = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        shown = f.name.replace("_", "-") if f.name.replace("_", "-") in _DASHED else f.name
+        out[shown] = to_mapping(value) if dataclasses.is_dataclass(value) else list(value) \
+            if isinstance(value, tuple) else value
+    return out
+
+
+def asdict_shallow(config: Any) -> dict[str, Any]:
+    """{field: value} one level deep (nested configs stay objects, merged by `from_mapping`)."""
+    return {f.name: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v
+            for f in dataclasses.fields(config) for v in (getattr(config, f.name),)}
+
+
+# What a setting becomes: torch works in float32 (a learning rate of 1e39 is inf there) and indexes in
+# int64. A number that does not fit is refused where it is declared, not found later as NaN.
+FLOAT32_MAX = 3.4028234663852886e38
+INT64 = (-(2**63), 2**63 - 1)
 
 
 def coerce(key: str, hint: Any, value: Any) -> Any:
     """`value` checked against its annotation: ints are accepted where floats are expected (and made
-    floats), booleans are not numbers, and a float must be finite (`--lr inf` trains into NaN)."""
-    allowed = typing.get_args(hint) or (hint,)
+    floats), booleans are not numbers, a float must be finite and fit a float32, an int an int64, and
+    a list setting takes a non-empty list of its item type (as a tuple)."""
+    allowed = [t for t in (typing.get_args(hint) if typing.get_origin(hint) not in (tuple, list) else ()) or (hint,)]
     if value is None:
         if type(None) in allowed:
             return None
         raise ConfigError(f"{key} must not be empty")
     for t in allowed:
+        if typing.get_origin(t) in (tuple, list) and isinstance(value, (list, tuple)):
+            if not value:
+                raise ConfigError(f"{key} = [] is empty: give at least one value (leave it out for the default)")
+            item = typing.get_args(t)[0]
+            return tuple(coerce(f"{key}[{i}]", item, v) for i, v in enumerate(value))
         if t is bool and isinstance(value, bool):
             return value
         if t is int and isinstance(value, int) and not isinstance(value, bool):
+            if not INT64[0] <= value <= INT64[1]:
+                raise ConfigError(f"{key} = {value!r} does not fit a 64-bit integer")
             return value
         if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             if not math.isfinite(value):
                 raise ConfigError(f"{key} = {value!r} is not a finite number")
+            if abs(value) > FLOAT32_MAX:
+                raise ConfigError(f"{key} = {value!r} does not fit a float32 (at most {FLOAT32_MAX:.4g})")
             return float(value)
         if t is str and isinstance(value, str):
             return value
-    names = " or ".join(getattr(t, "__name__", str(t)) for t in allowed if t is not type(None))
-    raise ConfigError(f"{key} = {value!r} has the wrong type: expected {names}")
+    raise ConfigError(f"{key} = {value!r} has the wrong type: expected {type_name(hint)}")
+
+
+def type_name(hint: Any) -> str:
+    """`int`, `float or null`, `list of int`: how messages and --help name a setting's type."""
+    if typing.get_origin(hint) in (tuple, list):
+        return f"a list of {type_name(typing.get_args(hint)[0])}"
+    allowed = typing.get_args(hint) or (hint,)
+    return " or ".join(type_name(t) if typing.get_origin(t) else getattr(t, "__name__", str(t))
+                       for t in allowed if t is not type(None))
 
 
 def check_fields(config: Any, prefix: str = "") -> None:
     """Every setting of `config` (nested ones included) against its declaration: type, finiteness,
     choices, range and custom check. The first failure is a one-line ConfigError naming the key."""
     for leaf in leaves(type(config), prefix):
-        value = config
-        for part in leaf.key.removeprefix(prefix).split("."):
-            value = getattr(value, part)
-        check_value(leaf, value)
+        check_value(leaf, _value_at(config, leaf.key.removeprefix(prefix)))
 
 
 def check_value(leaf: Leaf, value: Any) -> None:
     value = coerce(leaf.key, leaf.hint, value)
     if value is None:
         return
-    choices, allowed, check = leaf.meta.get("choices"), leaf.meta.get("range"), leaf.meta.get("check")
-    if choices and value not in choices:
-        raise out_of_range(leaf.key, value, "one of " + ", ".join(map(str, choices)))
-    if allowed is not None and value not in allowed:
-        raise out_of_range(leaf.key, value, str(allowed))
-    if check is not None:
-        check(value, leaf.key)
+    for i, item in enumerate(value) if isinstance(value, tuple) else ((None, value),):
+        key = leaf.key if i is None else f"{leaf.key}[{i}]"
+        choices, allowed, check = leaf.meta.get("choices"), leaf.meta.get("range"), leaf.meta.get("check")
+        if choices and item not in choices:
+            raise out_of_range(key, item, "one of " + ", ".join(map(str, choices)))
+        if allowed is not None and item not in allowed:
+            raise out_of_range(key, item, str(allowed))
+        if check is not None:
+            check(item, key)
+    if isinstance(value, tuple) and len(set(value)) != len(value):
+        raise ConfigError(f"{leaf.key} = {list(value)} repeats a value")
 
 
 def out_of_range(key: str, value: Any, expected: str) -> ConfigError:
@@ -232,3 +313,96 @@ def require(ok: bool, key: str, value: Any, expected: str) -> None:
     """A rule between settings, said the way `check_fields` says a range."""
     if not ok:
         raise out_of_range(key, value, expected)
+
+
+# --- overrides and the "same run?" rule -------------------------------------------------------------
+def with_overrides(cls: type, base: Mapping[str, Any], overrides: Iterable[str], what: str = "--set") -> Any:
+    """`cls` from `base` (a nested mapping of some of its settings) with `KEY.PATH=VALUE` overrides,
+    each VALUE read as YAML (`null` unsets a setting that may be empty), then checked like any other
+    mapping: unknown keys and wrong types are refused naming the key, as everywhere."""
+    import yaml
+
+    data = _deep_copy(base)
+    seen: dict[str, str] = {}
+    for override in overrides:
+        dotted, sep, text = str(override).partition("=")
+        parts = [p.strip() for p in dotted.split(".")]
+        if not sep or not all(parts):
+            raise ConfigError(f"{what} {override!r}: expected KEY=VALUE, e.g. tune.num_samples=20")
+        key = ".".join(p.replace("-", "_") for p in parts)
+        if key in seen and seen[key] != text:
+            raise ConfigError(f"{what} {dotted} is given twice ({seen[key]!r} and {text!r}): give it once")
+        seen[key] = text
+        try:
+            value = load_yaml(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"{what} {override!r}: {text!r} is not a YAML value") from None
+        target = data
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"{what} {dotted}: {part} is a setting, not a group of settings")
+        target[parts[-1]] = value
+    return from_mapping(cls, data)
+
+
+def _deep_copy(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in mapping.items()}
+
+
+def changed_setting(saved: Mapping[str, Any], wanted: Any, prefix: str = "", also_fixed: tuple[str, ...] = ()) -> str | None:
+    """The first setting of `wanted` that differs from `saved` (the nested mapping a run recorded
+    when it started) although it is not declared resumable, as "key was X, now Y"; None when the two
+    are the same run. A setting the saved run does not have counts as changed: a new setting is
+    refused on resume unless declared resumable. `also_fixed` names resumable settings that may not
+    change for this run (a learning-rate schedule fixes the run's length)."""
+    for leaf in leaves(type(wanted)):
+        if leaf.meta.get("resumable") and leaf.key not in also_fixed:
+            continue
+        was: Any = saved
+        for part in leaf.key.split("."):
+            was = was.get(part.replace("-", "_"), _ABSENT) if isinstance(was, Mapping) else _ABSENT
+        now = _value_at(wanted, leaf.key)
+        if isinstance(was, list):
+            was = tuple(was)
+        if was != now:
+            shown = "absent" if was is _ABSENT else repr(was)
+            return f"{prefix}{leaf.key} was {shown}, now {now!r}"
+    return None
+
+
+_ABSENT = object()
+
+
+def _value_at(config: Any, key: str) -> Any:
+    for part in key.split("."):
+        config = getattr(config, part.replace("-", "_"))
+    return config
+
+
+# --- YAML as a user writes it ------------------------------------------------------------------------
+_FLOAT = r"[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
+
+
+def load_yaml(text: str) -> Any:
+    """YAML with two traps of PyYAML's YAML 1.1 closed: `1e-4` is a float (not the string "1e-4"),
+    and a key given twice in a mapping is an error (not silently the last one)."""
+    import re
+
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        pass
+
+    StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(f"^(?:{_FLOAT})$"),
+                                       list("-+0123456789."))
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
+        keys = [loader.construct_object(k, deep=True) for k, _ in node.value]
+        twice = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
+        if twice is not None:
+            raise yaml.constructor.ConstructorError(None, None, f"the key {twice!r} is given twice", node.start_mark)
+        return loader.construct_mapping(node, deep=True)
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass

@@ -1,43 +1,19 @@
 """`run_pipeline`: the whole study as stages that Ray schedules, each resumable on its own.
 
-A stage is a name, the stages it needs, the work it does and the summary.json it leaves behind;
-its config comes from the profile (`smoke` or `full`, below, changed key by key with `--set`).
-With Ray (RAY_ADDRESS, or a local Ray the pipeline starts) every stage runs as Ray tasks with the
-CPUs and GPUs of `resources.<stage>`, and Ray starts each one when the stages it needs have
-finished: the GAN, report A's and report B's recipes and the augmentation ablation train beside the
-search, the top-k retrains run at once, both FID protocols start when the GAN has finished, the
-report comes last on a CPU. The search itself is coordinated from this process (its trials are the
-Ray work). Without Ray (`--no-ray`) the same stages run one after another here.
-
-The stages (docs/provenance.md says where each value of their protocols comes from):
-    data       the dataset is there (fetched, or a synthetic stand-in in the smoke profile) and sound
-    tune       report A's search: Ray Tune + ASHA over its 8 CNNs and 4 optimizers
-    retrain    the best trial of each of the top-k architectures, on all training images
-    recipe-a   report A's three final models with its own settings (section IV), without a search
-    ablation   the same runs without augmentation (report A credits augmentation with ~10 points)
-    recipe-b   report B's classifier: resdw, Adam, flips and crops, 10,000 steps, several seeds
-    gan        report B's DCGAN
-    fid        our FID protocol: the snapshot chosen on the training split, scored on the test split
-    fid-b      report B's FID protocol: its step-46,000 snapshot, 10,000 samples, the test split
-    report     the HTML and Markdown report
-
-After a stage runs, its summary.json is stamped with a hash of its config and of the data's
-identity, and with where it ran; a stage whose summary carries the same hash is skipped. So a
-pipeline that was killed, run again, continues with the stages it had not finished (and those
-resume themselves: Tune restores its experiment, training runs resume from their checkpoints).
-A failed stage fails the stages that need it at once, with its message; the others go on, and the
-pipeline exits with the first failure after the report is written. A stage that cannot run here
-(FID without Inception weights, where the profile allows it) is reported `unavailable`, not
-stamped, and tried again on the next run.
-
-To add a stage: write `run_<name>(ctx, config, *needed_summaries) -> summary dict` and a summary
-path function, add a `Stage` to STAGES (after the stages it needs) and a section to each profile.
-STAGE_NAMES (also the chart's stages) and RESULT_FOLDERS (what the report reads) follow from STAGES.
+A profile (`full`: both reports' protocols; `smoke`: minutes on a laptop) is a `PipelineConfig`,
+every setting declared once like any other, changed key by key with `--set`. Each stage runs as Ray
+work with the CPUs and GPUs of `resources.<stage>`, started once the stages it needs (by name) have
+finished; the search runs from this process (its trials are the Ray work). A stage whose summary
+carries the same config hash (its settings, the data's digest, the hashes of what it needs) is
+skipped, so a killed pipeline run again continues. A failed stage blocks the stages that need it;
+the others go on, and the pipeline fails with the first failure once the report is written. A
+stage that cannot run here (FID without Inception weights, where the profile allows it) is
+`unavailable` and tried again next time. docs/provenance.md says where each protocol value comes from.
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import hashlib
 import json
 import time
@@ -46,273 +22,322 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from cifar_core.atomic import atomic_write_json, read_json
-from cifar_core.errors import CifarError, ConfigError, DataError
+from cifar_core.atomic import atomic_write_json, read_json, read_jsonl
+from cifar_core.errors import CifarError, ConfigError, DataError, Interrupted, Preempted
 from cifar_core.execution import (
     Done,
     InProcess,
     OnRay,
+    PendingTimeout,
     Resources,
     check_feasible,
-    ran_on,
     ray_session,
     runner,
+    submit_stage,
+    work_span_s,
 )
-from cifar_core.progress import log
+from cifar_core.fields import at_least, check_fields, setting, to_mapping, with_overrides
+from cifar_core.gan.config import GanTrainConfig
+from cifar_core.layout import Results
+from cifar_core.names import check_name
+from cifar_core.progress import is_terminal, log, standing_line
+from cifar_core.protocols import REPORT_B_FID_STEP, REPORT_B_GAN_STEPS
+from cifar_core.retrain import RecipePlan, RecipeSettings, RetrainPlan, submit_plan
+from cifar_core.runlock import RunLock
+from cifar_core.seeds import check_seed
+from cifar_core.tune.settings import TuneSettings
 
-PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    # Minutes on a 2-core laptop CPU: a small synthetic set if no data is there, 4 trials of the
-    # report-a space for 2 epochs, the best 2 architectures retrained for 2 epochs.
+POSITIVE = at_least(1)
+
+
+def _name(value: str, key: str) -> None:
+    check_name(value, key)
+
+
+# --- every stage's settings: the defaults are the full profile -------------------------------------
+@dataclass
+class DataStage:
+    if_missing: str = setting("fetch", "No dataset in --data-dir: fetch CIFAR-100, synthesize a stand-in, or fail.",
+                              choices=("fetch", "synthesize", "fail"))
+    official_only: bool = setting(True, "Refuse data that is not the official CIFAR-100 (by its md5s): results set "
+                                        "beside a report's numbers need the report's data (--allow-synthetic).")
+    n_train: int = setting(2000, "Training images of a synthesized stand-in.", unit="images", range=POSITIVE)
+    n_test: int = setting(500, "Test images of a synthesized stand-in.", unit="images", range=POSITIVE)
+    seed: int = setting(0, "Seed of a synthesized stand-in.", check=check_seed)
+
+
+@dataclass(frozen=True)
+class TuneStage(TuneSettings):
+    experiment: str = setting("report-a", "Experiment name: results go to RESULTS/tune/NAME/.", check=_name)
+
+
+@dataclass(frozen=True)
+class AblationStage:
+    """recipe-a's runs (budget, seeds, precision) with another augmentation: the same models with and
+    without augmentation."""
+
+    models: tuple[str, ...] | None = setting(None, "Some of recipe-a's models.", none_means="all of them")
+    augment: str = setting("none", "The augmentation preset the ablation trains with.",
+                           choices=("none", "flip-crop", "report-a"))
+
+
+@dataclass
+class GanStage(GanTrainConfig):
+    run: str = setting("dcgan", "The run's name: RESULTS/gan/<run>.", check=_name)
+
+
+@dataclass
+class FidStage:
+    gan_run: str = setting("dcgan", "The GAN run whose snapshots are scored.", check=_name)
+    n: int = setting(10_000, "Generated images per score (report B: 10,000).", unit="images", range=at_least(2))
+    if_no_weights: str = setting("fail", "Without pytorch-fid's Inception weights: fail, or skip (the stage is "
+                                         "then `unavailable` and tried again next run).", choices=("fail", "skip"))
+
+
+@dataclass
+class FidBStage(FidStage):
+    step: int = setting(REPORT_B_FID_STEP, "The snapshot report B scored.", unit="steps", range=at_least(0))
+    compare_steps: tuple[int, ...] | None = setting(
+        (REPORT_B_GAN_STEPS,), "Snapshots scored beside it, the same way (report B compared its 46,000-step "
+                               "snapshot with the 50,000-step one).", range=at_least(0), none_means="none")
+
+
+def _resources(cpus: float, gpus: float) -> Any:
+    return setting(Resources(cpus, gpus), "What each task of the stage reserves.")
+
+
+@dataclass
+class StageResources:
+    """Each stage's task resources, for the pipeline and the single stages (`cifar gan train`, ...).
+
+    They fit the chart's default GPU worker (1 GPU, 7 CPUs): a whole GPU per CNN run (they run at
+    once, one per worker), while resdw, the DCGAN and Inception take half a GPU each."""
+
+    data: Resources = _resources(1, 0)
+    retrain: Resources = _resources(4, 1)
+    recipe_a: Resources = _resources(4, 1)
+    ablation: Resources = _resources(4, 1)
+    recipe_b: Resources = _resources(2, 0.5)
+    gan: Resources = _resources(2, 0.5)
+    fid: Resources = _resources(2, 0.5)
+    fid_b: Resources = _resources(2, 0.5)
+    report: Resources = _resources(1, 0)
+
+    def of(self, stage: str) -> Resources:
+        """`resources.<stage>`; one CPU for a stage the table does not list."""
+        return getattr(self, stage.replace("-", "_"), Resources())
+
+
+@dataclass
+class PipelineConfig:
+    """The full profile: report A's search (60 trials, 16 at once, ASHA keeping the better half, 30
+    epochs) and retrain (the best trial of each of the 3 best architectures, 100 epochs on all
+    50,000 images), its final models as a recipe and their augmentation ablation; report B's
+    classifier (3 seeds), DCGAN (50,000 steps) and FID by its protocol and ours."""
+
+    data: DataStage = field(default_factory=DataStage)
+    tune: TuneStage = field(default_factory=TuneStage)
+    retrain: RetrainPlan = field(default_factory=RetrainPlan)
+    recipe_a: RecipeSettings = field(default_factory=RecipeSettings)
+    ablation: AblationStage = field(default_factory=AblationStage)
+    recipe_b: RecipeSettings = field(default_factory=RecipeSettings)
+    gan: GanStage = field(default_factory=GanStage)
+    fid: FidStage = field(default_factory=FidStage)
+    fid_b: FidBStage = field(default_factory=FidBStage)
+    resources: StageResources = field(default_factory=StageResources)
+
+    def section(self, stage: str) -> Any:
+        return getattr(self, stage.replace("-", "_"))
+
+
+_LAPTOP = {"cpus": 1, "gpus": 0}
+# Changes of the full profile. smoke: minutes on a 2-core laptop CPU, a synthetic stand-in when no data
+# is there; 4 trials of report A's space for 2 epochs, every other stage for a few steps.
+PROFILES: dict[str, dict[str, Any]] = {
+    "full": {},
     "smoke": {
-        "data": {"if_missing": "synthesize", "n_train": 2000, "n_test": 500, "seed": 0},
-        "tune": {"experiment": "smoke", "space": "report-a", "num_samples": 4, "max_concurrent": 4,
-                 "max_epochs": 2, "grace_period": 1, "reduction_factor": 2, "cpus_per_trial": 1.0,
-                 "gpus_per_trial": None, "batch_size": 128, "seed": 0},
+        "data": {"if_missing": "synthesize", "official_only": False},
+        "tune": {"experiment": "smoke", "num_samples": 4, "max_concurrent": 4, "max_epochs": 2},
         "retrain": {"experiment": "smoke", "top_k": 2, "epochs": 2, "select": "trials"},
-        # The recipes for a few steps: report A's three models (and without augmentation), report
-        # B's classifier on two seeds.
-        "recipe-a": {"models": ["cnn6", "cnn7", "cnn2"], "seeds": [0], "epochs": None, "steps": 4, "amp": False},
-        "ablation": {"models": ["cnn6", "cnn7", "cnn2"], "augment": "none"},
-        "recipe-b": {"seeds": [0, 1], "steps": 10, "eval_every": 5, "amp": False},
+        "recipe-a": {"steps": 4},
+        "recipe-b": {"seeds": [0, 1], "steps": 10, "eval_every": 5},
         # Report B's DCGAN at full width for a few steps: enough to exercise sampling, snapshots
         # and FID selection, far too few for good images.
         "gan": {"run": "smoke", "steps": 150, "batch_size": 64, "log_every": 10, "sample_every": 50,
-                "checkpoint_every": 50, "hflip": False, "amp": False, "seed": 0},
+                "checkpoint_every": 50},
         "fid": {"gan_run": "smoke", "n": 100, "if_no_weights": "skip"},
-        "fid-b": {"gan_run": "smoke", "step": 150, "n": 100, "if_no_weights": "skip"},
-        # One CPU per task and no GPU: a laptop's local Ray.
-        "resources": {stage: {"cpus": 1, "gpus": 0} for stage in ("data", "retrain", "recipe-a", "ablation",
-                                                                   "recipe-b", "gan", "fid", "fid-b", "report")},
-    },
-    # Report A's protocol: 60 samples, 16 at a time, ASHA keeping the top half, 30 epochs;
-    # the best trial of each of the 3 best architectures retrained for 100 epochs on all 50,000
-    # training images. Then report B's DCGAN and FID.
-    "full": {
-        "data": {"if_missing": "fetch", "n_train": 50000, "n_test": 10000, "seed": 0},
-        "tune": {"experiment": "report-a", "space": "report-a", "num_samples": 60, "max_concurrent": 16,
-                 "max_epochs": 30, "grace_period": 1, "reduction_factor": 2, "cpus_per_trial": 1.0,
-                 "gpus_per_trial": None, "batch_size": 128, "seed": 0},
-        "retrain": {"experiment": "report-a", "top_k": 3, "epochs": 100, "select": "architectures"},
-        # Report A's final models without a search, in float32, and the same without augmentation.
-        "recipe-a": {"models": ["cnn6", "cnn7", "cnn2"], "seeds": [0], "epochs": 100, "steps": None, "amp": False},
-        "ablation": {"models": ["cnn6", "cnn7", "cnn2"], "augment": "none"},
-        # Report B's classifier: 10,000 steps, the test set scored every 500, three seeds.
-        "recipe-b": {"seeds": [0, 1, 2], "steps": 10000, "eval_every": 500, "amp": False},
-        # Report B: 46,000 steps, snapshots every 2,000.
-        "gan": {"run": "dcgan", "steps": 46000, "batch_size": 128, "log_every": 100, "sample_every": 1000,
-                "checkpoint_every": 2000, "hflip": False, "amp": False, "seed": 0},
-        # Ours: the snapshot chosen on the training split (10,000 samples each), scored on the test set.
-        "fid": {"gan_run": "dcgan", "n": 10000, "if_no_weights": "fail"},
-        # Report B's: the step-46,000 snapshot on 10,000 samples against the test set.
-        "fid-b": {"gan_run": "dcgan", "step": 46000, "n": 10000, "if_no_weights": "fail"},
-        # A whole GPU per CNN run (they run at once); resdw, the small DCGAN and Inception share one.
-        "resources": {"data": {"cpus": 1, "gpus": 0}, "retrain": {"cpus": 4, "gpus": 1},
-                      "recipe-a": {"cpus": 4, "gpus": 1}, "ablation": {"cpus": 4, "gpus": 1},
-                      "recipe-b": {"cpus": 2, "gpus": 0.5}, "gan": {"cpus": 2, "gpus": 0.5},
-                      "fid": {"cpus": 2, "gpus": 0.5}, "fid-b": {"cpus": 2, "gpus": 0.5},
-                      "report": {"cpus": 1, "gpus": 0}},
+        "fid-b": {"gan_run": "smoke", "step": 100, "compare_steps": [150], "n": 100, "if_no_weights": "skip"},
+        "resources": {stage: _LAPTOP for stage in ("data", "retrain", "recipe-a", "ablation", "recipe-b", "gan",
+                                                   "fid", "fid-b", "report")},
     },
 }
 
 
-def resolve_profile(profile: str, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
-    """The profile's sections with `--set section.key=value` overrides applied (YAML values).
-
-    Only keys the profile has can be set, with a value of the same type (an int where a float is,
-    anything where the default is null, and null to unset a value); the stages check their settings
-before anything runs.
-    """
+def resolve_profile(profile: str, overrides: list[str] | tuple[str, ...] = (), allow_synthetic: bool = False
+                    ) -> PipelineConfig:
+    """The profile with `--set section.key=value` overrides (YAML values), every setting checked."""
     if profile not in PROFILES:
         raise ConfigError(f"unknown pipeline profile {profile!r}; known: {', '.join(PROFILES)}")
-    config = copy.deepcopy(PROFILES[profile])
-    for override in overrides:
-        dotted, sep, text = override.partition("=")
-        *path, key = dotted.strip().split(".")
-        if not sep or not path:
-            raise ConfigError(f"--set {override!r}: expected SECTION.KEY=VALUE, e.g. tune.num_samples=20")
-        section = config
-        for part in path:
-            section = section.get(part) if isinstance(section, dict) else None
-        if not isinstance(section, dict) or key not in section or isinstance(section[key], dict):
-            known = ", ".join(sorted(_dotted_keys(config)))
-            raise ConfigError(f"--set {dotted}: the {profile} profile has no such key (known: {known})")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {override!r}: {text!r} is not a YAML value") from None
-        section[key] = _same_type(dotted, section[key], value)
+    config = with_overrides(PipelineConfig, PROFILES[profile], overrides)
+    if allow_synthetic:
+        config.data.official_only = False
+    check_fields(config)
     return config
 
 
-def _dotted_keys(config: dict, prefix: str = "") -> list[str]:
-    keys = []
-    for key, value in config.items():
-        keys += _dotted_keys(value, f"{prefix}{key}.") if isinstance(value, dict) else [f"{prefix}{key}"]
-    return keys
+def stage_resources(stage: str) -> Resources:
+    """What each task of `stage` reserves on a cluster (the full profile's): the single stages'
+    default, so that `cifar gan train` asks what the pipeline's gan stage asks."""
+    return StageResources().of(stage)
 
 
-def _same_type(key: str, default: Any, value: Any) -> Any:
-    # null unsets (recipe-a.steps=null to train by epochs), and a null default takes any value
-    # (tune.gpus_per_trial): the stages check those values before anything runs.
-    if default is None or value is None:
-        return value
-    if isinstance(default, bool) or isinstance(value, bool):
-        ok = isinstance(default, bool) and isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float))
-        value = float(value) if ok else value
-    else:
-        ok = type(value) is type(default)
-    if not ok:
-        raise ConfigError(f"--set {key}={value!r}: expected a {type(default).__name__} like the default {default!r}")
-    return value
-
-
-@dataclass(frozen=True)
-class PipelineContext:
+# --- the run's context -------------------------------------------------------------------------------
+@dataclass
+class Context:
     profile: str
+    config: PipelineConfig
     data_dir: Path
-    results_dir: Path
+    results: Results
     device: str = "auto"
-    config: dict[str, Any] = field(default_factory=dict, compare=False)  # the resolved profile
-    lock_wait_s: float = 0.0  # how long a stage waits for a run's lock (Ray tasks: see execution)
+    work: InProcess | OnRay = field(default_factory=InProcess)
+    stages: tuple[Stage, ...] = ()  # what this run runs (all of STAGES, unless a caller chose)
 
     def resources(self, stage: str) -> Resources:
-        """What each task of `stage` reserves (one CPU where the profile says nothing)."""
-        values = self.config.get("resources", {}).get(stage)
-        return Resources() if values is None else Resources.from_dict(values, f"resources.{stage}")
+        return self.config.resources.of(stage)
+
+    def submit(self, stage: str, fn: Callable[..., Any], needs: dict[str, Any], *, uses_device: bool = True,
+               summary: Path | None = None, **kwargs: Any) -> Any:
+        return submit_stage(self.work, fn, resources=self.resources(stage), device=self.device if uses_device else None,
+                            summary=summary, needs=needs, name=stage, **kwargs)
 
 
-class StageUnavailable(CifarError):
-    """This stage cannot run on this machine (e.g. no Inception weights); the pipeline goes on."""
+# --- the stages --------------------------------------------------------------------------------------
+def data_summary(ctx: Context) -> Path:
+    return ctx.results.pipeline(ctx.profile) / "data" / "summary.json"
 
 
-# --- stages: each runs as one Ray task (unless it says otherwise) -------------------------------
-def run_data_check(ctx: PipelineContext, config: dict, *needed: dict) -> dict:
-    from cifar_core.data import fetch_cifar100, verify_dataset, write_synthetic
+def check_data(ctx: Context) -> None:
+    """Before anything runs: data that will be there is what the profile's comparisons need."""
+    from cifar_core.data import data_digest
+    from cifar_core.data.identity import require_official
+
+    s = ctx.config.data
+    if not s.official_only:
+        return
+    if s.if_missing == "synthesize":
+        raise ConfigError(f"the {ctx.profile} profile compares with the reports' numbers on the official CIFAR-100, "
+                          "but data.if_missing=synthesize would make a stand-in: pass --allow-synthetic to run it anyway")
+    try:
+        digest = data_digest(ctx.data_dir)
+    except DataError:
+        return  # nothing there yet: the data stage fetches it (or fails)
+    require_official(digest, ctx.data_dir, f"the {ctx.profile} profile")
+
+
+def run_data_stage(profile: str, settings: DataStage, data_dir: Path, summary_path: Path) -> dict:
+    from cifar_core.data import data_digest, fetch_cifar100, verify_dataset, write_synthetic
+    from cifar_core.data.identity import require_official
 
     generated = False
-    if not (ctx.data_dir / "cifar-100-python").is_dir() and ctx.data_dir.name != "cifar-100-python":
-        if config["if_missing"] == "synthesize":
-            log(f"no dataset at {ctx.data_dir}: writing a SYNTHETIC stand-in ({config['n_train']} train / "
-                f"{config['n_test']} test images, not CIFAR-100) for the {ctx.profile} profile")
-            write_synthetic(ctx.data_dir, n_train=config["n_train"], n_test=config["n_test"], seed=config["seed"])
+    if not (data_dir / "cifar-100-python").is_dir() and data_dir.name != "cifar-100-python":
+        if settings.if_missing == "synthesize":
+            log(f"no dataset at {data_dir}: writing a SYNTHETIC stand-in ({settings.n_train} train / "
+                f"{settings.n_test} test images, not CIFAR-100) for the {profile} profile")
+            write_synthetic(data_dir, n_train=settings.n_train, n_test=settings.n_test, seed=settings.seed)
             generated = True
-        elif config["if_missing"] == "fetch":
-            log(f"no dataset at {ctx.data_dir}: downloading CIFAR-100")
+        elif settings.if_missing == "fetch":
+            log(f"no dataset at {data_dir}: downloading CIFAR-100")
             try:
-                fetch_cifar100(ctx.data_dir)
+                fetch_cifar100(data_dir)
             except DataError as exc:
-                raise DataError(f"the {ctx.profile} profile needs the real CIFAR-100: {exc}") from None
+                raise DataError(f"the {profile} profile needs the real CIFAR-100: {exc}") from None
         else:
-            raise DataError(f"no dataset at {ctx.data_dir} (data.if_missing={config['if_missing']!r})")
-    report = verify_dataset(ctx.data_dir)
-    summary = {"stage": "data", "generated_synthetic": generated, **report}
-    atomic_write_json(data_summary(ctx, config), summary)
-    return summary
+            raise DataError(f"no dataset at {data_dir} (data.if_missing=fail)")
+    report = verify_dataset(data_dir)
+    if settings.official_only:
+        require_official(data_digest(data_dir), data_dir, f"the {profile} profile")
+    result = {"stage": "data", "generated_synthetic": generated, **report}
+    atomic_write_json(summary_path, result)
+    return result
 
 
-def data_summary(ctx: PipelineContext, config: dict) -> Path:
-    return ctx.results_dir / "pipeline" / ctx.profile / "data" / "summary.json"
+def submit_data(ctx: Context, needs: dict) -> Any:
+    return ctx.submit("data", run_data_stage, needs, uses_device=False, summary=data_summary(ctx), profile=ctx.profile,
+                      settings=ctx.config.data, data_dir=ctx.data_dir, summary_path=data_summary(ctx))
 
 
-def run_tune_stage(ctx: PipelineContext, config: dict, *needed: dict) -> dict:
+def tune_summary(ctx: Context) -> Path:
+    return ctx.results.tune_experiment(ctx.config.tune.experiment) / "summary.json"
+
+
+def tune_settings(ctx: Context) -> TuneSettings:
+    """The section as the search runs it: `--device` applies unless the section sets its own."""
+    s = ctx.config.tune
+    fields = {f.name: getattr(s, f.name) for f in dataclasses.fields(TuneSettings)}
+    if fields["device"] == "auto":
+        fields["device"] = ctx.device
+    return TuneSettings(**fields)
+
+
+def run_tune_stage(ctx: Context, watch) -> dict:
     from cifar_core.tune.search import run_tune
 
-    summary = run_tune(tune_settings(ctx, config), ctx.data_dir, ctx.results_dir)
-    return {**summary, "ran_on": [{"node_id": node, "work": "trials"} for node in summary["nodes"]]}
+    started = time.time()
+    summary = run_tune(tune_settings(ctx), ctx.data_dir, ctx.results.root, watch=watch)
+    # The search's work is its trials, on these nodes, while this process coordinated them.
+    span = {"started_at": round(started, 3), "ended_at": round(time.time(), 3)}
+    return {**summary, "ran_on": [{"node_id": node, "work": "trials", **span} for node in summary["nodes"]]}
 
 
-def tune_summary(ctx: PipelineContext, config: dict) -> Path:
-    return ctx.results_dir / "tune" / config["experiment"] / "summary.json"
+def retrain_summary(ctx: Context) -> Path:
+    return ctx.config.retrain.out_dir(ctx.results.root) / "summary.json"
 
 
-def submit_plan(work: InProcess | OnRay, ctx: PipelineContext, stage: str, plan, *needed: Any):
-    """A retraining plan's runs as tasks at once (`resources.<stage>` each), then one CPU task that
-    tables them. Each run task takes the results of the stages it needs only to wait for them."""
-    from cifar_core.retrain import collect, submit_runs
-
-    resources = ctx.resources(stage)
-    runs = submit_runs(work, plan, ctx.data_dir, ctx.results_dir, resources.device(ctx.device), resources, *needed)
-    return work.submit(collect, Resources(cpus=1), plan, ctx.results_dir, *runs)
-
-
-def submit_retrain(work: InProcess | OnRay, ctx: PipelineContext, config: dict, *needed: Any):
-    """The top-k runs as k tasks at once, then one CPU task that tables them."""
-    from cifar_core.retrain import RetrainPlan
-
-    plan = RetrainPlan(config["experiment"], config["top_k"], config["epochs"], config["select"])
-    return submit_plan(work, ctx, "retrain", plan, *needed)
+def recipe_plan(ctx: Context, stage: str) -> RecipePlan:
+    """The runs of stage recipe-a, ablation or recipe-b. The ablation is recipe-a's runs (budget,
+    seeds, precision) with another augmentation, for the models it names."""
+    if stage == "ablation":
+        base, ablation = ctx.config.recipe_a, ctx.config.ablation
+        values = {**dataclasses.asdict(base), "models": ablation.models or base.models, "augment": ablation.augment}
+        return RecipePlan(recipe="report-a", **values)
+    settings = ctx.config.section(stage)
+    return RecipePlan(recipe="report-a" if stage == "recipe-a" else "report-b", **dataclasses.asdict(settings))
 
 
-def retrain_summary(ctx: PipelineContext, config: dict) -> Path:
-    return ctx.results_dir / "retrain" / config["experiment"] / "summary.json"
+def plan_of(ctx: Context, stage: str):
+    return ctx.config.retrain if stage == "retrain" else recipe_plan(ctx, stage)
 
 
-def recipe_a_plan(ctx: PipelineContext, config: dict):
-    from cifar_core.retrain import RecipePlan
-
-    return RecipePlan.from_config("report-a", config)
+def plan_summary(stage: str) -> Callable[[Context], Path]:
+    return lambda ctx: plan_of(ctx, stage).out_dir(ctx.results.root) / "summary.json"
 
 
-def ablation_plan(ctx: PipelineContext, config: dict):
-    """recipe-a's runs (its budget, seeds and precision) with another augmentation, for the models
-    named here: the same model and budget, with and without augmentation."""
-    from cifar_core.retrain import RecipePlan
+def submit_plan_stage(stage: str) -> Callable[[Context, dict], Any]:
+    def submit(ctx: Context, needs: dict) -> Any:
+        resources = ctx.resources(stage)
+        return submit_plan(ctx.work, plan_of(ctx, stage), ctx.data_dir, ctx.results.root, ctx.device, resources,
+                           needs=needs, name=stage)
 
-    recipe = {k: v for k, v in ctx.config["recipe-a"].items() if k != "models"}
-    return RecipePlan.from_config("report-a", {**recipe, **config})
-
-
-def recipe_b_plan(ctx: PipelineContext, config: dict):
-    from cifar_core.retrain import RecipePlan
-
-    return RecipePlan.from_config("report-b", config)
+    return submit
 
 
-def recipe_stage(name: str, plan_of: Callable[[PipelineContext, dict], Any]) -> tuple[Callable, Callable]:
-    """(submit, summary path) of a stage that runs a recipe plan."""
-
-    def submit(work: InProcess | OnRay, ctx: PipelineContext, config: dict, *needed: Any):
-        return submit_plan(work, ctx, name, plan_of(ctx, config), *needed)
-
-    def summary_path(ctx: PipelineContext, config: dict) -> Path:
-        return plan_of(ctx, config).out_dir(ctx.results_dir) / "summary.json"
-
-    return submit, summary_path
+def gan_summary(ctx: Context) -> Path:
+    return ctx.results.gan_run(ctx.config.gan.run) / "summary.json"
 
 
-def gan_config(ctx: PipelineContext, config: dict):
-    """The section as a checked GanTrainConfig (`run` names the results folder)."""
-    from cifar_core.gan.config import GanTrainConfig
-
-    return GanTrainConfig.from_dict({k: v for k, v in config.items() if k != "run"})
+def gan_config(settings: GanStage) -> GanTrainConfig:
+    return GanTrainConfig.from_dict({k: v for k, v in dataclasses.asdict(settings).items() if k != "run"})
 
 
-def tune_settings(ctx: PipelineContext, config: dict):
-    from cifar_core.tune.settings import TuneSettings
-
-    settings = TuneSettings(**config, device=ctx.device)
-    settings.validate()
-    return settings
-
-
-def run_gan_stage(ctx: PipelineContext, config: dict, *needed: dict) -> dict:
+def submit_gan(ctx: Context, needs: dict) -> Any:
     from cifar_core.gan.train import train_gan
 
-    cfg = gan_config(ctx, config)
-    device = ctx.resources("gan").device(ctx.device)
-    return train_gan(cfg, ctx.data_dir, gan_summary(ctx, config).parent, device=device, resume=True,
-                     wait_s=ctx.lock_wait_s)
+    return ctx.submit("gan", train_gan, needs, summary=gan_summary(ctx), cfg=gan_config(ctx.config.gan),
+                      data_dir=ctx.data_dir, run_dir=ctx.results.gan_run(ctx.config.gan.run), resume=True,
+                      wait_s=ctx.work.lock_wait_s)
 
 
-def gan_summary(ctx: PipelineContext, config: dict) -> Path:
-    return ctx.results_dir / "gan" / config["run"] / "summary.json"
-
-
-def require_inception(config: dict) -> None:
+def require_inception(if_no_weights: str) -> None:
     """The Inception weights, downloaded into the torch hub cache where the network allows; without
     them the stage is unavailable (reported, tried again next run) or fails, as the profile says."""
     from cifar_core.fid.inception import resolve_weights
@@ -320,98 +345,140 @@ def require_inception(config: dict) -> None:
     try:
         resolve_weights()
     except CifarError as exc:
-        if config["if_no_weights"] == "skip":
+        if if_no_weights == "skip":
             raise StageUnavailable(str(exc)) from None
         raise
 
 
-def run_fid_stage(ctx: PipelineContext, config: dict, *needed: dict) -> dict:
-    from cifar_core.fid.scoring import default_cache_dir, run_fid
-
-    require_inception(config)
-    run_dir = ctx.results_dir / "gan" / config["gan_run"]
-    device = ctx.resources("fid").device(ctx.device)
-    return run_fid(fid_summary(ctx, config).parent, run_dir=run_dir, data_dir=ctx.data_dir, split="test",
-                   n=config["n"], device=device, cache_dir=default_cache_dir(ctx.results_dir))
-
-
-def fid_summary(ctx: PipelineContext, config: dict) -> Path:
+def fid_summary(ctx: Context) -> Path:
     from cifar_core.fid.scoring import default_name
 
-    # The same place `cifar fid --select-best RESULTS/gan/<run>` writes to.
-    return ctx.results_dir / "fid" / default_name(None, None, ctx.results_dir / "gan" / config["gan_run"],
-                                                  n=config["n"]) / "summary.json"
+    # Where `cifar fid --select-best RESULTS/gan/<run>` writes: one directory, whichever way it was started.
+    run_dir = ctx.results.gan_run(ctx.config.fid.gan_run)
+    return ctx.results.fid(default_name(run_dir=run_dir, n=ctx.config.fid.n)) / "summary.json"
 
 
-def run_fid_b_stage(ctx: PipelineContext, config: dict, *needed: dict) -> dict:
-    """Report B's protocol: one fixed snapshot (step 46,000) on `n` samples against the test split."""
-    from cifar_core.fid.scoring import default_cache_dir, run_fid, snapshot_path
+def score_fid(if_no_weights: str, **options: Any) -> dict:
+    from cifar_core.fid.scoring import run_fid
 
-    checkpoint = snapshot_path(ctx.results_dir / "gan" / config["gan_run"], config["step"])
-    require_inception(config)
-    device = ctx.resources("fid-b").device(ctx.device)
-    return run_fid(fid_b_summary(ctx, config).parent, checkpoint=checkpoint, data_dir=ctx.data_dir, split="test",
-                   n=config["n"], device=device, cache_dir=default_cache_dir(ctx.results_dir))
+    require_inception(if_no_weights)
+    return run_fid(**options)
 
 
-def fid_b_summary(ctx: PipelineContext, config: dict) -> Path:
+def submit_fid(ctx: Context, needs: dict) -> Any:
+    s = ctx.config.fid
+    return ctx.submit("fid", score_fid, needs, summary=fid_summary(ctx), if_no_weights=s.if_no_weights,
+                      out_dir=fid_summary(ctx).parent, run_dir=ctx.results.gan_run(s.gan_run), data_dir=ctx.data_dir,
+                      split="test", n=s.n, cache_dir=ctx.results.fid_cache())
+
+
+def fid_b_summary(ctx: Context) -> Path:
+    return fid_b_dir(ctx, ctx.config.fid_b.step) / "summary.json"
+
+
+def fid_b_dir(ctx: Context, step: int) -> Path:
     from cifar_core.fid.scoring import default_name, snapshot_file
 
-    # The same place `cifar fid --checkpoint RESULTS/gan/<run>/checkpoints/step_<N>.pt` writes to.
-    checkpoint = snapshot_file(ctx.results_dir / "gan" / config["gan_run"], config["step"])
-    return ctx.results_dir / "fid" / default_name(None, checkpoint, n=config["n"]) / "summary.json"
+    # Where `cifar fid --snapshot RESULTS/gan/<run> --step N` writes.
+    s = ctx.config.fid_b
+    return ctx.results.fid(default_name(checkpoint=snapshot_file(ctx.results.gan_run(s.gan_run), step), n=s.n))
 
 
+def score_snapshots(if_no_weights: str, run_dir: Path, steps: tuple[int, ...], out_dirs: tuple[Path, ...],
+                    **options: Any) -> dict:
+    """Report B's protocol: each snapshot of `steps` (its 46,000-step one first, then those compared
+    with it) scored on `n` samples against the test split; returns the first one's summary."""
+    from cifar_core.fid.scoring import run_fid, snapshot_path
+
+    checkpoints = [snapshot_path(run_dir, step) for step in steps]  # every snapshot there, before any work
+    require_inception(if_no_weights)
+    summaries = [run_fid(out_dir, checkpoint=checkpoint, **options) for checkpoint, out_dir in zip(checkpoints, out_dirs,
+                                                                                                 strict=True)]
+    return {**summaries[0], "compared": [{"step": step, "fid": s["fid"], "summary": str(d / "summary.json")}
+                                         for step, s, d in zip(steps, summaries, out_dirs, strict=True)]}
+
+
+def submit_fid_b(ctx: Context, needs: dict) -> Any:
+    s = ctx.config.fid_b
+    steps = (s.step, *(step for step in s.compare_steps or () if step != s.step))
+    return ctx.submit("fid-b", score_snapshots, needs, summary=fid_b_summary(ctx), if_no_weights=s.if_no_weights,
+                      run_dir=ctx.results.gan_run(s.gan_run), steps=steps,
+                      out_dirs=tuple(fid_b_dir(ctx, step) for step in steps), data_dir=ctx.data_dir, split="test",
+                      n=s.n, cache_dir=ctx.results.fid_cache())
+
+
+class StageUnavailable(CifarError):
+    """This stage cannot run on this machine (e.g. no Inception weights); the pipeline goes on."""
+
+
+# --- where a running stage stands (read from its files, for the standing line) ----------------------
+def gan_progress(ctx: Context) -> tuple[int, int, str] | None:
+    rows = [r for r in read_jsonl(ctx.results.gan_run(ctx.config.gan.run) / "metrics.jsonl") if "step" in r]
+    return (rows[-1]["step"], ctx.config.gan.steps, "steps") if rows else None
+
+
+def plan_progress(stage: str) -> Callable[[Context], tuple[int, int, str] | None]:
+    def progress(ctx: Context) -> tuple[int, int, str] | None:
+        plan = plan_of(ctx, stage)
+        try:
+            specs = [plan.spec(ctx.results.root, index, "cpu") for index in range(plan.size)]
+        except CifarError:
+            return None
+        unit = "steps" if specs and specs[0].config.run.steps else "epochs"
+        done = total = 0
+        for spec in specs:
+            rows = read_jsonl(ctx.results.train_run(spec.name) / "metrics.jsonl")
+            done += (rows[-1]["step"] if unit == "steps" else rows[-1]["epoch"]) if rows else 0
+            total += spec.config.run.steps if unit == "steps" else spec.config.run.epochs
+        return done, total, unit
+
+    return progress
+
+
+def tune_progress(ctx: Context) -> tuple[int, int, str] | None:
+    s = ctx.config.tune
+    folder = ctx.results.tune_experiment(s.experiment)
+    done = sum(len(read_jsonl(path)) for path in folder.glob("*/result.json"))
+    return done, s.num_samples * s.max_epochs, "trial epochs (at most)"
+
+
+# --- the stages, in an order that respects `needs` and starts the long independent work (the GAN,
+# the recipes) before the search, which blocks this process while its trials run.
 @dataclass(frozen=True)
 class Stage:
     name: str
-    run: Callable[..., dict]  # run(ctx, config, *summaries of `needs`) -> the stage's summary
-    summary_path: Callable[[PipelineContext, dict], Path]  # where that summary.json lives
+    summary: Callable[[Context], Path]  # where its summary.json lives
+    submit: Callable[[Context, dict[str, Any]], Any] | None = None  # (ctx, {need: handle}) -> handle
     needs: tuple[str, ...] = ()
-    # Runs here instead of as a task: the search coordinates its trials (the Ray work) from here.
-    in_driver: bool = False
-    # Submits its own tasks (fan-out) instead of one: submit(work, ctx, config, *needed handles).
-    submit: Callable | None = None
-    # Trains or scores on a device (--device applies); the data check only reads files.
+    run_here: Callable[..., dict] | None = None  # runs in this process instead (the search coordinates its trials)
+    reads: tuple[str, ...] = ()  # other sections its work reads (the ablation: recipe-a's budget)
+    check: Callable[[Context], Any] | None = None  # settings checks that need the others (before anything runs)
+    progress: Callable[[Context], tuple[int, int, str] | None] | None = None
     uses_device: bool = True
-    # Other profile sections its work reads (ablation: recipe-a's budget); part of its config hash.
-    reads: tuple[str, ...] = ()
-    # The folder under RESULTS where its summaries live, as the report reads them.
-    results: str | None = None
-    # Checks the section's settings (raises ConfigError) before any stage runs; the recipe stages'
-    # summary paths already build, and so check, their plans.
-    check: Callable[[PipelineContext, dict], Any] | None = None
 
 
-_recipe_a = recipe_stage("recipe-a", recipe_a_plan)
-_ablation = recipe_stage("ablation", ablation_plan)
-_recipe_b = recipe_stage("recipe-b", recipe_b_plan)
-# In an order that respects `needs` and starts the long independent work (the GAN, the recipes)
-# before the search, which blocks this process while its trials run.
 STAGES: list[Stage] = [
-    Stage("data", run_data_check, data_summary, uses_device=False),
-    Stage("gan", run_gan_stage, gan_summary, needs=("data",), results="gan", check=gan_config),
-    Stage("fid", run_fid_stage, fid_summary, needs=("gan",), results="fid"),
-    Stage("fid-b", run_fid_b_stage, fid_b_summary, needs=("gan",), results="fid"),
-    Stage("recipe-a", None, _recipe_a[1], needs=("data",), submit=_recipe_a[0], results="recipe"),
-    Stage("ablation", None, _ablation[1], needs=("data",), submit=_ablation[0], reads=("recipe-a",),
-          results="recipe"),
-    Stage("recipe-b", None, _recipe_b[1], needs=("data",), submit=_recipe_b[0], results="recipe"),
-    Stage("tune", run_tune_stage, tune_summary, needs=("data",), in_driver=True, results="tune", check=tune_settings),
-    Stage("retrain", None, retrain_summary, needs=("tune",), submit=submit_retrain, results="retrain"),
+    Stage("data", data_summary, submit_data, check=check_data, uses_device=False),
+    Stage("gan", gan_summary, submit_gan, needs=("data",), check=lambda ctx: gan_config(ctx.config.gan),
+          progress=gan_progress),
+    Stage("fid", fid_summary, submit_fid, needs=("gan",)),
+    Stage("fid-b", fid_b_summary, submit_fid_b, needs=("gan",)),
+    *(Stage(name, plan_summary(name), submit_plan_stage(name), needs=("data",), check=lambda ctx, n=name: plan_of(ctx, n),
+            reads=("recipe-a",) if name == "ablation" else (), progress=plan_progress(name))
+      for name in ("recipe-a", "ablation", "recipe-b")),
+    Stage("tune", tune_summary, needs=("data",), run_here=run_tune_stage, check=tune_settings, progress=tune_progress),
+    Stage("retrain", retrain_summary, submit_plan_stage("retrain"), needs=("tune",), progress=plan_progress("retrain")),
 ]
 # Every stage by name, the report last: the pipeline's, the chart's (`cifar submit STAGE`) and the report's.
 STAGE_NAMES = tuple(stage.name for stage in STAGES) + ("report",)
-# The folders under RESULTS the report reads: the stages' own, and the training runs they make.
-RESULT_FOLDERS = (*dict.fromkeys(stage.results for stage in STAGES if stage.results), "train")
 
 
-# --- the runner -------------------------------------------------------------------------------
-def config_hash(stage: str, config: dict, data_identity: str | None, needs: tuple[str, ...] = ()) -> str:
-    """What makes a stage's result: its config, the data's contents and the results it reads (the
+# --- the runner -------------------------------------------------------------------------------------
+def config_hash(stage: str, config: Any, data_identity: str | None, needs: tuple[str, ...] = ()) -> str:
+    """What makes a stage's result: its settings, the data's contents and the results it reads (the
     hashes of the stages it needs), not the device it ran on."""
     key = {"stage": stage, "config": config, "data": data_identity, "needs": list(needs)}
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
 
 def stage_done(path: Path, digest: str) -> bool:
@@ -425,23 +492,30 @@ def stage_done(path: Path, digest: str) -> bool:
 
 
 def run_pipeline(profile: str, data_dir: str | Path, results_dir: str | Path, device: str = "auto",
-                 stages: list[Stage] | None = None, overrides: tuple[str, ...] = (),
-                 with_ray: bool = True) -> dict[str, Any]:
-    """Run every stage not already done for this profile's config; returns the pipeline summary."""
-    config = resolve_profile(profile, overrides)
-    stages = STAGES if stages is None else stages
-    for stage in stages:
-        if stage.name not in config:
-            raise ConfigError(f"profile {profile!r} has no section for stage {stage.name!r}")
-    work = runner(with_ray)
+                 stages: list[Stage] | None = None, overrides: tuple[str, ...] = (), with_ray: bool = True,
+                 allow_synthetic: bool = False, pending_timeout: float | None = None,
+                 explain: Callable[[], str | None] | None = None) -> dict[str, Any]:
+    """Run every stage not already done for this profile's config; returns the pipeline summary.
+
+    One pipeline at a time per profile and results directory (the pipeline's lock)."""
+    config = resolve_profile(profile, overrides, allow_synthetic)
     # Absolute paths: a task runs in its worker's working directory, not this one.
-    ctx = PipelineContext(profile, Path(data_dir).absolute(), Path(results_dir).absolute(), device, config,
-                          work.lock_wait_s)
+    stages = STAGES if stages is None else stages
+    ctx = Context(profile, config, Path(data_dir).absolute(), Results(Path(results_dir).absolute()), device,
+                  stages=tuple(stages))
+    for stage in stages:  # every setting and --device against each GPU share, before anything runs
+        if stage.check is not None:
+            stage.check(ctx)
+        if stage.uses_device and stage.run_here is None:
+            ctx.resources(stage.name).device(device)
     started = time.monotonic()
-    if not with_ray:
-        return _run(ctx, stages, work, started)
-    with ray_session():
-        return _run(ctx, stages, work, started)
+    with RunLock(ctx.results.pipeline(profile), what="pipeline"):
+        if not with_ray:
+            return _run(ctx, stages, None, started)
+        runs: dict[str, _StageRun] = {}
+        with ray_session(pending_timeout, explain, lambda: _log_standing(ctx, runs)) as watch:
+            ctx.work = runner(True, watch)
+            return _run(ctx, stages, watch, started, runs)
 
 
 @dataclass
@@ -450,78 +524,82 @@ class _StageRun:
     digest: str | None = None
     handle: Any = None
     record: dict[str, Any] = field(default_factory=dict)
-    started: float = 0.0
     error: BaseException | None = None
+    seen: tuple[float, int] | None = None  # (when, done) the first time progress was seen: for the ETA
 
     @property
     def failed(self) -> bool:
         return self.record.get("status") in ("failed", "blocked")
 
 
-def _run(ctx: PipelineContext, stages: list[Stage], work: InProcess | OnRay, started: float) -> dict[str, Any]:
+def _run(ctx: Context, stages: list[Stage], watch, started: float, runs: dict[str, _StageRun] | None = None
+         ) -> dict[str, Any]:
     ray_start_s = time.monotonic() - started  # joining (or starting) Ray
-    out = ctx.results_dir / "pipeline" / ctx.profile / "summary.json"
-    for stage in stages:  # each stage's settings and --device against its GPU share, before anything runs
-        stage.summary_path(ctx, ctx.config[stage.name])
-        if stage.check is not None:
-            stage.check(ctx, ctx.config[stage.name])
-        if stage.uses_device and not stage.in_driver:
-            ctx.resources(stage.name).device(ctx.device)
-    check_feasible({f"stage {s.name}": ctx.resources(s.name) for s in stages if not s.in_driver})
-    runs: dict[str, _StageRun] = {}
+    if ctx.work.uses_ray:
+        check_feasible({f"stage {s.name}": ctx.resources(s.name) for s in stages if s.run_here is None})
+    out = ctx.results.pipeline(ctx.profile) / "summary.json"
+    runs = {} if runs is None else runs
     data_identity: str | None = None
     for stage in stages:
         run = runs[stage.name] = _StageRun(stage)
-        config = ctx.config[stage.name]
         upstream = [runs[name] for name in stage.needs if name in runs]
         if _blocked(run, upstream):
             continue
         if stage.name != "data" and data_identity is None:
             data_identity = _data_identity(ctx)
-        hashed = {"self": config, **{name: ctx.config[name] for name in stage.reads}} if stage.reads else config
-        run.digest = config_hash(stage.name, hashed, data_identity if stage.name != "data" else None,
+        run.digest = config_hash(stage.name, _hashed(ctx, stage), data_identity if stage.name != "data" else None,
                                  tuple(u.digest for u in upstream))
-        path = stage.summary_path(ctx, config)
+        path = stage.summary(ctx)
         if stage.name != "data" and stage_done(path, run.digest):
             log(f"[pipeline] {stage.name}: done before with this config, skipping ({path})")
             summary = read_json(path)
             run.record = {"stage": stage.name, "status": "skipped", "summary": str(path), "config_hash": run.digest,
-                          "ran_on": summary["pipeline"].get("ran_on")}
+                          "ran_on": summary.get("ran_on"), "work_s": work_span_s(summary.get("ran_on"))}
             run.handle = Done(value=summary)
             continue
-        log(f"[pipeline] {stage.name}: {'running' if stage.in_driver or not work.uses_ray else 'submitted'}")
-        run.started = time.monotonic()
-        needed = [u.handle for u in upstream]
-        if stage.in_driver:
-            run.handle = _done_or_error(lambda s=stage, c=config, n=needed: s.run(ctx, c, *map(work.get, n)))
-            if data_identity is None:
-                data_identity = _data_identity(ctx)
-        elif stage.submit is not None:
-            run.handle = stage.submit(work, ctx, config, *needed)
+        log(f"[pipeline] {stage.name}: {'running' if stage.run_here or not ctx.work.uses_ray else 'submitted'}")
+        needs = {name: runs[name].handle for name in stage.needs if name in runs}
+        if stage.run_here is not None:
+            for handle in needs.values():
+                ctx.work.get(handle)
+            run.handle = _here(lambda s=stage: s.run_here(ctx, watch))
         else:
-            resources = ctx.resources(stage.name)
-            device = resources.device(ctx.device) if stage.uses_device else "cpu"
-            run.handle = work.submit(_stage_task, resources, stage, ctx, config, device, *needed)
-        if stage.name == "data" or stage.in_driver:
-            _finish(run, ctx, work)  # everything after the data needs its identity; a search blocks here
+            run.handle = stage.submit(ctx, needs)
+        if stage.name == "data" or stage.run_here is not None:
+            _finish(run, ctx)  # everything after the data needs its identity; a search blocks here
+            if data_identity is None and stage.name != "data":
+                data_identity = _data_identity(ctx)
     for run in runs.values():
         if run.handle is not None and not run.record:
             if not _blocked(run, [runs[name] for name in run.stage.needs if name in runs]):
-                _finish(run, ctx, work)
+                _finish(run, ctx)
         atomic_write_json(out, {"profile": ctx.profile, "complete": False, "stages": _records(runs)})
 
-    report = _build_report(ctx, work) or {}
+    report = _build_report(ctx) or {}
     records = _records(runs)
+    _log_standing(ctx, runs, final=True)
     failures = [r for r in records if r["status"] in ("failed", "blocked")]
     summary = {"profile": ctx.profile, "complete": not failures, "stages": records, "report": report.get("html"),
-               "report_ran_on": report.get("ran_on"), "results_dir": str(ctx.results_dir.resolve()),
-               "config": ctx.config, "wall_time_s": round(time.monotonic() - started, 2),
-               "ray_start_s": round(ray_start_s, 2) if work.uses_ray else None}
+               "report_ran_on": report.get("ran_on"), "results_dir": str(ctx.results.root.resolve()),
+               "config": to_mapping(ctx.config), "wall_time_s": round(time.monotonic() - started, 2),
+               "ray_start_s": round(ray_start_s, 2) if ctx.work.uses_ray else None}
     atomic_write_json(out, summary)
     first = next((runs[r["stage"]] for r in records if r["status"] == "failed"), None)
     if first is not None:
         raise first.error
     return summary
+
+
+def _hashed(ctx: Context, stage: Stage) -> Any:
+    own = to_mapping(ctx.config.section(stage.name))
+    return {"self": own, **{name: to_mapping(ctx.config.section(name)) for name in stage.reads}} if stage.reads else own
+
+
+def _here(fn: Callable[[], Any]) -> Done:
+    try:
+        return Done(value=fn())
+    except Exception as exc:  # recorded as the stage's failure, like a Ray task's
+        return Done(error=exc)
 
 
 def _blocked(run: _StageRun, upstream: list[_StageRun]) -> bool:
@@ -535,39 +613,38 @@ def _blocked(run: _StageRun, upstream: list[_StageRun]) -> bool:
     return True
 
 
-def _finish(run: _StageRun, ctx: PipelineContext, work: InProcess | OnRay) -> None:
+def _finish(run: _StageRun, ctx: Context) -> None:
     """Wait for a stage's work; record it (ran, unavailable or failed) and stamp its summary."""
     name = run.stage.name
     try:
-        result = work.get(run.handle)
+        result = ctx.work.get(run.handle)
     except StageUnavailable as exc:
         log(f"[pipeline] {name}: not run here: {exc}")
         run.record = {"stage": name, "status": "unavailable", "reason": str(exc)}
         return
-    except Exception as exc:
+    except (Preempted, Interrupted, PendingTimeout):
+        raise  # the whole pipeline stops: nothing else will finish either
+    except Exception as exc:  # recorded, and raised once the report is written
         run.error = exc
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        log(f"[pipeline] {name}: failed: {reason}")
-        run.record = {"stage": name, "status": "failed", "reason": reason}
+        _failed(run, exc)
         return
-    wall = time.monotonic() - run.started
-    path = run.stage.summary_path(ctx, ctx.config[name])
+    path = run.stage.summary(ctx)
     where = result.get("ran_on")
-    _stamp(path, {"profile": ctx.profile, "stage": name, "config_hash": run.digest, "config": ctx.config[name],
-                  "ran_on": where})
-    log(f"[pipeline] {name}: finished in {wall:.0f} s ({path})")
+    _stamp(path, {"profile": ctx.profile, "stage": name, "config_hash": run.digest,
+                  "config": _hashed(ctx, run.stage), "ran_on": where})
+    took = work_span_s(where)
+    log(f"[pipeline] {name}: finished" + (f", {took:.0f} s of work" if took is not None else "") + f" ({path})")
     run.record = {"stage": name, "status": "ran", "summary": str(path), "config_hash": run.digest,
-                  "wall_time_s": round(wall, 2), "ran_on": where}
+                  "work_s": took, "ran_on": where}
 
 
-def _stage_task(stage: Stage, ctx: PipelineContext, config: dict, device: str, *needed: dict) -> dict:
-    """One stage's work inside its task; records where it ran (and how long) for the pipeline's stamp."""
-    start = time.monotonic()
-    summary = stage.run(ctx, config, *needed)
-    return {**summary, "ran_on": [ran_on(device, since=start)]}
+def _failed(run: _StageRun, exc: BaseException) -> None:
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    log(f"[pipeline] {run.stage.name}: failed: {reason}")
+    run.record = {"stage": run.stage.name, "status": "failed", "reason": reason}
 
 
-def _data_identity(ctx: PipelineContext) -> str | None:
+def _data_identity(ctx: Context) -> str | None:
     """The data's digest (a skipped stage must have read the same images); None with no data."""
     from cifar_core.data import data_digest
 
@@ -577,22 +654,52 @@ def _data_identity(ctx: PipelineContext) -> str | None:
         return None
 
 
-def _done_or_error(fn: Callable[[], Any]) -> Done:
-    try:
-        return Done(value=fn())
-    except Exception as exc:  # recorded as the stage's failure, like a Ray task's
-        return Done(error=exc)
-
-
 def _records(runs: dict[str, _StageRun]) -> list[dict[str, Any]]:
-    return [run.record or {"stage": name, "status": "running"} for name, run in runs.items()]
+    return [run.record or {"stage": name, "status": "running" if run.handle is not None else "waiting"}
+            for name, run in runs.items()]
 
 
-def _build_report(ctx: PipelineContext, work: InProcess | OnRay) -> dict[str, Any] | None:
+def _log_standing(ctx: Context, runs: dict[str, _StageRun], **extra: Any) -> None:
+    """Where the study stands, for `cifar status` to read back from the driver's log (a pod's log:
+    on a terminal the stage lines say it)."""
+    if not is_terminal():
+        log(standing_line(_standing(ctx, runs), profile=ctx.profile, **extra))
+
+
+def _standing(ctx: Context, runs: dict[str, _StageRun]) -> list[dict[str, Any]]:
+    """Each stage's status and, while it runs, its progress read from its files and an ETA from the
+    rate the driver has seen."""
+    rows = []
+    for stage in ctx.stages:
+        run = runs.get(stage.name)
+        row = {"stage": stage.name, "status": "waiting", "done": None, "total": None, "unit": None, "eta_s": None,
+               "work_s": None}
+        if run is not None:
+            row["status"] = run.record.get("status") or ("running" if run.handle is not None else "waiting")
+            row["work_s"] = run.record.get("work_s")
+        if row["status"] == "running" and stage.progress is not None:
+            try:
+                measured = stage.progress(ctx)
+            except Exception:  # files half written: next time
+                measured = None
+            if measured is not None:
+                done, total, unit = measured
+                row.update(done=done, total=total, unit=unit)
+                now = time.monotonic()
+                if run.seen is None:
+                    run.seen = (now, done)
+                elif done > run.seen[1]:
+                    rate = (done - run.seen[1]) / (now - run.seen[0])
+                    row["eta_s"] = round(max(total - done, 0) / rate)
+        rows.append(row)
+    return rows
+
+
+def _build_report(ctx: Context) -> dict[str, Any] | None:
     """The report, last, as a CPU task: it shows whatever the stages left, failures included."""
     log("[pipeline] report: rendering")
     try:
-        return work.get(work.submit(build_report_task, ctx.resources("report"), ctx.results_dir))
+        return ctx.work.get(ctx.submit("report", build_report_task, {}, uses_device=False, results_dir=ctx.results.root))
     except CifarError as exc:
         log(f"[pipeline] report: failed: {exc}")
         return None
@@ -601,9 +708,7 @@ def _build_report(ctx: PipelineContext, work: InProcess | OnRay) -> dict[str, An
 def build_report_task(results_dir: Path) -> dict[str, Any]:
     from cifar_core.report import build_report
 
-    start = time.monotonic()
-    html = build_report(results_dir)["html"]
-    return {"html": str(html), "ran_on": [ran_on("cpu", since=start)]}
+    return {"html": str(build_report(results_dir)["html"])}
 
 
 def _stamp(path: Path, stamp: dict[str, Any]) -> None:

@@ -18,33 +18,32 @@ table.md (the report's own table, against the reports' numbers).
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cifar_core.atomic import atomic_write_json, atomic_write_text, read_json, read_jsonl
 from cifar_core.config import TrainConfig
-from cifar_core.data.augment import AUGMENT_PRESETS, resolve_augment
+from cifar_core.data.augment_config import AUGMENT_PRESETS, resolve_augment
 from cifar_core.errors import ConfigError
-from cifar_core.execution import InProcess, OnRay, Resources, after, ran_on
+from cifar_core.execution import InProcess, OnRay, Resources, submit_stage
+from cifar_core.fields import at_least, check_fields, require, setting
 from cifar_core.figures import pyplot, save_figure
+from cifar_core.layout import Results
 from cifar_core.names import check_name
 from cifar_core.progress import log
 from cifar_core.protocols import RECIPES, REPORT_B_STEPS, REPORT_B_TEST_PCT, REPORT_B_TEST_SPREAD, mean_std
 from cifar_core.seeds import check_seed
 
-# Which of a search's best trials are retrained. Report A retrained three different architectures,
-# the best trial of each; "trials" takes the best trials whatever their architecture.
+# Which of a search's best trials are retrained. Report A retrained "the top 3 models ... based on
+# their validation accuracy", three different architectures: the best trial of each ("architectures");
+# "trials" takes the best trials whatever their architecture.
 SELECTIONS = ("architectures", "trials")
+POSITIVE = at_least(1)
 
 
-def retrain_dir(results_dir: str | Path, experiment: str) -> Path:
-    return Path(results_dir) / "retrain" / check_name(experiment, "experiment name")
-
-
-def recipe_dir(results_dir: str | Path, name: str) -> Path:
-    return Path(results_dir) / "recipe" / check_name(name, "recipe result name")
+def _name(value: str, key: str) -> None:
+    check_name(value, key)
 
 
 # --- what to retrain ------------------------------------------------------------------------------
@@ -61,19 +60,22 @@ class RunSpec:
 class RetrainPlan:
     """The best configs of a search: which search, how many, chosen how, for how long."""
 
-    experiment: str
-    top_k: int = 3
-    epochs: int = 100
-    select: str = "architectures"
+    experiment: str = setting("report-a", "The search (`cifar tune --experiment`) whose best configs retrain.",
+                              check=_name)
+    top_k: int = setting(3, "How many of its best configs (report A: 3).", range=POSITIVE)
+    epochs: int = setting(100, "Epochs on all training images (report A: 100).", unit="epochs", range=POSITIVE)
+    select: str = setting("architectures", "architectures: the best trial of each of the top-k architectures "
+                          "(report A's three models); trials: the top-k trials.", choices=SELECTIONS)
 
     @property
     def size(self) -> int:
         return self.top_k
 
     def out_dir(self, results_dir: str | Path) -> Path:
-        return retrain_dir(results_dir, self.experiment)
+        return Results(results_dir).retrain(self.experiment)
 
     def check(self, results_dir: str | Path) -> None:
+        check_fields(self, "retrain.")
         selected_configs(results_dir, self.experiment, self.top_k, self.select)
 
     def spec(self, results_dir: str | Path, index: int, device: str) -> RunSpec:
@@ -91,59 +93,35 @@ class RetrainPlan:
 
 
 @dataclass(frozen=True)
-class RecipePlan:
-    """A recipe's runs: its models (all, or those named) x its seeds, with its settings and budget.
+class RecipeSettings:
+    """How a recipe's runs differ from the recipe (cifar_core.protocols): None keeps its own."""
 
-    `epochs`/`steps` replace the recipe's budget, `augment` its augmentation (a preset name: the
-    ablation uses "none"), `amp` its precision (bf16 autocast on CUDA), `eval_every` how often the
-    test set is scored along the way. None keeps the recipe's own value.
-    """
+    models: tuple[str, ...] | None = setting(None, "Some of the recipe's models (e.g. cnn7).",
+                                             none_means="all the recipe's models")
+    seeds: tuple[int, ...] | None = setting(None, "Seeds; each model trains once per seed.", check=check_seed,
+                                            none_means="the recipe's: report-a 0, report-b 0, 1, 2")
+    epochs: int | None = setting(None, "Epochs on all training images.", unit="epochs", range=POSITIVE,
+                                 none_means="the recipe's budget")
+    steps: int | None = setting(None, "Optimisation steps instead of epochs.", unit="steps", range=POSITIVE,
+                                none_means="the recipe's budget")
+    augment: str | None = setting(None, "Another augmentation preset (`none`: the ablation).",
+                                  choices=tuple(AUGMENT_PRESETS), none_means="the recipe's")
+    amp: bool | None = setting(None, "bf16 autocast on GPUs.", none_means="the recipe's: float32")
+    eval_every: int | None = setting(None, "Score the test set every N steps (a curve over training).",
+                                     unit="steps", range=POSITIVE, none_means="the recipe's: report-b 500")
 
-    recipe: str
-    models: tuple[str, ...] = ()
-    seeds: tuple[int, ...] = ()
-    epochs: int | None = None
-    steps: int | None = None
-    augment: str | None = None
-    amp: bool | None = None
-    eval_every: int | None = None
+
+@dataclass(frozen=True)
+class RecipePlan(RecipeSettings):
+    """A recipe's runs: its models (all, or those named) x its seeds, with its settings and budget."""
+
+    recipe: str = setting("report-a", "A report's recipe.", choices=tuple(RECIPES))
 
     def __post_init__(self) -> None:
-        if self.recipe not in RECIPES:
-            raise ConfigError(f"unknown recipe {self.recipe!r} (known: {', '.join(RECIPES)})")
-        for model in self.models:
+        check_fields(self, f"recipe {self.recipe}: " if self.recipe in RECIPES else "")
+        for model in self.models or ():
             RECIPES[self.recipe].model(model)  # an unknown model is a one-line error naming the known ones
-        if len(set(self.models)) != len(self.models) or len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"recipe {self.recipe}: models and seeds must not repeat ({self.models}, {self.seeds})")
-        for seed in self.seeds:
-            check_seed(seed, "recipe seed")
-        for key in ("epochs", "steps", "eval_every"):
-            value = getattr(self, key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigError(f"recipe {self.recipe}: {key} = {value!r} must be a whole number >= 1")
-        if self.amp not in (None, True, False):
-            raise ConfigError(f"recipe {self.recipe}: amp = {self.amp!r} must be true or false")
-        if self.epochs is not None and self.steps is not None:
-            raise ConfigError(f"recipe {self.recipe}: give epochs or steps, not both")
-        if self.augment is not None and self.augment not in AUGMENT_PRESETS:
-            raise ConfigError(f"unknown augmentation preset {self.augment!r} (known: {', '.join(AUGMENT_PRESETS)})")
-
-    @classmethod
-    def from_config(cls, recipe: str, config: dict[str, Any]) -> RecipePlan:
-        """From a pipeline profile section, e.g. {"models": [...], "seeds": [0], "epochs": 100}."""
-        fields = {"models": tuple, "seeds": tuple, "epochs": None, "steps": None, "augment": None, "amp": None,
-                  "eval_every": None}
-        unknown = sorted(set(config) - set(fields))
-        if unknown:
-            raise ConfigError(f"recipe {recipe}: unknown setting {unknown[0]!r} (known: {', '.join(fields)})")
-        values = {}
-        for key, value in config.items():
-            if fields[key] is tuple:
-                if not isinstance(value, (list, tuple)):
-                    raise ConfigError(f"recipe {recipe}: {key} = {value!r} must be a list")
-                value = tuple(value)
-            values[key] = value
-        return cls(recipe, **values)
+        require(self.epochs is None or self.steps is None, "steps", self.steps, "unset when epochs is given")
 
     @property
     def definition(self):
@@ -185,12 +163,12 @@ class RecipePlan:
     def name(self) -> str:
         """The summary's directory: the recipe, its variant and, when it is not the recipe's own,
         the budget (`report-a`, `report-a-augment-none`, `report-b-s20`)."""
-        default = RecipePlan(self.recipe)._budget_tag()
+        default = RecipePlan(recipe=self.recipe)._budget_tag()
         tag = self._budget_tag()
         return self._variant() + ("" if tag == default else f"-{tag}")
 
     def out_dir(self, results_dir: str | Path) -> Path:
-        return recipe_dir(results_dir, self.name)
+        return Results(results_dir).recipe(self.name)
 
     def check(self, results_dir: str | Path) -> None:
         self.spec(results_dir, 0, "cpu")  # builds (and so validates) a config before any task
@@ -223,14 +201,19 @@ Plan = RetrainPlan | RecipePlan
 
 def selected_configs(results_dir: str | Path, experiment: str, top_k: int,
                      select: str = "architectures") -> list[dict[str, Any]]:
-    """The `top_k` entries of the search's top_k.json to retrain, best first."""
-    if top_k < 1:
-        raise ConfigError(f"top_k = {top_k} must be >= 1")
+    """The `top_k` entries of the search's top_k.json to retrain, best first; only a search that
+    finished (an interrupted one would retrain whatever had run so far)."""
     if select not in SELECTIONS:
         raise ConfigError(f"unknown selection {select!r} (known: {', '.join(SELECTIONS)})")
-    path = Path(results_dir) / "tune" / check_name(experiment, "experiment name") / "top_k.json"
+    folder = Results(results_dir).tune_experiment(experiment)
+    path = folder / "top_k.json"
     if not path.is_file():
         raise ConfigError(f"no tune results at {path}: run `cifar tune --experiment {experiment}` first")
+    summary = read_json(folder / "summary.json") if (folder / "summary.json").is_file() else {}
+    if not summary.get("complete"):
+        counts = ", ".join(f"{n} {status}" for status, n in (summary.get("status_counts") or {}).items()) or "unknown"
+        raise ConfigError(f"the search {experiment} has not finished ({counts}): run `cifar tune --experiment "
+                          f"{experiment}` again to complete it before retraining its best configs")
     listed = read_json(path)
     top = listed.get("top_architectures") if select == "architectures" else listed.get("top")
     if not isinstance(top, list):
@@ -262,19 +245,20 @@ def run_plan(plan: Plan, data_dir: str | Path, results_dir: str | Path, device: 
     task per run, all at once, each with `resources`).
     """
     work = work or InProcess()
-    resources = resources or Resources()
     plan.check(results_dir)  # a missing search or a bad recipe fails here, before any task
-    runs = submit_runs(work, plan, Path(data_dir), Path(results_dir), resources.device(device), resources)
-    return collect(plan, Path(results_dir), *[work.get(run) for run in runs])
+    return work.get(submit_plan(work, plan, Path(data_dir), Path(results_dir), device, resources or Resources()))
 
 
-def submit_runs(work: InProcess | OnRay, plan: Plan, data_dir: Path, results_dir: Path, device: str,
-                resources: Resources, *needed: Any) -> list[Any]:
-    """Every run of `plan` as one unit of work with `resources`, all submitted at once; each starts
-    only once `needed` (handles of earlier work, e.g. the stages it needs) have finished."""
-    return [work.submit(after, resources, train_one, len(needed), *needed, plan, index, data_dir, results_dir,
-                        device, work.lock_wait_s)
-            for index in range(plan.size)]
+def submit_plan(work: InProcess | OnRay, plan: Plan, data_dir: Path, results_dir: Path, device: str,
+                resources: Resources, needs: dict[str, Any] | None = None, name: str = "retrain") -> Any:
+    """Every run of `plan` as one unit of work with `resources`, all at once, each started once
+    `needs` exist; then one CPU unit that tables them. Returns the table's handle."""
+    runs = {f"run{index}": submit_stage(work, train_one, resources=resources, device=device, needs=needs,
+                                        name=f"{name}:{index}", plan=plan, index=index, data_dir=data_dir,
+                                        results_dir=results_dir, lock_wait_s=work.lock_wait_s)
+            for index in range(plan.size)}
+    return submit_stage(work, collect, resources=Resources(cpus=1), needs=runs, name=f"{name}:table", plan=plan,
+                        results_dir=results_dir)
 
 
 def train_one(plan: Plan, index: int, data_dir: Path, results_dir: Path, device: str,
@@ -282,13 +266,12 @@ def train_one(plan: Plan, index: int, data_dir: Path, results_dir: Path, device:
     """Train the plan's index-th run (0-based) as a normal training run; its row of the summary."""
     from cifar_core.runs import train_run
 
-    start = time.monotonic()
     spec = plan.spec(results_dir, index, device)
     budget = f"{spec.config.run.steps} steps" if spec.config.run.steps else f"{spec.config.run.epochs} epochs"
     log(f"retraining {spec.config.model.name} for {budget} on all training images ({spec.name})")
     run = train_run(spec.config, data_dir, results_dir, run_name=spec.name, resume=True, evaluate_test=True,
                     wait_s=lock_wait_s)
-    return {**spec.row, **run_row(run), "run": spec.name, "ran_on": ran_on(device, since=start)}
+    return {**spec.row, **run_row(run), "run": spec.name}
 
 
 def run_row(run: dict[str, Any]) -> dict[str, Any]:
@@ -313,13 +296,13 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def collect(plan: Plan, results_dir: Path, *rows: dict[str, Any]) -> dict[str, Any]:
-    """summary.json, the figures and table.md from the runs' rows."""
+def collect(plan: Plan, results_dir: Path, needed: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """summary.json, the figures and table.md from the runs' rows (`needed`: {"run<i>": row})."""
     from cifar_core.report.classify_sections import SYNTHETIC_NOTE, plan_table
     from cifar_core.report.markdown import render_table
 
     out = plan.out_dir(results_dir)
-    runs = list(rows)
+    runs = [needed[f"run{index}"] for index in range(plan.size)]
     summary = {**plan.settings(), "complete": True, "models": runs, "files": {}}
     if isinstance(plan, RecipePlan):
         summary["by_model"] = by_model(runs)
@@ -334,7 +317,7 @@ def collect(plan: Plan, results_dir: Path, *rows: dict[str, Any]) -> dict[str, A
         lines += ["", f"**{SYNTHETIC_NOTE}**"]
     atomic_write_text(out / "table.md", "\n".join(lines) + "\n")
     summary["files"]["table"] = "table.md"
-    summary["ran_on"] = [r["ran_on"] for r in runs]  # one task per run
+    summary["ran_on"] = [place for r in runs for place in r["ran_on"]]  # one task per run
     atomic_write_json(out / "summary.json", summary)
     return summary
 

@@ -1,9 +1,6 @@
-"""A training run on disk: `RESULTS/train/<run>/` with config.yaml, metrics.jsonl, last.pt,
-best.pt and summary.json. Used by `cifar train`, `cifar evaluate` and the retrain stage.
-
-One process writes a run at a time (RunLock). last.pt is the commit point: best.pt, metrics.jsonl
-and summary.json are derived from it, and `repair_run_files` brings them back in line when the run
-is opened again, wherever a kill landed.
+"""A training run on disk, `RESULTS/train/<run>/`: config.yaml, metrics.jsonl, last.pt (the commit
+point, cifar_core.rundir), best.pt and summary.json. Used by `cifar train`, `cifar evaluate` and the
+retrain stage; best.pt and metrics.jsonl are repaired from last.pt wherever a kill landed.
 """
 
 from __future__ import annotations
@@ -13,32 +10,38 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
-from cifar_core.atomic import atomic_write_json, atomic_write_text, read_json, remove_stale_temps, write_jsonl
+from cifar_core.atomic import atomic_write_json, atomic_write_text, read_json, write_jsonl
 from cifar_core.checkpoint import copy_checkpoint, load_checkpoint, load_error_summary
 from cifar_core.config import TrainConfig
-from cifar_core.data import check_same_data, data_digest, load_meta, make_data, make_test_loader
-from cifar_core.data.loader import batch_layout
+from cifar_core.data import data_digest, load_meta, make_data, make_test_loader
 from cifar_core.device import resolve_device
-from cifar_core.engine import EpochCallback, fit
+from cifar_core.engine import EpochCallback, fit, plan_steps, precision_of
 from cifar_core.errors import CheckpointError, CifarError, ConfigError
 from cifar_core.evaluate import evaluate
+from cifar_core.layout import Results
 from cifar_core.models import create_model
-from cifar_core.names import check_name
 from cifar_core.progress import log
+from cifar_core.rundir import RunDir, refuse_fewer_steps
 from cifar_core.runlock import RunLock
 
-# Settings that may differ between a run and its resumption (they don't change the result,
-# or they extend it): everything else must match the saved config.yaml.
-RESUMABLE_CHANGES = {"run.epochs", "run.steps", "run.device", "run.compile", "run.eval_batch_size"}
+# What a run writes once last.pt (the commit point) exists: found without last.pt, they mean it was
+# lost. (config.yaml comes first: alone, it is a start that was killed before its first checkpoint.)
+RUN_FILES = ("metrics.jsonl", "best.pt", "summary.json")
+# What a later command records in a run's summary, kept when the run is resumed or extended.
+RECORDED_LATER = ("evaluations", "test")
 
 
 def default_run_name(cfg: TrainConfig) -> str:
     """Deterministic, so that re-running the same command finds the same run to resume."""
     suffix = "-full" if cfg.run.full_train else ""
     return f"{cfg.model.name}-{cfg.optim.name}-seed{cfg.run.seed}{suffix}"
+
+
+def run_directory(results_dir: str | Path, name: str, wait_s: float = 0.0) -> RunDir:
+    path = Results(results_dir).train_run(name)
+    return RunDir(path, path / "last.pt", lambda: [path / f for f in RUN_FILES], wait_s=wait_s)
 
 
 def train_run(
@@ -57,25 +60,42 @@ def train_run(
     `wait_s`: how long to wait for another process's lock on the run (e.g. a retry after a node
     loss, whose lock NFS holds until its lease ends); 0 fails at once naming the holder.
     """
-    name = default_run_name(cfg) if run_name is None else run_name
-    run_dir = Path(results_dir) / "train" / check_name(name, "run name")
-    with RunLock(run_dir, wait_s=wait_s):
-        remove_stale_temps(run_dir)
-        state = _resume_state(run_dir, cfg, resume)  # a refused run writes nothing
+    run = run_directory(results_dir, default_run_name(cfg) if run_name is None else run_name, wait_s)
+    resolve_device(cfg.run.device)  # an unusable device is refused before the run directory exists
+    digest = data_digest(data_dir)  # from the files, before any of them is loaded onto the device
+    with run:
+        if run.last.exists() and not resume:
+            raise CifarError(f"{run.path} already holds a run: pass --resume to continue it, or choose another --run-name")
+        # A schedule's length is fixed by the run's length: a longer run would need another schedule.
+        fixed = ("run.epochs", "run.steps") if cfg.optim.schedule != "none" else ()
+        state = run.open(cfg, digest, load_checkpoint, also_fixed=fixed)
         data = data_for(cfg, data_dir)
+        kept = {}
         if state is not None:
-            check_same_data(state.get("data_digest"), data.digest, str(run_dir))
-            repair_run_files(run_dir, state)
-            log(f"resuming {run_dir} at step {state['step']} (after {state['epoch']} epoch rows)")
-        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        result = fit(cfg, data, run_dir=run_dir, state=state, on_epoch=on_epoch)
-        summary = {k: v for k, v in result.items() if k != "history"}
-        summary.update(run_dir=str(run_dir), synthetic_data=data.synthetic, full_train=cfg.run.full_train)
+            refuse_fewer_steps(run.path, state["step"], plan_steps(cfg, len(data.train), data.train.num_examples()))
+            repair_run_files(run.path, state)
+            kept = _recorded_later(run.path / "summary.json")
+            log(f"resuming {run.path} at step {state['step']} (after {state['epoch']} epoch rows)")
+        atomic_write_text(run.path / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        result = fit(cfg, data, run_dir=run.path, state=state, on_epoch=on_epoch)
+        summary = {**kept, **{k: v for k, v in result.items() if k != "history"}}
+        summary.update(run_dir=str(run.path), synthetic_data=data.synthetic, full_train=cfg.run.full_train)
         if evaluate_test:
-            scores = _score(load_checkpoint(run_dir / "last.pt"), data.test, cfg)
-            summary["test"] = {k: v for k, v in scores.items() if k != "per_class"}
-        atomic_write_json(run_dir / "summary.json", summary)
+            last = load_checkpoint(run.path / "last.pt")
+            scores = _score(last, data.test, cfg)
+            summary["test"] = {**{k: v for k, v in scores.items() if k != "per_class"}, "step": last["step"]}
+        atomic_write_json(run.path / "summary.json", summary)
     return summary
+
+
+def _recorded_later(path: Path) -> dict[str, Any]:
+    """What `cifar evaluate` and `--evaluate-test` recorded in an earlier summary (each score names
+    its step), so that resuming or extending the run keeps it. A torn summary keeps nothing."""
+    try:
+        earlier = read_json(path) if path.is_file() else {}
+    except CifarError:
+        return {}
+    return {key: earlier[key] for key in RECORDED_LATER if earlier.get(key) is not None}
 
 
 def repair_run_files(run_dir: Path, last: dict[str, Any]) -> None:
@@ -112,7 +132,7 @@ def evaluate_checkpoint(checkpoint_path: Path, data_dir: Path, device: str = "au
             reason = f"cannot write to {run_dir} ({exc.strerror or exc})"
     with lock:
         torch_device = resolve_device(cfg.run.device)
-        layout = batch_layout(torch_device, cfg.run.amp, cfg.run.channels_last)
+        layout = precision_of(cfg, torch_device).layout()
         if split == "test":  # the training split stays on disk
             loader = make_test_loader(data_dir, cfg.run.eval_batch_size, torch_device, **layout)
         elif cfg.run.full_train:
@@ -152,25 +172,6 @@ def _record(summary_path: Path, scores: dict[str, Any]) -> Path:
     return atomic_write_json(summary_path, summary)
 
 
-def _resume_state(run_dir: Path, cfg: TrainConfig, resume: bool) -> dict[str, Any] | None:
-    last = run_dir / "last.pt"
-    if not last.exists():
-        return None
-    if not resume:
-        raise CifarError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --run-name")
-    state = load_checkpoint(last)
-    saved = _flatten(state["config"])
-    wanted = _flatten(cfg.to_dict())
-    changed = sorted(k for k in wanted if saved.get(k) != wanted[k] and k not in RESUMABLE_CHANGES)
-    if cfg.optim.schedule != "none":
-        # The schedule's length is fixed by the run's length: a longer run would need another schedule.
-        changed += sorted(k for k in ("run.epochs", "run.steps") if saved.get(k) != wanted[k])
-    if changed:
-        key = changed[0]
-        raise ConfigError(f"cannot resume {run_dir}: {key} was {saved.get(key)!r}, now {wanted[key]!r}")
-    return state
-
-
 def data_for(cfg: TrainConfig, data_dir: Path):
     """The DataBundle a config trains on (split, batch sizes, augmentation, device, batch layout)."""
     return make_data(data_dir, **data_settings(cfg))
@@ -189,7 +190,7 @@ def data_settings(cfg: TrainConfig) -> dict[str, Any]:
         "augment": cfg.augment,
         "device": device,
         "seed": r.seed,
-        **batch_layout(device, r.amp, r.channels_last),
+        **precision_of(cfg, device).layout(),
     }
 
 
@@ -205,15 +206,9 @@ def _score(checkpoint: dict, loader, cfg: TrainConfig) -> dict[str, Any]:
         model.load_state_dict(checkpoint["model_state"])
     except (RuntimeError, KeyError) as exc:
         raise CheckpointError(f"checkpoint weights do not fit model {name}: {load_error_summary(exc)}") from None
-    model = model.to(device)
-    if cfg.run.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    scores = evaluate(model, loader, device, amp=cfg.run.amp)
+    precision = precision_of(cfg, device)
+    scores = evaluate(precision.prepare_model(model), loader, precision)
     return {"loss": scores["loss"], "top1": scores["top1"], "top5": scores["top5"], "n": scores["n"], "per_class": scores["per_class"]}
-
-
-def _flatten(nested: dict[str, Any]) -> dict[str, Any]:
-    return {f"{group}.{key}": value for group, values in nested.items() for key, value in values.items()}
 
 
 __all__ = ["data_for", "default_run_name", "evaluate_checkpoint", "repair_run_files", "train_run"]

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from cifar_core.errors import CifarError, Preempted
+from cifar_core.errors import CifarError, Interrupted, Preempted
 
 # In the order of a study: data, models, training, search, GAN, FID, the whole pipeline, the
 # report, and the same stages on a cluster. name -> (module:attribute, the line `cifar --help`
@@ -34,6 +34,7 @@ COMMANDS = {
 
 
 PREEMPTED_STATUS = 143  # 128 + SIGTERM: what Kubernetes and shells expect after an obeyed SIGTERM
+INTERRUPTED_STATUS = 130  # 128 + SIGINT
 
 
 class _CifarGroup(click.Group):
@@ -66,6 +67,9 @@ class _CifarGroup(click.Group):
         except Preempted as exc:  # not an error: a checkpoint was written; the same command resumes
             click.echo(f"preempted: {exc or 'stopped on SIGTERM after a checkpoint'}", err=True)
             ctx.exit(PREEMPTED_STATUS)
+        except (Interrupted, KeyboardInterrupt) as exc:
+            click.echo(f"interrupted: {exc or 'stopped by Ctrl-C'}", err=True)
+            ctx.exit(INTERRUPTED_STATUS)
         except CifarError as exc:
             message = str(exc)
         except OSError as exc:
@@ -112,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"error: {exc.format_message()}", err=True)
         return exc.exit_code
     except click.exceptions.Abort:
-        click.echo("error: aborted", err=True)
-        return 130
+        click.echo("interrupted", err=True)
+        return INTERRUPTED_STATUS
     # Without standalone mode Click hands back the exit code of ctx.exit() (e.g. 2 after an error).
     return status if isinstance(status, int) else 0
 

@@ -7,8 +7,13 @@ from pathlib import Path
 
 import click
 
-from cifar_core.names import check_name
-from jobs.options import data_dir_option, device_option, json_option, results_dir_option
+from jobs.options import (
+    allow_synthetic_option,
+    data_dir_option,
+    device_option,
+    json_option,
+    results_dir_option,
+)
 from jobs.work_options import stage_work, task_options
 
 POSITIVE_INT = click.IntRange(min=1)
@@ -67,9 +72,11 @@ POSITIVE_INT = click.IntRange(min=1)
 @results_dir_option
 @device_option
 @task_options
+@allow_synthetic_option
 @json_option
 def fid_cmd(fake, checkpoint, snapshot_run, step, run_dir, split, weights, n, seed, batch_norm, name, out, batch_size,
-            cache_dir, data_dir, results_dir, device, cpus, gpus, ray_flag, as_json) -> None:
+            cache_dir, data_dir, results_dir, device, cpus, gpus, ray_flag, pending_timeout, allow_synthetic,
+            as_json) -> None:
     """FID of generated images against a CIFAR-100 split (pytorch-fid's Inception, pool3, 2048-d).
 
     Exactly one of --fake, --checkpoint, --snapshot or --select-best. Report B's protocol:
@@ -81,6 +88,8 @@ def fid_cmd(fake, checkpoint, snapshot_run, step, run_dir, split, weights, n, se
     """
     from cifar_core.execution import run_stage
     from cifar_core.fid import scoring
+    from cifar_core.layout import Results
+    from cifar_core.names import check_name
 
     inputs = [p for p in (fake, checkpoint, snapshot_run, run_dir) if p is not None]
     if len(inputs) != 1:
@@ -93,13 +102,16 @@ def fid_cmd(fake, checkpoint, snapshot_run, step, run_dir, split, weights, n, se
         check_name(name, "--name")
     elif out is None:
         name = scoring.default_name(fake, checkpoint, run_dir, split=split, n=n, seed=seed, batch_norm=batch_norm)
-    out_dir = out or results_dir / "fid" / name
-    with stage_work(ray_flag, cpus, gpus) as (work, resources):
+    out_dir = out or Results(results_dir).fid(name)
+    if fake is None and not allow_synthetic:  # a generator's score is set beside report B's 46.85
+        scoring.require_official_reference(data_dir)
+    with stage_work("fid-b" if snapshot_run is not None else "fid", ray_flag, cpus, gpus, pending_timeout) as (
+            work, resources):
         summary = run_stage(
-            work, resources, scoring.run_fid, out_dir / "summary.json", device,
+            work, scoring.run_fid, resources=resources, device=device, summary=out_dir / "summary.json",
             out_dir=out_dir, fake=fake, checkpoint=checkpoint, run_dir=run_dir, data_dir=data_dir, split=split,
             weights=weights, batch_size=batch_size, n=n, seed=seed, batch_norm=batch_norm,
-            cache_dir=cache_dir or scoring.default_cache_dir(results_dir),
+            cache_dir=cache_dir or Results(results_dir).fid_cache(),
         )
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))

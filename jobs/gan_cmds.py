@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from cifar_core.gan.config import GanTrainConfig
-from cifar_core.names import check_name
 from jobs.options import data_dir_option, device_option, results_dir_option, setting_options
 from jobs.work_options import stage_work, task_options
 
@@ -35,7 +34,7 @@ def gan_group() -> None:
 @data_dir_option
 @results_dir_option
 @task_options
-def train_cmd(run_name, device, data_dir, results_dir, resume, cpus, gpus, ray_flag, **options) -> None:
+def train_cmd(run_name, device, data_dir, results_dir, resume, cpus, gpus, ray_flag, pending_timeout, **options) -> None:
     """Train a DCGAN on the CIFAR-100 training images.
 
     Writes RESULTS/gan/RUN/: checkpoints/step_N.pt and last.pt, samples/step_N.png, metrics.jsonl,
@@ -46,11 +45,13 @@ def train_cmd(run_name, device, data_dir, results_dir, resume, cpus, gpus, ray_f
     from cifar_core.execution import run_stage
     from cifar_core.fields import nest
     from cifar_core.gan.train import train_gan
+    from cifar_core.layout import Results
+    from cifar_core.names import check_name
 
     cfg = GanTrainConfig.from_dict(nest(options, GanTrainConfig))
-    run_dir = _run_dir(results_dir, run_name)
-    with stage_work(ray_flag, cpus, gpus) as (work, resources):
-        summary = run_stage(work, resources, train_gan, run_dir / "summary.json", device,
+    run_dir = Results(results_dir).gan_run(check_name(run_name, "--run-name"))
+    with stage_work("gan", ray_flag, cpus, gpus, pending_timeout) as (work, resources):
+        summary = run_stage(work, train_gan, resources=resources, device=device, summary=run_dir / "summary.json",
                             cfg=cfg, data_dir=data_dir, run_dir=run_dir, resume=resume, wait_s=work.lock_wait_s)
     final = summary["final"] or {}
     click.echo(
@@ -99,6 +100,3 @@ def sample_cmd(checkpoint, n, out, seed, fmt, batch_size, batch_norm, device) ->
                                 device=device)
     click.echo(json.dumps({"out": str(out), "n": n, "seed": seed, "format": fmt, "files": len(manifest["files"])}))
 
-
-def _run_dir(results_dir: Path, run_name: str) -> Path:
-    return Path(results_dir) / "gan" / check_name(run_name, "--run-name")

@@ -37,6 +37,11 @@ device_option = click.option(
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 
+allow_synthetic_option = click.option(
+    "--allow-synthetic", is_flag=True,
+    help="Run on data that is not the official CIFAR-100 (by its md5s) although the results are set beside a "
+         "report's numbers; every summary and the report then say SYNTHETIC.")
+
 
 class SettingOption(click.Option):
     """An option that stays None unless given (so a config file or the dataclass decides), while its

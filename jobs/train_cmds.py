@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from cifar_core.config import TrainConfig, resolve_config
-from cifar_core.data.augment import AUGMENT_PRESETS
+from cifar_core.data.augment_config import AUGMENT_PRESETS
 from jobs.options import data_dir_option, device_option, json_option, results_dir_option, setting_options
 
 # Every TrainConfig setting as an option defaulting to None (None = not given: the file's or the

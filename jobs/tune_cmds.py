@@ -9,8 +9,15 @@ import click
 
 from cifar_core.protocols import RECIPES
 from cifar_core.tune.settings import TuneSettings
-from jobs.options import data_dir_option, device_option, json_option, results_dir_option, setting_options
-from jobs.work_options import stage_work, task_options
+from jobs.options import (
+    allow_synthetic_option,
+    data_dir_option,
+    device_option,
+    json_option,
+    results_dir_option,
+    setting_options,
+)
+from jobs.work_options import explain_pending, pending_timeout_option, stage_work, task_options
 
 _T = TuneSettings(experiment="defaults")  # --help shows the dataclass's defaults (report A's protocol)
 
@@ -21,19 +28,21 @@ _T = TuneSettings(experiment="defaults")  # --help shows the dataclass's default
 @data_dir_option
 @results_dir_option
 @device_option
+@pending_timeout_option
 @json_option
-def tune_cmd(smoke, data_dir, results_dir, as_json, **options):
+def tune_cmd(smoke, data_dir, results_dir, pending_timeout, as_json, **options):
     """Model selection with Ray Tune and ASHA (report A: 60 trials, 16 at a time, 30 epochs).
 
     Running the same command again resumes an interrupted experiment; a finished one is only
-    re-summarised. Ray runs locally unless RAY_ADDRESS points at a cluster.
+    re-summarised. Ray runs locally unless RAY_ADDRESS points at a cluster. SIGTERM or Ctrl-C save
+    the search's state and exit 143 or 130; the same command continues it.
     """
     from cifar_core.tune.search import TuneSettings, experiment_dir, run_tune, smoke_settings
 
     settings = TuneSettings(**{name: value for name, value in options.items() if value is not None})
     if smoke:
         settings = smoke_settings(settings)
-    summary = run_tune(settings, data_dir, results_dir)
+    summary = run_tune(settings, data_dir, results_dir, pending_timeout=pending_timeout, explain=explain_pending)
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
         return
@@ -70,16 +79,18 @@ def _print_tune(summary: dict, exp_dir: Path) -> None:
 @click.option("--augment", help="--recipe: another augmentation preset (none, flip-crop, report-a); "
                                 "`--augment none` is the ablation.  [default: the recipe's]")
 @click.option("--amp/--no-amp", default=None,
-              help="--recipe: bf16 autocast on CUDA.  [default: off: float32, as the reports trained]")
+              help="--recipe: bf16 autocast on GPUs.  [default: the recipe's: float32 (neither report mentions "
+                   "mixed precision)]")
 @click.option("--eval-every", type=click.IntRange(min=1),
               help="--recipe: score the test set every N steps (a curve over training).  [default: report-b 500]")
 @data_dir_option
 @results_dir_option
 @device_option
 @task_options
+@allow_synthetic_option
 @json_option
 def retrain_cmd(experiment, recipe, top_k, select, epochs, steps, models, seeds, augment, amp, eval_every, data_dir,
-                results_dir, device, cpus, gpus, ray_flag, as_json):
+                results_dir, device, cpus, gpus, ray_flag, pending_timeout, allow_synthetic, as_json):
     """Retrain on all 50,000 training images, then score the test set: the best configs of a search
     (--from-tune), or a report's own models without one (--recipe).
 
@@ -87,6 +98,8 @@ def retrain_cmd(experiment, recipe, top_k, select, epochs, steps, models, seeds,
     --cpus and --gpus, resumed on another node if theirs dies; otherwise one after another here.
     Resumable: running it again continues unfinished runs and re-scores finished ones.
     """
+    from cifar_core.data import data_digest
+    from cifar_core.data.identity import require_official
     from cifar_core.retrain import RecipePlan, RetrainPlan, run_plan
 
     if (experiment is None) == (recipe is None):
@@ -98,10 +111,16 @@ def retrain_cmd(experiment, recipe, top_k, select, epochs, steps, models, seeds,
         if given:
             raise click.UsageError(f"{given[0]} applies to --recipe, not --from-tune")
         plan = RetrainPlan(experiment, top_k, epochs or 100, select)
+        stage = "retrain"
     else:
-        plan = RecipePlan(recipe, models=_words(models), seeds=tuple(_seed(s) for s in _words(seeds)), epochs=epochs,
-                          steps=steps, augment=augment, amp=amp, eval_every=eval_every)
-    with stage_work(ray_flag, cpus, gpus) as (work, resources):
+        plan = RecipePlan(recipe=recipe, models=_words(models, "--models"),
+                          seeds=None if seeds is None else tuple(_seed(s) for s in _words(seeds, "--seeds")),
+                          epochs=epochs, steps=steps, augment=augment, amp=amp, eval_every=eval_every)
+        stage = "recipe-b" if recipe == "report-b" else "ablation" if augment == "none" else "recipe-a"
+    if not allow_synthetic:  # the runs are tabled beside the report's numbers
+        require_official(data_digest(data_dir), data_dir, f"`cifar retrain {'--recipe' if recipe else '--from-tune'}`")
+    plan.check(results_dir)
+    with stage_work(stage, ray_flag, cpus, gpus, pending_timeout) as (work, resources):
         summary = run_plan(plan, data_dir, results_dir, device, work, resources)
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
@@ -120,8 +139,15 @@ def retrain_cmd(experiment, recipe, top_k, select, epochs, steps, models, seeds,
     click.echo(f"results: {plan.out_dir(results_dir)} (summary.json, table.md, {', '.join(sorted(summary['files']))})")
 
 
-def _words(text: str | None) -> tuple[str, ...]:
-    return tuple(word.strip() for word in text.split(",") if word.strip()) if text else ()
+def _words(text: str | None, option: str) -> tuple[str, ...] | None:
+    """A comma-separated list; None when the option was not given. An empty list is an error, never "all"."""
+    if text is None:
+        return None
+    words = tuple(word.strip() for word in text.split(","))
+    if not all(words):
+        raise click.BadParameter(f"{text!r} has an empty item: give a comma-separated list such as 0,1,2",
+                                 param_hint=option)
+    return words
 
 
 def _seed(text: str) -> int:
@@ -145,26 +171,31 @@ def _seed(text: str) -> int:
 @data_dir_option
 @results_dir_option
 @device_option
+@pending_timeout_option
+@allow_synthetic_option
 @json_option
-def pipeline_cmd(profile, overrides, ray_flag, data_dir, results_dir, device, as_json):
+def pipeline_cmd(profile, overrides, ray_flag, data_dir, results_dir, device, pending_timeout, allow_synthetic, as_json):
     """Every stage (data; then tune, the recipes, the ablation and gan side by side; retrain after
     tune, fid and fid-b after gan), then the HTML report.
 
     Each stage runs as Ray tasks with the CPUs and GPUs of resources.<stage>; Ray starts a stage when
     the stages it needs have finished and moves work off a lost node. A stage already done with the
     same config and data is skipped, so a killed pipeline, run again, continues where it stopped.
-    The smoke profile makes a synthetic dataset when none is there.
+    The smoke profile makes a synthetic dataset when none is there; the full profile runs only on the
+    official CIFAR-100 (--allow-synthetic runs it anyway, labelled so).
     """
     from cifar_core.pipeline import run_pipeline
 
-    summary = run_pipeline(profile, data_dir, results_dir, device, overrides=overrides, with_ray=ray_flag)
+    summary = run_pipeline(profile, data_dir, results_dir, device, overrides=overrides, with_ray=ray_flag,
+                           allow_synthetic=allow_synthetic, pending_timeout=pending_timeout, explain=explain_pending)
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
         return
+    click.echo(f"{'stage':<9} {'status':<11} {'work':>7}  result")
     for stage in summary["stages"]:
-        took = f"{stage['wall_time_s']:.0f} s" if "wall_time_s" in stage else "-"
-        hosts = sorted({place.get("hostname") or place.get("node_id", "")[:8] for place in stage.get("ran_on") or []})
+        took = f"{stage['work_s']:.0f} s" if stage.get("work_s") is not None else "-"
+        hosts = sorted({place.get("hostname") or (place.get("node_id") or "")[:8] for place in stage.get("ran_on") or []})
         where = f" on {', '.join(hosts)}" if hosts else ""
-        click.echo(f"{stage['stage']:<8} {stage['status']:<11} {took:>7}  {stage.get('reason') or stage['summary']}{where}")
+        click.echo(f"{stage['stage']:<9} {stage['status']:<11} {took:>7}  {stage.get('reason') or stage['summary']}{where}")
     click.echo(f"results: {summary['results_dir']}")
     click.echo(f"report:  {summary['report']}")

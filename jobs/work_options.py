@@ -1,5 +1,6 @@
-"""Options of the stage commands that say where their work runs: Ray or this process, and what
-each Ray task reserves. One definition, so `retrain`, `gan train` and `fid` spell them the same."""
+"""Options of the commands that submit Ray work: where it runs (Ray or this process), what each
+task reserves, and how long work may wait for a node. One definition, so `retrain`, `gan train`,
+`fid`, `tune` and `pipeline` spell them the same."""
 
 from __future__ import annotations
 
@@ -8,30 +9,57 @@ from contextlib import contextmanager, nullcontext
 
 import click
 
-NON_NEGATIVE = click.FloatRange(min=0)
+pending_timeout_option = click.option(
+    "--pending-timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+    help="Fail when work has waited this long for a node that can run it (a GPU pool that never scales up, a "
+         "pod that cannot start); 0 waits for ever.  [default: $CIFAR_PENDING_TIMEOUT, else 1800]")
 
 
 def task_options(fn):
     options = [
-        click.option("--cpus", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
-                     help="CPU cores each Ray task reserves (and the torch threads it uses)."),
-        click.option("--gpus", type=NON_NEGATIVE, default=None,
+        click.option("--cpus", type=click.FloatRange(min=0, min_open=True, max=1e6), default=None,
+                     help="CPU cores each Ray task reserves (and the torch threads it uses).  "
+                          "[default: the pipeline's resources.<stage>]"),
+        click.option("--gpus", type=click.FloatRange(min=0, max=1e6), default=None,
                      help="GPU share of each Ray task (fractions share a GPU).  "
-                          "[default: 1 where the cluster (or this machine) has GPUs, else 0]"),
+                          "[default: the pipeline's resources.<stage> where the cluster (or this machine) has "
+                          "GPUs, else 0]"),
         click.option("--ray/--no-ray", "ray_flag", default=None,
                      help="Run as Ray tasks (the cluster in RAY_ADDRESS, or a local Ray) or in this process.  "
                           "[default: Ray when RAY_ADDRESS is set]"),
+        pending_timeout_option,
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
 
 
+def explain_pending():
+    """Why Ray's workers wait, read from the pods' events when this driver runs in a Kubernetes
+    pod (None elsewhere)."""
+    from jobs import cluster
+
+    reason = getattr(cluster, "pending_pods_reason", None)
+    return reason() if reason is not None else None
+
+
 @contextmanager
-def stage_work(ray_flag: bool | None, cpus: float, gpus: float | None) -> Iterator[tuple]:
-    """(runner, Resources) for a stage command, inside a Ray session when it runs on Ray."""
+def stage_work(stage: str, ray_flag: bool | None, cpus: float | None, gpus: float | None,
+               pending_timeout: float | None) -> Iterator[tuple]:
+    """(runner, Resources) for a single stage's command, inside a Ray session when it runs on Ray.
+    Unset resources are the pipeline's for that stage (a GPU share only where there are GPUs)."""
     from cifar_core.execution import Resources, default_gpus, ray_session, runner, use_ray
+    from cifar_core.pipeline import stage_resources
 
     with_ray = use_ray(ray_flag)
-    with ray_session() if with_ray else nullcontext():  # the default GPU share is the cluster's
-        yield runner(with_ray), Resources(cpus, default_gpus(with_ray) if gpus is None else gpus)
+    session = ray_session(pending_timeout, explain_pending) if with_ray else nullcontext()
+    with session as watch:
+        default = stage_resources(stage)
+        if gpus is None:
+            gpus = default.gpus if default_gpus(with_ray) else 0.0
+        resources = Resources(default.cpus if cpus is None else cpus, gpus).checked("--cpus/--gpus")
+        if with_ray:
+            from cifar_core.execution import check_feasible
+
+            check_feasible({f"each {stage} task": resources})
+        yield runner(with_ray, watch), resources

@@ -141,7 +141,7 @@ def test_config_rejects_unknown_keys_wrong_types_and_bad_ranges():
     assert AugmentConfig.from_dict({"hflip": True, "crop_padding": 4, "hue": 0.1}) == AugmentConfig(
         True, 4, hue=0.1
     )
-    with pytest.raises(ConfigError, match="unknown config key 'augment.cutout'"):
+    with pytest.raises(ConfigError, match="unknown setting 'augment.cutout'"):
         AugmentConfig.from_dict({"cutout": 8})
     with pytest.raises(ConfigError, match="augment.crop_padding = 4.5 has the wrong type: expected int"):
         AugmentConfig.from_dict({"crop_padding": 4.5})

@@ -35,7 +35,7 @@ def setup(tmp_path_factory) -> dict:
 
 
 def cifar_fid(capsys, setup, results: Path, *args) -> tuple[int, str, str]:
-    base = ["fid", "--weights", setup["weights"], "--data-dir", setup["data"], "--results-dir", results,
+    base = ["fid", "--allow-synthetic", "--weights", setup["weights"], "--data-dir", setup["data"], "--results-dir", results,
             "--cache-dir", setup["cache"], "--device", "cpu"]
     capsys.readouterr()
     status = main([str(a) for a in [*base, *args]])

@@ -17,7 +17,7 @@ from jobs.cli import cli
 
 # The other (non-setting) parameters of the two commands.
 TRAIN_EXTRA = {"config_file", "augment", "run_name", "resume", "evaluate_test", "data_dir", "results_dir", "as_json"}
-GAN_EXTRA = {"run_name", "resume", "device", "data_dir", "results_dir", "cpus", "gpus", "ray_flag"}
+GAN_EXTRA = {"run_name", "resume", "device", "data_dir", "results_dir", "cpus", "gpus", "ray_flag", "pending_timeout"}
 STRINGS = {"model.name": "tinycnn", "run.device": "cpu"}
 # Settings a rule ties to others (nesterov needs dampening 0): checked on their own below.
 TIED = {"optim.nesterov": ["--nesterov", "--momentum", "0.9"]}
@@ -95,7 +95,7 @@ def test_help_shows_the_default_with_its_unit_and_the_range():
     assert "[default: 15.0 degrees; 0<=x<=180]" in rotation  # report A's preset is TrainConfig's default
     assert "[default: off (use --epochs); x>=1]" in train
     gan = CliRunner().invoke(cli, ["gan", "train", "--help"], terminal_width=200).output
-    assert "--hflip / --no-hflip" in gan and "[default: 46000 steps; x>=1]" in gan
+    assert "--hflip / --no-hflip" in gan and "[default: 50000 steps; x>=1]" in gan
     assert "--recovery-lr-factor FLOAT RANGE" in gan and "[default: 0.5; 0<x<=1]" in gan
 
 
@@ -124,12 +124,15 @@ class _Outer:
 
 
 @pytest.mark.parametrize("data, message", [
-    ({"cout": 2}, "unknown config key 'x.cout' (known: count, inner)"),
+    ({"cout": 2}, "unknown setting 'x.cout' (known: count, inner)"),
     ({"count": True}, "x.count = True has the wrong type: expected int"),
     ({"count": 2.0}, "x.count = 2.0 has the wrong type: expected int"),
     ({"inner": {"rate": float("nan")}}, "x.inner.rate = nan is not a finite number"),
-    ({"inner": {"speed": 1}}, "unknown config key 'x.inner.speed'"),
-    ({"inner": 3}, "config x.inner must be a mapping"),
+    ({"inner": {"speed": 1}}, "unknown setting 'x.inner.speed'"),
+    ({"inner": 3}, "x.inner is a group of settings, not a value"),
+    ({"count": 2**63}, "x.count = 9223372036854775808 does not fit a 64-bit integer"),
+    ({"inner": {"rate": 1e39}}, "x.inner.rate = 1e+39 does not fit a float32"),
+    ({"count": 1, "count ": 2}, "unknown setting 'x.count '"),
 ])
 def test_mappings_are_checked_key_by_key(data, message):
     with pytest.raises(ConfigError) as error:

@@ -177,7 +177,7 @@ def test_bad_config_values_raise_config_error():
         GanTrainConfig(steps=0).validate()
     with pytest.raises(ConfigError, match="lr"):
         GanTrainConfig(lr=0.0).validate()
-    with pytest.raises(ConfigError, match="unknown config key 'gan.colapse'"):
+    with pytest.raises(ConfigError, match="unknown setting 'gan.colapse'"):
         GanTrainConfig.from_dict({"colapse": {}})
 
 

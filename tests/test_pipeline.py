@@ -1,5 +1,6 @@
 """The pipeline: stages in order, skipped when their summary carries the same config hash, so a
-killed pipeline run again continues where it stopped."""
+killed pipeline run again continues where it stopped; its settings declared and checked like any
+other; published comparisons only on the published data."""
 
 from __future__ import annotations
 
@@ -10,144 +11,176 @@ import pytest
 
 from cifar_core import pipeline
 from cifar_core.atomic import atomic_write_json
-from cifar_core.pipeline import PipelineContext, Stage, run_pipeline
+from cifar_core.errors import CifarError, ConfigError, DataError
+from cifar_core.pipeline import Context, Stage, run_pipeline
 
 
 class Killed(Exception):
     """Stands in for the pipeline process dying inside a stage."""
 
 
-def counting_stage(name: str, calls: list[str], fail_once: set[str] | None = None, needs: tuple[str, ...] = ()) -> Stage:
-    def run(ctx: PipelineContext, config: dict, *needed: dict) -> dict:
-        calls.append(name)
-        if fail_once is not None and name in fail_once:
-            fail_once.discard(name)
-            raise Killed(name)
-        summary = {"stage": name, "value": config["value"]}
-        atomic_write_json(summary_path(ctx, config), summary)
-        return summary
+def counting_stage(name: str, calls: list[str], fail_once: set[str] | None = None, needs: tuple[str, ...] = (),
+                   reads: tuple[str, ...] = ()) -> Stage:
+    """A stage with a real section's settings (its hash) and stand-in work that counts its calls."""
 
-    def summary_path(ctx: PipelineContext, config: dict) -> Path:
-        return ctx.results_dir / name / "summary.json"
+    def work(name_: str, summary_path: Path) -> dict:
+        stage = name_
+        calls.append(stage)
+        if fail_once is not None and stage in fail_once:
+            fail_once.discard(stage)
+            raise Killed(stage)
+        atomic_write_json(summary_path, {"stage": stage})
+        return {"stage": stage}
 
-    return Stage(name, run, summary_path, needs=needs)
+    def summary(ctx: Context) -> Path:
+        return ctx.results.root / name / "summary.json"
+
+    def submit(ctx: Context, needed: dict):
+        return ctx.submit(name, work, needed, uses_device=False, summary=summary(ctx), name_=name,
+                          summary_path=summary(ctx))
+
+    return Stage(name, summary, submit, needs=needs, reads=reads, uses_device=False)
 
 
-def unit_profile(monkeypatch, **sections) -> None:
-    monkeypatch.setitem(pipeline.PROFILES, "unit", sections)
-    monkeypatch.setattr(pipeline, "_build_report", lambda ctx, work: None)  # the report has its own tests
+@pytest.fixture(autouse=True)
+def no_report(monkeypatch):
+    monkeypatch.setattr(pipeline, "_build_report", lambda ctx: None)  # the report has its own tests
 
 
-def test_stages_run_in_order_skip_when_done_and_resume_after_a_failure(tmp_path, monkeypatch):
-    unit_profile(monkeypatch, a={"value": 1}, b={"value": 2}, c={"value": 3}, d={"value": 4})
+def test_stages_run_in_order_skip_when_done_and_resume_after_a_failure(tmp_path):
     calls: list[str] = []
-    fail_once = {"b"}
-    # d needs only a: it runs although b fails; c needs b: it is blocked, with b's message.
-    stages = [counting_stage("a", calls, fail_once), counting_stage("b", calls, fail_once, needs=("a",)),
-              counting_stage("c", calls, fail_once, needs=("b",)), counting_stage("d", calls, fail_once, needs=("a",))]
+    fail_once = {"fid"}
+    # recipe-a needs only gan: it runs although fid fails; fid-b needs fid: it is blocked, with fid's message.
+    stages = [counting_stage("gan", calls, fail_once), counting_stage("fid", calls, fail_once, needs=("gan",)),
+              counting_stage("fid-b", calls, fail_once, needs=("fid",)),
+              counting_stage("recipe-a", calls, fail_once, needs=("gan",))]
     results = tmp_path / "results"
 
     with pytest.raises(Killed):
-        run_pipeline("unit", tmp_path / "data", results, stages=stages, with_ray=False)
-    assert calls == ["a", "b", "d"]
-    assert json.loads((results / "a" / "summary.json").read_text())["pipeline"]["stage"] == "a"
-    recorded = json.loads((results / "pipeline" / "unit" / "summary.json").read_text())
+        run_pipeline("smoke", tmp_path / "data", results, stages=stages, with_ray=False)
+    assert calls == ["gan", "fid", "recipe-a"]
+    stamp = json.loads((results / "gan" / "summary.json").read_text())
+    assert stamp["pipeline"]["stage"] == "gan" and stamp["ran_on"][0]["work_s"] >= 0
+    recorded = json.loads((results / "pipeline" / "smoke" / "summary.json").read_text())
     assert recorded["complete"] is False
     assert [(s["stage"], s["status"]) for s in recorded["stages"]] == [
-        ("a", "ran"), ("b", "failed"), ("c", "blocked"), ("d", "ran")]
-    assert recorded["stages"][2]["reason"] == "needs b, which failed: b"
+        ("gan", "ran"), ("fid", "failed"), ("fid-b", "blocked"), ("recipe-a", "ran")]
+    assert recorded["stages"][2]["reason"] == "needs fid, which failed: fid"
 
-    summary = run_pipeline("unit", tmp_path / "data", results, stages=stages, with_ray=False)  # continues at b
-    assert calls == ["a", "b", "d", "b", "c"]
+    summary = run_pipeline("smoke", tmp_path / "data", results, stages=stages, with_ray=False)  # continues at fid
+    assert calls == ["gan", "fid", "recipe-a", "fid", "fid-b"]
     assert [s["status"] for s in summary["stages"]] == ["skipped", "ran", "ran", "skipped"]
 
-    run_pipeline("unit", tmp_path / "data", results, stages=stages, with_ray=False)  # all done: nothing runs
-    assert calls == ["a", "b", "d", "b", "c"]
+    run_pipeline("smoke", tmp_path / "data", results, stages=stages, with_ray=False)  # all done: nothing runs
+    assert calls == ["gan", "fid", "recipe-a", "fid", "fid-b"]
 
-    # A changed config runs that stage again, and the stages that read its results.
-    summary = run_pipeline("unit", tmp_path / "data", results, stages=stages, with_ray=False, overrides=("b.value=20",))
-    assert calls == ["a", "b", "d", "b", "c", "b", "c"]
+    # A changed setting runs that stage again, and the stages that read its results.
+    summary = run_pipeline("smoke", tmp_path / "data", results, stages=stages, with_ray=False, overrides=("fid.n=20",))
+    assert calls == ["gan", "fid", "recipe-a", "fid", "fid-b", "fid", "fid-b"]
     assert [s["status"] for s in summary["stages"]] == ["skipped", "ran", "ran", "skipped"]
-    assert json.loads((results / "pipeline" / "unit" / "summary.json").read_text())["complete"]
+    assert json.loads((results / "pipeline" / "smoke" / "summary.json").read_text())["complete"]
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ("tune.num_sample=3", "the smoke profile has no such key"),
-    ("tune.num_samples=three", "expected a int like the default 4"),
-    ("gan.steps=1.5", "expected a int"),
-    ("resources", "expected SECTION.KEY=VALUE"),
-    ("resources.gan=1", "no such key"),
+    ("tune.num_sample=3", "unknown setting 'tune.num_sample' (known: experiment, space, num_samples"),
+    ("tune.num_samples=three", "tune.num_samples = 'three' has the wrong type: expected int"),
+    ("gan.steps=1.5", "gan.steps = 1.5 has the wrong type: expected int"),
+    ("resources", "expected KEY=VALUE"),
+    ("resources.gan=1", "resources.gan is a group of settings, not a value"),
     ("tune.max_epochs=[1", "is not a YAML value"),
+    ("gan.run=../../ESCAPED", "gan.run '../../ESCAPED': use letters, digits"),
+    ("gan.run=a/b", "gan.run 'a/b'"),
+    ("recipe-b.seeds=[]", "recipe-b.seeds = [] is empty"),
+    ("recipe-b.seeds=[0, 0]", "recipe-b.seeds = [0, 0] repeats a value"),
+    ("gan.lr=1e39", "gan.lr = 1e+39 does not fit a float32"),
+    ("resources.gan.cpus=1e308", "does not fit a float32"),
+    ("resources.gan.gpus=1.5", "a share above 1 GPU must be a whole number"),
+    ("fid.if_no_weights=explode", "fid.if_no_weights = 'explode' is out of range: expected one of fail, skip"),
+    ("tune.experiment=x/y", "tune.experiment 'x/y'"),
+    ("gan.steps=null", "gan.steps must not be empty"),
 ])
-def test_profile_overrides_are_checked_against_the_profile(override, message):
-    from cifar_core.errors import ConfigError
-
-    with pytest.raises(ConfigError, match=message):
+def test_profile_overrides_are_checked_like_every_other_setting(override, message):
+    with pytest.raises(ConfigError) as error:
         pipeline.resolve_profile("smoke", [override])
-
-
-def test_a_null_override_is_checked_by_its_stage_before_anything_runs(tmp_path, monkeypatch):
-    from cifar_core.errors import ConfigError
-
-    monkeypatch.setattr(pipeline, "_build_report", lambda ctx, work: None)
-    with pytest.raises(ConfigError, match="steps"):
-        run_pipeline("smoke", tmp_path / "data", tmp_path / "results", overrides=("gan.steps=null",),
-                     stages=pipeline.STAGES[:2], with_ray=False)
-    assert not (tmp_path / "data").exists()
+    assert message in str(error.value) and "\n" not in str(error.value)
 
 
 def test_profile_overrides_change_only_what_they_name():
     config = pipeline.resolve_profile("full", ["tune.num_samples=20", "resources.gan.gpus=0.25",
                                                "tune.gpus_per_trial=0.5", "retrain.select=trials"])
-    assert config["tune"]["num_samples"] == 20 and config["tune"]["gpus_per_trial"] == 0.5
-    assert config["resources"]["gan"] == {"cpus": 2, "gpus": 0.25}
-    assert config["retrain"]["select"] == "trials"
-    assert pipeline.PROFILES["full"]["tune"]["num_samples"] == 60  # the profile itself is untouched
+    assert config.tune.num_samples == 20 and config.tune.gpus_per_trial == 0.5
+    assert (config.resources.gan.cpus, config.resources.gan.gpus) == (2, 0.25)
+    assert config.retrain.select == "trials" and config.tune.max_epochs == 30
+    assert pipeline.resolve_profile("full").tune.num_samples == 60  # the profile itself is untouched
+    # A fractional GPU share in the smoke profile, whose shares are whole zeros.
+    assert pipeline.resolve_profile("smoke", ["resources.gan.gpus=0.5"]).resources.gan.gpus == 0.5
+
+
+def test_the_single_stages_ask_what_the_pipeline_asks():
+    assert pipeline.stage_resources("gan") == pipeline.resolve_profile("full").resources.gan
+    assert pipeline.stage_resources("fid-b") == pipeline.resolve_profile("full").resources.fid_b
 
 
 def test_unknown_profile_is_an_error(tmp_path):
-    from cifar_core.errors import ConfigError
-
     with pytest.raises(ConfigError, match="unknown pipeline profile 'huge'"):
         run_pipeline("huge", tmp_path, tmp_path)
 
 
 def test_full_profile_without_data_or_network_fails_clearly(tmp_path, monkeypatch):
     from cifar_core.data import verify as verify_module
-    from cifar_core.errors import DataError
 
     # This machine may be online: point the download probe at a port nothing listens on.
     monkeypatch.setattr(verify_module, "DOWNLOAD_HOST", "127.0.0.1")
-    monkeypatch.setattr(pipeline, "_build_report", lambda ctx, work: None)
     with pytest.raises(DataError, match="the full profile needs the real CIFAR-100"):
         run_pipeline("full", tmp_path / "empty", tmp_path / "results", stages=pipeline.STAGES[:1], with_ray=False)
 
 
+def test_full_profile_refuses_synthetic_data_before_anything_runs(tmp_path, synth_root):
+    """`cifar pipeline` then `cifar pipeline --profile full` must not run the study on the stand-in."""
+    with pytest.raises(DataError) as error:
+        run_pipeline("full", synth_root, tmp_path / "results", with_ray=False)
+    assert "needs the official CIFAR-100" in str(error.value) and "--allow-synthetic" in str(error.value)
+    assert not (tmp_path / "results").exists()  # refused before any stage (or lock) wrote anything
+    with pytest.raises(ConfigError, match="data.if_missing=synthesize would make a stand-in"):
+        run_pipeline("full", tmp_path / "none", tmp_path / "results", overrides=("data.if_missing=synthesize",),
+                     with_ray=False)
+    # --allow-synthetic runs it anyway; the data stage says what the data is.
+    summary = run_pipeline("full", synth_root, tmp_path / "results", stages=pipeline.STAGES[:1], with_ray=False,
+                           allow_synthetic=True)
+    assert summary["config"]["data"]["official_only"] is False
+    data = json.loads((tmp_path / "results" / "pipeline" / "full" / "data" / "summary.json").read_text())
+    assert data["synthetic"] is True
+
+
+def test_one_pipeline_at_a_time_per_profile_and_results(tmp_path):
+    from cifar_core.runlock import RunLock, RunLocked
+
+    with RunLock(tmp_path / "results" / "pipeline" / "smoke", what="pipeline"):
+        with pytest.raises(RunLocked, match="in use by another pipeline"):
+            run_pipeline("smoke", tmp_path / "data", tmp_path / "results", stages=pipeline.STAGES[:1], with_ray=False)
+
+
 def test_fid_stage_without_weights_is_reported_not_stamped_or_fails_by_profile(tmp_path, monkeypatch):
-    from cifar_core.errors import CifarError
     from cifar_core.fid import inception
 
     monkeypatch.delenv("CIFAR_FID_WEIGHTS", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty hub cache
     monkeypatch.setattr(inception, "WEIGHTS_URL", "http://127.0.0.1:9/pt_inception.pth")  # nothing listens
     fid_stage = [s for s in pipeline.STAGES if s.name == "fid"]
-    unit_profile(monkeypatch, fid={"gan_run": "g", "n": 4, "if_no_weights": "skip"})
-    summary = run_pipeline("unit", tmp_path / "data", tmp_path / "results", stages=fid_stage, with_ray=False)
+    summary = run_pipeline("smoke", tmp_path / "data", tmp_path / "results", stages=fid_stage, with_ray=False,
+                           overrides=("fid.gan_run=g", "fid.n=4"))
     (record,) = summary["stages"]
     assert record["status"] == "unavailable" and "CIFAR_FID_WEIGHTS" in record["reason"]
     assert not (tmp_path / "results" / "fid").exists()
 
-    unit_profile(monkeypatch, fid={"gan_run": "g", "n": 4, "if_no_weights": "fail"})
     with pytest.raises(CifarError, match="weights"):
-        run_pipeline("unit", tmp_path / "data", tmp_path / "results", stages=fid_stage, with_ray=False)
+        run_pipeline("smoke", tmp_path / "data", tmp_path / "results", stages=fid_stage, with_ray=False,
+                     overrides=("fid.gan_run=g", "fid.n=4", "fid.if_no_weights=fail"))
 
 
-def test_device_cuda_applies_to_the_stages_that_train(tmp_path, monkeypatch):
+def test_device_cuda_applies_to_the_stages_that_train(tmp_path):
     """--device cuda (what the chart passes on a GPU cluster) does not stop the data check, which
     holds no GPU; a training stage without a GPU share is refused before it starts."""
-    from cifar_core.errors import ConfigError
-
-    monkeypatch.setattr(pipeline, "_build_report", lambda ctx, work: None)
     tiny = ("data.n_train=200", "data.n_test=100")
     summary = run_pipeline("smoke", tmp_path / "data", tmp_path / "results", device="cuda", overrides=tiny,
                            stages=pipeline.STAGES[:1], with_ray=False)
@@ -158,48 +191,45 @@ def test_device_cuda_applies_to_the_stages_that_train(tmp_path, monkeypatch):
     assert not (tmp_path / "fresh").exists()  # refused before the data stage ran
 
 
-def test_a_stage_that_reads_another_section_runs_again_when_that_section_changes(tmp_path, monkeypatch):
+def test_a_stage_that_reads_another_section_runs_again_when_that_section_changes(tmp_path):
     """The ablation trains with recipe-a's budget: a change there must not leave an old ablation standing."""
-    unit_profile(monkeypatch, a={"value": 1}, b={"value": 2})
     calls: list[str] = []
-    stages = [counting_stage("a", calls), Stage("b", counting_stage("b", calls).run,
-                                                counting_stage("b", calls).summary_path, reads=("a",))]
-    run_pipeline("unit", tmp_path / "data", tmp_path / "results", stages=stages, with_ray=False)
-    run_pipeline("unit", tmp_path / "data", tmp_path / "results", stages=stages, with_ray=False)
-    assert calls == ["a", "b"]
-    run_pipeline("unit", tmp_path / "data", tmp_path / "results", stages=stages, with_ray=False, overrides=("a.value=5",))
-    assert calls == ["a", "b", "a", "b"]
+    stages = [counting_stage("recipe-a", calls), counting_stage("ablation", calls, reads=("recipe-a",))]
+    run_pipeline("smoke", tmp_path / "data", tmp_path / "results", stages=stages, with_ray=False)
+    run_pipeline("smoke", tmp_path / "data", tmp_path / "results", stages=stages, with_ray=False)
+    assert calls == ["recipe-a", "ablation"]
+    run_pipeline("smoke", tmp_path / "data", tmp_path / "results", stages=stages, with_ray=False,
+                 overrides=("recipe-a.steps=5",))
+    assert calls == ["recipe-a", "ablation", "recipe-a", "ablation"]
 
 
 def test_the_ablation_is_recipe_a_without_augmentation():
     config = pipeline.resolve_profile("full", ["recipe-a.epochs=7", "recipe-a.seeds=[1, 2]"])
-    ctx = PipelineContext("full", Path("data"), Path("results"), config=config)
-    plan = pipeline.ablation_plan(ctx, config["ablation"])
-    assert (plan.recipe, plan.epochs, plan.seeds, plan.augment, plan.amp) == ("report-a", 7, (1, 2), "none", False)
+    ctx = Context("full", config, Path("data"), pipeline.Results("results"))
+    plan = pipeline.recipe_plan(ctx, "ablation")
+    assert (plan.recipe, plan.epochs, plan.seeds, plan.augment, plan.amp) == ("report-a", 7, (1, 2), "none", None)
     assert plan.model_names == ("cnn6", "cnn7", "cnn2") and plan.name == "report-a-augment-none-e7"
-    recipe_b = pipeline.recipe_b_plan(ctx, config["recipe-b"])
-    assert (recipe_b.steps, recipe_b.seeds, recipe_b.eval_every) == (10_000, (0, 1, 2), 500)
+    recipe_b = pipeline.recipe_plan(ctx, "recipe-b")
+    assert (recipe_b.budget(), recipe_b.seed_list, recipe_b.spec("results", 0, "cpu").config.run.eval_test_every) == (
+        {"steps": 10_000}, (0, 1, 2), 500)
 
 
 @pytest.mark.parametrize(("override", "message"), [
     ("recipe-a.models=[cnn9]", "recipe report-a has no model 'cnn9'"),
-    ("recipe-b.seeds=[0, 0]", "must not repeat"),
-    ("ablation.augment=heavy", "unknown augmentation preset 'heavy'"),
+    ("recipe-b.seeds=[0, 0]", "repeats a value"),
+    ("ablation.augment=heavy", "ablation.augment = 'heavy' is out of range"),
+    ("recipe-a.epochs=3", "steps"),  # the smoke profile gives recipe-a steps: not both
 ])
 def test_bad_recipe_settings_are_refused_before_anything_runs(tmp_path, override, message):
-    from cifar_core.errors import ConfigError
-
     with pytest.raises(ConfigError, match=message):
         run_pipeline("smoke", tmp_path / "data", tmp_path / "results", overrides=(override,), with_ray=False)
     assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()
 
 
 def test_report_bs_fid_protocol_without_its_snapshot_fails_naming_the_kept_steps(tmp_path, monkeypatch):
-    from cifar_core.errors import CifarError
-
     (tmp_path / "results" / "gan" / "g" / "checkpoints").mkdir(parents=True)
     (tmp_path / "results" / "gan" / "g" / "checkpoints" / "step_2000.pt").write_bytes(b"")
-    unit_profile(monkeypatch, **{"fid-b": {"gan_run": "g", "step": 46000, "n": 4, "if_no_weights": "skip"}})
     stages = [s for s in pipeline.STAGES if s.name == "fid-b"]
     with pytest.raises(CifarError, match="no snapshot .*step_46000.pt .*the run kept steps: 2,000"):
-        run_pipeline("unit", tmp_path / "data", tmp_path / "results", stages=stages, with_ray=False)
+        run_pipeline("smoke", tmp_path / "data", tmp_path / "results", stages=stages, with_ray=False,
+                     overrides=("fid-b.gan_run=g", "fid-b.step=46000", "fid-b.n=4"))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from cifar_core.config import TrainConfig
 from cifar_core.gan.config import GanTrainConfig
 from cifar_core.models import count_parameters, create_model
-from cifar_core.pipeline import PROFILES
+from cifar_core.pipeline import resolve_profile
 from cifar_core.protocols import (
     DCGAN,
     FID,
@@ -17,6 +18,7 @@ from cifar_core.protocols import (
     REPORT_B_GAN_PARAMETERS,
     provenance_markdown,
 )
+from cifar_core.retrain import RecipePlan
 from cifar_core.tune.settings import TuneSettings
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "provenance.md"
@@ -60,8 +62,10 @@ def test_the_dcgan_and_search_defaults_are_the_values_the_table_credits():
 
 def test_the_pipelines_full_profile_runs_the_fid_protocols_of_the_table():
     fid = _keys(FID)
-    full = PROFILES["full"]
-    assert full["fid-b"]["n"] == full["fid"]["n"] == fid["n"] == 10_000
-    assert full["fid-b"]["step"] == fid["step"] == full["gan"]["steps"] == 46_000
-    assert full["gan"]["checkpoint_every"] == _keys(DCGAN)["checkpoint_every"]
-    assert full["recipe-b"]["seeds"] == [0, 1, 2] and full["recipe-a"]["epochs"] == 100
+    full = resolve_profile("full")
+    assert full.fid_b.n == full.fid.n == fid["n"] == 10_000
+    assert full.fid_b.step == fid["step"] == 46_000 and full.gan.steps == _keys(DCGAN)["steps"] == 50_000
+    assert full.fid_b.compare_steps == (50_000,)  # report B compared its 46,000-step snapshot with this one
+    assert full.gan.checkpoint_every == _keys(DCGAN)["checkpoint_every"]
+    plan = RecipePlan(recipe="report-a", **dataclasses.asdict(full.recipe_a))
+    assert RecipePlan(recipe="report-b").seed_list == (0, 1, 2) and plan.budget() == {"epochs": 100}

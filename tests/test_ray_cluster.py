@@ -158,7 +158,7 @@ def test_smoke_pipeline_on_the_cluster_runs_every_stage_on_worker_nodes_and_resu
     overrides = ["data.n_train=128", "data.n_test=40", "tune.space=space.yaml", "tune.num_samples=2",
                  "tune.max_epochs=1", "tune.batch_size=50", "retrain.epochs=1", "gan.steps=4", "gan.batch_size=16",
                  "gan.log_every=2", "gan.sample_every=2", "gan.checkpoint_every=2", "fid.n=4", "fid.if_no_weights=fail",
-                 "fid-b.step=4", "fid-b.n=4", "fid-b.if_no_weights=fail", "recipe-a.models=[cnn6]",
+                 "fid-b.step=2", "fid-b.compare_steps=[4]", "fid-b.n=4", "fid-b.if_no_weights=fail", "recipe-a.models=[cnn6]",
                  "recipe-a.epochs=1", "recipe-a.steps=null", "ablation.models=[cnn6]", "recipe-b.seeds=[0,1]",
                  "recipe-b.steps=1", "recipe-b.eval_every=1"]
     args = ["pipeline", "--profile", "smoke", "--device", "cpu", "--data-dir", "data", "--results-dir", "results"]
@@ -188,7 +188,7 @@ def test_smoke_pipeline_on_the_cluster_runs_every_stage_on_worker_nodes_and_resu
     assert ablation["budget"] == {"epochs": 1} and ablation["augment"] == "none"  # recipe-a's budget, no augmentation
     assert [p["step"] for p in json.loads((results / "recipe" / "report-b-s1" / "summary.json").read_text())
             ["models"][1]["test_curve"]] == [1]
-    fid_b = json.loads((results / "fid" / "smoke-step_4-n4" / "summary.json").read_text())
+    fid_b = json.loads((results / "fid" / "smoke-step_2-n4" / "summary.json").read_text())
     assert fid_b["protocol"] == "checkpoint" and fid_b["pipeline"]["stage"] == "fid-b"
     assert_fixture_has_the_shape_of(results)
 

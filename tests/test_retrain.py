@@ -27,6 +27,7 @@ def fake_search(results: Path, experiment: str) -> None:
     ]
     record = {"experiment": experiment, "metric": "val_acc", "base_config": base.to_dict()}
     write_top_k(results / "tune" / experiment / "top_k.json", trials, 2, record)
+    (results / "tune" / experiment / "summary.json").write_text(json.dumps({"complete": True}))
 
 
 def test_retrain_scores_each_config_on_the_test_set_and_resumes(tmp_path, synth_root):
@@ -62,10 +63,20 @@ def test_asking_for_more_configs_than_the_search_kept_is_an_error(tmp_path, synt
         retrain_from_tune("exp", synth_root, tmp_path, top_k=3, epochs=1, select="trials")
     with pytest.raises(ConfigError, match=r"lists 1 architectures, fewer than --top-k 2.*--select trials"):
         retrain_from_tune("exp", synth_root, tmp_path, top_k=2, epochs=1)
-    with pytest.raises(ConfigError, match="experiment name '../exp'"):
+    with pytest.raises(ConfigError, match="retrain.experiment '../exp'"):
         retrain_from_tune("../exp", synth_root, tmp_path, top_k=1, epochs=1)
     with pytest.raises(ConfigError, match="run `cifar tune --experiment other` first"):
         retrain_from_tune("other", synth_root, tmp_path, top_k=1, epochs=1)
+
+
+def test_an_unfinished_search_is_not_retrained(tmp_path, synth_root):
+    """Ctrl-C on `cifar tune` leaves top_k.json of the trials run so far: retraining those would
+    retrain a search that never ran to its end."""
+    fake_search(tmp_path, "exp")
+    (tmp_path / "tune" / "exp" / "summary.json").write_text(json.dumps(
+        {"complete": False, "status_counts": {"PENDING": 1, "TERMINATED": 1}}))
+    with pytest.raises(ConfigError, match=r"the search exp has not finished \(1 PENDING, 1 TERMINATED\)"):
+        retrain_from_tune("exp", synth_root, tmp_path, top_k=1, epochs=1, select="trials")
 
 
 def test_by_default_the_best_trial_of_each_of_the_best_architectures_is_retrained(tmp_path):
@@ -78,6 +89,7 @@ def test_by_default_the_best_trial_of_each_of_the_best_architectures_is_retraine
                           history=[{"epoch": 1, "val_acc": acc}]) for t, (m, acc) in accs.items()]
     write_top_k(tmp_path / "tune" / "exp" / "top_k.json", trials, 3, {"experiment": "exp", "metric": "val_acc",
                                                                       "base_config": base.to_dict()})
+    (tmp_path / "tune" / "exp" / "summary.json").write_text(json.dumps({"complete": True}))
     by_architecture = selected_configs(tmp_path, "exp", 3)
     assert [(e["trial_id"], e["params"]["model.name"]) for e in by_architecture] == [
         ("a", "cnn6"), ("c", "cnn7"), ("e", "cnn2")]
@@ -88,7 +100,7 @@ def test_retrain_command(tmp_path, synth_root):
     from jobs.cli import cli
 
     fake_search(tmp_path, "exp")
-    result = CliRunner().invoke(cli, ["retrain", "--from-tune", "exp", "--top-k", "1", "--epochs", "1",
+    result = CliRunner().invoke(cli, ["retrain", "--from-tune", "exp", "--top-k", "1", "--epochs", "1", "--allow-synthetic",
                                       "--data-dir", str(synth_root), "--results-dir", str(tmp_path), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "rank 1: tinycnn" in result.output and "SYNTHETIC" in result.output

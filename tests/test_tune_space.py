@@ -99,7 +99,7 @@ def with_change(path: str, value):
         ("optimizers/sgd/momentum", {"choice": []}, "optimizers.sgd.momentum", "non-empty list"),
         ("models/0/params/width", {"uniform": [8, 16]}, "models[0].params.width", "unknown key"),
         ("models/0/params/dropout", {"uniform": [0.5, 1.5]}, "models[0].params.dropout", "model.dropout = 1.5"),
-        ("shared/optim.weight_dekay", 0.1, "shared.optim.weight_dekay", "unknown config key"),
+        ("shared/optim.weight_dekay", 0.1, "shared.optim.weight_dekay", "unknown setting"),
         ("shared/run.epochs", 3, "shared.run.epochs", "set by the tune command"),
         ("fixed/optim.lr", 0.1, "fixed.optim.lr", "also set"),
         ("fixed/run.batch_size", {"choice": [64, 128]}, "fixed.run.batch_size", "plain value"),

@@ -12,13 +12,13 @@ import importlib
 from typing import Any
 
 _MODULE_OF = {
-    "AUGMENT_PRESETS": "augment",
+    "AUGMENT_PRESETS": "augment_config",
     "CIFAR100_MEAN": "augment",
     "CIFAR100_STD": "augment",
-    "AugmentConfig": "augment",
+    "AugmentConfig": "augment_config",
     "apply_augment": "augment",
     "normalize": "augment",
-    "resolve_augment": "augment",
+    "resolve_augment": "augment_config",
     "sample_augment_params": "augment",
     "CifarMeta": "format",
     "CifarSplit": "format",

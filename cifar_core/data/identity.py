@@ -1,13 +1,13 @@
-"""Which data a run used: `data_digest(root)`, a short string that changes when the data does.
+"""Which data a run used: `data_digest(root)`, a digest of the files' contents (their md5s).
 
     official:<16 hex>   the three files are the official CIFAR-100 (their md5s are the published ones)
-    synthetic:<16 hex>  a set written by `cifar data synth`: a digest of its SYNTHETIC.json
-                        manifest (seed, counts and the files' md5s, checked by `cifar data verify`)
-    files:<16 hex>      anything else: a digest of the files' md5s
+    synthetic:<16 hex>  a set `cifar data synth` wrote (it has SYNTHETIC.json)
+    files:<16 hex>      anything else
 
-Runs record it and refuse to resume (or a stage to be skipped) on data with another digest. The
-md5s are computed once per process for an unchanged file (`cifar_core.atomic.file_digest`):
-CIFAR-100's 160 MB take about a second to hash.
+Always the files read, never a manifest's word for them: a file copied over another changes the
+digest. Runs record it and refuse to resume (or a stage to be skipped) on other data. The md5s are
+computed once per process for an unchanged file (`cifar_core.atomic.file_digest`): CIFAR-100's
+160 MB take about a second to hash.
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ FILES = ("train", "test", "meta")
 
 def data_digest(root: str | os.PathLike) -> str:
     folder = fmt.resolve_root(root)
-    manifest = folder / fmt.MANIFEST_NAME
-    if manifest.is_file():
-        return "synthetic:" + _short(manifest.read_bytes())
     md5 = {name: _md5(folder / name) for name in FILES}
-    kind = "official" if md5 == fmt.OFFICIAL_MD5 else "files"
+    kind = "official" if md5 == fmt.OFFICIAL_MD5 else "synthetic" if (folder / fmt.MANIFEST_NAME).is_file() else "files"
     return f"{kind}:" + _short(json.dumps(md5, sort_keys=True).encode())
+
+
+def is_official(digest: str | None) -> bool:
+    """Whether a digest is of the official CIFAR-100 files (by their published md5s)."""
+    return bool(digest) and digest.startswith("official:")
 
 
 def _short(data: bytes) -> str:
@@ -51,3 +53,14 @@ def check_same_data(recorded: str | None, current: str | None, what: str) -> Non
             f"cannot resume {what} on other data: it was trained on {recorded}, this data is {current} "
             "(pass the original --data-dir, or choose another run name)"
         )
+
+
+def require_official(digest: str, data_dir: str | os.PathLike, what: str) -> None:
+    """Refuse, before any work, to set results beside a report's numbers that were not made on the
+    report's data; --allow-synthetic runs them anyway (every summary says SYNTHETIC)."""
+    if is_official(digest):
+        return
+    kind = "a SYNTHETIC stand-in" if digest.startswith("synthetic:") else "files that are not the official ones"
+    raise DataError(f"{what} sets its results beside the reports' numbers and needs the official CIFAR-100, but "
+                    f"{data_dir} holds {kind} ({digest}): run `cifar data fetch --out {data_dir}`, or pass "
+                    "--allow-synthetic to run it anyway, labelled SYNTHETIC")

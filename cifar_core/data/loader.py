@@ -188,12 +188,6 @@ def to_device_tensors(split: fmt.CifarSplit, index: np.ndarray | None, device: t
     return chw.to(device), torch.from_numpy(np.ascontiguousarray(labels)).to(device)
 
 
-def batch_layout(device: torch.device, amp: bool, channels_last: bool) -> dict:
-    """The dtype and memory format batches should arrive in for a run on `device`."""
-    bf16 = amp and device.type == "cuda"  # the run trains under bf16 autocast: store bf16
-    return {"dtype": torch.bfloat16 if bf16 else torch.float32, "channels_last": channels_last}
-
-
 def make_data(
     root: str | os.PathLike,
     *,

@@ -98,9 +98,12 @@ def snapshot_path(run_dir: Path, step: int = REPORT_B_FID_STEP) -> Path:
     return path
 
 
-def default_cache_dir(results_dir: Path) -> Path:
-    """Where reference statistics are cached: beside every other result, so pods share them."""
-    return Path(results_dir) / "cache" / "fid"
+def require_official_reference(data_dir: Path) -> None:
+    """A generator's FID is set beside report B's 46.85: only against the official test set."""
+    from cifar_core.data import data_digest
+    from cifar_core.data.identity import require_official
+
+    require_official(data_digest(data_dir), data_dir, "an FID of a generator")
 
 
 def run_fid(out_dir: Path, *, fake: Path | None = None, checkpoint: Path | None = None,

@@ -1,7 +1,8 @@
 """Settings of a DCGAN run, each declared once with its help and range (`cifar_core.fields`): the
 options of `cifar gan train`, the `gan.*` keys of the pipeline and the checks all come from here.
 
-Where the defaults come from: report B trained for 46,000 steps and states the networks' sizes
+Where the defaults come from: report B trained to 50,000 steps (keeping its 46,000-step snapshot) and
+states the networks' sizes
 (635,812 and 344,264 parameters, which ngf = ndf = 46 reproduce). Its code "was taken from [3]",
 the PyTorch DCGAN tutorial, and report B states no optimiser settings of its own: batch 128, Adam
 with lr 2e-4 and betas (0.5, 0.999) and the 100-dimensional noise are the tutorial's values.
@@ -13,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cifar_core.fields import above, at_least, between, check_fields, from_mapping, setting
+from cifar_core.protocols import REPORT_B_GAN_STEPS
 from cifar_core.seeds import check_seed
 
 POSITIVE = at_least(1)
@@ -40,8 +42,8 @@ class CollapseConfig:
 
 @dataclass
 class GanTrainConfig:
-    steps: int = setting(46000, "Optimisation steps, one D and one G update each (report B kept step 46,000).",
-                         unit="steps", range=POSITIVE)
+    steps: int = setting(REPORT_B_GAN_STEPS, "Optimisation steps, one D and one G update each (report B trained "
+                         "to 50,000 and kept its 46,000-step snapshot).", unit="steps", range=POSITIVE, resumable=True)
     batch_size: int = setting(128, "Real images per step (the DCGAN tutorial's 128).", unit="images",
                               range=POSITIVE)
     lr: float = setting(2e-4, "Adam learning rate of both networks (the DCGAN tutorial's).", range=above(0))
@@ -63,9 +65,10 @@ class GanTrainConfig:
     amp: bool = setting(False, "bf16 autocast on CUDA (the losses stay float32); ignored on the CPU.")
     seed: int = setting(0, "Seed of the initial weights, noise, data order and flips.", check=check_seed)
     log_every: int = setting(100, "Steps per metrics row and collapse check.", unit="steps", range=POSITIVE)
-    sample_every: int = setting(1000, "Steps per fixed-noise sample grid PNG.", unit="steps", range=POSITIVE)
+    sample_every: int = setting(1000, "Steps per fixed-noise sample grid PNG.", unit="steps", range=POSITIVE,
+                                resumable=True)
     checkpoint_every: int = setting(2000, "Steps per kept snapshot checkpoints/step_<N>.pt (and last.pt).",
-                                    unit="steps", range=POSITIVE)
+                                    unit="steps", range=POSITIVE, resumable=True)
     collapse: CollapseConfig = field(default_factory=CollapseConfig)
 
     def validate(self) -> GanTrainConfig:
@@ -80,15 +83,3 @@ class GanTrainConfig:
         """From plain values (the pipeline's `gan` section, a saved summary): unknown keys and wrong
         types are ConfigErrors naming the key; `collapse` is a nested mapping."""
         return from_mapping(cls, values, KEY_PREFIX).validate()
-
-
-# A run's identity: resuming with any of these changed would no longer continue the same run.
-FIXED_AT_START = ("batch_size", "lr", "beta1", "beta2", "nz", "ngf", "ndf", "conditional", "hflip", "seed")
-
-
-def resume_conflict(saved: dict[str, Any], wanted: GanTrainConfig) -> str | None:
-    """The first setting that differs from the saved run's and may not change, as a message."""
-    for name in FIXED_AT_START:
-        if saved.get(name) != getattr(wanted, name):
-            return f"{name} was {saved.get(name)!r}, now {getattr(wanted, name)!r}"
-    return None

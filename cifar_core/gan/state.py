@@ -7,12 +7,12 @@ state a rollback needs; `training_state`/`load_training_state` are what last.pt 
 from __future__ import annotations
 
 import copy
-from contextlib import nullcontext
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from cifar_core.device import Precision
 from cifar_core.gan.checkpoint import DISCRIMINATOR_NAME, GENERATOR_NAME, models_payload
 from cifar_core.gan.collapse import CollapseDetector
 from cifar_core.gan.config import GanTrainConfig
@@ -64,11 +64,8 @@ class GanTraining:
         # Metrics are summed on the device and read once per logging interval: no sync per step.
         self.interval_sums = torch.zeros(len(METRIC_NAMES), device=device)
         self.interval_steps = 0
-        # bf16 autocast on CUDA only when asked (cfg.amp); the losses themselves are computed in float32.
-        self._autocast = (
-            (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cfg.amp and device.type == "cuda"
-            else nullcontext
-        )
+        # bf16 autocast only when asked (cfg.amp), where the policy applies it; the losses stay float32.
+        self.precision = Precision(device, cfg.amp)
 
     def train_step(self, real: torch.Tensor, labels: torch.Tensor) -> None:
         batch = real.shape[0]
@@ -78,7 +75,7 @@ class GanTraining:
 
         # Discriminator: real images towards 1, generated ones towards 0. Report B's sigmoid + BCE,
         # computed as BCE-with-logits for numerical safety.
-        with self._autocast():
+        with self.precision.autocast():
             fake = self.generator(noise, labels)
             real_logits = self.discriminator.logits(real, labels).float()
             fake_logits = self.discriminator.logits(fake.detach(), labels).float()
@@ -90,7 +87,7 @@ class GanTraining:
         self.opt_d.step()
 
         # Generator: make the just-updated discriminator call its images real (non-saturating loss).
-        with self._autocast():
+        with self.precision.autocast():
             fooled_logits = self.discriminator.logits(fake, labels).float()
         g_loss = F.binary_cross_entropy_with_logits(fooled_logits, ones)
         self.opt_g.zero_grad(set_to_none=True)

@@ -27,22 +27,22 @@ from typing import Any
 
 import torch
 
-from cifar_core.atomic import append_jsonl, atomic_write_json, remove_stale_temps, write_jsonl
-from cifar_core.data import check_same_data, data_digest, is_synthetic, load_split
+from cifar_core.atomic import append_jsonl, atomic_write_json, write_jsonl
+from cifar_core.data import data_digest, is_synthetic, load_split
 from cifar_core.data.augment import AugmentConfig, normalize
-from cifar_core.data.loader import GAN_NORMALIZATION, DeviceLoader, batch_layout, to_device_tensors
-from cifar_core.device import device_name, resolve_device
-from cifar_core.errors import CheckpointError, ConfigError, Preempted, TrainingDiverged
+from cifar_core.data.loader import GAN_NORMALIZATION, DeviceLoader, to_device_tensors
+from cifar_core.device import Precision, device_name, resolve_device
+from cifar_core.errors import ConfigError, Preempted, TrainingDiverged
 from cifar_core.gan.checkpoint import read_gan_checkpoint, save_gan_checkpoint
 from cifar_core.gan.collapse import Collapse, CollapseDetector, image_diversity
-from cifar_core.gan.config import GanTrainConfig, resume_conflict
+from cifar_core.gan.config import KEY_PREFIX, GanTrainConfig
 from cifar_core.gan.grid import save_grid, to_uint8
 from cifar_core.gan.plots import save_loss_plot
 from cifar_core.gan.state import GanTraining, recovery_seed
 from cifar_core.models import count_parameters
 from cifar_core.preempt import preemption
 from cifar_core.progress import log, progress
-from cifar_core.runlock import RunLock
+from cifar_core.rundir import RunDir, refuse_fewer_steps
 from cifar_core.seeds import generator
 from cifar_core.snapshots import step_file, step_files
 
@@ -65,14 +65,9 @@ class RunFiles:
         written = [*self.checkpoints.glob("*.pt"), *(p for _, p in step_files(self.samples, ".png"))]
         return written + [p for p in (self.metrics, self.summary, self.losses_plot) if p.exists()]
 
-    def clear(self) -> None:
-        """Remove a previous run's outputs (only the files a run writes)."""
-        for path in self.outputs():
-            path.unlink()
-
-    def remove_stale_temps(self) -> None:
-        for folder in (self.dir, self.checkpoints, self.samples):
-            remove_stale_temps(folder)
+    def run_dir(self, wait_s: float = 0.0) -> RunDir:
+        outputs = lambda: [p for p in self.outputs() if p != self.last]  # noqa: E731
+        return RunDir(self.dir, self.last, outputs, what="GAN run", wait_s=wait_s, folders=(self.checkpoints, self.samples))
 
 
 class Diverged(Exception):
@@ -97,19 +92,22 @@ def train_gan(
     metrics row and collapse event as it is written. `wait_s`: how long to wait for another
     process's lock on the run (0: fail at once naming the holder)."""
     cfg.validate()
-    torch_device = resolve_device(device)
+    torch_device = resolve_device(device)  # an unusable device is refused before the run directory exists
     files = RunFiles(run_dir)
-    with RunLock(files.dir, wait_s=wait_s):
-        files.remove_stale_temps()
-        digest = data_digest(data_dir)
-        checkpoint = _open_run(files, cfg, resume, digest)
+    digest = data_digest(data_dir)
+    with files.run_dir(wait_s) as run:
+        if not resume:
+            run.clear()  # asked for explicitly: start over
+        checkpoint = run.open(cfg, digest, read_gan_checkpoint, prefix=KEY_PREFIX,
+                              restart="pass --no-resume to start over (which deletes them)")
+        if checkpoint is not None:
+            refuse_fewer_steps(run.path, checkpoint["step"], cfg.steps)
         return _train(cfg, data_dir, files, checkpoint, digest, torch_device, on_log)
 
 
 def real_image_layout(cfg: GanTrainConfig, device: torch.device) -> dict:
-    """Real images in the dtype the discriminator takes them in: bf16 only under bf16 autocast
-    (gan.amp on CUDA); its float32 weights refuse bf16 input otherwise."""
-    return batch_layout(device, amp=cfg.amp, channels_last=False)
+    """Real images in the dtype the discriminator takes them in (its weights refuse another)."""
+    return Precision(device, cfg.amp).layout()
 
 
 def _train(cfg, data_dir, files: RunFiles, checkpoint, digest: str, device: torch.device, on_log) -> dict[str, Any]:
@@ -230,34 +228,6 @@ def _reference_sample(real: DeviceLoader, seed: int) -> torch.Tensor:
     """GRID_SIZE real images in [-1, 1], chosen by `seed`, unflipped: real images' own spread."""
     index = torch.randperm(real.num_examples(), generator=generator(seed, "gan-reference"))[:GRID_SIZE]
     return normalize(real.images[index.to(real.device)].float().div_(255), *real.normalization)
-
-
-def _open_run(files: RunFiles, cfg: GanTrainConfig, resume: bool, digest: str) -> dict[str, Any] | None:
-    """last.pt to resume from, or None for a fresh start (with --no-resume, the old outputs removed)."""
-    if not resume:
-        files.clear()  # asked for explicitly: start over
-        return None
-    if not files.last.exists():
-        leftovers = files.outputs()
-        if leftovers:
-            # A run always writes last.pt first, so its files without one mean last.pt was lost:
-            # starting over would delete the kept snapshots, samples and metrics.
-            raise CheckpointError(
-                f"{files.dir} holds {len(leftovers)} files of a GAN run (e.g. {leftovers[0].name}) but no "
-                f"{files.last.relative_to(files.dir)} to resume from; move them away, or pass --no-resume "
-                "to start over (which deletes them)"
-            )
-        return None
-    checkpoint = read_gan_checkpoint(files.last)
-    if "training" not in checkpoint:
-        raise CheckpointError(f"{files.last} holds no training state to resume from")
-    if "rows" not in checkpoint["training"]:
-        raise CheckpointError(f"{files.last} was written by an older version (no metrics rows); pass --no-resume to start over")
-    conflict = resume_conflict(checkpoint["config"], cfg)
-    if conflict:
-        raise ConfigError(f"cannot resume {files.dir}: {conflict}; pass --no-resume to start over, or another --run-name")
-    check_same_data(checkpoint.get("data_digest"), digest, str(files.dir))
-    return checkpoint
 
 
 def _handle_collapse(

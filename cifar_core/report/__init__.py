@@ -16,6 +16,7 @@ from pathlib import Path
 
 from cifar_core.atomic import atomic_write_json, atomic_write_text
 from cifar_core.errors import ConfigError
+from cifar_core.layout import Results
 
 FORMATS = ("html", "md")
 
@@ -33,7 +34,7 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         raise ConfigError(f"report format {unknown[0] if unknown else '(none)'!r}: choose from {', '.join(FORMATS)}")
-    out = Path(out_dir) if out_dir is not None else Path(results_dir) / "report"
+    out = Path(out_dir) if out_dir is not None else Results(results_dir).report()
     collected = collect_results(results_dir)
     figures = make_figures(collected, out / "figures")
     document = build_document(collected, figures)

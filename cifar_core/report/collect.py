@@ -19,10 +19,10 @@ from typing import Any
 
 from cifar_core.atomic import read_json, read_jsonl
 from cifar_core.errors import CifarError
-from cifar_core.pipeline import RESULT_FOLDERS
+from cifar_core.layout import FOLDERS, Results
 from cifar_core.snapshots import step_files
 
-STAGES = RESULT_FOLDERS  # the folders under RESULTS whose results the report reads
+STAGES = FOLDERS  # the folders under RESULTS whose results the report reads
 VERSIONED_PACKAGES = ("cifar100-k8s", "torch", "torchvision", "ray", "numpy", "matplotlib", "pytorch-fid")
 
 
@@ -131,7 +131,7 @@ def latest_sample_grid(folder: Path) -> tuple[int | None, str | None]:
 
 def read_pipelines(root: Path) -> list[dict[str, Any]]:
     """RESULTS/pipeline/<profile>/summary.json, with the data check it made (data/summary.json)."""
-    folder = root / "pipeline"
+    folder = Results(root).pipeline("x").parent
     pipelines = []
     for profile_dir in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
         summary = profile_dir / "summary.json"

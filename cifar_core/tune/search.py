@@ -6,7 +6,9 @@ RESULTS/tune/<experiment>/: Ray's experiment state and per-trial checkpoints (so
 resumes the search) next to our experiment.json and the result files of `results.py`.
 
 Running the same command again resumes an interrupted experiment; a finished one is only
-re-summarised. Ray is local (all of this machine's cores) unless RAY_ADDRESS names a cluster.
+re-summarised, with the settings it ran with. One search writes an experiment at a time (its lock).
+SIGTERM and SIGINT stop the search Tune's own way (its state saved, running trials resumed from
+their last epoch next time) and exit 143 and 130. Ray is local unless RAY_ADDRESS names a cluster.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from typing import Any
 from cifar_core.atomic import atomic_write_json, read_json
 from cifar_core.config import TrainConfig
 from cifar_core.data import data_digest, is_synthetic, resolve_root
+from cifar_core.device import pick_device
 from cifar_core.errors import CifarError, ConfigError
-from cifar_core.execution import Resources, check_feasible, cluster_gpus, ray_session
+from cifar_core.execution import Resources, Watch, check_feasible, cluster_gpus, ray_session
+from cifar_core.layout import Results
 from cifar_core.progress import log
+from cifar_core.runlock import RunLock
 from cifar_core.tune.results import summarise_experiment
 from cifar_core.tune.settings import SMOKE_LIMITS, TuneSettings, smoke_settings  # noqa: F401 (re-exported)
 from cifar_core.tune.space import SearchSpace, load_space, space_summary
@@ -38,33 +43,67 @@ TRIAL_RESTARTS = 3
 
 
 def experiment_dir(results_dir: str | Path, experiment: str) -> Path:
-    return Path(results_dir).resolve() / "tune" / experiment
+    return Results(Path(results_dir).resolve()).tune_experiment(experiment)
 
 
-def run_tune(settings: TuneSettings, data_dir: str | Path, results_dir: str | Path) -> dict[str, Any]:
-    """Run (or resume, or just re-summarise) one experiment; returns its summary.json dict."""
+def run_tune(settings: TuneSettings, data_dir: str | Path, results_dir: str | Path, *, watch: Watch | None = None,
+             pending_timeout: float | None = None, explain=None) -> dict[str, Any]:
+    """Run (or resume, or just re-summarise) one experiment; returns its summary.json dict.
+
+    `watch`: the caller's Ray session (the pipeline's); without one the search opens its own, with
+    `pending_timeout` and `explain` (see execution.ray_session)."""
     settings.validate()
     space = load_space(settings.space)  # a bad space fails here, before Ray starts
     # Absolute paths: a missing dataset fails here, and trials (whose working directory Ray
     # changes) still find the data and the results.
     data_dir = resolve_root(data_dir).resolve().parent
-    exp_dir = experiment_dir(Path(results_dir).resolve(), settings.experiment)
+    exp_dir = experiment_dir(results_dir, settings.experiment)
     record = experiment_record(settings, space, data_dir)
-    check_same_experiment(exp_dir, record)
-    if _is_complete(exp_dir):
-        log(f"experiment {settings.experiment} already finished: re-summarising {exp_dir}")
-        return summarise_experiment(exp_dir, record, wall_time_s=None)
-    atomic_write_json(exp_dir / EXPERIMENT_FILE, record)
-    start = time.monotonic()
-    quiet_expected_ray_messages()
-    # Tune's progress tables are progress: stderr, like every log line, so stdout keeps only results.
-    with redirect_stdout(sys.stderr), ray_session():
-        check_feasible({"each trial": Resources(settings.cpus_per_trial, gpus_per_trial(settings))})
-        tuner = build_tuner(exp_dir, settings, space, record["base_config"], data_dir)
-        tuner.fit()  # errored trials are recorded, not raised
-        if lost_checkpoint_trials(exp_dir):
-            restart_lost_trials(exp_dir, settings, record["base_config"], data_dir)
-    return summarise_experiment(exp_dir, record, wall_time_s=time.monotonic() - start)
+    with RunLock(exp_dir, what="search"):
+        check_same_experiment(exp_dir, record)
+        if _is_complete(exp_dir):
+            log(f"experiment {settings.experiment} already finished: re-summarising {exp_dir}")
+            ran = read_json(exp_dir / EXPERIMENT_FILE)  # what it ran with, not what was asked now
+            return summarise_experiment(exp_dir, {**ran, "settings": {**ran["settings"], "top_k": settings.top_k}},
+                                        wall_time_s=None)
+        atomic_write_json(exp_dir / EXPERIMENT_FILE, record)
+        start = time.monotonic()
+        quiet_expected_ray_messages()
+        # Tune's progress tables are progress: stderr, like every log line, so stdout keeps only results.
+        with redirect_stdout(sys.stderr):
+            if watch is None:
+                with ray_session(pending_timeout, explain) as own:
+                    _search(exp_dir, settings, space, record, data_dir, own)
+            else:
+                _search(exp_dir, settings, space, record, data_dir, watch)
+        summary = summarise_experiment(exp_dir, record, wall_time_s=time.monotonic() - start)
+    (watch or own).check()  # stopped by a signal or a stall: the state is saved and summarised; say so
+    if summary["trials"] and summary["errored"] == summary["trials"]:
+        first = next((r for r in load_trial_errors(exp_dir)), "see the trials' error.txt")
+        raise CifarError(f"every trial of {settings.experiment} failed ({first}); see {exp_dir}/trials.csv")
+    return summary
+
+
+def _search(exp_dir: Path, settings: TuneSettings, space: SearchSpace, record: dict, data_dir: Path,
+            watch: Watch) -> None:
+    gpus = gpus_per_trial(settings)
+    pick_device(settings.device, gpus)  # --device cuda without a GPU share: refused before any trial
+    check_feasible({"each trial": Resources(settings.cpus_per_trial, gpus)})
+    watch.expect("a trial", Resources(settings.cpus_per_trial, gpus))
+    tuner = build_tuner(exp_dir, settings, space, record["base_config"], data_dir)
+    tuner.fit()  # errored trials are recorded, not raised; a stop request ends it with the state saved
+    if watch.failure is None and lost_checkpoint_trials(exp_dir):
+        restart_lost_trials(exp_dir, settings, record["base_config"], data_dir)
+
+
+def load_trial_errors(exp_dir: Path) -> list[str]:
+    """The last line of each errored trial's traceback."""
+    lines = []
+    for path in sorted(exp_dir.glob("*/error.txt")):
+        text = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+        if text:
+            lines.append(text[-1])
+    return lines
 
 
 def base_train_config(space: SearchSpace, settings: TuneSettings) -> TrainConfig:
@@ -232,6 +271,4 @@ def gpus_per_trial(settings: TuneSettings) -> float:
 
 def _with_trial_device(base: dict, device: str, gpus: float) -> dict:
     # "auto" inside a trial would pick up a GPU that Tune did not give it; decide here instead.
-    if device != "auto":
-        return base
-    return {**base, "run": {**base["run"], "device": "cuda" if gpus > 0 else "cpu"}}
+    return {**base, "run": {**base["run"], "device": pick_device(device, gpus)}}

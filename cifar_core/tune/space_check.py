@@ -114,7 +114,7 @@ class SpaceChecker:
             if key in COMMAND_KEYS:
                 raise self.fail(f"{where}.{key}", "is set by the tune command or the models/optimizers sections, not here")
             if key not in known:
-                raise self.fail(f"{where}.{key}", "unknown config key (see `cifar train --help` or config.yaml of a run)")
+                raise self.fail(f"{where}.{key}", "unknown setting (see `cifar train --help` or config.yaml of a run)")
             if ranges:
                 self.spec(spec, f"{where}.{key}")
             elif isinstance(spec, (dict, list)):
