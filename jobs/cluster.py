@@ -241,6 +241,22 @@ def pod_problem(pod: dict, events: list[dict] = ()) -> str | None:
     `unsatisfied condition: cuda>=13.0`), else the pod's last Warning event (FailedScheduling,
     FailedMount, ...), else an unschedulable condition."""
     status = pod.get("status") or {}
+    problem = container_problem(pod)
+    if problem:
+        return problem
+    warnings = [e for e in events if e.get("type") == "Warning"]
+    if warnings and status.get("phase") in (None, "Pending", "Failed", "Unknown"):
+        last_event = max(warnings, key=_event_time)
+        return _reason(last_event.get("reason") or "Warning", last_event.get("message") or "")
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            return _reason(condition.get("reason") or "Unschedulable", condition.get("message") or "")
+    return None
+
+
+def container_problem(pod: dict) -> str | None:
+    """A container of the pod that cannot be pulled, created or started, with the runtime's words."""
+    status = pod.get("status") or {}
     for container in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
         waiting = (container.get("state") or {}).get("waiting") or {}
         last = (container.get("lastState") or {}).get("terminated") or {}
@@ -251,13 +267,6 @@ def pod_problem(pod: dict, events: list[dict] = ()) -> str | None:
             return _reason(waiting["reason"], message)
         if last.get("reason") in _START_FAILURES and not (container.get("state") or {}).get("running"):
             return _reason(last["reason"], last.get("message") or "")
-    warnings = [e for e in events if e.get("type") == "Warning"]
-    if warnings and status.get("phase") in (None, "Pending", "Failed", "Unknown"):
-        last_event = max(warnings, key=_event_time)
-        return _reason(last_event.get("reason") or "Warning", last_event.get("message") or "")
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
-            return _reason(condition.get("reason") or "Unschedulable", condition.get("message") or "")
     return None
 
 
@@ -465,7 +474,7 @@ def _pending_pods_reason(service_account_dir: Path, timeout_s: float) -> str | N
             by_pod.setdefault(name, []).append(event)
     # A container that cannot start says the most; then the newest scheduling or start-up warning.
     for pod in workers:
-        problem = pod_problem(pod, [])
+        problem = container_problem(pod)
         if problem:
             return f"pod {pod['metadata']['name']}: {problem}"
     live = {p["metadata"]["name"]: p for p in workers}
@@ -476,7 +485,7 @@ def _pending_pods_reason(service_account_dir: Path, timeout_s: float) -> str | N
         return f"pod {name}: {_reason(event.get('reason') or 'Warning', event.get('message') or '')}"
     for pod in workers:
         if (pod.get("status") or {}).get("phase") == "Pending":
-            return f"pod {pod['metadata']['name']}: Pending (no event says why yet)"
+            return f"pod {pod['metadata']['name']}: {pod_problem(pod) or 'Pending (no event says why yet)'}"
     if not workers:
         return f"no worker pod of Ray cluster {cluster} exists in namespace {namespace} (the autoscaler has asked for none, or removed them)"
     return None

@@ -100,6 +100,7 @@ class FakeKube:
         self.forbidden: set[tuple[str, str]] = set()  # (method, path regex) answered 403 (RBAC the caller lacks)
         self.deletion_gets = 2  # GETs a deleted object still answers (finalizers at work); None: for ever
         self.pod_logs: dict[str, str] = {}
+        self.delay_s = 0.0  # an overloaded API server: every answer waits this long
         self._deleting: dict[tuple, int] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -137,7 +138,7 @@ class FakeKube:
         cert, key = server_certificate()
         context.load_cert_chain(cert, key)
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -270,8 +271,11 @@ class FakeKube:
 class _Handler(BaseHTTPRequestHandler):
     kube: FakeKube
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body leave at once, not after a delayed ACK
 
     def _serve(self) -> None:
+        if self.kube.delay_s:
+            time.sleep(self.kube.delay_s)
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length)) if length else None
         code, payload = self.kube.answer(self.command, self.path, body)
@@ -367,6 +371,42 @@ def eks_node(name: str, instance: str, group: str, *, gpus: int | None = None, g
                    "nvidia.com/cuda.runtime.major": "12" if gfd_driver < 580 else "13"}
     return node(name, cpu=cpu, memory_ki=memory, labels=labels, gpus=gpus, capacity_cpu=str(vcpus),
                 capacity_memory_ki=gib * GIB, created=created)
+
+
+def ray_pod(name: str, cluster: str, node_type: str, group: str, *, release: str = "cifar100", stage: str = "pipeline",
+            phase: str = "Running", waiting: tuple[str, str] | None = None, unschedulable: str | None = None) -> dict:
+    """A pod of a RayJob's Ray cluster as KubeRay labels it (ray.io/cluster, node-type, group) on
+    top of the chart's labels; `waiting`: (reason, message) of its container; `unschedulable`: the
+    PodScheduled condition's message."""
+    labels = {"app.kubernetes.io/name": "cifar100", "app.kubernetes.io/instance": release, "app.kubernetes.io/part-of": "cifar100",
+              "app.kubernetes.io/component": stage, "ray.io/cluster": cluster, "ray.io/node-type": node_type,
+              "ray.io/group": group, "ray.io/is-ray-node": "yes"}
+    container = "ray-head" if node_type == "head" else "ray-worker"
+    status = {"phase": phase, "conditions": []}
+    if unschedulable:
+        status["conditions"].append({"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": unschedulable})
+    if waiting or phase == "Running":
+        state = {"waiting": {"reason": waiting[0], "message": waiting[1]}} if waiting else {"running": {"startedAt": _now()}}
+        status["containerStatuses"] = [{"name": container, "state": state, "ready": not waiting, "restartCount": 0,
+                                        "image": "registry.example.com/cifar100-k8s:0.1.0", "imageID": ""}]
+    return {"metadata": {"name": name, "labels": labels}, "spec": {"containers": [{"name": container}]}, "status": status}
+
+
+def submitter_pod(name: str, *, release: str = "cifar100", stage: str = "pipeline") -> dict:
+    """The pod of the Job KubeRay makes to run `ray job submit` (the chart's labels, KubeRay's origin labels)."""
+    labels = {"app.kubernetes.io/name": "cifar100", "app.kubernetes.io/instance": release, "app.kubernetes.io/part-of": "cifar100",
+              "app.kubernetes.io/component": stage, "ray.io/originated-from-cr-name": f"{release}-{stage}",
+              "ray.io/originated-from-crd": "RayJob", "job-name": f"{release}-{stage}"}
+    return {"metadata": {"name": name, "labels": labels}, "spec": {"containers": [{"name": "ray-job-submitter"}]},
+            "status": {"phase": "Running", "containerStatuses": [{"name": "ray-job-submitter", "state": {"running": {"startedAt": _now()}},
+                                                                  "ready": True, "restartCount": 0, "image": "x", "imageID": ""}]}}
+
+
+def event(pod: str, reason: str, message: str, *, kind: str = "Warning", at: str = "2026-12-05T08:00:00Z") -> dict:
+    """A core/v1 Event about a pod, as the scheduler or the kubelet records it."""
+    return {"metadata": {"name": f"{pod}.{uuid.uuid4().hex[:16]}"}, "involvedObject": {"kind": "Pod", "name": pod, "namespace": "ml"},
+            "reason": reason, "message": message, "type": kind, "lastTimestamp": at, "count": 3,
+            "source": {"component": "default-scheduler" if reason == "FailedScheduling" else "kubelet"}}
 
 
 def gke(*, gpu_nodes: int = 1, driver: str = "latest", gpu_machine: str = "g2-standard-8", **kwargs) -> FakeKube:
