@@ -253,7 +253,7 @@ def _nodes(api, groups: list[PodGroup], gpu_resource: str, report: Report) -> No
         line = (f"the {group.describe()} fits no {kind} node: the largest, {_node_name(largest)}, has "
                 f"{_describe_node(largest, gpu_resource)} allocatable")
         if group.gpus:  # a GPU pool's nodes are alike: a bigger one will not come from the same pool
-            raise CifarError(line + f"; lower ray.workers.gpu.resources (the defaults fit 8 vCPUs and 32 GiB) or use a "
+            raise CifarError(line + "; lower ray.workers.gpu.resources (the defaults fit 8 vCPUs and 32 GiB) or use a "
                                     "bigger machine type (docs/kubernetes.md, \"Node pools\")")
         report.notes.append(line + ": fine if a pool of bigger nodes scales from zero, else lower its resources")
 

@@ -831,7 +831,7 @@ def test_fid_stage_writes_where_the_pipeline_writes():
     assert entrypoint.startswith("cifar fid --select-best /results/gan/g7 --device cuda") and "--name" not in entrypoint
 
 
-PENDING_COMMANDS = {"pipeline", "tune", "retrain", "recipe-a", "ablation", "recipe-b", "gan", "fid", "fid-b"}
+PENDING_COMMANDS = {"pipeline", "check", "tune", "retrain", "recipe-a", "ablation", "recipe-b", "gan", "fid", "fid-b"}
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -57,8 +57,9 @@ def entrypoint(values: dict) -> str:
 def kuberay_submitter_script(address: str, job_id: str, entrypoint: str) -> str:
     """The submitter's bash script as KubeRay v1.7.0 builds it in K8sJobMode (no runtime env,
     metadata or entrypoint resources, which the chart never sets): the words joined by spaces."""
-    health = ('python -c "import urllib.request; r=urllib.request.urlopen(\'%s\', timeout=%d); '
-              "exit(0 if b'success' in r.read() else 1)\"") % (f"{address}/api/gcs_healthz", 10)
+    url = f"{address}/api/gcs_healthz"  # KubeRay's BasePythonHealthCommand with its 10 s timeout
+    health = (f'python -c "import urllib.request; r=urllib.request.urlopen(\'{url}\', timeout=10); '
+              "exit(0 if b'success' in r.read() else 1)\"")
     words = ["until", health, ">/dev/null", "2>&1", ";",
              "do", "echo", json.dumps(f"Waiting for Ray Dashboard GCS to become healthy at {address} ..."), ";",
              "sleep", "2", ";", "done", ";",

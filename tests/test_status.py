@@ -44,7 +44,7 @@ def study(tmp_path, monkeypatch):
                                          waiting=("ImagePullBackOff", 'Back-off pulling image "cifar100-k8s:0.1.0"')))
     kube.put("v1", "pods", "ml", submitter_pod("cifar100-pipeline-s8d7f"))
     kube.put("v1", "events", "ml", event(GPU_WORKER, "FailedScheduling", NOT_ENOUGH))
-    log = [f"[stage data] ran in 42 s\n", standing_line(STAGES[:1]) + "\n"] + [f"[tune] trial {i}\n" for i in range(3000)]
+    log = ["[stage data] ran in 42 s\n", standing_line(STAGES[:1]) + "\n"] + [f"[tune] trial {i}\n" for i in range(3000)]
     log += [standing_line(STAGES) + "\n", "[gan] step 12000\n"]
     kube.pod_logs["cifar100-pipeline-s8d7f"] = "".join(log)
     with kube:

@@ -19,6 +19,8 @@ from the pod's environment, so no command repeats the volume paths.
 {{- range include "cifar100.dottedSettings" (list "" $v.pipeline.set) | fromJsonArray }}
 {{- $args = concat $args (list "--set" .) }}
 {{- end }}
+{{- else if eq $v.stage "check" }}
+{{- $args = concat (list "cifar" "gpu-check") $device }}
 {{- else if eq $v.stage "data" }}
 {{- $args = list "cifar" "data" $s.data.source "--out" $v.storage.data.mountPath }}
 {{- else if eq $v.stage "tune" }}
