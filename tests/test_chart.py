@@ -892,3 +892,23 @@ def test_the_cpus_ray_gets_are_published_as_ray_takes_them():
     head = by_kind(values)["RayJob"]["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]
     env = {e["name"]: e.get("value") for e in head["spec"]["containers"][0]["env"]}
     assert json.loads(env["CIFAR_AUTOSCALED_WORKERS"]) == [{"cpu": "2", "gpus": 0, "max": 1}, {"cpu": "7500m", "gpus": 1, "max": 4}]
+
+
+def test_both_volumes_can_share_one_claim_in_two_folders():
+    """One Filestore instance (1 TiB minimum each) for both volumes: the results volume uses the data
+    claim the chart makes, each mounted from its own folder."""
+    values = with_rwx({"storage": {"data": {"size": "1Ti", "keep": True, "subPath": "data"},
+                                   "results": {"existingClaim": "cifar100-data", "subPath": "results"}}})
+    assert [o["metadata"]["name"] for o in objects(values) if o["kind"] == "PersistentVolumeClaim"] == ["cifar100-data"]
+    for where, pod in all_pods(values):
+        volumes = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v}
+        if where.endswith("submitter"):  # it mounts no volume
+            continue
+        assert set(volumes.values()) == {"cifar100-data"}, where
+        mounts = {m["name"]: m for c in containers(pod) for m in c["volumeMounts"] if m["name"] in ("data", "results")}
+        if "data" in mounts:
+            assert mounts["data"]["subPath"] == "data" and mounts["data"]["mountPath"] == "/data", where
+        assert mounts["results"]["subPath"] == "results" and mounts["results"]["mountPath"] == "/results", where
+    for bad in ("/abs", "../up", "a/../b"):
+        with helm.Chart.load(str(CHART)) as chart, pytest.raises(helm.HelmValuesError, match="subPath"):
+            chart.render(with_rwx({"storage": {"data": {"subPath": bad}}}), name=RELEASE)

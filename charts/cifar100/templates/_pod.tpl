@@ -211,11 +211,17 @@ as a Kubernetes quantity; KubeRay and Ray's autoscaler round it up to whole core
 {{- if .data }}
 - name: data
   mountPath: {{ $v.storage.data.mountPath }}
+  {{- with $v.storage.data.subPath }}
+  subPath: {{ . }}
+  {{- end }}
   readOnly: {{ ne .data "rw" }}
 {{- end }}
 {{- if .results }}
 - name: results
   mountPath: {{ $v.storage.results.mountPath }}
+  {{- with $v.storage.results.subPath }}
+  subPath: {{ . }}
+  {{- end }}
   readOnly: {{ ne .results "rw" }}
 {{- end }}
 {{- end }}
