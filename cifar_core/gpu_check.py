@@ -2,7 +2,7 @@
 gets, and one real training step of the study's model on it.
 
 `probe` runs where the work would run (a Ray task with a GPU, on a GPU worker); `report_lines`
-turns its answer into what `cifar gpu-check` prints. torch is imported only inside `probe`.
+turns its answer into what `cifar check` prints. torch is imported only inside `probe`.
 """
 
 from __future__ import annotations

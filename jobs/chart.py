@@ -18,7 +18,7 @@ from cifar_core.errors import CifarError
 from cifar_core.pipeline import STAGE_NAMES
 
 # What `cifar submit STAGE` runs: the chart's `stage` value. Each is one RayJob (`pipeline`: the whole
-# study in one driver; `check`: `cifar gpu-check` on a GPU worker, the five minutes before the study;
+# study in one driver; `check`: `cifar check` on a GPU worker, the five minutes before the study;
 # the others: one command, the pipeline's stages), so several stages of one release live side by side.
 STAGES = ("pipeline", "check", *STAGE_NAMES)
 DEFAULT_RELEASE = "cifar100"

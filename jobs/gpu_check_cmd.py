@@ -1,4 +1,4 @@
-"""`cifar gpu-check`: the five-minute check of a new cluster's GPU workers before the full study
+"""`cifar check`: the five-minute check of a new cluster's GPU workers before the full study
 (`cifar submit check`). Parses options, runs cifar_core.gpu_check.probe where the study's GPU work
 would run (a Ray task with a GPU when RAY_ADDRESS is set), prints what it found."""
 
@@ -11,7 +11,7 @@ import click
 from cifar_core.errors import CifarError
 
 
-@click.command("gpu-check")
+@click.command("check")
 @click.option("--device", default="cuda", show_default=True, help="cuda (fails at once without a usable GPU), auto or cpu.")
 @click.option("--gpus", type=click.FloatRange(min=0), default=None,
               help="GPUs of the Ray task (default: 1, or 0 with --device cpu).")
@@ -19,7 +19,7 @@ from cifar_core.errors import CifarError
 @click.option("--pending-timeout", type=click.IntRange(min=0), envvar="CIFAR_PENDING_TIMEOUT", default=1800, show_default=True,
               help="Seconds to wait for a node that can run the check (a GPU node pool scaling from zero); 0: for ever.")
 @click.option("--model", default="resdw", show_default=True, help="The registered model of the training step.")
-def gpu_check_cmd(device, gpus, with_ray, pending_timeout, model) -> None:
+def check_cmd(device, gpus, with_ray, pending_timeout, model) -> None:
     """Show the GPU, NVIDIA driver and CUDA a worker gets, and time one real training step on it.
 
     On a cluster (RAY_ADDRESS set, as in a RayJob) it runs as a Ray task asking for a GPU, so

@@ -1,4 +1,4 @@
-"""`cifar gpu-check` (the `check` stage): one real training step where the study's GPU work would run,
+"""`cifar check` (the `check` stage): one real training step where the study's GPU work would run,
 with the device, driver and CUDA it found; as a Ray task when asked, failing with the reason when no
 node takes it. The GPU itself is checked on a GPU machine (bench/gpu.sh); here CPU and a local Ray."""
 
@@ -14,7 +14,7 @@ from cifar_core.gpu_check import probe, report_lines
 
 
 def test_one_training_step_on_the_cpu():
-    result = cifar("gpu-check", "--device", "cpu", "--no-ray", "--model", "tinycnn")
+    result = cifar("check", "--device", "cpu", "--no-ray", "--model", "tinycnn")
     assert result.status == 0, result
     lines = result.out.splitlines()
     assert lines[0].startswith("host:") and lines[0].endswith("(cpu)")
@@ -32,7 +32,7 @@ def test_the_probe_measures_a_real_step():
 
 @pytest.mark.skipif("torch" in sys.modules and __import__("torch").cuda.is_available(), reason="a GPU is visible here")
 def test_cuda_without_a_gpu_is_one_error_line():
-    result = cifar("gpu-check", "--device", "cuda", "--no-ray")
+    result = cifar("check", "--device", "cuda", "--no-ray")
     assert_one_line_error(result, "device 'cuda' requested but CUDA cannot be used here")
 
 
@@ -53,9 +53,9 @@ def test_on_ray_it_runs_as_a_task_and_names_why_nothing_takes_a_gpu_task(ray_env
     """A local Ray with no GPU: the CPU check runs as a task; the GPU one waits, then fails in one line."""
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    done = cifar("gpu-check", "--device", "cpu", "--ray", "--model", "tinycnn")
+    done = cifar("check", "--device", "cpu", "--ray", "--model", "tinycnn")
     assert done.status == 0, done
     assert "one training step of tinycnn" in done.out
-    waited = cifar("gpu-check", "--device", "cuda", "--ray", "--pending-timeout", "3")
+    waited = cifar("check", "--device", "cuda", "--ray", "--pending-timeout", "3")
     assert_one_line_error(waited, "the GPU check (1 CPU, 1 GPU) waited 3 s and no node took it; the cluster has 0 GPU(s) now: "
                                   "no Kubernetes pod to ask why")

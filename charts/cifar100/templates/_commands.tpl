@@ -20,7 +20,7 @@ from the pod's environment, so no command repeats the volume paths.
 {{- $args = concat $args (list "--set" .) }}
 {{- end }}
 {{- else if eq $v.stage "check" }}
-{{- $args = concat (list "cifar" "gpu-check") $device }}
+{{- $args = concat (list "cifar" "check") $device }}
 {{- else if eq $v.stage "data" }}
 {{- $args = list "cifar" "data" $s.data.source "--out" $v.storage.data.mountPath }}
 {{- else if eq $v.stage "tune" }}
