@@ -1,5 +1,5 @@
-"""What `cifar submit` checks before it creates anything, in this order: the cluster serves KubeRay's
-kinds, the namespace exists, the named storage classes exist, the caller may do what the submit
+"""What `cifar submit` checks before it creates anything, in this order: the cluster's Kubernetes
+version, the cluster serves KubeRay's kinds, the namespace exists, the named storage classes exist, the caller may do what the submit
 will do (SelfSubjectAccessReview), the nodes (GPUs advertised, a device plugin missing, whether
 each pod group fits a node of its kind, the NVIDIA driver where nodes say it), and whether the
 stage's RayJob already exists.
@@ -20,6 +20,8 @@ from jobs.cluster import RESOURCES, api_message, get_json, rayjob_state, read_ra
 
 # The image's torch is a CUDA 13.0 build: NVIDIA's R580 drivers are the first to run it.
 DRIVER_FLOOR = 580
+# The oldest Kubernetes the chart is for (Chart.yaml kubeVersion; tests/test_submit_cluster.py keeps them equal).
+KUBERNETES_FLOOR = (1, 30)
 # GPU nodes as the clouds label them, and GPU instance families by name.
 GPU_NODE_LABELS = {"cloud.google.com/gke-accelerator": None, "cloud.google.com/gke-gpu": "true",
                    "nvidia.com/gpu.present": "true", "kubernetes.azure.com/accelerator": "nvidia"}
@@ -59,6 +61,7 @@ def check(api, namespace: str, documents, *, replace: bool = False, gpu_resource
     objs = [obj for _, _, obj in documents]
     kinds = {o["kind"] for o in objs}
     report = Report()
+    _version(api, report)
     _served(api, kinds, report)
     _namespace(api, namespace, report)
     _storage_classes(api, objs, report)
@@ -70,6 +73,21 @@ def check(api, namespace: str, documents, *, replace: bool = False, gpu_resource
 
 
 # --- the checks ---
+
+
+def _version(api, report: Report) -> None:
+    from kubernetes import client
+
+    version = get_json(api, client.VersionApi(api).get_code)
+    git_version = version.get("gitVersion") or f"v{version.get('major')}.{version.get('minor')}"
+    match = re.match(r"v?(\d+)\.(\d+)", git_version)
+    if not match:
+        report.notes.append(f"cannot read the cluster's Kubernetes version ({git_version!r})")
+        return
+    if (int(match[1]), int(match[2])) < KUBERNETES_FLOOR:
+        raise CifarError(f"the cluster runs Kubernetes {git_version}, older than the chart's "
+                         f"{'.'.join(map(str, KUBERNETES_FLOOR))} (KubeRay 1.7.0's and the pods' fields need it): upgrade the cluster")
+    report.ok.append(f"Kubernetes {git_version}")
 
 
 def _served(api, kinds: set[str], report: Report) -> None:

@@ -5,6 +5,8 @@ re-submit unless --replace, reuses what exists, and leaves Helm's ownership meta
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from helpers import cifar
 from kube_fake import eks, gke
@@ -53,7 +55,7 @@ def test_gke_submit_checks_then_creates_everything_owned_by_the_release(use):
     paths = [f"{m} {p}" for m, p in kube.requests]
     first_post = next(i for i, r in enumerate(paths) if r.startswith("POST /api/v1/namespaces/ml/serviceaccounts"))
     checks = paths[:first_post]
-    order = ["GET /apis", "GET /apis/ray.io/v1", "GET /api/v1/namespaces/ml", "GET /apis/storage.k8s.io/v1/storageclasses/standard-rwx",
+    order = ["GET /version", "GET /apis", "GET /apis/ray.io/v1", "GET /api/v1/namespaces/ml", "GET /apis/storage.k8s.io/v1/storageclasses/standard-rwx",
              "POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews", "GET /api/v1/nodes",
              "GET /apis/ray.io/v1/namespaces/ml/rayjobs/cifar100-pipeline"]
     assert [next(i for i, r in enumerate(checks) if r == want) for want in order] == sorted(
@@ -73,7 +75,7 @@ def test_check_only_creates_nothing_and_says_what_passed(use):
     assert result.status == 0, result
     assert not kube.created()
     out = result.out
-    for fragment in ("ok: the cluster serves RayJob (ray.io/v1)", "ok: namespace ml exists", "ok: storage class standard-rwx exists",
+    for fragment in ("ok: Kubernetes v1.33.5-gke.1201000", "ok: the cluster serves RayJob (ray.io/v1)", "ok: namespace ml exists", "ok: storage class standard-rwx exists",
                      "ok: you may create serviceaccounts, create roles", "ok: 1 node(s) advertise nvidia.com/gpu",
                      "ok: the gpu worker (7 CPUs, 26.0 GiB, 1 GPU) fits gke-c-gpu-9c0d1e2f-0000 [g2-standard-8]",
                      "ok: the head (3.2 CPUs, 10.5 GiB) fits gke-c-cpu-5e6f7a8b-k2lm [e2-standard-4]",
@@ -81,7 +83,14 @@ def test_check_only_creates_nothing_and_says_what_passed(use):
         assert fragment in out, (fragment, out)
 
 
+def old_eks():
+    kube = eks()
+    kube.git_version = "v1.29.15-eks-bc803b4"
+    return kube
+
+
 @pytest.mark.parametrize(("make", "args", "message"), [
+    (old_eks, EKS_RWX, "the cluster runs Kubernetes v1.29.15-eks-bc803b4, older than the chart's 1.30"),
     (lambda: gke(kuberay=False), GKE_RWX,
      "the cluster does not serve RayJob (ray.io/v1): install the KubeRay operator 1.7.0 first"),
     (lambda: gke(kuberay=False), (*GKE_RWX, "--set", "ray.sharedCluster.enabled=true"),
@@ -217,3 +226,12 @@ def test_existing_claims_are_not_checked_for_a_storage_class(use):
     assert result.status == 0, result
     assert "ok: no PVC to create" in result.out
     assert not [p for _, p in kube.requests if "storageclasses" in p]
+
+
+def test_the_kubernetes_floor_is_the_charts():
+    import yaml
+
+    from jobs.preflight import KUBERNETES_FLOOR
+
+    chart = yaml.safe_load((Path(__file__).resolve().parents[1] / "charts" / "cifar100" / "Chart.yaml").read_text())
+    assert chart["kubeVersion"] == f">={KUBERNETES_FLOOR[0]}.{KUBERNETES_FLOOR[1]}.0-0"
