@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shutil
 import ssl
 import subprocess
 import threading
@@ -301,6 +302,10 @@ def server_certificate() -> tuple[Path, Path]:
     if not _CERT_DIR:
         import tempfile
 
+        if not shutil.which("openssl"):
+            import pytest
+
+            pytest.skip("openssl makes the fake API server's certificate")
         folder = Path(tempfile.mkdtemp(prefix="kube-fake-"))
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
                         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem")],

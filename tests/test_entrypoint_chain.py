@@ -156,6 +156,7 @@ def chain(tmp_path_factory):
     /bin/sh; return the argv `cifar` received (or None if it never ran), the script's exit status and output."""
     if not RAY_CLI.exists() or not shutil.which("bash"):
         pytest.skip("needs Ray's CLI beside this Python and bash")
+    pytest.importorskip("aiohttp")  # Ray's dashboard dependency, for the stand-in dashboard
     folder = tmp_path_factory.mktemp("chain")
     bin_dir, home = folder / "bin", folder / "home"
     bin_dir.mkdir()
