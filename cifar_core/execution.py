@@ -566,10 +566,11 @@ def autoscaled_workers() -> list[dict[str, float]]:
 
 
 def _cpu_quantity(value: Any) -> float:
-    """A Kubernetes CPU quantity ("4", "500m", 2) as cores; Ray counts whole cores of a pod's limit."""
+    """A Kubernetes CPU quantity ("4", "500m", 2) as cores, rounded up to whole cores as KubeRay and
+    Ray's autoscaler count a pod's limit ("7500m" is 8 CPUs for Ray)."""
     text = str(value)
     cores = float(text[:-1]) / 1000 if text.endswith("m") else float(text)
-    return float(math.floor(cores))
+    return float(math.ceil(cores))
 
 
 def cluster_gpus() -> float:

@@ -18,9 +18,9 @@ from cifar_core.errors import CifarError
 from cifar_core.pipeline import STAGE_NAMES
 
 # What `cifar submit STAGE` runs: the chart's `stage` value. Each is one RayJob (`pipeline`: the whole
-# study in one driver; the others: one command, the pipeline's stages), so several stages of one
-# release live side by side.
-STAGES = ("pipeline", *STAGE_NAMES)
+# study in one driver; `check`: `cifar check` on a GPU worker, the five minutes before the study;
+# the others: one command, the pipeline's stages), so several stages of one release live side by side.
+STAGES = ("pipeline", "check", *STAGE_NAMES)
 DEFAULT_RELEASE = "cifar100"
 CHART_ENV = "CIFAR_CHART"
 
@@ -28,7 +28,9 @@ CHART_ENV = "CIFAR_CHART"
 # shared Ray cluster), then the RayJob.
 # How Helm reports a template's `fail "..."`: "execution error at (<template>:<line>:<col>): <message>".
 _CHART_FAIL = re.compile(r"execution error at \([^)]*\): (.*)$")
-_KIND_ORDER = ("ServiceAccount", "PersistentVolumeClaim", "Deployment", "RayCluster", "RayJob")
+_KIND_ORDER = ("ServiceAccount", "Role", "RoleBinding", "PersistentVolumeClaim", "Deployment", "RayCluster", "RayJob")
+# A namespace is a DNS-1123 label.
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 COMPONENT_ORDER = ("storage", "results", "ray", *STAGES)
 
 
@@ -109,6 +111,9 @@ def render(values: dict, *, release: str = DEFAULT_RELEASE, namespace: str = "de
 
     helm = _helm()
     chart_dir = Path(chart) if chart else find_chart()
+    if not (chart_dir / "Chart.yaml").is_file():
+        raise CifarError(f"{chart_dir} is not a Helm chart: it has no Chart.yaml (--chart names the chart's directory, e.g. charts/cifar100)")
+    check_namespace(namespace)
     try:
         helm.validate_release_name(release)
     except helm.HelmError as exc:
@@ -132,6 +137,12 @@ def render(values: dict, *, release: str = DEFAULT_RELEASE, namespace: str = "de
                 documents.append((source, text.strip(), obj))
     documents.sort(key=_creation_order)
     return documents, notes
+
+
+def check_namespace(namespace: str) -> None:
+    if not _NAMESPACE.match(namespace or ""):
+        raise CifarError(f"namespace {namespace!r} is not a Kubernetes namespace name: lowercase letters, digits and '-', "
+                         "at most 63, starting and ending with a letter or digit")
 
 
 def _creation_order(document) -> tuple:

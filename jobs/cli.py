@@ -27,6 +27,7 @@ COMMANDS = {
     "fid": ("jobs.fid_cmd:fid_cmd", "FID of generated images against a CIFAR-100 split."),
     "pipeline": ("jobs.tune_cmds:pipeline_cmd", "Every stage of the study, then the report."),
     "report": ("jobs.report_cmd:report_cmd", "Render whatever stages have run as one report."),
+    "check": ("jobs.gpu_check_cmd:check_cmd", "A GPU worker's GPU, driver and CUDA, and one timed training step."),
     "submit": ("jobs.submit:submit_cmd", "Render the chart for a stage and create it on the cluster."),
     "status": ("jobs.submit:status_cmd", "The state of every stage on the cluster."),
     "logs": ("jobs.submit:logs_cmd", "Print the log of a stage's newest pod."),

@@ -6,7 +6,6 @@
 #   make kuberay-install       KubeRay operator 1.7.0: its CRDs first (server-side apply), then the operator
 #   make helm-install          install the chart: STORAGE_CLASS=<a ReadWriteMany class> (HELM_ARGS="-f my-values.yaml ...")
 #   make helm-install-kind     install the chart with k8s/kind/values.yaml
-#   make k8s-manifests         regenerate k8s/kind/stages/*.yaml from the chart
 
 KIND ?= kind
 KUBECTL ?= kubectl
@@ -19,10 +18,8 @@ HELM_ARGS ?=
 # The ReadWriteMany storage class of the two volumes (the chart refuses to install without one, or
 # without existing claims in HELM_ARGS).
 STORAGE_CLASS ?=
-# The chart's stages (jobs/chart.py STAGES), asked when the manifests are made.
-K8S_STAGES = $(shell $(PY) -c 'from jobs.chart import STAGES; print(*STAGES)')
 
-.PHONY: kind-up kind-down kind-load kuberay-install helm-install helm-install-kind k8s-manifests
+.PHONY: kind-up kind-down kind-load kuberay-install helm-install helm-install-kind
 
 # The pods run as uid 1000; hostPath volumes ignore fsGroup, so the two folders are made writable.
 kind-up:
@@ -59,11 +56,3 @@ helm-install:
 helm-install-kind:
 	$(HELM) upgrade --install $(RELEASE) charts/cifar100 --namespace $(NAMESPACE) --create-namespace \
 		-f k8s/kind/values.yaml --set image.tag=$(IMAGE_TAG)-cpu $(HELM_ARGS)
-
-# Plain manifests for `kubectl apply -f`, rendered by the chart itself (one RayJob per stage, each with
-# the volumes, service account and results pod); tests/test_submit.py checks they are current.
-k8s-manifests: setup
-	rm -f k8s/kind/stages/*.yaml
-	for stage in $(K8S_STAGES); do \
-		$(CIFAR) submit $$stage --dry-run -f k8s/kind/values.yaml > k8s/kind/stages/$$stage.yaml || exit 1; \
-	done

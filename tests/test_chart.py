@@ -48,6 +48,7 @@ SCENARIOS = {
     "kind": KIND,
     **{f"stage-{s}": with_rwx({"stage": s}) for s in STAGES if s != "pipeline"},
     "shared-cluster": with_rwx({"ray": {"sharedCluster": {"enabled": True}}}),
+    "stage-beside-another-release": {"stage": "gan", "storage": {"fromRelease": "study"}},
     "kueue-elastic": with_rwx({"kueue": {"queueName": "team-a", "elasticJobs": True}}),
     "kueue-fixed-size": with_rwx({"kueue": {"queueName": "team-a"}, "ray": {"autoscaling": {"enabled": False}}, "stage": "gan"}),
     "kueue-shared-cluster": with_rwx({"kueue": {"queueName": "team-a", "elasticJobs": True}, "ray": {"sharedCluster": {"enabled": True}}}),
@@ -130,9 +131,9 @@ def groups(values: dict | None = None) -> dict[str, dict]:
     return {g["groupName"]: g for g in rayjob["spec"]["rayClusterSpec"]["workerGroupSpecs"]}
 
 
-def render_error(values: dict, release: str = RELEASE) -> str:
+def render_error(values: dict, release: str = RELEASE, namespace: str = "default") -> str:
     with helm.Chart.load(str(CHART)) as chart, pytest.raises(helm.HelmRenderError) as caught:
-        chart.render(values, name=release)
+        chart.render(values, name=release, namespace=namespace)
     return str(caught.value)
 
 
@@ -163,7 +164,8 @@ def test_lint_with_each_scenario_and_kube_version(scenario, version):
 def test_default_render_is_one_rayjob_and_what_it_needs():
     kinds = sorted((o["kind"], o["metadata"]["labels"].get("app.kubernetes.io/component")) for o in objects())
     assert kinds == sorted([
-        ("ServiceAccount", None), ("PersistentVolumeClaim", "storage"), ("PersistentVolumeClaim", "storage"),
+        ("ServiceAccount", None), ("Role", None), ("RoleBinding", None),
+        ("PersistentVolumeClaim", "storage"), ("PersistentVolumeClaim", "storage"),
         ("Deployment", "results"), ("RayJob", "pipeline"),
     ])
 
@@ -246,11 +248,11 @@ def test_the_driver_knows_the_worker_groups_the_autoscaler_may_add(monkeypatch):
     from cifar_core.execution import AUTOSCALED_WORKERS_ENV, autoscaled_workers
 
     values = with_rwx({"ray": {"workers": {"gpu": {"gpus": 2, "maxReplicas": 3,
-                                                  "resources": {"limits": {"cpu": "7500m", "memory": "8Gi"}}}}}})
+                                                  "resources": {"limits": {"cpu": "6", "memory": "8Gi"}}}}}})
     head = by_kind(values)["RayJob"]["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]
     env = {e["name"]: e.get("value") for e in head["spec"]["containers"][0]["env"]}
     monkeypatch.setenv(AUTOSCALED_WORKERS_ENV, env[AUTOSCALED_WORKERS_ENV])
-    assert autoscaled_workers() == [{"CPU": 4.0, "GPU": 0.0, "max": 1}, {"CPU": 7.0, "GPU": 2.0, "max": 3}]
+    assert autoscaled_workers() == [{"CPU": 3.0, "GPU": 0.0, "max": 1}, {"CPU": 6.0, "GPU": 2.0, "max": 3}]
 
     fixed = with_rwx({"ray": {"autoscaling": {"enabled": False}}})
     head = by_kind(fixed)["RayJob"]["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]
@@ -292,7 +294,8 @@ def test_core_objects_pass_strict_kubernetes_schemas(scenario, version):
         except kubernetes_validate.ValidationError as exc:
             pytest.fail(f"{obj['kind']}/{obj['metadata']['name']} at {list(exc.absolute_path)}: {exc.message}")
         checked += 1
-    assert checked or scenario == "all-options"  # existing claims and service account, no results pod
+    # existing claims and service account, no results pod; or another release's volumes, account and pod
+    assert checked or scenario in ("all-options", "stage-beside-another-release")
 
 
 @pytest.mark.parametrize("version", KUBE_VERSIONS)
@@ -480,7 +483,8 @@ VALIDATE_FAILURES = {
         with_rwx({"stage": "retrain", "stages": {"retrain": {"args": {"gpus": 2}}}}),
         "stages.retrain.args.gpus is 2, more than one GPU worker has"),
     "GPU trials on a CPU cluster": (
-        with_rwx({"stage": "tune", "device": "cpu", "ray": {"workers": {"gpu": {"maxReplicas": 0}}}}),
+        with_rwx({"stage": "tune", "device": "cpu", "ray": {"workers": {"gpu": {"maxReplicas": 0}}},
+                  "stages": {"tune": {"args": {"gpus-per-trial": 0.25}}}}),
         "stages.tune.args.gpus-per-trial is 0.25 but device is cpu"),
     "kept cluster in a queue": (
         with_rwx({"kueue": {"queueName": "q", "elasticJobs": True}, "ray": {"job": {"shutdownAfterJobFinishes": False}}}),
@@ -489,6 +493,12 @@ VALIDATE_FAILURES = {
         with_rwx({"kueue": {"queueName": "q"}}), "set kueue.elasticJobs=true"),
     "retries on a shared cluster": (
         with_rwx({"ray": {"sharedCluster": {"enabled": True}, "job": {"backoffLimit": 2}}}), "ray.job.backoffLimit must be 0"),
+    "a namespace that is not a name": ({**RWX, "_namespace": "ns;id"}, 'namespace "ns;id" is not a Kubernetes namespace name'),
+    "beside itself": (with_rwx({"storage": {"fromRelease": RELEASE}}), "storage.fromRelease is this release (cifar100)"),
+    "a word needing quotes on an old Ray": (
+        with_rwx({"ray": {"version": "2.59.0"}, "stage": "gan", "stages": {"gan": {"args": {"run-name": "a&b"}}}}),
+        'the command word "a&b" needs quoting, but ray.version is 2.59.0'),
+    "a NUL in a value": (with_rwx({"stage": "gan", "stages": {"gan": {"args": {"run-name": "a\x00b"}}}}), "holds a NUL character"),
 }
 
 
@@ -497,7 +507,8 @@ def test_validate_helper_fails_with_a_readable_message(case):
     values, message = VALIDATE_FAILURES[case]
     values = dict(values)
     release = values.pop("_release", RELEASE)
-    error = render_error(values, release)
+    namespace = values.pop("_namespace", "default")
+    error = render_error(values, release, namespace)
     assert message in error
     assert "\n" not in error.strip().split(": ", 1)[-1].strip(), "one line"
 
@@ -559,8 +570,9 @@ def test_every_pod_is_locked_down(scenario):
         assert spec["securityContext"]["runAsUser"] != 0, where
         assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, where
         assert spec["serviceAccountName"], where
-        # the token only where KubeRay's autoscaler needs it (it patches the RayCluster)
-        wants_token = where.endswith(" head") and bool(cluster_autoscaling(values))
+        # the token only where it is used: the head's autoscaler (it patches the RayCluster) and its
+        # driver (it reads pod events through the chart's Role when work waits too long)
+        wants_token = where.endswith(" head") and (bool(cluster_autoscaling(values)) or merged(values)["serviceAccount"]["create"])
         assert spec["automountServiceAccountToken"] is wants_token, where
         mounts_by_volume = {v["name"]: v for v in spec["volumes"]}
         for container in spec["containers"]:
@@ -577,9 +589,13 @@ def test_every_pod_is_locked_down(scenario):
             assert init["name"] == "fix-ownership" and values["storage"]["fixOwnership"], where
 
 
-def cluster_autoscaling(values: dict) -> bool:
+def merged(values: dict) -> dict:
     with helm.Chart.load(str(CHART)) as chart:
-        return chart.merge_values(values)["ray"]["autoscaling"]["enabled"]
+        return chart.merge_values(values)
+
+
+def cluster_autoscaling(values: dict) -> bool:
+    return merged(values)["ray"]["autoscaling"]["enabled"]
 
 
 def test_autoscaler_runs_locked_down_like_the_other_containers():
@@ -655,7 +671,7 @@ def test_gpus_only_on_gpu_workers_with_the_usual_toleration_and_no_node_selector
 
 def test_gpu_workers_and_task_gpus_are_separate_values():
     """Four GPUs per worker pod do not make each task ask for four: the task's share is its own flag."""
-    values = with_rwx({"stage": "retrain", "ray": {"workers": {"gpu": {"gpus": 4}}}})
+    values = with_rwx({"stage": "retrain", "ray": {"workers": {"gpu": {"gpus": 4}}}, "stages": {"retrain": {"args": {"gpus": 1}}}})
     rayjob = by_kind(values)["RayJob"]
     assert "--gpus 1" in rayjob["spec"]["entrypoint"]
     assert groups(values)["gpu"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 4
@@ -757,3 +773,142 @@ def test_kind_storage_matches_the_kind_values():
                if o["kind"] == "PersistentVolume"}
     assert volumes == mounts
     assert KIND["image"]["tag"] == f"{yaml.safe_load((CHART / 'Chart.yaml').read_text())['appVersion']}-cpu"
+
+
+# --- nodes people have, and work that waits ---
+
+
+def _cores(quantity) -> float:
+    text = str(quantity)
+    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
+def _gib(quantity) -> float:
+    text = str(quantity)
+    units = {"Ki": 2**-20, "Mi": 2**-10, "Gi": 1, "Ti": 2**10}
+    for unit, scale in units.items():
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * scale
+    return float(text) / 2**30
+
+
+def _pod_asks(pod: dict, extra: list[dict] = ()) -> tuple[float, float, int]:
+    """CPUs, GiB and GPUs a pod requests (the scheduler's view): its containers' requests summed."""
+    containers_ = [*pod["spec"]["containers"], *extra]
+    cpu = sum(_cores(c["resources"]["requests"]["cpu"]) for c in containers_)
+    memory = sum(_gib(c["resources"]["requests"]["memory"]) for c in containers_)
+    gpus = sum(int(c["resources"].get("limits", {}).get("nvidia.com/gpu", 0)) for c in containers_)
+    return cpu, memory, gpus
+
+
+def test_default_pods_fit_common_nodes():
+    """The GPU worker fits a 1-GPU node with 8 vCPUs and 32 GiB, the head (with KubeRay's autoscaler
+    container) and the CPU worker a 4-vCPU/16-GiB node, after system reservations and daemonsets."""
+    cluster = by_kind()["RayJob"]["spec"]["rayClusterSpec"]
+    autoscaler = {"resources": cluster["autoscalerOptions"]["resources"]}
+    head = _pod_asks(cluster["headGroupSpec"]["template"], [autoscaler])
+    workers = {g["groupName"]: _pod_asks(g["template"]) for g in cluster["workerGroupSpecs"]}
+    assert workers["gpu"][0] <= 7 and workers["gpu"][1] <= 26 and workers["gpu"][2] == 1, workers["gpu"]
+    for name, (cpu, memory, gpus) in {"head": head, "cpu worker": workers["cpu"]}.items():
+        assert cpu <= 3.5 and memory <= 12 and gpus == 0, (name, cpu, memory)
+    # Ray counts whole cores of a limit (rounded up): whole limits keep what Ray sees equal to what was asked
+    for group in cluster["workerGroupSpecs"]:
+        limit = group["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"]
+        assert _cores(limit).is_integer(), (group["groupName"], limit)
+
+
+def test_single_stages_take_their_resources_from_python():
+    """No cpus/gpus flags by default: the stage's command takes the pipeline profile's table."""
+    assert all(not (stage.get("args") or {}) for name, stage in merged(RWX)["stages"].items() if isinstance(stage, dict))
+    for stage in STAGES:
+        words = by_kind(with_rwx({"stage": stage}))["RayJob"]["spec"]["entrypoint"].split()
+        assert not {"--cpus", "--gpus", "--cpus-per-trial", "--gpus-per-trial"} & set(words), (stage, words)
+
+
+def test_fid_stage_writes_where_the_pipeline_writes():
+    """No --name: `cifar fid --select-best RESULTS/gan/<run>` writes RESULTS/fid/<run>-select/, as the pipeline's fid stage does."""
+    entrypoint = by_kind(with_rwx({"stage": "fid", "stages": {"ganRun": "g7"}}))["RayJob"]["spec"]["entrypoint"]
+    assert entrypoint.startswith("cifar fid --select-best /results/gan/g7 --device cuda") and "--name" not in entrypoint
+
+
+PENDING_COMMANDS = {"pipeline", "check", "tune", "retrain", "recipe-a", "ablation", "recipe-b", "gan", "fid", "fid-b"}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_command_that_submits_ray_work_has_a_pending_timeout(stage):
+    words = by_kind(with_rwx({"stage": stage}))["RayJob"]["spec"]["entrypoint"].split()
+    if stage in PENDING_COMMANDS:
+        assert words[words.index("--pending-timeout") + 1] == "1800", words
+        changed = by_kind(with_rwx({"stage": stage, "pendingTimeoutSeconds": 0}))["RayJob"]["spec"]["entrypoint"].split()
+        assert changed[changed.index("--pending-timeout") + 1] == "0"  # 0: wait for ever
+    else:  # data and report submit no Ray work of their own to wait for
+        assert "--pending-timeout" not in words
+
+
+def test_the_head_may_read_pods_and_events_of_its_namespace_and_nothing_else():
+    objs = {o["kind"]: o for o in objects()}
+    role, binding, account = objs["Role"], objs["RoleBinding"], objs["ServiceAccount"]
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods", "events"], "verbs": ["get", "list"]}]
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "ml"
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "ml"}]
+    head = objs["RayJob"]["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
+    assert head["serviceAccountName"] == account["metadata"]["name"] and head["automountServiceAccountToken"] is True
+    # without the autoscaler the head still mounts the token, for the driver's pod events
+    fixed = by_kind(with_rwx({"ray": {"autoscaling": {"enabled": False}}}))["RayJob"]
+    assert fixed["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["automountServiceAccountToken"] is True
+    # a service account the chart does not make gets no Role from it
+    assert not {"Role", "RoleBinding", "ServiceAccount"} & {o["kind"] for o in objects(SCENARIOS["all-options"])}
+
+
+def test_pods_that_use_no_gpu_can_be_kept_off_untainted_gpu_nodes():
+    absent = {"key": "nvidia.com/gpu.present", "operator": "DoesNotExist"}
+    user = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["batch"]}]},
+        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]}}}
+    for affinity in ({}, user):
+        values = with_rwx({"gpu": {"nodeLabelKeys": ["nvidia.com/gpu.present"]}, "affinity": affinity})
+        pods = dict(all_pods(values))
+        assert pods
+        for where, pod in pods.items():
+            terms = (pod["spec"].get("affinity", {}).get("nodeAffinity", {})
+                     .get("requiredDuringSchedulingIgnoredDuringExecution", {}).get("nodeSelectorTerms", []))
+            if where.endswith("worker gpu"):
+                assert all(absent not in t.get("matchExpressions", []) for t in terms), where
+            else:  # every term (they are ORed) must keep the pod off GPU nodes
+                assert terms and all(absent in t["matchExpressions"] for t in terms), where
+        if affinity:
+            head = pods["RayJob/cifar100-pipeline head"]["spec"]["affinity"]["nodeAffinity"]
+            first, second = head["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+            assert first["matchExpressions"] == [{"key": "pool", "operator": "In", "values": ["batch"]}, absent]
+            assert second["matchFields"] and second["matchExpressions"] == [absent]
+    assert "affinity" not in json.dumps([p for _, p in all_pods()])  # off by default
+
+
+def test_the_cpus_ray_gets_are_published_as_ray_takes_them():
+    """num-cpus in rayStartParams wins over the limit, as in KubeRay; else the limit as written."""
+    values = with_rwx({"ray": {"workers": {"cpu": {"rayStartParams": {"num-cpus": "2"}},
+                                           "gpu": {"resources": {"limits": {"cpu": "7500m", "memory": "8Gi"}}}}}})
+    head = by_kind(values)["RayJob"]["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]
+    env = {e["name"]: e.get("value") for e in head["spec"]["containers"][0]["env"]}
+    assert json.loads(env["CIFAR_AUTOSCALED_WORKERS"]) == [{"cpu": "2", "gpus": 0, "max": 1}, {"cpu": "7500m", "gpus": 1, "max": 4}]
+
+
+def test_both_volumes_can_share_one_claim_in_two_folders():
+    """One Filestore instance (1 TiB minimum each) for both volumes: the results volume uses the data
+    claim the chart makes, each mounted from its own folder."""
+    values = with_rwx({"storage": {"data": {"size": "1Ti", "keep": True, "subPath": "data"},
+                                   "results": {"existingClaim": "cifar100-data", "subPath": "results"}}})
+    assert [o["metadata"]["name"] for o in objects(values) if o["kind"] == "PersistentVolumeClaim"] == ["cifar100-data"]
+    for where, pod in all_pods(values):
+        volumes = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v}
+        if where.endswith("submitter"):  # it mounts no volume
+            continue
+        assert set(volumes.values()) == {"cifar100-data"}, where
+        mounts = {m["name"]: m for c in containers(pod) for m in c["volumeMounts"] if m["name"] in ("data", "results")}
+        if "data" in mounts:
+            assert mounts["data"]["subPath"] == "data" and mounts["data"]["mountPath"] == "/data", where
+        assert mounts["results"]["subPath"] == "results" and mounts["results"]["mountPath"] == "/results", where
+    for bad in ("/abs", "../up", "a/../b"):
+        with helm.Chart.load(str(CHART)) as chart, pytest.raises(helm.HelmValuesError, match="subPath"):
+            chart.render(with_rwx({"storage": {"data": {"subPath": bad}}}), name=RELEASE)

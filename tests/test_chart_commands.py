@@ -79,6 +79,13 @@ def parse(argv: list[str]) -> click.Context:
         return command.make_context(name, rest, parent=parent)
 
 
+PENDING_FLAG = "--pending-timeout"
+
+
+def takes_option(command: click.Command, flag: str) -> bool:
+    return any(flag in getattr(p, "opts", ()) for p in command.params)
+
+
 @contextlib.contextmanager
 def _paths_need_not_exist(command: click.Command):
     changed = [p.type for p in command.params if isinstance(p.type, click.Path) and p.type.exists]
@@ -93,7 +100,7 @@ def _paths_need_not_exist(command: click.Command):
 
 def test_every_stage_command_is_covered():
     names = {_command_name(p.values[0]) for p in CASES}
-    assert names == {"pipeline", "data fetch", "data synth", "tune", "retrain", "gan train", "fid", "report"}
+    assert names == {"pipeline", "check", "data fetch", "data synth", "tune", "retrain", "gan train", "fid", "report"}
 
 
 @pytest.mark.parametrize("argv", CASES)
@@ -104,6 +111,17 @@ def test_chart_command_parses_with_the_cli(argv):
         from cifar_core.pipeline import resolve_profile
 
         resolve_profile(ctx.params["profile"], ctx.params["overrides"])
+
+
+def test_the_cli_takes_the_pending_timeout_the_chart_passes():
+    """Every command that submits Ray work takes the chart's --pending-timeout (gan train included)."""
+    for stage in ("pipeline", "tune", "retrain", "recipe-b", "gan", "fid", "fid-b"):
+        argv = entrypoint({**RWX, "stage": stage})
+        assert PENDING_FLAG in argv
+        group = cli.get_command(click.Context(cli), argv[1])
+        command = group.get_command(click.Context(group), argv[2]) if isinstance(group, click.Group) else group
+        assert takes_option(command, PENDING_FLAG), " ".join(argv[:3])
+        assert parse(argv).params["pending_timeout"] == 1800
 
 
 def test_parse_rejects_what_the_cli_rejects():
@@ -129,29 +147,31 @@ def test_an_unknown_pipeline_setting_is_refused_by_python():
 
 
 def test_commands_follow_the_values():
-    assert entrypoint(RWX) == ["cifar", "pipeline", "--profile", "full", "--device", "cuda"]
-    assert entrypoint(SCENARIOS["options"])[6:] == [
+    wait = ["--pending-timeout", "1800"]
+    assert entrypoint(RWX) == ["cifar", "pipeline", "--profile", "full", "--device", "cuda", *wait]
+    assert entrypoint(SCENARIOS["options"])[8:] == [
         "--set", "gan.steps=1000000", "--set", "resources.gan.gpus=0.5",  # whole numbers stay whole
         "--set", "tune.max_epochs=3", "--set", "tune.num_samples=20",
     ]
-    assert entrypoint({**KIND, "stage": "pipeline"}) == ["cifar", "pipeline", "--profile", "smoke", "--device", "cpu"]
+    assert entrypoint({**KIND, "stage": "pipeline"}) == ["cifar", "pipeline", "--profile", "smoke", "--device", "cpu", *wait]
     assert entrypoint({**RWX, "stage": "data"}) == ["cifar", "data", "fetch", "--out", "/data"]
-    assert entrypoint({**RWX, "stage": "tune"}) == [
-        "cifar", "tune", "--experiment", "report-a", "--device", "cuda", "--cpus-per-trial", "2", "--gpus-per-trial", "0.25"]
-    assert entrypoint({**RWX, "stage": "retrain"}) == [
-        "cifar", "retrain", "--from-tune", "report-a", "--device", "cuda", "--cpus", "4", "--gpus", "1"]
-    assert entrypoint({**RWX, "stage": "gan"}) == [
-        "cifar", "gan", "train", "--run-name", "dcgan", "--device", "cuda", "--cpus", "4", "--gpus", "1"]
-    assert entrypoint({**RWX, "stage": "fid"}) == [
-        "cifar", "fid", "--select-best", "/results/gan/dcgan", "--name", "dcgan", "--device", "cuda", "--cpus", "4", "--gpus", "1"]
+    # single stages ask no resources of their own: the commands default to the pipeline profile's table
+    assert entrypoint({**RWX, "stage": "tune"}) == ["cifar", "tune", "--experiment", "report-a", "--device", "cuda", *wait]
+    assert entrypoint({**RWX, "stage": "retrain"}) == ["cifar", "retrain", "--from-tune", "report-a", "--device", "cuda", *wait]
+    assert entrypoint({**RWX, "stage": "gan"}) == ["cifar", "gan", "train", "--run-name", "dcgan", "--device", "cuda", *wait]
+    # no --name: it writes RESULTS/fid/dcgan-select/, where the pipeline's fid stage writes
+    assert entrypoint({**RWX, "stage": "fid"}) == ["cifar", "fid", "--select-best", "/results/gan/dcgan", "--device", "cuda", *wait]
     assert entrypoint({**RWX, "stage": "report"}) == ["cifar", "report"]
+    assert entrypoint({**RWX, "stage": "gan", "pendingTimeoutSeconds": 0})[-2:] == ["--pending-timeout", "0"]
+    assert entrypoint({**RWX, "stage": "gan", "stages": {"gan": {"args": {"cpus": 2, "gpus": 0.5}}}})[-4:] == [
+        "--cpus", "2", "--gpus", "0.5"]  # the user may still set them
     options = SCENARIOS["options"]
     assert entrypoint({**options, "stage": "tune"})[-5:] == ["--grace-period", "3", "--smoke", "--space", "modern"]  # null: left out
     assert "--conditional" not in entrypoint({**options, "stage": "gan"})  # false: left out
     assert entrypoint({**options, "stage": "fid"})[-6:] == ["--n", "5000", "--out", "/results/fid/custom", "--split", "train"]
     linked = {**RWX, "stages": {"experiment": "e7", "ganRun": "g7"}}
     assert entrypoint({**linked, "stage": "retrain"})[2:4] == ["--from-tune", "e7"]
-    assert entrypoint({**linked, "stage": "fid"})[2:6] == ["--select-best", "/results/gan/g7", "--name", "g7"]
+    assert entrypoint({**linked, "stage": "fid"})[2:4] == ["--select-best", "/results/gan/g7"]
 
 
 def test_entrypoint_words_survive_the_shell():

@@ -52,6 +52,9 @@ IMMUTABLE = {
     "RayCluster": {"spec.managedBy": lambda o: _get(o, "spec.managedBy"),
                    "queue label": lambda o: o["metadata"]["labels"].get("kueue.x-k8s.io/queue-name")},
     "ServiceAccount": {},
+    "Role": {},
+    # The API server refuses a RoleBinding whose roleRef changes.
+    "RoleBinding": {"roleRef": lambda o: o["roleRef"]},
 }
 
 

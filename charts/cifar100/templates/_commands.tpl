@@ -11,13 +11,16 @@ from the pod's environment, so no command repeats the volume paths.
 {{- define "cifar100.command" -}}
 {{- $v := .Values }}
 {{- $s := $v.stages }}
-{{- $device := list "--device" $v.device }}
+{{- /* every command that submits Ray work: its device, and how long that work may wait for a node */}}
+{{- $device := list "--device" $v.device "--pending-timeout" (toString (int64 $v.pendingTimeoutSeconds)) }}
 {{- $args := list }}
 {{- if eq $v.stage "pipeline" }}
 {{- $args = concat (list "cifar" "pipeline" "--profile" $v.pipeline.profile) $device }}
 {{- range include "cifar100.dottedSettings" (list "" $v.pipeline.set) | fromJsonArray }}
 {{- $args = concat $args (list "--set" .) }}
 {{- end }}
+{{- else if eq $v.stage "check" }}
+{{- $args = concat (list "cifar" "check") $device }}
 {{- else if eq $v.stage "data" }}
 {{- $args = list "cifar" "data" $s.data.source "--out" $v.storage.data.mountPath }}
 {{- else if eq $v.stage "tune" }}
@@ -34,7 +37,7 @@ from the pod's environment, so no command repeats the volume paths.
 {{- $args = concat (list "cifar" "gan" "train" "--run-name" $s.ganRun) $device }}
 {{- else if eq $v.stage "fid" }}
 {{- $run := printf "%s/gan/%s" $v.storage.results.mountPath $s.ganRun }}
-{{- $args = concat (list "cifar" "fid" "--select-best" $run "--name" $s.ganRun) $device }}
+{{- $args = concat (list "cifar" "fid" "--select-best" $run) $device }}
 {{- else if eq $v.stage "fid-b" }}
 {{- $run := printf "%s/gan/%s" $v.storage.results.mountPath $s.ganRun }}
 {{- $args = concat (list "cifar" "fid" "--snapshot" $run) $device }}
@@ -111,8 +114,10 @@ booleans as true/false, strings through `tpl` when a context is given. Usage: in
 {{- end }}
 
 {{/*
-The entrypoint as one shell command line: KubeRay runs it through a shell, so any word that is not
-plainly inert is single-quoted.
+The entrypoint as one shell command line. KubeRay pastes it into the submitter's `bash -c` script
+(`ray job submit ... -- <entrypoint> ;`); bash splits it into words, which Ray 2.60's `ray job
+submit` re-quotes for the job's `/bin/sh -c` (shlex.join). So it is quoted once, for bash: any word
+that is not plainly inert is single-quoted. tests/test_entrypoint_chain.py runs that whole chain.
 */}}
 {{- define "cifar100.shellCommand" -}}
 {{- $words := list }}

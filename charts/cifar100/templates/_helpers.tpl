@@ -15,13 +15,37 @@ The release name alone when it already contains the chart name.
 {{- if .Values.fullnameOverride }}
 {{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
 {{- else }}
-{{- $name := default .Chart.Name .Values.nameOverride }}
-{{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- include "cifar100.fullnameOf" (list . .Release.Name) }}
+{{- end }}
+{{- end }}
+
+{{/* The full name a release of this chart has (without fullnameOverride). Usage: include "cifar100.fullnameOf" (list $ "cifar100") */}}
+{{- define "cifar100.fullnameOf" -}}
+{{- $root := index . 0 }}
+{{- $release := index . 1 }}
+{{- $name := default $root.Chart.Name $root.Values.nameOverride }}
+{{- if contains $name $release }}
+{{- $release | trunc 63 | trimSuffix "-" }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- printf "%s-%s" $release $name | trunc 63 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
+
+{{/*
+The full name of the release whose volumes, service account and results pod this one uses: its own,
+or storage.fromRelease's (a single stage beside the pipeline).
+*/}}
+{{- define "cifar100.sharedFullname" -}}
+{{- if .Values.storage.fromRelease }}
+{{- include "cifar100.fullnameOf" (list . .Values.storage.fromRelease) }}
+{{- else }}
+{{- include "cifar100.fullname" . }}
+{{- end }}
+{{- end }}
+
+{{/* Whether this release makes the volumes, service account, RBAC and results pod ("true" or ""): not when it runs beside another. */}}
+{{- define "cifar100.ownsSharedObjects" -}}
+{{- if not .Values.storage.fromRelease }}true{{ end }}
 {{- end }}
 
 {{/* Chart name and version for the helm.sh/chart label. */}}
@@ -31,32 +55,43 @@ The release name alone when it already contains the chart name.
 
 {{/*
 "<fullname>-<suffix>" in at most `max` characters: the full name is shortened, never the suffix,
-so two resources can never end up with the same name.
-Usage: include "cifar100.suffixedName" (list $ "tune" 47)
+so two resources can never end up with the same name. `prefix` (optional) replaces the full name.
+Usage: include "cifar100.suffixedName" (list $ "tune" 47) or (list $ "data" 63 "other-fullname")
 */}}
 {{- define "cifar100.suffixedName" -}}
 {{- $root := index . 0 }}
 {{- $suffix := index . 1 }}
 {{- $max := index . 2 }}
-{{- $prefix := include "cifar100.fullname" $root | trunc (int (sub $max (add1 (len $suffix)))) | trimSuffix "-" }}
+{{- $full := "" }}
+{{- if gt (len .) 3 }}
+{{- $full = index . 3 }}
+{{- else }}
+{{- $full = include "cifar100.fullname" $root }}
+{{- end }}
+{{- $prefix := $full | trunc (int (sub $max (add1 (len $suffix)))) | trimSuffix "-" }}
 {{- printf "%s-%s" $prefix $suffix }}
 {{- end }}
 
 {{/* Per-resource names. KubeRay caps RayJob names at 47 and RayCluster names at 53 characters. */}}
 {{- define "cifar100.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
-{{- default (include "cifar100.fullname" .) .Values.serviceAccount.name }}
+{{- default (include "cifar100.sharedFullname" .) .Values.serviceAccount.name }}
 {{- else }}
 {{- default "default" .Values.serviceAccount.name }}
 {{- end }}
 {{- end }}
 
+{{/* The Role (and its binding) that lets the Ray head read its namespace's pods and events. */}}
+{{- define "cifar100.podReaderName" -}}
+{{- include "cifar100.suffixedName" (list . "pod-reader" 63) }}
+{{- end }}
+
 {{- define "cifar100.dataClaimName" -}}
-{{- .Values.storage.data.existingClaim | default (include "cifar100.suffixedName" (list . "data" 63)) }}
+{{- .Values.storage.data.existingClaim | default (include "cifar100.suffixedName" (list . "data" 63 (include "cifar100.sharedFullname" .))) }}
 {{- end }}
 
 {{- define "cifar100.resultsClaimName" -}}
-{{- .Values.storage.results.existingClaim | default (include "cifar100.suffixedName" (list . "results" 63)) }}
+{{- .Values.storage.results.existingClaim | default (include "cifar100.suffixedName" (list . "results" 63 (include "cifar100.sharedFullname" .))) }}
 {{- end }}
 
 {{/* The RayJob of this release's stage: <fullname>-pipeline, <fullname>-tune, ... */}}
@@ -69,7 +104,7 @@ Usage: include "cifar100.suffixedName" (list $ "tune" 47)
 {{- end }}
 
 {{- define "cifar100.resultsPodName" -}}
-{{- include "cifar100.suffixedName" (list . "results" 63) }}
+{{- include "cifar100.suffixedName" (list . "results" 63 (include "cifar100.sharedFullname" .)) }}
 {{- end }}
 
 {{/* Selector labels: name and instance. */}}
@@ -133,10 +168,25 @@ set. Included at the top of every template.
 {{- if not (regexMatch "^[a-z]" (include "cifar100.fullname" .)) }}
 {{- fail (printf "the resource prefix %q must start with a lowercase letter (KubeRay names are DNS-1035 labels): pick another release name or set fullnameOverride" (include "cifar100.fullname" .)) }}
 {{- end }}
+{{- if not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" .Release.Namespace) }}
+{{- fail (printf "namespace %q is not a Kubernetes namespace name (lowercase letters, digits and '-', starting and ending with a letter or digit)" .Release.Namespace) }}
+{{- end }}
+{{- if eq $v.storage.fromRelease .Release.Name }}
+{{- fail (printf "storage.fromRelease is this release (%s): name the other release whose volumes this one uses, or leave it empty" .Release.Name) }}
+{{- end }}
+{{- /* The entrypoint: KubeRay pastes it into `bash -c`; from Ray 2.60 `ray job submit` re-quotes its words for /bin/sh. */}}
+{{- range include "cifar100.command" . | fromJsonArray }}
+{{- if contains "\x00" . }}
+{{- fail (printf "the command word %q holds a NUL character, which no shell can pass on: remove it from the value" .) }}
+{{- end }}
+{{- if and (not (regexMatch "^[A-Za-z0-9_./=:+,@%-]+$" .)) (semverCompare "<2.60.0-0" $v.ray.version) }}
+{{- fail (printf "the command word %q needs quoting, but ray.version is %s: Ray 2.60 re-quotes the entrypoint for /bin/sh (ray-project/ray#63797), older Rays may re-join it with Windows rules (subprocess.list2cmdline) so it would not reach cifar unchanged; use only letters, digits and _./=:+,@%%- in values, or an image with Ray 2.60 or newer" . $v.ray.version) }}
+{{- end }}
+{{- end }}
 {{- /* Storage: what binds on a stock cluster, and what several nodes can mount. */}}
 {{- range $vol := list "data" "results" }}
 {{- $s := index $v.storage $vol }}
-{{- if not $s.existingClaim }}
+{{- if not (or $s.existingClaim $v.storage.fromRelease) }}
 {{- if not $s.size }}
 {{- fail (printf "storage.%s: set either existingClaim or size" $vol) }}
 {{- end }}
@@ -201,7 +251,7 @@ set. Included at the top of every template.
 {{- $root := index . 0 }}
 {{- $vol := index . 1 }}
 {{- with index $root.Values.storage $vol }}
-{{- if not .existingClaim }}
+{{- if not (or .existingClaim $root.Values.storage.fromRelease) }}
 apiVersion: v1
 kind: PersistentVolumeClaim
 metadata:

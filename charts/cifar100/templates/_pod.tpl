@@ -14,7 +14,7 @@ Usage: include "cifar100.podTemplate" (dict
   "data" "rw"              data volume: "rw", "ro", or omitted for none
   "results" "rw"           results volume: "rw", "ro", or omitted for none
   "fixOwnership" true      the opt-in root init container that chowns the volumes (storage.fixOwnership)
-  "token" true             mount the service account token (the autoscaler in the head calls the API)
+  "token" true             mount the service account token (the head: the autoscaler and the driver call the API)
   "restartPolicy" "Never"  omitted for Ray pods
   "ports" list             container ports
   "readiness" list         exec readiness probe command
@@ -31,6 +31,26 @@ Usage: include "cifar100.podTemplate" (dict
 {{- $_ := set $resources "limits" (merge (dict $v.gpu.resourceName $gpus) (default dict $resources.limits)) }}
 {{- $nodeSelector = mergeOverwrite $nodeSelector (deepCopy $v.gpu.nodeSelector) }}
 {{- $tolerations = concat $tolerations $v.gpu.tolerations }}
+{{- end }}
+{{- $affinity := deepCopy (default dict $v.affinity) }}
+{{- if and (eq $gpus 0) $v.gpu.nodeLabelKeys }}
+{{- /* keep pods that use no GPU off GPU nodes that carry no taint: each required term also asks the keys to be absent */}}
+{{- $absent := list }}
+{{- range $v.gpu.nodeLabelKeys }}
+{{- $absent = append $absent (dict "key" . "operator" "DoesNotExist") }}
+{{- end }}
+{{- $node := default dict $affinity.nodeAffinity }}
+{{- $required := default dict (index $node "requiredDuringSchedulingIgnoredDuringExecution") }}
+{{- $terms := list }}
+{{- range (default list $required.nodeSelectorTerms) }}
+{{- $terms = append $terms (merge (dict "matchExpressions" (concat (default list .matchExpressions) $absent)) .) }}
+{{- end }}
+{{- if not $terms }}
+{{- $terms = list (dict "matchExpressions" $absent) }}
+{{- end }}
+{{- $_ := set $required "nodeSelectorTerms" $terms }}
+{{- $_ := set $node "requiredDuringSchedulingIgnoredDuringExecution" $required }}
+{{- $_ := set $affinity "nodeAffinity" $node }}
 {{- end }}
 {{- $mounts := dict "root" $root "data" (default "" .data) "results" (default "" .results) -}}
 metadata:
@@ -67,7 +87,7 @@ spec:
   tolerations:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- with $v.affinity }}
+  {{- with $affinity }}
   affinity:
     {{- toYaml . | nindent 4 }}
   {{- end }}
@@ -160,15 +180,21 @@ fails, with a message saying why, when the server squashes root.
 {{- end }}
 {{- end }}
 
-{{/* The worker groups as a JSON list of {cpu (the limit), gpus, max (replicas)}. */}}
+{{/*
+The worker groups as a JSON list of {cpu, gpus, max (replicas)}. `cpu` is what Ray's `num-cpus`
+comes from: the group's rayStartParams num-cpus when set, else its CPU limit (else its request),
+as a Kubernetes quantity; KubeRay and Ray's autoscaler round it up to whole cores.
+*/}}
 {{- define "cifar100.autoscaledWorkers" -}}
 {{- $w := .Values.ray.workers }}
 {{- $groups := list }}
-{{- if gt (int $w.cpu.maxReplicas) 0 }}
-{{- $groups = append $groups (dict "cpu" (toString $w.cpu.resources.limits.cpu) "gpus" 0 "max" (int $w.cpu.maxReplicas)) }}
+{{- range $group := list (dict "spec" $w.cpu "gpus" 0) (dict "spec" $w.gpu "gpus" (int $w.gpu.gpus)) }}
+{{- $spec := $group.spec }}
+{{- if gt (int $spec.maxReplicas) 0 }}
+{{- $resources := default dict $spec.resources }}
+{{- $cpu := index (default dict $spec.rayStartParams) "num-cpus" | default (index (default dict $resources.limits) "cpu") | default (index (default dict $resources.requests) "cpu") }}
+{{- $groups = append $groups (dict "cpu" (toString $cpu) "gpus" $group.gpus "max" (int $spec.maxReplicas)) }}
 {{- end }}
-{{- if gt (int $w.gpu.maxReplicas) 0 }}
-{{- $groups = append $groups (dict "cpu" (toString $w.gpu.resources.limits.cpu) "gpus" (int $w.gpu.gpus) "max" (int $w.gpu.maxReplicas)) }}
 {{- end }}
 {{- toJson $groups }}
 {{- end }}
@@ -185,11 +211,17 @@ fails, with a message saying why, when the server squashes root.
 {{- if .data }}
 - name: data
   mountPath: {{ $v.storage.data.mountPath }}
+  {{- with $v.storage.data.subPath }}
+  subPath: {{ . }}
+  {{- end }}
   readOnly: {{ ne .data "rw" }}
 {{- end }}
 {{- if .results }}
 - name: results
   mountPath: {{ $v.storage.results.mountPath }}
+  {{- with $v.storage.results.subPath }}
+  subPath: {{ . }}
+  {{- end }}
   readOnly: {{ ne .results "rw" }}
 {{- end }}
 {{- end }}
@@ -266,7 +298,7 @@ headGroupSpec:
   rayStartParams:
     {{- include "cifar100.rayStartParams" $v.ray.head.rayStartParams | nindent 4 }}
   template:
-    {{- include "cifar100.podTemplate" (dict "root" $root "component" .component "container" "ray-head" "resources" $v.ray.head.resources "data" "rw" "results" "rw" "ports" $ports "fixOwnership" $v.storage.fixOwnership "token" (eq $autoscaling "true")) | nindent 4 }}
+    {{- include "cifar100.podTemplate" (dict "root" $root "component" .component "container" "ray-head" "resources" $v.ray.head.resources "data" "rw" "results" "rw" "ports" $ports "fixOwnership" $v.storage.fixOwnership "token" (or (eq $autoscaling "true") $v.serviceAccount.create)) | nindent 4 }}
 workerGroupSpecs:
   {{- range $groups }}
   {{- $max := int .spec.maxReplicas }}
