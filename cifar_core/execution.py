@@ -144,8 +144,8 @@ class OnRay:
             retry_exceptions=[Preempted],  # SIGTERM before an eviction: checkpointed, run it again
             name=name or getattr(fn, "__name__", "task"),
         )
-        if self.watch is not None:
-            self.watch.expect(name or getattr(fn, "__name__", "task"), resources)
+        if self.watch is not None:  # a stall names the stage ("retrain", not "retrain:2")
+            self.watch.expect((name or getattr(fn, "__name__", "task")).split(":")[0], resources)
         return task.remote(fn, resources.cpus, *(absolute(_value(a)) for a in args),
                            **{k: absolute(_value(v)) for k, v in kwargs.items()})
 
@@ -493,7 +493,8 @@ def _cluster_demand() -> tuple[list[dict[str, float]], list[dict[str, float]]]:
     for demand in [*status.resource_demands.ray_task_actor_demand, *status.resource_demands.placement_group_demand]:
         for by_count in demand.bundles_by_count:
             demands.append({k: float(v) for k, v in by_count.bundle.items()})
-    capacities = [{k: float(v) for k, v in node.total_resources().items()} for node in status.active_nodes]
+    capacities = [{k: float(v) for k, v in node.total_resources().items()}
+                  for node in [*status.active_nodes, *status.idle_nodes]]
     return demands, capacities
 
 

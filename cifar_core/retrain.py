@@ -238,7 +238,8 @@ def retrain_from_tune(experiment: str, data_dir: str | Path, results_dir: str | 
 
 
 def run_plan(plan: Plan, data_dir: str | Path, results_dir: str | Path, device: str = "auto",
-             work: InProcess | OnRay | None = None, resources: Resources | None = None) -> dict[str, Any]:
+             work: InProcess | OnRay | None = None, resources: Resources | None = None,
+             name: str = "retrain") -> dict[str, Any]:
     """Train (or resume) every run of `plan` and write summary.json, the figures and table.md.
 
     Each run is one unit of work for `work` (default: this process, one after another; on Ray, one
@@ -246,7 +247,8 @@ def run_plan(plan: Plan, data_dir: str | Path, results_dir: str | Path, device: 
     """
     work = work or InProcess()
     plan.check(results_dir)  # a missing search or a bad recipe fails here, before any task
-    return work.get(submit_plan(work, plan, Path(data_dir), Path(results_dir), device, resources or Resources()))
+    return work.get(submit_plan(work, plan, Path(data_dir), Path(results_dir), device, resources or Resources(),
+                                name=name))
 
 
 def submit_plan(work: InProcess | OnRay, plan: Plan, data_dir: Path, results_dir: Path, device: str,

@@ -121,7 +121,7 @@ def retrain_cmd(experiment, recipe, top_k, select, epochs, steps, models, seeds,
         require_official(data_digest(data_dir), data_dir, f"`cifar retrain {'--recipe' if recipe else '--from-tune'}`")
     plan.check(results_dir)
     with stage_work(stage, ray_flag, cpus, gpus, pending_timeout) as (work, resources):
-        summary = run_plan(plan, data_dir, results_dir, device, work, resources)
+        summary = run_plan(plan, data_dir, results_dir, device, work, resources, name=stage)
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
         return

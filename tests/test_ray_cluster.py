@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -129,6 +130,10 @@ def test_search_survives_a_lost_node_every_trial_finishes_its_epochs(tmp_path, e
     moved = [n for n in nodes if lost.node_id in n and len(n) > 1]
     assert moved, f"no trial continued on another node after its node was lost: {nodes}"
     assert set(summary["nodes"]) <= worker_ids(cluster) | {lost.node_id}  # never on the head
+
+
+def epochs_reported(exp_dir: Path) -> int:
+    return sum(len([line for line in p.read_text().splitlines() if line.strip()]) for p in exp_dir.glob("*/result.json"))
 
 
 def running_trial_node(exp_dir: Path) -> str | None:
@@ -265,3 +270,61 @@ def test_work_no_node_can_run_is_refused_before_it_starts(tmp_path, env, cluster
             check_feasible({"stage retrain": Resources(cpus=1, gpus=2)})
     finally:
         ray.shutdown()
+
+
+# --- (d) Ray failures inside the one-line contract ---------------------------------------------------
+def test_work_whose_gpu_group_never_arrives_fails_after_the_pending_timeout(tmp_path, env, cluster, data):
+    """The deployment advertises 2-GPU workers an autoscaler may add (so the work is not refused as
+    impossible), but none ever comes: the command fails once the work has waited --pending-timeout,
+    naming what waits and what the cluster has, instead of waiting for days."""
+    group = {**env, "CIFAR_AUTOSCALED_WORKERS": '[{"cpu": "2", "gpus": 2, "max": 1}]'}
+    log = tmp_path / "gan.log"
+    process = cifar(["gan", "train", "--run-name", "w", "--steps", "2", "--cpus", "1", "--gpus", "2",
+                     "--pending-timeout", "4", "--device", "cpu", "--data-dir", str(data),
+                     "--results-dir", str(tmp_path / "results")], group, cluster, log)
+    process.wait(timeout=TIMEOUT_S)
+    errors = [line for line in log.read_text().splitlines() if line.startswith("error: ")]
+    assert process.returncode == 2 and len(errors) == 1, log.read_text()[-3000:]
+    assert re.search(r"error: gan asking for 1 CPUs and 2 GPUs has waited [0-9]+ s for a node that can run it "
+                     r"\(--pending-timeout 4 s\); the cluster's nodes have .*0 GPUs", errors[0]), errors[0]
+    assert not (tmp_path / "results" / "gan" / "w").exists()  # it never started
+
+
+def test_single_stages_refuse_work_no_node_can_run(tmp_path, env, cluster, data):
+    """The feasibility check of the pipeline and the search, for single stages too: no hang."""
+    for args in (["gan", "train", "--run-name", "g", "--cpus", "16"],
+                 ["retrain", "--recipe", "report-b", "--allow-synthetic", "--cpus", "16"],
+                 ["fid", "--select-best", str(tmp_path), "--allow-synthetic", "--cpus", "64"]):
+        log = tmp_path / "stage.log"
+        process = cifar([*args, "--data-dir", str(data), "--results-dir", str(tmp_path / "results")], env, cluster, log)
+        process.wait(timeout=TIMEOUT_S)
+        assert process.returncode == 2, log.read_text()[-2000:]
+        assert "but no node of this Ray cluster has that much" in log.read_text().splitlines()[-1]
+
+
+def test_a_search_stopped_by_sigterm_exits_143_and_resumes(tmp_path, env, cluster):
+    """SIGTERM (what Kubernetes sends before an eviction) stops the search Tune's own way, its state
+    saved: 143 and one line, no Ray stack dump; the same command then finishes it. (SIGINT takes the
+    same path to 130: test_execution.py.)"""
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"models": [{"names": ["tinycnn"]}], "fixed": {"run.eval_batch_size": 500},
+                                     "optimizers": {"sgd": {"lr": {"choice": [0.1, 0.03]}, "momentum": 0.9}}}))
+    results, data = tmp_path / "results", tmp_path / "data"
+    from cifar_core.data import write_synthetic
+
+    write_synthetic(data, n_train=500, n_test=100, seed=0)  # 400 training images: 4 steps an epoch
+    args = ["tune", "--experiment", "stop", "--space", str(space), "--num-samples", "2", "--max-epochs", "2",
+            "--grace-period", "2", "--max-concurrent", "2", "--batch-size", "100", "--device", "cpu",
+            "--data-dir", str(data), "--results-dir", str(results)]
+    log = tmp_path / "term.log"
+    process = cifar(args, env, cluster, log)
+    wait_until(lambda: epochs_reported(results / "tune" / "stop") > 0, "a first epoch", process, log)
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=TIMEOUT_S)
+    output = log.read_text()
+    assert process.returncode == 143, output[-3000:]
+    assert output.splitlines()[-1].startswith("preempted: ") and "SIGTERM received" not in output, output[-2000:]
+    assert json.loads((results / "tune" / "stop" / "summary.json").read_text())["complete"] is False
+    finish(cifar(args, env, cluster, tmp_path / "last.log"), tmp_path / "last.log")
+    summary = json.loads((results / "tune" / "stop" / "summary.json").read_text())
+    assert summary["complete"] and summary["status_counts"] == {"TERMINATED": 2} and summary["epochs_run"] == 4

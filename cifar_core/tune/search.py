@@ -53,6 +53,8 @@ def run_tune(settings: TuneSettings, data_dir: str | Path, results_dir: str | Pa
     `watch`: the caller's Ray session (the pipeline's); without one the search opens its own, with
     `pending_timeout` and `explain` (see execution.ray_session)."""
     settings.validate()
+    if settings.gpus_per_trial is not None:  # --device cuda without a GPU share: refused before Ray starts
+        pick_device(settings.device, settings.gpus_per_trial)
     space = load_space(settings.space)  # a bad space fails here, before Ray starts
     # Absolute paths: a missing dataset fails here, and trials (whose working directory Ray
     # changes) still find the data and the results.
