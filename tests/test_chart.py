@@ -115,10 +115,13 @@ def pod_templates(obj: dict):
             yield f"worker {group['groupName']}", group["template"]
 
 
-def all_pods(values: dict | None = None):
-    for obj in objects(values):
-        for where, template in pod_templates(obj):
-            yield f"{obj['kind']}/{obj['metadata']['name']} {where}", template
+def all_pods(values: dict | None = None) -> list[tuple[str, dict]]:
+    """Every pod template of the render, as (where, template). Never empty: a loop over no pods
+    would pass whatever it checks."""
+    found = [(f"{obj['kind']}/{obj['metadata']['name']} {where}", template)
+             for obj in objects(values) for where, template in pod_templates(obj)]
+    assert len(found) >= 3, f"the chart rendered {len(found)} pod templates"  # head, a worker group, submitter
+    return found
 
 
 def containers(pod: dict):

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -97,21 +95,14 @@ def test_sigterm_mid_epoch_exits_143_and_resume_matches_uninterrupted(synth_root
     assert straight.status == 0, straight.err
 
     metrics = tmp_path / "b" / "train" / "r" / "metrics.jsonl"
-    proc = subprocess.Popen(_train_args(synth_root, tmp_path / "b", epochs), cwd=REPO, env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 1:
-            break
-        time.sleep(0.05)
-    time.sleep(0.3)  # land somewhere inside epoch 2
-    assert proc.poll() is None, "the run finished before it could be stopped"
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 143, stderr
-    assert "preempted: stopped by SIGTERM after step" in stderr and "Traceback" not in stderr
+    # SIGTERM once step 30 is done: inside epoch 2 (1,600 images in batches of 64: 25 steps an epoch).
+    stop = [sys.executable, str(REPO / "tests" / "sigterm_at.py"), "30", *_train_args(synth_root, tmp_path / "b", epochs)[3:]]
+    done = subprocess.run(stop, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          timeout=300)
+    assert done.returncode == 143, done.stderr
+    assert "preempted: stopped by SIGTERM after step 31" in done.stderr and "Traceback" not in done.stderr
     stopped = load_checkpoint(tmp_path / "b" / "train" / "r" / "last.pt")
-    assert stopped["step"] < epochs * 25  # 1,600 images in batches of 64: 25 steps per epoch
+    assert stopped["step"] == 31 and len(metrics.read_text().splitlines()) == 1  # mid-epoch 2
 
     again = cifar(*_train_args(synth_root, tmp_path / "b", epochs)[3:])
     assert again.status == 0, again.err

@@ -46,7 +46,8 @@ def finished_trials(exp_dir: Path) -> set[str]:
 
 @pytest.fixture(scope="module")
 def killed(tmp_path_factory):
-    """One search, SIGKILLed (driver, local Ray and trial workers together) once 2 trials finished;
+    """One search, SIGKILLed (driver, local Ray and trial workers together) once a trial has finished
+    and an unfinished one has a checkpoint (the state both tests need, waited for, never hoped for);
     each test resumes its own copy of what the kill left. Yields (work folder, command)."""
     from cifar_core.data import write_synthetic
 
@@ -58,8 +59,8 @@ def killed(tmp_path_factory):
         for key, value in {"RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": ray_tmp, "RAY_USAGE_STATS_ENABLED": "0",
                            "HOME": str(tmp)}.items():
             mp.setenv(key, value)
-        kill_after_trials_finish(tune_command(tmp / "results", tmp), tmp / "results" / "tune" / "killed",
-                                 tmp / "first.log", count=2)
+        kill_when(tune_command(tmp / "results", tmp), tmp / "results" / "tune" / "killed", tmp / "first.log",
+                  finished_and_checkpointed)
         time.sleep(1)  # let the killed processes' files settle
         yield tmp
     shutil.rmtree(ray_tmp, ignore_errors=True)
@@ -78,19 +79,28 @@ def copy_of_killed(killed: Path, tmp_path: Path) -> tuple[Path, list[str]]:
     return tmp_path / "results" / "tune" / "killed", tune_command(tmp_path / "results", killed)
 
 
-def kill_after_trials_finish(command: list[str], exp_dir: Path, log: Path, count: int, timeout_s: float = 240) -> None:
-    """Start the driver in its own process group; SIGKILL the whole group once `count` trials are done."""
+def checkpointed_unfinished(exp_dir: Path) -> list[str]:
+    done = finished_trials(exp_dir)
+    return sorted(d.name for d in exp_dir.iterdir() if d.is_dir() and d.name not in done and any(d.glob("checkpoint_*")))
+
+
+def finished_and_checkpointed(exp_dir: Path) -> bool:
+    return exp_dir.is_dir() and bool(finished_trials(exp_dir)) and bool(checkpointed_unfinished(exp_dir))
+
+
+def kill_when(command: list[str], exp_dir: Path, log: Path, ready, timeout_s: float = 240) -> None:
+    """Start the driver in its own process group; SIGKILL the whole group once `ready(exp_dir)`."""
     with open(log, "wb") as out:
         driver = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                   cwd=Path(__file__).resolve().parents[1])
     deadline = time.monotonic() + timeout_s
     try:
-        while len(finished_trials(exp_dir)) < count:
+        while not ready(exp_dir):
             if driver.poll() is not None:
                 pytest.fail(f"the search ended (rc {driver.returncode}) before it could be killed:\n{log.read_text()[-3000:]}")
             if time.monotonic() > deadline:
-                pytest.fail(f"no {count} finished trials after {timeout_s} s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+                pytest.fail(f"not ready to kill after {timeout_s} s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
     finally:
         # The driver, Ray's local cluster and the trial workers all die together, as in a lost pod.
         os.killpg(driver.pid, signal.SIGKILL)
@@ -126,10 +136,8 @@ def test_a_trial_whose_checkpoint_was_lost_is_restarted_and_the_search_completes
     """Tune deletes a trial's previous checkpoint before it snapshots the experiment state; a kill
     in between leaves a state naming a checkpoint that is gone. Simulated here by deleting them."""
     exp_dir, tune_command = copy_of_killed(killed, tmp_path)
-    done = finished_trials(exp_dir)
-    lost = sorted(d.name for d in exp_dir.iterdir() if d.is_dir() and d.name not in done and any(d.glob("checkpoint_*")))
-    if not lost:
-        pytest.skip("no unfinished trial had a checkpoint at the kill")
+    lost = checkpointed_unfinished(exp_dir)
+    assert lost  # the fixture kills only once there is one
     for trial in lost:
         for checkpoint in (exp_dir / trial).glob("checkpoint_*"):
             shutil.rmtree(checkpoint)

@@ -1,6 +1,8 @@
 """A real ASHA search on a tiny synthetic set: early stopping, ranking, a diverged trial, re-summary.
 
-One search (6 trials, up to 3 epochs, local Ray) is shared by the tests of this file.
+One search (6 trials, up to 3 epochs, local Ray) is shared by the tests of this file. Its trials run
+one at a time: which trials ASHA stops depends on the order they reach each rung, and with trials at
+once that order is whichever process the machine served first, so the test would flake.
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ def search(tmp_path_factory, tiny_root):
     tmp = tmp_path_factory.mktemp("search")
     space_file = tmp / "space.yaml"
     space_file.write_text(yaml.safe_dump(SPACE))
-    settings = TuneSettings(experiment="asha", space=str(space_file), num_samples=6, max_concurrent=6, max_epochs=3,
-                            grace_period=1, reduction_factor=2, cpus_per_trial=0.5, batch_size=50, seed=0)
+    settings = TuneSettings(experiment="asha", space=str(space_file), num_samples=6, max_concurrent=1, max_epochs=3,
+                            grace_period=1, reduction_factor=2, cpus_per_trial=1, batch_size=50, seed=0)
     with pytest.MonkeyPatch.context() as mp:
         for key, value in ray_env_vars(tmp).items():
             mp.setenv(key, value)
@@ -132,15 +134,21 @@ def test_top_k_is_ranked_by_validation_accuracy(search):
 
 
 def test_running_a_finished_experiment_again_only_resummarises(search):
+    import dataclasses
+
     import ray
 
     from cifar_core.tune.search import run_tune
 
     summary, exp_dir, settings, data_root, results = search
     before = {p.name: p.stat().st_mtime for p in exp_dir.iterdir() if p.is_dir()}
-    again = run_tune(settings, data_root, results)
+    experiment = (exp_dir / "experiment.json").read_text()
+    # Resources may differ on a rerun, but a finished search never records settings it did not run with.
+    again = run_tune(dataclasses.replace(settings, cpus_per_trial=1000), data_root, results)
     assert not ray.is_initialized()  # no Ray session was needed
     assert again["best"] == summary["best"] and again["wall_time_s"] == summary["wall_time_s"]
+    assert again["settings"]["cpus_per_trial"] == settings.cpus_per_trial
+    assert (exp_dir / "experiment.json").read_text() == experiment
     assert {p.name: p.stat().st_mtime for p in exp_dir.iterdir() if p.is_dir()} == before
 
 
