@@ -22,9 +22,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from cifar_core.atomic import atomic_write_json, atomic_write_text, read_json, read_jsonl
 from cifar_core.config import TrainConfig
 from cifar_core.data.augment_config import AUGMENT_PRESETS, resolve_augment
+from cifar_core.device import BF16_DEVICE_TYPES
 from cifar_core.errors import ConfigError
 from cifar_core.execution import InProcess, OnRay, Resources, submit_stage
 from cifar_core.fields import at_least, check_fields, require, setting
@@ -275,8 +278,12 @@ def train_one(plan: Plan, index: int, data_dir: Path, results_dir: Path, device:
 
 
 def run_row(run: dict[str, Any]) -> dict[str, Any]:
-    """What the summary keeps of a finished training run's summary (and of its last metrics row)."""
-    final = read_jsonl(Path(run["run_dir"]) / "metrics.jsonl")[-1]
+    """What the summary keeps of a finished training run's summary (and of its last metrics row and
+    config): its scores, and how it computed them, to be set beside the reports' numbers."""
+    run_dir = Path(run["run_dir"])
+    final = read_jsonl(run_dir / "metrics.jsonl")[-1]
+    amp = TrainConfig.from_dict(yaml.safe_load((run_dir / "config.yaml").read_text())).run.amp
+    bf16 = amp and str(run["device"]).split(":")[0] in BF16_DEVICE_TYPES  # autocast applies only there
     return {
         "model": run["model"],
         "optimizer": run["optimizer"],
@@ -292,6 +299,8 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
         "train_time_s": run["train_time_s"],  # all epochs, across resumes
         "wall_time_s": run["wall_time_s"],  # this invocation
         "synthetic_data": run["synthetic_data"],
+        "device": run["device"],
+        "precision": "bf16 autocast" if bf16 else "float32",
         "run_dir": run["run_dir"],
     }
 

@@ -30,7 +30,7 @@ from cifar_core.report.document import (
     percent,
     text,
 )
-from cifar_core.report.gan_sections import fid_section, gan_section
+from cifar_core.report.gan_sections import fid_section, fid_stage_records, gan_section
 
 STAGE_TITLES = {"tune": "Model selection (Ray Tune + ASHA)", "retrain": "Full-data retraining",
                 "recipe": "The reports' own models (recipes)", "train": "Training runs", "gan": "DCGAN", "fid": "FID"}
@@ -40,9 +40,14 @@ def build_document(collected: dict[str, Any], figures: dict[str, str]) -> Docume
     stages = collected["stages"]
     subtitle = f"Results in {collected['results_dir']}, report built {collected['created']}."
     everything = [e for entries in stages.values() for e in entries]
+    fid = None
+    if stages["fid"] or fid_stage_records(collected):
+        with summaries_of(stages["fid"] + stages["gan"]):
+            fid = fid_section(stages["fid"], figures, collected)
     if not everything:
         return Document("CIFAR-100 study report", Text("No stages have run yet.", "note"), subtitle,
-                        [nothing_section(collected), anchors_section(collected), provenance_section()])
+                        [nothing_section(collected), anchors_section(collected), *([fid] if fid else []),
+                         provenance_section()])
     with summaries_of(everything):
         sections = [overview_section(stages), anchors_section(collected)]
     if "accuracy_vs_parameters" in figures:
@@ -50,13 +55,15 @@ def build_document(collected: dict[str, Any], figures: dict[str, str]) -> Docume
     recipes = [e for e in stages["recipe"] if e["summary"].get("augment") is None]
     builders = [("tune", lambda e: tune_section(e, figures)), ("retrain", retrain_section),
                 ("recipe", lambda e: recipe_section(recipes) if recipes else None), ("recipe", ablation_section),
-                ("train", train_section), ("gan", gan_section), ("fid", lambda e: fid_section(e, figures))]
+                ("train", train_section), ("gan", gan_section)]
     for stage, build in builders:
         if stages[stage]:
             with summaries_of(stages[stage]):
                 section = build(stages[stage])
             if section is not None:
                 sections.append(section)
+    if fid is not None:  # also when no FID could run: each FID stage's reason
+        sections.append(fid)
     sections.append(provenance_section())
     with summaries_of(everything):
         sections.append(environment_section(collected))
@@ -159,7 +166,9 @@ def stage_times_table(collected: dict[str, Any]) -> Table:
         rows.append(["fid", e["name"], s.get("device"), (s.get("seconds") or {}).get("total"), "wall time"])
     for p in collected["pipelines"]:
         for record in (p["summary"] or {}).get("stages", []):
-            rows.append([f"pipeline {p['name']}", record["stage"], None, record.get("wall_time_s"), record.get("status")])
+            measured = "; the stage's own work time" if record.get("work_s") is not None else ""
+            rows.append([f"pipeline {p['name']}", record["stage"], None, record.get("work_s"),
+                         f"{record.get('status')}{measured}"])
     body = [[text(stage), text(name), text(device), duration(seconds), text(note)]
             for stage, name, device, seconds, note in rows]
     return Table("environment/stages", ["Stage", "Result", "Device", "Time", "Measured"], body)
