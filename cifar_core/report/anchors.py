@@ -25,6 +25,7 @@ from cifar_core.report.document import MISSING, Cell, Section, Table, Text, as_n
 from cifar_core.report.points import (
     fid_protocol,
     gan_note,
+    pipeline_records,
     run_departures,
     snapshot_comparisons,
     snapshot_step,
@@ -76,10 +77,9 @@ def anchors_section(collected: dict[str, Any]) -> Section:
                  "measured differently from the report (budget, seeds, precision, synthetic data, another FID "
                  "protocol, a GAN run that departed from report B's) the last column says so. Where each protocol "
                  "value comes from: the provenance section and docs/provenance.md.")
-    return Section("anchors", "Both reports, number by number", [
-        intro, table, Table("anchors/not_measured", ["Number", "Source", "Published", "Why this study does not "
-                                                     "measure it"], unmeasured,
-                            "What the reports publish that this study does not measure.")])
+    not_measured = Table("anchors/not_measured", ["Number", "Source", "Published", "Why this study does not measure it"],
+                         unmeasured, "What the reports publish that this study does not measure.")
+    return Section("anchors", "Both reports, number by number", [intro, table, not_measured])
 
 
 def published(anchor: Anchor) -> Cell:
@@ -120,11 +120,6 @@ def stage_state(stage: str, collected: dict[str, Any]) -> str:
             return f"pipeline {profile}: stage {stage} {record['status']}: {record.get('reason') or 'no reason recorded'}"
     return f"stage {stage} has not run here (`{COMMANDS[stage]}`, or `cifar pipeline`)"
 
-
-def pipeline_records(collected: dict[str, Any], stage: str) -> list[tuple[str, dict[str, Any]]]:
-    """(profile, record) of the stage in every pipeline summary that has one."""
-    return [(p["name"], record) for p in collected["pipelines"] if p["summary"]
-            for record in p["summary"].get("stages") or [] if record.get("stage") == stage]
 
 
 # --- the measurements -----------------------------------------------------------------------------
@@ -175,7 +170,9 @@ def _parameters(anchor: Anchor, collected) -> list[Measured]:
     parameters = (gan or {}).get("summary", {}).get("parameters") or {}
     if anchor.key.startswith("b.gan.") and as_number(parameters.get(anchor.key.split(".")[-1])) is not None:
         value = parameters[anchor.key.split(".")[-1]]
-        return [Measured(count(value), f"GAN run gan/{gan['name']}")]
+        config = gan["summary"].get("config") or {}
+        return [Measured(count(value), f"GAN run gan/{gan['name']}, widths ngf {config.get('ngf')}, ndf "
+                         f"{config.get('ndf')} (report B's sizes at 46)")]
     if anchor.key == "b.gan.total":
         value = OUR_PARAMETERS["dcgan_generator"] + OUR_PARAMETERS["dcgan_discriminator"]
         return [Measured(count(value), "our DCGAN at its default widths (`cifar models`)")]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cifar_core.protocols import PROTOCOLS
+from cifar_core.protocols import PROTOCOLS, Setting
 from cifar_core.report.anchors import anchors_section
 from cifar_core.report.classify_sections import (
     ablation_section,
@@ -30,7 +30,8 @@ from cifar_core.report.document import (
     percent,
     text,
 )
-from cifar_core.report.gan_sections import fid_section, fid_stage_records, gan_section
+from cifar_core.report.gan_sections import FID_STAGES, fid_section, gan_section
+from cifar_core.report.points import pipeline_records
 
 STAGE_TITLES = {"tune": "Model selection (Ray Tune + ASHA)", "retrain": "Full-data retraining",
                 "recipe": "The reports' own models (recipes)", "train": "Training runs", "gan": "DCGAN", "fid": "FID"}
@@ -41,7 +42,7 @@ def build_document(collected: dict[str, Any], figures: dict[str, str]) -> Docume
     subtitle = f"Results in {collected['results_dir']}, report built {collected['created']}."
     everything = [e for entries in stages.values() for e in entries]
     fid = None
-    if stages["fid"] or fid_stage_records(collected):
+    if stages["fid"] or pipeline_records(collected, *FID_STAGES):
         with summaries_of(stages["fid"] + stages["gan"]):
             fid = fid_section(stages["fid"], figures, collected)
     if not everything:
@@ -199,11 +200,17 @@ def provenance_section() -> Section:
                    "DCGAN tutorial report B took its GAN code from, a PyTorch default, or this project's choice "
                    "with the reason. The same tables are docs/provenance.md in the repository.")]
     for protocol in PROTOCOLS:
-        rows = [[text(s.name), text(s.text), text(s.source.label),
-                 text(None if s.source.is_report else s.source.where), text(s.key)] for s in protocol.settings]
+        rows = [[text(s.name), text(s.text), text(s.source.label), text(why_and_note(s)), text(s.key)]
+                for s in protocol.settings]
         blocks += [Heading(protocol.title),
                    Table(f"provenance/{protocol.key}", ["Setting", "Value", "Source", "Why (ours) / note", "Key"], rows)]
     return Section("provenance", "Provenance: where every protocol value comes from", blocks)
+
+
+def why_and_note(setting: Setting) -> str:
+    """Our reason (or the tutorial's or PyTorch's detail), then the note a reader needs beside it."""
+    why = "" if setting.source.is_report else setting.source.where
+    return "; ".join(part for part in (why, setting.note and f"note: {setting.note}") if part)
 
 
 def incomplete_text(incomplete: list[dict[str, str]]) -> Text:

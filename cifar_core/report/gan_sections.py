@@ -33,6 +33,7 @@ from cifar_core.report.points import (
     gan_note,
     gan_run_of,
     lr_after,
+    pipeline_records,
     precision_of_gan,
     ranking_split,
     run_departures,
@@ -113,8 +114,10 @@ def fid_section(entries: list[dict[str, Any]], figures: dict[str, str], collecte
         "every snapshot scored against the training split, and only the chosen one scored on the test set, with "
         "noise the choice never saw (`cifar fid --select-best RUN`, stage fid): choosing on the test set and "
         "reporting that score would flatter it. Beside each score: the GAN run's recoveries from mode collapse "
-        "and how it departed from report B's protocol."))
-    records = fid_stage_records(collected)
+        "and how it departed from report B's protocol. A run departs from it where a recovery changed the run: a "
+        "rollback (the step counter moved back, a new seed, a lower learning rate); a restart from step 0 is "
+        "report B's own remedy, and `--collapse off` only logs."))
+    records = pipeline_records(collected, *FID_STAGES)
     if records:
         section.blocks.append(stage_records_table(records))
     if not entries:
@@ -137,12 +140,6 @@ def fid_section(entries: list[dict[str, Any]], figures: dict[str, str], collecte
         if entry["summary"].get("ranking"):
             section.blocks.append(ranking_table(entry["name"], entry["summary"]))
     return section
-
-
-def fid_stage_records(collected: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(profile, record) of each FID stage in every pipeline summary."""
-    return [(p["name"], record) for p in collected["pipelines"] if p["summary"]
-            for record in p["summary"].get("stages") or [] if record.get("stage") in FID_STAGES]
 
 
 def stage_records_table(records: list[tuple[str, dict[str, Any]]]) -> Table:

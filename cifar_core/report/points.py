@@ -173,3 +173,9 @@ def snapshot_comparisons(collected: dict[str, Any]) -> list[dict[str, Any]]:
             found.append({"name": entry["name"], "summary": entry["summary"],
                           "pairs": [(c["step"], c["fid"]) for c in compared]})
     return found
+
+
+def pipeline_records(collected: dict[str, Any], *stages: str) -> list[tuple[str, dict[str, Any]]]:
+    """(profile, record) of these stages in every pipeline summary, as its last run recorded them."""
+    return [(p["name"], record) for p in collected["pipelines"] if p["summary"]
+            for record in p["summary"].get("stages") or [] if record.get("stage") in stages]
