@@ -38,9 +38,9 @@ from cifar_core.progress import log
 from cifar_core.protocols import RECIPES, REPORT_B_STEPS, REPORT_B_TEST_PCT, REPORT_B_TEST_SPREAD, mean_std
 from cifar_core.seeds import check_seed
 
-# Which of a search's best trials are retrained. Report A retrained "the top 3 models ... based on
-# their validation accuracy", three different architectures: the best trial of each ("architectures");
-# "trials" takes the best trials whatever their architecture.
+# Which of a search's best trials are retrained. Report A: "the top 3 models were selected based on
+# their validation accuracy"; its three are three architectures, which we read as the best trial of
+# each ("architectures", our reading); "trials" takes the best trials whatever their architecture.
 SELECTIONS = ("architectures", "trials")
 POSITIVE = at_least(1)
 
@@ -68,7 +68,7 @@ class RetrainPlan:
     top_k: int = setting(3, "How many of its best configs (report A: 3).", range=POSITIVE)
     epochs: int = setting(100, "Epochs on all training images (report A: 100).", unit="epochs", range=POSITIVE)
     select: str = setting("architectures", "architectures: the best trial of each of the top-k architectures "
-                          "(report A's three models); trials: the top-k trials.", choices=SELECTIONS)
+                          "(our reading of report A's top 3); trials: the top-k trials.", choices=SELECTIONS)
 
     @property
     def size(self) -> int:

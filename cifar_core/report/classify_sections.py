@@ -123,8 +123,8 @@ def retrain_section(entries: list[dict[str, Any]]) -> Section:
 
 
 SELECTION_TEXT = {
-    "architectures": "the best trial of each of the best architectures, as report A retrained three different "
-                     "models (`--select architectures`)",
+    "architectures": "the best trial of each of the best architectures, our reading of report A's 'top 3 models' "
+                     "(three architectures) (`--select architectures`)",
     "trials": "the best trials whatever their architecture, so an architecture may appear more than once "
               "(`--select trials`)",
     None: "the best trials, by a retrain made before the selection was recorded",
