@@ -5,6 +5,7 @@ layouts, the search's algorithm and distributions) equal what the code does."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from pathlib import Path
 from typing import Any
@@ -50,12 +51,23 @@ def _dotted(obj: Any, key: str) -> Any:
 
 
 # --- what the code uses for a key: one value per run the protocol makes --------------------------
-def _search_values(key: str) -> list[Any]:
+@functools.cache
+def _full() -> Any:
+    return resolve_profile("full")
+
+
+@functools.cache
+def _search_base() -> TrainConfig:
+    """What every trial of the report-a search starts from."""
     from cifar_core.tune.search import base_train_config
     from cifar_core.tune.space import load_space
 
     tune = TuneSettings(experiment="x")
-    base = base_train_config(load_space(tune.space), tune)  # what every trial starts from
+    return base_train_config(load_space(tune.space), tune)
+
+
+def _search_values(key: str) -> list[Any]:
+    tune, base = TuneSettings(experiment="x"), _search_base()
     if "." in key:
         return [_dotted(base, key)]
     values = [getattr(owner, key) for owner in (tune, RetrainPlan()) if hasattr(owner, key)]
@@ -72,7 +84,7 @@ def _recipe_values(recipe: str, key: str) -> list[Any]:
 def _fid_values(key: str) -> list[Any]:
     from cifar_core.fid.scoring import run_fid
 
-    full = resolve_profile("full")
+    full = _full()
     found = [getattr(section, key) for section in (full.fid_b, full.fid) if hasattr(section, key)]
     return found or [inspect.signature(run_fid).parameters[key].default]
 
@@ -81,7 +93,7 @@ CODE = {
     REPORT_A_SEARCH.key: _search_values,
     REPORT_A_FINAL.key: lambda key: _recipe_values("report-a", key),
     REPORT_B_CLASSIFIER.key: lambda key: _recipe_values("report-b", key),
-    DCGAN.key: lambda key: [_dotted(GanTrainConfig(), key), _dotted(resolve_profile("full").gan, key)],
+    DCGAN.key: lambda key: [_dotted(GanTrainConfig(), key), _dotted(_full().gan, key)],
     FID.key: _fid_values,
 }
 
