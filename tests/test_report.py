@@ -510,11 +510,12 @@ def test_report_bs_fid_beside_its_50000_step_snapshot_and_the_runs_departures(fu
            "from report B's protocol" in how["How this study's number was measured"][0]
 
 
-def test_departures_of_a_summary_written_before_the_trainer_listed_them():
-    from cifar_core.report.points import departures
+def test_a_gan_summary_from_before_departures_were_recorded_says_so():
+    from cifar_core.report.points import departures, departures_text, recovery_text
 
-    events = [{"step": 1200, "action": "rollback", "rolled_back_to": 1000, "new_lr": 1e-4},
-              {"step": 3000, "action": "none: 3 recoveries allowed, all used"}]
-    assert departures({"collapse_events": events}) == ["collapse at step 1,200: rollback to step 1,000, "
-                                                       "learning rate 0.0001"]
-    assert departures({"collapse_events": events, "protocol_departures": []}) == []  # the trainer's word
+    event = {"step": 1200, "action": "rollback", "rolled_back_to": 1000, "new_lr": 1e-4}
+    assert departures({"collapse_events": [event]}) is None
+    assert departures_text(None) == "departures from report B's protocol not recorded (a summary from before they were)"
+    assert recovery_text(event) == "step 1,200: rollback to step 1,000, learning rate 0.0001"  # its old `new_lr`
+    assert recovery_text({"step": 3000, "action": "none", "why": "collapse.mode is off", "lr_after": 2e-4}) == \
+        "step 3,000: none (collapse.mode is off), learning rate 0.0002"

@@ -73,7 +73,6 @@ def gan_facts(name: str, summary: dict[str, Any]) -> Facts:
     final = summary.get("final") or {}
     ours = f"{params.get('generator', 0):,} + {params.get('discriminator', 0):,}"
     theirs = f"{REPORT_B_GAN_PARAMETERS['generator']:,} + {REPORT_B_GAN_PARAMETERS['discriminator']:,}"
-    departed = departures(summary)
     return Facts(f"gan/{name}/facts", [
         ("Steps", count(summary.get("steps"))),
         ("Optimiser steps (including rolled-back work)", count(summary.get("optimizer_steps"))),
@@ -82,13 +81,17 @@ def gan_facts(name: str, summary: dict[str, Any]) -> Facts:
         ("Collapse handling", text(summary.get("collapse_mode") or "rollback (the only mode when it trained)")),
         ("Collapse events", count(len(summary.get("collapse_events") or []))),
         ("Recoveries", count(summary.get("recoveries"))),
-        ("Departures from report B's protocol", text("; ".join(departed) if departed else "none")),
+        ("Departures from report B's protocol", text(departed_facts(departures(summary)))),
         ("Final D loss", decimal(final.get("d_loss"))),
         ("Final G loss", decimal(final.get("g_loss"))),
         ("Final learning rate", scientific(summary.get("final_lr"))),
         ("Wall time", duration(summary.get("wall_time_s"))),
         ("Device", text(summary.get("device_name") or summary.get("device"))),
     ])
+
+
+def departed_facts(departed: list[str] | None) -> str:
+    return "not recorded (a summary from before they were)" if departed is None else "; ".join(departed) or "none"
 
 
 def collapse_table(name: str, events: list[dict[str, Any]]) -> Table:
@@ -114,9 +117,9 @@ def fid_section(entries: list[dict[str, Any]], figures: dict[str, str], collecte
         "every snapshot scored against the training split, and only the chosen one scored on the test set, with "
         "noise the choice never saw (`cifar fid --select-best RUN`, stage fid): choosing on the test set and "
         "reporting that score would flatter it. Beside each score: the GAN run's recoveries from mode collapse "
-        "and how it departed from report B's protocol. A run departs from it where a recovery changed the run: a "
-        "rollback (the step counter moved back, a new seed, a lower learning rate); a restart from step 0 is "
-        "report B's own remedy, and `--collapse off` only logs."))
+        "and how it departed from report B's protocol, as its trainer recorded them (bf16, flipped images, a "
+        "rollback: the step counter moved back, a new seed, a lower learning rate; a collapse left unrecovered). "
+        "A restart from step 0 is report B's own remedy, not a departure."))
     records = pipeline_records(collected, *FID_STAGES)
     if records:
         section.blocks.append(stage_records_table(records))

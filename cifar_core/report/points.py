@@ -114,9 +114,10 @@ def lr_after(event: dict[str, Any]) -> float | None:
 
 
 def recovery_text(event: dict[str, Any]) -> str:
-    """"step 12,300: rollback to step 11,000, learning rate 0.0001" (or "restart from step 0") for one event."""
+    """"step 12,300: rollback to step 11,000, learning rate 0.0001" (or "restart from step 0", or
+    "none (collapse.mode is off)") for one collapse event."""
     action = str(event.get("action") or "none")
-    parts = [f"step {event['step']:,}: {action}"]
+    parts = [f"step {event['step']:,}: {action}" + (f" ({event['why']})" if event.get("why") else "")]
     if event.get("rolled_back_to") is not None:
         parts[0] += f" {'from' if action == 'restart' else 'to'} step {event['rolled_back_to']:,}"
     if as_number(lr_after(event)) is not None:
@@ -124,20 +125,25 @@ def recovery_text(event: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def departures(gan: dict[str, Any]) -> list[str]:
-    """How the run departed from report B's protocol: what its trainer recorded; for a summary
-    written before it recorded them, each rollback (the step counter moved back, a new seed, a
-    lower learning rate). A restart from step 0 is report B's own remedy and not a departure."""
-    if isinstance(gan.get("protocol_departures"), list):
-        return [str(d) for d in gan["protocol_departures"]]
-    return [f"collapse at {recovery_text(e)}" for e in gan.get("collapse_events") or []
-            if e.get("action") == "rollback"]
+def departures(gan: dict[str, Any]) -> list[str] | None:
+    """How the run departed from report B's protocol, as its trainer recorded it (`protocol_departures`:
+    bf16, flipped images, each rollback, a collapse left unrecovered); None for a summary written
+    before the trainer recorded them."""
+    found = gan.get("protocol_departures")
+    return [str(d) for d in found] if isinstance(found, list) else None
 
 
 def run_departures(fid_summary: dict[str, Any], collected: dict[str, Any]) -> list[str]:
     """The departures from report B's protocol of the GAN run a FID scored (none known: [])."""
     gan = gan_summaries(collected).get(gan_run_of(fid_summary) or "")
-    return departures(gan) if gan is not None else []
+    return (departures(gan) or []) if gan is not None else []
+
+
+def departures_text(departed: list[str] | None) -> str:
+    if departed is None:
+        return "departures from report B's protocol not recorded (a summary from before they were)"
+    return "departed from report B's protocol: " + "; ".join(departed) if departed else \
+        "no departure from report B's protocol"
 
 
 def precision_of_gan(gan: dict[str, Any]) -> str:
@@ -157,9 +163,7 @@ def gan_note(fid_summary: dict[str, Any], collected: dict[str, Any]) -> str:
     events = gan.get("collapse_events") or []
     mode = gan.get("collapse_mode") or "rollback (the only mode when it trained)"
     recoveries = "recoveries: " + "; ".join(recovery_text(e) for e in events) if events else "no collapse"
-    departed = departures(gan)
-    departed_text = ("departed from report B's protocol: " + "; ".join(departed) if departed
-                     else "no departure from report B's protocol")
+    departed_text = departures_text(departures(gan))
     return f"GAN run {run} ({precision_of_gan(gan)}, collapse handling {mode}): {recoveries}; {departed_text}"
 
 
