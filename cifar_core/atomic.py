@@ -162,14 +162,20 @@ def read_json(path: str | os.PathLike) -> dict:
 
     path = Path(path)
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise CifarError(f"corrupt {path}: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:  # NaN or Infinity: not JSON, and never written by us
+        raise CifarError(f"corrupt {path}: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CifarError(f"cannot read {path}: {type(exc).__name__}") from None
     if not isinstance(value, dict):
         raise CifarError(f"corrupt {path}: expected a JSON object, found {type(value).__name__}")
     return value
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:

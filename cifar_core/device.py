@@ -34,7 +34,8 @@ def pick_device(requested: str, gpu_share: float | None = None) -> str:
 
         return "cuda" if torch.cuda.is_available() else "cpu"
     if gpu_share is not None and gpu_share == 0 and requested.startswith("cuda"):
-        raise ConfigError(f"--device {requested} needs a GPU share for the task: give it --gpus (or resources.*.gpus)")
+        raise ConfigError(f"--device {requested} needs a GPU share for the work: give it GPUs (--gpus, --gpus-per-trial "
+                          "or resources.<stage>.gpus)")
     return requested
 
 

@@ -310,20 +310,26 @@ def ray_session(pending_timeout: float | None = None, explain: Callable[[], str 
     runtime_env = {"env_vars": {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIX)}}
     # Tune's own SIGINT handler would end a search quietly; the Watch handles SIGINT (and SIGTERM).
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    from cifar_core import reaper
+
+    keeper = None if address else reaper.watch()  # a local Ray's processes die with this one, even by SIGKILL
     try:
-        if address:
-            _require_answer(address)
-            ray.init(address=address, include_dashboard=False, runtime_env=runtime_env)
-        else:
-            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, runtime_env=runtime_env)
-    except (ConnectionError, TimeoutError) as exc:
-        where = f"RAY_ADDRESS={address}" if address else "a local Ray"
-        raise ConfigError(f"cannot start or reach {where}: {str(exc).splitlines()[0]}") from None
-    try:
-        with Watch(timeout, explain, standing).running() as watch:
-            yield watch
+        try:
+            if address:
+                _require_answer(address)
+                ray.init(address=address, include_dashboard=False, runtime_env=runtime_env)
+            else:
+                ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, runtime_env=runtime_env)
+        except (ConnectionError, TimeoutError) as exc:
+            where = f"RAY_ADDRESS={address}" if address else "a local Ray"
+            raise ConfigError(f"cannot start or reach {where}: {str(exc).splitlines()[0]}") from None
+        try:
+            with Watch(timeout, explain, standing).running() as watch:
+                yield watch
+        finally:
+            ray.shutdown()
     finally:
-        ray.shutdown()
+        reaper.release(keeper)
 
 
 CONNECT_TIMEOUT_S = 10.0

@@ -198,6 +198,10 @@ def _score(checkpoint: dict, loader, cfg: TrainConfig) -> dict[str, Any]:
     """Scores of a checkpoint's weights, with the run's own precision (bf16 autocast on CUDA if amp)."""
     device = resolve_device(cfg.run.device)
     name, kwargs = checkpoint["model_name"], checkpoint["model_kwargs"]
+    broken = next((key for key, value in checkpoint["model_state"].items()
+                   if value.is_floating_point() and not bool(value.isfinite().all())), None)
+    if broken is not None:  # its scores would be NaN: no score is better than a NaN one
+        raise CheckpointError(f"the checkpoint's weights hold NaN or infinite values ({broken}): it cannot be scored")
     try:
         model = create_model(name, num_classes=100, **kwargs)
     except (ConfigError, TypeError, ValueError) as exc:

@@ -94,8 +94,13 @@ class _CifarGroup(click.Group):
 
 def os_error_line(exc: OSError) -> str:
     """`path: reason` (both paths of a failed rename), e.g. `results/fid/x: Read-only file system`."""
+    import errno
+    import os
+
     paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
     reason = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
+    if exc.errno == errno.EEXIST and exc.filename is not None and not os.path.isdir(exc.filename):
+        reason = "a file is in the way where a directory must be"  # mkdir under (or of) a regular file
     return f"{paths}: {reason}" if paths else reason
 
 

@@ -14,7 +14,8 @@ from jobs.options import json_option
 @click.argument("pattern", required=False)
 @click.option("--family", help="Only this family: cnn, efficient, reference, gan, smoke.")
 @click.option(
-    "--num-classes", type=click.IntRange(min=1), default=100, show_default=True, help="Classes the heads are sized for."
+    "--num-classes", type=click.IntRange(min=1, max=1_000_000), default=100, show_default=True,
+    help="Classes the heads are sized for."
 )
 @json_option
 def models_cmd(pattern: str | None, family: str | None, num_classes: int, as_json: bool) -> None:

@@ -143,7 +143,11 @@ def test_forced_collapse_is_detected_and_rolled_back(synth_root, tmp_path):
     [event] = summary["collapse_events"]
     assert event["reason"] == "diversity_collapse" and event["step"] == 35  # symptom from 25, window 10
     assert event["rolled_back_to"] == 20  # the last check with a clean window behind it
-    assert event["new_lr"] == pytest.approx(cfg.lr * 0.5) and event["new_seed"] != cfg.seed
+    assert event["lr_after"] == pytest.approx(cfg.lr * 0.5) and event["new_seed"] != cfg.seed
+    assert summary["collapse_mode"] == "rollback"
+    assert summary["protocol_departures"] == [
+        "collapse at step 35: rolled back to step 20 with a new seed, learning rate 0.0001 (report B started a "
+        "collapsed run over)"]
     assert summary["steps"] == 40 and summary["recoveries"] == 1 and summary["optimizer_steps"] == 55
     rows = metric_rows(tmp_path / "forced")
     after = [r for r in rows if r.get("recoveries") == 1]
@@ -163,7 +167,42 @@ def test_recoveries_are_capped(synth_root, tmp_path):
     summary = train_gan(cfg, synth_root, tmp_path / "capped", device="cpu", on_log=pin_forever)
     actions = [e["action"] for e in summary["collapse_events"]]
     assert actions[0] == "rollback" and summary["recoveries"] == 1
-    assert all(a.startswith("none:") for a in actions[1:]) and len(actions) > 1
+    assert set(actions[1:]) == {"none"} and len(actions) > 1
+    assert summary["collapse_events"][1]["why"] == "1 recoveries allowed, all used"
+    assert "not recovered (1 recoveries allowed, all used): the run went on collapsed" in \
+        summary["protocol_departures"][-1]
+
+
+def test_restart_starts_over_as_report_b_did_and_off_only_logs(synth_root, tmp_path):
+    """--collapse restart: report B's own way, the whole run again from step 0 with a new seed and the
+    same learning rate (no departure from its protocol); off: detected and logged, nothing else."""
+    hooks, pinned = [], []
+
+    def pin_until_collapse(row, training):  # once per run: from step 20 until the collapse is handled
+        if row.get("step") == 20 and "event" not in row and not pinned:
+            pinned.append(True)
+            hooks.append(training.generator.register_forward_hook(lambda m, i, out: torch.zeros_like(out)))
+        if row.get("event") == "collapse" and hooks:
+            hooks.pop().remove()
+
+    cfg = tiny_config(steps=40, log_every=5, sample_every=40, checkpoint_every=40,
+                      collapse={"warmup_steps": 10, "window_steps": 10, "mode": "restart"})
+    summary = train_gan(cfg, synth_root, tmp_path / "restart", device="cpu", on_log=pin_until_collapse)
+    [event] = summary["collapse_events"]
+    assert (event["action"], event["rolled_back_to"], event["step"]) == ("restart", 0, 35)
+    assert event["lr_after"] == cfg.lr and summary["final_lr"] == cfg.lr
+    assert summary["steps"] == 40 and summary["optimizer_steps"] == 35 + 40  # the lost attempt, then all 40
+    assert summary["protocol_departures"] == []
+    rows = [r for r in metric_rows(tmp_path / "restart") if "event" not in r]
+    assert [r["step"] for r in rows].count(5) == 2  # the second attempt logged its own step 5
+
+    pinned.clear()
+    cfg = tiny_config(steps=40, log_every=5, sample_every=40, checkpoint_every=40,
+                      collapse={"warmup_steps": 10, "window_steps": 10, "mode": "off"})
+    summary = train_gan(cfg, synth_root, tmp_path / "off", device="cpu", on_log=pin_until_collapse)
+    assert [e["action"] for e in summary["collapse_events"]] == ["none"]
+    assert summary["collapse_events"][0]["why"] == "collapse.mode is off" and summary["recoveries"] == 0
+    assert summary["optimizer_steps"] == 40
 
 
 @pytest.mark.parametrize("flag, value", [("--steps", 0), ("--lr", 0), ("--lr", -1), ("--batch-size", 0)])

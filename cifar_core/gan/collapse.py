@@ -52,6 +52,11 @@ class CollapseDetector:
         self.best_diversity: float | None = None  # best seen since warmup, at checks without collapse
         self.reset()
 
+    def start_over(self) -> None:
+        """A run started over from step 0: nothing it has seen counts any more."""
+        self.best_diversity = None
+        self.reset()
+
     def reset(self) -> None:
         """Forget symptoms seen so far (the diversity level reached is kept)."""
         self.symptom_since: dict[str, int | None] = dict.fromkeys(SYMPTOMS)

@@ -21,10 +21,18 @@ POSITIVE = at_least(1)
 KEY_PREFIX = "gan."  # how errors name a setting: gan.lr, gan.collapse.window_steps (the pipeline's keys)
 
 
+COLLAPSE_MODES = ("rollback", "restart", "off")
+
+
 @dataclass
 class CollapseConfig:
     """When a run counts as collapsed and what recovery does. Checked once per logging interval."""
 
+    # rollback is ours; restart is report B's own way ("the entire process would have to be restarted");
+    # off detects and logs only.
+    mode: str = setting("rollback", "On collapse: rollback (to the last healthy state, new seed, learning rate x "
+                                    "recovery factor), restart (from step 0 with a new seed, as report B did), "
+                                    "or off (log only).", choices=COLLAPSE_MODES, flag="collapse")
     warmup_steps: int = setting(1000, "Steps before collapse is judged (early losses swing, BN statistics settle).",
                                 unit="steps", range=at_least(0), flag="collapse_warmup")
     window_steps: int = setting(1000, "Steps a symptom must persist to count as collapse.", unit="steps",
@@ -35,8 +43,8 @@ class CollapseConfig:
                                     range=above(0))
     diversity_fraction: float = setting(0.2, "Diversity collapse: the samples' spread below this fraction of "
                                              "its healthy level.", range=between(0, 1, high_open=True))
-    max_recoveries: int = setting(3, "Rollbacks allowed per run (0: detect and log only).", range=at_least(0))
-    lr_factor: float = setting(0.5, "Each recovery multiplies both learning rates by this.",
+    max_recoveries: int = setting(3, "Recoveries allowed per run; then a collapse is only logged.", range=at_least(0))
+    lr_factor: float = setting(0.5, "Each rollback multiplies both learning rates by this (a restart keeps them).",
                                range=between(0, 1, low_open=True), flag="recovery_lr_factor")
 
 

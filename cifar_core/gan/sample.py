@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import secrets
 import shutil
+import socket
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -137,9 +139,10 @@ def sample_to_folder(checkpoint: str | Path, out_dir: str | Path, n: int, seed: 
         "batch_size": batch_size if batch_norm == "batch" else None,
     }
     replacing = _check_sample_folder(out_dir, request)
+    _remove_dead_staging(out_dir)
     images = generate(generator, n, seed, batch_size=batch_size, device=device, batch_norm=batch_norm)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.with_name(f".{out_dir.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
+    staging = out_dir.with_name(f".{out_dir.name}.partial-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}")
     staging.mkdir()  # mkdir, not mkdtemp: the folder keeps the umask's mode once it is renamed
     try:
         written = write_samples(images, staging, fmt, labels=sample_labels(generator, n))
@@ -156,6 +159,29 @@ def sample_to_folder(checkpoint: str | Path, out_dir: str | Path, n: int, seed: 
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return manifest
+
+
+_HOST = socket.gethostname().replace("-", "_")
+
+
+def _remove_dead_staging(out_dir: Path) -> None:
+    """A killed `gan sample` leaves its half-written set beside --out (.<out>.partial-<host>-<pid>-...):
+    removed when its process, on this host, is gone. Another host's are left to that host."""
+    pattern = re.compile(rf"\.{re.escape(out_dir.name)}\.(?:partial|old)-{re.escape(_HOST)}-(\d+)-[0-9a-f]{{8}}")
+    for entry in out_dir.parent.iterdir() if out_dir.parent.is_dir() else ():
+        found = pattern.fullmatch(entry.name)
+        if found and not _alive(int(found.group(1))):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def read_sample_manifest(folder: str | Path) -> dict[str, Any] | None:
@@ -176,6 +202,11 @@ def _check_sample_folder(out_dir: Path, request: dict[str, Any]) -> bool:
     if {key: earlier.get(key) for key in request} != request:
         raise ConfigError(f"--out {out_dir} holds another sample ({_describe(earlier)}), not this one "
                           f"({_describe(request)}): choose another --out or delete it")
+    ours = {*earlier.get("files", []), MANIFEST}
+    foreign = sorted(entry.name for entry in out_dir.iterdir() if entry.name not in ours)
+    if foreign:  # replacing the set would delete them
+        raise ConfigError(f"--out {out_dir} also holds {foreign[0]}{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''}, "
+                          "which no sample wrote: move it away, or choose another --out")
     return True
 
 

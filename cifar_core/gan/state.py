@@ -47,25 +47,35 @@ class GanTraining:
             "conditional": cfg.conditional,
             "num_classes": num_classes,
         }
-        # The same initial weights for the same seed, without touching the global RNG.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed(cfg.seed, "init"))
-            self.generator = create_model(GENERATOR_NAME, **self.generator_kwargs).to(device)
-            self.discriminator = create_model(DISCRIMINATOR_NAME, **self.discriminator_kwargs).to(device)
-        betas = (cfg.beta1, cfg.beta2)
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr, betas=betas)
-        self.rng = noise_generator(cfg.seed, device)  # the generator's input noise
-        self.data_seed = cfg.seed  # the real images' order and flips (the loader's seed)
-        self.lr = cfg.lr
-        self.step = 0
-        self.optimizer_steps = 0  # all updates made, including work later rolled back
+        self._initialise(cfg.seed)
+        self.optimizer_steps = 0  # all updates made, including work later rolled back or started over
         self.recoveries = 0
         # Metrics are summed on the device and read once per logging interval: no sync per step.
         self.interval_sums = torch.zeros(len(METRIC_NAMES), device=device)
         self.interval_steps = 0
         # bf16 autocast only when asked (cfg.amp), where the policy applies it; the losses stay float32.
         self.precision = Precision(device, cfg.amp)
+
+    def _initialise(self, seed: int) -> None:
+        """Fresh networks and optimisers from `seed` at step 0, the configured learning rate."""
+        # The same initial weights for the same seed, without touching the global RNG.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(seed, "init"))
+            self.generator = create_model(GENERATOR_NAME, **self.generator_kwargs).to(self.device)
+            self.discriminator = create_model(DISCRIMINATOR_NAME, **self.discriminator_kwargs).to(self.device)
+        betas = (self.cfg.beta1, self.cfg.beta2)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.cfg.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.cfg.lr, betas=betas)
+        self.rng = noise_generator(seed, self.device)  # the generator's input noise
+        self.data_seed = seed  # the real images' order and flips (the loader's seed)
+        self.lr = self.cfg.lr
+        self.step = 0
+
+    def start_over(self, seed: int) -> None:
+        """Report B's way out of a collapse: everything from scratch with a new seed."""
+        self._initialise(seed)
+        self.interval_sums.zero_()
+        self.interval_steps = 0
 
     def train_step(self, real: torch.Tensor, labels: torch.Tensor) -> None:
         batch = real.shape[0]

@@ -182,6 +182,8 @@ def _train(cfg, data_dir, files: RunFiles, checkpoint, digest: str, device: torc
                         events.append(event)
                         write_row(event)
                         if "rolled_back_to" in event:
+                            if event["action"] == "restart":
+                                healthy = training.snapshot(detector)
                             continue  # this step's weights were discarded: nothing of them to keep
                     elif detector.is_healthy(step):
                         healthy = training.snapshot(detector)
@@ -233,27 +235,49 @@ def _reference_sample(real: DeviceLoader, seed: int) -> torch.Tensor:
 def _handle_collapse(
     collapse: Collapse, training: GanTraining, detector: CollapseDetector, healthy: dict, cfg: GanTrainConfig
 ) -> dict[str, Any]:
-    """Roll back to the last healthy snapshot with a new seed and a lower lr, unless out of recoveries."""
-    event = {"event": "collapse", "step": collapse.step, "reason": collapse.reason, "detail": collapse.detail}
-    event["optimizer_steps"] = training.optimizer_steps
-    if training.recoveries >= cfg.collapse.max_recoveries:
+    """What `collapse.mode` says: roll back to the last healthy snapshot with a new seed and a lower
+    learning rate (ours), start over from step 0 with a new seed (report B's way), or only log it;
+    and only log it once the allowed recoveries are used."""
+    c = cfg.collapse
+    event = {"event": "collapse", "step": collapse.step, "reason": collapse.reason, "detail": collapse.detail,
+             "optimizer_steps": training.optimizer_steps}
+    if c.mode == "off" or training.recoveries >= c.max_recoveries:
         detector.reset()  # report a persisting collapse once per window, not at every check
-        event["action"] = f"none: {cfg.collapse.max_recoveries} recoveries allowed, all used"
-        log(f"collapse at step {collapse.step} ({collapse.detail}); {event['action']}")
+        why = "collapse.mode is off" if c.mode == "off" else f"{c.max_recoveries} recoveries allowed, all used"
+        event.update(action="none", why=why, lr_after=training.lr)
+        log(f"collapse at step {collapse.step} ({collapse.detail}); not recovered: {why}")
         return event
     training.recoveries += 1
     new_seed = recovery_seed(cfg.seed, training.recoveries)
-    new_lr = training.lr * cfg.collapse.lr_factor
-    training.restore(healthy, detector)
-    training.reseed(new_seed)
-    training.set_lr(new_lr)
-    event.update(action="rollback", rolled_back_to=healthy["step"], new_seed=new_seed, new_lr=new_lr)
-    event["recovery"] = training.recoveries
-    log(
-        f"collapse at step {collapse.step} ({collapse.detail}): rolled back to step {healthy['step']}, "
-        f"seed {new_seed}, lr {new_lr:g} (recovery {training.recoveries}/{cfg.collapse.max_recoveries})"
-    )
+    if c.mode == "restart":
+        training.start_over(new_seed)
+        detector.start_over()
+        event.update(action="restart", rolled_back_to=0)
+    else:
+        training.restore(healthy, detector)
+        training.reseed(new_seed)
+        training.set_lr(training.lr * c.lr_factor)
+        event.update(action="rollback", rolled_back_to=healthy["step"])
+    event.update(new_seed=new_seed, lr_after=training.lr, recovery=training.recoveries)
+    log(f"collapse at step {collapse.step} ({collapse.detail}): {event['action']} to step {event['rolled_back_to']}, "
+        f"seed {new_seed}, lr {training.lr:g} (recovery {training.recoveries}/{c.max_recoveries})")
     return event
+
+
+def protocol_departures(cfg: GanTrainConfig, events: list[dict[str, Any]]) -> list[str]:
+    """How this run departed from report B's protocol (its DCGAN tutorial's float32, unflipped images,
+    and a collapsed run started over), one line each; a FID of the run cites them."""
+    lines = [] if not cfg.amp else ["trained under bf16 autocast (report B's code, the tutorial's, trains in float32)"]
+    if cfg.hflip:
+        lines.append("real images flipped left-right (neither report B nor the tutorial flips them)")
+    for e in events:
+        if e.get("action") == "rollback":
+            lines.append(f"collapse at step {e['step']:,}: rolled back to step {e['rolled_back_to']:,} with a new seed, "
+                         f"learning rate {e['lr_after']:g} (report B started a collapsed run over)")
+        elif e.get("action") == "none":
+            lines.append(f"collapse at step {e['step']:,} not recovered ({e['why']}): the run went on collapsed "
+                         "(report B started a collapsed run over)")
+    return lines
 
 
 def _summary(cfg, training: GanTraining, events, rows, wall_time, files: RunFiles, data_dir, digest, failure) -> dict[str, Any]:
@@ -274,7 +298,9 @@ def _summary(cfg, training: GanTraining, events, rows, wall_time, files: RunFile
         "device_name": device_name(device),
         "synthetic_data": is_synthetic(data_dir),
         "data_digest": digest,
+        "collapse_mode": cfg.collapse.mode,
         "collapse_events": events,
+        "protocol_departures": protocol_departures(cfg, events),
         "recoveries": training.recoveries,
         "final_lr": training.lr,
         "final": metrics[-1] if metrics else None,

@@ -32,5 +32,5 @@ class TinyCNN(nn.Module):
 
 
 @register_model(family="smoke", description="3 conv stages (16-32-64), GAP, linear: for smoke runs and tests")
-def tinycnn(num_classes: int = 100, **kwargs) -> nn.Module:
-    return TinyCNN(num_classes=num_classes, **kwargs)
+def tinycnn(num_classes: int = 100, width: int = 16, dropout: float = 0.1, activation: str = "relu") -> nn.Module:
+    return TinyCNN(num_classes=num_classes, width=width, dropout=dropout, activation=activation)
