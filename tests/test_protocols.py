@@ -10,10 +10,8 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from cifar_core.config import TrainConfig
-from cifar_core.gan.config import CollapseConfig, GanTrainConfig
+from cifar_core.gan.config import GanTrainConfig
 from cifar_core.models import count_parameters, create_model
 from cifar_core.pipeline import resolve_profile
 from cifar_core.protocols import (
@@ -36,8 +34,6 @@ from cifar_core.retrain import RecipePlan, RetrainPlan
 from cifar_core.tune.settings import TuneSettings
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "provenance.md"
-# Being added beside this branch (`gan train --collapse rollback|restart|off`): checked on its own below.
-COLLAPSE_MODE = "collapse.mode"
 
 
 def _row(protocol: Protocol, name_start: str):
@@ -114,17 +110,11 @@ def test_every_keyed_value_is_the_default_of_what_it_names():
     checked = 0
     for protocol in PROTOCOLS:
         for setting in protocol.settings:
-            for key in [k.strip() for k in (setting.key or "").split(",") if k.strip() and k.strip() != COLLAPSE_MODE]:
+            for key in [k.strip() for k in (setting.key or "").split(",") if k.strip()]:
                 values = CODE[protocol.key](key)
                 assert _agrees(setting.value, values), (protocol.key, setting.name, key, setting.value, values)
                 checked += 1
     assert checked > 60  # every protocol with keys was walked
-
-
-@pytest.mark.xfail(not hasattr(CollapseConfig(), "mode"), strict=True,
-                   reason="`gan train --collapse` (CollapseConfig.mode) has not landed on this branch yet")
-def test_the_collapse_mode_default_is_the_tables():
-    assert _agrees(_row(DCGAN, "mode collapse").value, CODE[DCGAN.key](COLLAPSE_MODE))
 
 
 def test_a_disagreeing_value_is_caught():
