@@ -102,14 +102,24 @@ def why_absent(anchor: Anchor, collected: dict[str, Any]) -> str:
     if anchor.key == "a.augment.gain" and recipe_result(collected, "report-a", "none") is not None:
         return ("the ablation ran, but no recipe-a result with the same budget, seeds and precision to compare "
                 f"with (`{COMMANDS['recipe-a']}` with the ablation's settings)")
-    if anchor.key == "a.search.concurrent" and collected["stages"]["tune"]:
+    tune = next(iter(collected["stages"]["tune"]), None)
+    if anchor.key == "a.search.concurrent" and tune is not None:
         return ("the search's summary has no trial timings (made before they were recorded): run "
                 f"`{COMMANDS['tune']}` again to re-summarise it")
+    if anchor.key == "a.search.keep" and tune is not None:
+        limit = (tune["summary"].get("settings") or {}).get("max_epochs")
+        return f"tune/{tune['name']}: no ASHA rung below its epoch limit ({limit}), so ASHA kept or stopped nothing"
     return "; ".join(stage_state(stage, collected) for stage in stages)
 
 
+def _made_by(stage: str) -> Callable[[dict[str, Any]], bool]:
+    """Whether a FID here was made by pipeline stage `stage` (its stamp)."""
+    return lambda c: any((e["summary"].get("pipeline") or {}).get("stage") == stage for e in c["stages"]["fid"])
+
+
 RESULT_OF = {"tune": lambda c: bool(c["stages"]["tune"]), "recipe-a": lambda c: recipe_result(c, "report-a"),
-             "ablation": lambda c: recipe_result(c, "report-a", "none"), "recipe-b": lambda c: recipe_result(c, "report-b")}
+             "ablation": lambda c: recipe_result(c, "report-a", "none"), "recipe-b": lambda c: recipe_result(c, "report-b"),
+             "fid-b": _made_by("fid-b"), "fid": _made_by("fid")}
 
 
 def stage_state(stage: str, collected: dict[str, Any]) -> str:
