@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import torch
 
 # Where bf16 autocast is used when a run asks for it (`amp`). On the CPU it would be slower, and the
-# result would differ from the float32 the reports trained in for no gain.
+# result would differ from float32 (PyTorch's default; neither report mentions precision) for no gain.
 BF16_DEVICE_TYPES = ("cuda",)
 
 

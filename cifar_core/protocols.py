@@ -10,9 +10,8 @@ the protocols the study runs (`PROTOCOLS`, the recipes among them), each with it
     ours       this project's choice, with the reason
 
 A value either report never gives is never credited to it. docs/provenance.md is rendered from this
-module (`provenance_markdown`) and a test keeps the two equal; tests also check the values here
-against the code that uses them (model parameter counts, GanTrainConfig and TuneSettings defaults,
-the report-a search space). Nothing here imports torch: `cifar report` reads it.
+module (`provenance_markdown`); tests/test_protocols.py keeps the two equal and checks every value
+here against the code that uses it. Nothing here imports torch: `cifar report` reads it.
 """
 
 from __future__ import annotations
@@ -64,21 +63,25 @@ TUTORIAL = Source("tutorial", "report B's reference [3], whose code report B say
 # --- published numbers ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Anchor:
-    """One number a report publishes."""
+    """One number (or claim) a report publishes."""
 
     key: str  # stable id, e.g. "a.cnn6.test"
     what: str
-    value: float | int
-    unit: str  # "%", "points", "parameters", "FID", "steps", "epochs", "images", "trials", "loss"
+    value: float | int | str  # a string for what is not one number ("1-2" weeks, "SGD")
+    unit: str  # "%", "points", "parameters", "FID", "steps", "epochs", "images", "trials", "loss", ...
     source: Source
     spread: float | None = None  # the report's "±" (report B never says over what)
+    qualifier: str = ""  # the report's own hedge, as it writes it: "about", "more than", "over"
+    not_measured: str = ""  # why this study does not measure it; "" for every number it does
 
     @property
     def text(self) -> str:
-        value = f"{self.value:,}" if isinstance(self.value, int) else f"{self.value:g}"
+        value = self.value if isinstance(self.value, str) else \
+            f"{self.value:,}" if isinstance(self.value, int) else f"{self.value:g}"
         spread = f" ± {self.spread:g}" if self.spread is not None else ""
-        unit = {"%": "%", "points": " points"}.get(self.unit, "")
-        return f"{value}{spread}{unit}"
+        unit = {"%": "%", "points": " points", "minutes": " minutes", "weeks": " weeks", "times": " times"}.get(
+            self.unit, "")
+        return " ".join(part for part in (self.qualifier, f"{value}{spread}{unit}") if part)
 
 
 @dataclass(frozen=True)
@@ -125,16 +128,21 @@ REPORT_B_GAN_STEPS = 50_000
 REPORT_B_FID_IMAGES = 10_000
 REPORT_B_GAN_PARAMETERS = {"generator": 635_812, "discriminator": 344_264, "total": 980_076}
 
+REPORT_B_SOTA_PCT, REPORT_B_SOTA_PARAMETERS = 71.35, 520_000
+
 ANCHORS: tuple[Anchor, ...] = (
     Anchor("a.split.train", "training part of the split", 40_000, "images", report_a("II.A")),
     Anchor("a.split.val", "validation part of the split (1/5)", 10_000, "images", report_a("II.A")),
-    Anchor("a.augment.gain", "gain from augmentation", 10, "points", report_a("II.B")),
+    Anchor("a.augment.gain", "gain from augmentation ('a 10 percent improvement', read as points: 50% without)",
+           10, "points", report_a("II.B")),
     Anchor("a.augment.none", "test accuracy of all three models without augmentation", 50, "%", report_a("II.B")),
     Anchor("a.search.architectures", "architectures searched", 8, "", report_a("III")),
     Anchor("a.search.trials", "trials", 60, "trials", report_a("III")),
     Anchor("a.search.concurrent", "trials at once", 16, "trials", report_a("III")),
     Anchor("a.search.max_epochs", "epochs of a trial, at most", 30, "epochs", report_a("III")),
     Anchor("a.search.keep", "ASHA keeps the top", 50, "%", report_a("III")),
+    Anchor("a.search.optimizers", "optimizer of the selected models ('it only picked models with SGD')", "SGD", "",
+           report_a("IV.2")),
     Anchor("a.final.epochs", "epochs of the final models", 100, "epochs", report_a("V")),
     Anchor("a.final.images", "training images of the final models", 50_000, "images", report_a("IV, V")),
     *(Anchor(f"a.{m.model}.test", f"{m.label} test accuracy", m.test_top1_pct, "%", report_a("V.A"))
@@ -145,17 +153,41 @@ ANCHORS: tuple[Anchor, ...] = (
       for i, (title, pct) in enumerate(PUBLISHED, 1)),
     Anchor("a.published.mean", "mean of the published results (the report says 'all three'; it is the mean of "
            "the four)", 76.11, "%", report_a("VI")),
+    Anchor("a.compare.gap", "the published results' lead over its models ('about 16% better', read as points: "
+           "76.11 minus the mean of its three, 59.97)", 16, "points", report_a("VI"), qualifier="about"),
+    Anchor("a.compare.rank60", "leaderboard position of models with 60% accuracy", 180, "", report_a("VI"),
+           not_measured="a position on the Papers with Code CIFAR-100 leaderboard when report A was written; "
+                        "that ranking is outside this study (and has changed since)"),
+    Anchor("a.compare.rank50", "leaderboard position of models with 50% accuracy", 192, "", report_a("VI"),
+           not_measured="as the 180th position: a leaderboard this study does not have"),
+    Anchor("a.effort", "time given to the work ('I only focus on training this model for 1-2 weeks')", "1-2",
+           "weeks", report_a("VI"),
+           not_measured="the author's time on the project, not a stated compute time; this study's compute time "
+                        "per stage is in the environment section"),
     Anchor("b.resdw.params", "resdw parameters", REPORT_B_RESDW_PARAMETERS, "parameters", report_b("abstract, 2")),
     Anchor("b.resdw.steps", "resdw optimisation steps", REPORT_B_STEPS, "steps", report_b("2")),
     Anchor("b.resdw.test", "resdw test accuracy", REPORT_B_TEST_PCT, "%", report_b("2"), REPORT_B_TEST_SPREAD),
     Anchor("b.resdw.train", "resdw training accuracy", REPORT_B_TRAIN_PCT, "%", report_b("2"), REPORT_B_TRAIN_SPREAD),
     Anchor("b.resdw.loss", "resdw final training loss", REPORT_B_FINAL_TRAIN_LOSS, "loss", report_b("2")),
-    Anchor("b.sota.test", "low-parameter state of the art it cites: test accuracy", 71.35, "%", report_b("3")),
-    Anchor("b.sota.params", "low-parameter state of the art it cites: parameters", 520_000, "parameters",
+    Anchor("b.resdw.runtime", "resdw training time ('runtime of over 25 minutes on my machine')", 25, "minutes",
+           report_b("3"), qualifier="over"),
+    Anchor("b.resdw.dropout", "dropout before the final layer ('reliably decreased test accuracy')", "decreased",
+           "", report_b("3"),
+           not_measured="no stage trains resdw with dropout; `cifar train --model resdw --dropout 0.2 --optimizer "
+                        "adam --steps 10000 --full-train --evaluate-test` beside stage recipe-b would test it"),
+    Anchor("b.sota.test", "low-parameter state of the art it cites: test accuracy", REPORT_B_SOTA_PCT, "%",
            report_b("3")),
+    Anchor("b.sota.params", "low-parameter state of the art it cites: parameters", REPORT_B_SOTA_PARAMETERS,
+           "parameters", report_b("3")),
+    Anchor("b.compare.ratio", "parameters of that state of the art over resdw's", 5, "times", report_b("3"),
+           qualifier="more than"),
+    Anchor("b.compare.gap", "accuracy of that state of the art above resdw's", 14, "points", report_b("3"),
+           qualifier="approximately"),
     Anchor("b.fid", "DCGAN FID against the test set", REPORT_B_FID, "FID", report_b("abstract, 5")),
     Anchor("b.fid.images", "generated images scored", REPORT_B_FID_IMAGES, "images", report_b("abstract")),
     Anchor("b.gan.steps", "steps of the scored snapshot", REPORT_B_FID_STEP, "steps", report_b("5")),
+    Anchor("b.gan.compared", "snapshot its choice was judged against (46,000 'more stable and less noisy than the "
+           "samples taken at 50,000 steps')", REPORT_B_GAN_STEPS, "steps", report_b("5")),
     Anchor("b.gan.generator", "generator parameters", REPORT_B_GAN_PARAMETERS["generator"], "parameters",
            report_b("5")),
     Anchor("b.gan.discriminator", "discriminator parameters", REPORT_B_GAN_PARAMETERS["discriminator"],
@@ -174,21 +206,33 @@ OUR_PARAMETERS = {"cnn6": 2_494_022, "cnn7": 3_004_917, "cnn2": 10_393_946, "res
 # --- protocols -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Setting:
-    """One value of a protocol. `key` names what it sets (a TrainConfig dotted key, a GanTrainConfig
-    or TuneSettings field, a search-space entry); None for what is documented but not a setting."""
+    """One value of a protocol. `key` names what it sets, as the code's default (checked by
+    tests/test_protocols.py): a TrainConfig dotted key, a GanTrainConfig, TuneSettings or RetrainPlan
+    field, a pipeline section's field or a `cifar fid` option; None for what is documented but not
+    one setting. A value that differs between a recipe's models is written "a / b / c", in the
+    recipe's order."""
 
     name: str
     value: Any
     source: Source
     key: str | None = None
+    note: str = ""  # what a reader must know beside the source (e.g. what changes the value in a run)
 
     @property
     def text(self) -> str:
-        if isinstance(self.value, bool):
-            return "yes" if self.value else "no"
-        if isinstance(self.value, int):
-            return f"{self.value:,}"
-        return f"{self.value:g}" if isinstance(self.value, float) else str(self.value)
+        return value_text(self.value)
+
+
+def value_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return ", ".join(value_text(v) for v in value)
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -198,9 +242,27 @@ class Protocol:
     settings: tuple[Setting, ...]
 
 
-FP32_WHY = ("neither report mentions mixed precision and PyTorch trains in float32 by default; these runs "
-            "are compared with the reports' numbers, so bf16 autocast (faster on GPUs) stays an option "
+FP32_WHY = ("neither report mentions precision and PyTorch trains in float32 by default; these runs are "
+            "compared with the reports' numbers, so bf16 autocast (faster on GPUs) stays an option "
             "(`--amp`, `recipe-*.amp`) instead of the default")
+
+# Report A's "padding=1", read literally, for these layouts; the others pad k // 2 (cifar_core/models/cnn.py).
+PADDING_1_LAYOUTS = ("cnn5", "cnn6", "cnn7")
+
+CLASSIFIERS = Protocol("classifiers", "Every classifier run (both reports: the search, the retrains, the recipes)", (
+    Setting("input normalisation: per-channel mean (images in [0, 1])", (0.5071, 0.4865, 0.4409), ours(
+        "neither report mentions normalisation; the CIFAR-100 training images' own statistics are the usual choice")),
+    Setting("input normalisation: per-channel standard deviation", (0.2673, 0.2564, 0.2762), ours("as the mean")),
+    Setting("a ragged last batch", "dropped: 390 steps an epoch at batch 128, so 100 epochs are 39,000 steps", ours(
+        "50,000 = 390 x 128 + 80; BatchNorm dislikes a tiny last batch, and the 80 left out differ every epoch")),
+    Setting("convolution padding", f"{', '.join(PADDING_1_LAYOUTS)}: 1 for every kernel above 1x1 (0 for 1x1); "
+            "cnn1-cnn4, cnn8: k // 2", ours(
+                "report A lists 'Stride=1, padding=1. (it often kept the same dimensions)' among the components of "
+                "its 60 models (section III), without saying which convolutions; cnn5-cnn7 read it literally (the "
+                "map shrinks for kernels above 3x3, grows for 2x2), and with it cnn6 and cnn7 have report A's "
+                "parameter counts; the others pad k // 2 ('same' for odd kernels)")),
+    Setting("LeakyReLU negative slope", 0.1, ours("report A: 'where α is small'; report B uses no LeakyReLU")),
+))
 
 REPORT_A_AUGMENT = (
     Setting("random horizontal flip", True, report_a("II.B"), "augment.hflip"),
@@ -218,16 +280,28 @@ REPORT_A_AUGMENT = (
             "does not say")),
 )
 
+
+def _per_model(values: Iterable[Any]) -> str:
+    return " / ".join(value_text(v) for v in values)
+
+
+REPORT_A_DROPOUT = {"cnn6": 0.2, "cnn7": 0.2, "cnn2": 0.3}  # ours: see the protocol's dropout row
+_LABELS = " / ".join(m.label for m in REPORT_A_MODELS)
+
 REPORT_A_FINAL = Protocol("report-a", "Report A's three final models (sections IV, V): the `report-a` recipe", (
-    Setting("models", "CNN6, CNN7, CNN2", report_a("IV"), "model.name"),
+    Setting(f"models (report A's {_LABELS})", _per_model(m.model for m in REPORT_A_MODELS), report_a("IV"),
+            "model.name"),
     Setting("layers of each model", "cnn6 / cnn7 / cnn2 in the registry", ours(
         "report A gives only the parameter counts (VII) and a figure of the layers that is not in the text; "
         "our layouts match the counts exactly")),
-    Setting("activation of CNN6 and CNN2 / of CNN7", "relu / leaky_relu", report_a("IV.1"), "model.activation"),
-    Setting("LeakyReLU negative slope", 0.1, ours("report A: 'α is small'")),
+    Setting(f"activation of {_LABELS}", _per_model(m.activation for m in REPORT_A_MODELS), report_a("IV.1"),
+            "model.activation"),
     Setting("optimizer", "sgd", report_a("IV.2"), "optim.name"),
-    *(Setting(f"{m.label}: learning rate / momentum / dampening", f"{m.lr:g} / {m.momentum:g} / {m.dampening:g}",
-              report_a("IV.3"), "optim.lr, optim.momentum, optim.dampening") for m in REPORT_A_MODELS),
+    Setting(f"learning rate of {_LABELS}", _per_model(m.lr for m in REPORT_A_MODELS), report_a("IV.3"), "optim.lr"),
+    Setting(f"momentum of {_LABELS}", _per_model(m.momentum for m in REPORT_A_MODELS), report_a("IV.3"),
+            "optim.momentum"),
+    Setting(f"dampening of {_LABELS}", _per_model(m.dampening for m in REPORT_A_MODELS), report_a("IV.3"),
+            "optim.dampening"),
     Setting("Nesterov momentum", False, pytorch("torch.optim.SGD"), "optim.nesterov"),
     Setting("weight decay", 0.0, pytorch("report A names none"), "optim.weight_decay"),
     Setting("learning-rate schedule", "none", ours("report A names none: a constant rate"), "optim.schedule"),
@@ -235,12 +309,15 @@ REPORT_A_FINAL = Protocol("report-a", "Report A's three final models (sections I
     Setting("epochs", 100, report_a("V"), "run.epochs"),
     Setting("training images: all 50,000 (no validation split)", True, report_a("IV, V"), "run.full_train"),
     Setting("batch size", 128, ours("report A gives none; the search uses the same"), "run.batch_size"),
-    Setting("dropout of CNN6 / CNN7 / CNN2", "0.2 / 0.2 / 0.3", ours(
+    Setting(f"dropout of {_LABELS}", _per_model(REPORT_A_DROPOUT[m.model] for m in REPORT_A_MODELS), ours(
         "report A gives a range (0.1-0.3, III), not the final models' rates; values inside it"), "model.dropout"),
     *REPORT_A_AUGMENT,
     Setting("bf16 autocast (else float32)", False, ours(FP32_WHY), "run.amp"),
     Setting("seeds", "0", ours("report A reports one run per model")),
-    Setting("test set", "all 10,000 images, after the last epoch", report_a("V.A")),
+    Setting("test set", "all 10,000 test images", report_a("II.A, V.A")),
+    Setting("weights scored on it", "those after the last epoch", ours(
+        "report A does not say which epoch it scored; with every training image used for training, no "
+        "validation score is left to choose another")),
 ))
 
 REPORT_B_CLASSIFIER = Protocol("report-b", "Report B's classifier (part 1): the `report-b` recipe", (
@@ -260,10 +337,12 @@ REPORT_B_CLASSIFIER = Protocol("report-b", "Report B's classifier (part 1): the 
     Setting("random horizontal flip", True, report_b("1"), "augment.hflip"),
     Setting("random crop: up to 4 pixels each way", 4, report_b("1"), "augment.crop_padding"),
     Setting("crop padding mode", "reflect", ours("report B does not say; as for report A")),
-    Setting("colour jitter and rotation", "none", report_b("1"),
+    Setting("colour jitter and rotation (magnitude: none)", 0.0, report_b("1"),
             "augment.brightness, augment.contrast, augment.saturation, augment.hue, augment.rotation"),
     Setting("optimisation steps", REPORT_B_STEPS, report_b("2"), "run.steps"),
-    Setting("training images: all 50,000", True, report_b("1"), "run.full_train"),
+    Setting("training images: all 50,000 (no validation split)", True, ours(
+        "report B applied its flips and crops 'to each image in the training set' and mentions no validation "
+        "split"), "run.full_train"),
     Setting("batch size", 128, ours("report B gives none"), "run.batch_size"),
     Setting("test set scored every N steps (the curve of figure 2)", 500, ours(
         "report B plots test accuracy over the steps without saying how often it scored"), "run.eval_test_every"),
@@ -279,43 +358,81 @@ REPORT_A_SEARCH = Protocol("report-a-search", "Report A's search (sections II, I
     Setting("validation fraction", 0.2, report_a("II.A"), "run.val_fraction"),
     Setting("how the split is drawn", "a seeded permutation (split seed 0)", ours(
         "report A used torch.utils.data.random_split with an unstated seed")),
-    Setting("architectures", "cnn1 ... cnn8", report_a("III")),
-    Setting("activations", "relu | leaky_relu", report_a("III")),
-    Setting("dropout", "uniform 0.1-0.3", report_a("III")),
+    Setting("architectures", 8, report_a("III")),
+    Setting("their layers", "cnn1 ... cnn8 in the registry", ours(
+        "report A gives no layers, only the components they were built from (III: kernels 1x1 to 7x7, max and "
+        "average pooling, BatchNorm, dropout, fully connected layers); ours use those, and cnn6, cnn7 and cnn2 "
+        "match its three models' parameter counts (VII)")),
+    Setting("activations", "ReLU, LeakyReLU", report_a("III")),
+    Setting("activation of a trial", "drawn: relu or leaky_relu, one for the whole network", ours(
+        "report A lists both among its components (III), not how a model got one")),
+    Setting("dropout rates", "0.1-0.3", report_a("III")),
+    Setting("dropout of a trial", "drawn uniformly in 0.1-0.3, one rate for the whole network", ours(
+        "report A gives the range only")),
     Setting("SGD", "lr log-uniform 1e-5-0.1, momentum 0-0.4, dampening 0-0.4", report_a("III")),
-    Setting("Adam", "lr uniform 1e-4-0.1 (no 'log' in the report), beta1 0.8-0.99999, beta2 0.8-0.99999999",
-            report_a("III")),
+    Setting("Adam", "lr 1e-4-0.1, beta1 0.8-0.99999, beta2 0.8-0.99999999", report_a("III")),
     Setting("RMSProp", "lr log-uniform 1e-4-0.1, alpha 0.8-1, momentum 0-0.5", report_a("III")),
     Setting("AdaGrad", "lr log-uniform 1e-3-0.1, initial accumulator 0-0.3, lr decay 0-0.1", report_a("III")),
+    Setting("ranges written as intervals ('∈ [a, b]')", "drawn uniformly (Adam's learning rate too)", ours(
+        "report A writes some ranges as 'lr ~ log U(...)' and the others as intervals, without a distribution")),
     Setting("learning-rate schedule", "none", ours("report A names none: a constant rate"), "optim.schedule"),
     Setting("trials", 60, report_a("III"), "num_samples"),
-    Setting("trials at once", 16, report_a("III"), "max_concurrent"),
+    Setting("trials at once, at most", 16, report_a("III"), "max_concurrent",
+            note="the report shows how many ran at once, from the trials' timings"),
+    Setting("search algorithm", "random search (Tune's BasicVariantGenerator), seeded", ours(
+        "report A names only the scheduler; Tune's default searcher, seeded so that a search can be repeated")),
+    Setting("seed of the drawn configs and of every trial's training", 0, ours(
+        "one seed for all trials, so that trials differ by their config only; report A gives none"), "seed"),
     Setting("scheduler", "ASHA (asynchronous hyperband)", report_a("III")),
-    Setting("ASHA keeps the top 1/N at each rung", 2, report_a("III"), "reduction_factor"),
+    Setting("ASHA keeps the top 1/N at each rung", 2, report_a("III"), "reduction_factor",
+            note="the report shows the fraction ASHA kept at each rung"),
     Setting("epochs of a trial, at most", 30, report_a("III"), "max_epochs"),
     Setting("ASHA grace period, epochs", 1, ours("report A does not say; the first rung after one epoch"),
             "grace_period"),
     Setting("selection metric", "validation accuracy", report_a("IV")),
-    Setting("retrained", "the best trial of each of the 3 best architectures", report_a("IV")),
+    Setting("models retrained", 3, report_a("IV"), "top_k"),
+    Setting("which 3: the best trial of each of the 3 best architectures", "architectures", ours(
+        "report A: 'the top 3 models were selected based on their validation accuracy'; its three are three "
+        "architectures (CNN6, CNN7, CNN2), read as the best trial of each (`--select trials`: the 3 best "
+        "trials)"), "select"),
     Setting("batch size", 128, ours("report A gives none"), "batch_size"),
     Setting("augmentation", "flip, padded crop, colour jitter, rotation: the `report-a` preset", report_a("II.B")),
     Setting("augmentation magnitudes", "as the final models'", ours("report A gives none (see below)")),
     Setting("bf16 autocast on GPUs", True, ours(
         "the search only ranks 60 configs and bf16 halves its GPU time; a retrain keeps its trial's config, "
-        "so it does too; the numbers set beside report A's come from the float32 `report-a` recipe"),
-            "run.amp"),
+        "so it does too (the report shows each run's precision); the numbers set beside report A's come from "
+        "the float32 `report-a` recipe"), "run.amp"),
 ))
 
-DCGAN = Protocol("report-b-dcgan", "Report B's DCGAN (part 2, sections 4, 5): `cifar gan train`", (
-    Setting("architecture", "DCGAN: 4 transposed convolutions (BN, ReLU; tanh) / 4 convolutions (BN, "
-            "LeakyReLU; sigmoid)", report_b("4")),
-    Setting("image size", "32x32", report_b("4")),
+REPORT_B_GAN_STEPS_WHY = (
+    "report B says both 'It was trained for 46,000 optimisation steps' and that it chose 'a snapshot of the "
+    "model taken at 46,000 steps as the images were more stable and less noisy than the samples taken at 50,000 "
+    "steps' (section 5): samples at 50,000 steps mean training went on to 50,000. We read it so and train to "
+    "50,000, which lets stage fid-b score both snapshots")
+COLLAPSE_WHY = (
+    "report B: collapsed runs 'would often not recover and the entire process would have to be restarted' "
+    "(section 6). `restart` does that (from step 0, a new seed, the learning rate unchanged); `off` detects and "
+    "logs only; `rollback` goes back to the last healthy snapshot with a new seed and the learning rate times "
+    "0.5, which keeps the work before the collapse but departs from report B's protocol: every FID of such a "
+    "run lists its departures")
+
+DCGAN = Protocol("report-b-dcgan", "Report B's DCGAN (part 2, sections 4-6): `cifar gan train`", (
+    Setting("generator", "4 transposed convolutions (BN, ReLU) up to a 32x32 image", report_b("4")),
+    Setting("generator output layer", "the 4th convolution without BN, then tanh (images in [-1, 1])", TUTORIAL,
+            note="report B lists BN and ReLU for each generator layer; the tutorial's last layer has neither"),
+    Setting("discriminator", "2D convolutions (BN, LeakyReLU) down to one score, then a sigmoid", report_b("4")),
+    Setting("discriminator layout", "4 strided 4x4 convolutions, no BN on the first, LeakyReLU 0.2; the last "
+            "one to a single score", TUTORIAL,
+            note="the tutorial's netD with one stride-2 layer fewer for 32x32 images (ours); report B says only "
+                 "'similar to that of the generator, but in reverse'; at width 46 it has report B's 344,264 "
+                 "parameters"),
     Setting("generator / discriminator width", 46, ours(
         "chosen so the counts are report B's 635,812 and 344,264 (section 5)"), "ngf, ndf"),
     Setting("noise dimension", 100, TUTORIAL, "nz"),
     Setting("loss", "binary cross-entropy", report_b("4")),
     Setting("optimizer", "Adam, both networks", TUTORIAL),
-    Setting("learning rate", 2e-4, TUTORIAL, "lr"),
+    Setting("learning rate", 2e-4, TUTORIAL, "lr",
+            note="each rollback multiplies it by 0.5: such a run ends at a lower rate (`final_lr` in its summary)"),
     Setting("Adam beta1", 0.5, TUTORIAL, "beta1"),
     Setting("Adam beta2", 0.999, TUTORIAL, "beta2"),
     Setting("batch size", 128, TUTORIAL, "batch_size"),
@@ -324,36 +441,56 @@ DCGAN = Protocol("report-b-dcgan", "Report B's DCGAN (part 2, sections 4, 5): `c
     Setting("real images scaled to", "[-1, 1]", TUTORIAL),
     Setting("random flips of real images", False, ours(
         "neither report B nor the tutorial flips them (an option, `hflip`)"), "hflip"),
-    Setting("steps", REPORT_B_GAN_STEPS, report_b(
-        "5: it chose its 46,000-step snapshot over 'the samples taken at 50,000 steps'; its 'trained for 46,000 "
-        "optimisation steps' is read as the snapshot it kept"), "steps"),
-    Setting("snapshots kept every", 2000, ours("report B compared its 46,000- and 50,000-step snapshots"),
-            "checkpoint_every"),
+    Setting("steps", REPORT_B_GAN_STEPS, ours(REPORT_B_GAN_STEPS_WHY), "steps"),
+    Setting("snapshots kept every", 2000, ours(
+        "report B compared its 46,000- and 50,000-step snapshots; every 2,000 steps keeps both, and the 25 "
+        "snapshots our selection (stage fid) ranks"), "checkpoint_every"),
     Setting("training images", "the 50,000 of the training split", ours("report B does not say")),
-    Setting("mode-collapse detection and rollback", "on", ours(
-        "report B restarted collapsed runs by hand (section 6)")),
+    Setting("mode collapse (`--collapse`)", "rollback", ours(COLLAPSE_WHY), "collapse.mode"),
+    Setting("collapse judged after a warm-up of, steps", 1000, ours(
+        "early losses swing and BatchNorm statistics settle"), "collapse.warmup_steps"),
+    Setting("a symptom is a collapse once it persists for, steps", 1000, ours(
+        "one bad logging interval is not a collapse"), "collapse.window_steps"),
+    Setting("'discriminator wins': D loss below", 0.05, ours(
+        "with G loss above 5 (D(G(z)) < e^-5, about 0.7%), G gets no gradient and rarely recovers alone"),
+            "collapse.d_loss_floor"),
+    Setting("... while G loss above", 5.0, ours("as the D loss floor"), "collapse.g_loss_ceiling"),
+    Setting("'diversity collapse': the fixed-noise samples' spread below this fraction of its healthy level", 0.2,
+            ours("near-copies of each other; healthy level: the lower of real images' spread and the best this "
+                 "run reached"), "collapse.diversity_fraction"),
+    Setting("recoveries per run, at most", 3, ours(
+        "a run that keeps collapsing is reported, not retried for ever; later collapses are logged only"),
+            "collapse.max_recoveries"),
+    Setting("learning rate after each rollback, times", 0.5, ours(
+        "a lower rate steadies the game that collapsed; each event records the rate after it"),
+            "collapse.lr_factor"),
     Setting("bf16 autocast on GPUs", False, ours(
-        "the tutorial (and so report B) trains in float32, and this small DCGAN gains little from bf16"), "amp"),
+        "the tutorial trains in float32 (report B says nothing of precision), and this small DCGAN gains little "
+        "from bf16"), "amp"),
 ))
 
 FID = Protocol("report-b-fid", "FID (report B, abstract and section 5): `cifar fid`", (
     Setting("generated images", REPORT_B_FID_IMAGES, report_b("abstract"), "n"),
-    Setting("real images", "the CIFAR-100 test set (10,000)", report_b("abstract, 5"), "split"),
+    Setting("real images", "the CIFAR-100 test set (10,000)", report_b("abstract, 5")),
     Setting("report B's protocol (`cifar fid --snapshot RUN`, stage fid-b)", "the step-46,000 snapshot, chosen by eye",
             report_b("5")),
     Setting("snapshot step of report B's protocol", REPORT_B_FID_STEP, report_b("5"), "step"),
+    Setting("snapshots scored beside it, the same way", (REPORT_B_GAN_STEPS,), report_b("5"), "compare_steps",
+            note="report B compared the 50,000-step samples by eye; stage fid-b scores them"),
     Setting("our protocol (`cifar fid --select-best RUN`, stage fid)", "every snapshot scored against the TRAINING split; only "
             "the chosen one is scored on the test set, with other noise", ours(
                 "choosing the best snapshot on the test set and reporting that score would flatter it; "
                 "report B chose without scores")),
     Setting("Inception network", "pytorch-fid's InceptionV3 and weights, pool3, 2048 features", ours(
         "report B does not say which FID code; pytorch-fid's is the reference implementation")),
-    Setting("generator BatchNorm when sampling", "running statistics (eval mode)", ours(
-        "images independent of the batch; the tutorial's train-mode sampling is `--batch-norm batch`")),
-    Setting("noise seed", 0, ours("any fixed seed; the test score of a selection uses another")),
+    Setting("generator BatchNorm when sampling (both protocols)", "running", ours(
+        "running statistics (eval mode): images do not depend on the batch they are drawn in; the tutorial "
+        "samples in train mode, each batch normalised by its own statistics (`--batch-norm batch`)"),
+            "batch_norm"),
+    Setting("noise seed", 0, ours("any fixed seed; the test score of a selection uses another"), "seed"),
 ))
 
-PROTOCOLS: tuple[Protocol, ...] = (REPORT_A_SEARCH, REPORT_A_FINAL, REPORT_B_CLASSIFIER, DCGAN, FID)
+PROTOCOLS: tuple[Protocol, ...] = (CLASSIFIERS, REPORT_A_SEARCH, REPORT_A_FINAL, REPORT_B_CLASSIFIER, DCGAN, FID)
 
 
 # --- recipes: a protocol's runs, without a search ------------------------------------------------
@@ -386,7 +523,6 @@ class Recipe:
         raise ConfigError(f"recipe {self.name} has no model {label_or_name!r} (known: {known})")
 
 
-REPORT_A_DROPOUT = {"cnn6": 0.2, "cnn7": 0.2, "cnn2": 0.3}  # ours: see the protocol's dropout row
 REPORT_A_RECIPE = Recipe(
     "report-a", REPORT_A_FINAL,
     shared={"optim.name": "sgd", "optim.nesterov": False, "optim.weight_decay": 0.0, "optim.schedule": "none",
@@ -447,11 +583,13 @@ def provenance_markdown() -> str:
             source = s.source.label if s.source.kind != "ours" else f"ours: {s.source.where}"
             if s.source.kind in ("tutorial", "PyTorch") and s.source.where:
                 source += f" ({s.source.where})"
+            if s.note:
+                source += f"; note: {s.note}"
             lines.append(f"| {_md(s.name)} | {_md(s.text)} | {_md(source)} | {f'`{s.key}`' if s.key else ''} |")
         lines.append("")
     lines += ["## Published numbers (shown in the report beside ours)", "",
-              "| Number | Value | Source |", "|---|---:|---|"]
-    lines += [f"| {_md(a.what)} | {_md(a.text)} | {a.source.label} |" for a in ANCHORS]
+              "| Number | Value | Source | Not measured here, because |", "|---|---:|---|---|"]
+    lines += [f"| {_md(a.what)} | {_md(a.text)} | {a.source.label} | {_md(a.not_measured)} |" for a in ANCHORS]
     return "\n".join(lines) + "\n"
 
 

@@ -22,9 +22,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from cifar_core.atomic import atomic_write_json, atomic_write_text, read_json, read_jsonl
 from cifar_core.config import TrainConfig
 from cifar_core.data.augment_config import AUGMENT_PRESETS, resolve_augment
+from cifar_core.device import BF16_DEVICE_TYPES
 from cifar_core.errors import ConfigError
 from cifar_core.execution import InProcess, OnRay, Resources, submit_stage
 from cifar_core.fields import at_least, check_fields, require, setting
@@ -35,9 +38,9 @@ from cifar_core.progress import log
 from cifar_core.protocols import RECIPES, REPORT_B_STEPS, REPORT_B_TEST_PCT, REPORT_B_TEST_SPREAD, mean_std
 from cifar_core.seeds import check_seed
 
-# Which of a search's best trials are retrained. Report A retrained "the top 3 models ... based on
-# their validation accuracy", three different architectures: the best trial of each ("architectures");
-# "trials" takes the best trials whatever their architecture.
+# Which of a search's best trials are retrained. Report A: "the top 3 models were selected based on
+# their validation accuracy"; its three are three architectures, which we read as the best trial of
+# each ("architectures", our reading); "trials" takes the best trials whatever their architecture.
 SELECTIONS = ("architectures", "trials")
 POSITIVE = at_least(1)
 
@@ -65,7 +68,7 @@ class RetrainPlan:
     top_k: int = setting(3, "How many of its best configs (report A: 3).", range=POSITIVE)
     epochs: int = setting(100, "Epochs on all training images (report A: 100).", unit="epochs", range=POSITIVE)
     select: str = setting("architectures", "architectures: the best trial of each of the top-k architectures "
-                          "(report A's three models); trials: the top-k trials.", choices=SELECTIONS)
+                          "(our reading of report A's top 3); trials: the top-k trials.", choices=SELECTIONS)
 
     @property
     def size(self) -> int:
@@ -277,8 +280,12 @@ def train_one(plan: Plan, index: int, data_dir: Path, results_dir: Path, device:
 
 
 def run_row(run: dict[str, Any]) -> dict[str, Any]:
-    """What the summary keeps of a finished training run's summary (and of its last metrics row)."""
-    final = read_jsonl(Path(run["run_dir"]) / "metrics.jsonl")[-1]
+    """What the summary keeps of a finished training run's summary (and of its last metrics row and
+    config): its scores, and how it computed them, to be set beside the reports' numbers."""
+    run_dir = Path(run["run_dir"])
+    final = read_jsonl(run_dir / "metrics.jsonl")[-1]
+    amp = TrainConfig.from_dict(yaml.safe_load((run_dir / "config.yaml").read_text())).run.amp
+    bf16 = amp and str(run["device"]).split(":")[0] in BF16_DEVICE_TYPES  # autocast applies only there
     return {
         "model": run["model"],
         "optimizer": run["optimizer"],
@@ -294,6 +301,8 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
         "train_time_s": run["train_time_s"],  # all epochs, across resumes
         "wall_time_s": run["wall_time_s"],  # this invocation
         "synthetic_data": run["synthetic_data"],
+        "device": run["device"],
+        "precision": "bf16 autocast" if bf16 else "float32",
         "run_dir": run["run_dir"],
     }
 

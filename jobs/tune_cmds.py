@@ -68,8 +68,8 @@ def _print_tune(summary: dict, exp_dir: Path) -> None:
                    "10,000 steps, seeds 0, 1, 2). Where each value comes from: docs/provenance.md.")
 @click.option("--top-k", type=int, default=3, show_default=True, help="--from-tune: how many of its best configs.")
 @click.option("--select", type=click.Choice(["architectures", "trials"]), default="architectures", show_default=True,
-              help="--from-tune: architectures: the best trial of each of the top-k architectures (report A's "
-                   "three models); trials: the top-k trials, whatever their architecture.")
+              help="--from-tune: architectures: the best trial of each of the top-k architectures (our reading "
+                   "of report A's top 3); trials: the top-k trials, whatever their architecture.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Epochs on all training images.  [default: 100 with --from-tune; the recipe's]")
 @click.option("--steps", type=click.IntRange(min=1), help="--recipe: optimisation steps instead of epochs.")

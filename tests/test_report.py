@@ -10,16 +10,18 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from cifar_core.errors import CifarError
-from cifar_core.protocols import ANCHORS, PROTOCOLS, REPORT_B_FID
+from cifar_core.protocols import ANCHORS, ANCHORS_BY_KEY, PROTOCOLS, REPORT_B_FID
 from cifar_core.report import build_report
 from jobs.cli import main
 
@@ -34,6 +36,7 @@ def full(tmp_path) -> Path:
 
 
 TRIALS = 4  # in the fixture's search (tests/fixtures/make_results.py)
+GAIN = ANCHORS_BY_KEY["a.augment.gain"].what
 
 
 # --- reading the page back ----------------------------------------------------------------------
@@ -87,6 +90,13 @@ def table_rows(page: PageTables, key: str) -> dict[str, dict[str, tuple[str, obj
     return {row[0][0]: dict(zip(columns, row, strict=True)) for row in rows}
 
 
+def page_facts(html: str, key: str) -> dict[str, str]:
+    """{label: text} of the facts list (<dl>) with that key."""
+    block = re.search(f'<dl id="s-{re.escape(key.replace("/", "-"))}">(.*?)</dl>', html, re.S).group(1)
+    return {unescape(label): unescape(value) for label, value in
+            re.findall(r"<dt>(.*?)</dt><dd[^>]*>(.*?)</dd>", block, re.S)}
+
+
 def markdown_tables(path: Path) -> list[dict[str, dict[str, str]]]:
     """Each Markdown table as {first cell: {column: text}}."""
     tables, lines = [], path.read_text().splitlines()
@@ -137,10 +147,14 @@ def test_nothing_at_all_is_a_page_that_says_so_and_still_lists_both_reports(tmp_
     assert "No stages have run yet" in page.banner
     assert json.loads(written["json"].read_text())["stages"] == {s: [] for s in STAGE_FOLDERS}
     anchors = page.tables["s-anchors"][1:]
-    assert [row[2][1] for row in anchors] == [a.value for a in ANCHORS]  # every published number, exactly
+    measurable = [a for a in ANCHORS if not a.not_measured]
+    assert [row[2] for row in anchors] == [(a.text, None if isinstance(a.value, str) else a.value) for a in measurable]
     reasons = {row[0][0]: row[4][0] for row in anchors}
     assert reasons["CNN6 test accuracy"].startswith("stage recipe-a has not run here (`cifar retrain --recipe report-a`")
-    assert reasons["DCGAN FID against the test set"].startswith("stage fid-b has not run here")
+    assert reasons["DCGAN FID against the test set"] == ("stage fid-b has not run here (`cifar fid --snapshot "
+                                                         "RESULTS/gan/dcgan`, or `cifar pipeline`); stage fid has not "
+                                                         "run here (`cifar fid --select-best RESULTS/gan/dcgan`, or "
+                                                         "`cifar pipeline`)")
     assert "cited by the report" in reasons["published: EXACT: How to Train Your Accuracy"]
     assert reasons["CNN6 parameters"] == "our cnn6 (`cifar models`)"  # known without running anything
     assert "No stages have run" in written["md"].read_text()
@@ -179,8 +193,13 @@ def test_only_the_gan(full, tmp_path):
     gan = summary(results / "gan" / "dcgan" / "summary.json")
     [event] = gan["collapse_events"]
     [row] = table_rows(page, "gan/dcgan/collapses").values()
-    assert row["Step"][1] == event["step"] and row["Rolled back to"][1] == event["rolled_back_to"]
-    assert row["New lr"][1] == event["new_lr"] and row["Action"][0] == "rollback"
+    assert row["Step"][1] == event["step"] and row["Back to step"][1] == event["rolled_back_to"]
+    assert row["Learning rate after"][1] == event["lr_after"] and row["Action"][0] == "rollback"
+    html = (tmp_path / "out" / "index.html").read_text()
+    facts = page_facts(html, "gan/dcgan/facts")
+    assert facts["Collapse handling"] == gan["collapse_mode"] == "rollback"
+    assert facts["Departures from report B's protocol"] == "; ".join(gan["protocol_departures"])
+    assert 'id="s-fid"' not in html  # no FID, and no pipeline that tried one
     assert "SYNTHETIC DATA" in page.banner and "s-train-runs" not in page.tables
 
 
@@ -249,12 +268,12 @@ def test_every_number_of_both_reports_with_ours_or_why_not(full, tmp_path):
     page = read_page(build_report(full, tmp_path / "out", formats=("html",))["html"])
     rows = page.tables["s-anchors"][1:]
     published = [row[2][1] for row in rows]
-    assert all(a.value in published for a in ANCHORS)
+    assert all(a.value in published for a in ANCHORS if not (a.not_measured or isinstance(a.value, str)))
     anchors = {row[0][0]: row for row in rows}
     recipe_a = summary(full / "recipe" / "report-a-e1" / "summary.json")["by_model"]
     cnn7 = next(m for m in recipe_a if m["model"] == "cnn7")
     assert anchors["CNN7 test accuracy"][3][1] == 100 * cnn7["test_top1_mean"]
-    assert "epochs 1, not 100" in anchors["CNN7 test accuracy"][4][0] and "SYNTHETIC" in anchors["CNN7 test accuracy"][4][0]
+    assert "1 epoch, not 100 epochs" in anchors["CNN7 test accuracy"][4][0] and "SYNTHETIC" in anchors["CNN7 test accuracy"][4][0]
     [resdw] = summary(full / "recipe" / "report-b-s2" / "summary.json")["by_model"]
     assert anchors["resdw test accuracy"][3] == (f"{100 * resdw['test_top1_mean']:.2f} ± {100 * resdw['test_top1_std']:.2f}",
                                                  100 * resdw["test_top1_mean"])
@@ -262,10 +281,10 @@ def test_every_number_of_both_reports_with_ours_or_why_not(full, tmp_path):
     without = {m["model"]: m["test_top1_mean"]
                for m in summary(full / "recipe" / "report-a-augment-none-e1" / "summary.json")["by_model"]}
     gains = [m["test_top1_mean"] - without[m["model"]] for m in recipe_a]
-    assert anchors["gain from augmentation"][3][1] == pytest.approx(100 * sum(gains) / len(gains))
+    assert anchors[GAIN][3][1] == pytest.approx(100 * sum(gains) / len(gains))
     fid = summary(full / "fid" / "dcgan-select-n4" / "summary.json")
     assert anchors["DCGAN FID against the test set (our protocol: chosen on the training split)"][3][1] == fid["fid"]
-    assert anchors["DCGAN FID against the test set (one snapshot)"][2][1] == REPORT_B_FID
+    assert anchors["DCGAN FID against the test set (one snapshot, step 40)"][2][1] == REPORT_B_FID
     ablation = table_rows(page, "ablation/report-a-augment-none-e1")
     assert ablation["mean of the models"]["Gain (points)"][1] == pytest.approx(sum(gains) / len(gains))
     assert ablation["report A (section II.B)"]["Gain (points)"][1] == 10
@@ -276,23 +295,28 @@ def test_an_ablation_without_its_recipe_says_what_is_missing(full, tmp_path):
     html = build_report(full, tmp_path / "out", formats=("html",))["html"]
     page = read_page(html)
     anchors = table_rows(page, "anchors")
-    gain = anchors["gain from augmentation"]
+    gain = anchors[GAIN]
     assert gain["This study"] == ("—", None)
     assert gain["How this study's number was measured"][0].startswith("the ablation ran, but no recipe-a result")
     assert anchors["test accuracy of all three models without augmentation"]["This study"][1] is not None
     assert "No recipe/report-a result with the same budget" in html.read_text()
 
 
-def test_without_inception_weights_report_bs_fid_stays_with_the_reason(full, tmp_path):
-    """The fixture's pipeline ran fid-b where no Inception weights were: no FID of ours, report B's
-    46.85 still there, and why ours is absent."""
+def test_without_inception_weights_the_fid_section_says_why_for_each_stage(full, tmp_path):
+    """The fixture's pipeline ran both FID stages where no Inception weights were: no FID of ours,
+    report B's 46.85 still there, and each stage's reason, in the anchors and in the FID section."""
     shutil.rmtree(full / "fid")
     page = read_page(build_report(full, tmp_path / "out", formats=("html",))["html"])
     row = table_rows(page, "anchors")["DCGAN FID against the test set"]
     assert row["Published"] == ("46.85", REPORT_B_FID) and row["This study"] == ("—", None)
     reason = row["How this study's number was measured"][0]
     assert reason.startswith("pipeline fixture: stage fid-b unavailable: FID Inception weights not available")
+    assert "; pipeline fixture: stage fid unavailable: FID Inception weights not available" in reason
     assert "s-fid-scores" not in page.tables
+    records = {r["stage"]: r for r in summary(full / "pipeline" / "fixture" / "summary.json")["stages"]}
+    rows = page.tables["s-fid-stages"][1:]
+    assert [(r[1][0], r[2][0], r[3][0]) for r in rows] == [
+        (stage, "unavailable", records[stage]["reason"]) for stage in ("fid", "fid-b")]
 
 
 def test_where_each_stage_ran_and_where_each_value_comes_from(full, tmp_path):
@@ -373,3 +397,125 @@ def test_data_verdict_names_what_is_synthetic():
     mixed = data_banner(data_provenance(stages(a=False, b=True), []))
     assert mixed.kind == "warning" and "MIXED" in mixed.text and "train/b" in mixed.text and "train/a" not in mixed.text
     assert data_banner(data_provenance(stages(a=None), [])).kind == "note"
+
+
+# --- every number of both reports, every label true ------------------------------------------------
+def test_every_published_number_and_claim_is_on_the_page_with_ours_or_why_not(full, tmp_path):
+    written = build_report(full, tmp_path / "out")
+    page = read_page(written["html"])
+    shown = [(row[0][0], row[2][0]) for row in page.tables["s-anchors"][1:]]
+    unmeasured = {row[0][0]: (row[2][0], row[3][0]) for row in page.tables["s-anchors-not_measured"][1:]}
+    markdown = written["md"].read_text()
+    for anchor in ANCHORS:
+        if anchor.not_measured:
+            assert unmeasured.pop(anchor.what) == (anchor.text, anchor.not_measured), anchor.key
+        else:
+            assert any(what.startswith(anchor.what) and text == anchor.text for what, text in shown), anchor.key
+        assert f"| {anchor.what}" in markdown and f"| {anchor.text} |" in markdown, anchor.key
+    assert not unmeasured
+    anchors = table_rows(page, "anchors")
+    resdw = summary(full / "recipe" / "report-b-s2" / "summary.json")["models"]
+    assert anchors["parameters of that state of the art over resdw's"]["This study"][1] == 520_000 / 98_077
+    runtime = anchors["resdw training time ('runtime of over 25 minutes on my machine')"]
+    assert runtime["This study"][1] == pytest.approx(sum(m["train_time_s"] for m in resdw) / len(resdw) / 60)
+    top = json.loads((full / "tune" / "exp" / "top_k.json").read_text())["top_architectures"][:3]
+    optimizers = anchors["optimizer of the selected models ('it only picked models with SGD')"]
+    assert optimizers["This study"][0] == ", ".join(t["params"]["optim.name"] for t in top) == "sgd"
+
+
+def test_labels_say_what_was_measured_and_how(full, tmp_path):
+    written = build_report(full, tmp_path / "out")
+    page = read_page(written["html"])
+    anchors = table_rows(page, "anchors")
+    for what in ("gain from augmentation", "training images of the final models", "CNN6 test accuracy"):
+        how = next(row for name, row in anchors.items() if name.startswith(what))["How this study's number was measured"]
+        assert "1 epoch, not 100 epochs" in how[0] and "SYNTHETIC data" in how[0] and "float32" in how[0], what
+
+    tune = summary(full / "tune" / "exp" / "summary.json")
+    at_once = anchors["trials at once"]
+    assert at_once["This study"][1] == tune["concurrency"]["max"] != tune["settings"]["max_concurrent"]
+    assert "from their start and end times" in at_once["How this study's number was measured"][0]
+    rungs = tune["rungs"][:-1]  # the last row is the epoch limit, not a rung
+    kept = sum(r["trials_reached"] - r["stopped_here"] for r in rungs) / sum(r["trials_reached"] for r in rungs)
+    assert anchors["ASHA keeps the top"]["This study"][1] == pytest.approx(100 * kept)
+
+    retrain = summary(full / "retrain" / "exp" / "summary.json")["models"]
+    models = table_rows(page, "retrain/exp/models")
+    for m in retrain:
+        assert models[f"{m['model']} (rank {m['rank']})"]["Precision"][0] == f"{m['precision']} on {m['device']}"
+    assert {models[label]["Precision"][0] for label in ("CNN6", "CNN7", "CNN2")} == {"not stated"}
+    assert table_rows(page, "recipe/report-b-s2/models")["resdw"]["Precision"][0] == "not stated"
+
+    html = written["html"].read_text()
+    captions = dict(re.findall(r'<figure id="(s-recipe-[^"]+-loss)">.*?<figcaption>(.*?)</figcaption>', html, re.S))
+    assert "(report A, figure 3)" in captions["s-recipe-report-a-e1-loss"]
+    assert "report A" not in captions["s-recipe-report-b-s2-loss"]
+
+
+def test_recipe_a_in_steps_says_its_budget_not_that_it_did_not_run(full, tmp_path):
+    path = full / "recipe" / "report-a-e1" / "summary.json"
+    path.write_text(json.dumps({**summary(path), "budget": {"steps": 4}}))
+    page = read_page(build_report(full, tmp_path / "out", formats=("html",))["html"])
+    row = table_rows(page, "anchors")["epochs of the final models"]
+    assert row["This study"] == ("4 steps", None)
+    assert "trained for steps, not epochs" in row["How this study's number was measured"][0]
+    assert "4 steps, not 100 epochs" in row["How this study's number was measured"][0]
+
+
+def as_report_bs_snapshot(fid_dir: Path, step: int) -> dict:
+    """The fixture's fid-b score rewritten as the full profile's: the step's snapshot, 10,000 images."""
+    scored = summary(fid_dir / "summary.json")
+    scored["fake"]["path"] = scored["fake"]["path"].replace(f"step_{snapshot_of(scored)}.pt", f"step_{step}.pt")
+    scored["n_fake"] = 10_000
+    (fid_dir / "summary.json").write_text(json.dumps(scored))
+    return scored
+
+
+def snapshot_of(scored: dict) -> int:
+    return int(Path(scored["fake"]["path"]).stem.removeprefix("step_"))
+
+
+def test_report_bs_fid_beside_its_50000_step_snapshot_and_the_runs_departures(full, tmp_path):
+    chosen, later = as_report_bs_snapshot(full / "fid" / "dcgan-step_20-n4", 46_000), \
+        as_report_bs_snapshot(full / "fid" / "dcgan-step_40-n4", 50_000)
+    chosen["compared"] = [{"step": 46_000, "fid": chosen["fid"]}, {"step": 50_000, "fid": later["fid"]}]
+    (full / "fid" / "dcgan-step_20-n4" / "summary.json").write_text(json.dumps(chosen))
+    gan = summary(full / "gan" / "dcgan" / "summary.json")
+    page = read_page(build_report(full, tmp_path / "out", formats=("html",))["html"])
+    anchors = table_rows(page, "anchors")
+
+    row = anchors["DCGAN FID against the test set (report B's protocol, from a GAN run that departed from it)"]
+    how = row["How this study's number was measured"][0]
+    assert row["This study"][1] == chosen["fid"]
+    assert f"step 50,000 scored the same way: FID {later['fid']:.2f}" in how
+    assert "recoveries: step 35: rollback to step 20, learning rate 0.0001" in how
+    assert all(departure in how for departure in gan["protocol_departures"]) and gan["protocol_departures"]
+    compared = anchors["snapshot its choice was judged against (46,000 'more stable and less noisy than the samples "
+                       "taken at 50,000 steps')"]
+    assert compared["This study"][1] == 50_000
+    assert f"FID {later['fid']:.2f} against {chosen['fid']:.2f}" in compared["How this study's number was measured"][0]
+    scores = table_rows(page, "fid/scores")
+    assert scores["dcgan-step_20-n4"]["Protocol"][0].endswith("but its GAN run departed from that protocol (beside)")
+    roles = [(r[0][1], r[1][1], r[2][0]) for r in page.tables["s-fid-dcgan-step_20-n4-compared"][1:]]
+    assert roles == [(46_000, chosen["fid"], "report B's choice"),
+                     (50_000, later["fid"], "the snapshot report B judged it against")]
+
+    # Report B's own remedy, a restart, is no departure: the label is report B's protocol, plainly.
+    (full / "gan" / "dcgan" / "summary.json").write_text(json.dumps(
+        {**gan, "collapse_mode": "restart", "protocol_departures": [],
+         "collapse_events": [{**e, "action": "restart", "rolled_back_to": 0} for e in gan["collapse_events"]]}))
+    page = read_page(build_report(full, tmp_path / "again", formats=("html",))["html"])
+    how = table_rows(page, "anchors")["DCGAN FID against the test set (report B's protocol)"]
+    assert "collapse handling restart): recoveries: step 35: restart from step 0, learning rate 0.0001; no departure " \
+           "from report B's protocol" in how["How this study's number was measured"][0]
+
+
+def test_a_gan_summary_from_before_departures_were_recorded_says_so():
+    from cifar_core.report.points import departures, departures_text, recovery_text
+
+    event = {"step": 1200, "action": "rollback", "rolled_back_to": 1000, "new_lr": 1e-4}
+    assert departures({"collapse_events": [event]}) is None
+    assert departures_text(None) == "departures from report B's protocol not recorded (a summary from before they were)"
+    assert recovery_text(event) == "step 1,200: rollback to step 1,000, learning rate 0.0001"  # its old `new_lr`
+    assert recovery_text({"step": 3000, "action": "none", "why": "collapse.mode is off", "lr_after": 2e-4}) == \
+        "step 3,000: none (collapse.mode is off), learning rate 0.0002"

@@ -12,7 +12,7 @@ exactly. Among the components of its 60 searched models report A lists "Stride=1
 often kept the same dimensions)" (section III), without saying which convolutions: layouts marked
 `report_a` read it as padding 1 for every kernel above 1x1 (which shrinks the map for kernels wider
 than 3 and grows it for 2x2), the others pad k//2 ("same" for odd kernels). Both are our choices
-(docs/provenance.md). The flatten size follows from the report's output-size formula,
+(docs/provenance.md, row "convolution padding"). The flatten size follows from the report's output-size formula,
 floor((n + 2p - k) / s) + 1.
 
 Each variant takes `dropout` (one rate for the whole net, in [0, 1)) and `activation`

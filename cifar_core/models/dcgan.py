@@ -119,7 +119,9 @@ class DCGANDiscriminator(nn.Module):
 
 
 @register_model(
-    family="gan", description="DCGAN generator (report B): 100-d noise -> 4 transposed convs -> 32x32 tanh"
+    family="gan",
+    description="DCGAN generator (the DCGAN tutorial's at 32x32; report B's size): 100-d noise -> 4 transposed "
+    "convs -> tanh",
 )
 def dcgan_generator(
     nz: int = 100, ngf: int = 46, conditional: bool = False, num_classes: int = 100, embed_dim: int = 32
@@ -130,7 +132,9 @@ def dcgan_generator(
 
 
 @register_model(
-    family="gan", description="DCGAN discriminator (report B): 4 strided convs, LeakyReLU 0.2, sigmoid"
+    family="gan",
+    description="DCGAN discriminator (the DCGAN tutorial's at 32x32; report B's size): 4 strided convs, "
+    "LeakyReLU 0.2, sigmoid",
 )
 def dcgan_discriminator(
     ndf: int = 46, conditional: bool = False, num_classes: int = 100

@@ -1,6 +1,8 @@
 """Every number both reports publish, beside this study's measurement of it, or the reason there is
 none: the stage that would measure it has not run, or ran and was unavailable, failed or blocked
-(from the pipeline's records), or the number is one the report only cites."""
+(from the pipeline's records), or the number is one the report only cites; and a short list of
+those this study cannot measure, each with why. Each measurement says how it differs from the
+report's: budget, seeds, precision, synthetic data, the GAN run's departures from report B."""
 
 from __future__ import annotations
 
@@ -8,9 +10,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cifar_core.protocols import ANCHORS, OUR_PARAMETERS, RECIPES, Anchor, mean_std
+from cifar_core.protocols import (
+    ANCHORS,
+    ANCHORS_BY_KEY,
+    OUR_PARAMETERS,
+    RECIPES,
+    REPORT_A_MODELS,
+    REPORT_B_GAN_STEPS,
+    Anchor,
+    mean_std,
+)
+from cifar_core.report.classify_sections import budget_text, precision_text
 from cifar_core.report.document import MISSING, Cell, Section, Table, Text, as_number, count, decimal, text
-from cifar_core.report.points import fid_protocol, snapshot_step
+from cifar_core.report.points import (
+    fid_protocol,
+    gan_note,
+    pipeline_records,
+    run_departures,
+    snapshot_comparisons,
+    snapshot_step,
+)
 
 
 @dataclass(frozen=True)
@@ -20,9 +39,11 @@ class Measured:
     label: str = ""  # which of several measurements (the FID protocols)
 
 
-# The stage that measures each kind of number, and the command that runs it alone.
-STAGE_OF = {"a.split": "tune", "a.search": "tune", "a.augment": "ablation", "a.final": "recipe-a",
-            "a.cnn": "recipe-a", "b.resdw": "recipe-b", "b.fid": "fid-b", "b.gan.steps": "gan"}
+# The stages that measure each kind of number, and the command that runs each alone.
+STAGE_OF = {"a.split": ("tune",), "a.search": ("tune",), "a.augment": ("ablation",), "a.final": ("recipe-a",),
+            "a.cnn": ("recipe-a",), "a.compare.gap": ("recipe-a",), "b.resdw": ("recipe-b",),
+            "b.compare.gap": ("recipe-b",), "b.fid": ("fid-b", "fid"), "b.gan.compared": ("fid-b",),
+            "b.gan.steps": ("fid-b", "fid")}
 COMMANDS = {
     "tune": "cifar tune --experiment report-a",
     "recipe-a": "cifar retrain --recipe report-a",
@@ -39,22 +60,30 @@ FID_LABELS = {"report-b": "report B's protocol", "select-best": "our protocol: c
 
 def anchors_section(collected: dict[str, Any]) -> Section:
     rows = []
-    for anchor in ANCHORS:
-        published = Cell(anchor.text, anchor.value, True)
+    for anchor in (a for a in ANCHORS if not a.not_measured):
         measured = measure(anchor, collected)
         if measured:
-            rows += [[text(anchor.what + (f" ({m.label})" if m.label else "")), text(anchor.source.label), published,
-                      m.cell, text(m.how)] for m in measured]
+            rows += [[text(anchor.what + (f" ({m.label})" if m.label else "")), text(anchor.source.label),
+                      published(anchor), m.cell, text(m.how)] for m in measured]
         else:
-            rows.append([text(anchor.what), text(anchor.source.label), published, Cell(MISSING, numeric=True),
+            rows.append([text(anchor.what), text(anchor.source.label), published(anchor), Cell(MISSING, numeric=True),
                          text(why_absent(anchor, collected))])
     table = Table("anchors", ["Number", "Source", "Published", "This study", "How this study's number was measured"],
                   rows, "Every number of reports A and B (sections as the reports number them), with ours.")
+    unmeasured = [[text(a.what), text(a.source.label), published(a), text(a.not_measured)]
+                  for a in ANCHORS if a.not_measured]
     intro = Text("Each published number beside this study's. Where ours is missing the last column says why: a stage "
                  "that did not run, or ran and could not finish, or a number the report only cites. Where ours was "
-                 "measured differently from the report (fewer epochs, synthetic data, another FID protocol) the last "
-                 "column says so. Where each protocol value comes from: the provenance section and docs/provenance.md.")
-    return Section("anchors", "Both reports, number by number", [intro, table])
+                 "measured differently from the report (budget, seeds, precision, synthetic data, another FID "
+                 "protocol, a GAN run that departed from report B's) the last column says so. Where each protocol "
+                 "value comes from: the provenance section and docs/provenance.md.")
+    not_measured = Table("anchors/not_measured", ["Number", "Source", "Published", "Why this study does not measure it"],
+                         unmeasured, "What the reports publish that this study does not measure.")
+    return Section("anchors", "Both reports, number by number", [intro, table, not_measured])
+
+
+def published(anchor: Anchor) -> Cell:
+    return Cell(anchor.text, None if isinstance(anchor.value, str) else anchor.value, True)
 
 
 def measure(anchor: Anchor, collected: dict[str, Any]) -> list[Measured]:
@@ -67,23 +96,40 @@ def measure(anchor: Anchor, collected: dict[str, Any]) -> list[Measured]:
 def why_absent(anchor: Anchor, collected: dict[str, Any]) -> str:
     if anchor.key.startswith(CITED):
         return "cited by the report from other work: nothing to measure"
-    stage = next((s for prefix, s in STAGE_OF.items() if anchor.key.startswith(prefix)), None)
-    if stage is None:
+    stages = next((s for prefix, s in STAGE_OF.items() if anchor.key.startswith(prefix)), ())
+    if not stages:
         return "not measured"
     if anchor.key == "a.augment.gain" and recipe_result(collected, "report-a", "none") is not None:
         return ("the ablation ran, but no recipe-a result with the same budget, seeds and precision to compare "
                 f"with (`{COMMANDS['recipe-a']}` with the ablation's settings)")
+    tune = next(iter(collected["stages"]["tune"]), None)
+    if anchor.key == "a.search.concurrent" and tune is not None:
+        return ("the search's summary has no trial timings (made before they were recorded): run "
+                f"`{COMMANDS['tune']}` again to re-summarise it")
+    if anchor.key == "a.search.keep" and tune is not None:
+        limit = (tune["summary"].get("settings") or {}).get("max_epochs")
+        return f"tune/{tune['name']}: no ASHA rung below its epoch limit ({limit}), so ASHA kept or stopped nothing"
+    return "; ".join(stage_state(stage, collected) for stage in stages)
+
+
+def _made_by(stage: str) -> Callable[[dict[str, Any]], bool]:
+    """Whether a FID here was made by pipeline stage `stage` (its stamp)."""
+    return lambda c: any((e["summary"].get("pipeline") or {}).get("stage") == stage for e in c["stages"]["fid"])
+
+
+RESULT_OF = {"tune": lambda c: bool(c["stages"]["tune"]), "recipe-a": lambda c: recipe_result(c, "report-a"),
+             "ablation": lambda c: recipe_result(c, "report-a", "none"), "recipe-b": lambda c: recipe_result(c, "report-b"),
+             "fid-b": _made_by("fid-b"), "fid": _made_by("fid")}
+
+
+def stage_state(stage: str, collected: dict[str, Any]) -> str:
+    if stage in RESULT_OF and RESULT_OF[stage](collected):
+        return f"stage {stage} ran here, but its result does not record what measures this"
     for profile, record in pipeline_records(collected, stage):
         if record.get("status") in ("unavailable", "failed", "blocked", "running"):
-            reason = record.get("reason") or "no reason recorded"
-            return f"pipeline {profile}: stage {stage} {record['status']}: {reason}"
+            return f"pipeline {profile}: stage {stage} {record['status']}: {record.get('reason') or 'no reason recorded'}"
     return f"stage {stage} has not run here (`{COMMANDS[stage]}`, or `cifar pipeline`)"
 
-
-def pipeline_records(collected: dict[str, Any], stage: str) -> list[tuple[str, dict[str, Any]]]:
-    """(profile, record) of the stage in every pipeline summary that has one."""
-    return [(p["name"], record) for p in collected["pipelines"] if p["summary"]
-            for record in p["summary"].get("stages") or [] if record.get("stage") == stage]
 
 
 # --- the measurements -----------------------------------------------------------------------------
@@ -95,12 +141,14 @@ def recipe_result(collected: dict[str, Any], recipe: str, augment: str | None = 
     return next((s for s in found if s.get("name") == default), found[0] if found else None)
 
 
-def _budget_note(summary: dict[str, Any]) -> str:
+def recipe_note(summary: dict[str, Any]) -> str:
+    """Which result, its seeds, budget (where not the recipe's), precision and data."""
     budget = summary.get("budget") or {}
     own = RECIPES[summary["recipe"]].budget
     notes = [f"recipe/{summary.get('name')}", f"seeds {', '.join(map(str, summary.get('seeds') or []))}"]
     if budget != own:
-        notes.append(" ".join(f"{k} {v:,}, not {own[k]:,}" if k in own else f"{k} {v:,}" for k, v in budget.items()))
+        notes.append(f"{budget_text(budget)}, not {budget_text(own)}")
+    notes.append(precision_text(summary))
     if any(m.get("synthetic_data") for m in summary.get("models") or []):
         notes.append("SYNTHETIC data")
     return "; ".join(notes)
@@ -112,13 +160,17 @@ def _pct(mean: float | None, std: float | None = None) -> Cell:
     return Cell(f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if std is not None else ""), 100 * mean, True)
 
 
+def _points(value: float) -> Cell:
+    return Cell(f"{value:.2f}", value, True)
+
+
 def _recipe_model(anchor: Anchor, collected) -> list[Measured]:
     summary = recipe_result(collected, "report-a")
     model = anchor.key.split(".")[1]
     entry = next((m for m in (summary or {}).get("by_model") or [] if m["model"] == model), None)
     if entry is None:
         return []
-    return [Measured(_pct(entry["test_top1_mean"], entry["test_top1_std"]), _budget_note(summary))]
+    return [Measured(_pct(entry["test_top1_mean"], entry["test_top1_std"]), recipe_note(summary))]
 
 
 def _parameters(anchor: Anchor, collected) -> list[Measured]:
@@ -128,7 +180,9 @@ def _parameters(anchor: Anchor, collected) -> list[Measured]:
     parameters = (gan or {}).get("summary", {}).get("parameters") or {}
     if anchor.key.startswith("b.gan.") and as_number(parameters.get(anchor.key.split(".")[-1])) is not None:
         value = parameters[anchor.key.split(".")[-1]]
-        return [Measured(count(value), f"GAN run gan/{gan['name']}")]
+        config = gan["summary"].get("config") or {}
+        return [Measured(count(value), f"GAN run gan/{gan['name']}, widths ngf {config.get('ngf')}, ndf "
+                         f"{config.get('ndf')} (report B's sizes at 46)")]
     if anchor.key == "b.gan.total":
         value = OUR_PARAMETERS["dcgan_generator"] + OUR_PARAMETERS["dcgan_discriminator"]
         return [Measured(count(value), "our DCGAN at its default widths (`cifar models`)")]
@@ -151,13 +205,55 @@ def _tune(anchor: Anchor, collected) -> list[Measured]:
         val = round(images * fraction)
         value = images - val if anchor.key == "a.split.train" else val
         return [Measured(count(value), f"{where}: {fraction:g} of {images:,} training images")]
+    if anchor.key == "a.search.concurrent":
+        return _concurrency(summary, settings, where)
+    if anchor.key == "a.search.keep":
+        return _kept(summary, settings, where)
+    if anchor.key == "a.search.optimizers":
+        return _optimizers(entry, where)
     value = {"a.search.architectures": len((summary.get("space") or {}).get("architectures") or []),
-             "a.search.trials": summary.get("trials"), "a.search.concurrent": settings.get("max_concurrent"),
-             "a.search.max_epochs": settings.get("max_epochs"),
-             "a.search.keep": 100 / settings["reduction_factor"] if settings.get("reduction_factor") else None}[anchor.key]
+             "a.search.trials": summary.get("trials"), "a.search.max_epochs": settings.get("max_epochs")}[anchor.key]
     if as_number(value) is None:
         return []
     return [Measured(Cell(f"{value:g}", value, True), where)]
+
+
+def _concurrency(summary: dict[str, Any], settings: dict[str, Any], where: str) -> list[Measured]:
+    """Trials that really ran at once, from their epochs' times (not the setting)."""
+    measured = summary.get("concurrency")
+    if not measured or measured.get("max") is None:
+        return []
+    mean = measured.get("mean")
+    return [Measured(count(measured["max"]), f"{where}: the most trials running together, from their start and end "
+                     f"times" + (f" (mean {mean:g} while any ran)" if mean is not None else "")
+                     + f"; at most {settings.get('max_concurrent')} allowed")]
+
+
+def _kept(summary: dict[str, Any], settings: dict[str, Any], where: str) -> list[Measured]:
+    """The fraction of trials ASHA let go on at its rungs (below the epoch limit), pooled."""
+    rungs = [r for r in summary.get("rungs") or [] if r["epoch"] < settings.get("max_epochs", 0)
+             and r["trials_reached"]]
+    if not rungs:
+        return []
+    kept = sum(r["trials_reached"] - r["stopped_here"] for r in rungs)
+    reached = sum(r["trials_reached"] for r in rungs)
+    each = ", ".join(f"epoch {r['epoch']}: {r['trials_reached'] - r['stopped_here']} of {r['trials_reached']}"
+                     for r in rungs)
+    return [Measured(_points(100 * kept / reached), f"{where}: trials ASHA let go on at its rungs ({each}); "
+                     f"reduction factor {settings.get('reduction_factor')} (asynchronous: early trials at a rung "
+                     "are compared with fewer)")]
+
+
+def _optimizers(entry: dict[str, Any], where: str) -> list[Measured]:
+    """The optimizers of the search's top 3 (the best trial of each of its best architectures)."""
+    top = ((entry.get("top_k") or {}).get("top_architectures") or [])[:3]
+    if not top:
+        return []
+    names = [t["params"].get("optim.name") for t in top]
+    shown = ", ".join(f"{t['params'].get('model.name')}: {name}" for t, name in zip(top, names, strict=True))
+    verdict = "only SGD, as report A" if set(names) == {"sgd"} else "not only SGD"
+    return [Measured(text(", ".join(names)), f"{where}: top_k.json, the best trial of each of the "
+                     f"{len(top)} best architectures ({shown}): {verdict}")]
 
 
 def _train_images(collected) -> int | None:
@@ -172,15 +268,15 @@ def _final(anchor: Anchor, collected) -> list[Measured]:
     summary = recipe_result(collected, "report-a")
     if summary is None:
         return []
+    note = recipe_note(summary)
     if anchor.key == "a.final.epochs":
         budget = summary.get("budget") or {}
-        value = budget.get("epochs")
-        if value is None:
-            return []
-        return [Measured(count(value), f"recipe/{summary.get('name')}")]
+        if "epochs" in budget:
+            return [Measured(count(budget["epochs"]), note)]
+        return [Measured(Cell(budget_text(budget), None, True), f"{note}: trained for steps, not epochs")]
     images = _train_images(collected)
     cell = count(images) if images is not None else Cell("all", None)
-    return [Measured(cell, f"recipe/{summary.get('name')}: every image of the training split")]
+    return [Measured(cell, f"every image of the training split; {note}")]
 
 
 def _augment(anchor: Anchor, collected) -> list[Measured]:
@@ -190,7 +286,7 @@ def _augment(anchor: Anchor, collected) -> list[Measured]:
     means = {m["model"]: m["test_top1_mean"] for m in without.get("by_model") or []}
     if anchor.key == "a.augment.none":
         mean, _ = mean_std(means.values())
-        return [Measured(_pct(mean), f"mean of {', '.join(means)} without augmentation; " + _budget_note(without))]
+        return [Measured(_pct(mean), f"mean of {', '.join(means)} without augmentation; " + recipe_note(without))]
     with_aug = recipe_result(collected, "report-a")
     if with_aug is None or any(with_aug.get(k) != without.get(k) for k in ("budget", "seeds", "amp")):
         return []
@@ -200,7 +296,22 @@ def _augment(anchor: Anchor, collected) -> list[Measured]:
     if mean is None:
         return []
     return [Measured(Cell(f"{100 * mean:+.2f}", 100 * mean, True),
-                     f"mean over {len(gains)} model(s) of recipe/{with_aug.get('name')} minus recipe/{without.get('name')}")]
+                     f"mean over {len(gains)} model(s) of recipe/{with_aug.get('name')} minus recipe/{without.get('name')}; "
+                     + recipe_note(without))]
+
+
+def _published_gap(anchor: Anchor, collected) -> list[Measured]:
+    """Report A's "about 16% better": the published mean minus the mean of its three models."""
+    summary = recipe_result(collected, "report-a")
+    means = [m["test_top1_mean"] for m in (summary or {}).get("by_model") or [] if m["test_top1_mean"] is not None]
+    if not means:
+        return []
+    published_mean = ANCHORS_BY_KEY["a.published.mean"].value
+    ours, _ = mean_std(means)
+    theirs, _ = mean_std(m.test_top1_pct for m in REPORT_A_MODELS)
+    return [Measured(_points(published_mean - 100 * ours),
+                     f"{published_mean} minus the mean of our {len(means)} model(s), {100 * ours:.2f}% (report A: "
+                     f"minus its {theirs:.2f}%, {published_mean - theirs:.2f}); " + recipe_note(summary))]
 
 
 def _resdw(anchor: Anchor, collected) -> list[Measured]:
@@ -210,7 +321,7 @@ def _resdw(anchor: Anchor, collected) -> list[Measured]:
     entry = next(iter((summary or {}).get("by_model") or []), None)
     if entry is None:
         return []
-    note = _budget_note(summary)
+    note = recipe_note(summary)
     if anchor.key == "b.resdw.steps":
         steps = (summary.get("budget") or {}).get("steps")
         return [] if steps is None else [Measured(count(steps), note)]
@@ -219,9 +330,62 @@ def _resdw(anchor: Anchor, collected) -> list[Measured]:
     if anchor.key == "b.resdw.train":
         return [Measured(_pct(entry["train_acc_mean"], entry["train_acc_std"]),
                          note + "; the last epoch's running accuracy on augmented batches")]
+    if anchor.key == "b.resdw.runtime":
+        return _runtime(summary, note)
     mean, std = entry["final_train_loss_mean"], entry["final_train_loss_std"]
     return [] if mean is None else [Measured(Cell(f"{mean:.3f}" + (f" ± {std:.3f}" if std is not None else ""), mean,
                                                   True), note + "; the last epoch's mean")]
+
+
+def _runtime(summary: dict[str, Any], note: str) -> list[Measured]:
+    """Training time of one resdw run, in minutes, on the device it ran on."""
+    runs = [m for m in summary.get("models") or [] if as_number(m.get("train_time_s")) is not None]
+    if not runs:
+        return []
+    minutes, _ = mean_std(m["train_time_s"] / 60 for m in runs)
+    devices = ", ".join(sorted({str(m.get("device") or "?") for m in runs}))
+    return [Measured(decimal(minutes, 2), f"minutes of training of one run, mean of {len(runs)}, on {devices} "
+                     f"(report B's machine is not named); {note}")]
+
+
+def _sota_ratio(anchor: Anchor, collected) -> list[Measured]:
+    """Report B's "more than 5 times as many parameters": the cited model's over resdw's."""
+    cited = ANCHORS_BY_KEY["b.sota.params"].value
+    ours = OUR_PARAMETERS["resdw"]
+    theirs = ANCHORS_BY_KEY["b.resdw.params"].value
+    return [Measured(decimal(cited / ours, 2), f"{cited:,} over our resdw's {ours:,} (`cifar models`); over report "
+                     f"B's {theirs:,}: {cited / theirs:.2f}")]
+
+
+def _sota_gap(anchor: Anchor, collected) -> list[Measured]:
+    """Report B's "approximately 14 percentage points": the cited accuracy minus resdw's."""
+    summary = recipe_result(collected, "report-b")
+    entry = next(iter((summary or {}).get("by_model") or []), None)
+    if entry is None or entry["test_top1_mean"] is None:
+        return []
+    cited = ANCHORS_BY_KEY["b.sota.test"].value
+    theirs = ANCHORS_BY_KEY["b.resdw.test"].value
+    return [Measured(_points(cited - 100 * entry["test_top1_mean"]),
+                     f"{cited} minus our resdw's {100 * entry['test_top1_mean']:.2f}% (report B: minus its {theirs}, "
+                     f"{cited - theirs:.2f}); " + recipe_note(summary))]
+
+
+def _fid_how(entry: dict[str, Any], how: str, collected: dict[str, Any]) -> str:
+    """Where a FID comes from, its data, and its GAN run's recoveries and departures."""
+    summary = entry["summary"]
+    synthetic = (summary.get("real") or {}).get("dataset") == "synthetic"
+    parts = [f"fid/{entry['name']}: {how}", "SYNTHETIC data" if synthetic else "", gan_note(summary, collected)]
+    return "; ".join(p for p in parts if p)
+
+
+def _label(key: str, summary: dict[str, Any], collected: dict[str, Any]) -> str:
+    """Which FID: its protocol (a report-B protocol score of a run that departed from it says so)."""
+    if key == "checkpoint":
+        step = snapshot_step((summary.get("fake") or {}).get("path"))
+        return f"one snapshot, step {step:,}" if step is not None else FID_LABELS[key]
+    if key == "report-b" and run_departures(summary, collected):
+        return "report B's protocol, from a GAN run that departed from it"
+    return FID_LABELS[key]
 
 
 def _fid(anchor: Anchor, collected) -> list[Measured]:
@@ -229,15 +393,14 @@ def _fid(anchor: Anchor, collected) -> list[Measured]:
     for entry in collected["stages"]["fid"]:
         summary = entry["summary"]
         key, how = fid_protocol(summary)
-        if key not in ("report-b", "select-best", "checkpoint") or (summary.get("real") or {}).get("split") != "test":
+        if key not in FID_LABELS or (summary.get("real") or {}).get("split") != "test":
             continue
-        label = FID_LABELS[key]
-        synthetic = (summary.get("real") or {}).get("dataset") == "synthetic"
-        how = f"fid/{entry['name']}: {how}" + ("; SYNTHETIC data" if synthetic else "")
+        compared = [f"step {c['step']:,} scored the same way: FID {c['fid']:.2f}" for c in (summary.get("compared") or [])[1:]]
+        how = _fid_how(entry, "; ".join([how, *compared]), collected)
         if anchor.key == "b.fid":
-            out.append(Measured(decimal(summary["fid"], 2), how, label))
+            out.append(Measured(decimal(summary["fid"], 2), how, _label(key, summary, collected)))
         elif anchor.key == "b.fid.images":
-            out.append(Measured(count(summary["n_fake"]), how, label))
+            out.append(Measured(count(summary["n_fake"]), how, _label(key, summary, collected)))
     return out
 
 
@@ -248,8 +411,8 @@ def _gan_steps(anchor: Anchor, collected) -> list[Measured]:
         step = (entry["summary"].get("best") or {}).get("step") if key == "select-best" else None
         if key in ("report-b", "checkpoint"):
             step = snapshot_step((entry["summary"].get("fake") or {}).get("path"))
-        if step is not None and key in ("report-b", "checkpoint", "select-best"):
-            out.append(Measured(count(step), f"fid/{entry['name']}: {how}", FID_LABELS[key]))
+        if step is not None and key in FID_LABELS:
+            out.append(Measured(count(step), _fid_how(entry, how, collected), _label(key, entry["summary"], collected)))
     if not out:  # trained, not scored (the FID rows say why)
         for entry in collected["stages"]["gan"]:
             steps = entry["summary"].get("steps")
@@ -258,9 +421,25 @@ def _gan_steps(anchor: Anchor, collected) -> list[Measured]:
     return out
 
 
+def _compared(anchor: Anchor, collected) -> list[Measured]:
+    """Report B's 50,000-step snapshot: the one stage fid-b scores beside its 46,000-step choice."""
+    out = []
+    for comparison in snapshot_comparisons(collected):
+        (chosen, chosen_fid), *others = comparison["pairs"]
+        for step, fid in others:
+            stands = "" if step == REPORT_B_GAN_STEPS else f", in place of report B's {REPORT_B_GAN_STEPS:,}"
+            better = step if fid < chosen_fid else chosen
+            how = (f"step {step:,}{stands}, scored as stage fid-b scored step {chosen:,}: FID {fid:.2f} against "
+                   f"{chosen_fid:.2f}, so by FID step {better:,} is the better of the two (report B chose by eye)")
+            entry = {"name": comparison["name"], "summary": comparison["summary"]}
+            out.append(Measured(count(step), _fid_how(entry, how, collected)))
+    return out
+
+
 MEASURES: tuple[tuple[str, Callable[[Anchor, dict[str, Any]], list[Measured]]], ...] = (
     ("a.split", _tune), ("a.search", _tune), ("a.augment", _augment), ("a.final", _final),
     ("a.cnn6.params", _parameters), ("a.cnn7.params", _parameters), ("a.cnn2.params", _parameters),
-    ("a.cnn", _recipe_model), ("b.resdw", _resdw), ("b.fid", _fid), ("b.gan.steps", _gan_steps),
-    ("b.gan.", _parameters),
+    ("a.cnn", _recipe_model), ("a.compare.gap", _published_gap), ("b.resdw", _resdw),
+    ("b.compare.ratio", _sota_ratio), ("b.compare.gap", _sota_gap), ("b.fid", _fid), ("b.gan.steps", _gan_steps),
+    ("b.gan.compared", _compared), ("b.gan.", _parameters),
 )

@@ -66,8 +66,10 @@ def tune_facts(name: str, summary: dict[str, Any]) -> Facts:
         ("Search space", text(f"{space.get('name')}: {', '.join(space.get('architectures') or [])} x "
                               f"{', '.join(space.get('optimizers') or [])}")),
         ("Trials", Cell(f"{summary.get('trials')} ({statuses})", summary.get("trials"), numeric=True)),
-        ("ASHA", text(f"grace period {settings.get('grace_period')} epoch(s), keeps 1/{settings.get('reduction_factor')} "
-                      f"per rung, up to {settings.get('max_epochs')} epochs, {settings.get('max_concurrent')} at a time")),
+        ("ASHA (settings)", text(f"grace period {settings.get('grace_period')} epoch(s), keeps 1/"
+                                 f"{settings.get('reduction_factor')} per rung, up to {settings.get('max_epochs')} "
+                                 f"epochs, at most {settings.get('max_concurrent')} trials at a time")),
+        ("Trials at once (measured)", text(concurrency_text(summary.get("concurrency")))),
         ("Stopped early by ASHA", count(summary.get("stopped_early"))),
         ("Epochs trained", Cell(f"{summary.get('epochs_run')} of {summary.get('epochs_without_early_stopping')} "
                                 "without early stopping", summary.get("epochs_run"), numeric=True)),
@@ -83,6 +85,13 @@ def tune_facts(name: str, summary: dict[str, Any]) -> Facts:
     return Facts(f"tune/{name}/facts", items)
 
 
+def concurrency_text(measured: dict[str, Any] | None) -> str:
+    if not measured or measured.get("max") is None:
+        return "not recorded (a summary made before trial timings were kept)"
+    mean = f", {measured['mean']:g} on average while any ran" if measured.get("mean") is not None else ""
+    return f"at most {measured['max']} together{mean}, from the trials' start and end times"
+
+
 def trials_table(name: str, rows: list[dict[str, str]]) -> Table:
     columns = ["Rank", "Trial", "Model", "Optimizer", "Learning rate", "Epochs", "Stopped early",
                "Best val acc (%)", "Final train loss", "Parameters", "Status"]
@@ -94,9 +103,12 @@ def trials_table(name: str, rows: list[dict[str, str]]) -> Table:
 
 
 def rungs_table(name: str, rungs: list[dict[str, Any]]) -> Table:
-    body = [[count(r["epoch"]), count(r["trials_reached"]), count(r["stopped_here"])] for r in rungs]
-    return Table(f"tune/{name}/rungs", ["Epoch (rung)", "Trials reaching it", "Stopped there"], body,
-                 "ASHA's rungs: the last row is the epoch limit.")
+    body = [[count(r["epoch"]), count(r["trials_reached"]), count(r["stopped_here"]),
+             percent((r["trials_reached"] - r["stopped_here"]) / r["trials_reached"]) if i < len(rungs) - 1
+             and r["trials_reached"] else text(None)] for i, r in enumerate(rungs)]
+    return Table(f"tune/{name}/rungs", ["Epoch (rung)", "Trials reaching it", "Stopped there", "Kept (%)"], body,
+                 "ASHA's rungs: the share of trials it let go on at each (report A: the top 50%); the last row is "
+                 "the epoch limit.")
 
 
 def retrain_section(entries: list[dict[str, Any]]) -> Section:
@@ -111,8 +123,8 @@ def retrain_section(entries: list[dict[str, Any]]) -> Section:
 
 
 SELECTION_TEXT = {
-    "architectures": "the best trial of each of the best architectures, as report A retrained three different "
-                     "models (`--select architectures`)",
+    "architectures": "the best trial of each of the best architectures, our reading of report A's 'top 3 models' "
+                     "(three architectures) (`--select architectures`)",
     "trials": "the best trials whatever their architecture, so an architecture may appear more than once "
               "(`--select trials`)",
     None: "the best trials, by a retrain made before the selection was recorded",
@@ -132,7 +144,9 @@ def recipe_section(entries: list[dict[str, Any]]) -> Section:
         section.blocks += [Heading(f"{title}: recipe/{entry['name']}"), Text(recipe_facts_text(summary))]
         caption = ("Test accuracy over the optimisation steps, each seed, with report B's 56.9 ± 4.6% at 10,000 "
                    "steps (report B, figure 2).")
-        _common_blocks(section, entry, "Training loss on all training images (report A, figure 3).", caption)
+        loss = ("Training loss on all training images (report A, figure 3)." if summary.get("recipe") == "report-a"
+                else "Training loss of each seed on all training images.")
+        _common_blocks(section, entry, loss, caption)
     return section
 
 
@@ -141,9 +155,17 @@ def budget_text(budget: dict[str, int] | None) -> str:
     return ", ".join(f"{value:,} {key.removesuffix('s') if value == 1 else key}" for key, value in (budget or {}).items())
 
 
+def precision_text(summary: dict[str, Any]) -> str:
+    """How a retrain's runs computed: each run's own record, else what the retrain asked for."""
+    found = sorted({m["precision"] for m in summary.get("models") or [] if m.get("precision")})
+    if found:
+        return " and ".join(found)
+    return "bf16 autocast on GPUs (asked)" if summary.get("amp") else "float32"
+
+
 def recipe_facts_text(summary: dict[str, Any]) -> str:
     budget = budget_text(summary.get("budget"))
-    precision = "bf16 autocast on GPUs" if summary.get("amp") else "float32"
+    precision = precision_text(summary)
     augment = "the recipe's augmentation" if summary.get("augment") is None else f"augmentation `{summary['augment']}`"
     models = ", ".join(f"{m['label']} ({m['model']})" for m in summary.get("by_model") or [])
     return (f"Models {models}; seeds {', '.join(map(str, summary.get('seeds') or []))}; "
@@ -156,9 +178,10 @@ def ablation_section(recipes: list[dict[str, Any]]) -> Section | None:
     if not arms:
         return None
     section = Section("ablation", "Augmentation ablation (report A, section II.B)")
-    section.blocks.append(Text(f"Report A: augmentation gave about {ANCHORS_BY_KEY['a.augment.gain'].value} points; "
-                               f"without it all three models reached about {ANCHORS_BY_KEY['a.augment.none'].value}%. "
-                               "Here the same models, budget and seeds, with the recipe's augmentation and without."))
+    section.blocks.append(Text("Report A (section II.B): the transformations 'allowed me to achieve a 10 percent "
+                               "improvement compared to doing it without', and without them it 'got 50 % percent "
+                               "accuracy for all three models'. Here the same models, budget, seeds and precision, "
+                               "with the recipe's augmentation and without."))
     for arm in arms:
         base = matching_recipe(arm["summary"], recipes)
         section.blocks.append(ablation_table(arm, base))
@@ -192,13 +215,13 @@ def ablation_table(arm: dict[str, Any], base: dict[str, Any] | None) -> Table:
     mean_gain, _ = mean_std(gains)
     rows.append([text("mean of the models"), text(None), text(None), text(None), percent(mean_gain)])
     gain_anchor, none_anchor = ANCHORS_BY_KEY["a.augment.gain"], ANCHORS_BY_KEY["a.augment.none"]
-    rows.append([text("report A (section II.B)"), text(None), text(None),
-                 Cell(f"about {none_anchor.value}", none_anchor.value, True),
-                 Cell(f"about {gain_anchor.value}", gain_anchor.value, True)])
+    rows.append([text("report A (section II.B)"), text(None), text(None), Cell(none_anchor.text, none_anchor.value, True),
+                 Cell(gain_anchor.text, gain_anchor.value, True)])
     arm_text = arm["summary"].get("augment")
     columns = ["Model", "Seeds", "With augmentation (%)", f"Augmentation {arm_text} (%)", "Gain (points)"]
     return Table(f"ablation/{arm['name']}", columns, rows,
-                 f"Test top-1, mean over seeds: recipe/{base['name'] if base else '—'} against recipe/{arm['name']}.")
+                 f"Test top-1, mean over seeds: recipe/{base['name'] if base else '—'} against recipe/{arm['name']} "
+                 f"({precision_text(arm['summary'])}).")
 
 
 def _common_blocks(section: Section, entry: dict[str, Any], loss_caption: str, curve_caption: str = "") -> None:
@@ -224,43 +247,54 @@ def plan_table(name: str, summary: dict[str, Any]) -> Table:
     return _recipe_table(name, summary)
 
 
+NOT_STATED = "not stated"  # the precision beside a report's number: neither report mentions it
+
+
+def run_precision(m: dict[str, Any]) -> str:
+    """A retrained run's precision and device ("float32 on cpu"); unknown for rows made before they were kept."""
+    return f"{m['precision']} on {m.get('device')}" if m.get("precision") else "not recorded"
+
+
 def _search_table(name: str, summary: dict[str, Any]) -> Table:
-    columns = ["Model", "Source", "Optimizer", "Parameters", "Epochs", "Test top-1 (%)", "Test top-5 (%)",
+    columns = ["Model", "Source", "Optimizer", "Parameters", "Epochs", "Precision", "Test top-1 (%)", "Test top-5 (%)",
                "Search val acc (%)"]
     rows = [[text(f"{m['model']} (rank {m['rank']})"), text("this study"), text(optimizer_text(m)),
-             count(m.get("parameters")), count(m.get("epochs")), percent(m.get("test_top1")),
+             count(m.get("parameters")), count(m.get("epochs")), text(run_precision(m)), percent(m.get("test_top1")),
              percent(m.get("test_top5")), percent(m.get("tune_val_acc"))] for m in summary.get("models", [])]
     rows += [[text(m.label), text("report A"), text(f"sgd (lr={m.lr:g}, momentum={m.momentum:g}, dampening="
                                                     f"{m.dampening:g})"), count(m.parameters), count(100),
-              percent_points(m.test_top1_pct), text(None), text(None)] for m in REPORT_A_MODELS]
-    rows += [[text(title), text("published, cited by report A"), text(None), text(None), text(None),
-              percent_points(pct, 2), text(None), text(None)] for title, pct in PUBLISHED]
+              text(NOT_STATED), percent_points(m.test_top1_pct), text(None), text(None)] for m in REPORT_A_MODELS]
+    rows += [[text(title), text("published, cited by report A"), *[text(None)] * 4, percent_points(pct, 2),
+              text(None), text(None)] for title, pct in PUBLISHED]
     return Table(f"retrain/{name}/models", columns, rows,
                  f"retrain/{name}: test accuracy after retraining on all training images, against report A and the "
-                 "results it cites.")
+                 "results it cites; each retrain keeps its trial's precision (the search's bf16 autocast on GPUs).")
 
 
 def _recipe_table(name: str, summary: dict[str, Any]) -> Table:
-    columns = ["Model", "Source", "Seeds", "Parameters", "Budget", "Test top-1 (%)", "Test SD (points)",
+    columns = ["Model", "Source", "Seeds", "Parameters", "Budget", "Precision", "Test top-1 (%)", "Test SD (points)",
                "Train acc (%)", "Train SD (points)", "Final train loss"]
     budget = budget_text(summary.get("budget"))
+    runs = summary.get("models") or []
     rows = [[text(f"{m['label']} ({m['model']})"), text("this study"), text(", ".join(map(str, m["seeds"]))),
-             count(m.get("parameters")), text(budget), percent(m.get("test_top1_mean")), percent(m.get("test_top1_std")),
+             count(m.get("parameters")), text(budget),
+             text(precision_text({**summary, "models": [r for r in runs if r.get("model") == m["model"]]})),
+             percent(m.get("test_top1_mean")), percent(m.get("test_top1_std")),
              percent(m.get("train_acc_mean")), percent(m.get("train_acc_std")), decimal(m.get("final_train_loss_mean"))]
             for m in summary.get("by_model") or []]
     recipe, augment = summary.get("recipe"), summary.get("augment")
     if recipe == "report-a" and augment is None:
         rows += [[text(m.label), text("report A"), text(None), count(m.parameters), text("100 epochs"),
-                  percent_points(m.test_top1_pct), *[text(None)] * 4] for m in REPORT_A_MODELS]
-        rows += [[text(title), text("published, cited by report A"), *[text(None)] * 3, percent_points(pct, 2),
+                  text(NOT_STATED), percent_points(m.test_top1_pct), *[text(None)] * 4] for m in REPORT_A_MODELS]
+        rows += [[text(title), text("published, cited by report A"), *[text(None)] * 4, percent_points(pct, 2),
                   *[text(None)] * 4] for title, pct in PUBLISHED]
     elif recipe == "report-a":
         anchor = ANCHORS_BY_KEY["a.augment.none"]
-        rows.append([text("all three, without augmentation"), text(f"report A §{anchor.source.where}"), text(None),
-                     text(None), text(None), Cell(f"about {anchor.value}", anchor.value, True)] + [text(None)] * 4)
+        rows.append([text("all three, without augmentation"), text(anchor.source.label), text(None),
+                     text(None), text(None), text(NOT_STATED), Cell(anchor.text, anchor.value, True)] + [text(None)] * 4)
     elif recipe == "report-b":
         rows.append([text("resdw"), text("report B §2"), text(None), count(REPORT_B_RESDW_PARAMETERS),
-                     text(f"{REPORT_B_STEPS:,} steps"), percent_points(REPORT_B_TEST_PCT),
+                     text(f"{REPORT_B_STEPS:,} steps"), text(NOT_STATED), percent_points(REPORT_B_TEST_PCT),
                      percent_points(REPORT_B_TEST_SPREAD), percent_points(REPORT_B_TRAIN_PCT),
                      percent_points(REPORT_B_TRAIN_SPREAD), decimal(REPORT_B_FINAL_TRAIN_LOSS, 3)])
     caption = (f"recipe/{name}: test accuracy on the whole test split after the last step, mean and standard "

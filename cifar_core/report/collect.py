@@ -110,9 +110,8 @@ def read_retrain(run_dir: Path, entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_gan(run_dir: Path, entry: dict[str, Any]) -> dict[str, Any]:
-    rows = read_jsonl(run_dir / "metrics.jsonl")
-    entry["metrics"] = [r for r in rows if "event" not in r]
-    entry["events"] = [r for r in rows if "event" in r]
+    # Its collapse events are the summary's `collapse_events`; the metrics file also logs them.
+    entry["metrics"] = [r for r in read_jsonl(run_dir / "metrics.jsonl") if "event" not in r]
     step, grid = latest_sample_grid(run_dir / "samples")
     entry["figures"] = {"losses": _existing(run_dir / "losses.png"), "samples": grid}
     entry["samples_step"] = step

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cifar_core.protocols import PROTOCOLS
+from cifar_core.protocols import PROTOCOLS, Setting
 from cifar_core.report.anchors import anchors_section
 from cifar_core.report.classify_sections import (
     ablation_section,
@@ -30,7 +30,8 @@ from cifar_core.report.document import (
     percent,
     text,
 )
-from cifar_core.report.gan_sections import fid_section, gan_section
+from cifar_core.report.gan_sections import FID_STAGES, fid_section, gan_section
+from cifar_core.report.points import pipeline_records
 
 STAGE_TITLES = {"tune": "Model selection (Ray Tune + ASHA)", "retrain": "Full-data retraining",
                 "recipe": "The reports' own models (recipes)", "train": "Training runs", "gan": "DCGAN", "fid": "FID"}
@@ -40,9 +41,14 @@ def build_document(collected: dict[str, Any], figures: dict[str, str]) -> Docume
     stages = collected["stages"]
     subtitle = f"Results in {collected['results_dir']}, report built {collected['created']}."
     everything = [e for entries in stages.values() for e in entries]
+    fid = None
+    if stages["fid"] or pipeline_records(collected, *FID_STAGES):
+        with summaries_of(stages["fid"] + stages["gan"]):
+            fid = fid_section(stages["fid"], figures, collected)
     if not everything:
         return Document("CIFAR-100 study report", Text("No stages have run yet.", "note"), subtitle,
-                        [nothing_section(collected), anchors_section(collected), provenance_section()])
+                        [nothing_section(collected), anchors_section(collected), *([fid] if fid else []),
+                         provenance_section()])
     with summaries_of(everything):
         sections = [overview_section(stages), anchors_section(collected)]
     if "accuracy_vs_parameters" in figures:
@@ -50,13 +56,15 @@ def build_document(collected: dict[str, Any], figures: dict[str, str]) -> Docume
     recipes = [e for e in stages["recipe"] if e["summary"].get("augment") is None]
     builders = [("tune", lambda e: tune_section(e, figures)), ("retrain", retrain_section),
                 ("recipe", lambda e: recipe_section(recipes) if recipes else None), ("recipe", ablation_section),
-                ("train", train_section), ("gan", gan_section), ("fid", lambda e: fid_section(e, figures))]
+                ("train", train_section), ("gan", gan_section)]
     for stage, build in builders:
         if stages[stage]:
             with summaries_of(stages[stage]):
                 section = build(stages[stage])
             if section is not None:
                 sections.append(section)
+    if fid is not None:  # also when no FID could run: each FID stage's reason
+        sections.append(fid)
     sections.append(provenance_section())
     with summaries_of(everything):
         sections.append(environment_section(collected))
@@ -159,7 +167,9 @@ def stage_times_table(collected: dict[str, Any]) -> Table:
         rows.append(["fid", e["name"], s.get("device"), (s.get("seconds") or {}).get("total"), "wall time"])
     for p in collected["pipelines"]:
         for record in (p["summary"] or {}).get("stages", []):
-            rows.append([f"pipeline {p['name']}", record["stage"], None, record.get("wall_time_s"), record.get("status")])
+            measured = "; the stage's own work time" if record.get("work_s") is not None else ""
+            rows.append([f"pipeline {p['name']}", record["stage"], None, record.get("work_s"),
+                         f"{record.get('status')}{measured}"])
     body = [[text(stage), text(name), text(device), duration(seconds), text(note)]
             for stage, name, device, seconds, note in rows]
     return Table("environment/stages", ["Stage", "Result", "Device", "Time", "Measured"], body)
@@ -190,11 +200,17 @@ def provenance_section() -> Section:
                    "DCGAN tutorial report B took its GAN code from, a PyTorch default, or this project's choice "
                    "with the reason. The same tables are docs/provenance.md in the repository.")]
     for protocol in PROTOCOLS:
-        rows = [[text(s.name), text(s.text), text(s.source.label),
-                 text(None if s.source.is_report else s.source.where), text(s.key)] for s in protocol.settings]
+        rows = [[text(s.name), text(s.text), text(s.source.label), text(why_and_note(s)), text(s.key)]
+                for s in protocol.settings]
         blocks += [Heading(protocol.title),
                    Table(f"provenance/{protocol.key}", ["Setting", "Value", "Source", "Why (ours) / note", "Key"], rows)]
     return Section("provenance", "Provenance: where every protocol value comes from", blocks)
+
+
+def why_and_note(setting: Setting) -> str:
+    """Our reason (or the tutorial's or PyTorch's detail), then the note a reader needs beside it."""
+    why = "" if setting.source.is_report else setting.source.where
+    return "; ".join(part for part in (why, setting.note and f"note: {setting.note}") if part)
 
 
 def incomplete_text(incomplete: list[dict[str, str]]) -> Text:

@@ -1,11 +1,13 @@
 """Values gathered across stages for the cross-cutting views: every trained model's accuracy and
-size, and each GAN run's FID per snapshot."""
+size, each GAN run's FID per snapshot, and what a FID of a GAN run must carry beside it (the run's
+recoveries and departures from report B's protocol)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from cifar_core.device import BF16_DEVICE_TYPES
 from cifar_core.protocols import REPORT_B_FID_IMAGES, REPORT_B_FID_STEP
 from cifar_core.report.document import as_number
 from cifar_core.snapshots import step_of
@@ -98,3 +100,86 @@ def fid_series(collected: dict[str, Any]) -> list[dict[str, Any]]:
         series.append({"label": f"{run}: single snapshots against the {split} split", "steps": [s for s, _ in pairs],
                        "fids": [f for _, f in pairs]})
     return series
+
+
+# --- a GAN run as the FIDs of it must show it: its recoveries and how it departed from report B ----
+def gan_summaries(collected: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{run name: summary.json} of every GAN run here."""
+    return {entry["name"]: entry["summary"] for entry in collected["stages"]["gan"]}
+
+
+def lr_after(event: dict[str, Any]) -> float | None:
+    """The learning rate after a collapse event (`new_lr` in summaries written before `lr_after`)."""
+    return event.get("lr_after", event.get("new_lr"))
+
+
+def recovery_text(event: dict[str, Any]) -> str:
+    """"step 12,300: rollback to step 11,000, learning rate 0.0001" (or "restart from step 0", or
+    "none (collapse.mode is off)") for one collapse event."""
+    action = str(event.get("action") or "none")
+    parts = [f"step {event['step']:,}: {action}" + (f" ({event['why']})" if event.get("why") else "")]
+    if event.get("rolled_back_to") is not None:
+        parts[0] += f" {'from' if action == 'restart' else 'to'} step {event['rolled_back_to']:,}"
+    if as_number(lr_after(event)) is not None:
+        parts.append(f"learning rate {lr_after(event):g}")
+    return ", ".join(parts)
+
+
+def departures(gan: dict[str, Any]) -> list[str] | None:
+    """How the run departed from report B's protocol, as its trainer recorded it (`protocol_departures`:
+    bf16, flipped images, each rollback, a collapse left unrecovered); None for a summary written
+    before the trainer recorded them."""
+    found = gan.get("protocol_departures")
+    return [str(d) for d in found] if isinstance(found, list) else None
+
+
+def run_departures(fid_summary: dict[str, Any], collected: dict[str, Any]) -> list[str]:
+    """The departures from report B's protocol of the GAN run a FID scored (none known: [])."""
+    gan = gan_summaries(collected).get(gan_run_of(fid_summary) or "")
+    return (departures(gan) or []) if gan is not None else []
+
+
+def departures_text(departed: list[str] | None) -> str:
+    if departed is None:
+        return "departures from report B's protocol not recorded (a summary from before they were)"
+    return "departed from report B's protocol: " + "; ".join(departed) if departed else \
+        "no departure from report B's protocol"
+
+
+def precision_of_gan(gan: dict[str, Any]) -> str:
+    bf16 = (gan.get("config") or {}).get("amp") and str(gan.get("device", "")).split(":")[0] in BF16_DEVICE_TYPES
+    return "bf16 autocast" if bf16 else "float32"
+
+
+def gan_note(fid_summary: dict[str, Any], collected: dict[str, Any]) -> str:
+    """What a FID of a GAN run must carry beside it: the run's precision and collapse handling, every
+    recovery, and its departures from report B's protocol."""
+    run = gan_run_of(fid_summary)
+    if run is None:
+        return ""
+    gan = gan_summaries(collected).get(run)
+    if gan is None:
+        return f"GAN run {run}: no summary here, so its recoveries are unknown"
+    events = gan.get("collapse_events") or []
+    mode = gan.get("collapse_mode") or "rollback (the only mode when it trained)"
+    recoveries = "recoveries: " + "; ".join(recovery_text(e) for e in events) if events else "no collapse"
+    departed_text = departures_text(departures(gan))
+    return f"GAN run {run} ({precision_of_gan(gan)}, collapse handling {mode}): {recoveries}; {departed_text}"
+
+
+def snapshot_comparisons(collected: dict[str, Any]) -> list[dict[str, Any]]:
+    """Stage fid-b's comparisons (its summary's `compared`: report B's snapshot, then the ones scored
+    beside it the same way): {"name", "summary", "pairs": [(step, fid)]}."""
+    found = []
+    for entry in collected["stages"]["fid"]:
+        compared = entry["summary"].get("compared")
+        if compared:
+            found.append({"name": entry["name"], "summary": entry["summary"],
+                          "pairs": [(c["step"], c["fid"]) for c in compared]})
+    return found
+
+
+def pipeline_records(collected: dict[str, Any], *stages: str) -> list[tuple[str, dict[str, Any]]]:
+    """(profile, record) of these stages in every pipeline summary, as its last run recorded them."""
+    return [(p["name"], record) for p in collected["pipelines"] if p["summary"]
+            for record in p["summary"].get("stages") or [] if record.get("stage") in stages]

@@ -22,9 +22,12 @@ from cifar_core.figures import pyplot, save_figure
 from cifar_core.tune.space import flat_params
 
 FINISHED = ("TERMINATED", "DIVERGED", "ERROR")
+# Per epoch: our metrics, and Tune's clock (`timestamp`: when the epoch was reported, in whole seconds;
+# `time_this_iter_s`: how long since the previous report), which tells when each trial ran.
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_s", "time_total_s",
-                "diverged", "diverged_reason", "node_id")
+                "timestamp", "time_this_iter_s", "diverged", "diverged_reason", "node_id")
 CURVES_TOP = 3  # report A's figure 1 shows its best three
+TIMESTAMP_RESOLUTION_S = 1.0  # Tune's `timestamp` is whole seconds
 
 
 @dataclass
@@ -50,6 +53,12 @@ class TrialRecord:
     def nodes(self) -> list[str]:
         """The Ray nodes its epochs ran on, in order of first use (several after a node was lost)."""
         return list(dict.fromkeys(h["node_id"] for h in self.history if h.get("node_id")))
+
+    @property
+    def running(self) -> list[tuple[float, float]]:
+        """(start, end) of each epoch the trial ran, from Tune's clock; empty without it."""
+        return [(h["timestamp"] - h["time_this_iter_s"], h["timestamp"]) for h in self.history
+                if _finite(h.get("timestamp")) and _finite(h.get("time_this_iter_s"))]
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -108,7 +117,8 @@ def summarise_experiment(exp_dir: Path, record: dict[str, Any], wall_time_s: flo
 def write_trials_csv(path: Path, ranked: list[TrialRecord], max_epochs: int) -> None:
     param_keys = sorted({k for r in ranked for k in r.params}, key=lambda k: (k not in ("model.name", "optim.name"), k))
     columns = ["rank", "trial_id", "status", *param_keys, "epochs", "stopped_early", "best_val_acc", "best_epoch",
-               "final_val_acc", "final_train_loss", "parameters", "train_time_s", "trial_time_s", "nodes", "error"]
+               "final_val_acc", "final_train_loss", "parameters", "train_time_s", "trial_time_s", "started_at", "ended_at",
+               "nodes", "error"]
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
@@ -130,6 +140,8 @@ def write_trials_csv(path: Path, ranked: list[TrialRecord], max_epochs: int) -> 
             "parameters": parameter_count(r.params),
             "train_time_s": _round(sum(h.get("epoch_time_s") or 0 for h in r.history), 2),
             "trial_time_s": _round(last.get("time_total_s"), 2),  # Tune's clock: data loading and evaluation too
+            "started_at": _round(min(start for start, _ in r.running), 3) if r.running else "",
+            "ended_at": _round(max(end for _, end in r.running), 3) if r.running else "",
             "nodes": " ".join(r.nodes),
             "error": r.error or "",
         })
@@ -201,12 +213,44 @@ def build_summary(ranked: list[TrialRecord], record: dict[str, Any], wall_time_s
         "train_time_s": round(sum(h.get("epoch_time_s") or 0 for r in ranked for h in r.history), 2),
         "trial_time_s": round(sum((r.history[-1].get("time_total_s") or 0) if r.history else 0 for r in ranked), 2),
         "wall_time_s": round(wall_time_s, 2) if wall_time_s is not None else None,
+        "concurrency": concurrency([r.running for r in ranked]),
         "best": None if best is None else {
             "trial_id": best.trial_id, "val_acc": best.best_val_acc, "epoch": best.best["epoch"],
             "params": best.params, "parameters": parameter_count(best.params),
         },
         "files": {"trials": "trials.csv", "top_k": "top_k.json", "curves": "curves.png"},
     }
+
+
+def concurrency(trials: list[list[tuple[float, float]]]) -> dict[str, Any] | None:
+    """How many trials ran at once, from each trial's (start, end) epochs: the most, and the mean while
+    any ran. Only stretches at least the clock's resolution long count: a shorter overlap may be the
+    rounding of Tune's whole-second timestamps. None without timings."""
+    edges = sorted((t, step) for running in trials for start, end in _merged(running)
+                   for t, step in ((start, 1), (end, -1)))
+    if not edges:
+        return None
+    level, since, busy, counted, weighted, held = 0, edges[0][0], 0.0, 0.0, 0.0, 0
+    for t, step in edges:  # at equal times an end (-1) comes before a start (+1)
+        if level > 0:
+            busy += t - since
+            if t - since >= TIMESTAMP_RESOLUTION_S:
+                counted, weighted, held = counted + t - since, weighted + level * (t - since), max(held, level)
+        level, since = level + step, t
+    # Trials all shorter than the clock's resolution: at least one ran; more cannot be told apart.
+    return {"max": held or 1, "mean": round(weighted / counted, 2) if counted else None, "busy_s": round(busy, 1)}
+
+
+def _merged(running: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """One trial's epochs as the spans it ran: epochs closer than the clock's resolution are one span
+    (consecutive epochs may seem to overlap, or leave a gap, by a rounded second)."""
+    spans: list[list[float]] = []
+    for start, end in sorted(running):
+        if spans and start <= spans[-1][1] + TIMESTAMP_RESOLUTION_S:
+            spans[-1][1] = max(spans[-1][1], end)
+        else:
+            spans.append([start, end])
+    return [(start, end) for start, end in spans]
 
 
 def asha_rungs(grace_period: int, reduction_factor: int, max_epochs: int) -> list[int]:
