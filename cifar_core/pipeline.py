@@ -394,8 +394,11 @@ def score_snapshots(if_no_weights: str, run_dir: Path, steps: tuple[int, ...], o
     require_inception(if_no_weights)
     summaries = [run_fid(out_dir, checkpoint=checkpoint, **options) for checkpoint, out_dir in zip(checkpoints, out_dirs,
                                                                                                  strict=True)]
-    return {**summaries[0], "compared": [{"step": step, "fid": s["fid"], "summary": str(d / "summary.json")}
-                                         for step, s, d in zip(steps, summaries, out_dirs, strict=True)]}
+    compared = [{"step": step, "fid": s["fid"], "summary": str(d / "summary.json")}
+                for step, s, d in zip(steps, summaries, out_dirs, strict=True)]
+    first = read_json(out_dirs[0] / "summary.json")  # report B's snapshot: its summary says what it was set beside
+    atomic_write_json(out_dirs[0] / "summary.json", {**first, "compared": compared})
+    return {**summaries[0], "compared": compared}
 
 
 def submit_fid_b(ctx: Context, needs: dict) -> Any:

@@ -1,9 +1,9 @@
 """Settings of a DCGAN run, each declared once with its help and range (`cifar_core.fields`): the
 options of `cifar gan train`, the `gan.*` keys of the pipeline and the checks all come from here.
 
-Where the defaults come from: report B trained to 50,000 steps (keeping its 46,000-step snapshot) and
-states the networks' sizes
-(635,812 and 344,264 parameters, which ngf = ndf = 46 reproduce). Its code "was taken from [3]",
+Where the defaults come from: we read report B as training to 50,000 steps (it kept its 46,000-step
+snapshot over "the samples taken at 50,000 steps"; see docs/provenance.md), and it states the
+networks' sizes (635,812 and 344,264 parameters, which ngf = ndf = 46 reproduce). Its code "was taken from [3]",
 the PyTorch DCGAN tutorial, and report B states no optimiser settings of its own: batch 128, Adam
 with lr 2e-4 and betas (0.5, 0.999) and the 100-dimensional noise are the tutorial's values.
 """
@@ -50,8 +50,8 @@ class CollapseConfig:
 
 @dataclass
 class GanTrainConfig:
-    steps: int = setting(REPORT_B_GAN_STEPS, "Optimisation steps, one D and one G update each (report B trained "
-                         "to 50,000 and kept its 46,000-step snapshot).", unit="steps", range=POSITIVE, resumable=True)
+    steps: int = setting(REPORT_B_GAN_STEPS, "Optimisation steps, one D and one G update each (our reading of report "
+                         "B: to 50,000, its 46,000-step snapshot kept).", unit="steps", range=POSITIVE, resumable=True)
     batch_size: int = setting(128, "Real images per step (the DCGAN tutorial's 128).", unit="images",
                               range=POSITIVE)
     lr: float = setting(2e-4, "Adam learning rate of both networks (the DCGAN tutorial's).", range=above(0))
@@ -68,7 +68,8 @@ class GanTrainConfig:
     # Off by default: neither report B nor the PyTorch DCGAN tutorial it follows flips the real
     # images, and the generator then learns the images as they are.
     hflip: bool = setting(False, "Flip half of the real images left-right.")
-    # Off by default: the tutorial (and so report B) trains in float32, and a DCGAN this small
+    # Off by default: the tutorial report B took its code from trains in float32 (report B says nothing
+    # of precision), and a DCGAN this small
     # gains little from bf16.
     amp: bool = setting(False, "bf16 autocast on CUDA (the losses stay float32); ignored on the CPU.")
     seed: int = setting(0, "Seed of the initial weights, noise, data order and flips.", check=check_seed)

@@ -265,9 +265,11 @@ def _handle_collapse(
 
 
 def protocol_departures(cfg: GanTrainConfig, events: list[dict[str, Any]]) -> list[str]:
-    """How this run departed from report B's protocol (its DCGAN tutorial's float32, unflipped images,
-    and a collapsed run started over), one line each; a FID of the run cites them."""
-    lines = [] if not cfg.amp else ["trained under bf16 autocast (report B's code, the tutorial's, trains in float32)"]
+    """How this run departed from report B's protocol as we run it (the tutorial's float32 and unflipped
+    images, report B's code being the tutorial's; a collapsed run started over), one line each; a FID of
+    the run cites them."""
+    lines = [] if not cfg.amp else ["trained under bf16 autocast (the tutorial report B took its code from trains "
+                                    "in float32; report B says nothing of precision)"]
     if cfg.hflip:
         lines.append("real images flipped left-right (neither report B nor the tutorial flips them)")
     for e in events:
