@@ -36,12 +36,16 @@ def trial_epochs(exp_dir: Path) -> dict[str, list[int]]:
 
 
 def finished_trials(exp_dir: Path) -> set[str]:
-    done = set()
-    for result in exp_dir.glob("*/result.json"):
-        lines = [line for line in result.read_text().splitlines() if line.strip()]
-        if lines and json.loads(lines[-1]).get("done"):
-            done.add(result.parent.name)
-    return done
+    """Trials Tune's saved experiment state calls TERMINATED: what a resumed search must not run again.
+    (A trial whose last result says done, killed before the state was saved, is resumed by Tune.)"""
+    states = sorted(exp_dir.glob("experiment_state-*.json")) if exp_dir.is_dir() else []
+    if not states:
+        return set()
+    try:
+        trials = [json.loads(entry[0]) for entry in json.loads(states[-1].read_text())["trial_data"]]
+    except (ValueError, KeyError, IndexError):
+        return set()  # being written: look again
+    return {t["trial_id"] for t in trials if t.get("status") == "TERMINATED"}
 
 
 @pytest.fixture(scope="module")
