@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-_TEMP_NAME = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp")  # ours and the older mkstemp ones
+_TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")  # what atomic_write names its temporary files
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:

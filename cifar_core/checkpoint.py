@@ -90,8 +90,4 @@ def capture_rng(device: torch.device | None = None) -> dict[str, Any]:
 def restore_rng(state: dict[str, Any], device: torch.device | None = None) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and device is not None and device.type == "cuda":
-        cuda_state = state["cuda"]
-        if isinstance(cuda_state, list):  # older checkpoints saved every GPU's state
-            cuda_state = cuda_state[device.index or 0] if cuda_state else None
-        if cuda_state is not None:
-            torch.cuda.set_rng_state(cuda_state, device)
+        torch.cuda.set_rng_state(state["cuda"], device)
