@@ -1,15 +1,9 @@
-"""Atomic file writes: write to a temporary file beside the target, fsync, then rename.
+"""Atomic file writes: a temporary file beside the target, fsync, then rename.
 
-A crash (or SIGKILL) at any moment leaves either the old file or the new one, never a torn one;
-what it can leave is a temporary file (`.<name>.<8 chars>.tmp`), which `remove_stale_temps`
-deletes when the owner of a directory opens it again. Files get the mode the umask gives a new
-file (mkstemp's 0600 would hide checkpoints and reports from the chart's shared group).
-
-Every write ends in `_publish` (rename) or `_append`: the fault-injection tests kill the process
-at each call of those two, which are therefore the only places that touch a target file.
-
-JSON is strict: NaN and Infinity are not JSON, so writing one is an error naming the file
-(callers turn a legitimately missing metric into None first).
+A crash at any moment leaves the old file or the new one, never a torn one, plus at most a
+`.<name>.<8 hex>.tmp` that `remove_stale_temps` deletes when the directory's owner opens it again.
+New files get the umask's mode (mkstemp's 0600 would hide results from the chart's shared group).
+Only `_publish` and `_append` touch a target file: the fault-injection tests kill the process there.
 """
 
 from __future__ import annotations
@@ -24,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-_TEMP_NAME = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp")  # ours and the older mkstemp ones
+_TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")  # what atomic_write names its temporary files
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:

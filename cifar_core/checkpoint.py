@@ -1,14 +1,8 @@
-"""One checkpoint shape for every classifier run: written atomically, read with clear errors.
+"""One checkpoint shape for every classifier run: a plain dict, written atomically, read with clear errors.
 
-A checkpoint is a plain dict:
-    format, model_name, model_kwargs, model_state, optimizer_state, scheduler_state,
-    epoch (epoch rows in history), step (optimisation steps completed), best_val_acc,
-    best_step (the step whose checkpoint best.pt holds), history (per-epoch metrics so far),
-    partial (sums of the epoch in progress at `step`: a run resumes mid-epoch exactly),
-    config (TrainConfig.to_dict()), data_digest (the data it trained on), rng (torch RNG states)
-
-`rng` is the global torch generator (dropout draws from it) at `step`, restored on resume; the
-data order and augmentation come from their own (seed, epoch) streams and need no state.
+`partial` (the sums of the epoch in progress) and `rng` (the global torch generator, which dropout
+draws from) let a run resume mid-epoch exactly; data order and augmentation need no state, as they
+come from their own (seed, epoch) streams. The keys are those engine.py's `_checkpoint` writes.
 """
 
 from __future__ import annotations
@@ -96,8 +90,4 @@ def capture_rng(device: torch.device | None = None) -> dict[str, Any]:
 def restore_rng(state: dict[str, Any], device: torch.device | None = None) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and device is not None and device.type == "cuda":
-        cuda_state = state["cuda"]
-        if isinstance(cuda_state, list):  # older checkpoints saved every GPU's state
-            cuda_state = cuda_state[device.index or 0] if cuda_state else None
-        if cuda_state is not None:
-            torch.cuda.set_rng_state(cuda_state, device)
+        torch.cuda.set_rng_state(state["cuda"], device)

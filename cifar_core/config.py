@@ -1,11 +1,8 @@
 """One typed training config, grouped as model / optim / augment / run.
 
-Each setting is declared once, with its help, unit and valid range (`cifar_core.fields`): the
-options of `cifar train`, the keys of a config file and the checks all come from these
-declarations. A config comes from a YAML file (nested keys mirroring these groups, or the CLI's
-flat option names) plus overrides; unknown keys, wrong types and values out of range are rejected
-with a `ConfigError` naming the key. The resolved config is saved with every run, so
-`config.yaml` alone reproduces it.
+Each setting is declared once (`cifar_core.fields`), so `cifar train`'s options, a config file's keys
+and the checks cannot drift apart. The resolved config is saved with every run: its `config.yaml`
+alone reproduces it.
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
-"""Which device work runs on, and how it computes there: one policy for every command.
+"""Which device work runs on and how it computes there: one policy for every command.
 
-`pick_device` is the one "auto" rule (torch-free, so Ray's drivers decide without importing torch):
-work that was given a GPU share (a Ray task or trial) runs on CUDA exactly when its share is above
-zero, never on a GPU Ray gave someone else; work in this process takes CUDA when torch sees one.
-`resolve_device` turns a name into a usable torch.device, refusing a CUDA device that cannot be
-used with CUDA's own reason. `Precision` says how a run computes on its device: bf16 autocast,
-input dtype and memory format are decided once, here, as functions of the device type.
+`pick_device` is the one "auto" rule, torch-free so that Ray's drivers decide without importing
+torch: work given a GPU share runs on CUDA exactly when the share is above zero, never on a GPU Ray
+gave someone else. `Precision` decides bf16 autocast, input dtype and memory format once, from the
+device type, so its CUDA decisions can be tested on a CPU.
 """
 
 from __future__ import annotations

@@ -1,21 +1,9 @@
-"""The training engine: one call, `fit`, used by `cifar train`, Ray Tune trials and retraining.
+"""The training engine: one call, `fit`, for `cifar train`, Tune trials and retraining.
 
-It builds the model, optimiser and schedule, restores a checkpoint if given one (at any step,
-mid-epoch included), then trains step by step. Batch `step` is a pure function of (seed, step)
-(see data.loader), the partial epoch's sums and the RNG state travel in the checkpoint, so a
-resumed run reproduces an uninterrupted one exactly.
-
-At the end of every epoch (and when `run.steps` ends one early) it evaluates on the validation
-split, appends the epoch's metrics and builds one checkpoint dict; with a `run_dir` it writes
-last.pt (the commit point), then best.pt and metrics.jsonl, which are derived from last.pt and
-repaired from it when the run is opened again (runs.py). `on_epoch(metrics, checkpoint)` lets a
-caller (the CLI table, Tune's report) see both.
-
-With `run.eval_test_every` = N it also scores the test split every N steps (and at the last
-step): `test_curve` in the checkpoint and the summary, {step, loss, top1, top5} per score (report
-B's figure 2). Scoring changes no training state, so a resumed run's curve is the same.
-
-SIGTERM (preemption) finishes the current step, writes last.pt of that step and raises Preempted.
+Batch `step` is a pure function of (seed, step), and the partial epoch's sums and the RNG state
+travel in the checkpoint, so a run resumed at any step (mid-epoch too) reproduces an uninterrupted
+one. last.pt is the commit point; best.pt and metrics.jsonl follow from it and are repaired from it
+(runs.py). SIGTERM finishes the step, writes last.pt and raises Preempted.
 """
 
 from __future__ import annotations

@@ -1,16 +1,9 @@
-"""Where a stage's work runs: as Ray tasks, or in this process, and the one way to run it.
+"""Where a stage's work runs (Ray tasks, or this process), and the one way to run it: `submit_stage`.
 
-`submit_stage` runs one unit of a stage's work (a function that writes its results) with the
-CPUs and GPUs it declares, once the work it needs (by name) has finished, and records where and for
-how long it ran (`ran_on`) in what it returns and in its summary.json. On Ray each unit is a task:
-Ray places it on a node that has its resources, starts it only when what it needs exists (so
-nothing holds a GPU while it waits) and runs it again on another node when its node dies; the work
-resumes from its last checkpoint on the shared results directory. Without Ray the same functions
-run one after another here. `get` returns a unit's result or raises the error it raised.
-
-While the driver waits, a `Watch` turns a stall into an error: work that no node of the cluster
-can take waits at most `--pending-timeout` seconds; SIGTERM and SIGINT stop the wait (143, 130);
-a head that stops answering ends the command with one line instead of Ray's minute of retries.
+On Ray each unit is a task with the CPUs and GPUs it declares, started only once the work it needs
+(by name) exists, so nothing holds a GPU while it waits; a task whose node dies runs again elsewhere
+and resumes from its last checkpoint. A `Watch` turns a stalled driver into one line: work no node
+takes (--pending-timeout), SIGTERM or SIGINT (exit 143, 130), a head that stops answering.
 """
 
 from __future__ import annotations

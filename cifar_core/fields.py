@@ -1,18 +1,9 @@
 """Settings declared once, as dataclass fields that carry their help, unit and valid range.
 
-A config dataclass declares each setting with `setting(...)`:
-
-    lr: float = setting(1e-3, "Learning rate per step.", range=above(0))
-
-and everything else comes from that one declaration: the keys a YAML file, a mapping or `--set
-KEY=VALUE` may use (`from_mapping`, `with_overrides`: unknown keys and wrong types refused, naming
-the key), the checks (`check_fields`: type, a number that fits the float32 or int64 it becomes,
-choices, range, a custom check), which settings may change when a run is resumed (`resumable`,
-`changed_setting`), the flat names shared by a command's options and a flat config file
-(`flat_keys`), and the options themselves (`jobs/options.py`). Rules that relate two fields
-(nesterov needs momentum, grace period <= max epochs) stay in each config's `validate`.
-
-Standard library only: the CLI reads these declarations without importing torch.
+From `lr: float = setting(1e-3, "Learning rate per step.", range=above(0))` come the keys a file or
+`--set` may use, the checks (type, float32/int64 fit, choices, range), whether a resume may change it
+(`resumable`) and the CLI option (jobs/options.py): one declaration, one kind of error message.
+Only the standard library at import (PyYAML when asked), so the CLI reads these without torch.
 """
 
 from __future__ import annotations

@@ -1,14 +1,9 @@
 """`run_pipeline`: the whole study as stages that Ray schedules, each resumable on its own.
 
-A profile (`full`: both reports' protocols; `smoke`: minutes on a laptop) is a `PipelineConfig`,
-every setting declared once like any other, changed key by key with `--set`. Each stage runs as Ray
-work with the CPUs and GPUs of `resources.<stage>`, started once the stages it needs (by name) have
-finished; the search runs from this process (its trials are the Ray work). A stage whose summary
-carries the same config hash (its settings, the data's digest, the hashes of what it needs) is
-skipped, so a killed pipeline run again continues. A failed stage blocks the stages that need it;
-the others go on, and the pipeline fails with the first failure once the report is written. A
-stage that cannot run here (FID without Inception weights, where the profile allows it) is
-`unavailable` and tried again next time. docs/provenance.md says where each protocol value comes from.
+A profile is a `PipelineConfig` (declared settings, changed with `--set`); each stage runs with
+`resources.<stage>` once the stages it needs, by name, have finished. A stage whose summary carries
+the same config hash (its settings, the data's digest, the hashes of what it needs) is skipped, so a
+killed pipeline run again continues; a failed stage blocks only the stages that need it.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """Preemption: SIGTERM (what Kubernetes sends before it evicts a pod) asks training to stop.
 
-`with preemption() as stop:` installs a SIGTERM handler that only sets `stop.requested`; the
-training loop looks at it after every step, writes a checkpoint of that step and raises
-`cifar_core.errors.Preempted`. The handler exists only while the block runs (the previous one is
-put back after) and only in the main thread, the only thread Python delivers signals to (Ray runs
-a task in its worker's main thread, so Ray work is covered).
+The handler only sets `stop.requested`; the loop checks it after each step, checkpoints that step and
+raises Preempted. It exists only inside `with preemption()` and only in the main thread, the one
+Python delivers signals to (Ray runs a task in its worker's main thread, so Ray work is covered).
 """
 
 from __future__ import annotations

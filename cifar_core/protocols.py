@@ -1,17 +1,9 @@
 """The two reports this study reproduces: every number they publish (`ANCHORS`) and every value of
 the protocols the study runs (`PROTOCOLS`, the recipes among them), each with its source.
 
-    report A   Lopez, "CIFAR-100": a Ray Tune search over 8 CNNs, the best 3 retrained (sections I-VIII)
-    report B   Kenny, "Efficient CIFAR-100 modelling": resdw (part 1, sections 1-3), a DCGAN scored
-               by FID (part 2, sections 4-6)
-    tutorial   the PyTorch DCGAN tutorial (Inkawich, 2018), report B's reference [3], "the code used
-               for my generative model was taken from [3]"
-    PyTorch    a library default the reports leave implicit
-    ours       this project's choice, with the reason
-
-A value either report never gives is never credited to it. docs/provenance.md is rendered from this
-module (`provenance_markdown`); tests/test_protocols.py keeps the two equal and checks every value
-here against the code that uses it. Nothing here imports torch: `cifar report` reads it.
+A value neither report gives is never credited to one (sources: report A, report B, the PyTorch
+DCGAN tutorial report B took its code from, a PyTorch default, ours with the reason). No torch:
+`cifar report` reads it. docs/provenance.md is rendered from here (tests/test_protocols.py).
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """Nothing of a local Ray outlives the command that started it, even when that command is killed.
 
-Ray's agents (DashboardAgent, RuntimeEnvAgent) survive a SIGKILL of the driver that started their
-raylet, waiting for ever on the dead head. `watch(driver)` starts a small process that, every
-second, remembers the driver's descendants (from /proc); when the driver dies without saying
-"done" on the pipe between them, it ends whatever of them is still there. Linux only: elsewhere
-there is no /proc, and nothing is started.
+Ray's agents survive a SIGKILL of their driver, waiting for ever on the dead head. `watch()` starts a
+small process that tracks the driver's descendants (from /proc) and ends them when the driver dies
+without saying "done". Linux only; elsewhere nothing is started.
 """
 
 from __future__ import annotations

@@ -1,19 +1,9 @@
-"""Retraining on every training image, then scoring the test set: the best configs of a search
-(report A, section V) or a recipe's own runs without a search (report A's final models, report B's
-classifier, and their augmentation ablation).
+"""Retraining on every training image, then scoring the test set: a search's best configs, or a recipe.
 
-    from a search   RetrainPlan: the best trial of each of the k best architectures (report A retrained
-                    three different models), or with select="trials" the k best trials; each config
-                    from RESULTS/tune/<experiment>/top_k.json. Results in RESULTS/retrain/<experiment>/.
-    a recipe        RecipePlan: every model of a recipe in cifar_core.protocols x every seed, with the
-                    recipe's settings (each with its source in docs/provenance.md), optionally another
-                    budget, augmentation preset or precision. Results in RESULTS/recipe/<name>/.
-
-Either way each run is a normal training run (RESULTS/train/<name>/, resumable like any `cifar
-train` run) and one unit of work: with Ray, one task per run, all at once, one GPU each where there
-are GPUs. A last step writes summary.json, loss.png (training loss per run, report A's figure 3),
-test_accuracy.png when the runs scored the test set along the way (report B's figure 2) and
-table.md (the report's own table, against the reports' numbers).
+`RetrainPlan`: the best trial of each of the k best architectures of a search (report A retrained
+three different models), or the k best trials. `RecipePlan`: a report's own models x seeds with the
+recipe's settings, without a search. Each run is a normal, resumable training run and one unit of
+work (on Ray, one task per run, all at once); a last CPU unit writes the summary, figures and table.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """The one protocol of a run directory, for the classifier and the GAN alike.
 
-One writer (an OS lock, `RunLock`); a killed writer's temporary files removed when it is opened;
-`last.pt` the commit point, so files of a run without one mean last.pt was lost and are refused,
-never silently deleted; one "same run?" rule (`fields.changed_setting`: every setting must match
-the saved config unless declared resumable); the data's digest checked before any data is loaded
-onto a device; and a run is never asked for fewer steps than it has done.
+One writer (`RunLock`); a killed writer's temporary files removed; `last.pt` the commit point (files
+without it are refused, never silently deleted); one "same run?" rule (`fields.changed_setting`:
+settings not declared resumable must match); the data's digest checked before any data is loaded.
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
-"""One run directory, one writer: an OS file lock on `<run>/.lock`.
+"""One run directory, one writer: an OS file lock (`flock`) on `<run>/.lock`.
 
-`flock` belongs to the open file, so the kernel drops it when the holding process dies in any way
-(SIGKILL included): a killed run never blocks its own resume, and nothing has to be cleaned up.
-The lock file also records who holds it (pid, host, since), so the second process can name the
-holder in its one-line error.
-
-On NFS (a results volume shared by several nodes) Linux maps flock onto NFS byte-range locks, held
-by the server for the client's lease: a lock of a node that died is released only when its lease
-expires (typically 90 s). Callers that retry after a node loss pass `wait_s` to wait that long.
+The kernel drops it when the holder dies in any way (SIGKILL included), so a killed run never blocks
+its own resume and nothing needs cleaning up; the file names the holder for the error. On NFS the
+server keeps a dead node's lock until its lease expires (typically 90 s): retries pass `wait_s`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
-"""The Helm chart, rendered in-process: `cifar submit --dry-run` prints exactly this, `cifar submit`
-creates it (jobs/cluster.py).
+"""The Helm chart, rendered in-process with Helm's own engine (helm-python-sdk, no helm binary).
 
-This module owns where the chart is ($CIFAR_CHART, the checkout's charts/cifar100, or the copy a wheel
-ships under <prefix>/share), the values a stage selects merged with -f files and --set expressions
-(Helm's rules), rendering with Helm's own engine (helm-python-sdk, no helm binary) as `helm template`
-would, and the objects' creation order and YAML.
+`cifar submit --dry-run` prints exactly what `helm template` would for the same values plus
+`stage=STAGE`, and `cifar submit` creates exactly that. The chart is $CIFAR_CHART, the checkout's
+charts/cifar100, or the copy a wheel ships under <prefix>/share.
 """
 
 from __future__ import annotations

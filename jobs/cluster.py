@@ -1,14 +1,8 @@
-"""The cluster side of `cifar submit`, `cifar status` and `cifar logs`, and what the driver asks of
-Kubernetes when Ray work waits; jobs/submit.py only parses and prints, jobs/chart.py renders,
-jobs/preflight.py checks before anything is created.
+"""The cluster side of `cifar submit`, `status` and `logs`, and why Ray work waits (for the driver).
 
-This module owns connecting to the cluster (kubeconfig from $KUBECONFIG or ~/.kube/config, else the
-pod's service account), creating rendered objects with the Kubernetes Python client (with Helm's
-ownership metadata, so a later `helm install` of the same release adopts them), replacing a
-RayJob, listing a release's RayJobs with their state, the pods of their Ray clusters with what
-keeps each from running, the study's standing read from the driver's log, picking the pod whose
-log to stream, `pending_pods_reason` for the driver, and turning every cluster failure into a
-one-line CifarError.
+Objects are created with the Kubernetes Python client and Helm's ownership metadata, so a later
+`helm install` of the same release adopts them. Every cluster failure is one CifarError line;
+`pending_pods_reason` gives the driver the worker pods' own reason for a stall.
 """
 
 from __future__ import annotations

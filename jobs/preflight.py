@@ -1,12 +1,9 @@
-"""What `cifar submit` checks before it creates anything, in this order: the cluster's Kubernetes
-version, the cluster serves KubeRay's kinds, the namespace exists, the named storage classes exist, the caller may do what the submit
-will do (SelfSubjectAccessReview), the nodes (GPUs advertised, a device plugin missing, whether
-each pod group fits a node of its kind, the NVIDIA driver where nodes say it), and whether the
-stage's RayJob already exists.
+"""What `cifar submit` checks before it creates anything, so a failure leaves nothing half made.
 
-A check that fails raises a CifarError (one `error:` line; nothing has been created). What may
-still work out (a GPU pool that scales from zero, a check the caller may not make) is a note.
-Each passed check leaves an `ok` line for `cifar submit --check`.
+In order: the Kubernetes version, KubeRay's kinds served, the namespace, the storage classes, the
+caller's rights (SelfSubjectAccessReview), the nodes (GPUs, device plugin, whether each pod group
+fits, NVIDIA driver) and the stage's RayJob. A failure is one `error:` line; what may still work out
+(a GPU pool that scales from zero) is a note; each pass is an `ok` line for `--check`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,5 @@
-"""`cifar submit`, `cifar status`, `cifar logs`: parse options, call jobs.cluster and jobs.preflight, print.
-
-`submit` renders charts/cifar100 with Helm's own engine, exactly as `helm template` would for the same
-values (plus `stage=STAGE`); `--dry-run` prints that YAML. Otherwise it checks the cluster first
-(jobs/preflight.py: nothing is created when a check fails) and creates the objects with the
-Kubernetes Python client, owned by the Helm release so `helm install`/`upgrade` can adopt them.
-The kubeconfig comes from the usual places ($KUBECONFIG, ~/.kube/config, or the pod's service account).
+"""`cifar submit`, `cifar status`, `cifar logs`: parse options, call jobs.chart, jobs.preflight and
+jobs.cluster, and print.
 """
 
 from __future__ import annotations

@@ -40,3 +40,16 @@ def test_a_file_is_hashed_once_while_it_is_unchanged(tmp_path):
     os.replace(tmp_path / "weights.pth", tmp_path / "moved.pth")
     (tmp_path / "weights.pth").write_bytes(b"first weights")  # a new file (new inode) with the old bytes
     assert atomic.file_digest(path) == first
+
+
+def test_only_the_temporary_files_atomic_write_makes_are_stale(tmp_path, monkeypatch):
+    made = []
+    publish = atomic._publish
+    monkeypatch.setattr(atomic, "_publish", lambda tmp, path: (made.append(tmp.name), publish(tmp, path)))
+    atomic.atomic_write_text(tmp_path / "summary.json", "{}")
+    (tmp_path / made[0]).write_text("torn")  # what a kill before the rename leaves
+    others = [".summary.json.ABCDEFGH.tmp", ".summary.json.a1b2c3d.tmp", "notes.tmp", ".hidden"]
+    for name in others:
+        (tmp_path / name).write_text("not ours")
+    assert atomic.remove_stale_temps(tmp_path) == [tmp_path / made[0]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*others, "summary.json"])

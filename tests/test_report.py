@@ -370,18 +370,17 @@ def test_cli_writes_what_format_asks_and_prints_where(full, tmp_path, capsys):
     assert status == 2 and err.strip() == f"error: no results directory at {tmp_path / 'missing'}"
 
 
-def test_fid_protocol_names_report_bs_and_a_biased_selection():
+def test_fid_protocol_names_report_bs_and_our_selection():
     from cifar_core.report.points import fid_protocol
 
     fixed = {"fake": {"kind": "checkpoint", "path": "/r/gan/dcgan/checkpoints/step_46000.pt"},
              "real": {"split": "test"}, "n_fake": 10_000}
     assert fid_protocol(fixed) == ("report-b", "report B's: the step 46,000 snapshot, 10,000 samples, the test split")
     assert fid_protocol({**fixed, "n_fake": 2000})[0] == "checkpoint"
-    # A selection made before it moved to the training split: ranked and reported on the test split.
-    old = {"fake": {"kind": "run", "path": "/r/gan/dcgan"}, "real": {"split": "test"}, "n_fake": 2000,
-           "best": {"step": 40000}, "ranking": [{"step": 40000, "fid": 50.0}]}
-    key, text = fid_protocol(old)
-    assert key == "select-on-scored-split" and "flattering" in text
+    selected = {"fake": {"kind": "run", "path": "/r/gan/dcgan"}, "real": {"split": "test"}, "n_fake": 2000,
+                "selection": {"split": "train"}, "best": {"step": 40000}, "ranking": [{"step": 40000, "fid": 50.0}]}
+    assert fid_protocol(selected) == ("select-best", "snapshot chosen by its train FID (step 40000), then scored once "
+                                                     "on the test split with other noise; 2,000 samples")
 
 
 def test_data_verdict_names_what_is_synthetic():
@@ -510,12 +509,11 @@ def test_report_bs_fid_beside_its_50000_step_snapshot_and_the_runs_departures(fu
            "from report B's protocol" in how["How this study's number was measured"][0]
 
 
-def test_a_gan_summary_from_before_departures_were_recorded_says_so():
-    from cifar_core.report.points import departures, departures_text, recovery_text
+def test_recovery_text_says_what_a_collapse_event_did():
+    from cifar_core.report.points import departures_text, recovery_text
 
-    event = {"step": 1200, "action": "rollback", "rolled_back_to": 1000, "new_lr": 1e-4}
-    assert departures({"collapse_events": [event]}) is None
-    assert departures_text(None) == "departures from report B's protocol not recorded (a summary from before they were)"
-    assert recovery_text(event) == "step 1,200: rollback to step 1,000, learning rate 0.0001"  # its old `new_lr`
+    event = {"step": 1200, "action": "rollback", "rolled_back_to": 1000, "lr_after": 1e-4}
+    assert recovery_text(event) == "step 1,200: rollback to step 1,000, learning rate 0.0001"
     assert recovery_text({"step": 3000, "action": "none", "why": "collapse.mode is off", "lr_after": 2e-4}) == \
         "step 3,000: none (collapse.mode is off), learning rate 0.0002"
+    assert departures_text([]) == "no departure from report B's protocol"

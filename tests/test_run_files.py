@@ -91,8 +91,8 @@ def test_written_files_get_the_umask_mode(tmp_path):
 
 
 def test_stale_temporary_files_are_removed_and_nothing_else(tmp_path):
-    keep = [tmp_path / "last.pt", tmp_path / ".hidden", tmp_path / "notes.tmp"]
-    stale = [tmp_path / ".last.pt.a1b2c3d4.tmp", tmp_path / ".metrics.jsonl.x_9y8z7w.tmp"]
+    keep = [tmp_path / "last.pt", tmp_path / ".hidden", tmp_path / "notes.tmp", tmp_path / ".metrics.jsonl.x_9y8z7w.tmp"]
+    stale = [tmp_path / ".last.pt.a1b2c3d4.tmp", tmp_path / ".metrics.jsonl.0f9e8d7c.tmp"]
     for path in keep + stale:
         path.write_text("x")
     assert sorted(remove_stale_temps(tmp_path)) == sorted(stale)

@@ -1,16 +1,8 @@
 """Batched augmentations as pure tensor functions, run on whatever device the batch is on.
 
-Every function takes its random draws as arguments (one value per image), so each is
-deterministic and testable on its own; `sample_augment_params` makes those draws from a
-torch.Generator. Images are float [B, 3, H, W] in [0, 1]; normalisation comes last.
-
-Choices (the torchvision baseline in `tv_loader` makes the same ones):
-- crop: pad by `crop_padding` with *reflection* (as airbench does; zero padding would add black
-  borders that change colour statistics), then take a random 32x32 window;
-- colour jitter: torchvision ColorJitter semantics per image (factors drawn uniformly from
-  [max(0, 1 - s), 1 + s], hue shift from [-hue, hue], the four in a random order per image);
-- rotation: a uniform angle in [-rotation, rotation] degrees, counter-clockwise for positive
-  angles like torchvision's rotate, bilinear, corners filled with black.
+Each takes its random draws as arguments (one per image; `sample_augment_params` makes them), so it
+is deterministic and testable alone. Crops pad by reflection, as airbench does (zeros would add black
+borders that shift colour statistics); jitter and rotation follow torchvision, as `tv_loader` does.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
-"""The official CIFAR-100 python format: `cifar-100-python/{train,test,meta}`.
+"""The official CIFAR-100 python format: `cifar-100-python/{train,test,meta}`, Python 2 pickles.
 
-`train` and `test` are Python 2 pickles of a dict with keys filenames, batch_label, fine_labels,
-coarse_labels and data (uint8, one row per image: the R plane, the G plane, then the B plane of a
-32x32 image). `meta` holds fine_label_names and coarse_label_names. This is the layout that
-`torchvision.datasets.CIFAR100` reads; we read and write it ourselves so that a synthetic stand-in
-can take the real data's place anywhere.
+`train` and `test` hold filenames, batch_label, fine_labels, coarse_labels and data (uint8 rows: the
+R, G, then B plane of a 32x32 image); `meta` the label names. We read and write it ourselves, not
+through torchvision, so that a synthetic stand-in can take the real data's place anywhere.
 """
 
 from __future__ import annotations

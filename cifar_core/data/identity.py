@@ -1,13 +1,8 @@
-"""Which data a run used: `data_digest(root)`, a digest of the files' contents (their md5s).
+"""Which data a run used: `data_digest(root)`, from the md5s of the files themselves.
 
-    official:<16 hex>   the three files are the official CIFAR-100 (their md5s are the published ones)
-    synthetic:<16 hex>  a set `cifar data synth` wrote (it has SYNTHETIC.json)
-    files:<16 hex>      anything else
-
-Always the files read, never a manifest's word for them: a file copied over another changes the
-digest. Runs record it and refuse to resume (or a stage to be skipped) on other data. The md5s are
-computed once per process for an unchanged file (`cifar_core.atomic.file_digest`): CIFAR-100's
-160 MB take about a second to hash.
+`official:<hex>` (the published md5s), `synthetic:<hex>` (a `cifar data synth` set) or `files:<hex>`.
+Always the files, never a manifest's word: a file copied over another changes the digest. Runs
+refuse to resume, and stages to be skipped, on other data; the md5s are cached per process.
 """
 
 from __future__ import annotations

@@ -1,15 +1,9 @@
-"""One device-resident loader for every model: the classifier and the GAN read batches from it.
+"""One device-resident loader for the classifier and the GAN, made the airbench way.
 
-The whole uint8 split lives on the training device. An epoch is made the airbench way: its order
-and its flips, crops, colour jitter and rotations are drawn up front (on the CPU, from the stream
-(seed, "data", epoch), so every device sees the same draws), then applied to the whole epoch in a
-few batched kernels, normalised and stored in the training dtype and memory format. A batch is
-then a slice of that buffer. To bound memory the epoch is built in fixed chunks of
-`chunk_images` (a whole number of batches, at the same positions in every epoch), one chunk at a
-time, so a resumed run rebuilds exactly the chunk it stopped in.
-
-Batch `step` of a run is a pure function of (seed, step): epoch = step // len(loader), then the
-position inside it. Evaluation loaders (no shuffle, no augmentation) are normalised once.
+An epoch's order and augmentation are drawn up front on the CPU (stream (seed, "data", epoch), so
+every device sees the same draws), then applied to the on-device uint8 split in a few batched
+kernels, chunk by chunk to bound memory. Batch `step` is a pure function of (seed, step): a resumed
+run rebuilds exactly the chunk it stopped in.
 """
 
 from __future__ import annotations

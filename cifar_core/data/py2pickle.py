@@ -1,11 +1,9 @@
 """Write pickles the way Python 2's cPickle (protocol 2) wrote the official CIFAR-100 files.
 
-Python 3's pickler, at protocol 2, writes `str` as unicode and `bytes` through a `_codecs` call, so
-under `pickle.load(f, encoding="bytes")` the keys would come back as `str` instead of `bytes` as
-they do for the official files. `Py2Pickler` is the standard library's pickler with what cPickle
-did differently: `str` and `bytes` as Python 2 byte strings (SHORT_BINSTRING / BINSTRING, no memo
-entry under two characters), memo entries numbered from 1, and numpy arrays reduced as numpy of
-that era did. Writing the official class names reproduces the official `meta` file byte for byte.
+Python 3's pickler writes `str` as unicode and `bytes` through `_codecs`, so under
+`encoding="bytes"` the keys would not come back as `bytes`, as the official files' do. `Py2Pickler`
+writes byte strings, memo entries and numpy arrays as cPickle did: the official class names give
+the official `meta` byte for byte.
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
-"""A procedural stand-in for CIFAR-100, written in the official file format.
+"""A procedural stand-in for CIFAR-100 in the official file format, learnable by a small CNN.
 
-Each fine class is one combination of shape x texture x colour, so a small CNN can learn it:
-the superclass (coarse label) picks the shape (5 kinds) and the texture (4 kinds), and the fine
-class within its superclass picks the hue (5 hues, 0.2 apart). Position, size, shade, stripe
-phase, background and pixel noise vary per image. Everything is drawn from `seed`, so the same
-arguments give the same bytes.
+Each fine class is one shape x texture x colour: the superclass picks shape and texture, the fine
+class its hue; position, size, shade and noise vary per image. Same arguments, same bytes.
 """
 
 from __future__ import annotations

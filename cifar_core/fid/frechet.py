@@ -1,14 +1,8 @@
 """Features -> (mu, sigma) -> the Frechet distance between two Gaussians, in float64.
 
-    d^2 = |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr(sqrt(S1 S2))
-
-pytorch-fid takes the general matrix square root of S1 S2 (scipy's sqrtm: a complex Schur
-decomposition, ~15 s at 2048 dims on two cores) and then only uses its trace. The trace needs
-just the eigenvalues: with S1 = A A^T, the non-zero eigenvalues of S1 S2 are those of the
-symmetric PSD matrix A^T S2 A, so tr(sqrt(S1 S2)) = sum(sqrt(eigvalsh(A^T S2 A))). A pivoted
-Cholesky factorisation gives A (also for singular S1); two matrix products and one symmetric
-eigenvalue solve do the rest, about 1 s at 2048 dims, with no complex arithmetic and no
-imaginary parts to drop.
+pytorch-fid takes scipy's sqrtm of S1 S2 (~15 s at 2048 dims on two cores) only to use its trace.
+With S1 = A A^T (pivoted Cholesky), tr(sqrt(S1 S2)) = sum(sqrt(eigvalsh(A^T S2 A))): one symmetric
+eigenvalue solve, about 1 s, with no complex arithmetic and no imaginary part to drop.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """pytorch-fid's FID Inception network, built from pytorch-fid's blocks and a weights file we read.
 
-pytorch-fid's `InceptionV3` always fetches its weights itself (`load_state_dict_from_url`). We
-assemble the same network from the same classes (torchvision's Inception3 with pytorch-fid's FID
-blocks) and load a state dict we have read and checked ourselves, so the weights can come from
-`--weights`, $CIFAR_FID_WEIGHTS or the torch hub cache, and a wrong file gives one clear line
-instead of a page of missing keys. tests/test_fid.py checks the features against pytorch-fid's own
-network.
+pytorch-fid's `InceptionV3` always fetches its own weights; we load a state dict we have read and
+checked, so the weights can come from `--weights`, $CIFAR_FID_WEIGHTS or the torch hub cache, and a
+wrong file is one clear line. tests/test_fid.py checks the features against pytorch-fid's own.
 """
 
 from __future__ import annotations

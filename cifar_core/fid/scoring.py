@@ -1,14 +1,9 @@
-"""What `cifar fid` does: score generated images (a folder, an .npz, a generator checkpoint, or
-the best snapshot of a GAN run) against a CIFAR-100 split and write RESULTS/fid/<name>/summary.json.
+"""What `cifar fid` does: score generated images against a CIFAR-100 split, into RESULTS/fid/<name>/.
 
-Two protocols for a GAN run (docs/provenance.md):
-    report B's    one fixed snapshot (`--snapshot RUN`: RUN/checkpoints/step_46000.pt), 10,000 samples,
-                  the test set;
-    selection     `--select-best RUN`: every snapshot scored against the TRAINING split, then only the
-                  chosen one scored on the test split, with noise the selection never saw. Choosing
-                  the best of 23 snapshots by their test score and reporting that score would flatter
-                  it (report B chose by eye, without scores).
-Each summary records its `protocol`.
+Two protocols for a GAN run (docs/provenance.md): report B's (one fixed snapshot, 10,000 samples, the
+test set) and ours (`--select-best`: every snapshot ranked against the TRAINING split, only the chosen
+one scored on the test split, with noise the selection never saw), because choosing by test score and
+reporting that score would flatter it. Each summary records its `protocol`.
 """
 
 from __future__ import annotations

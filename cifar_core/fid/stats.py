@@ -1,10 +1,8 @@
 """Reference statistics of a CIFAR-100 split, cached on disk, and the FID of images against them.
 
-The real side of an FID does not change between runs, so its (mu, sigma) is computed once and
-kept as an .npz whose name and contents record everything it depends on: the dataset (real or
-synthetic, and a hash of the split file), the split, the number of images, the feature width and
-the sha256 of the Inception weights. A file is written atomically and never replaced: finding
-one that disagrees with what we would write is an error, not something to paper over.
+The real side never changes between runs, so its (mu, sigma) is computed once into an .npz whose
+name and contents record all it depends on (data, split, count, feature width, weights' sha256).
+Written atomically and never replaced: a file that disagrees is an error, not papered over.
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """The GAN checkpoint: one dict, written atomically, read back with one-line errors.
 
-format              GAN_CHECKPOINT_FORMAT
-step                optimisation steps completed
-model_name, model_kwargs, model_state                  the generator (the shape classifier
-                                                       checkpoints use, so tools can share it)
-discriminator_name, discriminator_kwargs, discriminator_state
-config              GanTrainConfig.to_dict()
-training            last.pt only: optimisers, RNG, detector, healthy snapshot, counters
+The generator sits under the classifier checkpoints' keys (`model_name`, `model_kwargs`,
+`model_state`) so tools can share them, the discriminator under `discriminator_*`. Only last.pt has
+`training` (optimisers, RNG, detector, healthy snapshot, metrics rows); step_<N>.pt has the networks.
 """
 
 from __future__ import annotations

@@ -1,15 +1,9 @@
 """Mode-collapse detection (report B lost whole runs to collapse and restarted them by hand).
 
-Two symptoms, each judged on the means of one logging interval:
-  discriminator_wins   D loss near 0 while G loss stays high: G no longer fools D at all, and
-                       its gradients have vanished, so it rarely recovers alone.
-  diversity_collapse   the fixed-noise samples have become near copies of each other: their mean
-                       pairwise distance falls below a fraction of the healthy level, the lower of
-                       real images' spread and the best spread this run has shown. (The run's own
-                       best matters early on, while samples are still faint and grey.)
-A symptom that persists for `window_steps` is a collapse. A state is "healthy" when no symptom
-was seen at any check in the window before it; the trainer keeps the latest healthy state and
-rolls back to it on collapse.
+Judged on each logging interval's means: `discriminator_wins` (D loss near 0 while G loss stays
+high: G's gradients have vanished) and `diversity_collapse` (the fixed-noise samples' spread below a
+fraction of the lower of the real images' and the run's best). A symptom that persists
+`window_steps` is a collapse; `collapse.mode` says what the trainer does then.
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
-"""Settings of a DCGAN run, each declared once with its help and range (`cifar_core.fields`): the
-options of `cifar gan train`, the `gan.*` keys of the pipeline and the checks all come from here.
+"""Settings of a DCGAN run, declared once (`cifar_core.fields`) for `cifar gan train` and `gan.*`.
 
-Where the defaults come from: we read report B as training to 50,000 steps (it kept its 46,000-step
-snapshot over "the samples taken at 50,000 steps"; see docs/provenance.md), and it states the
-networks' sizes (635,812 and 344,264 parameters, which ngf = ndf = 46 reproduce). Its code "was taken from [3]",
-the PyTorch DCGAN tutorial, and report B states no optimiser settings of its own: batch 128, Adam
-with lr 2e-4 and betas (0.5, 0.999) and the 100-dimensional noise are the tutorial's values.
+Defaults: report B's network sizes (635,812 and 344,264 parameters: ngf = ndf = 46) and, as we read
+it, 50,000 steps (it kept its 46,000-step snapshot over "the samples taken at 50,000 steps"). Report
+B took its code from the PyTorch DCGAN tutorial and states no optimiser settings, so batch 128, Adam
+(2e-4, betas 0.5 and 0.999) and the 100-d noise are the tutorial's (docs/provenance.md).
 """
 
 from __future__ import annotations

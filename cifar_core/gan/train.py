@@ -1,20 +1,9 @@
-"""The DCGAN training loop, with collapse detection, rollback and exact resumption.
+"""The DCGAN training loop, with collapse detection, recovery and exact resumption.
 
-A run lives in RESULTS/gan/<run>/:
-    checkpoints/last.pt      everything needed to resume (the commit point): networks, optimisers,
-                             RNG, detector, last healthy snapshot, the metrics rows so far
-    checkpoints/step_<N>.pt  kept snapshots (networks only), for choosing the best by FID later
-    samples/step_<N>.png     8x8 grid from the same fixed noise every `sample_every` steps
-    metrics.jsonl            one row per logging interval; collapse events as {"event": "collapse", ...}
-    summary.json, losses.png written when the run ends ("completed", or "failed" on a NaN loss)
-One process writes a run at a time (RunLock). A fresh run writes last.pt (step 0) before anything
-else, so any other file without a last.pt is a damaged run, never silently deleted. Opening a run
-rewrites metrics.jsonl from last.pt, so a kill between an append and the next checkpoint leaves no
-trace. Running the same call again resumes from last.pt and continues exactly as an uninterrupted
-run; SIGTERM checkpoints the current step and raises Preempted.
-
-Real images come from the shared device loader (data.loader) in [-1, 1], flipped only if
-`cfg.hflip`; batch `step` is a pure function of (data seed, step).
+In RESULTS/gan/<run>/: checkpoints/last.pt, written first (the commit point: networks, optimisers,
+RNG, detector, healthy snapshot, metrics rows), checkpoints/step_<N>.pt (networks, for FID
+selection), samples/, metrics.jsonl (rewritten from last.pt on open, so a kill after an append
+leaves no trace) and summary.json. The same call again resumes exactly; SIGTERM checkpoints the step.
 """
 
 from __future__ import annotations

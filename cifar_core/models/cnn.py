@@ -1,22 +1,9 @@
-"""Report A's eight plain CNNs, `cnn1` ... `cnn8`, in the report's own vocabulary.
+"""Report A's eight plain CNNs, `cnn1` ... `cnn8`: conv stages with pooling and dropout, then an FC head.
 
-Every network is a stack of stages (one Conv-BN-activation per listed kernel size, then a 2x2
-stride-2 max or average pool, then dropout) and a fully connected head (Linear-activation-dropout
-per hidden width, then a Linear to the classes). Input 3x32x32, 100 outputs. Kernels run from 1x1
-to 7x7 across the eight.
-
-Report A gives only the parameter counts of its three best models (section VII: CNN2 10,393,946,
-CNN6 2,494,022, CNN7 3,004,917); the figure of their layers is not in its text. The layouts below
-are our own and were chosen, by a search over round channel and FC widths, to hit those counts
-exactly. Among the components of its 60 searched models report A lists "Stride=1, padding=1 (it
-often kept the same dimensions)" (section III), without saying which convolutions: layouts marked
-`report_a` read it as padding 1 for every kernel above 1x1 (which shrinks the map for kernels wider
-than 3 and grows it for 2x2), the others pad k//2 ("same" for odd kernels). Both are our choices
-(docs/provenance.md, row "convolution padding"). The flatten size follows from the report's output-size formula,
-floor((n + 2p - k) / s) + 1.
-
-Each variant takes `dropout` (one rate for the whole net, in [0, 1)) and `activation`
-("relu" or "leaky_relu") overrides; the defaults below are each model's own.
+Report A gives only the parameter counts of its three best (CNN2 10,393,946, CNN6 2,494,022, CNN7
+3,004,917), not their layers: these layouts are ours, found by a search over round widths to hit
+those counts exactly. Its "Stride=1, padding=1" (section III) is read as padding 1 for every kernel
+above 1x1 in layouts marked `report_a`, k//2 elsewhere (docs/provenance.md, "convolution padding").
 """
 
 from __future__ import annotations

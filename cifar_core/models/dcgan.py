@@ -1,21 +1,9 @@
 """DCGAN for 32x32 CIFAR images (report B, part 2; after Radford et al. 2015).
 
-Generator: a 100-d noise vector, read as a 1x1 image, is upscaled by four transposed convolutions
-(1 -> 4 -> 8 -> 16 -> 32 pixels); the first three are followed by BatchNorm + ReLU, the last by tanh.
-Discriminator: the mirror image, four strided convolutions (32 -> 16 -> 8 -> 4 -> 1) with
-LeakyReLU(0.2); BatchNorm on the middle two only (DCGAN leaves the first layer unnormalised).
-
-Convolutions carry no bias because BatchNorm's shift makes one redundant. With the defaults
-(nz=100, ngf=ndf=46) the generator has 635,812 and the discriminator 344,264 parameters, the
-counts report B gives.
-
-The discriminator's `forward` returns sigmoid probabilities (report B's semantics); training calls
-`logits` and uses BCE-with-logits, which is the same loss computed without overflow and safe under
-bf16 autocast.
-
-Class-conditional variant (`conditional=True`): the generator concatenates a learned label
-embedding to the noise; the discriminator receives a learned 32x32 "label plane" as a fourth
-input channel.
+The defaults (nz=100, ngf=ndf=46) give the 635,812 and 344,264 parameters report B states. No conv
+bias (BatchNorm's shift makes it redundant) and no BatchNorm on D's first layer, as in DCGAN. D's
+`forward` returns probabilities (report B's semantics); training uses `logits` with BCE-with-logits,
+the same loss without overflow and safe under bf16 autocast.
 """
 
 from __future__ import annotations

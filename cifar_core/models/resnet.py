@@ -1,15 +1,8 @@
 """Modern reference networks for 32x32 inputs: ResNet-18, pre-activation ResNet-18, Wide ResNets.
 
-These are not from either report; they show how far the reports' models sit from standard CIFAR
-baselines trained in the same engine. Adapted to 32x32 the usual way: a 3x3 stride-1 stem and
-no max pool, so the first stage works at full resolution.
-
-- ResNet (He et al. 2016): Conv-BN-ReLU blocks, shortcut projections as 1x1 conv + BN.
-- Pre-activation ResNet (He et al. 2016b) and Wide ResNet (Zagoruyko & Komodakis 2016) share one
-  block: BN-ReLU-conv-BN-ReLU-(dropout)-conv, with the shortcut taken after the first BN-ReLU when
-  the shape changes. WRN-d-k has (d - 4) / 6 blocks in each of three groups of 16k, 32k, 64k
-  channels; its paper puts dropout between the two convs (0.3 in their CIFAR runs; ours defaults
-  to 0).
+Not from either report: they show how far the reports' models sit from standard CIFAR baselines
+trained in the same engine. The usual CIFAR stem (3x3, stride 1, no max pool); WRN dropout defaults
+to 0 (its paper used 0.3 on CIFAR).
 """
 
 from __future__ import annotations

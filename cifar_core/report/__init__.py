@@ -1,12 +1,7 @@
 """`cifar report`: one page (and a Markdown twin) for whatever stages of the study have run.
 
-    collect   every stage's summary.json and result files -> one plain dict (report.json)
-    plots     the report's own figures (accuracy vs parameters, FID over snapshots, ASHA rungs)
-    content   the document: sections of text, tables and figures (classify_sections, gan_sections),
-              both reports number by number (anchors) and where each protocol value comes from
-              (cifar_core.protocols, also docs/provenance.md)
-    html      OUT/index.html, self-contained (figures inline, no requests, no script)
-    markdown  OUT/report.md, figures linked
+Summaries -> one plain dict (`collect`, kept as report.json) -> a document (`content`) -> a
+self-contained index.html (figures inline, no requests, no script) and report.md.
 """
 
 from __future__ import annotations

@@ -115,7 +115,7 @@ def retrain_section(entries: list[dict[str, Any]]) -> Section:
     section = Section("retrain", "Full-data retraining of the best configs (report A, sections V-VII)")
     for entry in entries:
         name, summary = entry["name"], entry["summary"]
-        selection = SELECTION_TEXT.get(summary.get("select"), f"selection {summary.get('select')!r}")
+        selection = SELECTION_TEXT[summary["select"]]
         section.blocks.append(Heading(f"Experiment {name}: top {summary.get('top_k')} for {summary.get('epochs')} epochs"))
         section.blocks.append(Text(f"Retrained: {selection}."))
         _common_blocks(section, entry, "Training loss on all training images (report A, figure 3).")
@@ -127,7 +127,6 @@ SELECTION_TEXT = {
                      "(three architectures) (`--select architectures`)",
     "trials": "the best trials whatever their architecture, so an architecture may appear more than once "
               "(`--select trials`)",
-    None: "the best trials, by a retrain made before the selection was recorded",
 }
 
 
@@ -251,8 +250,8 @@ NOT_STATED = "not stated"  # the precision beside a report's number: neither rep
 
 
 def run_precision(m: dict[str, Any]) -> str:
-    """A retrained run's precision and device ("float32 on cpu"); unknown for rows made before they were kept."""
-    return f"{m['precision']} on {m.get('device')}" if m.get("precision") else "not recorded"
+    """A retrained run's precision and device ("float32 on cpu")."""
+    return f"{m['precision']} on {m['device']}"
 
 
 def _search_table(name: str, summary: dict[str, Any]) -> Table:

@@ -96,8 +96,7 @@ def read_tune(run_dir: Path, entry: dict[str, Any]) -> dict[str, Any]:
     entry["top_k"] = read_json(run_dir / "top_k.json") if (run_dir / "top_k.json").is_file() else None
     experiment = read_json(run_dir / "experiment.json") if (run_dir / "experiment.json").is_file() else {}
     entry["experiment"] = experiment
-    # Recorded by the search (None for one made before it recorded it: said as unknown).
-    entry["synthetic_data"] = entry["summary"].get("synthetic_data", experiment.get("synthetic_data"))
+    entry["synthetic_data"] = entry["summary"].get("synthetic_data")
     entry["figures"] = {"curves": _existing(run_dir / "curves.png")}
     return entry
 

@@ -78,7 +78,7 @@ def gan_facts(name: str, summary: dict[str, Any]) -> Facts:
         ("Optimiser steps (including rolled-back work)", count(summary.get("optimizer_steps"))),
         ("Parameters, generator + discriminator", Cell(f"{ours} (report B: {theirs})", params.get("total"), True)),
         ("Precision", text(precision_of_gan(summary))),
-        ("Collapse handling", text(summary.get("collapse_mode") or "rollback (the only mode when it trained)")),
+        ("Collapse handling", text(summary["collapse_mode"])),
         ("Collapse events", count(len(summary.get("collapse_events") or []))),
         ("Recoveries", count(summary.get("recoveries"))),
         ("Departures from report B's protocol", text(departed_facts(departures(summary)))),
@@ -90,8 +90,8 @@ def gan_facts(name: str, summary: dict[str, Any]) -> Facts:
     ])
 
 
-def departed_facts(departed: list[str] | None) -> str:
-    return "not recorded (a summary from before they were)" if departed is None else "; ".join(departed) or "none"
+def departed_facts(departed: list[str]) -> str:
+    return "; ".join(departed) or "none"
 
 
 def collapse_table(name: str, events: list[dict[str, Any]]) -> Table:

@@ -50,25 +50,20 @@ def gan_run_of(fid_summary: dict[str, Any]) -> str | None:
 
 
 def ranking_split(fid_summary: dict[str, Any]) -> str | None:
-    """The split a select-best ranking scored snapshots against (test for one made before selection
-    moved to the training split)."""
-    return (fid_summary.get("selection") or {}).get("split") or (fid_summary.get("real") or {}).get("split")
+    """The split a select-best ranking scored snapshots against."""
+    return (fid_summary.get("selection") or {}).get("split")
 
 
 def fid_protocol(fid_summary: dict[str, Any]) -> tuple[str, str]:
     """(key, description) of how an FID was measured: report B's protocol (its step-46,000 snapshot,
     10,000 samples, the test set), our selection (chosen on the training split, scored on the test
-    split), a selection made on the split it reports (biased), one other snapshot, or images."""
+    split), one other snapshot, or images."""
     fake, real = fid_summary.get("fake") or {}, fid_summary.get("real") or {}
     split, n = real.get("split"), fid_summary.get("n_fake")
     if fake.get("kind") == "run":
         step = (fid_summary.get("best") or {}).get("step")
-        chosen_on = ranking_split(fid_summary)
-        if chosen_on == split:
-            return "select-on-scored-split", (f"best of every snapshot by its {split} FID, reported on that same split "
-                                              f"(step {step}; chosen on the split it reports: flattering)")
-        return "select-best", (f"snapshot chosen by its {chosen_on} FID (step {step}), then scored once on the "
-                               f"{split} split with other noise; {n:,} samples")
+        return "select-best", (f"snapshot chosen by its {ranking_split(fid_summary)} FID (step {step}), then scored "
+                               f"once on the {split} split with other noise; {n:,} samples")
     if fake.get("kind") == "checkpoint":
         step = snapshot_step(fake.get("path"))
         where = f"step {step:,}" if step is not None else Path(fake.get("path") or "?").name
@@ -109,8 +104,8 @@ def gan_summaries(collected: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def lr_after(event: dict[str, Any]) -> float | None:
-    """The learning rate after a collapse event (`new_lr` in summaries written before `lr_after`)."""
-    return event.get("lr_after", event.get("new_lr"))
+    """The learning rate after a collapse event."""
+    return event.get("lr_after")
 
 
 def recovery_text(event: dict[str, Any]) -> str:
@@ -125,23 +120,19 @@ def recovery_text(event: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def departures(gan: dict[str, Any]) -> list[str] | None:
+def departures(gan: dict[str, Any]) -> list[str]:
     """How the run departed from report B's protocol, as its trainer recorded it (`protocol_departures`:
-    bf16, flipped images, each rollback, a collapse left unrecovered); None for a summary written
-    before the trainer recorded them."""
-    found = gan.get("protocol_departures")
-    return [str(d) for d in found] if isinstance(found, list) else None
+    bf16, flipped images, each rollback, a collapse left unrecovered)."""
+    return [str(d) for d in gan["protocol_departures"]]
 
 
 def run_departures(fid_summary: dict[str, Any], collected: dict[str, Any]) -> list[str]:
     """The departures from report B's protocol of the GAN run a FID scored (none known: [])."""
     gan = gan_summaries(collected).get(gan_run_of(fid_summary) or "")
-    return (departures(gan) or []) if gan is not None else []
+    return departures(gan) if gan is not None else []
 
 
-def departures_text(departed: list[str] | None) -> str:
-    if departed is None:
-        return "departures from report B's protocol not recorded (a summary from before they were)"
+def departures_text(departed: list[str]) -> str:
     return "departed from report B's protocol: " + "; ".join(departed) if departed else \
         "no departure from report B's protocol"
 
@@ -161,7 +152,7 @@ def gan_note(fid_summary: dict[str, Any], collected: dict[str, Any]) -> str:
     if gan is None:
         return f"GAN run {run}: no summary here, so its recoveries are unknown"
     events = gan.get("collapse_events") or []
-    mode = gan.get("collapse_mode") or "rollback (the only mode when it trained)"
+    mode = gan["collapse_mode"]
     recoveries = "recoveries: " + "; ".join(recovery_text(e) for e in events) if events else "no collapse"
     departed_text = departures_text(departures(gan))
     return f"GAN run {run} ({precision_of_gan(gan)}, collapse handling {mode}): {recoveries}; {departed_text}"

@@ -1,14 +1,8 @@
-"""`run_tune`: report A's model selection as a resumable Ray Tune experiment.
+"""`run_tune`: report A's model selection as a resumable Ray Tune experiment (ASHA, epochs as time).
 
-A Tuner samples `num_samples` configs from the search space and ASHA (time unit: the epoch, metric
-val_acc) keeps the better half at each rung, up to `max_epochs`. Everything lives in
-RESULTS/tune/<experiment>/: Ray's experiment state and per-trial checkpoints (so a restarted pod
-resumes the search) next to our experiment.json and the result files of `results.py`.
-
-Running the same command again resumes an interrupted experiment; a finished one is only
-re-summarised, with the settings it ran with. One search writes an experiment at a time (its lock).
-SIGTERM and SIGINT stop the search Tune's own way (its state saved, running trials resumed from
-their last epoch next time) and exit 143 and 130. Ray is local unless RAY_ADDRESS names a cluster.
+Ray's experiment state and trial checkpoints live in RESULTS/tune/<experiment>/ beside our files, so
+the same command again resumes an interrupted search (a finished one is only re-summarised). SIGTERM
+and SIGINT stop it Tune's own way, its state saved, and exit 143 and 130.
 """
 
 from __future__ import annotations

@@ -1,22 +1,9 @@
 """Search spaces as data: a YAML file -> a validated `SearchSpace` -> a Ray Tune param space.
 
-A space file has five sections (see spaces/report-a.yaml):
-
-    description: one line for the summary
-    models:      groups of architectures, each with the model options it samples
-                 (e.g. dropout, activation); every architecture is one equally likely choice
-    optimizers:  optimizer name -> its own ranges (lr, momentum, beta1, ...); one is chosen per trial
-    shared:      dotted TrainConfig keys sampled for every trial (optim.weight_decay, ...)
-    fixed:       dotted TrainConfig keys with one value for the whole experiment
-
-A range is `{uniform: [low, high]}`, `{loguniform: [low, high]}` or `{choice: [a, b, ...]}`; a
-plain value is a constant. Conditional parameters are nested choices: Tune picks one architecture
-dict and one optimizer dict, then samples the ranges inside it, so a trial's config holds only the
-values it uses; `flat_params` turns it into TrainConfig overrides ({"optim.lr": 0.01, ...}).
-
-Everything is checked before Ray starts: unknown keys, unknown architectures or optimizers,
-inverted ranges, log ranges touching zero, and endpoints that TrainConfig itself would reject. Every
-error is a ConfigError naming the offending key of the space file.
+Conditional parameters are nested choices (one architecture dict, one optimizer dict, then the
+ranges inside), so a trial's config holds only the values it uses. Everything is checked before Ray
+starts (unknown keys, inverted ranges, log ranges touching zero, endpoints TrainConfig would reject),
+each error naming the key of the space file. The format: spaces/report-a.yaml.
 """
 
 from __future__ import annotations

@@ -1,16 +1,8 @@
 """The Tune trainable: a plain function over the shared engine, one `tune.report` per epoch.
 
-`train_trial(config, base=..., data_dir=..., threads=...)` turns the sampled config into a
-TrainConfig (the experiment's base config plus the trial's flat overrides), resumes from
-`tune.get_checkpoint()` when Tune restores the trial, and lets `fit` call back after every epoch.
-The callback saves the engine's checkpoint dict and reports it together with that epoch's metrics,
-so ASHA's decision and the kept checkpoint refer to the same epoch, and a restored trial continues
-from the epoch it had reached instead of starting over.
-
-A diverged trial (the engine raises TrainingDiverged on a non-finite loss) is not a fault: it
-reports one last result marked `diverged` and ends normally, so Tune records it as TERMINATED and
-never retries it. Faults (a lost node, a killed worker) raise, and Tune restarts the trial from its
-last checkpoint (FailureConfig in search.py).
+Each report carries that epoch's checkpoint, so ASHA's decision and the kept checkpoint refer to the
+same epoch and a restored trial continues from it. A diverged trial reports `diverged` and ends
+normally (Tune never retries it); faults raise, and Tune restarts the trial from its checkpoint.
 """
 
 from __future__ import annotations
