@@ -57,7 +57,7 @@ def checkov() -> Path:
 
 def scan(checkov: Path, args: list[str]) -> list[dict]:
     """checkov's JSON report: one entry per framework that found something to check."""
-    result = subprocess.run([str(checkov), "--config-file", str(CONFIG), "--output", "json", "--quiet", "--compact",
+    result = subprocess.run([str(checkov), "--config-file", str(CONFIG), "--output", "json", "--compact",
                              "--skip-download", *args], capture_output=True, text=True, timeout=600, cwd=REPO)
     assert result.returncode in (0, 1), result.stderr[-3000:]  # 1: some check failed
     report = json.loads(result.stdout)
@@ -91,31 +91,54 @@ def rendered_manifests(values: dict) -> list[dict]:
     return docs + pods
 
 
+CARELESS = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "careless", "namespace": "ml"},
+            "spec": {"containers": [{"name": "c", "image": "busybox:1.36", "securityContext": {"privileged": True}}]}}
+
+
+@pytest.fixture(scope="module")
+def scanned(checkov, tmp_path_factory) -> tuple[dict[str, list[dict]], list[dict]]:
+    """One checkov run (seconds each: one, not six) over every scenario, the Dockerfile and a careless
+    pod as a negative control, each in its own folder; returns (manifests by folder, reports)."""
+    root = tmp_path_factory.mktemp("checkov")
+    written = {scenario: rendered_manifests(values) for scenario, values in SCENARIOS.items()}
+    written["careless"] = [CARELESS]
+    for folder, manifests in written.items():
+        (root / folder).mkdir()
+        (root / folder / "chart.yaml").write_text(yaml.safe_dump_all(manifests))
+    (root / "image").mkdir()
+    (root / "image" / "Dockerfile").write_text((REPO / "images" / "Dockerfile").read_text())
+    return written, scan(checkov, ["--directory", str(root), "--framework", "kubernetes", "dockerfile"])
+
+
+def results_in(reports: list[dict], framework: str, folder: str, kind: str) -> list[dict]:
+    (report,) = [r for r in reports if r["check_type"] == framework]
+    return [c for c in report["results"][kind] if c["file_path"].lstrip("/").split("/")[0] == folder]
+
+
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-def test_rendered_chart_passes_checkov(checkov, tmp_path, scenario):
-    manifests = rendered_manifests(SCENARIOS[scenario])
-    (tmp_path / "chart.yaml").write_text(yaml.safe_dump_all(manifests))
-    reports = scan(checkov, ["--directory", str(tmp_path), "--framework", "kubernetes"])
-    (report,) = reports
-    assert report["summary"]["parsing_errors"] == 0
+def test_rendered_chart_passes_checkov(scanned, scenario):
+    written, reports = scanned
+    (kubernetes,) = [r for r in reports if r["check_type"] == "kubernetes"]
+    assert kubernetes["summary"]["parsing_errors"] == 0
     # every object and pod was scanned (checkov adds one more Pod for a Deployment's template)
-    assert report["summary"]["resource_count"] == len(manifests) + sum(m["kind"] == "Deployment" for m in manifests)
-    assert report["summary"]["passed"] > 0
-    assert not failures(reports), "\n".join(failures(reports))
+    expected = sum(len(m) + sum(o["kind"] == "Deployment" for o in m) for m in written.values())
+    assert kubernetes["summary"]["resource_count"] == expected
+    assert results_in(reports, "kubernetes", scenario, "passed_checks")
+    failed = results_in(reports, "kubernetes", scenario, "failed_checks")
+    assert not failed, "\n".join(f"{c['check_id']} {c['check_name']}: {c['resource']}" for c in failed)
 
 
-def test_dockerfile_passes_checkov(checkov):
-    reports = scan(checkov, ["--file", "images/Dockerfile", "--framework", "dockerfile"])
-    assert reports[0]["summary"]["passed"] > 0
-    assert not failures(reports), "\n".join(failures(reports))
+def test_dockerfile_passes_checkov(scanned):
+    _, reports = scanned
+    assert results_in(reports, "dockerfile", "image", "passed_checks")
+    failed = results_in(reports, "dockerfile", "image", "failed_checks")
+    assert not failed, "\n".join(f"{c['check_id']} {c['check_name']}: {c['resource']}" for c in failed)
 
 
-def test_checkov_still_fails_what_is_not_skipped(checkov, tmp_path):
+def test_checkov_still_fails_what_is_not_skipped(scanned):
     """Negative control: with the same skip file, a careless pod fails (the scan can fail)."""
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "careless", "namespace": "ml"},
-           "spec": {"containers": [{"name": "c", "image": "busybox:1.36", "securityContext": {"privileged": True}}]}}
-    (tmp_path / "pod.yaml").write_text(yaml.safe_dump(pod))
-    failed = {f.split()[0] for f in failures(scan(checkov, ["--directory", str(tmp_path), "--framework", "kubernetes"]))}
+    _, reports = scanned
+    failed = {c["check_id"] for c in results_in(reports, "kubernetes", "careless", "failed_checks")}
     assert {"CKV_K8S_16", "CKV_K8S_11", "CKV_K8S_22"} <= failed  # privileged, no CPU limit, writable root
 
 
