@@ -44,3 +44,40 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared is absent (users' checkouts have none)")
     return SHARED
+
+
+# --- a real multi-node Ray cluster, one per test module that asks for it ---------------------------
+@pytest.fixture(scope="module")
+def cluster_env(tmp_path_factory):
+    """Environment of the cluster and of every command: Ray's files and tokens kept in this test."""
+    home = tmp_path_factory.mktemp("home")
+    ray_tmp = f"/tmp/rc{os.getpid()}"  # Ray's socket paths must stay short
+    values = {"RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": ray_tmp, "HOME": str(home),
+              "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in values.items():
+            mp.setenv(key, value)
+        yield dict(os.environ)
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster(cluster_env):
+    """A head with no CPUs (nothing runs there) and two one-CPU worker nodes."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0}, connect=False)
+    for _ in range(2):
+        cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    yield cluster
+    cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def cluster_data(tmp_path_factory) -> Path:
+    from cifar_core.data import write_synthetic
+
+    root = tmp_path_factory.mktemp("data")
+    write_synthetic(root, n_train=2500, n_test=200, seed=0)  # 2,000 train / 500 validation images
+    return root

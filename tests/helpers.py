@@ -60,10 +60,10 @@ def assert_fixture_has_the_shape_of(results: Path) -> None:
              ("recipe/report-b-s2/summary.json", "recipe/report-b-s1/summary.json"),
              ("train/tiny-evaluated/summary.json", "train/report-a-cnn6-e1-seed0/summary.json"),
              ("gan/dcgan/summary.json", "gan/smoke/summary.json"),
-             ("fid/dcgan-select-n4/summary.json", "fid/smoke-select-n4/summary.json"),
+             ("fid/dcgan-select-n4/summary.json", "fid/smoke-select-n2/summary.json"),
              # stage fid-b: report B's snapshot (with `compared`), and the later one scored beside it
-             ("fid/dcgan-step_20-n4/summary.json", "fid/smoke-step_2-n4/summary.json"),
-             ("fid/dcgan-step_40-n4/summary.json", "fid/smoke-step_4-n4/summary.json")]
+             ("fid/dcgan-step_20-n4/summary.json", "fid/smoke-step_2-n2/summary.json"),
+             ("fid/dcgan-step_40-n4/summary.json", "fid/smoke-step_4-n2/summary.json")]
     for fixture, fresh in pairs:
         assert_within(json.loads((FIXTURE / fixture).read_text()), json.loads((results / fresh).read_text()), fixture)
     for fixture, fresh in (("gan/dcgan/metrics.jsonl", "gan/smoke/metrics.jsonl"),

@@ -1,0 +1,55 @@
+"""Helpers of the tests on a real multi-node Ray cluster (the `cluster` fixture is in conftest.py):
+`cifar ...` run as a user runs it, in a new process with RAY_ADDRESS pointing at the cluster."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+TIMEOUT_S = 300
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cifar(args: list[str], env: dict, cluster, log: Path, cwd: Path | None = None) -> subprocess.Popen:
+    """`cifar ARGS` as a user would run it against the cluster (output to `log`)."""
+    return subprocess.Popen([sys.executable, "-m", "jobs.cli", *args], env={**env, "RAY_ADDRESS": cluster.address},
+                            stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=cwd or REPO)
+
+
+def worker_ids(cluster) -> set[str]:
+    return {node.node_id for node in cluster.worker_nodes}
+
+
+def wait_until(condition, what: str, process: subprocess.Popen, log: Path):
+    """The first true value of `condition()`, checked every 0.2 s while the command runs."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while not (value := condition()):
+        if process.poll() is not None:
+            pytest.fail(f"the command ended before {what}:\n{log.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"timed out waiting for {what}:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    return value
+
+
+def finish(process: subprocess.Popen, log: Path) -> str:
+    try:
+        process.wait(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail(f"timed out:\n{log.read_text()[-3000:]}")
+    output = log.read_text()
+    assert process.returncode == 0, output[-4000:]
+    return output
+
+
+def replace_node(cluster, node, **resources) -> None:
+    """Kill a worker node (its raylet and every process on it), then add a fresh one."""
+    cluster.remove_node(node)
+    cluster.add_node(num_cpus=1, **resources)
+    cluster.wait_for_nodes()
