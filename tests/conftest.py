@@ -15,6 +15,17 @@ torch.set_num_threads(1)
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
+# The longest modules, longest first (measured): two workers take whole modules (--dist loadfile),
+# and a long one started last would leave the other worker idle at the end.
+LONGEST = ("test_ray_cluster.py", "test_ray_pipeline.py", "test_tune_resume.py", "test_engine.py",
+           "test_fid_cli.py", "test_tune_search.py", "test_fault_injection.py", "test_bench_gpu.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST)}
+    items[:] = [item for _, item in sorted(enumerate(items), key=lambda p: (rank.get(p[1].path.name, len(LONGEST)), p[0]))]
+
+
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory) -> Path:
     """A synthetic dataset (2,000 train / 500 test) written by the real writer, read by the real reader."""

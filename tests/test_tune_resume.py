@@ -23,7 +23,7 @@ SPACE = {
     "optimizers": {"sgd": {"lr": {"loguniform": [1.0e-3, 0.3]}, "momentum": 0.9}},
     "fixed": {"run.eval_batch_size": 500},
 }
-TRIALS, MAX_EPOCHS = 4, 3
+TRIALS, MAX_EPOCHS = 4, 2
 
 
 def trial_epochs(exp_dir: Path) -> dict[str, list[int]]:
@@ -89,7 +89,8 @@ def checkpointed_unfinished(exp_dir: Path) -> list[str]:
 
 
 def finished_and_checkpointed(exp_dir: Path) -> bool:
-    return exp_dir.is_dir() and bool(finished_trials(exp_dir)) and bool(checkpointed_unfinished(exp_dir))
+    """A finished trial, and two unfinished ones with a checkpoint: one to lose, one to resume."""
+    return exp_dir.is_dir() and bool(finished_trials(exp_dir)) and len(checkpointed_unfinished(exp_dir)) >= 2
 
 
 def kill_when(command: list[str], exp_dir: Path, log: Path, ready, timeout_s: float = 240) -> None:
@@ -111,52 +112,36 @@ def kill_when(command: list[str], exp_dir: Path, log: Path, ready, timeout_s: fl
         driver.wait()
 
 
-def test_killed_search_resumes_without_rerunning_finished_trials(tmp_path, killed):
+def test_a_killed_search_resumes_each_trial_where_it_can_and_completes(tmp_path, killed):
+    """The same command after the kill: finished trials run not an epoch more, a trial with its
+    checkpoint continues from its epoch, and a trial whose checkpoint is gone starts over. (Tune
+    deletes a trial's previous checkpoint before it snapshots the experiment state; a kill in between
+    leaves a state naming a checkpoint that is gone: simulated by deleting it.)"""
     exp_dir, tune_command = copy_of_killed(killed, tmp_path)
-    done_before = finished_trials(exp_dir)
-    epochs_before = trial_epochs(exp_dir)
-    assert not (exp_dir / "summary.json").exists()
-    assert len(done_before) < TRIALS, "every trial finished before the kill: nothing left to resume"
+    done_before, epochs_before = finished_trials(exp_dir), trial_epochs(exp_dir)
+    lost, kept = checkpointed_unfinished(exp_dir)[:2]
+    assert not (exp_dir / "summary.json").exists() and len(done_before) < TRIALS
+    for checkpoint in (exp_dir / lost).glob("checkpoint_*"):
+        shutil.rmtree(checkpoint)
 
     rerun = subprocess.run(tune_command, capture_output=True, text=True, timeout=300,
                            cwd=Path(__file__).resolve().parents[1])
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert "resuming experiment killed" in rerun.stderr
+    # Where Tune's saved state still named the deleted checkpoint, Tune's own restarts fail to restore
+    # it and the search restarts that trial from scratch; otherwise Tune started it afresh itself.
+    failed_restore = "ImplicitFunc.restore()" in rerun.stderr
+    assert not failed_restore or "restarting from scratch trials whose checkpoint was lost" in rerun.stderr
 
     epochs_after = trial_epochs(exp_dir)
     for trial in done_before:  # finished before the kill: not a single epoch more
         assert epochs_after[trial] == epochs_before[trial], trial
-    for trial, epochs in epochs_after.items():  # a restored trial continues from its epoch
+    assert epochs_after[kept][: len(epochs_before[kept])] == epochs_before[kept]  # continued, not redone
+    for trial, epochs in epochs_after.items():  # every trial counts its epochs once, from 1
         assert epochs == list(range(1, len(epochs) + 1)), f"{trial} reported epochs {epochs}"
-    with open(exp_dir / "trials.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    assert len(rows) == TRIALS and {r["status"] for r in rows} == {"TERMINATED"}
-    summary = json.loads((exp_dir / "summary.json").read_text())
-    assert summary["complete"] and summary["trials"] == TRIALS
-    assert f"{TRIALS} trials ({TRIALS} TERMINATED)" in rerun.stdout
-
-
-def test_a_trial_whose_checkpoint_was_lost_is_restarted_and_the_search_completes(tmp_path, killed):
-    """Tune deletes a trial's previous checkpoint before it snapshots the experiment state; a kill
-    in between leaves a state naming a checkpoint that is gone. Simulated here by deleting them."""
-    exp_dir, tune_command = copy_of_killed(killed, tmp_path)
-    lost = checkpointed_unfinished(exp_dir)
-    assert lost  # the fixture kills only once there is one
-    for trial in lost:
-        for checkpoint in (exp_dir / trial).glob("checkpoint_*"):
-            shutil.rmtree(checkpoint)
-
-    rerun = subprocess.run(tune_command, capture_output=True, text=True, timeout=300,
-                           cwd=Path(__file__).resolve().parents[1])
-    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
-    # Where Tune's saved state still named a deleted checkpoint, Tune's own restarts fail to restore
-    # it and the search restarts that trial from scratch; otherwise Tune started it afresh itself.
-    failed_restore = "ImplicitFunc.restore()" in rerun.stderr
-    assert not failed_restore or "restarting from scratch trials whose checkpoint was lost" in rerun.stderr
     with open(exp_dir / "trials.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == TRIALS and {r["status"] for r in rows} == {"TERMINATED"}, [(r["trial_id"], r["status"]) for r in rows]
     summary = json.loads((exp_dir / "summary.json").read_text())
-    assert summary["errored"] == 0 and summary["complete"] is True
-    for trial, epochs in trial_epochs(exp_dir).items():  # restarted trials report from epoch 1 again
-        assert epochs == list(range(1, len(epochs) + 1)), f"{trial} reported epochs {epochs}"
+    assert summary["complete"] and summary["trials"] == TRIALS and summary["errored"] == 0
+    assert f"{TRIALS} trials ({TRIALS} TERMINATED)" in rerun.stdout
