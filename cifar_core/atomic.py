@@ -42,6 +42,16 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     return path
 
 
+def write_plain(path: str | os.PathLike, data: bytes) -> None:
+    """A plain write (no fsync, no rename: for files of a folder that is itself renamed into place),
+    whose failure names the file like every other write."""
+    try:
+        Path(path).write_bytes(data)
+    except OSError as exc:
+        _name_the_file(exc, Path(path))
+        raise
+
+
 def _name_the_file(exc: BaseException, path: Path) -> None:
     """A write or fsync on a full disk raises ENOSPC without a file name: name the target, so the
     CLI's one line says which file could not be written."""

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cifar_core.atomic import atomic_write, atomic_write_json, file_digest, read_json
+from cifar_core.atomic import atomic_write, atomic_write_json, file_digest, read_json, write_plain
 from cifar_core.device import resolve_device
 from cifar_core.errors import CheckpointError, ConfigError
 from cifar_core.gan.checkpoint import build_network, read_gan_checkpoint
@@ -109,7 +109,7 @@ def write_samples(
         for i, picture in enumerate(pictures):
             # Plain writes: an fsync per file would make 10,000 images crawl on a network volume.
             path = out_dir / f"{i:0{digits}d}.png"
-            path.write_bytes(png_bytes(picture))
+            write_plain(path, png_bytes(picture))
             written.append(path)
     if fmt in ("npz", "both"):
         arrays = {"images": pictures} if labels is None else {"images": pictures, "labels": labels.numpy()}
