@@ -277,11 +277,7 @@ def tune_settings(ctx: Context) -> TuneSettings:
 def run_tune_stage(ctx: Context, watch) -> dict:
     from cifar_core.tune.search import run_tune
 
-    started = time.time()
-    summary = run_tune(tune_settings(ctx), ctx.data_dir, ctx.results.root, watch=watch)
-    # The search's work is its trials, on these nodes, while this process coordinated them.
-    span = {"started_at": round(started, 3), "ended_at": round(time.time(), 3)}
-    return {**summary, "ran_on": [{"node_id": node, "work": "trials", **span} for node in summary["nodes"]]}
+    return run_tune(tune_settings(ctx), ctx.data_dir, ctx.results.root, watch=watch)  # ran_on: its trials' nodes
 
 
 def retrain_summary(ctx: Context) -> Path:

@@ -517,3 +517,32 @@ def test_recovery_text_says_what_a_collapse_event_did():
     assert recovery_text({"step": 3000, "action": "none", "why": "collapse.mode is off", "lr_after": 2e-4}) == \
         "step 3,000: none (collapse.mode is off), learning rate 0.0002"
     assert departures_text([]) == "no departure from report B's protocol"
+
+
+def test_what_the_report_expects_is_what_the_stages_write():
+    """shapes.json is derived from the fixture tree (real stage outputs): regenerated with it."""
+    from cifar_core.report import shapes
+
+    assert shapes.derive(FIXTURE) == json.loads(shapes.SHAPES.read_text())
+
+
+@pytest.mark.parametrize(("relative", "change", "named"), [
+    ("gan/dcgan/summary.json", {"collapse_events": 5}, "collapse_events is a number (5), expected a list"),
+    ("recipe/report-b-s2/summary.json", {"models": [{"test_top1": "high"}]},
+     "models[0].test_top1 is a string (\"high\"), expected a number"),
+    ("tune/exp/summary.json", {"best": 3}, "best is a number (3), expected an object"),
+    ("pipeline/fixture/summary.json", {"stages": "all"}, "stages is a string"),
+])
+def test_a_summary_of_the_wrong_shape_is_one_line_naming_that_file_and_key(tmp_path, relative, change, named):
+    results = tmp_path / "results"
+    shutil.copytree(FIXTURE, results)
+    summary = json.loads((results / relative).read_text())
+    for key, value in change.items():
+        if isinstance(value, list) and isinstance(summary.get(key), list):
+            summary[key][0].update(value[0])
+        else:
+            summary[key] = value
+    (results / relative).write_text(json.dumps(summary))
+    with pytest.raises(CifarError) as error:
+        build_report(results)
+    assert str(error.value).startswith(f"unexpected contents in {results / relative}: {named}")

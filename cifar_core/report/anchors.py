@@ -104,8 +104,7 @@ def why_absent(anchor: Anchor, collected: dict[str, Any]) -> str:
                 f"with (`{COMMANDS['recipe-a']}` with the ablation's settings)")
     tune = next(iter(collected["stages"]["tune"]), None)
     if anchor.key == "a.search.concurrent" and tune is not None:
-        return ("the search's summary has no trial timings (made before they were recorded): run "
-                f"`{COMMANDS['tune']}` again to re-summarise it")
+        return "the search's trials report no timings (no trial reported an epoch), so none can be counted"
     if anchor.key == "a.search.keep" and tune is not None:
         limit = (tune["summary"].get("settings") or {}).get("max_epochs")
         return f"tune/{tune['name']}: no ASHA rung below its epoch limit ({limit}), so ASHA kept or stopped nothing"

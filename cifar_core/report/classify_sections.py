@@ -87,7 +87,7 @@ def tune_facts(name: str, summary: dict[str, Any]) -> Facts:
 
 def concurrency_text(measured: dict[str, Any] | None) -> str:
     if not measured or measured.get("max") is None:
-        return "not recorded (a summary made before trial timings were kept)"
+        return "not measured (no trial reported an epoch's timing)"
     mean = f", {measured['mean']:g} on average while any ran" if measured.get("mean") is not None else ""
     return f"at most {measured['max']} together{mean}, from the trials' start and end times"
 

@@ -20,6 +20,7 @@ from typing import Any
 from cifar_core.atomic import read_json, read_jsonl
 from cifar_core.errors import CifarError
 from cifar_core.layout import FOLDERS, Results
+from cifar_core.report import shapes
 from cifar_core.snapshots import step_files
 
 STAGES = FOLDERS  # the folders under RESULTS whose results the report reads
@@ -81,8 +82,9 @@ def _read_stage(root: Path, stage: str, reader, incomplete: list[dict[str, str]]
         if not (run_dir / "summary.json").is_file():
             incomplete.append({"stage": stage, "name": run_dir.name, "dir": str(run_dir)})
             continue
-        entry = {"name": run_dir.name, "dir": str(run_dir), "summary": read_json(run_dir / "summary.json")}
-        entries.append(reader(run_dir, entry))
+        summary = read_json(run_dir / "summary.json")
+        shapes.check(summary, stage, run_dir / "summary.json")
+        entries.append(reader(run_dir, {"name": run_dir.name, "dir": str(run_dir), "summary": summary}))
     return entries
 
 
@@ -135,6 +137,9 @@ def read_pipelines(root: Path) -> list[dict[str, Any]]:
         summary = profile_dir / "summary.json"
         data = profile_dir / "data" / "summary.json"
         if summary.is_file() or data.is_file():
+            for path, folder in ((summary, "pipeline"), (data, "pipeline-data")):
+                if path.is_file():
+                    shapes.check(read_json(path), folder, path)
             pipelines.append({
                 "name": profile_dir.name,
                 "summary": read_json(summary) if summary.is_file() else None,

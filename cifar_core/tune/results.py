@@ -214,12 +214,26 @@ def build_summary(ranked: list[TrialRecord], record: dict[str, Any], wall_time_s
         "trial_time_s": round(sum((r.history[-1].get("time_total_s") or 0) if r.history else 0 for r in ranked), 2),
         "wall_time_s": round(wall_time_s, 2) if wall_time_s is not None else None,
         "concurrency": concurrency([r.running for r in ranked]),
+        "ran_on": ran_on_nodes(ranked),
         "best": None if best is None else {
             "trial_id": best.trial_id, "val_acc": best.best_val_acc, "epoch": best.best["epoch"],
             "params": best.params, "parameters": parameter_count(best.params),
         },
         "files": {"trials": "trials.csv", "top_k": "top_k.json", "curves": "curves.png"},
     }
+
+
+def ran_on_nodes(ranked: list[TrialRecord]) -> list[dict[str, Any]]:
+    """Where the search's work ran, as every stage says it: per node, its trials' first start, last
+    end and seconds of epochs (from Tune's clock and the node each epoch reported)."""
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for r in ranked:
+        for h in r.history:
+            if h.get("node_id") and _finite(h.get("timestamp")) and _finite(h.get("time_this_iter_s")):
+                spans.setdefault(h["node_id"], []).append((h["timestamp"] - h["time_this_iter_s"], h["timestamp"]))
+    return [{"node_id": node, "work": "trials", "started_at": round(min(a for a, _ in runs), 3),
+             "ended_at": round(max(b for _, b in runs), 3), "work_s": round(sum(b - a for a, b in runs), 3)}
+            for node, runs in sorted(spans.items())]
 
 
 def concurrency(trials: list[list[tuple[float, float]]]) -> dict[str, Any] | None:
