@@ -166,7 +166,8 @@ class OnRay:
         except ray.exceptions.RayTaskError as exc:
             raise _original(exc) from None
         except ray.exceptions.RayError as exc:  # the task's node, worker or the cluster itself is gone
-            raise CifarError(f"Ray lost the work: {' '.join(str(exc).split())[:300]}") from None
+            raise CifarError(f"Ray lost the work ({' '.join(str(exc).split())[:300]}): run the same command again "
+                             "once the cluster is back; finished work is kept") from None
 
 
 def absolute(value: Any) -> Any:

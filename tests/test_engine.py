@@ -147,6 +147,19 @@ def test_resume_may_extend_a_constant_lr_run_but_not_a_scheduled_one(synth_root,
         train_run(scheduled.with_overrides({"run.epochs": 2}), synth_root, tmp_path, run_name="cycle", resume=True)
 
 
+def test_extending_a_steps_run_keeps_its_summary_in_agreement_with_best_pt(synth_root, tmp_path):
+    """A --steps run that ended mid-epoch evaluated there (a provisional row). Extended, the row goes
+    (the finished epoch replaces it), but the best it found stays what best.pt holds, and the summary
+    says the same best as best.pt, at the step best.pt is of."""
+    cfg = _cfg(epochs=1).with_overrides({"run.epochs": None, "run.steps": 30})  # 25 steps an epoch: 30 is mid-epoch 2
+    train_run(cfg, synth_root, tmp_path, run_name="ext")
+    summary = train_run(cfg.with_overrides({"run.steps": 40}), synth_root, tmp_path, run_name="ext", resume=True)
+    best = load_checkpoint(tmp_path / "train" / "ext" / "best.pt")
+    assert summary["best_val_acc"] == best["best_val_acc"] and summary["best_step"] == best["step"]
+    rows = [json.loads(line) for line in (tmp_path / "train" / "ext" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [25, 40]  # the provisional row of step 30 is gone
+
+
 def test_full_train_keeps_the_latest_epoch_as_best_without_a_fake_accuracy(synth_root, tmp_path):
     train_run(_cfg(epochs=2, full_train=True), synth_root, tmp_path, run_name="full")
     run_dir = tmp_path / "train" / "full"

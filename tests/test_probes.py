@@ -150,6 +150,29 @@ def test_gan_sample_never_deletes_what_it_did_not_write(tmp_path, data):
     assert not stale.exists() and (tmp_path / "T" / "SAMPLES.json").is_file()
 
 
+def test_a_write_that_fails_names_its_file(tmp_path, data):
+    """A full volume (here a file-size limit, the same failure to the writer) names the file that
+    could not be written, also for the samples `gan sample` writes one by one."""
+    gan = ["gan", "train", "--run-name", "g", "--steps", "2", "--batch-size", "32", "--ngf", "8", "--ndf", "8",
+           "--log-every", "2", "--sample-every", "2", "--checkpoint-every", "2", "--device", "cpu",
+           "--data-dir", data, "--results-dir", tmp_path, "--no-ray"]
+    assert cifar(*gan).status == 0
+    limited = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+               "resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100)); from jobs.cli import main; sys.exit(main(sys.argv[1:]))")
+    done = subprocess.run([sys.executable, "-c", limited, "gan", "sample", "--checkpoint",
+                           str(tmp_path / "gan/g/checkpoints/last.pt"), "--n", "4", "--out", str(tmp_path / "S"),
+                           "--device", "cpu"], capture_output=True, text=True, timeout=120)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ") and "00000.png" in lines[0] and "File too large" in lines[0]
+    assert not list(tmp_path.glob(".S.*")) and not (tmp_path / "S").exists()  # no half-written set left
+
+
+def test_models_list_each_models_options(capsys):
+    rows = json.loads(cifar("models", "tinycnn", "--json").out)
+    assert rows[0]["options"] == ["width", "dropout", "activation"]
+
+
 def test_nan_weights_are_never_scored(tmp_path, data):
     import torch
 

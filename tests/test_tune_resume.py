@@ -3,6 +3,7 @@ it restores the experiment, finished trials are not run again, and the results a
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -23,7 +24,9 @@ SPACE = {
     "optimizers": {"sgd": {"lr": {"loguniform": [1.0e-3, 0.3]}, "momentum": 0.9}},
     "fixed": {"run.eval_batch_size": 500},
 }
-TRIALS, MAX_EPOCHS = 4, 2
+# Two trials at a time and no early stopping (grace period = max epochs): the second pair starts when
+# the first has finished, and stays unfinished with checkpoints for four whole epochs: the kill's window.
+TRIALS, CONCURRENT, MAX_EPOCHS = 4, 2, 5
 
 
 def trial_epochs(exp_dir: Path) -> dict[str, list[int]]:
@@ -56,12 +59,12 @@ def killed(tmp_path_factory):
     from cifar_core.data import write_synthetic
 
     tmp = tmp_path_factory.mktemp("killed")
-    write_synthetic(tmp / "data", n_train=500, n_test=100, seed=0)
+    write_synthetic(tmp / "data", n_train=1500, n_test=100, seed=0)
     (tmp / "space.yaml").write_text(yaml.safe_dump(SPACE))
     with pytest.MonkeyPatch.context() as mp:
         ray_tmp = f"/tmp/rk{os.getpid()}"
         for key, value in {"RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": ray_tmp, "RAY_USAGE_STATS_ENABLED": "0",
-                           "HOME": str(tmp)}.items():
+                           "HOME": str(tmp), "TUNE_GLOBAL_CHECKPOINT_S": "0"}.items():  # state saved at every step
             mp.setenv(key, value)
         kill_when(tune_command(tmp / "results", tmp), tmp / "results" / "tune" / "killed", tmp / "first.log",
                   finished_and_checkpointed)
@@ -72,7 +75,8 @@ def killed(tmp_path_factory):
 
 def tune_command(results: Path, tmp: Path) -> list[str]:
     return [sys.executable, "-m", "jobs.cli", "tune", "--experiment", "killed", "--space", str(tmp / "space.yaml"),
-            "--num-samples", str(TRIALS), "--max-epochs", str(MAX_EPOCHS), "--max-concurrent", str(TRIALS),
+            "--num-samples", str(TRIALS), "--max-epochs", str(MAX_EPOCHS), "--grace-period", str(MAX_EPOCHS),
+            "--max-concurrent", str(CONCURRENT),
             "--cpus-per-trial", "0.5", "--batch-size", "50", "--data-dir", str(tmp / "data"),
             "--results-dir", str(results)]
 
@@ -105,10 +109,11 @@ def kill_when(command: list[str], exp_dir: Path, log: Path, ready, timeout_s: fl
                 pytest.fail(f"the search ended (rc {driver.returncode}) before it could be killed:\n{log.read_text()[-3000:]}")
             if time.monotonic() > deadline:
                 pytest.fail(f"not ready to kill after {timeout_s} s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+            time.sleep(0.1)
     finally:
         # The driver, Ray's local cluster and the trial workers all die together, as in a lost pod.
-        os.killpg(driver.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # already gone: the failure above says why
+            os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
 
 

@@ -1,0 +1,42 @@
+"""A cluster whose head dies under a running command: one `error:` line and exit 2, soon, instead of
+a minute of Ray's reconnection errors and a bare exit 1 (Ray's core worker ends a driver that lost
+its head after 60 s). Which line depends on what the driver notices first: its own raylet gone
+(here, where the driver shares the head's node, as on KubeRay) or a head that stops answering."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+from ray_cluster import REPO, wait_until
+
+pytestmark = pytest.mark.slow  # its own cluster, killed
+
+
+def test_a_command_whose_head_dies_ends_with_one_line(tmp_path, cluster_env, cluster_data):
+    from ray.cluster_utils import Cluster
+
+    head = Cluster(initialize_head=True, head_node_args={"num_cpus": 0}, connect=False)
+    head.add_node(num_cpus=1)  # the work's node outlives the head
+    try:
+        log = tmp_path / "gan.log"
+        command = [sys.executable, "-m", "jobs.cli", "gan", "train", "--run-name", "h", "--steps", "100000",
+                   "--batch-size", "16", "--ngf", "8", "--ndf", "8", "--log-every", "5", "--checkpoint-every", "5",
+                   "--device", "cpu", "--cpus", "1", "--gpus", "0", "--data-dir", str(cluster_data),
+                   "--results-dir", str(tmp_path / "results")]
+        process = subprocess.Popen(command, env={**cluster_env, "RAY_ADDRESS": head.address}, cwd=REPO,
+                                   stdout=log.open("w"), stderr=subprocess.STDOUT)
+        wait_until(lambda: (tmp_path / "results/gan/h/checkpoints/step_5.pt").exists(), "the run's first snapshot",
+                   process, log)
+        head.remove_node(head.head_node)
+        lost = time.monotonic()
+        process.wait(timeout=120)
+        errors = [line for line in log.read_text().splitlines() if line.startswith("error: ")]
+        assert process.returncode == 2 and len(errors) == 1, log.read_text()[-3000:]
+        assert "Ray lost the work" in errors[0] or "the Ray cluster's head stopped answering" in errors[0]
+        assert "run the same command again" in errors[0]
+        assert time.monotonic() - lost < 55  # before Ray's own 60 s
+    finally:
+        head.shutdown()
