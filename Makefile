@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine: `make demo` and `make test`.
-# `make image-test` (as root, 5-15 min) builds images/Dockerfile with buildah and runs the CLI in it
-# (images/image.mk, DEVELOPERS.md); CI runs it after `make test`.
+# CI (.ci/run) runs `make test-all` (every test, the slow tier included), then `make image-test`
+# (as root, 5-15 min: builds images/Dockerfile with buildah and runs the CLI in it; images/image.mk).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,7 +8,7 @@ CIFAR := $(VENV)/bin/cifar
 DEMO_DIR ?= demo-results
 STAMP := $(VENV)/.installed
 
-.PHONY: setup checkov browser demo test test-fast lint clean
+.PHONY: setup checkov browser demo test test-all lint clean
 
 setup: $(STAMP)
 
@@ -51,11 +51,13 @@ demo: setup
 # module-wide fixtures (a Ray cluster, a killed search) are made once.
 TEST_WORKERS ?= 2
 
+# `make test` is every test but the slow tier (pytest -m slow: real multi-node Ray clusters, killed
+# searches and drivers, a kill at every write boundary), which `make test-all` adds.
 test: setup checkov browser
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
-
-test-fast: setup checkov
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
+
+test-all: setup checkov browser
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: setup
 	$(VENV)/bin/ruff check cifar_core jobs tests bench

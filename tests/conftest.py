@@ -18,7 +18,8 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 # The longest modules, longest first (measured): two workers take whole modules (--dist loadfile),
 # and a long one started last would leave the other worker idle at the end.
 LONGEST = ("test_ray_cluster.py", "test_ray_pipeline.py", "test_tune_resume.py", "test_engine.py",
-           "test_fid_cli.py", "test_tune_search.py", "test_fault_injection.py", "test_bench_gpu.py")
+           "test_fid_cli.py", "test_tune_search.py", "test_fault_injection.py", "test_bench_gpu.py",
+           "test_fid.py", "test_probes.py")
 
 
 def pytest_collection_modifyitems(config, items):

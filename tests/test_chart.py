@@ -87,7 +87,7 @@ def objects(values: dict | None = None, release: str = RELEASE) -> list[dict]:
     out = []
     for source, text in render(values, release).items():
         if source.endswith(".yaml"):
-            out.extend(doc for doc in yaml.safe_load_all(text) if doc)
+            out.extend(doc for doc in yaml.load_all(text, Loader=yaml.CSafeLoader) if doc)
     return out
 
 
@@ -185,7 +185,7 @@ def test_no_batch_jobs_and_one_rayjob(scenario):
 def test_one_resource_per_template(scenario):
     for source, text in render(SCENARIOS[scenario]).items():
         if source.endswith(".yaml"):
-            assert len([d for d in yaml.safe_load_all(text) if d]) <= 1, source
+            assert len([d for d in yaml.load_all(text, Loader=yaml.CSafeLoader) if d]) <= 1, source
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -21,7 +21,7 @@ RWX = {"storage": {"data": {"storageClass": "nfs-client"}, "results": {"storageC
 def render(values: dict, release: str) -> list[dict]:
     with helm.Chart.load(str(CHART)) as chart:
         manifests = chart.render(values, name=release, namespace="ml")
-    return [d for s, t in manifests.items() if s.endswith(".yaml") for d in yaml.safe_load_all(t) if d]
+    return [d for s, t in manifests.items() if s.endswith(".yaml") for d in yaml.load_all(t, Loader=yaml.CSafeLoader) if d]
 
 
 def keys(objs: list[dict]) -> set[tuple[str, str]]:

@@ -84,7 +84,7 @@ def chart_copy(tmp_path: Path, version: str, app_version: str) -> Path:
 def render(chart: Path, values: dict) -> list[dict]:
     with helm.Chart.load(str(chart)) as loaded:
         manifests = loaded.render(values, name="cifar100", namespace="ml")
-    return [d for s, t in manifests.items() if s.endswith(".yaml") for d in yaml.safe_load_all(t) if d]
+    return [d for s, t in manifests.items() if s.endswith(".yaml") for d in yaml.load_all(t, Loader=yaml.CSafeLoader) if d]
 
 
 SCENARIOS = {

@@ -73,7 +73,7 @@ def rendered_manifests(values: dict) -> list[dict]:
     """The chart's objects, then every RayJob/RayCluster pod template as the Pod it becomes."""
     with helm.Chart.load(str(CHART)) as chart:
         manifests = chart.render(values, name="cifar100", namespace="ml")
-    docs = [d for s, t in manifests.items() if s.endswith(".yaml") for d in yaml.safe_load_all(t) if d]
+    docs = [d for s, t in manifests.items() if s.endswith(".yaml") for d in yaml.load_all(t, Loader=yaml.CSafeLoader) if d]
     pods = []
     for obj in docs:
         spec = obj.get("spec", {})  # a ServiceAccount has none

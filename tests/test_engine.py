@@ -85,6 +85,7 @@ def _train_args(synth_root: Path, results: Path, epochs: int, run: str = "r") ->
     )
 
 
+@pytest.mark.slow  # three CLI processes: interrupted, resumed, uninterrupted
 def test_sigterm_mid_epoch_exits_143_and_resume_matches_uninterrupted(synth_root, tmp_path):
     """Kubernetes' eviction through the real entry point: SIGTERM lands inside an epoch, the run
     checkpoints that step and exits 143; --resume ends equal to an uninterrupted run. (SIGKILL at

@@ -21,6 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fault_harness import KILLED  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a kill and a resume at every write boundary of two runs
+
 TIMINGS = {"wall_time_s", "train_time_s", "epoch_time_s", "steps_per_s", "run_dir"}
 
 

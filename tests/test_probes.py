@@ -229,6 +229,7 @@ time.sleep(300)
 """
 
 
+@pytest.mark.slow  # a local Ray started and killed
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="the reaper reads /proc (Linux)")
 def test_a_killed_driver_leaves_no_process_behind(tmp_path):
     from cifar_core.reaper import descendants

@@ -28,7 +28,7 @@ def helm_render(values: dict, release: str = "cifar100", namespace: str = "defau
     """The chart rendered directly by Helm's engine: the reference the dry run must equal."""
     with helm.Chart.load(str(CHART)) as chart:
         manifests = chart.render(values, name=release, namespace=namespace)
-    return [doc for source, text in manifests.items() if source.endswith(".yaml") for doc in yaml.safe_load_all(text) if doc]
+    return [doc for source, text in manifests.items() if source.endswith(".yaml") for doc in yaml.load_all(text, Loader=yaml.CSafeLoader) if doc]
 
 
 def _key(obj: dict) -> tuple:
@@ -42,7 +42,7 @@ def run(*args, env=None):
 def dry_run(*args) -> list[dict]:
     result = run("submit", *args, "--dry-run")
     assert result.exit_code == 0, result.output
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return [doc for doc in yaml.load_all(result.stdout, Loader=yaml.CSafeLoader) if doc]
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -57,7 +57,7 @@ def test_dry_run_equals_the_chart_render(stage):
 
 def test_dry_run_prints_in_creation_order():
     result = run("submit", "gan", "--dry-run", *RWX_SET, "--set", "ray.sharedCluster.enabled=true")
-    kinds = [doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc]
+    kinds = [doc["kind"] for doc in yaml.load_all(result.stdout, Loader=yaml.CSafeLoader) if doc]
     assert kinds == ["ServiceAccount", "Role", "RoleBinding", "PersistentVolumeClaim", "PersistentVolumeClaim", "Deployment",
                      "RayCluster", "RayJob"]
 

@@ -125,11 +125,12 @@ class FidInception(nn.Module):
 def build_fid_inception(state: Mapping[str, torch.Tensor], source: str = "weights") -> FidInception:
     """The FID Inception with `state` (pytorch-fid's weights file: torchvision Inception3 keys)
     loaded; keys or shapes that differ from pytorch-fid's FID Inception raise CifarError."""
-    network = FidInception()
+    with torch.device("meta"):  # shapes only: every tensor comes from `state` (no 2 s of random init)
+        network = FidInception()
     problem = describe_mismatch(network.inception.state_dict(), state)
     if problem:
         raise CifarError(f"{source} is not pytorch-fid's FID Inception weights: {problem}")
-    network.inception.load_state_dict(state)
+    network.inception.load_state_dict(state, assign=True)
     return network
 
 
