@@ -21,7 +21,7 @@ def test_gpu_bench_script_runs_every_part_in_tiny_mode(tmp_path):
     env = {**os.environ, "CIFAR_FID_WEIGHTS": str(weights), "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path)}
     env.pop("CIFAR_DATA_DIR", None)
     done = subprocess.run(["bash", "bench/gpu.sh", "--tiny", str(out)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     assert report["tiny"] is True and report["data"]["synthetic"] is True

@@ -99,7 +99,7 @@ def test_sigterm_mid_epoch_exits_143_and_resume_matches_uninterrupted(synth_root
     # SIGTERM once step 30 is done: inside epoch 2 (1,600 images in batches of 64: 25 steps an epoch).
     stop = [sys.executable, str(REPO / "tests" / "sigterm_at.py"), "30", *_train_args(synth_root, tmp_path / "b", epochs)[3:]]
     done = subprocess.run(stop, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                          timeout=300)
+                          timeout=1200)
     assert done.returncode == 143, done.stderr
     assert "preempted: stopped by SIGTERM after step 31" in done.stderr and "Traceback" not in done.stderr
     stopped = load_checkpoint(tmp_path / "b" / "train" / "r" / "last.pt")

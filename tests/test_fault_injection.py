@@ -35,7 +35,7 @@ def tiny_data(tmp_path_factory) -> Path:
 
 def run_harness(mode: str, data: Path, out: Path) -> tuple[list, dict]:
     done = subprocess.run([sys.executable, str(REPO / "tests" / "fault_harness.py"), mode, str(data), str(out)],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+                          cwd=REPO, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     statuses = json.loads((out / "statuses.json").read_text())
     assert statuses.pop("ref") == 0, done.stderr[-3000:]

@@ -97,7 +97,7 @@ def finished_and_checkpointed(exp_dir: Path) -> bool:
     return exp_dir.is_dir() and bool(finished_trials(exp_dir)) and len(checkpointed_unfinished(exp_dir)) >= 2
 
 
-def kill_when(command: list[str], exp_dir: Path, log: Path, ready, timeout_s: float = 240) -> None:
+def kill_when(command: list[str], exp_dir: Path, log: Path, ready, timeout_s: float = 1200) -> None:
     """Start the driver in its own process group; SIGKILL the whole group once `ready(exp_dir)`."""
     with open(log, "wb") as out:
         driver = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
@@ -129,7 +129,7 @@ def test_a_killed_search_resumes_each_trial_where_it_can_and_completes(tmp_path,
     for checkpoint in (exp_dir / lost).glob("checkpoint_*"):
         shutil.rmtree(checkpoint)
 
-    rerun = subprocess.run(tune_command, capture_output=True, text=True, timeout=300,
+    rerun = subprocess.run(tune_command, capture_output=True, text=True, timeout=1200,
                            cwd=Path(__file__).resolve().parents[1])
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert "resuming experiment killed" in rerun.stderr
