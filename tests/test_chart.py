@@ -15,6 +15,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from helpers import manifest_objects
 
 from jobs.chart import STAGES  # every stage the chart runs: the pipeline's, and the pipeline itself
 
@@ -84,11 +85,7 @@ def render(values: dict | None = None, release: str = RELEASE) -> dict[str, str]
 
 
 def objects(values: dict | None = None, release: str = RELEASE) -> list[dict]:
-    out = []
-    for source, text in render(values, release).items():
-        if source.endswith(".yaml"):
-            out.extend(doc for doc in yaml.load_all(text, Loader=yaml.CSafeLoader) if doc)
-    return out
+    return manifest_objects(render(values, release))
 
 
 def by_kind(values: dict | None = None) -> dict[str, dict]:

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import helm_python as helm
 import pytest
-import yaml
+from helpers import helm_objects
 
 from jobs.chart import STAGES
 
@@ -19,9 +18,7 @@ RWX = {"storage": {"data": {"storageClass": "nfs-client"}, "results": {"storageC
 
 
 def render(values: dict, release: str) -> list[dict]:
-    with helm.Chart.load(str(CHART)) as chart:
-        manifests = chart.render(values, name=release, namespace="ml")
-    return [d for s, t in manifests.items() if s.endswith(".yaml") for d in yaml.load_all(t, Loader=yaml.CSafeLoader) if d]
+    return helm_objects(CHART, values, release)
 
 
 def keys(objs: list[dict]) -> set[tuple[str, str]]:

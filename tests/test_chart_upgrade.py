@@ -8,9 +8,9 @@ import copy
 import shutil
 from pathlib import Path
 
-import helm_python as helm
 import pytest
 import yaml
+from helpers import helm_objects
 
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "cifar100"
@@ -82,9 +82,7 @@ def chart_copy(tmp_path: Path, version: str, app_version: str) -> Path:
 
 
 def render(chart: Path, values: dict) -> list[dict]:
-    with helm.Chart.load(str(chart)) as loaded:
-        manifests = loaded.render(values, name="cifar100", namespace="ml")
-    return [d for s, t in manifests.items() if s.endswith(".yaml") for d in yaml.load_all(t, Loader=yaml.CSafeLoader) if d]
+    return helm_objects(chart, values)
 
 
 SCENARIOS = {

@@ -17,9 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import helm_python as helm
 import pytest
 import yaml
+from helpers import helm_objects
 
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "cifar100"
@@ -71,9 +71,7 @@ def failures(reports: list[dict]) -> list[str]:
 
 def rendered_manifests(values: dict) -> list[dict]:
     """The chart's objects, then every RayJob/RayCluster pod template as the Pod it becomes."""
-    with helm.Chart.load(str(CHART)) as chart:
-        manifests = chart.render(values, name="cifar100", namespace="ml")
-    docs = [d for s, t in manifests.items() if s.endswith(".yaml") for d in yaml.load_all(t, Loader=yaml.CSafeLoader) if d]
+    docs = helm_objects(CHART, values)
     pods = []
     for obj in docs:
         spec = obj.get("spec", {})  # a ServiceAccount has none

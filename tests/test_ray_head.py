@@ -33,10 +33,13 @@ def test_a_command_whose_head_dies_ends_with_one_line(tmp_path, cluster_env, clu
         head.remove_node(head.head_node)
         lost = time.monotonic()
         process.wait(timeout=600)
+        # Exit 2 with our one line is what shows it came first: left to Ray, the driver is ended after
+        # 60 s by Ray itself, with Ray's errors and no such line. No wall-clock bound: seconds stretch
+        # on a loaded machine (the time is in the failure message).
+        seconds = round(time.monotonic() - lost)
         errors = [line for line in log.read_text().splitlines() if line.startswith("error: ")]
-        assert process.returncode == 2 and len(errors) == 1, log.read_text()[-3000:]
+        assert process.returncode == 2 and len(errors) == 1, (process.returncode, seconds, log.read_text()[-3000:])
         assert "Ray lost the work" in errors[0] or "the Ray cluster's head stopped answering" in errors[0]
         assert "run the same command again" in errors[0]
-        assert time.monotonic() - lost < 55  # before Ray's own 60 s
     finally:
         head.shutdown()

@@ -11,6 +11,7 @@ import helm_python as helm
 import pytest
 import yaml
 from click.testing import CliRunner
+from helpers import helm_objects
 
 from jobs import chart, cluster
 from jobs.cli import cli
@@ -26,9 +27,7 @@ RWX = {"storage": {"data": {"storageClass": "nfs-client"}, "results": {"storageC
 
 def helm_render(values: dict, release: str = "cifar100", namespace: str = "default") -> list[dict]:
     """The chart rendered directly by Helm's engine: the reference the dry run must equal."""
-    with helm.Chart.load(str(CHART)) as chart:
-        manifests = chart.render(values, name=release, namespace=namespace)
-    return [doc for source, text in manifests.items() if source.endswith(".yaml") for doc in yaml.load_all(text, Loader=yaml.CSafeLoader) if doc]
+    return helm_objects(CHART, values, release, namespace)
 
 
 def _key(obj: dict) -> tuple:
