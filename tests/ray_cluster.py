@@ -39,9 +39,9 @@ def wait_until(condition, what: str, process: subprocess.Popen, log: Path):
     return value
 
 
-def finish(process: subprocess.Popen, log: Path) -> str:
+def finish(process: subprocess.Popen, log: Path, timeout_s: float = TIMEOUT_S) -> str:
     try:
-        process.wait(timeout=TIMEOUT_S)
+        process.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         process.kill()
         pytest.fail(f"timed out:\n{log.read_text()[-3000:]}")

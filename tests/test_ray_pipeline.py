@@ -12,7 +12,12 @@ from ray_cluster import cifar, finish, worker_ids
 
 pytestmark = pytest.mark.slow  # a Ray cluster of three raylets and every stage of the study
 
+# Two minutes on a quiet 2-core machine; with two CPU-bound processes and another Ray cluster beside
+# it, its first run took over 20 (the FID stage's Inception alone 10): a deadline for hangs only.
+STUDY_TIMEOUT_S = 2400
 
+
+@pytest.mark.timeout(2 * STUDY_TIMEOUT_S + 600)
 def test_smoke_pipeline_on_the_cluster_runs_every_stage_on_worker_nodes_and_resumes(tmp_path, cluster_env, cluster):
     """Every real stage (synthetic data, the search, retraining, the recipes and the ablation, the
     DCGAN, both FID protocols with a test-made Inception weights file, the report), shrunk to
@@ -37,7 +42,8 @@ def test_smoke_pipeline_on_the_cluster_runs_every_stage_on_worker_nodes_and_resu
     for override in overrides:
         args += ["--set", override]
     env = {**cluster_env, "CIFAR_FID_WEIGHTS": str(tmp_path / "inception.pth")}
-    output = finish(cifar(args, env, cluster, tmp_path / "first.log", cwd=tmp_path), tmp_path / "first.log")
+    output = finish(cifar(args, env, cluster, tmp_path / "first.log", cwd=tmp_path), tmp_path / "first.log",
+                    STUDY_TIMEOUT_S)
     results = tmp_path / "results"
 
     assert "SYNTHETIC" in output  # said plainly
@@ -65,7 +71,8 @@ def test_smoke_pipeline_on_the_cluster_runs_every_stage_on_worker_nodes_and_resu
     assert_fixture_has_the_shape_of(results)
 
     (results / "retrain" / "smoke" / "summary.json").unlink()  # as if killed during retraining
-    finish(cifar(args, env, cluster, tmp_path / "second.log", cwd=tmp_path), tmp_path / "second.log")
+    finish(cifar(args, env, cluster, tmp_path / "second.log", cwd=tmp_path), tmp_path / "second.log",
+           STUDY_TIMEOUT_S)
     again = json.loads((results / "pipeline" / "smoke" / "summary.json").read_text())
     assert [(s["stage"], s["status"]) for s in again["stages"]] == [
         (s.name, "ran" if s.name in ("data", "retrain") else "skipped") for s in STAGES]
