@@ -18,6 +18,10 @@ import pytest
 import yaml
 
 pytestmark = pytest.mark.slow  # real Ray Tune searches: about a minute on a 2-core CPU
+# Deadlines for hangs only. With two CPU-bound processes beside the suite the rerun took 1,075 s:
+# Tune tries to restore the trial whose checkpoint is gone 1 + TRIAL_RESTARTS times, minutes each
+# (a new Ray worker imports torch), before the search restarts it from scratch.
+RERUN_TIMEOUT_S = 2400
 
 SPACE = {
     "models": [{"names": ["tinycnn"]}],
@@ -117,6 +121,7 @@ def kill_when(command: list[str], exp_dir: Path, log: Path, ready, timeout_s: fl
         driver.wait()
 
 
+@pytest.mark.timeout(RERUN_TIMEOUT_S + 1200)  # and the killed search of the fixture
 def test_a_killed_search_resumes_each_trial_where_it_can_and_completes(tmp_path, killed):
     """The same command after the kill: finished trials run not an epoch more, a trial with its
     checkpoint continues from its epoch, and a trial whose checkpoint is gone starts over. (Tune
@@ -129,7 +134,7 @@ def test_a_killed_search_resumes_each_trial_where_it_can_and_completes(tmp_path,
     for checkpoint in (exp_dir / lost).glob("checkpoint_*"):
         shutil.rmtree(checkpoint)
 
-    rerun = subprocess.run(tune_command, capture_output=True, text=True, timeout=1200,
+    rerun = subprocess.run(tune_command, capture_output=True, text=True, timeout=RERUN_TIMEOUT_S,
                            cwd=Path(__file__).resolve().parents[1])
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert "resuming experiment killed" in rerun.stderr
