@@ -12,6 +12,11 @@ import torch
 # Two cores, several processes: one torch thread each keeps tests from oversubscribing.
 torch.set_num_threads(1)
 
+# Ray starts its workers at nice 15 (its own services stay responsive). Beside CPU-bound work at
+# nice 0 (a busy CI machine) such a worker gets ~3% of a core and a Ray test runs ten times longer:
+# the tests' Ray workers compete as the test process itself does. (Ray's job supervisor runs at 0 too.)
+os.environ.setdefault("RAY_worker_niceness", "0")
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
