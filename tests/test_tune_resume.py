@@ -28,8 +28,8 @@ SPACE = {
     "optimizers": {"sgd": {"lr": {"loguniform": [1.0e-3, 0.3]}, "momentum": 0.9}},
     "fixed": {"run.eval_batch_size": 500},
 }
-# Two trials at a time and no early stopping (grace period = max epochs): the second pair starts when
-# the first has finished, and stays unfinished with checkpoints for four whole epochs: the kill's window.
+# Two trials at a time and no early stopping (grace period = max epochs): the second pair starts as
+# the first finishes, and stays unfinished with checkpoints for three whole epochs: the kill's window.
 TRIALS, CONCURRENT, MAX_EPOCHS = 4, 2, 5
 
 
@@ -92,8 +92,16 @@ def copy_of_killed(killed: Path, tmp_path: Path) -> tuple[Path, list[str]]:
 
 
 def checkpointed_unfinished(exp_dir: Path) -> list[str]:
+    """Trials with a checkpoint and at least one epoch still to run. Judged by the checkpoint's own
+    number, not by Tune's saved state alone: that state lags, and a trial that has just finished
+    would count as unfinished at the kill (two trials at a time run in step on a fair machine)."""
     done = finished_trials(exp_dir)
-    return sorted(d.name for d in exp_dir.iterdir() if d.is_dir() and d.name not in done and any(d.glob("checkpoint_*")))
+
+    def last_checkpoint(trial: Path) -> int:  # checkpoint_00000k: after epoch k + 1
+        return max((int(c.name.rpartition("_")[2]) for c in trial.glob("checkpoint_*")), default=-1)
+
+    return sorted(d.name for d in exp_dir.iterdir()
+                  if d.is_dir() and d.name not in done and 0 <= last_checkpoint(d) < MAX_EPOCHS - 1)
 
 
 def finished_and_checkpointed(exp_dir: Path) -> bool:
