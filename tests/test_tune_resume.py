@@ -91,22 +91,25 @@ def copy_of_killed(killed: Path, tmp_path: Path) -> tuple[Path, list[str]]:
     return tmp_path / "results" / "tune" / "killed", tune_command(tmp_path / "results", killed)
 
 
-def checkpointed_unfinished(exp_dir: Path) -> list[str]:
-    """Trials with a checkpoint and at least one epoch still to run. Judged by the checkpoint's own
-    number, not by Tune's saved state alone: that state lags, and a trial that has just finished
-    would count as unfinished at the kill (two trials at a time run in step on a fair machine)."""
+def checkpointed_unfinished(exp_dir: Path, epochs_left: int = 1) -> list[str]:
+    """Trials with a checkpoint and at least `epochs_left` epochs still to run. Judged by the
+    checkpoint's own number, not by Tune's saved state alone: that state lags, and a trial that has
+    just finished would count as unfinished at the kill (two trials at a time run in step)."""
     done = finished_trials(exp_dir)
 
     def last_checkpoint(trial: Path) -> int:  # checkpoint_00000k: after epoch k + 1
         return max((int(c.name.rpartition("_")[2]) for c in trial.glob("checkpoint_*")), default=-1)
 
     return sorted(d.name for d in exp_dir.iterdir()
-                  if d.is_dir() and d.name not in done and 0 <= last_checkpoint(d) < MAX_EPOCHS - 1)
+                  if d.is_dir() and d.name not in done and 0 <= last_checkpoint(d) < MAX_EPOCHS - epochs_left)
 
 
 def finished_and_checkpointed(exp_dir: Path) -> bool:
-    """A finished trial, and two unfinished ones with a checkpoint: one to lose, one to resume."""
-    return exp_dir.is_dir() and bool(finished_trials(exp_dir)) and len(checkpointed_unfinished(exp_dir)) >= 2
+    """A finished trial, and two unfinished ones with a checkpoint: one to lose, one to resume. Two
+    epochs left at the check, because a worker may persist one more checkpoint while the kill lands
+    (seen under load: a trial's last checkpoint written 0.4 s after the state the check had read)."""
+    return (exp_dir.is_dir() and bool(finished_trials(exp_dir))
+            and len(checkpointed_unfinished(exp_dir, epochs_left=2)) >= 2)
 
 
 def kill_when(command: list[str], exp_dir: Path, log: Path, ready, timeout_s: float = 1200) -> None:
