@@ -41,6 +41,12 @@ def in_pod(tmp_path, monkeypatch):
         kube.__exit__(None, None, None)
 
 
+def reason(account) -> str | None:
+    """The line, with a minute for the API: these tests are about what it says. (Beside CPU-bound work an
+    answer of this in-process server once took over the product's 5 s; giving up has its own tests.)"""
+    return pending_pods_reason(account, timeout_s=60)
+
+
 def cluster_with(*pods, events=()):
     kube = gke()
     kube.put("v1", "pods", "ml", ray_pod(HEAD, CLUSTER, "head", "headgroup"))
@@ -64,7 +70,7 @@ def test_an_unschedulable_gpu_worker_is_named_with_the_schedulers_words(in_pod):
                                 event(HEAD, "Unhealthy", "Readiness probe failed", at="2026-12-05T09:00:00Z"),  # the head: not a worker
                                 event("other-cluster-gpu-worker-aaaaa", "FailedScheduling", "elsewhere", at="2026-12-05T10:00:00Z")])
     account = in_pod(kube)
-    assert pending_pods_reason(account) == f"pod {GPU_WORKER}: FailedScheduling: {UNSCHEDULABLE}"
+    assert reason(account) == f"pod {GPU_WORKER}: FailedScheduling: {UNSCHEDULABLE}"
 
 
 @pytest.mark.parametrize(("waiting", "expected"), [
@@ -78,7 +84,7 @@ def test_an_unschedulable_gpu_worker_is_named_with_the_schedulers_words(in_pod):
 def test_a_worker_that_cannot_start_is_named_with_the_runtimes_words(in_pod, waiting, expected):
     kube = cluster_with(ray_pod(GPU_WORKER, CLUSTER, "worker", "gpu", phase="Pending", waiting=waiting),
                         events=[event(GPU_WORKER, "Pulling", "Pulling image", kind="Normal")])
-    line = pending_pods_reason(in_pod(kube))
+    line = reason(in_pod(kube))
     assert line.startswith(f"pod {GPU_WORKER}: {expected}"), line
     assert "\n" not in line
     if waiting[0] == "RunContainerError":
@@ -88,24 +94,24 @@ def test_a_worker_that_cannot_start_is_named_with_the_runtimes_words(in_pod, wai
 def test_events_of_workers_the_autoscaler_already_removed_still_count(in_pod):
     gone = f"{CLUSTER}-gpu-worker-zz9yx"
     kube = cluster_with(events=[event(gone, "FailedScheduling", "0/2 nodes are available: 2 Insufficient nvidia.com/gpu.")])
-    assert pending_pods_reason(in_pod(kube)) == f"pod {gone}: FailedScheduling: 0/2 nodes are available: 2 Insufficient nvidia.com/gpu."
+    assert reason(in_pod(kube)) == f"pod {gone}: FailedScheduling: 0/2 nodes are available: 2 Insufficient nvidia.com/gpu."
 
 
 def test_no_worker_at_all_is_said_so(in_pod):
-    assert pending_pods_reason(in_pod(cluster_with())) == (
+    assert reason(in_pod(cluster_with())) == (
         f"no worker pod of Ray cluster {CLUSTER} exists in namespace ml (the autoscaler has asked for none, or removed them)")
 
 
 def test_running_workers_leave_nothing_to_say(in_pod):
     kube = cluster_with(ray_pod(GPU_WORKER, CLUSTER, "worker", "gpu"),
                         events=[event(GPU_WORKER, "FailedScheduling", "an old event, since resolved")])
-    assert pending_pods_reason(in_pod(kube)) is None
+    assert reason(in_pod(kube)) is None
 
 
 def test_no_right_to_read_events_is_a_line_not_an_exception(in_pod):
     kube = cluster_with(ray_pod(GPU_WORKER, CLUSTER, "worker", "gpu", phase="Pending"))
     kube.forbidden.add(("GET", r"/events$"))
-    line = pending_pods_reason(in_pod(kube))
+    line = reason(in_pod(kube))
     assert line.startswith("the worker pods' events could not be read: 403 "), line
     assert "events is forbidden" in line
 
@@ -125,14 +131,14 @@ def test_an_unreachable_api_is_a_line_within_seconds(in_pod, monkeypatch):
 def test_a_slow_api_is_given_up_on(in_pod):
     kube = cluster_with()
     account = in_pod(kube)
-    kube.delay_s = 3
+    kube.delay_s = 30
     start = time.monotonic()
     line = pending_pods_reason(account, timeout_s=1)
-    assert time.monotonic() - start < 3
+    assert time.monotonic() - start < 15  # gave up long before the answer, on a loaded machine too
     assert line.startswith("the worker pods' events could not be read: "), line
 
 
 def test_without_kuberays_cluster_name_it_says_so(in_pod, monkeypatch):
     account = in_pod(cluster_with())
     monkeypatch.delenv("RAY_CLUSTER_NAME")
-    assert "RAY_CLUSTER_NAME is not set" in pending_pods_reason(account)
+    assert "RAY_CLUSTER_NAME is not set" in reason(account)
