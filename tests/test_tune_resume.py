@@ -91,35 +91,63 @@ def copy_of_killed(killed: Path, tmp_path: Path) -> tuple[Path, list[str]]:
     return tmp_path / "results" / "tune" / "killed", tune_command(tmp_path / "results", killed)
 
 
-def checkpointed_unfinished(exp_dir: Path, epochs_left: int = 1) -> list[str]:
-    """Trials with a checkpoint and at least `epochs_left` epochs still to run. Judged by the
-    checkpoint's own number, not by Tune's saved state alone: that state lags, and a trial that has
-    just finished would count as unfinished at the kill (two trials at a time run in step)."""
+def checkpointed_unfinished(exp_dir: Path) -> list[str]:
+    """Trials with a checkpoint and at least one epoch still to run. Judged by the checkpoint's own
+    number, not by Tune's saved state alone: that state lags, and a trial that has just finished
+    would count as unfinished at the kill (two trials at a time run in step)."""
     done = finished_trials(exp_dir)
 
     def last_checkpoint(trial: Path) -> int:  # checkpoint_00000k: after epoch k + 1
         return max((int(c.name.rpartition("_")[2]) for c in trial.glob("checkpoint_*")), default=-1)
 
     return sorted(d.name for d in exp_dir.iterdir()
-                  if d.is_dir() and d.name not in done and 0 <= last_checkpoint(d) < MAX_EPOCHS - epochs_left)
+                  if d.is_dir() and d.name not in done and 0 <= last_checkpoint(d) < MAX_EPOCHS - 1)
 
 
 def finished_and_checkpointed(exp_dir: Path) -> bool:
-    """A finished trial, and two unfinished ones with a checkpoint: one to lose, one to resume. Two
-    epochs left at the check, because a worker may persist one more checkpoint while the kill lands
-    (seen under load: a trial's last checkpoint written 0.4 s after the state the check had read)."""
-    return (exp_dir.is_dir() and bool(finished_trials(exp_dir))
-            and len(checkpointed_unfinished(exp_dir, epochs_left=2)) >= 2)
+    """A finished trial, and two unfinished ones with a checkpoint: one to lose, one to resume."""
+    return exp_dir.is_dir() and bool(finished_trials(exp_dir)) and len(checkpointed_unfinished(exp_dir)) >= 2
+
+
+def freeze(root: int) -> list[int]:
+    """SIGSTOP `root` and every process below it, looked up until no new one appears: nothing writes
+    while the test reads. (Ray's processes are the driver's children but not all in its process group.)"""
+    from cifar_core.reaper import descendants
+
+    stopped: list[int] = []
+    todo = [root]
+    while todo:
+        for pid in todo:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+            stopped.append(pid)
+        todo = [pid for pid in descendants(root) if pid not in stopped]
+    return stopped
+
+
+def signal_each(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
 
 
 def kill_when(command: list[str], exp_dir: Path, log: Path, ready, timeout_s: float = 1200) -> None:
-    """Start the driver in its own process group; SIGKILL the whole group once `ready(exp_dir)`."""
+    """Start the driver in its own process group; SIGKILL it and every process below it once
+    `ready(exp_dir)` holds with all of them frozen. (Read while they ran, the files changed before the
+    kill landed: a worker persisted its last checkpoint 0.4 s after the state the check had read.)"""
     with open(log, "wb") as out:
         driver = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                   cwd=Path(__file__).resolve().parents[1])
     deadline = time.monotonic() + timeout_s
+    stopped: list[int] = []
     try:
-        while not ready(exp_dir):
+        while True:
+            if ready(exp_dir):
+                stopped = freeze(driver.pid)
+                if ready(exp_dir):  # with nothing running: exactly what the kill leaves
+                    break
+                signal_each(stopped, signal.SIGCONT)
+                stopped = []
             if driver.poll() is not None:
                 pytest.fail(f"the search ended (rc {driver.returncode}) before it could be killed:\n{log.read_text()[-3000:]}")
             if time.monotonic() > deadline:
@@ -127,6 +155,7 @@ def kill_when(command: list[str], exp_dir: Path, log: Path, ready, timeout_s: fl
             time.sleep(0.1)
     finally:
         # The driver, Ray's local cluster and the trial workers all die together, as in a lost pod.
+        signal_each(stopped, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):  # already gone: the failure above says why
             os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
