@@ -109,6 +109,12 @@ def finished_and_checkpointed(exp_dir: Path) -> bool:
     return exp_dir.is_dir() and bool(finished_trials(exp_dir)) and len(checkpointed_unfinished(exp_dir)) >= 2
 
 
+def signal_each(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
 def freeze(root: int) -> list[int]:
     """SIGSTOP `root` and every process below it, looked up until no new one appears: nothing writes
     while the test reads. (Ray's processes are the driver's children but not all in its process group.)"""
@@ -117,18 +123,10 @@ def freeze(root: int) -> list[int]:
     stopped: list[int] = []
     todo = [root]
     while todo:
-        for pid in todo:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGSTOP)
-            stopped.append(pid)
+        signal_each(todo, signal.SIGSTOP)
+        stopped += todo
         todo = [pid for pid in descendants(root) if pid not in stopped]
     return stopped
-
-
-def signal_each(pids: list[int], sig: signal.Signals) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
 
 
 def kill_when(command: list[str], exp_dir: Path, log: Path, ready, timeout_s: float = 1200) -> None:
