@@ -61,6 +61,15 @@ def descendants(root: int) -> dict[int, str]:
     return found
 
 
+def signal_each(pids: list[int], sig: signal.Signals) -> None:
+    """Send `sig` to each of `pids`; one that is gone (or whose pid another user's process now has) is skipped."""
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+
+
 def _start_time(pid: int) -> str | None:
     try:
         return (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[19]
@@ -85,11 +94,7 @@ def main(driver: int) -> None:
         return
     for sig in (signal.SIGTERM, signal.SIGKILL):
         alive = [pid for pid, start in seen.items() if _start_time(pid) == start]
-        for pid in alive:
-            try:
-                os.kill(pid, sig)
-            except OSError:
-                pass
+        signal_each(alive, sig)
         if not alive:
             return
         time.sleep(3)

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cifar_core.reaper import descendants, signal_each
+
 pytestmark = pytest.mark.slow  # real Ray Tune searches: about a minute on a 2-core CPU
 # Deadlines for hangs only. With two CPU-bound processes beside the suite the rerun took 1,075 s:
 # Tune tries to restore the trial whose checkpoint is gone 1 + TRIAL_RESTARTS times, minutes each
@@ -109,17 +111,9 @@ def finished_and_checkpointed(exp_dir: Path) -> bool:
     return exp_dir.is_dir() and bool(finished_trials(exp_dir)) and len(checkpointed_unfinished(exp_dir)) >= 2
 
 
-def signal_each(pids: list[int], sig: signal.Signals) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-
-
 def freeze(root: int) -> list[int]:
     """SIGSTOP `root` and every process below it, looked up until no new one appears: nothing writes
     while the test reads. (Ray's processes are the driver's children but not all in its process group.)"""
-    from cifar_core.reaper import descendants
-
     stopped: list[int] = []
     todo = [root]
     while todo:
