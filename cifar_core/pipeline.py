@@ -19,18 +19,10 @@ from typing import Any
 
 from cifar_core.atomic import atomic_write_json, read_json, read_jsonl
 from cifar_core.errors import CifarError, ConfigError, DataError, Interrupted, Preempted
-from cifar_core.execution import (
-    Done,
-    InProcess,
-    OnRay,
-    PendingTimeout,
-    Resources,
-    check_feasible,
-    ray_session,
-    runner,
-    submit_stage,
-    work_span_s,
-)
+from cifar_core.execution.capacity import check_feasible
+from cifar_core.execution.resources import Resources
+from cifar_core.execution.runners import Done, InProcess, OnRay, submit_stage, work_span_s
+from cifar_core.execution.session import PendingTimeout, work_session
 from cifar_core.fields import at_least, check_fields, setting, to_mapping, with_overrides
 from cifar_core.gan.config import GanTrainConfig
 from cifar_core.layout import Results
@@ -504,12 +496,11 @@ def run_pipeline(profile: str, data_dir: str | Path, results_dir: str | Path, de
             ctx.resources(stage.name).device(device)
     started = time.monotonic()
     with RunLock(ctx.results.pipeline(profile), what="pipeline"):
-        if not with_ray:
-            return _run(ctx, stages, None, started)
         runs: dict[str, _StageRun] = {}
-        with ray_session(pending_timeout, explain, lambda: _log_standing(ctx, runs)) as watch:
-            ctx.work = runner(True, watch)
-            return _run(ctx, stages, watch, started, runs)
+        with work_session(with_ray, pending_timeout=pending_timeout, explain=explain,
+                          standing=lambda: _log_standing(ctx, runs)) as work:
+            ctx.work = work
+            return _run(ctx, stages, getattr(work, "watch", None), started, runs)
 
 
 @dataclass

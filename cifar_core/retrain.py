@@ -19,7 +19,8 @@ from cifar_core.config import TrainConfig
 from cifar_core.data.augment_config import AUGMENT_PRESETS, resolve_augment
 from cifar_core.device import BF16_DEVICE_TYPES
 from cifar_core.errors import ConfigError
-from cifar_core.execution import InProcess, OnRay, Resources, submit_stage
+from cifar_core.execution.resources import Resources
+from cifar_core.execution.runners import InProcess, OnRay, submit_stage
 from cifar_core.fields import at_least, check_fields, require, setting
 from cifar_core.figures import pyplot, save_figure
 from cifar_core.layout import Results

@@ -86,7 +86,7 @@ def fid_cmd(fake, checkpoint, snapshot_run, step, run_dir, split, weights, n, se
     later runs only pass the generated images through Inception. Writes summary.json. With Ray
     (RAY_ADDRESS, or --ray) the scoring is one Ray task with --cpus and --gpus.
     """
-    from cifar_core.execution import run_stage
+    from cifar_core.execution.runners import run_stage
     from cifar_core.fid import scoring
     from cifar_core.layout import Results
     from cifar_core.names import check_name

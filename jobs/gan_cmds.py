@@ -42,7 +42,7 @@ def train_cmd(run_name, device, data_dir, results_dir, resume, cpus, gpus, ray_f
     (RAY_ADDRESS, or --ray) it is one Ray task with --cpus and --gpus, run again on another node,
     from last.pt, if its node dies.
     """
-    from cifar_core.execution import run_stage
+    from cifar_core.execution.runners import run_stage
     from cifar_core.fields import nest
     from cifar_core.gan.train import train_gan
     from cifar_core.layout import Results

@@ -24,17 +24,15 @@ def check_cmd(device, gpus, ray_flag, pending_timeout, model) -> None:
     node takes it within --pending-timeout, it fails naming why (the worker pods' last scheduling
     or start-up event).
     """
-    from contextlib import nullcontext
-
-    from cifar_core.execution import Resources, check_feasible, ray_session, run_stage, runner, use_ray
+    from cifar_core.execution.resources import Resources
+    from cifar_core.execution.runners import run_stage
+    from cifar_core.execution.session import use_ray, work_session
     from cifar_core.gpu_check import probe, report_lines
     from jobs.work_options import explain_pending
 
     resources = Resources(1.0, (0.0 if device == "cpu" else 1.0) if gpus is None else gpus).checked("resources")
-    with_ray = use_ray(ray_flag)
-    with ray_session(pending_timeout, explain_pending) if with_ray else nullcontext() as watch:
-        if with_ray:
-            check_feasible({"each check task": resources})
-        info = run_stage(runner(with_ray, watch), probe, name="check", resources=resources, device=device, model=model)
+    with work_session(use_ray(ray_flag), pending_timeout=pending_timeout, explain=explain_pending,
+                      feasible={"each check task": resources}) as work:
+        info = run_stage(work, probe, name="check", resources=resources, device=device, model=model)
     for line in report_lines(info):
         click.echo(line)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from cifar_core.errors import CifarError
+from cifar_core.quantity import quantity
 from jobs.cluster import RESOURCES, api_message, get_json, rayjob_state, read_rayjob
 
 # The image's torch is a CUDA 13.0 build: NVIDIA's R580 drivers are the first to run it.
@@ -301,18 +302,6 @@ def _drivers(gpu_nodes: list[dict], report: Report) -> None:
 
 
 # --- node arithmetic ---
-
-
-def quantity(value) -> float:
-    """A Kubernetes quantity ("3920m", "13948519Ki", "26Gi", "1e3", 2) as a number (cores, bytes)."""
-    text = str(value).strip()
-    match = re.fullmatch(r"([0-9.]+(?:[eE][-+]?[0-9]+)?)([a-zA-Z]*)", text)
-    if not match:
-        return 0.0
-    number, suffix = float(match.group(1)), match.group(2)
-    binary = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
-    decimal = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15}
-    return number * (binary.get(suffix) or decimal.get(suffix, 0))
 
 
 def _cores(value: float) -> str:

@@ -5,7 +5,7 @@ task reserves, and how long work may wait for a node. One definition, so `retrai
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 import click
 
@@ -48,18 +48,17 @@ def stage_work(stage: str, ray_flag: bool | None, cpus: float | None, gpus: floa
                pending_timeout: float | None) -> Iterator[tuple]:
     """(runner, Resources) for a single stage's command, inside a Ray session when it runs on Ray.
     Unset resources are the pipeline's for that stage (a GPU share only where there are GPUs)."""
-    from cifar_core.execution import Resources, default_gpus, ray_session, runner, use_ray
+    from cifar_core.execution.capacity import check_feasible, default_gpus
+    from cifar_core.execution.resources import Resources
+    from cifar_core.execution.session import use_ray, work_session
     from cifar_core.pipeline import stage_resources
 
     with_ray = use_ray(ray_flag)
-    session = ray_session(pending_timeout, explain_pending) if with_ray else nullcontext()
-    with session as watch:
+    with work_session(with_ray, pending_timeout=pending_timeout, explain=explain_pending) as work:
         default = stage_resources(stage)
         if gpus is None:
             gpus = default.gpus if default_gpus(with_ray) else 0.0
         resources = Resources(default.cpus if cpus is None else cpus, gpus).checked("--cpus/--gpus")
         if with_ray:
-            from cifar_core.execution import check_feasible
-
             check_feasible({f"each {stage} task": resources})
-        yield runner(with_ray, watch), resources
+        yield work, resources

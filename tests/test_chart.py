@@ -245,7 +245,7 @@ def test_without_the_autoscaler_every_group_runs_at_its_maximum():
 def test_the_driver_knows_the_worker_groups_the_autoscaler_may_add(monkeypatch):
     """While the GPU group has no pod yet, the driver must not refuse GPU work as impossible: the
     chart tells it (CIFAR_AUTOSCALED_WORKERS) which workers may come, and Python reads that."""
-    from cifar_core.execution import AUTOSCALED_WORKERS_ENV, autoscaled_workers
+    from cifar_core.execution.capacity import AUTOSCALED_WORKERS_ENV, autoscaled_workers
 
     values = with_rwx({"ray": {"workers": {"gpu": {"gpus": 2, "maxReplicas": 3,
                                                   "resources": {"limits": {"cpu": "6", "memory": "8Gi"}}}}}})

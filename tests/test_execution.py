@@ -14,17 +14,10 @@ import torch
 
 from cifar_core.device import Precision, pick_device
 from cifar_core.errors import ConfigError, Interrupted, Preempted
-from cifar_core.execution import (
-    InProcess,
-    PendingTimeout,
-    Resources,
-    Watch,
-    _cpu_quantity,
-    pending_timeout_s,
-    run_stage,
-    submit_stage,
-    work_span_s,
-)
+from cifar_core.execution.resources import Resources
+from cifar_core.execution.runners import InProcess, run_stage, submit_stage, work_span_s
+from cifar_core.execution.session import PendingTimeout, Watch, pending_timeout_s
+from cifar_core.quantity import parse_quantity, ray_cpus
 
 
 # --- one way to run a stage ------------------------------------------------------------------------
@@ -71,7 +64,10 @@ def test_resources_are_checked_like_every_setting(values, message):
 
 def test_cpu_limits_count_as_ray_counts_them():
     """KubeRay and Ray's autoscaler round a pod's CPU limit up to whole cores."""
-    assert [_cpu_quantity(q) for q in ("4", "7500m", "500m", 2)] == [4.0, 8.0, 1.0, 2.0]
+    assert [ray_cpus(q) for q in ("4", "7500m", "500m", 2)] == [4.0, 8.0, 1.0, 2.0]
+    assert [parse_quantity(q) for q in ("3920m", "16Ki", "1e3", "26Gi")] == [3.92, 16384.0, 1000.0, 26 * 2**30]
+    for garbled in ("1.2.3", "", "12Qi", "1e999", "nan", True, None, "9" * 400):
+        assert parse_quantity(garbled) is None, garbled
 
 
 def test_the_pending_timeout_comes_from_the_option_then_the_environment(monkeypatch):

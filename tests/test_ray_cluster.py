@@ -107,7 +107,8 @@ def test_work_no_node_can_run_is_refused_before_it_starts(tmp_path, cluster_env,
     import ray
 
     from cifar_core.errors import ConfigError
-    from cifar_core.execution import AUTOSCALED_WORKERS_ENV, Resources, check_feasible
+    from cifar_core.execution.capacity import AUTOSCALED_WORKERS_ENV, check_feasible
+    from cifar_core.execution.resources import Resources
 
     log = tmp_path / "tune.log"
     process = cifar(["tune", "--experiment", "big", "--cpus-per-trial", "100", "--data-dir", str(cluster_data),

@@ -20,7 +20,9 @@ from cifar_core.config import TrainConfig
 from cifar_core.data import data_digest, is_synthetic, resolve_root
 from cifar_core.device import pick_device
 from cifar_core.errors import CifarError, ConfigError
-from cifar_core.execution import Resources, Watch, check_feasible, cluster_gpus, ray_session
+from cifar_core.execution.capacity import check_feasible, cluster_gpus
+from cifar_core.execution.resources import Resources
+from cifar_core.execution.session import Watch, work_session
 from cifar_core.layout import Results
 from cifar_core.progress import log
 from cifar_core.runlock import RunLock
@@ -45,7 +47,7 @@ def run_tune(settings: TuneSettings, data_dir: str | Path, results_dir: str | Pa
     """Run (or resume, or just re-summarise) one experiment; returns its summary.json dict.
 
     `watch`: the caller's Ray session (the pipeline's); without one the search opens its own, with
-    `pending_timeout` and `explain` (see execution.ray_session)."""
+    `pending_timeout` and `explain` (see execution.session.work_session)."""
     settings.validate()
     if settings.gpus_per_trial is not None:  # --device cuda without a GPU share: refused before Ray starts
         pick_device(settings.device, settings.gpus_per_trial)
@@ -68,12 +70,13 @@ def run_tune(settings: TuneSettings, data_dir: str | Path, results_dir: str | Pa
         # Tune's progress tables are progress: stderr, like every log line, so stdout keeps only results.
         with redirect_stdout(sys.stderr):
             if watch is None:
-                with ray_session(pending_timeout, explain) as own:
-                    _search(exp_dir, settings, space, record, data_dir, own)
+                with work_session(True, pending_timeout=pending_timeout, explain=explain) as work:
+                    watch = work.watch
+                    _search(exp_dir, settings, space, record, data_dir, watch)
             else:
                 _search(exp_dir, settings, space, record, data_dir, watch)
         summary = summarise_experiment(exp_dir, record, wall_time_s=time.monotonic() - start)
-    (watch or own).check()  # stopped by a signal or a stall: the state is saved and summarised; say so
+    watch.check()  # stopped by a signal or a stall: the state is saved and summarised; say so
     if summary["trials"] and summary["errored"] == summary["trials"]:
         first = next((r for r in load_trial_errors(exp_dir)), "see the trials' error.txt")
         raise CifarError(f"every trial of {settings.experiment} failed ({first}); see {exp_dir}/trials.csv")

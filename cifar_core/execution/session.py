@@ -1,0 +1,277 @@
+"""The one place a Ray session is opened (`work_session`), and the `Watch` that turns a stalled
+driver into one line: work no node takes (--pending-timeout), SIGTERM or SIGINT (exit 143, 130), a
+head that stops answering.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from cifar_core.errors import CifarError, ConfigError, Interrupted, Preempted
+from cifar_core.execution.resources import Resources
+from cifar_core.execution.runners import InProcess, OnRay
+
+FORWARDED_ENV_PREFIX = "CIFAR_"  # the driver's settings that its Ray tasks see too
+# Long enough for a GPU node pool to scale up from zero and pull the image.
+PENDING_TIMEOUT_ENV, DEFAULT_PENDING_TIMEOUT_S = "CIFAR_PENDING_TIMEOUT", 1800.0
+
+
+def ray_address() -> str | None:
+    return os.environ.get("RAY_ADDRESS") or None
+
+
+def use_ray(requested: bool | None) -> bool:
+    """--ray/--no-ray as given; unset: Ray when RAY_ADDRESS names a cluster, else this process."""
+    if requested is not None:
+        return requested
+    return ray_address() is not None
+
+
+def pending_timeout_s(given: float | None = None) -> float:
+    """--pending-timeout as given, else $CIFAR_PENDING_TIMEOUT, else 30 minutes; 0 waits for ever."""
+    if given is not None:
+        return given
+    text = os.environ.get(PENDING_TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_PENDING_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"${PENDING_TIMEOUT_ENV} = {text!r}: expected seconds >= 0 (0 waits for ever)")
+    return value
+
+
+@contextmanager
+def work_session(with_ray: bool, *, pending_timeout: float | None = None,
+                 explain: Callable[[], str | None] | None = None, standing: Callable[[], None] | None = None,
+                 feasible: dict[str, Resources] | None = None) -> Iterator[InProcess | OnRay]:
+    """Where a command's units of work run: Ray tasks on the cluster in RAY_ADDRESS (or a local Ray)
+    watched by a `Watch`, or this process. The one place a Ray session is opened. `feasible`
+    ({what: Resources}) is refused at once when no node could ever run it."""
+    if not with_ray:
+        yield InProcess()
+        return
+    with _ray_session(pending_timeout, explain, standing) as watch:
+        if feasible:
+            from cifar_core.execution.capacity import check_feasible
+
+            check_feasible(feasible)
+        yield OnRay(watch)
+
+
+@contextmanager
+def _ray_session(pending_timeout: float | None = None, explain: Callable[[], str | None] | None = None,
+                standing: Callable[[], None] | None = None) -> Iterator[Watch]:
+    """The cluster in RAY_ADDRESS, or a new local Ray using every core here, with a `Watch` over the
+    driver's waits; shut down after. (A caller that already started Ray keeps its session.)
+
+    A local Ray is started with address="local": without it Ray joins whatever cluster an address
+    file left in its temporary directory names, and a stale one from a dead session fails the command.
+    `explain()` says why workers wait (the pods' events, on Kubernetes); `standing()` is called now
+    and then while work runs (the pipeline prints where it stands).
+    """
+    import ray
+
+    timeout = pending_timeout_s(pending_timeout)
+    if ray.is_initialized():  # a caller (a test, a notebook) already chose the cluster
+        with Watch(timeout, explain, standing).running() as watch:
+            yield watch
+        return
+    address = ray_address()
+    # Tasks run in worker processes the nodes started, not in this one: they get this command's
+    # own settings (CIFAR_FID_WEIGHTS, ...) through the job's runtime environment.
+    runtime_env = {"env_vars": {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIX)}}
+    # Tune's own SIGINT handler would end a search quietly; the Watch handles SIGINT (and SIGTERM).
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    from cifar_core import reaper
+
+    keeper = None if address else reaper.watch()  # a local Ray's processes die with this one, even by SIGKILL
+    try:
+        try:
+            if address:
+                _require_answer(address)
+                ray.init(address=address, include_dashboard=False, runtime_env=runtime_env)
+            else:
+                ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, runtime_env=runtime_env)
+        except (ConnectionError, TimeoutError) as exc:
+            where = f"RAY_ADDRESS={address}" if address else "a local Ray"
+            raise ConfigError(f"cannot start or reach {where}: {str(exc).splitlines()[0]}") from None
+        try:
+            with Watch(timeout, explain, standing).running() as watch:
+                yield watch
+        finally:
+            ray.shutdown()
+    finally:
+        reaper.release(keeper)
+
+
+CONNECT_TIMEOUT_S = 10.0
+
+
+def _require_answer(address: str) -> None:
+    """Nothing listening at RAY_ADDRESS is one line in seconds, not minutes of Ray's retries."""
+    if address in ("auto", "local") or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        raise ConfigError(f"nothing answers at RAY_ADDRESS={address} ({reason}): start the cluster, or unset "
+                          "RAY_ADDRESS to run on a local Ray") from None
+
+
+# --- watching the driver's waits ------------------------------------------------------------------
+class PendingTimeout(CifarError):
+    """Work waited longer than the pending timeout for a node that could run it."""
+
+
+class Watch:
+    """While the driver waits for Ray work: SIGTERM and SIGINT end the wait (Preempted, Interrupted;
+    a running search is stopped Tune's own way, its state saved), work that no live node could ever
+    take fails after `pending_timeout_s` (PendingTimeout), and a head that no longer answers ends the
+    command with one line. `check()` raises what happened; waits call it every second."""
+
+    POLL_S = 2.0
+    HEAD_LOST_S = 20.0  # Ray's core worker ends the process after 60 s without its head: say why first
+    STANDING_EVERY_S = 60.0
+
+    def __init__(self, pending_timeout_s: float, explain: Callable[[], str | None] | None = None,
+                 standing: Callable[[], None] | None = None):
+        self.pending_timeout_s = pending_timeout_s
+        self.explain = explain
+        self.standing = standing
+        self.failure: BaseException | None = None
+        self._expected: dict[tuple[float, float], list[str]] = {}
+        self._unplaceable_since: dict[tuple, float] = {}
+        self._stopped = threading.Event()
+
+    def expect(self, name: str, resources: Resources) -> None:
+        """Work of these resources is `name`'s: a stall then names what waits."""
+        names = self._expected.setdefault((float(resources.cpus), float(resources.gpus)), [])
+        if name not in names:
+            names.append(name)
+
+    def check(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+    # -- signals --
+    def stop(self, failure: BaseException) -> None:
+        """End the driver's waits with `failure`; a search in progress stops Tune's own way (the
+        handler Tune installs for SIGUSR1 saves the experiment and returns from `fit`)."""
+        if self.failure is None:
+            self.failure = failure
+        if signal.getsignal(signal.SIGUSR1) not in (signal.SIG_DFL, signal.SIG_IGN, None):
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    def _on_signal(self, signum, frame) -> None:
+        if signum == signal.SIGTERM:
+            self.stop(Preempted("stopped by SIGTERM; every finished step is checkpointed: run the same command "
+                                "again to continue"))
+        else:
+            self.stop(Interrupted("stopped by SIGINT (Ctrl-C); every finished step is checkpointed: run the same "
+                                  "command again to continue"))
+
+    @contextmanager
+    def running(self) -> Iterator[Watch]:
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = {}
+        if in_main:  # Ray's C++ handler would dump a stack and abort on SIGTERM
+            for signum, handler in ((signal.SIGTERM, self._on_signal), (signal.SIGINT, self._on_signal),
+                                    (signal.SIGUSR1, lambda *_: None)):
+                previous[signum] = signal.signal(signum, handler)
+        thread = threading.Thread(target=self._loop, name="cifar-watch", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._stopped.set()
+            thread.join(timeout=5)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+    def _loop(self) -> None:
+        last_answer = last_standing = time.monotonic()
+        while not self._stopped.wait(self.POLL_S):
+            now = time.monotonic()
+            try:
+                demands, capacities = _cluster_demand()
+                last_answer = now
+            except Exception as exc:  # the head is gone (or restarting)
+                if now - last_answer > self.HEAD_LOST_S:
+                    print(f"error: the Ray cluster's head stopped answering ({' '.join(str(exc).split())[:200]}); "
+                          "run the same command again once it is back: finished work is kept", file=sys.stderr,
+                          flush=True)
+                    os._exit(2)
+                continue
+            if self.pending_timeout_s > 0 and self.failure is None:
+                stalled = self._stalled(demands, capacities, now)
+                if stalled is not None:
+                    self.stop(PendingTimeout(stalled))
+            if self.standing is not None and now - last_standing >= self.STANDING_EVERY_S:
+                last_standing = now
+                try:
+                    self.standing()
+                except Exception:  # a standing line is a courtesy: never let it end the run
+                    pass
+
+    def _stalled(self, demands: list[dict[str, float]], capacities: list[dict[str, float]], now: float) -> str | None:
+        """A message when some work has waited longer than the timeout for a node able to run it."""
+        unplaceable = {_shape(d): d for d in demands if not any(_fits(c, d) for c in capacities)}
+        for shape in list(self._unplaceable_since):
+            if shape not in unplaceable:
+                del self._unplaceable_since[shape]
+        for shape, demand in unplaceable.items():
+            since = self._unplaceable_since.setdefault(shape, now)
+            if now - since >= self.pending_timeout_s:
+                cpus, gpus = demand.get("CPU", 0.0), demand.get("GPU", 0.0)
+                who = ", ".join(self._expected.get((cpus, gpus), [])) or "work"
+                have = "; ".join(sorted({f"{c.get('CPU', 0):g} CPUs, {c.get('GPU', 0):g} GPUs" for c in capacities})) \
+                    or "no nodes"
+                why = None
+                if self.explain is not None:
+                    try:
+                        why = self.explain()
+                    except Exception:
+                        why = None
+                return (f"{who} asking for {cpus:g} CPUs and {gpus:g} GPUs has waited {now - since:.0f} s for a "
+                        f"node that can run it (--pending-timeout {self.pending_timeout_s:g} s); the cluster's nodes "
+                        f"have {have}" + (f"; {why}" if why else "") +
+                        ": add such nodes (or let the autoscaler), lower the request, or pass --pending-timeout 0 to "
+                        "wait for ever")
+        return None
+
+
+def _shape(demand: dict[str, float]) -> tuple:
+    return tuple(sorted(demand.items()))
+
+
+def _fits(capacity: dict[str, float], demand: dict[str, float]) -> bool:
+    return all(capacity.get(key, 0.0) >= amount for key, amount in demand.items() if key in ("CPU", "GPU"))
+
+
+def _cluster_demand() -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+    """(resource shapes of work waiting to be placed, total resources of every live node), from
+    the head (GCS) directly: no dashboard or autoscaler needed."""
+    import ray
+    from ray.autoscaler.v2.sdk import get_cluster_status
+
+    status = get_cluster_status(ray.get_runtime_context().gcs_address, timeout=5)
+    demands = []
+    for demand in [*status.resource_demands.ray_task_actor_demand, *status.resource_demands.placement_group_demand]:
+        for by_count in demand.bundles_by_count:
+            demands.append({k: float(v) for k, v in by_count.bundle.items()})
+    capacities = [{k: float(v) for k, v in node.total_resources().items()}
+                  for node in [*status.active_nodes, *status.idle_nodes]]
+    return demands, capacities
