@@ -70,7 +70,7 @@ def run_pipeline(args: list[str], env: dict, data: Path, results: Path) -> tuple
 
 def ideal_schedule(summary: dict, results: Path, cpus: int) -> dict:
     """A lower bound on the wall time any scheduler could reach with the measured work (see the docstring)."""
-    from cifar_core.pipeline import STAGES
+    from cifar_core.stages import all_stages
 
     records = {s["stage"]: s for s in summary["stages"]}
     search = json.loads((results / "tune" / "smoke" / "summary.json").read_text())
@@ -81,12 +81,12 @@ def ideal_schedule(summary: dict, results: Path, cpus: int) -> dict:
     at_once = min(summary["config"]["tune"]["max_concurrent"], cpus)
     longest = {"tune": search["trial_time_s"] / at_once}
     finish: dict[str, float] = {}
-    for stage in STAGES:  # in an order that respects `needs`
+    for stage in all_stages():  # in an order that respects `needs`
         start = max((finish[n] for n in stage.needs if n in finish), default=0.0)
         finish[stage.name] = start + longest.get(stage.name, max(tasks(stage.name), default=0.0))
     report = max(place["work_s"] for place in summary["report_ran_on"])
     critical = max(finish.values()) + report
-    total_work = sum(sum(tasks(s.name)) for s in STAGES if s.name != "tune") + search["trial_time_s"] + report
+    total_work = sum(sum(tasks(s.name)) for s in all_stages() if s.name != "tune") + search["trial_time_s"] + report
     return {"pipeline_wall_s": summary["wall_time_s"], "ray_start_s": summary["ray_start_s"],
             "search_wall_s": search["wall_time_s"], "search_trial_work_s": search["trial_time_s"],
             "stage_finish_s": {k: round(v, 2) for k, v in finish.items()}, "report_s": report,

@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,7 +39,16 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:  # never through a link: the holder's line would be written into whatever it points to
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise CifarError(f"{self.path} is a symbolic link: refusing to lock (and write) through it; "
+                             "remove it") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise CifarError(f"{self.path} is not a regular file: refusing to lock through it; remove it")
         deadline = time.monotonic() + max(self.wait_s, 0.0)
         while True:
             try:

@@ -1,5 +1,5 @@
 """A training run on disk, `RESULTS/train/<run>/`: config.yaml, metrics.jsonl, last.pt (the commit
-point, cifar_core.rundir), best.pt and summary.json. Used by `cifar train`, `cifar evaluate` and the
+point), best.pt and summary.json, under the result-directory protocol (cifar_core.resultdir). Used by `cifar train`, `cifar evaluate` and the
 retrain stage; best.pt and metrics.jsonl are repaired from last.pt wherever a kill landed.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from cifar_core.atomic import atomic_write_json, atomic_write_text, read_json, write_jsonl
+from cifar_core.atomic import atomic_write_text, read_json, write_jsonl
 from cifar_core.checkpoint import copy_checkpoint, load_checkpoint, load_error_summary
 from cifar_core.config import TrainConfig
 from cifar_core.data import data_digest, load_meta, make_data, make_test_loader
@@ -23,8 +23,7 @@ from cifar_core.evaluate import evaluate
 from cifar_core.layout import Results
 from cifar_core.models import create_model
 from cifar_core.progress import log
-from cifar_core.rundir import RunDir, refuse_fewer_steps
-from cifar_core.runlock import RunLock
+from cifar_core.resultdir import ResultDir, refuse_fewer_steps, settings_request
 
 # What a run writes once last.pt (the commit point) exists: found without last.pt, they mean it was
 # lost. (config.yaml comes first: alone, it is a start that was killed before its first checkpoint.)
@@ -39,9 +38,10 @@ def default_run_name(cfg: TrainConfig) -> str:
     return f"{cfg.model.name}-{cfg.optim.name}-seed{cfg.run.seed}{suffix}"
 
 
-def run_directory(results_dir: str | Path, name: str, wait_s: float = 0.0) -> RunDir:
+def run_directory(results_dir: str | Path, name: str, wait_s: float = 0.0) -> ResultDir:
     path = Results(results_dir).train_run(name)
-    return RunDir(path, path / "last.pt", lambda: [path / f for f in RUN_FILES], wait_s=wait_s)
+    return ResultDir(path, "training run", root=results_dir, wait_s=wait_s, commit_point=path / "last.pt",
+                     outputs=lambda: [path / f for f in RUN_FILES])
 
 
 def train_run(
@@ -63,12 +63,14 @@ def train_run(
     run = run_directory(results_dir, default_run_name(cfg) if run_name is None else run_name, wait_s)
     resolve_device(cfg.run.device)  # an unusable device is refused before the run directory exists
     digest = data_digest(data_dir)  # from the files, before any of them is loaded onto the device
+    # A schedule's length is fixed by the run's length: a longer run would need another schedule.
+    fixed = ("run.epochs", "run.steps") if cfg.optim.schedule != "none" else ()
+    request = settings_request("training run", cfg, also_fixed=fixed, data=digest)
     with run:
-        if run.last.exists() and not resume:
+        if run.commit_point.exists() and not resume:
             raise CifarError(f"{run.path} already holds a run: pass --resume to continue it, or choose another --run-name")
-        # A schedule's length is fixed by the run's length: a longer run would need another schedule.
-        fixed = ("run.epochs", "run.steps") if cfg.optim.schedule != "none" else ()
-        state = run.open(cfg, digest, load_checkpoint, also_fixed=fixed)
+        run.open(request)
+        state = load_checkpoint(run.commit_point) if run.commit_point.exists() else None
         data = data_for(cfg, data_dir)
         kept = {}
         if state is not None:
@@ -84,8 +86,7 @@ def train_run(
             last = load_checkpoint(run.path / "last.pt")
             scores = _score(last, data.test, cfg)
             summary["test"] = {**{k: v for k, v in scores.items() if k != "per_class"}, "step": last["step"]}
-        atomic_write_json(run.path / "summary.json", summary)
-    return summary
+        return run.complete(summary)
 
 
 def _recorded_later(path: Path) -> dict[str, Any]:
@@ -126,8 +127,8 @@ def evaluate_checkpoint(checkpoint_path: Path, data_dir: Path, device: str = "au
     reason = _why_not_recorded(checkpoint_path, checkpoint, digest)
     lock = nullcontext()
     if reason is None:
-        try:
-            lock = RunLock(run_dir, what="run or evaluation").acquire()  # RunLocked: one error line
+        try:  # the run's own lock: RunLocked (another writer) is one error line
+            lock = ResultDir(run_dir, "training run", root=run_dir.parent.parent).__enter__()
         except OSError as exc:  # e.g. a read-only results volume: score, but say why nothing is kept
             reason = f"cannot write to {run_dir} ({exc.strerror or exc})"
     with lock:
@@ -145,7 +146,7 @@ def evaluate_checkpoint(checkpoint_path: Path, data_dir: Path, device: str = "au
                       model=checkpoint["model_name"], data_digest=digest, recorded_in=None, not_recorded=reason)
         if reason is None:
             try:
-                scores["recorded_in"] = str(_record(run_dir / "summary.json", scores))
+                scores["recorded_in"] = str(_record(lock, scores))
             except OSError as exc:  # e.g. a full volume: the scores are still the answer, said with why
                 scores["not_recorded"] = f"cannot write {exc.filename or run_dir / 'summary.json'} ({exc.strerror or exc})"
     return scores
@@ -163,13 +164,14 @@ def _why_not_recorded(path: Path, checkpoint: dict[str, Any], digest: str) -> st
     return None
 
 
-def _record(summary_path: Path, scores: dict[str, Any]) -> Path:
-    summary = read_json(summary_path)
+def _record(run: ResultDir, scores: dict[str, Any]) -> Path:
+    summary = read_json(run.summary_path)
     key = f"{scores['split']}@step{scores['step']}"
     summary.setdefault("evaluations", {})[key] = {
         k: scores[k] for k in ("loss", "top1", "top5", "n", "epoch", "step", "checkpoint", "data_digest")
     }
-    return atomic_write_json(summary_path, summary)
+    run.amend(summary)
+    return run.summary_path
 
 
 def data_for(cfg: TrainConfig, data_dir: Path):

@@ -13,12 +13,12 @@ import sys
 from pathlib import Path
 
 from cifar_core.errors import CifarError
-from cifar_core.pipeline import STAGE_NAMES
+from cifar_core.pipeline import stage_names
 
 # What `cifar submit STAGE` runs: the chart's `stage` value. Each is one RayJob (`pipeline`: the whole
 # study in one driver; `check`: `cifar check` on a GPU worker, the five minutes before the study;
 # the others: one command, the pipeline's stages), so several stages of one release live side by side.
-STAGES = ("pipeline", "check", *STAGE_NAMES)
+STAGES = ("pipeline", "check", *stage_names())
 DEFAULT_RELEASE = "cifar100"
 CHART_ENV = "CIFAR_CHART"
 

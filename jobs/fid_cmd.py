@@ -105,11 +105,13 @@ def fid_cmd(fake, checkpoint, snapshot_run, step, run_dir, split, weights, n, se
     out_dir = out or Results(results_dir).fid(name)
     if fake is None and not allow_synthetic:  # a generator's score is set beside report B's 46.85
         scoring.require_official_reference(data_dir)
-    stage = "fid-b" if snapshot_run is not None else "fid"
-    with stage_work(stage, ray_flag, cpus, gpus, pending_timeout) as (work, resources):
+    # The stages' own commands (report B's protocol, and ours) are those stages; other scores are not.
+    stage = "fid-b" if snapshot_run is not None else "fid" if run_dir is not None else "fid-score"
+    with stage_work("fid-b" if snapshot_run is not None else "fid", ray_flag, cpus, gpus, pending_timeout) as (
+            work, resources):
         summary = run_stage(
-            work, scoring.run_fid, name=stage, resources=resources, device=device, summary=out_dir / "summary.json",
-            out_dir=out_dir, fake=fake, checkpoint=checkpoint, run_dir=run_dir, data_dir=data_dir, split=split,
+            work, scoring.run_fid, name=stage, resources=resources, device=device, out_dir=out_dir,
+            root=None if out is not None else results_dir, fake=fake, checkpoint=checkpoint, run_dir=run_dir, data_dir=data_dir, split=split,
             weights=weights, batch_size=batch_size, n=n, seed=seed, batch_norm=batch_norm,
             cache_dir=cache_dir or Results(results_dir).fid_cache(),
         )

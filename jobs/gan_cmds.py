@@ -51,7 +51,7 @@ def train_cmd(run_name, device, data_dir, results_dir, resume, cpus, gpus, ray_f
     cfg = GanTrainConfig.from_dict(nest(options, GanTrainConfig))
     run_dir = Results(results_dir).gan_run(check_name(run_name, "--run-name"))
     with stage_work("gan", ray_flag, cpus, gpus, pending_timeout) as (work, resources):
-        summary = run_stage(work, train_gan, name="gan", resources=resources, device=device, summary=run_dir / "summary.json",
+        summary = run_stage(work, train_gan, name="gan", resources=resources, device=device,
                             cfg=cfg, data_dir=data_dir, run_dir=run_dir, resume=resume, wait_s=work.lock_wait_s)
     final = summary["final"] or {}
     click.echo(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from cifar_core.pipeline import stage_names
 from cifar_core.protocols import RECIPES
 from cifar_core.tune.settings import TuneSettings
 from jobs.options import (
@@ -162,6 +163,9 @@ def _seed(text: str) -> int:
               help="smoke: minutes on a laptop CPU (synthetic data if none); full: both reports' protocols: report "
                    "A's search, retrain, final models and augmentation ablation; report B's classifier (3 seeds), "
                    "DCGAN (46,000 steps) and FID (its protocol and ours).")
+@click.option("--stage", "only", multiple=True, type=click.Choice(stage_names()),
+              help="Run only this stage (repeatable; the stages it needs must have run), then the report; "
+                   "`report` renders the report alone.  [default: every stage]")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Change one value of the profile (repeatable), e.g. tune.num_samples=20, retrain.top_k=3, "
                    "resources.retrain.gpus=1; unknown keys are refused.")
@@ -174,7 +178,8 @@ def _seed(text: str) -> int:
 @pending_timeout_option
 @allow_synthetic_option
 @json_option
-def pipeline_cmd(profile, overrides, ray_flag, data_dir, results_dir, device, pending_timeout, allow_synthetic, as_json):
+def pipeline_cmd(profile, only, overrides, ray_flag, data_dir, results_dir, device, pending_timeout, allow_synthetic,
+                 as_json):
     """Every stage (data; then tune, the recipes, the ablation and gan side by side; retrain after
     tune, fid and fid-b after gan), then the HTML report.
 
@@ -186,8 +191,9 @@ def pipeline_cmd(profile, overrides, ray_flag, data_dir, results_dir, device, pe
     """
     from cifar_core.pipeline import run_pipeline
 
-    summary = run_pipeline(profile, data_dir, results_dir, device, overrides=overrides, with_ray=ray_flag,
-                           allow_synthetic=allow_synthetic, pending_timeout=pending_timeout, explain=explain_pending)
+    summary = run_pipeline(profile, data_dir, results_dir, device, only=only or None, overrides=overrides,
+                           with_ray=ray_flag, allow_synthetic=allow_synthetic, pending_timeout=pending_timeout,
+                           explain=explain_pending)
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
         return
@@ -196,6 +202,6 @@ def pipeline_cmd(profile, overrides, ray_flag, data_dir, results_dir, device, pe
         took = f"{stage['work_s']:.0f} s" if stage.get("work_s") is not None else "-"
         hosts = sorted({place.get("hostname") or (place.get("node_id") or "")[:8] for place in stage.get("ran_on") or []})
         where = f" on {', '.join(hosts)}" if hosts else ""
-        click.echo(f"{stage['stage']:<9} {stage['status']:<11} {took:>7}  {stage.get('reason') or stage['summary']}{where}")
+        click.echo(f"{stage['stage']:<9} {stage['status']:<11} {took:>7}  {stage.get('reason') or stage.get('summary')}{where}")
     click.echo(f"results: {summary['results_dir']}")
     click.echo(f"report:  {summary['report']}")

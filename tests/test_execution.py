@@ -18,24 +18,27 @@ from cifar_core.execution.resources import Resources
 from cifar_core.execution.runners import InProcess, run_stage, submit_stage, work_span_s
 from cifar_core.execution.session import PendingTimeout, Watch, pending_timeout_s
 from cifar_core.quantity import parse_quantity, ray_cpus
+from cifar_core.resultdir import Request, ResultDir
 
 
 # --- one way to run a stage ------------------------------------------------------------------------
-def write_summary(path, value: int, needed: dict | None = None) -> dict:
+def write_summary(folder, value: int, needed: dict | None = None) -> dict:
+    """A unit that owns a result directory, completing it as every stage does."""
     summary = {"value": value, "needed": sorted(needed or {})}
-    path.write_text(json.dumps(summary))
-    return summary
+    with ResultDir(folder, "test result") as result:
+        result.open(Request("test result", {"value": value}))
+        return result.complete(summary)
 
 
 def test_a_stage_unit_records_where_and_how_long_it_ran_in_its_result_and_summary(tmp_path):
     work = InProcess()
-    first = submit_stage(work, write_summary, resources=Resources(1, 0), summary=tmp_path / "a.json",
-                         path=tmp_path / "a.json", value=1)
+    first = submit_stage(work, write_summary, resources=Resources(1, 0), folder=tmp_path / "a", value=1)
     # Dependencies by name: the unit receives what it needs under the names it was given.
     second = run_stage(work, write_summary, resources=Resources(1, 0), needs={"gan": first, "data": first},
-                       path=tmp_path / "b.json", value=2)
+                       folder=tmp_path / "b", value=2)
     assert second["needed"] == ["data", "gan"]
-    recorded = json.loads((tmp_path / "a.json").read_text())["ran_on"]
+    # Written once, by the owner, inside the unit: no later stamping.
+    recorded = json.loads((tmp_path / "a" / "summary.json").read_text())["ran_on"]
     (place,) = work.get(first)["ran_on"]
     assert recorded == [place] and place["device"] == "cpu" and place["ended_at"] >= place["started_at"]
     assert work_span_s([place, {**place, "ended_at": place["started_at"] + 9}]) == pytest.approx(9, abs=0.01)

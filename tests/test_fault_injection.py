@@ -73,8 +73,10 @@ def files(run_dir: Path) -> set[str]:
 def test_classifier_killed_at_every_write_boundary_resumes_to_the_same_files(tiny_data, tmp_path):
     boundaries, _ = run_harness("train", tiny_data, tmp_path)
     names = [Path(path).name for _, path in boundaries]
-    # config.yaml, then per epoch last.pt (-> best.pt) -> metrics.jsonl, then summary.json.
-    assert names[0] == "config.yaml" and names[-1] == "summary.json" and names.count("last.pt") == 2
+    # The request (the result-directory protocol), config.yaml, then per epoch last.pt (-> best.pt) ->
+    # metrics.jsonl, then summary.json and, last, the completion marker.
+    assert names[:2] == ["request.json", "config.yaml"] and names[-2:] == ["summary.json", "complete.json"]
+    assert names.count("last.pt") == 2
     ref = tmp_path / "ref" / "train" / "r"
     ref_last = checkpoint(ref / "last.pt")
     for k in range(1, len(boundaries) + 1):

@@ -199,11 +199,11 @@ def test_another_setting_never_replaces_an_earlier_result(capsys, setup, tmp_pat
     kept = (results / "fid" / "mine" / "summary.json").read_bytes()
     status, _, err = cifar_fid(capsys, setup, results, "--checkpoint", checkpoint, "--n", 3, "--split", "train",
                                "--name", "mine")
-    assert_one_line_error(status, err, f"{results / 'fid' / 'mine'} holds an FID of checkpoint", "split test",
-                          "this one measures checkpoint", "split train", "pass --name")
+    assert_one_line_error(status, err, f"cannot reuse {results / 'fid' / 'mine'}: its FID score has other settings",
+                          "split was 'test', now 'train'", "pass --name")
     assert (results / "fid" / "mine" / "summary.json").read_bytes() == kept
     again = cifar_fid(capsys, setup, results, "--checkpoint", checkpoint, "--n", 3, "--name", "mine")
-    assert again[0] == 0, again[2]  # the same request measured again replaces it
+    assert again[0] == 0, again[2]  # the same request on the same inputs: done, its score stands
 
 
 def test_names_are_plain_directory_names(capsys, setup, tmp_path):

@@ -104,7 +104,7 @@ def test_resume_with_other_architecture_is_refused(synth_root, uninterrupted):
     assert status == 2
     assert (
         len(err.strip().splitlines()) == 1
-        and err.startswith("error: cannot resume")
+        and err.startswith("error: cannot reuse")
         and "ngf was 8, now 16" in err
     )
 

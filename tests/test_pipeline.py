@@ -1,6 +1,7 @@
-"""The pipeline: stages in order, skipped when their summary carries the same config hash, so a
-killed pipeline run again continues where it stopped; its settings declared and checked like any
-other; published comparisons only on the published data."""
+"""The pipeline: the registry's stages in order, skipped when their record completed the same request
+(settings, data, the requests of what they need) and their summary is the one recorded, so a killed
+pipeline run again continues where it stopped; its settings declared and checked like any other;
+published comparisons only on the published data."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import pytest
 from cifar_core import pipeline
 from cifar_core.atomic import atomic_write_json
 from cifar_core.errors import CifarError, ConfigError, DataError
-from cifar_core.pipeline import Context, Stage, run_pipeline
+from cifar_core.execution.resources import Resources
+from cifar_core.pipeline import PipelineRun, run_pipeline
+from cifar_core.stages import Context, Stage, all_stages, get_stage
+from cifar_core.stages.recipes import recipe_plan
 
 
 class Killed(Exception):
@@ -36,15 +40,15 @@ def counting_stage(name: str, calls: list[str], fail_once: set[str] | None = Non
         return ctx.results.root / name / "summary.json"
 
     def submit(ctx: Context, needed: dict):
-        return ctx.submit(name, work, needed, uses_device=False, summary=summary(ctx), name_=name,
-                          summary_path=summary(ctx))
+        return ctx.submit(name, work, needed, uses_device=False, name_=name, summary_path=summary(ctx))
 
-    return Stage(name, summary, submit, needs=needs, reads=reads, uses_device=False)
+    return Stage(name, get_stage(name).settings, Resources(), summary, submit, needs=needs, reads=reads,
+                 uses_device=False)
 
 
 @pytest.fixture(autouse=True)
 def no_report(monkeypatch):
-    monkeypatch.setattr(pipeline, "_build_report", lambda ctx: None)  # the report has its own tests
+    monkeypatch.setattr(PipelineRun, "_report", lambda self: None)  # the report has its own tests
 
 
 def test_stages_run_in_order_skip_when_done_and_resume_after_a_failure(tmp_path):
@@ -59,8 +63,9 @@ def test_stages_run_in_order_skip_when_done_and_resume_after_a_failure(tmp_path)
     with pytest.raises(Killed):
         run_pipeline("smoke", tmp_path / "data", results, stages=stages, with_ray=False)
     assert calls == ["gan", "fid", "recipe-a"]
-    stamp = json.loads((results / "gan" / "summary.json").read_text())
-    assert stamp["pipeline"]["stage"] == "gan" and stamp["ran_on"][0]["work_s"] >= 0
+    record = json.loads((results / "pipeline" / "smoke" / "stages" / "gan" / "summary.json").read_text())
+    assert record["summary"] == str(results / "gan" / "summary.json") and record["ran_on"][0]["work_s"] >= 0
+    assert "pipeline" not in json.loads((results / "gan" / "summary.json").read_text())  # no later stamping
     recorded = json.loads((results / "pipeline" / "smoke" / "summary.json").read_text())
     assert recorded["complete"] is False
     assert [(s["stage"], s["status"]) for s in recorded["stages"]] == [
@@ -132,7 +137,7 @@ def test_full_profile_without_data_or_network_fails_clearly(tmp_path, monkeypatc
     # This machine may be online: point the download probe at a port nothing listens on.
     monkeypatch.setattr(verify_module, "DOWNLOAD_HOST", "127.0.0.1")
     with pytest.raises(DataError, match="the full profile needs the real CIFAR-100"):
-        run_pipeline("full", tmp_path / "empty", tmp_path / "results", stages=pipeline.STAGES[:1], with_ray=False)
+        run_pipeline("full", tmp_path / "empty", tmp_path / "results", stages=all_stages()[:1], with_ray=False)
 
 
 def test_full_profile_refuses_synthetic_data_before_anything_runs(tmp_path, synth_root):
@@ -145,7 +150,7 @@ def test_full_profile_refuses_synthetic_data_before_anything_runs(tmp_path, synt
         run_pipeline("full", tmp_path / "none", tmp_path / "results", overrides=("data.if_missing=synthesize",),
                      with_ray=False)
     # --allow-synthetic runs it anyway; the data stage says what the data is.
-    summary = run_pipeline("full", synth_root, tmp_path / "results", stages=pipeline.STAGES[:1], with_ray=False,
+    summary = run_pipeline("full", synth_root, tmp_path / "results", stages=all_stages()[:1], with_ray=False,
                            allow_synthetic=True)
     assert summary["config"]["data"]["official_only"] is False
     data = json.loads((tmp_path / "results" / "pipeline" / "full" / "data" / "summary.json").read_text())
@@ -157,7 +162,7 @@ def test_one_pipeline_at_a_time_per_profile_and_results(tmp_path):
 
     with RunLock(tmp_path / "results" / "pipeline" / "smoke", what="pipeline"):
         with pytest.raises(RunLocked, match="in use by another pipeline"):
-            run_pipeline("smoke", tmp_path / "data", tmp_path / "results", stages=pipeline.STAGES[:1], with_ray=False)
+            run_pipeline("smoke", tmp_path / "data", tmp_path / "results", stages=all_stages()[:1], with_ray=False)
 
 
 def test_fid_stage_without_weights_is_reported_not_stamped_or_fails_by_profile(tmp_path, monkeypatch):
@@ -166,7 +171,7 @@ def test_fid_stage_without_weights_is_reported_not_stamped_or_fails_by_profile(t
     monkeypatch.delenv("CIFAR_FID_WEIGHTS", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty hub cache
     monkeypatch.setattr(inception, "WEIGHTS_URL", "http://127.0.0.1:9/pt_inception.pth")  # nothing listens
-    fid_stage = [s for s in pipeline.STAGES if s.name == "fid"]
+    fid_stage = [get_stage("fid")]
     summary = run_pipeline("smoke", tmp_path / "data", tmp_path / "results", stages=fid_stage, with_ray=False,
                            overrides=("fid.gan_run=g", "fid.n=4"))
     (record,) = summary["stages"]
@@ -183,11 +188,11 @@ def test_device_cuda_applies_to_the_stages_that_train(tmp_path):
     holds no GPU; a training stage without a GPU share is refused before it starts."""
     tiny = ("data.n_train=200", "data.n_test=100")
     summary = run_pipeline("smoke", tmp_path / "data", tmp_path / "results", device="cuda", overrides=tiny,
-                           stages=pipeline.STAGES[:1], with_ray=False)
+                           stages=all_stages()[:1], with_ray=False)
     assert [s["status"] for s in summary["stages"]] == ["ran"]
     with pytest.raises(ConfigError, match="--device cuda needs a GPU share"):
         run_pipeline("smoke", tmp_path / "fresh", tmp_path / "results", device="cuda", overrides=tiny,
-                     stages=pipeline.STAGES[:2], with_ray=False)
+                     stages=all_stages()[:2], with_ray=False)
     assert not (tmp_path / "fresh").exists()  # refused before the data stage ran
 
 
@@ -206,10 +211,10 @@ def test_a_stage_that_reads_another_section_runs_again_when_that_section_changes
 def test_the_ablation_is_recipe_a_without_augmentation():
     config = pipeline.resolve_profile("full", ["recipe-a.epochs=7", "recipe-a.seeds=[1, 2]"])
     ctx = Context("full", config, Path("data"), pipeline.Results("results"))
-    plan = pipeline.recipe_plan(ctx, "ablation")
+    plan = recipe_plan(ctx, "ablation")
     assert (plan.recipe, plan.epochs, plan.seeds, plan.augment, plan.amp) == ("report-a", 7, (1, 2), "none", None)
     assert plan.model_names == ("cnn6", "cnn7", "cnn2") and plan.name == "report-a-augment-none-e7"
-    recipe_b = pipeline.recipe_plan(ctx, "recipe-b")
+    recipe_b = recipe_plan(ctx, "recipe-b")
     assert (recipe_b.budget(), recipe_b.seed_list, recipe_b.spec("results", 0, "cpu").config.run.eval_test_every) == (
         {"steps": 10_000}, (0, 1, 2), 500)
 
@@ -229,7 +234,7 @@ def test_bad_recipe_settings_are_refused_before_anything_runs(tmp_path, override
 def test_report_bs_fid_protocol_without_its_snapshot_fails_naming_the_kept_steps(tmp_path, monkeypatch):
     (tmp_path / "results" / "gan" / "g" / "checkpoints").mkdir(parents=True)
     (tmp_path / "results" / "gan" / "g" / "checkpoints" / "step_2000.pt").write_bytes(b"")
-    stages = [s for s in pipeline.STAGES if s.name == "fid-b"]
+    stages = [get_stage("fid-b")]
     with pytest.raises(CifarError, match="no snapshot .*step_46000.pt .*the run kept steps: 2,000"):
         run_pipeline("smoke", tmp_path / "data", tmp_path / "results", stages=stages, with_ray=False,
                      overrides=("fid-b.gan_run=g", "fid-b.step=46000", "fid-b.n=4"))

@@ -124,7 +124,7 @@ def test_resuming_on_changed_files_is_refused_although_the_manifest_is_the_same(
     other = write_synthetic(tmp_path / "other", n_train=300, n_test=100, seed=1)
     shutil.copy(Path(other) / "train", mine / "cifar-100-python" / "train")
     assert_one_line_error(cifar(*train_args(mine, tmp_path, "--steps", "4", "--run-name", "a", "--resume")),
-                          "cannot resume", "on other data")
+                          "cannot reuse", "made from other data")
 
 
 def test_gan_sample_never_deletes_what_it_did_not_write(tmp_path, data):

@@ -6,6 +6,7 @@ whose node dies runs again elsewhere and resumes from its last checkpoint.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import socket
 import sys
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from cifar_core.errors import CifarError, Preempted
+from cifar_core.errors import CifarError, Interrupted, Preempted
 from cifar_core.execution.resources import Resources
 
 if TYPE_CHECKING:
@@ -69,6 +70,8 @@ class InProcess:
     def submit(self, fn: Callable, resources: Resources, *args: Any, name: str = "", **kwargs: Any) -> Done:
         try:
             return Done(value=fn(*(_value(a) for a in args), **{k: _value(v) for k, v in kwargs.items()}))
+        except (Preempted, Interrupted):
+            raise  # a signal ends the command at once: nothing after this unit may start
         except Exception as exc:  # kept for `get`, as Ray keeps a task's exception
             return Done(error=exc)
 
@@ -173,19 +176,18 @@ def _run_task(fn: Callable, cpus: float, *args: Any, **kwargs: Any) -> Any:
 
 # --- the one way to run a stage -------------------------------------------------------------------
 def submit_stage(work: InProcess | OnRay, fn: Callable[..., Any], *, resources: Resources, device: str | None = None,
-                 summary: str | os.PathLike | None = None, needs: dict[str, Any] | None = None,
-                 name: str = "", **kwargs: Any) -> Any:
+                 needs: dict[str, Any] | None = None, name: str = "", **kwargs: Any) -> Any:
     """Submit `fn(**kwargs)` as one unit of a stage's work, started once every handle in `needs`
     (named: {"gan": handle}) has finished; `needed=` passes their results when `fn` takes them.
-    With `device` ("auto", "cuda", ...), `fn` gets `device=` as the task's resources allow. The
-    result (a dict) gains `ran_on`: [where it ran, when, how long], also written into `summary`
-    (the summary.json `fn` wrote) when given; a unit whose result lists `ran_on` itself (a table of
-    other units' work) keeps that. Returns a handle for `work.get`."""
+    With `device` ("auto", "cuda", ...), `fn` gets `device=` as the task's resources allow. While it
+    runs, `current_place()` says where and since when: the summary its result directory completes
+    records it (cifar_core.resultdir), and the result (a dict) gains `ran_on` too unless it lists
+    other units' work itself (a table). Returns a handle for `work.get`."""
     kwargs = {key: absolute(value) for key, value in kwargs.items()}
     if device is not None:
         kwargs["device"] = resources.device(device)
-    path = os.path.abspath(summary) if summary is not None else None
-    return work.submit(_stage_unit, resources, fn, kwargs, path, name=name or getattr(fn, "__name__", "task"),
+    name = name or getattr(fn, "__name__", "task")
+    return work.submit(_stage_unit, resources, fn, kwargs, name, name=name,
                        **{f"{_NEED}{key}": handle for key, handle in (needs or {}).items()})
 
 
@@ -197,20 +199,32 @@ def run_stage(work: InProcess | OnRay, fn: Callable[..., Any], **options: Any) -
 _NEED = "need__"  # keyword prefix of the handles a unit waits for: Ray resolves them before it starts
 
 
-def _stage_unit(fn: Callable[..., Any], kwargs: dict, summary: str | None, **needed: Any) -> Any:
+def _stage_unit(fn: Callable[..., Any], kwargs: dict, unit_name: str, **needed: Any) -> Any:
     import inspect
 
-    started = time.time()
     if needed and "needed" in inspect.signature(fn).parameters:
         kwargs = {**kwargs, "needed": {key.removeprefix(_NEED): value for key, value in needed.items()}}
-    result = fn(**kwargs)
-    place = ran_on(kwargs.get("device", "cpu"), since=started)
-    if isinstance(result, dict) and "ran_on" not in result:  # a table of other units keeps theirs
-        result = {**result, "ran_on": [place]}
-    if summary is not None:
-        from cifar_core.atomic import atomic_write_json, read_json
+    token = _UNIT.set((kwargs.get("device", "cpu"), time.time(), unit_name.split(":")[0]))
+    try:
+        result = fn(**kwargs)
+        if isinstance(result, dict) and "ran_on" not in result:  # a table of other units keeps theirs
+            result = {**result, "ran_on": [current_place()]}
+        return result
+    finally:
+        _UNIT.reset(token)
 
-        recorded = read_json(summary)
-        recorded["ran_on"] = [place]
-        atomic_write_json(summary, recorded)
-    return result
+
+# (device, time.time() at its start, its stage) of the unit of work running in this process, if any.
+_UNIT: contextvars.ContextVar[tuple[str, float, str] | None] = contextvars.ContextVar("cifar_unit", default=None)
+
+
+def current_place() -> dict[str, Any] | None:
+    """Where the unit of work running here runs, and since when (`ran_on`); None outside a unit."""
+    unit = _UNIT.get()
+    return None if unit is None else ran_on(unit[0], since=unit[1])
+
+
+def current_stage() -> str | None:
+    """The stage whose unit of work runs here ("fid-b"), None outside a unit."""
+    unit = _UNIT.get()
+    return None if unit is None else unit[2]

@@ -59,7 +59,8 @@ def work_session(with_ray: bool, *, pending_timeout: float | None = None,
     watched by a `Watch`, or this process. The one place a Ray session is opened. `feasible`
     ({what: Resources}) is refused at once when no node could ever run it."""
     if not with_ray:
-        yield InProcess()
+        with _signals_end_work():
+            yield InProcess()
         return
     with _ray_session(pending_timeout, explain, standing) as watch:
         if feasible:
@@ -67,6 +68,30 @@ def work_session(with_ray: bool, *, pending_timeout: float | None = None,
 
             check_feasible(feasible)
         yield OnRay(watch)
+
+
+@contextmanager
+def _signals_end_work() -> Iterator[None]:
+    """Work in this process ends at once on SIGTERM or SIGINT (Preempted, Interrupted: exit 143, 130),
+    wherever it is; a unit that must finish its step first installs its own handler meanwhile
+    (cifar_core.preempt). Every write is atomic, so nothing is left torn."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame) -> None:
+        if signum == signal.SIGTERM:
+            raise Preempted("stopped by SIGTERM; every finished step is checkpointed: run the same command again "
+                            "to continue")
+        raise Interrupted("stopped by SIGINT (Ctrl-C); every finished step is checkpointed: run the same command "
+                          "again to continue")
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
 
 @contextmanager

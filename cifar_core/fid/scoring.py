@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cifar_core.atomic import atomic_write_json, read_json
+from cifar_core.atomic import file_digest, read_json
 from cifar_core.device import resolve_device
 from cifar_core.errors import CifarError
 from cifar_core.fid.features import FeatureExtractor, load_images, load_inception
@@ -27,8 +27,9 @@ from cifar_core.gan.sample import generate, load_generator
 from cifar_core.names import check_name
 from cifar_core.progress import log
 from cifar_core.protocols import REPORT_B_FID_IMAGES, REPORT_B_FID_STEP
+from cifar_core.resultdir import Opened, Request, ResultDir
 from cifar_core.seeds import check_seed, derive_seed
-from cifar_core.snapshots import step_file, step_files
+from cifar_core.snapshots import step_file, step_files, step_of
 
 DEFAULT_N = REPORT_B_FID_IMAGES  # generated images per score (per snapshot when selecting), as report B
 SELECT_ON = "train"  # the split --select-best chooses on: never the split it reports
@@ -104,8 +105,12 @@ def require_official_reference(data_dir: Path) -> None:
 def run_fid(out_dir: Path, *, fake: Path | None = None, checkpoint: Path | None = None,
             run_dir: Path | None = None, data_dir: Path, split: str = "test", weights=None,
             device: str = "auto", batch_size: int | None = None, n: int | None = None, seed: int = 0,
-            cache_dir: Path | None = None, batch_norm: str = "running") -> dict:
-    """Score one of `fake`, `checkpoint` or `run_dir` (every snapshot) and write the summary."""
+            cache_dir: Path | None = None, batch_norm: str = "running", root: Path | None = None,
+            compared: list[dict] | None = None) -> dict:
+    """Score one of `fake`, `checkpoint` or `run_dir` (every snapshot) and write the summary, as the
+    only writer of `out_dir` (under `root`, RESULTS); a finished score of the same request on the
+    same inputs is returned as it stands. `compared`: the scores of other snapshots set beside this
+    one ({step, fid, summary}), recorded in its summary with this one first."""
     if sum(x is not None for x in (fake, checkpoint, run_dir)) != 1:
         raise CifarError("give exactly one of fake images, a checkpoint or a run dir to select from")
     if n is not None and n < 2:
@@ -116,47 +121,75 @@ def run_fid(out_dir: Path, *, fake: Path | None = None, checkpoint: Path | None 
     if fake is None:
         check_seed(seed, "seed")  # now, not after Inception and the reference statistics are ready
     request = fid_request(fake, checkpoint, run_dir, split=split, n=n, seed=seed, batch_norm=batch_norm)
-    check_result_dir(out_dir, request)
     start = time.perf_counter()
-    # The generated side first: a bad folder or checkpoint fails before any Inception work.
+    # The generated side first: a bad folder or checkpoint fails before any directory or Inception work.
     if run_dir is not None:
         snapshots = run_snapshots(run_dir)
         for _, path in snapshots:  # each one readable and finite before Inception is even loaded
             load_generator(path, "cpu")
+        generated = None
     else:
-        images, source = load_fake(fake, checkpoint, n, seed, device, batch_norm)
-        loaded = time.perf_counter() - start
+        generated = (*load_fake(fake, checkpoint, n, seed, device, batch_norm), time.perf_counter() - start)
+    with ResultDir(out_dir, "FID score", root=root) as result:
+        beside = {f"beside step_{c['step']}": file_digest(c["summary"]) for c in compared or ()}
+        opened = result.open(Request("FID score", request, data=_data_digest(data_dir),
+                                     inputs={**fid_inputs(fake, checkpoint, run_dir, weights), **beside}),
+                             restart="pass --name (or --out) to keep both")
+        if opened is Opened.DONE:
+            log(f"fid: {out_dir} already holds this score of these inputs")
+            return read_json(result.summary_path)
+        summary = _score(request, generated, run_dir, data_dir, split, weights, device, batch_size, n, seed,
+                         cache_dir, batch_norm, start)
+        if compared is not None:
+            summary["compared"] = [{"step": step_of(checkpoint), "fid": summary["fid"],
+                                    "summary": str(result.summary_path)}, *compared]
+        return result.complete(summary)
+
+
+def _score(request: dict, generated, run_dir, data_dir, split, weights, device, batch_size, n, seed, cache_dir,
+           batch_norm, start: float) -> dict:
     setup = prepare(data_dir, split, weights, device, batch_size, cache_dir)
     if run_dir is not None:
         selection = FidSetup(setup.extractor, reference_statistics(data_dir, SELECT_ON, setup.extractor, cache_dir),
                              SELECT_ON, {})
-        result = select_best(selection, setup, snapshots, n, seed, batch_norm)
+        result = select_best(selection, setup, run_snapshots(run_dir), n, seed, batch_norm)
     else:
+        images, source, loaded = generated
         result = score_source(setup, images, source)
         result["seconds"]["fake_images"] = loaded
-    return write_summary(out_dir, setup, {"request": request, **result}, time.perf_counter() - start)
+    return summary_of(setup, {"request": request, **result}, time.perf_counter() - start)
 
 
-def check_result_dir(out_dir: Path, request: dict) -> None:
-    """Refuse to replace a result that measured something else: it would be lost. The same
-    request measured again (new weights, a retrained checkpoint at the same path) replaces it."""
-    path = Path(out_dir) / "summary.json"
-    if not path.is_file():
-        return
-    earlier = read_json(path).get("request")
-    if earlier != request:
-        raise CifarError(f"{out_dir} holds an FID of {_describe(earlier)}; this one measures {_describe(request)}: "
-                         f"pass --name (or --out) to keep both, or delete {out_dir}")
+def fid_inputs(fake: Path | None, checkpoint: Path | None, run_dir: Path | None, weights=None) -> dict[str, str]:
+    """The digests of what a score reads: the generator's file(s) or the images, and the Inception
+    weights when they can be found now (a score of other weights or a retrained generator is made
+    again, never taken for this one)."""
+    from cifar_core.fid.inception import resolve_weights
+
+    if run_dir is not None:
+        files = {f"step_{step}": path for step, path in step_files(Path(run_dir) / "checkpoints", ".pt")}
+    elif checkpoint is not None:
+        files = {"checkpoint": Path(checkpoint)}
+    elif Path(fake).is_dir():
+        files = {f"image {p.name}": p for p in sorted(Path(fake).iterdir()) if p.is_file()}
+    else:
+        files = {"images": Path(fake)}
+    digests = {name: file_digest(path) for name, path in files.items() if path.is_file()}
+    try:
+        digests["inception"] = file_digest(resolve_weights(weights, download=False))
+    except CifarError:
+        pass  # not here yet: found (or downloaded) when Inception loads, and refused there if it cannot be
+    return digests
 
 
-def _describe(request: dict | None) -> str:
-    if not isinstance(request, dict):
-        return "settings it does not record"
-    words = [f"{request.get('input')} {request.get('path')}", f"split {request.get('split')}",
-             f"n {request.get('n') or 'all'}"]
-    if "seed" in request:
-        words += [f"seed {request['seed']}", f"batch-norm {request.get('batch_norm')}"]
-    return ", ".join(words)
+def _data_digest(data_dir: Path) -> str | None:
+    from cifar_core.data import data_digest
+    from cifar_core.errors import DataError
+
+    try:
+        return data_digest(data_dir)
+    except DataError:
+        return None  # no data: the reference split fails to load, naming what is missing
 
 
 @dataclass
@@ -257,7 +290,7 @@ def run_snapshots(run_dir: Path) -> list[tuple[int, Path]]:
     return found
 
 
-def write_summary(out_dir: Path, setup: FidSetup, result: dict, total_seconds: float) -> dict:
+def summary_of(setup: FidSetup, result: dict, total_seconds: float) -> dict:
     """summary.json: the score(s), what was compared, the weights, the device and timings."""
     extractor, reference = setup.extractor, setup.reference
     summary = {
@@ -282,7 +315,6 @@ def write_summary(out_dir: Path, setup: FidSetup, result: dict, total_seconds: f
         "numpy": np.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    atomic_write_json(Path(out_dir) / "summary.json", summary)
     return summary
 
 

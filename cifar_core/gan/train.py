@@ -24,14 +24,14 @@ from cifar_core.device import Precision, device_name, resolve_device
 from cifar_core.errors import ConfigError, Preempted, TrainingDiverged
 from cifar_core.gan.checkpoint import read_gan_checkpoint, save_gan_checkpoint
 from cifar_core.gan.collapse import Collapse, CollapseDetector, image_diversity
-from cifar_core.gan.config import KEY_PREFIX, GanTrainConfig
+from cifar_core.gan.config import GanTrainConfig
 from cifar_core.gan.grid import save_grid, to_uint8
 from cifar_core.gan.plots import save_loss_plot
 from cifar_core.gan.state import GanTraining, recovery_seed
 from cifar_core.models import count_parameters
 from cifar_core.preempt import preemption
 from cifar_core.progress import log, progress
-from cifar_core.rundir import RunDir, refuse_fewer_steps
+from cifar_core.resultdir import ResultDir, refuse_fewer_steps, settings_request
 from cifar_core.seeds import generator
 from cifar_core.snapshots import step_file, step_files
 
@@ -54,9 +54,11 @@ class RunFiles:
         written = [*self.checkpoints.glob("*.pt"), *(p for _, p in step_files(self.samples, ".png"))]
         return written + [p for p in (self.metrics, self.summary, self.losses_plot) if p.exists()]
 
-    def run_dir(self, wait_s: float = 0.0) -> RunDir:
-        outputs = lambda: [p for p in self.outputs() if p != self.last]  # noqa: E731
-        return RunDir(self.dir, self.last, outputs, what="GAN run", wait_s=wait_s, folders=(self.checkpoints, self.samples))
+    def result_dir(self, wait_s: float = 0.0) -> ResultDir:
+        """RESULTS/gan/<run> under the result-directory protocol; checkpoints/last.pt is its commit point."""
+        return ResultDir(self.dir, "GAN run", root=self.dir.parent.parent, wait_s=wait_s, commit_point=self.last,
+                         outputs=lambda: [p for p in self.outputs() if p != self.last],
+                         folders=(self.checkpoints, self.samples))
 
 
 class Diverged(Exception):
@@ -84,14 +86,15 @@ def train_gan(
     torch_device = resolve_device(device)  # an unusable device is refused before the run directory exists
     files = RunFiles(run_dir)
     digest = data_digest(data_dir)
-    with files.run_dir(wait_s) as run:
+    with files.result_dir(wait_s) as run:
         if not resume:
             run.clear()  # asked for explicitly: start over
-        checkpoint = run.open(cfg, digest, read_gan_checkpoint, prefix=KEY_PREFIX,
-                              restart="pass --no-resume to start over (which deletes them)")
+        run.open(settings_request("GAN run", cfg, data=digest),
+                 restart="pass --no-resume to start over (which deletes them)")
+        checkpoint = read_gan_checkpoint(files.last) if files.last.exists() else None
         if checkpoint is not None:
             refuse_fewer_steps(run.path, checkpoint["step"], cfg.steps)
-        return _train(cfg, data_dir, files, checkpoint, digest, torch_device, on_log)
+        return _train(cfg, data_dir, run, files, checkpoint, digest, torch_device, on_log)
 
 
 def real_image_layout(cfg: GanTrainConfig, device: torch.device) -> dict:
@@ -99,7 +102,7 @@ def real_image_layout(cfg: GanTrainConfig, device: torch.device) -> dict:
     return Precision(device, cfg.amp).layout()
 
 
-def _train(cfg, data_dir, files: RunFiles, checkpoint, digest: str, device: torch.device, on_log) -> dict[str, Any]:
+def _train(cfg, data_dir, run: ResultDir, files: RunFiles, checkpoint, digest: str, device: torch.device, on_log) -> dict[str, Any]:
     split = load_split(data_dir, "train")
     if len(split) < cfg.batch_size:
         raise ConfigError(f"batch size {cfg.batch_size} is larger than the {len(split)} training images")
@@ -195,7 +198,10 @@ def _train(cfg, data_dir, files: RunFiles, checkpoint, digest: str, device: torc
     if rows:
         save_loss_plot(rows, files.losses_plot)
     summary = _summary(cfg, training, events, rows, wall_time, files, data_dir, digest, failure)
-    atomic_write_json(files.summary, summary)
+    if failure is None:
+        summary = run.complete(summary)
+    else:  # on the record, but not complete: the same command tries again
+        atomic_write_json(files.summary, summary)
     if failure is not None:
         raise TrainingDiverged(
             f"GAN training failed at step {failure['step']}: {failure['reason']} (learning rate too high?); "

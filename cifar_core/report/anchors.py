@@ -112,8 +112,8 @@ def why_absent(anchor: Anchor, collected: dict[str, Any]) -> str:
 
 
 def _made_by(stage: str) -> Callable[[dict[str, Any]], bool]:
-    """Whether a FID here was made by pipeline stage `stage` (its stamp)."""
-    return lambda c: any((e["summary"].get("pipeline") or {}).get("stage") == stage for e in c["stages"]["fid"])
+    """Whether a FID here was made by stage `stage` (the pipeline's, or its own command)."""
+    return lambda c: any(e["summary"].get("made_by") == stage for e in c["stages"]["fid"])
 
 
 RESULT_OF = {"tune": lambda c: bool(c["stages"]["tune"]), "recipe-a": lambda c: recipe_result(c, "report-a"),

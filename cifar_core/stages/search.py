@@ -1,0 +1,70 @@
+"""Stages `tune` and `retrain`: report A's model selection (Ray Tune + ASHA, coordinated from the
+driver, cifar_core.tune.search) and the retraining of its best configs on all training images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from cifar_core.atomic import read_jsonl
+from cifar_core.errors import Interrupted, Preempted
+from cifar_core.execution.resources import Resources
+from cifar_core.execution.runners import Done
+from cifar_core.fields import check_fields, setting
+from cifar_core.names import check_name
+from cifar_core.retrain import RetrainPlan
+from cifar_core.stages.recipes import plan_stage
+from cifar_core.stages.registry import Context, Progress, Stage, register_stage
+from cifar_core.tune.settings import TuneSettings
+
+
+@dataclass(frozen=True)
+class TuneStage(TuneSettings):
+    experiment: str = setting("report-a", "Experiment name: results go to RESULTS/tune/NAME/.",
+                              check=lambda value, key: check_name(value, key))
+
+
+def tune_settings(ctx: Context) -> TuneSettings:
+    """The section as the search runs it: `--device` applies unless the section sets its own."""
+    s = ctx.section("tune")
+    values = {f.name: getattr(s, f.name) for f in dataclasses.fields(TuneSettings)}
+    if values["device"] == "auto":
+        values["device"] = ctx.device
+    return TuneSettings(**values)
+
+
+def run_tune(ctx: Context, needs: dict[str, Any]) -> Done:
+    """The search, in this process: it coordinates its trials (Ray tasks) from here."""
+    from cifar_core.tune.search import run_tune as search
+
+    for handle in needs.values():
+        ctx.work.get(handle)
+    watch = getattr(ctx.work, "watch", None)
+    try:
+        return Done(value=search(tune_settings(ctx), ctx.data_dir, ctx.results.root, watch=watch))
+    except (Preempted, Interrupted):
+        raise  # the whole command stops
+    except Exception as exc:  # the stage's failure, as a Ray task's would be
+        return Done(error=exc)
+
+
+def progress(ctx: Context) -> Progress:
+    s = ctx.section("tune")
+    folder = ctx.results.tune_experiment(s.experiment)
+    done = sum(len(read_jsonl(path)) for path in folder.glob("*/result.json"))
+    return done, s.num_samples * s.max_epochs, "trial epochs (at most)"
+
+
+register_stage(Stage(
+    "tune", TuneStage, Resources(1, 0), lambda ctx: ctx.results.tune_experiment(ctx.section("tune").experiment)
+    / "summary.json", run_tune, needs=("data",), check=tune_settings, progress=progress, in_driver=True,
+    help="report A's search: Ray Tune + ASHA over 8 CNNs x 4 optimizers, 60 trials",
+    smoke={"experiment": "smoke", "num_samples": 4, "max_concurrent": 4, "max_epochs": 2},
+))
+register_stage(plan_stage(
+    "retrain", lambda ctx, name: ctx.section("retrain"), settings=RetrainPlan, resources=Resources(4, 1),
+    needs=("tune",), check=lambda ctx: check_fields(ctx.section("retrain"), "retrain."),  # its configs: once tune ran
+    help="the search's best configs retrained on all 50,000 images, 100 epochs, scored on the test set",
+    smoke={"experiment": "smoke", "top_k": 2, "epochs": 2, "select": "trials"}))
