@@ -144,6 +144,7 @@ class Watch:
 
     POLL_S = 2.0
     HEAD_LOST_S = 20.0  # Ray's core worker ends the process after 60 s without its head: say why first
+    HEAD_CONNECT_S = 2.0  # a dead head refuses at once; a vanished pod's address times out
     STANDING_EVERY_S = 60.0
 
     def __init__(self, pending_timeout_s: float, explain: Callable[[], str | None] | None = None,
@@ -204,17 +205,18 @@ class Watch:
     def _loop(self) -> None:
         last_answer = last_standing = time.monotonic()
         while not self._stopped.wait(self.POLL_S):
-            now = time.monotonic()
             try:
-                demands, capacities = _cluster_demand()
-                last_answer = now
+                demands, capacities = _cluster_demand(self.HEAD_CONNECT_S)
+                last_answer = time.monotonic()
             except Exception as exc:  # the head is gone (or restarting)
-                if now - last_answer > self.HEAD_LOST_S:
+                # Measured after the attempt: a call to a dead head can itself take half a minute.
+                if time.monotonic() - last_answer > self.HEAD_LOST_S:
                     print(f"error: the Ray cluster's head stopped answering ({' '.join(str(exc).split())[:200]}); "
                           "run the same command again once it is back: finished work is kept", file=sys.stderr,
                           flush=True)
                     os._exit(2)
                 continue
+            now = time.monotonic()
             if self.pending_timeout_s > 0 and self.failure is None:
                 stalled = self._stalled(demands, capacities, now)
                 if stalled is not None:
@@ -261,13 +263,17 @@ def _fits(capacity: dict[str, float], demand: dict[str, float]) -> bool:
     return all(capacity.get(key, 0.0) >= amount for key, amount in demand.items() if key in ("CPU", "GPU"))
 
 
-def _cluster_demand() -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+def _cluster_demand(connect_s: float = 2.0) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
     """(resource shapes of work waiting to be placed, total resources of every live node), from
-    the head (GCS) directly: no dashboard or autoscaler needed."""
+    the head (GCS) directly: no dashboard or autoscaler needed. A head whose port does not take a
+    connection within `connect_s` raises at once: Ray's own client waits half a minute for it."""
     import ray
     from ray.autoscaler.v2.sdk import get_cluster_status
 
-    status = get_cluster_status(ray.get_runtime_context().gcs_address, timeout=5)
+    gcs_address = ray.get_runtime_context().gcs_address
+    host, _, port = gcs_address.rpartition(":")
+    socket.create_connection((host, int(port)), timeout=connect_s).close()
+    status = get_cluster_status(gcs_address, timeout=5)
     demands = []
     for demand in [*status.resource_demands.ray_task_actor_demand, *status.resource_demands.placement_group_demand]:
         for by_count in demand.bundles_by_count:
