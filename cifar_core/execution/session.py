@@ -342,7 +342,7 @@ def _cluster_demand(connect_s: float = 2.0) -> tuple[list[dict[str, float]], lis
 
     gcs_address = ray.get_runtime_context().gcs_address
     host, _, port = gcs_address.rpartition(":")
-    socket.create_connection((host, int(port)), timeout=connect_s).close()
+    socket.create_connection((host.strip("[]"), int(port)), timeout=connect_s).close()  # [::1]:6379 too
     status = get_cluster_status(gcs_address, timeout=5)
     demands = []
     for demand in [*status.resource_demands.ray_task_actor_demand, *status.resource_demands.placement_group_demand]:
