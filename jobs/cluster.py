@@ -1,8 +1,10 @@
-"""The cluster side of `cifar submit`, `status` and `logs`, and why Ray work waits (for the driver).
+"""The cluster side of `cifar submit`, `status` and `logs`, and what the worker pods of a waiting
+Ray cluster are doing (for the driver's Watch).
 
 Objects are created with the Kubernetes Python client and Helm's ownership metadata, so a later
 `helm install` of the same release adopts them. Every cluster failure is one CifarError line;
-`pending_pods_reason` gives the driver the worker pods' own reason for a stall.
+`worker_state` reads the worker pods and their events (scheduler, cluster autoscaler, Karpenter,
+kubelet) as progressing, waiting or failed for good.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import time
 from pathlib import Path
 
 from cifar_core.errors import CifarError
+from cifar_core.execution.session import FATAL, PROGRESSING, WAITING, WorkerState
+from jobs import kube_api
 from jobs.chart import COMPONENT_ORDER, one_line
+from jobs.kube_api import api_message, get_json, printable
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-REQUEST_TIMEOUT_S = 30
 REPLACE_WAIT_S = 180  # a RayJob's finalizer stops its Ray job and KubeRay deletes its cluster first
 
 # kind -> (API group, version, plural): what `cifar submit` creates, and what it asks the
@@ -67,7 +71,7 @@ def connect(context: str | None, namespace: str | None = None):
         default = ns_file.read_text().strip() if ns_file.is_file() else "default"
     configuration = client.Configuration.get_default_copy()
     configuration.retries = 1  # an unreachable server fails in seconds, not after urllib3's three retries
-    return client.ApiClient(configuration), namespace or default
+    return kube_api.budget(client.ApiClient(configuration)), namespace or default
 
 
 def _refuse_what_is_not_a_kubeconfig(config_file: str) -> None:
@@ -85,40 +89,6 @@ def _refuse_what_is_not_a_kubeconfig(config_file: str) -> None:
         if content is not None and not isinstance(content, dict):
             raise CifarError(f"{path} is not a kubeconfig (a YAML map of clusters, users and contexts, "
                              f"as `kubectl config view` prints): fix $KUBECONFIG or the file")
-
-
-def _call(api, fn, *args, passthrough=(), **kwargs):
-    """One API call. An unreachable cluster or a refused request becomes a one-line CifarError; API
-    errors whose status is in `passthrough` are raised for the caller to handle."""
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError
-
-    kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT_S)
-    try:
-        return fn(*args, **kwargs)
-    except HTTPError as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise CifarError(f"no Kubernetes cluster reachable at {api.configuration.host}: {one_line(reason)}") from None
-    except ApiException as exc:
-        if exc.status in passthrough:
-            raise
-        if exc.status in (401, 403):
-            raise CifarError(f"the cluster refused the request ({exc.status} {exc.reason}: {api_message(exc)}): "
-                             "check your credentials and RBAC") from None
-        raise CifarError(f"Kubernetes API error {exc.status}: {api_message(exc)}") from None
-
-
-def get_json(api, fn, *args, **kwargs):
-    """An API call's JSON, as the server sent it (no model classes in between)."""
-    return json.loads(_call(api, fn, *args, _preload_content=False, **kwargs).data)
-
-
-def api_message(exc) -> str:
-    """The `message` of the Status object an API error carries."""
-    try:
-        return one_line(json.loads(exc.body).get("message") or exc.reason)
-    except (TypeError, ValueError, AttributeError):
-        return str(exc.reason)
 
 
 # --- creating ---
@@ -163,7 +133,8 @@ def create(documents, api, namespace: str, release: str) -> list[str]:
     for _, _, obj in documents:
         kind, name = obj["kind"], obj["metadata"]["name"]
         try:
-            _call(api, _creator(api, kind), namespace, helm_owned(obj, release, namespace), passthrough=(409,))
+            kube_api.call(api, _creator(api, kind), namespace, helm_owned(obj, release, namespace), read=True,
+                          what=f"the creation of {kind.lower()}/{name}", passthrough=(409,))
             lines.append(f"created {kind.lower()}/{name}")
         except ApiException:  # 409: it exists
             if kind == "RayJob":
@@ -180,7 +151,7 @@ def read_rayjob(api, namespace: str, name: str) -> dict | None:
     group, version, plural = RESOURCES["RayJob"]
     try:
         return get_json(api, client.CustomObjectsApi(api).get_namespaced_custom_object, group, version, namespace,
-                        plural, name, passthrough=(404,))
+                        plural, name, passthrough=(404,), what=f"rayjob/{name}", schema=kube_api.RAYJOB)
     except ApiException:
         return None
 
@@ -194,8 +165,9 @@ def delete_rayjob(api, namespace: str, name: str, *, wait_s: float = REPLACE_WAI
     group, version, plural = RESOURCES["RayJob"]
     custom = client.CustomObjectsApi(api)
     try:
-        _call(api, custom.delete_namespaced_custom_object, group, version, namespace, plural, name,
-              propagation_policy="Foreground", passthrough=(404,), _preload_content=False)
+        kube_api.call(api, custom.delete_namespaced_custom_object, group, version, namespace, plural, name,
+                      propagation_policy="Foreground", passthrough=(404,), _preload_content=False, read=True,
+                      what=f"the deletion of rayjob/{name}")
     except ApiException:
         return  # already gone
     deadline = time.monotonic() + wait_s
@@ -224,32 +196,120 @@ def rayjob_state(rayjob: dict) -> str:
     return state
 
 
-# Container states that keep a pod from running, as the kubelet names them.
+# Why a pod waits, and whether waiting can help: the kubelet's container states, and the events of
+# the scheduler, the cluster autoscaler (kubernetes/autoscaler: TriggeredScaleUp, NotTriggerScaleUp,
+# and GKE's FailedScaleUp, whatever their type), Karpenter (Nominated, its own FailedScheduling) and
+# the kubelet (Scheduled, Pulling, ..., FailedMount).
 _START_FAILURES = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull", "CreateContainerError",
                    "CreateContainerConfigError", "RunContainerError", "CrashLoopBackOff", "StartError", "ContainerCannotRun")
+_PULL_FAILURES = ("ImagePullBackOff", "ErrImagePull")
+# A registry's answer that no retry changes: the image or tag is not there, or may not be pulled.
+_IMAGE_GONE = re.compile(r"not found|manifest unknown|name unknown|unauthorized|denied|authentication required|"
+                         r"\b40[13]\b|forbidden|repository does not exist|invalid reference format", re.IGNORECASE)
+_SLOW_RUNTIME = re.compile(r"deadline exceeded|DeadlineExceeded|timed out|name is reserved", re.IGNORECASE)
+_MISSING_CONFIG = re.compile(r'(configmap|secret|persistentvolumeclaim|serviceaccount)s? "[^"]*" not found|'
+                             r"couldn't find key", re.IGNORECASE)
+_PROGRESS = {"Scheduled", "Pulling", "Pulled", "Created", "Started", "SuccessfulAttachVolume"}
+_SCALE_UP = {"TriggeredScaleUp", "Nominated"}  # a node is being added (cluster autoscaler, Karpenter)
+_NO_SCALE_UP = {"NotTriggerScaleUp", "FailedScaleUp"}
+_AUTOSCALERS = ("cluster-autoscaler", "karpenter")
+# The fix for what an autoscaler says, by its words (docs/kubernetes.md, Troubleshooting, says more).
+_AUTOSCALER_FIXES = (
+    (re.compile(r"quota", re.IGNORECASE), "raise the cloud's GPU quota for the region"),
+    (re.compile(r"max node group size|max nodepool size|node limits have been exhausted|exceed limits for nodepool",
+                re.IGNORECASE), "raise the node pool's maximum size (or the NodePool's limits)"),
+    (re.compile(r"max cluster .* limit|max cluster size", re.IGNORECASE),
+     "raise the cluster autoscaler's resource limits (node auto-provisioning: its GPU limit)"),
+    (re.compile(r"IP space exhausted", re.IGNORECASE), "the cluster's node or pod IP range is used up: widen it"),
+    (re.compile(r"out of resources|stockout|InsufficientCapacity|insufficient capacity|RESOURCE_POOL_EXHAUSTED",
+                re.IGNORECASE),
+     "the zone has no such machine now: wait, or add a pool in another zone or of another machine type"),
+    (re.compile(r"in backoff after failed scale-up", re.IGNORECASE),
+     "an earlier scale-up of the pool failed: its FailedScaleUp event or the autoscaler's log says why"),
+    (re.compile(r"not ready for scale-up", re.IGNORECASE), "the pool is being created or changed: wait"),
+    (re.compile(r"wouldn't fit|didn't match|did not tolerate|untolerated taint|Insufficient|no instance type|"
+                r"incompatible", re.IGNORECASE),
+     "no node pool's machines fit the pod: add a pool that does (docs/kubernetes.md, Node pools)"),
+)
 
 
-def pod_problem(pod: dict, events: list[dict] = ()) -> str | None:
-    """What keeps a pod from running, in one line (reason: message), or None when nothing does: a
-    container that cannot be pulled, created or started (with the runtime's message, e.g. NVIDIA's
-    `unsatisfied condition: cuda>=13.0`), else the pod's last Warning event (FailedScheduling,
-    FailedMount, ...), else an unschedulable condition."""
+def pod_state(pod: dict, events: list[dict] = ()) -> WorkerState | None:
+    """What holds a pod back, or None when nothing does (it runs, or has finished): PROGRESSING (a
+    node is being added for it, or it is scheduled and starting), WAITING (the scheduler's reason,
+    beside the autoscaler's newest word on it and its fix) or FATAL (an image that does not exist or
+    may not be pulled, a container the runtime refuses, a missing ConfigMap or Secret, a crash loop)."""
     status = pod.get("status") or {}
-    problem = container_problem(pod)
-    if problem:
+    events = sorted(events, key=_event_time)
+    problem = _container_state(pod, events)
+    if problem is not None:
         return problem
-    warnings = [e for e in events if e.get("type") == "Warning"]
-    if warnings and status.get("phase") in (None, "Pending", "Failed", "Unknown"):
-        last_event = max(warnings, key=_event_time)
-        return _reason(last_event.get("reason") or "Warning", last_event.get("message") or "")
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
-            return _reason(condition.get("reason") or "Unschedulable", condition.get("message") or "")
-    return None
+    if status.get("phase") not in (None, "Pending", "Unknown", "Failed"):
+        return None
+    if status.get("phase") == "Failed":  # evicted or refused by its node: KubeRay makes another
+        return WorkerState(WAITING, _reason(status.get("reason") or "Failed", status.get("message") or ""))
+    if _scheduled(pod, events):
+        return _starting(events)
+    scheduler = _newest(events, lambda e: e.get("reason") == "FailedScheduling" and _source(e) != "karpenter")
+    line = (_reason(scheduler.get("reason") or "", scheduler.get("message") or "") if scheduler
+            else _unschedulable(pod) or "not scheduled yet, and no event says why")
+    autoscaler = _newest(events, lambda e: _source(e) in _AUTOSCALERS or e.get("reason") in _SCALE_UP | _NO_SCALE_UP)
+    if autoscaler is None:
+        return WorkerState(WAITING, line)
+    said = _reason(autoscaler.get("reason") or "", autoscaler.get("message") or "")
+    if autoscaler.get("reason") in _SCALE_UP:
+        return WorkerState(PROGRESSING, f"{line}; a node is being added for it ({said})")
+    fix = next((fix for pattern, fix in _AUTOSCALER_FIXES if pattern.search(autoscaler.get("message") or "")), None)
+    who = "Karpenter" if _source(autoscaler) == "karpenter" else "the cluster autoscaler"
+    return WorkerState(WAITING, f"{line}; {who}: {said}" + (f" ({fix})" if fix else ""))
 
 
-def container_problem(pod: dict) -> str | None:
-    """A container of the pod that cannot be pulled, created or started, with the runtime's words."""
+def _container_state(pod: dict, events: list[dict]) -> WorkerState | None:
+    """A container that cannot be pulled, created or started, with the runtime's words, FATAL when
+    waiting cannot change it."""
+    found = container_problem(pod)
+    if found is None:
+        return None
+    reason, message = found
+    if reason in _PULL_FAILURES:  # the registry's own answer is in the kubelet's Failed events
+        pulls = [e.get("message") or "" for e in events if e.get("reason") in ("Failed", "ErrImagePull")]
+        gone = _IMAGE_GONE.search(" ".join([message, *pulls[-2:]]))
+        if gone and not _IMAGE_GONE.search(message):
+            message = f"{message}; {pulls[-1]}" if pulls else message
+        kind = FATAL if gone else WAITING
+        fix = "check image.repository and image.tag, and imagePullSecrets for a private registry"
+    elif reason in ("InvalidImageName", "ErrImageNeverPull"):
+        kind, fix = FATAL, "check image.repository and image.tag (kind: `make kind-load` first)"
+    elif reason == "CreateContainerError" and _SLOW_RUNTIME.search(message):
+        kind, fix = WAITING, None
+    elif reason == "CreateContainerConfigError":
+        kind, fix = FATAL, "create what the pod refers to, or fix the values that name it"
+    elif reason == "CrashLoopBackOff":
+        kind, fix = FATAL, f"`kubectl logs --previous {_name(pod)}` shows why it exits"
+    else:  # the runtime refused the container: e.g. a driver older than the image's CUDA
+        kind = FATAL
+        fix = ("the node's NVIDIA driver is older than the image's CUDA: R580+ (docs/kubernetes.md, Troubleshooting)"
+               if "cuda" in message.lower() else "`kubectl describe pod` shows the runtime's words")
+    line = _reason(reason, message)
+    return WorkerState(kind, line + (f"; waiting cannot fix this: {fix}" if kind == FATAL else ""))
+
+
+def _starting(events: list[dict]) -> WorkerState:
+    """A pod on a node, not yet running: PROGRESSING while the kubelet moves on, WAITING on a
+    warning (a volume that does not mount yet), FATAL when what it mounts does not exist."""
+    kubelet = _newest(events, lambda e: e.get("reason") in _PROGRESS or (
+        e.get("type") == "Warning" and e.get("reason") != "FailedScheduling" and _source(e) not in _AUTOSCALERS))
+    if kubelet is None or kubelet.get("reason") in _PROGRESS:
+        said = _reason(kubelet.get("reason") or "", kubelet.get("message") or "") if kubelet else "scheduled"
+        return WorkerState(PROGRESSING, f"starting ({said})")
+    line = _reason(kubelet.get("reason") or "Warning", kubelet.get("message") or "")
+    if _MISSING_CONFIG.search(kubelet.get("message") or ""):
+        return WorkerState(FATAL, f"{line}; waiting cannot fix this: create what the pod refers to, or fix the "
+                                  "values that name it")
+    return WorkerState(WAITING, line)
+
+
+def container_problem(pod: dict) -> tuple[str, str] | None:
+    """(reason, message) of a container of the pod that cannot be pulled, created or started."""
     status = pod.get("status") or {}
     for container in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
         waiting = (container.get("state") or {}).get("waiting") or {}
@@ -258,10 +318,32 @@ def container_problem(pod: dict) -> str | None:
             message = waiting.get("message") or ""
             if waiting["reason"] == "CrashLoopBackOff" and last.get("message"):
                 message = last["message"]
-            return _reason(waiting["reason"], message)
+            return waiting["reason"], message
         if last.get("reason") in _START_FAILURES and not (container.get("state") or {}).get("running"):
-            return _reason(last["reason"], last.get("message") or "")
+            return last["reason"], last.get("message") or ""
     return None
+
+
+def _scheduled(pod: dict, events: list[dict]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return bool((pod.get("spec") or {}).get("nodeName")) or any(
+        c.get("type") == "PodScheduled" and c.get("status") == "True" for c in conditions)
+
+
+def _unschedulable(pod: dict) -> str | None:
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            return _reason(condition.get("reason") or "Unschedulable", condition.get("message") or "")
+    return None
+
+
+def _newest(events: list[dict], wanted) -> dict | None:
+    """The newest of the (time-sorted) events that `wanted` says yes to."""
+    return next((e for e in reversed(events) if wanted(e)), None)
+
+
+def _source(event: dict) -> str:
+    return (event.get("source") or {}).get("component") or event.get("reportingComponent") or ""
 
 
 def _reason(reason: str, message: str, limit: int = 400) -> str:
@@ -273,13 +355,21 @@ def _event_time(event: dict) -> str:
     return event.get("lastTimestamp") or event.get("eventTime") or (event.get("metadata") or {}).get("creationTimestamp") or ""
 
 
+def _name(obj: dict) -> str:
+    return (obj.get("metadata") or {}).get("name") or "?"
+
+
 def pod_line(pod: dict, events: list[dict] = ()) -> str:
-    """`Running`, `Pending: FailedScheduling: 0/3 nodes are available: ...`, `Succeeded`."""
+    """`Running`, `Pending: FailedScheduling: 0/3 nodes are available: ...; the cluster autoscaler:
+    NotTriggerScaleUp: ... (fix)`, `Succeeded`."""
     phase = (pod.get("status") or {}).get("phase") or "Unknown"
     if (pod.get("metadata") or {}).get("deletionTimestamp"):
         phase += " (terminating)"
-    problem = pod_problem(pod, events)
-    return f"{phase}: {problem}" if problem else phase
+    state = pod_state(pod, events)
+    if state is None and phase.startswith(("Pending", "Failed", "Unknown")):  # a warning says more than nothing
+        warning = _newest(sorted(events, key=_event_time), lambda e: e.get("type") == "Warning")
+        state = warning and WorkerState(WAITING, _reason(warning.get("reason") or "Warning", warning.get("message") or ""))
+    return f"{phase}: {state.line}" if state and state.line else phase
 
 
 # --- status ---
@@ -303,7 +393,8 @@ def rayjobs(api, namespace: str, release: str | None) -> list[dict]:
     group, version, plural = RESOURCES["RayJob"]
     try:
         listed = get_json(api, client.CustomObjectsApi(api).list_namespaced_custom_object, group, version, namespace,
-                          plural, label_selector=_selector(release), passthrough=(404,))
+                          plural, label_selector=_selector(release), passthrough=(404,),
+                          what=f"the RayJobs of namespace {namespace}", schema=kube_api.listing(kube_api.RAYJOB))
     except ApiException:
         return []  # 404: KubeRay is not installed, so there is no RayJob to show
     items = listed.get("items") or []
@@ -322,23 +413,26 @@ def _order(component: str) -> int:
 def list_pods(api, namespace: str, selector: str) -> list[dict]:
     from kubernetes import client
 
-    return get_json(api, client.CoreV1Api(api).list_namespaced_pod, namespace, label_selector=selector).get("items") or []
+    return get_json(api, client.CoreV1Api(api).list_namespaced_pod, namespace, label_selector=selector,
+                    what=f"the pods of namespace {namespace} ({selector})", schema=kube_api.listing(kube_api.POD)
+                    ).get("items") or []
 
 
-def pod_events(api, namespace: str, pod_names: set[str]) -> dict[str, list[dict]]:
-    """Events of the named pods, by pod name; {} when the caller may not read events."""
+def pod_events(api, namespace: str, pod_names: set[str] | None = None) -> dict[str, list[dict]]:
+    """Events of the named pods (every pod's: None), by pod name; {} when the caller may not read events."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
     try:
         listed = get_json(api, client.CoreV1Api(api).list_namespaced_event, namespace,
-                          field_selector="involvedObject.kind=Pod", passthrough=(403,))
+                          field_selector="involvedObject.kind=Pod", passthrough=(403,),
+                          what=f"the pod events of namespace {namespace}", schema=kube_api.listing(kube_api.EVENT))
     except ApiException:
         return {}  # the pods' own status still says much
     by_pod: dict[str, list[dict]] = {}
     for event in listed.get("items") or []:
         name = (event.get("involvedObject") or {}).get("name") or ""
-        if name in pod_names:
+        if pod_names is None or name in pod_names:
             by_pod.setdefault(name, []).append(event)
     return by_pod
 
@@ -363,6 +457,8 @@ def stage_pods(api, namespace: str, rayjob: dict) -> list[tuple[str, str, str]]:
 
 def driver_log_tail(api, namespace: str, rayjob: dict, lines: int = 2000) -> str | None:
     """The last `lines` of the driver's output, as its submitter pod relays it; None without one."""
+    from kubernetes import client
+
     release, stage = _label(rayjob, "app.kubernetes.io/instance"), _label(rayjob, "app.kubernetes.io/component")
     try:
         pod = newest_pod(api, namespace, release, stage)
@@ -371,9 +467,12 @@ def driver_log_tail(api, namespace: str, rayjob: dict, lines: int = 2000) -> str
     if _label(pod, RAY_NODE_TYPE_LABEL) != "?" or not ((pod.get("status") or {}).get("containerStatuses")):
         return None  # no submitter (yet), or it never started: no log
     try:
-        return "".join(pod_log(api, namespace, pod, pod["spec"]["containers"][0]["name"], tail=lines))
+        data = kube_api.call(api, client.CoreV1Api(api).read_namespaced_pod_log, pod["metadata"]["name"], namespace,
+                             container=_first_container(pod), tail_lines=lines, _preload_content=False, read=True,
+                             what=f"the log of pod {pod['metadata']['name']}")
     except CifarError:
         return None
+    return data.decode("utf-8", "replace")
 
 
 # --- logs ---
@@ -386,19 +485,27 @@ def newest_pod(api, namespace: str, release: str, stage: str) -> dict:
     # The submitter carries the driver's output; head and workers have ray.io/node-type. A shared
     # cluster's pods have the component `ray`, so for them only the submitter matches.
     submitters = [p for p in pods if RAY_NODE_TYPE_LABEL not in (p["metadata"].get("labels") or {})]
-    pods = submitters or [p for p in pods if p["metadata"]["labels"].get(RAY_NODE_TYPE_LABEL) == "head"]
+    pods = submitters or [p for p in pods if _label(p, RAY_NODE_TYPE_LABEL) == "head"]
     if not pods:
         raise CifarError(f"no pod of stage {stage} (release {release}) in namespace {namespace}; see `cifar status`")
-    return max(pods, key=lambda p: p["metadata"]["creationTimestamp"])
+    return max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
+
+
+def _first_container(pod: dict) -> str:
+    containers = (pod.get("spec") or {}).get("containers") or []
+    if not containers:
+        raise CifarError(f"pod {_name(pod)} has no container, as the API describes it: see `kubectl describe pod "
+                         f"{_name(pod)}`")
+    return containers[0]["name"]
 
 
 def running_container(pod: dict) -> str:
     """The main container, or the initContainer the pod is still in."""
     status = pod.get("status") or {}
     for init in status.get("initContainerStatuses") or []:
-        if not (init.get("state") or {}).get("terminated"):
+        if init.get("name") and not (init.get("state") or {}).get("terminated"):
             return init["name"]
-    return pod["spec"]["containers"][0]["name"]
+    return _first_container(pod)
 
 
 def pod_log(api, namespace: str, pod: dict, container: str, *, follow: bool = False, tail: int | None = None):
@@ -407,86 +514,98 @@ def pod_log(api, namespace: str, pod: dict, container: str, *, follow: bool = Fa
     from kubernetes import client
 
     kwargs = {"_request_timeout": None} if follow else {}
-    stream = _call(api, client.CoreV1Api(api).read_namespaced_pod_log, pod["metadata"]["name"], namespace,
-                   container=container, follow=follow, tail_lines=tail, _preload_content=False, **kwargs)
+    stream = kube_api.call(api, client.CoreV1Api(api).read_namespaced_pod_log, pod["metadata"]["name"], namespace,
+                           container=container, follow=follow, tail_lines=tail, _preload_content=False,
+                           what=f"the log of pod {pod['metadata']['name']}", **kwargs)
     return (chunk.decode("utf-8", "replace") for chunk in stream.stream())
 
 
-# --- for the driver: why Ray work waits ---
+# --- for the driver: what the worker pods are doing ---
 
 
 def pending_pods_reason(service_account_dir: Path = SERVICE_ACCOUNT_DIR, timeout_s: float = 5.0) -> str | None:
-    """The one most telling line about the worker pods of the Ray cluster this process runs in, for
-    the driver's pending-work error: the last scheduling or start-up problem of a worker pod, e.g.
-    `pod c-gpu-worker-x: FailedScheduling: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu`.
+    """The line of `worker_state`: the worker pods' most telling problem, e.g. `pod c-gpu-worker-x:
+    FailedScheduling: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu`. None outside a pod."""
+    state = worker_state(service_account_dir, timeout_s)
+    return state.line if state is not None else None
+
+
+def worker_state(service_account_dir: Path = SERVICE_ACCOUNT_DIR, timeout_s: float = 5.0) -> WorkerState | None:
+    """What the worker pods of the Ray cluster this process runs in are doing, for the driver's
+    Watch: FATAL when one cannot start for good, PROGRESSING when one is on its way (a node being
+    added, an image pulled), else WAITING with the most telling line; each line names its pod.
 
     None outside a Kubernetes pod. Never raises, and gives up within about `timeout_s`: an API that
-    cannot be read gives a line saying why. Reads the pods and events of the pod's own namespace
-    (the chart's Role grants get/list on both to the head's service account).
+    cannot be read gives a WAITING line saying why. Reads the pods and events of the pod's own
+    namespace (the chart's Role grants get/list on both to the head's service account).
     """
     if not os.environ.get("KUBERNETES_SERVICE_HOST") or not (service_account_dir / "token").is_file():
         return None
     try:
-        return _pending_pods_reason(service_account_dir, timeout_s)
+        return _worker_state(service_account_dir, timeout_s)
     except Exception as exc:  # never let the diagnosis hide the error it is for
-        return f"the worker pods' events could not be read: {_short_error(exc)}"
+        return WorkerState(WAITING, f"the worker pods' events could not be read: {_short_error(exc)}")
 
 
-def _pending_pods_reason(service_account_dir: Path, timeout_s: float) -> str | None:
+def _worker_state(service_account_dir: Path, timeout_s: float) -> WorkerState:
     from kubernetes import client, config
     from kubernetes.client.exceptions import ApiException
 
     cluster = os.environ.get(RAY_CLUSTER_NAME_ENV, "").strip()
     if not cluster:
-        return f"the worker pods' events could not be read: ${RAY_CLUSTER_NAME_ENV} is not set (KubeRay sets it in Ray pods)"
+        return WorkerState(WAITING, f"the worker pods' events could not be read: ${RAY_CLUSTER_NAME_ENV} is not set "
+                                    "(KubeRay sets it in Ray pods)")
     namespace = (service_account_dir / "namespace").read_text().strip()
     configuration = client.Configuration()
     config.incluster_config.InClusterConfigLoader(
         token_filename=str(service_account_dir / "token"), cert_filename=str(service_account_dir / "ca.crt"),
         environ=os.environ).load_and_set(configuration)
     configuration.retries = 0
-    api = client.ApiClient(configuration)
-    deadline = time.monotonic() + timeout_s
-    timeout = (min(2.0, timeout_s), max(0.5, timeout_s / 2))
-
-    core = client.CoreV1Api(api)
+    api = kube_api.budget(client.ApiClient(configuration), timeout_s)
     try:
-        pods = json.loads(core.list_namespaced_pod(namespace, label_selector=f"{RAY_CLUSTER_LABEL}={cluster}",
-                                                   _preload_content=False, _request_timeout=timeout).data)["items"]
-        workers = [p for p in pods if _label(p, RAY_NODE_TYPE_LABEL) != "head"]
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the API answered too slowly (over {timeout_s:.0f} s)")
-        events = json.loads(core.list_namespaced_event(namespace, field_selector="involvedObject.kind=Pod",
-                                                       _preload_content=False, _request_timeout=timeout).data)["items"]
+        pods = list_pods(api, namespace, f"{RAY_CLUSTER_LABEL}={cluster}")
+        events = get_json(api, client.CoreV1Api(api).list_namespaced_event, namespace, field_selector="involvedObject.kind=Pod",
+                          passthrough=(403, 404), what=f"the pod events of namespace {namespace}",
+                          schema=kube_api.listing(kube_api.EVENT)).get("items") or []
     except ApiException as exc:
-        return f"the worker pods' events could not be read: {exc.status} {api_message(exc)}"
+        return WorkerState(WAITING, f"the worker pods' events could not be read: {exc.status} {api_message(exc)}")
     head = {p["metadata"]["name"] for p in pods if _label(p, RAY_NODE_TYPE_LABEL) == "head"}
     by_pod: dict[str, list[dict]] = {}
     for event in events:
         name = (event.get("involvedObject") or {}).get("name") or ""
         if name.startswith(f"{cluster}-") and name not in head:
             by_pod.setdefault(name, []).append(event)
-    # A container that cannot start says the most; then the newest scheduling or start-up warning.
-    for pod in workers:
-        problem = container_problem(pod)
-        if problem:
-            return f"pod {pod['metadata']['name']}: {problem}"
+    workers = [p for p in pods if p["metadata"]["name"] not in head]
+    return workers_state(workers, by_pod) or (
+        WorkerState(WAITING, f"no worker pod of Ray cluster {cluster} exists in namespace {namespace} (the "
+                             "autoscaler has asked for none, or removed them)") if not workers else None)
+
+
+def workers_state(workers: list[dict], events: dict[str, list[dict]]) -> WorkerState | None:
+    """One verdict over the worker pods: the first FATAL, else the first PROGRESSING, else the most
+    telling WAITING (a container problem, else the newest event); events of pods already removed
+    count only for the line. None when every worker runs and nothing else is said."""
+    states = [(p["metadata"]["name"], pod_state(p, events.get(p["metadata"]["name"], []))) for p in workers]
+    for kind in (FATAL, PROGRESSING):
+        found = next(((n, s) for n, s in states if s is not None and s.kind == kind), None)
+        if found:
+            return WorkerState(kind, f"pod {found[0]}: {found[1].line}")
     live = {p["metadata"]["name"]: p for p in workers}
-    warnings = [(name, e) for name, events_ in by_pod.items() for e in events_ if e.get("type") == "Warning"
-                and (name not in live or (live[name].get("status") or {}).get("phase") != "Running")]
-    if warnings:
-        name, event = max(warnings, key=lambda item: _event_time(item[1]))
-        return f"pod {name}: {_reason(event.get('reason') or 'Warning', event.get('message') or '')}"
-    for pod in workers:
-        if (pod.get("status") or {}).get("phase") == "Pending":
-            return f"pod {pod['metadata']['name']}: {pod_problem(pod) or 'Pending (no event says why yet)'}"
-    if not workers:
-        return f"no worker pod of Ray cluster {cluster} exists in namespace {namespace} (the autoscaler has asked for none, or removed them)"
-    return None
+    waiting = [(container_problem(live[n]) is not None, _newest_time(events.get(n, [])), n, s) for n, s in states if s]
+    gone = [(False, _event_time(e), n, WorkerState(WAITING, _reason(e.get("reason") or "Warning", e.get("message") or "")))
+            for n, evs in events.items() if n not in live for e in evs if e.get("type") == "Warning"]
+    if not waiting and not gone:
+        return None
+    _, _, name, state = max(waiting or gone, key=lambda item: item[:2])
+    return WorkerState(WAITING, f"pod {name}: {state.line}")
+
+
+def _newest_time(events: list[dict]) -> str:
+    return max((_event_time(e) for e in events), default="")
 
 
 def _short_error(exc: Exception) -> str:
     reason = getattr(exc, "reason", None)
-    text = one_line(str(reason if reason is not None else exc)) or type(exc).__name__
+    text = one_line(printable(str(reason if reason is not None else exc))) or type(exc).__name__
     text = re.sub(r"<urllib3\.[^>]*>: ", "", text)
     return text if len(text) <= 300 else text[:299] + "…"

@@ -1,9 +1,10 @@
 """What `cifar submit` checks before it creates anything, so a failure leaves nothing half made.
 
-In order: the Kubernetes version, KubeRay's kinds served, the namespace, the storage classes, the
-caller's rights (SelfSubjectAccessReview), the nodes (GPUs, device plugin, whether each pod group
-fits, NVIDIA driver) and the stage's RayJob. A failure is one `error:` line; what may still work out
-(a GPU pool that scales from zero) is a note; each pass is an `ok` line for `--check`.
+In order: the Kubernetes version, KubeRay's kinds served, the namespace, the storage classes (one
+that can give ReadWriteMany), the caller's rights (SelfSubjectAccessReview), the nodes (GPUs, device
+plugin, whether each pod group fits beside the DaemonSets there, NVIDIA driver, a node autoscaler)
+and the stage's RayJob. A failure is one `error:` line; what may still work out (a GPU pool that
+scales from zero) is a note; each pass is an `ok` line for `--check`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from cifar_core.errors import CifarError
-from cifar_core.quantity import quantity
-from jobs.cluster import RESOURCES, api_message, get_json, rayjob_state, read_rayjob
+from cifar_core.quantity import parse_quantity, quantity
+from jobs import kube_api
+from jobs.cluster import RESOURCES, rayjob_state, read_rayjob
+from jobs.kube_api import api_message, get_json
 
 # The image's torch is a CUDA 13.0 build: NVIDIA's R580 drivers are the first to run it.
 DRIVER_FLOOR = 580
@@ -27,6 +30,23 @@ GPU_INSTANCE_TYPES = re.compile(r"^(g\d+[a-z]*|p\d+[a-z]*|gr\d+)\.|^(a2|a3|a4|g2
 DRIVER_LABELS = ("nvidia.com/cuda.driver-version.major", "nvidia.com/cuda.driver.major")
 GKE_DRIVER_LABEL = "cloud.google.com/gke-gpu-driver-version"
 FRESH_NODE_S = 15 * 60  # a GPU node this young may still be installing its driver
+# Provisioners of block storage, which a node mounts alone: a ReadWriteMany claim of theirs never binds.
+BLOCK_PROVISIONERS = {
+    "pd.csi.storage.gke.io": "GKE: standard-rwx or premium-rwx (Filestore CSI driver: filestore.csi.storage.gke.io)",
+    "kubernetes.io/gce-pd": "GKE: standard-rwx or premium-rwx (Filestore CSI driver: filestore.csi.storage.gke.io)",
+    "ebs.csi.aws.com": "EKS: an EFS class (efs.csi.aws.com, the EFS CSI driver)",
+    "kubernetes.io/aws-ebs": "EKS: an EFS class (efs.csi.aws.com, the EFS CSI driver)",
+    "disk.csi.azure.com": "AKS: an Azure Files class with protocol nfs (file.csi.azure.com)",
+    "kubernetes.io/azure-disk": "AKS: an Azure Files class with protocol nfs (file.csi.azure.com)",
+    "rancher.io/local-path": "a node-local volume: an NFS provisioner (nfs.csi.k8s.io), or existingClaim",
+    "cinder.csi.openstack.org": "an NFS or CephFS class (manila.csi.openstack.org, cephfs.csi.ceph.com)",
+    "dobs.csi.digitalocean.com": "an NFS provisioner (nfs.csi.k8s.io)",
+}
+# Where a node autoscaler shows itself to a caller who may read kube-system: its status ConfigMap
+# (the cluster autoscaler writes it, GKE's and AKS's managed ones too) or its Deployment; Karpenter
+# (EKS Auto Mode and AKS node auto-provisioning are Karpenter) by its API group.
+AUTOSCALER_STATUS = ("kube-system", "cluster-autoscaler-status")
+KARPENTER_GROUP = "karpenter.sh"
 
 
 @dataclass
@@ -60,12 +80,12 @@ def check(api, namespace: str, documents, *, replace: bool = False, gpu_resource
     kinds = {o["kind"] for o in objs}
     report = Report()
     _version(api, report)
-    _served(api, kinds, report)
+    groups = _served(api, kinds, report)
     _namespace(api, namespace, report)
     _storage_classes(api, objs, report)
     rayjob = next(o for o in objs if o["kind"] == "RayJob")
     _access(api, namespace, kinds, replace, report)
-    _nodes(api, pod_groups(objs, gpu_resource), gpu_resource, report)
+    _nodes(api, pod_groups(objs, gpu_resource), gpu_resource, report, groups)
     _existing(api, namespace, rayjob, replace, report)
     return report
 
@@ -76,7 +96,7 @@ def check(api, namespace: str, documents, *, replace: bool = False, gpu_resource
 def _version(api, report: Report) -> None:
     from kubernetes import client
 
-    version = get_json(api, client.VersionApi(api).get_code)
+    version = get_json(api, client.VersionApi(api).get_code, what="the version (/version)", schema=kube_api.VERSION)
     git_version = version.get("gitVersion") or f"v{version.get('major')}.{version.get('minor')}"
     match = re.match(r"v?(\d+)\.(\d+)", git_version)
     if not match:
@@ -88,17 +108,19 @@ def _version(api, report: Report) -> None:
     report.ok.append(f"Kubernetes {git_version}")
 
 
-def _served(api, kinds: set[str], report: Report) -> None:
+def _served(api, kinds: set[str], report: Report) -> set[str]:
+    """KubeRay's kinds are served; returns the API groups the cluster serves."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
     wanted = sorted(k for k in kinds if RESOURCES[k][0] == "ray.io")
-    groups = get_json(api, client.ApisApi(api).get_api_versions)
+    groups = get_json(api, client.ApisApi(api).get_api_versions, what="the API groups (/apis)", schema=kube_api.API_GROUPS)
     versions = {v["version"] for g in groups.get("groups") or [] if g["name"] == "ray.io" for v in g.get("versions") or []}
     served = set()
     if "v1" in versions:
         try:
-            resources = get_json(api, client.CustomObjectsApi(api).get_api_resources, "ray.io", "v1", passthrough=(404,))
+            resources = get_json(api, client.CustomObjectsApi(api).get_api_resources, "ray.io", "v1", passthrough=(404,),
+                                 what="the kinds of ray.io/v1", schema=kube_api.API_RESOURCES)
             served = {r.get("kind") for r in resources.get("resources") or []}
         except ApiException:
             pass
@@ -107,6 +129,7 @@ def _served(api, kinds: set[str], report: Report) -> None:
         raise CifarError(f"the cluster does not serve {', '.join(missing)} (ray.io/v1): install the KubeRay operator 1.7.0 "
                          "first, CRDs included (make kuberay-install; docs/kubernetes.md)")
     report.ok.append(f"the cluster serves {', '.join(wanted)} (ray.io/v1)")
+    return {g["name"] for g in groups.get("groups") or []}
 
 
 def _namespace(api, namespace: str, report: Report) -> None:
@@ -114,7 +137,8 @@ def _namespace(api, namespace: str, report: Report) -> None:
     from kubernetes.client.exceptions import ApiException
 
     try:
-        get_json(api, client.CoreV1Api(api).read_namespace, namespace, passthrough=(403, 404))
+        get_json(api, client.CoreV1Api(api).read_namespace, namespace, passthrough=(403, 404),
+                 what=f"namespace {namespace}", schema=kube_api.NAMESPACE)
     except ApiException as exc:
         if exc.status == 404:
             raise CifarError(f"namespace {namespace} does not exist: create it (kubectl create namespace {namespace}) "
@@ -129,22 +153,34 @@ def _storage_classes(api, objs: list[dict], report: Report) -> None:
     from kubernetes.client.exceptions import ApiException
 
     claims = [o for o in objs if o["kind"] == "PersistentVolumeClaim"]
-    classes = {}
+    classes: dict[str, list[dict]] = {}
     for claim in claims:
         name = claim["spec"].get("storageClassName")
         if name:  # "" binds a pre-made volume without a class; existing claims are not created at all
-            classes.setdefault(name, []).append(claim["metadata"]["name"])
+            classes.setdefault(name, []).append(claim)
     for name, users in sorted(classes.items()):
+        names = ", ".join(c["metadata"]["name"] for c in users)
         try:
-            get_json(api, client.StorageV1Api(api).read_storage_class, name, passthrough=(403, 404))
+            found = get_json(api, client.StorageV1Api(api).read_storage_class, name, passthrough=(403, 404),
+                             what=f"storage class {name}", schema=kube_api.STORAGE_CLASS)
         except ApiException as exc:
             if exc.status == 404:
-                raise CifarError(f"storage class {name} (for PVC {', '.join(users)}) does not exist on this cluster: "
+                raise CifarError(f"storage class {name} (for PVC {names}) does not exist on this cluster: "
                                  "`kubectl get storageclass` lists those that do; set storage.data.storageClass and "
                                  "storage.results.storageClass to a ReadWriteMany one, or existingClaim") from None
             report.notes.append(f"cannot check storage class {name} (you may not read storage classes): {api_message(exc)}")
             continue
-        report.ok.append(f"storage class {name} exists (PVC {', '.join(users)})")
+        provisioner = found.get("provisioner") or "?"
+        shared = [c["metadata"]["name"] for c in users if "ReadWriteMany" in (c["spec"].get("accessModes") or [])]
+        if shared and provisioner in BLOCK_PROVISIONERS:
+            raise CifarError(f"storage class {name} (provisioner {provisioner}) gives block volumes, which one node "
+                             f"mounts at a time: the ReadWriteMany PVC {', '.join(shared)} would stay Pending; set "
+                             f"storage.data.storageClass and storage.results.storageClass to a ReadWriteMany class "
+                             f"({BLOCK_PROVISIONERS[provisioner]}; docs/kubernetes.md, step 3), or existingClaim")
+        if shared and provisioner == "file.csi.azure.com" and (found.get("parameters") or {}).get("protocol") != "nfs":
+            report.notes.append(f"storage class {name} mounts Azure Files over SMB, where files are not owned by uid "
+                                "1000 and links fail: use a class with parameters.protocol: nfs (docs/kubernetes.md)")
+        report.ok.append(f"storage class {name} exists, provisioner {provisioner} (PVC {names})")
     if not claims:
         report.ok.append("no PVC to create (existing claims, or another release's)")
 
@@ -160,7 +196,8 @@ def _access(api, namespace: str, kinds: set[str], replace: bool, report: Report)
         group, _, plural = RESOURCES[kind]
         review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
                   "spec": {"resourceAttributes": {"namespace": namespace, "verb": verb, "group": group, "resource": plural}}}
-        answer = get_json(api, client.AuthorizationV1Api(api).create_self_subject_access_review, review)
+        answer = get_json(api, client.AuthorizationV1Api(api).create_self_subject_access_review, review,
+                          what=f"a SelfSubjectAccessReview ({verb} {plural})", schema=kube_api.ACCESS_REVIEW)
         if not (answer.get("status") or {}).get("allowed"):
             denied.append(f"{verb} {plural}{'.' + group if group else ''}")
     if denied:
@@ -220,15 +257,18 @@ def _group(name: str, template: dict, extra: list[dict], gpu_resource: str) -> P
                     list(spec.get("tolerations") or []), absent)
 
 
-def _nodes(api, groups: list[PodGroup], gpu_resource: str, report: Report) -> None:
+def _nodes(api, groups: list[PodGroup], gpu_resource: str, report: Report, api_groups: set[str] = frozenset()) -> None:
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
     try:
-        nodes = get_json(api, client.CoreV1Api(api).list_node, passthrough=(403,)).get("items") or []
+        nodes = get_json(api, client.CoreV1Api(api).list_node, passthrough=(403,), what="the nodes",
+                         schema=kube_api.listing(kube_api.NODE)).get("items") or []
     except ApiException as exc:
         report.notes.append(f"cannot check the nodes (you may not list them): {api_message(exc)}")
         return
+    for node in nodes:
+        _check_node(node, gpu_resource)
     wants_gpus = any(g.gpus for g in groups)
     advertising = [n for n in nodes if quantity(_allocatable(n).get(gpu_resource, 0)) > 0]
     silent = [n for n in nodes if _looks_like_gpu_node(n) and n not in advertising]
@@ -249,38 +289,171 @@ def _nodes(api, groups: list[PodGroup], gpu_resource: str, report: Report) -> No
         report.notes.append(f"no node advertises {gpu_resource} now: fine if a GPU node pool scales from zero (Ray's "
                             "autoscaler asks for a GPU worker, the cluster autoscaler adds a node); otherwise GPU work "
                             "waits for pendingTimeoutSeconds and the run fails naming why")
+        if not silent:
+            _node_autoscaler(api, api_groups, report)
     elif advertising:
         report.ok.append(f"{len(advertising)} node(s) advertise {gpu_resource}: {', '.join(_node_name(n) for n in advertising)}")
 
+    daemons = _daemonsets(api, report) if nodes else []
     for group in groups:
-        kind, candidates = ("GPU", advertising) if group.gpus else ("CPU-only", cpu_only)
-        candidates = [n for n in candidates if _may_host(n, group)]
-        if not candidates:
-            if not group.gpus:
-                report.notes.append(f"no {kind} node now takes the {group.describe()} (node selector, taints, or none "
-                                    "yet): fine if a node pool scales from zero, else it stays Pending")
-            continue
-        fitting = [n for n in candidates if _fits(n, group, gpu_resource)]
-        if fitting:
-            report.ok.append(f"the {group.describe()} fits {_node_name(max(fitting, key=_size))} "
-                             f"({_describe_node(max(fitting, key=_size), gpu_resource)})")
-            continue
-        largest = max(candidates, key=_size)
-        line = (f"the {group.describe()} fits no {kind} node: the largest, {_node_name(largest)}, has "
-                f"{_describe_node(largest, gpu_resource)} allocatable")
-        if group.gpus:  # a GPU pool's nodes are alike: a bigger one will not come from the same pool
-            raise CifarError(line + "; lower ray.workers.gpu.resources (the defaults fit 8 vCPUs and 32 GiB) or use a "
-                                    "bigger machine type (docs/kubernetes.md, \"Node pools\")")
-        report.notes.append(line + ": fine if a pool of bigger nodes scales from zero, else lower its resources")
-
+        _fit(group, advertising if group.gpus else cpu_only, daemons, gpu_resource, report)
     _drivers(advertising + silent, report)
+
+
+def _fit(group: PodGroup, nodes: list[dict], daemons: list[Daemon], gpu_resource: str, report: Report) -> None:
+    """Whether the group fits a node that may host it, beside the DaemonSets' pods that node runs."""
+    kind = "GPU" if group.gpus else "CPU-only"
+    candidates = [n for n in nodes if _may_host(n, group)]
+    if not candidates:
+        if not group.gpus:
+            report.notes.append(f"no {kind} node now takes the {group.describe()} (node selector, taints, or none "
+                                "yet): fine if a node pool scales from zero, else it stays Pending")
+        return
+    free = {_node_name(n): _free(n, daemons, gpu_resource) for n in candidates}
+    largest = max(candidates, key=lambda n: free[_node_name(n)][:2])
+    fitting = [n for n in candidates if _fits(free[_node_name(n)], group)]
+    if fitting:
+        best = max(fitting, key=lambda n: free[_node_name(n)][:2])
+        report.ok.append(f"the {group.describe()} fits {_node_name(best)} ({_describe_node(best, daemons, gpu_resource)})")
+        return
+    line = (f"the {group.describe()} fits no {kind} node: the largest, {_node_name(largest)}, has "
+            f"{_describe_node(largest, daemons, gpu_resource)}")
+    if group.gpus:  # a GPU pool's nodes are alike: a bigger one will not come from the same pool
+        raise CifarError(line + "; lower ray.workers.gpu.resources (the defaults fit 8 vCPUs and 32 GiB) or use a "
+                                "bigger machine type (docs/kubernetes.md, \"Node pools\")")
+    report.notes.append(line + ": fine if a pool of bigger nodes scales from zero, else lower its resources")
+
+
+def _node_autoscaler(api, api_groups: set[str], report: Report) -> None:
+    """Says whether anything can add the GPU nodes that do not exist yet: a note when no node
+    autoscaler shows itself (EKS has none unless one is installed)."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    if KARPENTER_GROUP in api_groups:
+        report.ok.append(f"a node autoscaler may add GPU nodes: Karpenter ({KARPENTER_GROUP} is served)")
+        return
+    namespace, name = AUTOSCALER_STATUS
+    unknown = []
+    try:
+        get_json(api, client.CoreV1Api(api).read_namespaced_config_map, name, namespace, passthrough=(403, 404),
+                 what=f"configmap {namespace}/{name}", schema=kube_api.CONFIG_MAP)
+        report.ok.append(f"a node autoscaler may add GPU nodes: the cluster autoscaler ({namespace}/{name})")
+        return
+    except ApiException as exc:
+        if exc.status == 403:
+            unknown.append(f"configmap {namespace}/{name}")
+    try:
+        deployments = get_json(api, client.AppsV1Api(api).list_namespaced_deployment, namespace, passthrough=(403, 404),
+                               what=f"the deployments of {namespace}", schema=kube_api.listing(kube_api.NAMED))
+        found = [d["metadata"]["name"] for d in deployments.get("items") or [] if "autoscaler" in d["metadata"]["name"]
+                 and "cluster" in d["metadata"]["name"]]
+        if found:
+            report.ok.append(f"a node autoscaler may add GPU nodes: deployment {namespace}/{found[0]}")
+            return
+    except ApiException as exc:
+        if exc.status == 403:
+            unknown.append(f"the deployments of {namespace}")
+    if unknown:
+        report.notes.append(f"cannot tell whether a node autoscaler runs (you may not read {' or '.join(unknown)}): "
+                            "if none does, GPU work waits until a GPU node is added by hand")
+        return
+    report.notes.append(f"no node autoscaler found (no {namespace}/{name} ConfigMap, no cluster-autoscaler Deployment "
+                        f"in {namespace}, no Karpenter) while no GPU node exists: nothing will add one, and GPU work "
+                        "waits for pendingTimeoutSeconds; enable the cloud's autoscaling on the GPU pool, or on EKS "
+                        "install Cluster Autoscaler or Karpenter (docs/kubernetes.md)")
+
+
+# --- DaemonSets: pods every matching node runs beside ours ---
+
+
+@dataclass
+class Daemon:
+    """A DaemonSet's pod as the scheduler counts it on each node it lands on."""
+
+    name: str
+    cpu: float
+    memory: float
+    node_selector: dict
+    tolerations: list
+    terms: list  # required node affinity: nodeSelectorTerms (any one must match)
+
+
+# DaemonSet pods tolerate these node conditions by themselves (the DaemonSet controller adds them).
+_DAEMON_TOLERATIONS = [{"key": f"node.kubernetes.io/{k}", "operator": "Exists"} for k in (
+    "not-ready", "unreachable", "disk-pressure", "memory-pressure", "pid-pressure", "unschedulable",
+    "network-unavailable")]
+
+
+def _daemonsets(api, report: Report) -> list[Daemon]:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        listed = get_json(api, client.AppsV1Api(api).list_daemon_set_for_all_namespaces, passthrough=(403,),
+                          what="the DaemonSets of every namespace", schema=kube_api.listing(kube_api.DAEMONSET))
+    except ApiException as exc:
+        report.notes.append(f"cannot count what DaemonSets take on each node (you may not list daemonsets in every "
+                            f"namespace: {api_message(exc)}): the fit below counts the whole allocatable")
+        return []
+    daemons = []
+    for item in listed.get("items") or []:
+        spec = ((item.get("spec") or {}).get("template") or {}).get("spec") or {}
+        where = f"daemonset {item['metadata'].get('namespace', '?')}/{item['metadata']['name']}"
+        cpu, memory = (_pod_request(spec, key, where) for key in ("cpu", "memory"))
+        terms = ((((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+            "requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or [])
+        daemons.append(Daemon(where.split(" ", 1)[1], cpu, memory, dict(spec.get("nodeSelector") or {}),
+                              [*(spec.get("tolerations") or []), *_DAEMON_TOLERATIONS], terms))
+    return daemons
+
+
+def _pod_request(spec: dict, key: str, where: str) -> float:
+    """What a pod of `spec` requests of `key`, as the scheduler counts it: its containers and sidecars,
+    or its largest init container if more, plus the runtime's overhead."""
+    def of(container: dict) -> float:
+        resources = container.get("resources") or {}
+        value = (resources.get("requests") or {}).get(key, (resources.get("limits") or {}).get(key, 0))
+        return _amount(value, f"{where}, container {container.get('name')}, {key}")
+
+    init = spec.get("initContainers") or []
+    sidecars = sum(of(c) for c in init if c.get("restartPolicy") == "Always")
+    main = sum(of(c) for c in spec.get("containers") or []) + sidecars
+    largest_init = max((of(c) for c in init if c.get("restartPolicy") != "Always"), default=0.0)
+    return max(main, largest_init) + _amount((spec.get("overhead") or {}).get(key, 0), f"{where}, overhead {key}")
+
+
+def _runs_on(daemon: Daemon, node: dict) -> bool:
+    labels = _labels(node)
+    if any(labels.get(k) != v for k, v in daemon.node_selector.items()):
+        return False
+    if daemon.terms and not any(_term_matches(t, labels) for t in daemon.terms):
+        return False
+    return all(taint.get("effect") not in ("NoSchedule", "NoExecute") or any(_tolerates(t, taint) for t in daemon.tolerations)
+               for taint in (node.get("spec") or {}).get("taints") or [])
+
+
+def _term_matches(term: dict, labels: dict) -> bool:
+    """A nodeSelectorTerm's matchExpressions against the node's labels (matchFields: by name, assumed to hold)."""
+    for expression in term.get("matchExpressions") or []:
+        key, operator, values = expression.get("key"), expression.get("operator"), expression.get("values") or []
+        value = labels.get(key)
+        if operator == "In" and value not in values or operator == "NotIn" and value in values:
+            return False
+        if operator == "Exists" and key not in labels or operator == "DoesNotExist" and key in labels:
+            return False
+        if operator in ("Gt", "Lt"):
+            number, bound = parse_quantity(value), parse_quantity(values[0] if values else None)
+            if number is None or bound is None or (number <= bound if operator == "Gt" else number >= bound):
+                return False
+    return True
 
 
 def _drivers(gpu_nodes: list[dict], report: Report) -> None:
     old, new, unknown = [], [], []
     for node in gpu_nodes:
         labels = _labels(node)
-        major = next((labels[k] for k in DRIVER_LABELS if labels.get(k, "").isdigit()), None)
+        major = next((labels[k] for k in DRIVER_LABELS if k in labels), None)
         if major is not None:
             (old if int(major) < DRIVER_FLOOR else new).append((_node_name(node), int(major)))
         elif labels.get(GKE_DRIVER_LABEL) == "default":
@@ -361,19 +534,51 @@ def _tolerates(toleration: dict, taint: dict) -> bool:
     return toleration.get("key") == taint.get("key") and toleration.get("value", "") == taint.get("value", "")
 
 
-def _fits(node: dict, group: PodGroup, gpu_resource: str) -> bool:
+def _check_node(node: dict, gpu_resource: str) -> None:
+    """Every number preflight reads from the node is one: a garbled quantity or driver label is named."""
+    for key in ("cpu", "memory", gpu_resource):
+        _amount(_allocatable(node).get(key, 0), f"node {_node_name(node)}, allocatable {key}")
+    for label in DRIVER_LABELS:
+        value = _labels(node).get(label)
+        if value is not None and not re.fullmatch(r"[0-9]{1,6}", value):
+            raise CifarError(f"node {_node_name(node)} has label {label}={_shown(value)}, not a driver version number: the "
+                             "GPU feature discovery that sets it is broken, or someone else set it; fix or remove the "
+                             f"label (`kubectl label node {node['metadata']['name']} {label}-`)")
+
+
+def _amount(value, where: str) -> float:
+    """A quantity the cluster reported, as a number; one error line naming it when it is not one."""
+    parsed = parse_quantity(value)
+    if parsed is None or parsed < 0:
+        raise CifarError(f"{where} is {_shown(value)}, not a Kubernetes quantity (such as 3920m, 16Gi or 1): the API "
+                         "server or whatever answers in its place sent a broken value; check `kubectl get node -o yaml`")
+    return parsed
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _free(node: dict, daemons: list[Daemon], gpu_resource: str) -> tuple[float, float, float, float, float]:
+    """(CPU, memory, GPUs) left for our pods once the node's DaemonSets have theirs, then what those take."""
     free = _allocatable(node)
-    return (quantity(free.get("cpu", 0)) >= group.cpu and quantity(free.get("memory", 0)) >= group.memory
-            and quantity(free.get(gpu_resource, 0)) >= group.gpus)
+    mine = [d for d in daemons if _runs_on(d, node)]
+    taken_cpu, taken_memory = sum(d.cpu for d in mine), sum(d.memory for d in mine)
+    return (quantity(free.get("cpu", 0)) - taken_cpu, quantity(free.get("memory", 0)) - taken_memory,
+            quantity(free.get(gpu_resource, 0)), taken_cpu, taken_memory)
 
 
-def _size(node: dict) -> tuple[float, float]:
-    free = _allocatable(node)
-    return quantity(free.get("cpu", 0)), quantity(free.get("memory", 0))
+def _fits(free: tuple, group: PodGroup) -> bool:
+    return free[0] >= group.cpu and free[1] >= group.memory and free[2] >= group.gpus
 
 
-def _describe_node(node: dict, gpu_resource: str) -> str:
+def _describe_node(node: dict, daemons: list[Daemon], gpu_resource: str) -> str:
     free = _allocatable(node)
     gpus = quantity(free.get(gpu_resource, 0))
-    return (f"{_cores(round(quantity(free.get('cpu', 0)), 3))} CPUs, {quantity(free.get('memory', 0)) / 2**30:.1f} GiB"
-            + (f", {gpus:g} GPU" if gpus else ""))
+    text = (f"{_cores(round(quantity(free.get('cpu', 0)), 3))} CPUs, {quantity(free.get('memory', 0)) / 2**30:.1f} GiB"
+            + (f", {gpus:g} GPU" if gpus else "") + " allocatable")
+    *_, taken_cpu, taken_memory = _free(node, daemons, gpu_resource)
+    if taken_cpu or taken_memory:
+        text += f", of which its DaemonSets take {_cores(round(taken_cpu, 3))} CPUs, {taken_memory / 2**30:.1f} GiB"
+    return text

@@ -12,6 +12,7 @@ import click
 from jobs import chart as helm_chart
 from jobs import cluster, preflight
 from jobs.chart import CHART_ENV, DEFAULT_RELEASE, STAGES
+from jobs.kube_api import printable
 
 release_option = click.option(
     "--release", default=DEFAULT_RELEASE, show_default=True, help="Release name: the prefix of every object's name."
@@ -91,16 +92,21 @@ def status_cmd(namespace, release, context, log_lines) -> None:
     if not rayjobs:
         click.echo(f"no cifar100 RayJob in namespace {namespace}" + (f" for release {release}" if release else ""))
         return
-    click.echo(f"{'RELEASE':16} {'STAGE':9} {'RAYJOB':40} STATE")
+    rows = [f"{'RELEASE':16} {'STAGE':9} {'RAYJOB':40} STATE"]  # all read before any is printed: a bad answer is one line
     for rayjob in rayjobs:
         labels = rayjob["metadata"].get("labels") or {}
-        click.echo(f"{labels.get('app.kubernetes.io/instance', '?'):16} {labels.get('app.kubernetes.io/component', '?'):9} "
-                   f"{'rayjob/' + rayjob['metadata']['name']:40} {cluster.rayjob_state(rayjob)}")
-        for name, role, line in cluster.stage_pods(api, namespace, rayjob):
-            click.echo(f"  {role:12} pod/{name}  {line}")
-        log = cluster.driver_log_tail(api, namespace, rayjob, lines=log_lines)
-        for line in standing_lines(log):
-            click.echo(f"  {line}")
+        rows.append(f"{labels.get('app.kubernetes.io/instance', '?'):16} {labels.get('app.kubernetes.io/component', '?'):9} "
+                    f"{'rayjob/' + rayjob['metadata']['name']:40} {cluster.rayjob_state(rayjob)}")
+        rows += [f"  {role:12} pod/{name}  {line}" for name, role, line in cluster.stage_pods(api, namespace, rayjob)]
+        rows += [f"  {line}" for line in stage_standing(api, namespace, rayjob, log_lines)]
+    for row in rows:
+        click.echo(row)
+
+
+def stage_standing(api, namespace: str, rayjob: dict, log_lines: int) -> list[str]:
+    """The study's standing for `cifar status`, as the RayJob's driver last reported it: the one place
+    status reads it (today from the driver's log, as its submitter pod relays it)."""
+    return [printable(line) for line in standing_lines(cluster.driver_log_tail(api, namespace, rayjob, lines=log_lines))]
 
 
 def standing_lines(log: str | None, now: float | None = None) -> list[str]:
@@ -157,6 +163,6 @@ def logs_cmd(stage, namespace, release, context, follow, tail) -> None:
     pod = cluster.newest_pod(api, namespace, release, stage)
     container = cluster.running_container(pod)
     chunks = cluster.pod_log(api, namespace, pod, container, follow=follow, tail=tail)
-    click.echo(f"== pod/{pod['metadata']['name']} container {container} ==", err=True)
+    click.echo(f"== pod/{pod['metadata']['name']} container {printable(container)} ==", err=True)
     for chunk in chunks:
         click.echo(chunk, nl=False)

@@ -35,12 +35,11 @@ def task_options(fn):
 
 
 def explain_pending():
-    """Why Ray's workers wait, read from the pods' events when this driver runs in a Kubernetes
-    pod (None elsewhere)."""
+    """What Ray's worker pods are doing (progressing, waiting and why, or failed for good), read
+    from the pods and their events when this driver runs in a Kubernetes pod (None elsewhere)."""
     from jobs import cluster
 
-    reason = getattr(cluster, "pending_pods_reason", None)
-    return reason() if reason is not None else None
+    return cluster.worker_state()
 
 
 @contextmanager

@@ -1,12 +1,13 @@
 """A small Kubernetes API server on 127.0.0.1 that answers as a real cluster of a given shape would,
 for the project's real client code (the kubernetes package, unpatched) to talk to over TLS.
 
-It serves what `cifar submit/status/logs` and the driver's pending-pods reason ask: /version,
-discovery (/api, /apis, /apis/ray.io/v1 or its absence), namespaces, storage classes, nodes,
-SelfSubjectAccessReviews, and create/get/list/delete of namespaced objects (with label and field
-selectors), pod logs and events. Errors are Status objects with the codes and reasons the API
-server uses (404 NotFound, 409 AlreadyExists, 403 Forbidden). Two shapes, GKE and EKS, carry
-nodes as those clouds label and size them (allocatable after the platforms' reservations).
+It serves what `cifar submit/status/logs` and the driver's Watch ask: /version, discovery (/api,
+/apis, /apis/ray.io/v1 or its absence), namespaces, storage classes, nodes, SelfSubjectAccessReviews,
+and create/get/list/delete of namespaced objects (with label and field selectors, in one namespace or
+all), pod logs and events. Errors are Status objects with the codes and reasons the API server uses
+(404 NotFound, 409 AlreadyExists, 403 Forbidden). Three shapes, GKE, EKS and AKS, carry nodes,
+storage classes and autoscaler markers as those clouds make them. A hostile server is one `answer`
+away: HTML, any bytes, or bytes trickled one at a time (`misbehave`).
 
 Every request is recorded (`requests`), so a test can say that nothing was created.
 """
@@ -24,16 +25,19 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import parse_qs, unquote, urlparse
 
+import pytest
 import yaml
 
 # group/version -> {plural: (Kind, namespaced)} for what a stock cluster serves (and KubeRay adds).
 CORE = {"namespaces": ("Namespace", False), "nodes": ("Node", False), "pods": ("Pod", True),
         "events": ("Event", True), "serviceaccounts": ("ServiceAccount", True),
-        "persistentvolumeclaims": ("PersistentVolumeClaim", True), "secrets": ("Secret", True)}
+        "persistentvolumeclaims": ("PersistentVolumeClaim", True), "secrets": ("Secret", True),
+        "configmaps": ("ConfigMap", True)}
 GROUPS = {
-    "apps/v1": {"deployments": ("Deployment", True)},
+    "apps/v1": {"deployments": ("Deployment", True), "daemonsets": ("DaemonSet", True)},
     "batch/v1": {"jobs": ("Job", True)},
     "rbac.authorization.k8s.io/v1": {"roles": ("Role", True), "rolebindings": ("RoleBinding", True)},
     "storage.k8s.io/v1": {"storageclasses": ("StorageClass", False)},
@@ -41,6 +45,16 @@ GROUPS = {
 }
 KUBERAY = {"ray.io/v1": {"rayjobs": ("RayJob", True), "rayclusters": ("RayCluster", True),
                          "rayservices": ("RayService", True)}}
+KARPENTER = {"karpenter.sh/v1": {"nodepools": ("NodePool", False), "nodeclaims": ("NodeClaim", False)}}
+# Storage classes as each cloud names them, by provisioner.
+PROVISIONERS = {"standard": "kubernetes.io/gce-pd", "standard-rwo": "pd.csi.storage.gke.io",
+                "premium-rwo": "pd.csi.storage.gke.io", "standard-rwx": "filestore.csi.storage.gke.io",
+                "premium-rwx": "filestore.csi.storage.gke.io", "gp2": "kubernetes.io/aws-ebs", "gp3": "ebs.csi.aws.com",
+                "efs-sc": "efs.csi.aws.com", "default": "disk.csi.azure.com", "managed-csi": "disk.csi.azure.com",
+                "azurefile-csi": "file.csi.azure.com", "azurefile-nfs": "file.csi.azure.com",
+                "nfs-client": "cluster.local/nfs-subdir-external-provisioner"}
+STORAGE_PARAMETERS = {"azurefile-csi": {"skuName": "Standard_LRS"},
+                      "azurefile-nfs": {"protocol": "nfs", "skuName": "Premium_LRS"}}
 
 
 def status(code: int, reason: str, message: str, details: dict | None = None) -> dict:
@@ -86,9 +100,11 @@ class FakeKube:
     """The cluster's state and its HTTP face. Start with `with FakeKube(...) as kube:`."""
 
     def __init__(self, *, git_version: str, nodes: list[dict], storage_classes: list[str] = (),
-                 namespaces: list[str] = ("default", "kube-system"), kuberay: bool = True):
+                 namespaces: list[str] = ("default", "kube-system"), kuberay: bool = True, karpenter: bool = False,
+                 daemonsets: list[dict] = ()):
         self.git_version = git_version
-        self.served = {"v1": dict(CORE), **copy.deepcopy(GROUPS), **(copy.deepcopy(KUBERAY) if kuberay else {})}
+        self.served = {"v1": dict(CORE), **copy.deepcopy(GROUPS), **(copy.deepcopy(KUBERAY) if kuberay else {}),
+                       **(copy.deepcopy(KARPENTER) if karpenter else {})}
         self.objects: dict[tuple[str, str, str | None], dict[str, dict]] = {}  # (gv, plural, ns) -> name -> obj
         self.requests: list[tuple[str, str]] = []
         for ns in namespaces:
@@ -96,12 +112,18 @@ class FakeKube:
         for node in nodes:
             self.put("v1", "nodes", None, node)
         for name in storage_classes:
-            self.put("storage.k8s.io/v1", "storageclasses", None, {"metadata": {"name": name}, "provisioner": "example"})
+            self.put("storage.k8s.io/v1", "storageclasses", None, {
+                "metadata": {"name": name}, "provisioner": PROVISIONERS.get(name, "example.com/provisioner"),
+                "parameters": STORAGE_PARAMETERS.get(name, {}), "reclaimPolicy": "Delete",
+                "volumeBindingMode": "WaitForFirstConsumer"})
+        for daemonset in daemonsets:
+            self.put("apps/v1", "daemonsets", daemonset["metadata"]["namespace"], daemonset)
         self.denied: set[tuple[str, str, str]] = set()  # (verb, group, resource) SelfSubjectAccessReview says no to
         self.forbidden: set[tuple[str, str]] = set()  # (method, path regex) answered 403 (RBAC the caller lacks)
         self.deletion_gets = 2  # GETs a deleted object still answers (finalizers at work); None: for ever
         self.pod_logs: dict[str, str] = {}
         self.delay_s = 0.0  # an overloaded API server: every answer waits this long
+        self.misbehaving: list[tuple[str, str, Misbehaviour]] = []  # (method, path regex, what is sent instead)
         self._deleting: dict[tuple, int] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -124,6 +146,15 @@ class FakeKube:
 
     def get(self, gv: str, plural: str, namespace: str | None, name: str) -> dict | None:
         return self.objects.get((gv, plural, namespace), {}).get(name)
+
+    def misbehave(self, pattern: str, *, method: str = "GET", body: bytes | str | object = b"",
+                  status: int = 200, content_type: str = "application/json", trickle_s: float = 0.0,
+                  trickle_headers: bool = False) -> None:
+        """Answer requests whose path matches `pattern` with `body` (bytes as they are, anything else
+        as JSON) instead of the truth, optionally a byte every `trickle_s` seconds (the headers too)."""
+        if not isinstance(body, bytes):
+            body = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        self.misbehaving.append((method, pattern, Misbehaviour(status, content_type, body, trickle_s, trickle_headers)))
 
     def created(self) -> list[str]:
         """`METHOD path` of every request that would have changed the cluster."""
@@ -240,6 +271,9 @@ class FakeKube:
                                    {"name": new_name, "group": group_name, "kind": plural})
             return 201, self.put(gv, plural, namespace if namespaced else None, body)
         if method == "GET" and not name:
+            if namespaced and namespace is None:  # every namespace's, as /apis/apps/v1/daemonsets lists them
+                store = {f"{ns}/{n}": o for (g, pl, ns), objs in self.objects.items() if (g, pl) == (gv, plural)
+                         for n, o in objs.items()}
             items = [o for o in store.values()
                      if _matches(o["metadata"].get("labels") or {}, query.get("labelSelector"))
                      and _fields_match(o, query.get("fieldSelector"))]
@@ -269,6 +303,14 @@ class FakeKube:
         return 405, status(405, "MethodNotAllowed", f"{method} is not supported here")
 
 
+class Misbehaviour(NamedTuple):
+    status: int
+    content_type: str
+    body: bytes
+    trickle_s: float
+    trickle_headers: bool
+
+
 class _Handler(BaseHTTPRequestHandler):
     kube: FakeKube
     protocol_version = "HTTP/1.1"
@@ -279,6 +321,12 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(self.kube.delay_s)
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length)) if length else None
+        path = unquote(urlparse(self.path).path).rstrip("/") or "/"
+        wrong = next((m for method, pattern, m in self.kube.misbehaving
+                      if method in (self.command, "*") and re.search(pattern, path)), None)
+        if wrong is not None:
+            self.kube.requests.append((self.command, path))
+            return self._misbehave(wrong)
         code, payload = self.kube.answer(self.command, self.path, body)
         data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
         self.send_response(code)
@@ -286,6 +334,28 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _misbehave(self, wrong: Misbehaviour) -> None:
+        head = (f"HTTP/1.1 {wrong.status} X\r\nContent-Type: {wrong.content_type}\r\n"
+                f"Content-Length: {len(wrong.body)}\r\n\r\n").encode()
+        try:
+            if wrong.trickle_headers:
+                self._trickle(head, wrong.trickle_s)
+            else:
+                self.wfile.write(head)
+            self._trickle(wrong.body, wrong.trickle_s)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+            pass  # the client gave up, as it should
+        self.close_connection = True
+
+    def _trickle(self, data: bytes, every_s: float) -> None:
+        if not every_s:
+            self.wfile.write(data)
+            return
+        for i in range(len(data)):
+            self.wfile.write(data[i:i + 1])
+            self.wfile.flush()
+            time.sleep(every_s)
 
     do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _serve
 
@@ -303,8 +373,6 @@ def server_certificate() -> tuple[Path, Path]:
         import tempfile
 
         if not shutil.which("openssl"):
-            import pytest
-
             pytest.skip("openssl makes the fake API server's certificate")
         folder = Path(tempfile.mkdtemp(prefix="kube-fake-"))
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
@@ -379,10 +447,12 @@ def eks_node(name: str, instance: str, group: str, *, gpus: int | None = None, g
 
 
 def ray_pod(name: str, cluster: str, node_type: str, group: str, *, release: str = "cifar100", stage: str = "pipeline",
-            phase: str = "Running", waiting: tuple[str, str] | None = None, unschedulable: str | None = None) -> dict:
+            phase: str = "Running", waiting: tuple[str, str] | None = None, unschedulable: str | None = None,
+            node: str | None = None, last_exit: tuple[str, str] | None = None) -> dict:
     """A pod of a RayJob's Ray cluster as KubeRay labels it (ray.io/cluster, node-type, group) on
     top of the chart's labels; `waiting`: (reason, message) of its container; `unschedulable`: the
-    PodScheduled condition's message."""
+    PodScheduled condition's message; `node`: where it is scheduled; `last_exit`: (reason, message)
+    of its container's last termination."""
     labels = {"app.kubernetes.io/name": "cifar100", "app.kubernetes.io/instance": release, "app.kubernetes.io/part-of": "cifar100",
               "app.kubernetes.io/component": stage, "ray.io/cluster": cluster, "ray.io/node-type": node_type,
               "ray.io/group": group, "ray.io/is-ray-node": "yes"}
@@ -390,11 +460,17 @@ def ray_pod(name: str, cluster: str, node_type: str, group: str, *, release: str
     status = {"phase": phase, "conditions": []}
     if unschedulable:
         status["conditions"].append({"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": unschedulable})
+    if node:
+        status["conditions"].append({"type": "PodScheduled", "status": "True"})
     if waiting or phase == "Running":
         state = {"waiting": {"reason": waiting[0], "message": waiting[1]}} if waiting else {"running": {"startedAt": _now()}}
         status["containerStatuses"] = [{"name": container, "state": state, "ready": not waiting, "restartCount": 0,
                                         "image": "registry.example.com/cifar100-k8s:0.1.0", "imageID": ""}]
-    return {"metadata": {"name": name, "labels": labels}, "spec": {"containers": [{"name": container}]}, "status": status}
+        if last_exit:
+            status["containerStatuses"][0] |= {"restartCount": 4, "lastState": {"terminated": {
+                "reason": last_exit[0], "message": last_exit[1], "exitCode": 1}}}
+    spec = {"containers": [{"name": container}], **({"nodeName": node} if node else {})}
+    return {"metadata": {"name": name, "labels": labels}, "spec": spec, "status": status}
 
 
 def submitter_pod(name: str, *, release: str = "cifar100", stage: str = "pipeline") -> dict:
@@ -407,33 +483,133 @@ def submitter_pod(name: str, *, release: str = "cifar100", stage: str = "pipelin
                                                                   "ready": True, "restartCount": 0, "image": "x", "imageID": ""}]}}
 
 
-def event(pod: str, reason: str, message: str, *, kind: str = "Warning", at: str = "2026-12-05T08:00:00Z") -> dict:
-    """A core/v1 Event about a pod, as the scheduler or the kubelet records it."""
-    return {"metadata": {"name": f"{pod}.{uuid.uuid4().hex[:16]}"}, "involvedObject": {"kind": "Pod", "name": pod, "namespace": "ml"},
-            "reason": reason, "message": message, "type": kind, "lastTimestamp": at, "count": 3,
-            "source": {"component": "default-scheduler" if reason == "FailedScheduling" else "kubelet"}}
+def event(pod: str, reason: str, message: str, *, kind: str = "Warning", at: str = "2026-12-05T08:00:00Z",
+          source: str | None = None, count: int = 3) -> dict:
+    """A core/v1 Event about a pod, as its source records it: the scheduler (FailedScheduling, Scheduled),
+    the cluster autoscaler (TriggeredScaleUp, NotTriggerScaleUp, FailedScaleUp), Karpenter (`source=
+    "karpenter"`: Nominated, its own FailedScheduling) or the kubelet (the rest)."""
+    if source is None:
+        source = ("default-scheduler" if reason in ("FailedScheduling", "Scheduled") else
+                  "cluster-autoscaler" if reason in ("TriggeredScaleUp", "NotTriggerScaleUp", "FailedScaleUp") else "kubelet")
+    return {"metadata": {"name": f"{pod}.{uuid.uuid4().hex[:16]}", "namespace": "ml"},
+            "involvedObject": {"kind": "Pod", "name": pod, "namespace": "ml"},
+            "reason": reason, "message": message, "type": kind, "firstTimestamp": at, "lastTimestamp": at, "count": count,
+            "source": {"component": source}, "reportingComponent": source}
 
 
-def gke(*, gpu_nodes: int = 1, driver: str = "latest", gpu_machine: str = "g2-standard-8", **kwargs) -> FakeKube:
+def daemonset(name: str, namespace: str, *, cpu: str, memory: str, node_selector: dict | None = None,
+              tolerations: list | None = None, affinity: dict | None = None, init: dict | None = None) -> dict:
+    """A DaemonSet whose pods request `cpu` and `memory` (one container; `init`: an init container's
+    requests, counted when larger), scheduled by its selector, affinity and tolerations."""
+    spec = {"containers": [{"name": name, "image": f"{name}:1", "resources": {"requests": {"cpu": cpu, "memory": memory}}}]}
+    if init:
+        spec["initContainers"] = [{"name": "init", "image": "init:1", "resources": {"requests": init}}]
+    for key, value in (("nodeSelector", node_selector), ("tolerations", tolerations), ("affinity", affinity)):
+        if value:
+            spec[key] = value
+    return {"metadata": {"name": name, "namespace": namespace, "labels": {"k8s-app": name}},
+            "spec": {"selector": {"matchLabels": {"k8s-app": name}}, "template": {"metadata": {"labels": {"k8s-app": name}},
+                                                                             "spec": spec}}}
+
+
+# A GKE cluster's own DaemonSets, shaped as GKE deploys them (which nodes they go to); the requests are
+# of the order the issue reports (up to ~0.6 CPU and 1 GiB a node in all), not measured on a cluster.
+GKE_DAEMONSETS = [
+    daemonset("fluentbit-gke", "kube-system", cpu="100m", memory="200Mi", tolerations=[{"operator": "Exists"}]),
+    daemonset("gke-metrics-agent", "kube-system", cpu="13m", memory="120Mi", tolerations=[{"operator": "Exists"}]),
+    daemonset("pdcsi-node", "kube-system", cpu="10m", memory="20Mi", tolerations=[{"operator": "Exists"}]),
+    daemonset("netd", "kube-system", cpu="25m", memory="30Mi", tolerations=[{"operator": "Exists"}]),
+    daemonset("nvidia-gpu-device-plugin-small-cos", "kube-system", cpu="150m", memory="80Mi",
+              tolerations=[{"operator": "Exists"}],
+              affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                  {"matchExpressions": [{"key": "cloud.google.com/gke-accelerator", "operator": "Exists"}]}]}}}),
+    # a user's logging agent that tolerates no taint: it stays off the tainted GPU nodes
+    daemonset("log-shipper", "logging", cpu="300m", memory="512Mi", init={"cpu": "500m", "memory": "64Mi"}),
+]
+AUTOSCALER_STATUS = {"metadata": {"name": "cluster-autoscaler-status", "namespace": "kube-system"},
+                     "data": {"status": "time: 2026-12-05 08:00:00.000000000 +0000 UTC\nautoscalerStatus: Running\n"}}
+
+
+def gke(*, gpu_nodes: int = 1, driver: str = "latest", gpu_machine: str = "g2-standard-8", autoscaler: bool = True,
+        **kwargs) -> FakeKube:
     """GKE 1.33: a small default pool, a CPU pool of e2-standard-4, an L4 pool (scaled to `gpu_nodes`),
-    Filestore's storage classes; the namespace `ml`."""
+    the storage classes GKE makes (Filestore's when its CSI driver is on), the cluster autoscaler's
+    status ConfigMap (any autoscaled pool; `autoscaler=False`: none); the namespace `ml`."""
     nodes = [gke_node("gke-c-default-pool-1a2b3c4d-x0fz", "e2-medium", "default-pool"),
              gke_node("gke-c-cpu-5e6f7a8b-k2lm", "e2-standard-4", "cpu")]
     nodes += [gke_node(f"gke-c-gpu-9c0d1e2f-{i:04d}", gpu_machine, "gpu", accelerator="nvidia-l4", driver=driver)
               for i in range(gpu_nodes)]
-    kwargs.setdefault("storage_classes", ["standard", "standard-rwo", "standard-rwx", "premium-rwx"])
-    kwargs.setdefault("namespaces", ["default", "kube-system", "ml"])
-    return FakeKube(git_version="v1.33.5-gke.1201000", nodes=nodes, **kwargs)
+    return _cloud("v1.33.5-gke.1201000", nodes, ["standard", "standard-rwo", "standard-rwx", "premium-rwx"],
+                  autoscaler_status=autoscaler, **kwargs)
 
 
-def eks(*, gpu: str = "plugin", gfd_driver: int | None = None, gpu_created: str = "2026-01-05T08:00:00Z", **kwargs) -> FakeKube:
+def eks(*, gpu: str = "plugin", gfd_driver: int | None = None, gpu_created: str = "2026-01-05T08:00:00Z",
+        autoscaler: str | None = None, **kwargs) -> FakeKube:
     """EKS 1.33: a CPU group of m6i.xlarge and a g6.2xlarge group. `gpu`: "plugin" (the device plugin
     advertises the GPU), "none" (no device plugin: the node advertises no nvidia.com/gpu), "absent"
-    (the group is at zero nodes). EFS's storage class; the namespace `ml`."""
+    (the group is at zero nodes). EFS's storage class beside gp2; the namespace `ml`. No node
+    autoscaler unless `autoscaler` names one: "cluster-autoscaler" (its Helm chart's Deployment in
+    kube-system) or "karpenter" (its API group)."""
     nodes = [eks_node("ip-192-168-12-34.ec2.internal", "m6i.xlarge", "cpu")]
     if gpu != "absent":
         nodes.append(eks_node("ip-192-168-56-78.ec2.internal", "g6.2xlarge", "gpu", gpus=1 if gpu == "plugin" else None,
                               gfd_driver=gfd_driver, created=gpu_created))
-    kwargs.setdefault("storage_classes", ["gp2", "efs-sc"])
+    kube = _cloud("v1.33.4-eks-a737599", nodes, ["gp2", "efs-sc"], karpenter=autoscaler == "karpenter", **kwargs)
+    if autoscaler == "cluster-autoscaler":
+        kube.put("apps/v1", "deployments", "kube-system", {"metadata": {
+            "name": "cluster-autoscaler-aws-cluster-autoscaler", "labels": {"app.kubernetes.io/name": "aws-cluster-autoscaler"}}})
+    return kube
+
+
+def aks_node(name: str, vm: str, pool: str, *, gpus: int | None = None) -> dict:
+    """An AKS node (Ubuntu). Allocatable computed from AKS's documented reservations for 1.29+: CPU 60m
+    for the first core, 100m for 2, 140m for 4, 180m for 8; memory min(20 MiB x max pods (30) + 50 MiB,
+    25%), plus 100 MiB eviction threshold. Approximate, not read from a cluster. GPU pools are untainted
+    unless made with --node-taints."""
+    shapes = {"Standard_D4s_v5": (4, 16, "3860m"), "Standard_NC8as_T4_v3": (8, 56, "7820m")}
+    vcpus, gib, cpu = shapes[vm]
+    memory_ki = gib * GIB - (650 + 100) * 1024
+    labels = {"kubernetes.azure.com/agentpool": pool, "agentpool": pool, "node.kubernetes.io/instance-type": vm,
+              "kubernetes.azure.com/os-sku": "Ubuntu", "topology.kubernetes.io/zone": "eastus-1"}
+    if gpus is not None:
+        labels["kubernetes.azure.com/accelerator"] = "nvidia"
+    return node(name, cpu=cpu, memory_ki=memory_ki, labels=labels, gpus=gpus, capacity_cpu=str(vcpus),
+                capacity_memory_ki=gib * GIB)
+
+
+def aks(*, gpu_nodes: int = 1, autoscaler: bool = True, **kwargs) -> FakeKube:
+    """AKS 1.33: a system pool of Standard_D4s_v5 and a Standard_NC8as_T4_v3 GPU pool (AKS's GPU driver
+    and device plugin), AKS's disk and Azure Files classes plus a user's NFS one (azurefile-nfs), the
+    cluster autoscaler's status ConfigMap when a pool autoscales; the namespace `ml`."""
+    nodes = [aks_node("aks-system-12345678-vmss000000", "Standard_D4s_v5", "system")]
+    nodes += [aks_node(f"aks-gpu-87654321-vmss00000{i}", "Standard_NC8as_T4_v3", "gpu", gpus=1) for i in range(gpu_nodes)]
+    return _cloud("v1.33.2", nodes, ["default", "managed-csi", "azurefile-csi", "azurefile-nfs"],
+                  autoscaler_status=autoscaler, **kwargs)
+
+
+def _cloud(git_version: str, nodes: list[dict], default_classes: list[str], *, autoscaler_status: bool = False,
+           **kwargs) -> FakeKube:
+    """A cloud's cluster with the namespace `ml` and its storage classes (unless `storage_classes`
+    names others); `autoscaler_status`: the cluster autoscaler's ConfigMap."""
+    kwargs.setdefault("storage_classes", default_classes)
     kwargs.setdefault("namespaces", ["default", "kube-system", "ml"])
-    return FakeKube(git_version="v1.33.4-eks-a737599", nodes=nodes, **kwargs)
+    kube = FakeKube(git_version=git_version, nodes=nodes, **kwargs)
+    if autoscaler_status:
+        kube.put("v1", "configmaps", "kube-system", AUTOSCALER_STATUS)
+    return kube
+
+
+@pytest.fixture(name="use")
+def kubeconfig_fixture(tmp_path, monkeypatch):
+    """The fixture `use`: `use(kube)` starts a fake cluster and points KUBECONFIG at it (stopped after
+    the test); returns it. A test module imports `kubeconfig_fixture` to have it."""
+    started = []
+
+    def _use(kube: FakeKube) -> FakeKube:
+        started.append(kube.__enter__())
+        monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig(tmp_path / "kubeconfig")))
+        return kube
+
+    yield _use
+    for kube in started:
+        kube.__exit__(None, None, None)

@@ -102,3 +102,23 @@ def test_standing_lines_and_durations():
     assert lines[0] == "study, as the driver reported 2 min ago:"
     assert standing_lines(None) == [] and standing_lines("") == []
     assert [duration(s) for s in (5, 75, 3600, 4800, 200000)] == ["5 s", "1 min", "1 h", "1 h 20 min", "2 d 7 h"]
+
+
+def test_status_names_the_autoscalers_newest_word_beside_the_schedulers(study):
+    """The cluster autoscaler's NotTriggerScaleUp is of type Normal, and newer than its TriggeredScaleUp: it is shown."""
+    study.put("v1", "events", "ml", event(GPU_WORKER, "TriggeredScaleUp", "pod triggered scale-up: [...]", kind="Normal",
+                                          at="2026-12-05T07:00:00Z"))
+    study.put("v1", "events", "ml", event(GPU_WORKER, "NotTriggerScaleUp", "pod didn't trigger scale-up: 1 in backoff "
+                                          "after failed scale-up", kind="Normal", at="2026-12-05T07:30:00Z"))
+    out = cifar("status").out
+    assert (f"gpu worker   pod/{GPU_WORKER}  Pending: FailedScheduling: {NOT_ENOUGH}; the cluster autoscaler: "
+            "NotTriggerScaleUp: pod didn't trigger scale-up: 1 in backoff after failed scale-up (an earlier scale-up of "
+            "the pool failed: its FailedScaleUp event or the autoscaler's log says why)") in out, out
+
+
+def test_status_says_when_a_worker_cannot_start_for_good(study):
+    study.put("v1", "pods", "ml", ray_pod(GPU_WORKER, CLUSTER, "worker", "gpu", phase="Pending", node="gke-c-gpu-0",
+                                          waiting=("ErrImagePull", "registry.example.com/cifar100-k8s:0.1.1: not found")))
+    out = cifar("status").out
+    assert (f"gpu worker   pod/{GPU_WORKER}  Pending: ErrImagePull: registry.example.com/cifar100-k8s:0.1.1: not found; "
+            "waiting cannot fix this: check image.repository and image.tag") in out, out

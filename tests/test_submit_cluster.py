@@ -1,7 +1,8 @@
 """`cifar submit` against a cluster: the real kubernetes client talks TLS to a local API server
-(tests/kube_fake.py) shaped as GKE and EKS clusters. It checks before it creates (KubeRay, the
-namespace, storage classes, rights, nodes, driver), creates nothing when a check fails, refuses a
-re-submit unless --replace, reuses what exists, and leaves Helm's ownership metadata on what it makes."""
+(tests/kube_fake.py) shaped as GKE, EKS and AKS clusters. It checks before it creates (KubeRay, the
+namespace, storage classes that can give ReadWriteMany, rights, nodes with their DaemonSets, driver,
+a node autoscaler), creates nothing when a check fails, refuses a re-submit unless --replace, reuses
+what exists, and leaves Helm's ownership metadata on what it makes."""
 
 from __future__ import annotations
 
@@ -9,30 +10,20 @@ from pathlib import Path
 
 import pytest
 from helpers import cifar
-from kube_fake import eks, gke
+from kube_fake import GKE_DAEMONSETS, aks, daemonset, eks, gke, kubeconfig_fixture  # noqa: F401 (the fixture `use`)
 
 from jobs import cluster
 
 GKE_RWX = ("--set", "storage.data.storageClass=standard-rwx,storage.results.storageClass=standard-rwx")
 EKS_RWX = ("--set", "storage.data.storageClass=efs-sc,storage.results.storageClass=efs-sc")
+AKS_RWX = ("--set", "storage.data.storageClass=azurefile-nfs,storage.results.storageClass=azurefile-nfs")
+
+
+def storage(name: str) -> tuple[str, str]:
+    return ("--set", f"storage.data.storageClass={name},storage.results.storageClass={name}")
 PIPELINE_OBJECTS = ["serviceaccount/cifar100", "role/cifar100-pod-reader", "rolebinding/cifar100-pod-reader",
                     "persistentvolumeclaim/cifar100-data", "persistentvolumeclaim/cifar100-results",
                     "deployment/cifar100-results", "rayjob/cifar100-pipeline"]
-
-
-@pytest.fixture
-def use(tmp_path, monkeypatch):
-    """Point KUBECONFIG at a started fake cluster; returns it."""
-    started = []
-
-    def _use(kube):
-        started.append(kube.__enter__())
-        monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig(tmp_path / "kubeconfig")))
-        return kube
-
-    yield _use
-    for kube in started:
-        kube.__exit__(None, None, None)
 
 
 def error_line(result) -> str:
@@ -235,3 +226,122 @@ def test_the_kubernetes_floor_is_the_charts():
 
     chart = yaml.safe_load((Path(__file__).resolve().parents[1] / "charts" / "cifar100" / "Chart.yaml").read_text())
     assert chart["kubeVersion"] == f">={KUBERNETES_FLOOR[0]}.{KUBERNETES_FLOOR[1]}.0-0"
+
+
+# --- storage that cannot be shared ---------------------------------------------------------------------
+@pytest.mark.parametrize(("make", "name", "provisioner", "fix"), [
+    (gke, "standard-rwo", "pd.csi.storage.gke.io", "GKE: standard-rwx or premium-rwx"),
+    (gke, "standard", "kubernetes.io/gce-pd", "GKE: standard-rwx or premium-rwx"),
+    (lambda: eks(storage_classes=["gp2", "gp3", "efs-sc"]), "gp3", "ebs.csi.aws.com", "EKS: an EFS class (efs.csi.aws.com"),
+    (eks, "gp2", "kubernetes.io/aws-ebs", "EKS: an EFS class"),
+    (aks, "managed-csi", "disk.csi.azure.com", "AKS: an Azure Files class with protocol nfs"),
+    (aks, "default", "disk.csi.azure.com", "AKS: an Azure Files class with protocol nfs"),
+])
+def test_a_storage_class_that_only_gives_readwriteonce_is_refused(use, make, name, provisioner, fix):
+    kube = use(make())
+    line = error_line(cifar("submit", "pipeline", *storage(name)))
+    assert f"storage class {name} (provisioner {provisioner}) gives block volumes, which one node mounts at a time: the " \
+           "ReadWriteMany PVC cifar100-data, cifar100-results would stay Pending" in line, line
+    assert fix in line and "existingClaim" in line
+    assert not kube.created()
+
+
+def test_each_clouds_readwritemany_class_is_accepted(use):
+    for make, args, provisioner in ((gke, GKE_RWX, "filestore.csi.storage.gke.io"), (eks, EKS_RWX, "efs.csi.aws.com"),
+                                    (aks, AKS_RWX, "file.csi.azure.com")):
+        use(make())
+        result = cifar("submit", "pipeline", "--check", *args)
+        assert result.status == 0, result
+        assert f"exists, provisioner {provisioner} (PVC cifar100-data, cifar100-results)" in result.out
+        assert not [n for n in notes(result) if "storage class" in n], result.err
+
+
+def test_azure_files_over_smb_is_a_note(use):
+    use(aks())
+    result = cifar("submit", "pipeline", "--check", *storage("azurefile-csi"))
+    assert result.status == 0, result
+    assert any("storage class azurefile-csi mounts Azure Files over SMB" in n and "protocol: nfs" in n
+               for n in notes(result)), result.err
+
+
+# --- DaemonSets take their share of each node ----------------------------------------------------------
+GPU_77 = ("--set", "ray.workers.gpu.resources.requests.cpu=7.7,ray.workers.gpu.resources.limits.cpu=8")
+
+
+def test_daemonsets_are_counted_where_they_would_run(use):
+    use(gke(daemonsets=GKE_DAEMONSETS))
+    result = cifar("submit", "pipeline", "--check", *GKE_RWX)
+    assert result.status == 0, result
+    # on the tainted L4 node: GKE's own five (the device plugin too); the user's logging agent stays off it
+    assert ("ok: the gpu worker (7 CPUs, 26.0 GiB, 1 GPU) fits gke-c-gpu-9c0d1e2f-0000 [g2-standard-8] (7.91 CPUs, "
+            "28.3 GiB, 1 GPU allocatable, of which its DaemonSets take 0.298 CPUs, 0.4 GiB)") in result.out, result.out
+    # on the CPU node: four of GKE's (no device plugin without an accelerator) and the agent, its init container counted
+    assert ("ok: the head (3.2 CPUs, 10.5 GiB) fits gke-c-cpu-5e6f7a8b-k2lm [e2-standard-4] (3.92 CPUs, 13.3 GiB "
+            "allocatable, of which its DaemonSets take 0.648 CPUs, 0.9 GiB)") in result.out, result.out
+
+
+def test_a_worker_that_fits_only_without_the_daemonsets_is_refused(use):
+    use(gke())
+    assert cifar("submit", "pipeline", "--check", *GKE_RWX, *GPU_77).status == 0  # the bare allocatable holds it
+    kube = use(gke(daemonsets=GKE_DAEMONSETS))
+    line = error_line(cifar("submit", "pipeline", *GKE_RWX, *GPU_77))
+    assert ("the gpu worker (7.7 CPUs, 26.0 GiB, 1 GPU) fits no GPU node: the largest, gke-c-gpu-9c0d1e2f-0000 "
+            "[g2-standard-8], has 7.91 CPUs, 28.3 GiB, 1 GPU allocatable, of which its DaemonSets take 0.298 CPUs, "
+            "0.4 GiB") in line, line
+    assert not kube.created()
+
+
+def test_daemonsets_kept_off_a_node_by_selector_or_affinity_are_not_counted(use):
+    elsewhere = [daemonset("arm-only", "kube-system", cpu="2", memory="1Gi", node_selector={"kubernetes.io/arch": "arm64"},
+                           tolerations=[{"operator": "Exists"}]),
+                 daemonset("not-on-l4", "kube-system", cpu="2", memory="1Gi", tolerations=[{"operator": "Exists"}],
+                           affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                               {"matchExpressions": [{"key": "cloud.google.com/gke-accelerator", "operator": "NotIn",
+                                                      "values": ["nvidia-l4"]}]}]}}})]
+    use(gke(daemonsets=elsewhere))
+    result = cifar("submit", "pipeline", "--check", *GKE_RWX, *GPU_77)
+    assert result.status == 0, result
+    assert "fits gke-c-gpu-9c0d1e2f-0000 [g2-standard-8] (7.91 CPUs, 28.3 GiB, 1 GPU allocatable)" in result.out
+
+
+def test_a_caller_who_may_not_list_daemonsets_gets_a_note(use):
+    kube = use(gke(daemonsets=GKE_DAEMONSETS))
+    kube.forbidden.add(("GET", r"^/apis/apps/v1/daemonsets$"))
+    result = cifar("submit", "pipeline", "--check", *GKE_RWX, *GPU_77)
+    assert result.status == 0, result
+    assert any("cannot count what DaemonSets take on each node (you may not list daemonsets" in n for n in notes(result))
+
+
+# --- a GPU pool at zero needs something to grow it ----------------------------------------------------
+def test_no_node_autoscaler_while_no_gpu_node_exists_is_said(use):
+    use(eks(gpu="absent"))
+    result = cifar("submit", "gan", "--check", *EKS_RWX)
+    assert result.status == 0, result
+    assert any("no node autoscaler found (no kube-system/cluster-autoscaler-status ConfigMap, no cluster-autoscaler "
+               "Deployment in kube-system, no Karpenter) while no GPU node exists: nothing will add one" in n
+               and "install Cluster Autoscaler or Karpenter" in n for n in notes(result)), result.err
+    use(gke(gpu_nodes=0, autoscaler=False))
+    assert any("no node autoscaler found" in n for n in notes(cifar("submit", "gan", "--check", *GKE_RWX)))
+
+
+@pytest.mark.parametrize(("make", "args", "found"), [
+    (lambda: eks(gpu="absent", autoscaler="cluster-autoscaler"), EKS_RWX,
+     "deployment kube-system/cluster-autoscaler-aws-cluster-autoscaler"),
+    (lambda: eks(gpu="absent", autoscaler="karpenter"), EKS_RWX, "Karpenter (karpenter.sh is served)"),
+    (lambda: gke(gpu_nodes=0), GKE_RWX, "the cluster autoscaler (kube-system/cluster-autoscaler-status)"),
+    (lambda: aks(gpu_nodes=0), AKS_RWX, "the cluster autoscaler (kube-system/cluster-autoscaler-status)"),
+])
+def test_a_node_autoscaler_that_shows_itself_is_named(use, make, args, found):
+    use(make())
+    result = cifar("submit", "gan", "--check", *args)
+    assert result.status == 0, result
+    assert f"ok: a node autoscaler may add GPU nodes: {found}" in result.out, result.out
+    assert not any("no node autoscaler" in n for n in notes(result))
+
+
+def test_a_caller_who_may_not_read_kube_system_is_told_it_cannot_be_known(use):
+    kube = use(eks(gpu="absent"))
+    kube.forbidden |= {("GET", r"^/api/v1/namespaces/kube-system/"), ("GET", r"^/apis/apps/v1/namespaces/kube-system/")}
+    notes_ = notes(cifar("submit", "gan", "--check", *EKS_RWX))
+    assert any("cannot tell whether a node autoscaler runs (you may not read configmap "
+               "kube-system/cluster-autoscaler-status or the deployments of kube-system)" in n for n in notes_), notes_

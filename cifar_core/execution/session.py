@@ -1,6 +1,6 @@
 """The one place a Ray session is opened (`work_session`), and the `Watch` that turns a stalled
-driver into one line: work no node takes (--pending-timeout), SIGTERM or SIGINT (exit 143, 130), a
-head that stops answering.
+driver into one line: work no node takes (--pending-timeout, counted while nothing progresses), pods
+that cannot start, SIGTERM or SIGINT (exit 143, 130), a head that stops answering.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from cifar_core.errors import CifarError, ConfigError, Interrupted, Preempted
 from cifar_core.execution.resources import Resources
@@ -53,7 +54,7 @@ def pending_timeout_s(given: float | None = None) -> float:
 
 @contextmanager
 def work_session(with_ray: bool, *, pending_timeout: float | None = None,
-                 explain: Callable[[], str | None] | None = None, standing: Callable[[], None] | None = None,
+                 explain: Explain | None = None, standing: Callable[[], None] | None = None,
                  feasible: dict[str, Resources] | None = None) -> Iterator[InProcess | OnRay]:
     """Where a command's units of work run: Ray tasks on the cluster in RAY_ADDRESS (or a local Ray)
     watched by a `Watch`, or this process. The one place a Ray session is opened. `feasible`
@@ -95,15 +96,15 @@ def _signals_end_work() -> Iterator[None]:
 
 
 @contextmanager
-def _ray_session(pending_timeout: float | None = None, explain: Callable[[], str | None] | None = None,
+def _ray_session(pending_timeout: float | None = None, explain: Explain | None = None,
                 standing: Callable[[], None] | None = None) -> Iterator[Watch]:
     """The cluster in RAY_ADDRESS, or a new local Ray using every core here, with a `Watch` over the
     driver's waits; shut down after. (A caller that already started Ray keeps its session.)
 
     A local Ray is started with address="local": without it Ray joins whatever cluster an address
     file left in its temporary directory names, and a stale one from a dead session fails the command.
-    `explain()` says why workers wait (the pods' events, on Kubernetes); `standing()` is called now
-    and then while work runs (the pipeline prints where it stands).
+    `explain()` says what the workers do (a WorkerState, from the pods' events on Kubernetes);
+    `standing()` is called now and then while work runs (the pipeline prints where it stands).
     """
     import ray
 
@@ -158,27 +159,57 @@ def _require_answer(address: str) -> None:
 
 # --- watching the driver's waits ------------------------------------------------------------------
 class PendingTimeout(CifarError):
-    """Work waited longer than the pending timeout for a node that could run it."""
+    """Work waited longer than the pending timeout for a node that could run it, or the pods that
+    would run it cannot start."""
+
+
+PROGRESSING, WAITING, FATAL = "progressing", "waiting", "fatal"
+
+
+@dataclass(frozen=True)
+class WorkerState:
+    """What `explain()` says of the pods that would run waiting work: PROGRESSING (a node is being
+    added, an image pulled: the pending clock waits), WAITING (nothing moves) or FATAL (a start-up
+    failure that waiting cannot fix); `line` says which pod and why."""
+
+    kind: str
+    line: str | None = None
+
+
+Explain = Callable[[], "WorkerState | str | None"]  # a plain line is WAITING
 
 
 class Watch:
     """While the driver waits for Ray work: SIGTERM and SIGINT end the wait (Preempted, Interrupted;
     a running search is stopped Tune's own way, its state saved), work that no live node could ever
-    take fails after `pending_timeout_s` (PendingTimeout), and a head that no longer answers ends the
-    command with one line. `check()` raises what happened; waits call it every second."""
+    take fails once it has waited `pending_timeout_s` without progress (at most `HARD_LIMIT_FACTOR`
+    times that in all) or once `explain()` has said FATAL for `fatal_after_s` (PendingTimeout), and a
+    head that no longer answers ends the command with one line. `check()` raises what happened;
+    waits call it every second."""
 
     POLL_S = 2.0
     HEAD_LOST_S = 20.0  # Ray's core worker ends the process after 60 s without its head: say why first
+    HEAD_CONNECT_S = 2.0  # a dead head refuses at once; a vanished pod's address times out
     STANDING_EVERY_S = 60.0
+    EXPLAIN_EVERY_S = 30.0  # the pods and events are read this often while work waits
+    FATAL_AFTER_S = 60.0  # a failure that cannot resolve is seen this long (two looks) before the run ends
+    HARD_LIMIT_FACTOR = 3  # progress resets the clock, but nothing waits longer than this x the timeout
 
-    def __init__(self, pending_timeout_s: float, explain: Callable[[], str | None] | None = None,
-                 standing: Callable[[], None] | None = None):
+    def __init__(self, pending_timeout_s: float, explain: Explain | None = None,
+                 standing: Callable[[], None] | None = None, *, explain_every_s: float | None = None,
+                 fatal_after_s: float | None = None):
         self.pending_timeout_s = pending_timeout_s
         self.explain = explain
         self.standing = standing
+        self.explain_every_s = self.EXPLAIN_EVERY_S if explain_every_s is None else explain_every_s
+        self.fatal_after_s = self.FATAL_AFTER_S if fatal_after_s is None else fatal_after_s
         self.failure: BaseException | None = None
         self._expected: dict[tuple[float, float], list[str]] = {}
         self._unplaceable_since: dict[tuple, float] = {}
+        self._looked_at: float | None = None
+        self._state: WorkerState | None = None
+        self._progress_at = -math.inf
+        self._fatal_since: float | None = None
         self._stopped = threading.Event()
 
     def expect(self, name: str, resources: Resources) -> None:
@@ -229,17 +260,18 @@ class Watch:
     def _loop(self) -> None:
         last_answer = last_standing = time.monotonic()
         while not self._stopped.wait(self.POLL_S):
-            now = time.monotonic()
             try:
-                demands, capacities = _cluster_demand()
-                last_answer = now
+                demands, capacities = _cluster_demand(self.HEAD_CONNECT_S)
+                last_answer = time.monotonic()
             except Exception as exc:  # the head is gone (or restarting)
-                if now - last_answer > self.HEAD_LOST_S:
+                # Measured after the attempt: a call to a dead head can itself take half a minute.
+                if time.monotonic() - last_answer > self.HEAD_LOST_S:
                     print(f"error: the Ray cluster's head stopped answering ({' '.join(str(exc).split())[:200]}); "
                           "run the same command again once it is back: finished work is kept", file=sys.stderr,
                           flush=True)
                     os._exit(2)
                 continue
+            now = time.monotonic()
             if self.pending_timeout_s > 0 and self.failure is None:
                 stalled = self._stalled(demands, capacities, now)
                 if stalled is not None:
@@ -252,30 +284,70 @@ class Watch:
                     pass
 
     def _stalled(self, demands: list[dict[str, float]], capacities: list[dict[str, float]], now: float) -> str | None:
-        """A message when some work has waited longer than the timeout for a node able to run it."""
+        """A message when some work no live node can run has waited the timeout without progress (or
+        the hard limit in all), or when the pods that would run it cannot start."""
         unplaceable = {_shape(d): d for d in demands if not any(_fits(c, d) for c in capacities)}
         for shape in list(self._unplaceable_since):
             if shape not in unplaceable:
                 del self._unplaceable_since[shape]
+        if not unplaceable:
+            self._looked_at, self._state, self._fatal_since = None, None, None
+            return None
+        for shape in unplaceable:
+            self._unplaceable_since.setdefault(shape, now)
+        self._look(now)
         for shape, demand in unplaceable.items():
-            since = self._unplaceable_since.setdefault(shape, now)
-            if now - since >= self.pending_timeout_s:
-                cpus, gpus = demand.get("CPU", 0.0), demand.get("GPU", 0.0)
-                who = ", ".join(self._expected.get((cpus, gpus), [])) or "work"
-                have = "; ".join(sorted({f"{c.get('CPU', 0):g} CPUs, {c.get('GPU', 0):g} GPUs" for c in capacities})) \
-                    or "no nodes"
-                why = None
-                if self.explain is not None:
-                    try:
-                        why = self.explain()
-                    except Exception:
-                        why = None
-                return (f"{who} asking for {cpus:g} CPUs and {gpus:g} GPUs has waited {now - since:.0f} s for a "
-                        f"node that can run it (--pending-timeout {self.pending_timeout_s:g} s); the cluster's nodes "
-                        f"have {have}" + (f"; {why}" if why else "") +
-                        ": add such nodes (or let the autoscaler), lower the request, or pass --pending-timeout 0 to "
-                        "wait for ever")
+            message = self._verdict(demand, self._unplaceable_since[shape], now, capacities)
+            if message is not None:
+                return message
         return None
+
+    def _verdict(self, demand: dict[str, float], since: float, now: float, capacities) -> str | None:
+        waited, idle = now - since, now - max(since, self._progress_at)
+        limit = self.HARD_LIMIT_FACTOR * self.pending_timeout_s
+        fatal = self._fatal_since is not None and now - self._fatal_since >= self.fatal_after_s
+        if not fatal and idle < self.pending_timeout_s and waited < limit:
+            return None
+        if not fatal and self._looked_at != now:  # say why with what the pods show now
+            self._look(now, fresh=True)
+            idle = now - max(since, self._progress_at)
+            if idle < self.pending_timeout_s and waited < limit:
+                return None
+        cpus, gpus = demand.get("CPU", 0.0), demand.get("GPU", 0.0)
+        who = f"{', '.join(self._expected.get((cpus, gpus), [])) or 'work'} asking for {cpus:g} CPUs and {gpus:g} GPUs"
+        why = self._state.line if self._state is not None else None
+        if fatal:
+            return f"{who} cannot start: {why}"
+        have = "; ".join(sorted({f"{c.get('CPU', 0):g} CPUs, {c.get('GPU', 0):g} GPUs" for c in capacities})) \
+            or "no nodes"
+        if waited >= limit:
+            how_long = (f"has waited {waited:.0f} s for a node that can run it, {self.HARD_LIMIT_FACTOR} x "
+                        f"--pending-timeout {self.pending_timeout_s:g} s, although the workers were still progressing")
+        else:
+            how_long = (f"has waited {waited:.0f} s for a node that can run it" +
+                        (f", the last {idle:.0f} s without progress" if idle < waited - 1 else "") +
+                        f" (--pending-timeout {self.pending_timeout_s:g} s)")
+        return (f"{who} {how_long}; the cluster's nodes have {have}" + (f"; {why}" if why else "") +
+                ": add such nodes (or let the autoscaler), lower the request, or pass --pending-timeout 0 to "
+                "wait for ever")
+
+    def _look(self, now: float, *, fresh: bool = False) -> None:
+        """Ask `explain()` what the pods are doing, at most every `explain_every_s` (unless `fresh`)."""
+        if self.explain is None or (not fresh and self._looked_at is not None
+                                    and now - self._looked_at < self.explain_every_s):
+            return
+        self._looked_at = now
+        try:
+            state = self.explain()
+        except Exception:  # the diagnosis must never hide the wait it explains
+            state = None
+        if isinstance(state, str):
+            state = WorkerState(WAITING, state)
+        self._state = state
+        kind = state.kind if state is not None else WAITING
+        if kind == PROGRESSING:
+            self._progress_at = now
+        self._fatal_since = (now if self._fatal_since is None else self._fatal_since) if kind == FATAL else None
 
 
 def _shape(demand: dict[str, float]) -> tuple:
@@ -286,13 +358,17 @@ def _fits(capacity: dict[str, float], demand: dict[str, float]) -> bool:
     return all(capacity.get(key, 0.0) >= amount for key, amount in demand.items() if key in ("CPU", "GPU"))
 
 
-def _cluster_demand() -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+def _cluster_demand(connect_s: float = 2.0) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
     """(resource shapes of work waiting to be placed, total resources of every live node), from
-    the head (GCS) directly: no dashboard or autoscaler needed."""
+    the head (GCS) directly: no dashboard or autoscaler needed. A head whose port does not take a
+    connection within `connect_s` raises at once: Ray's own client waits half a minute for it."""
     import ray
     from ray.autoscaler.v2.sdk import get_cluster_status
 
-    status = get_cluster_status(ray.get_runtime_context().gcs_address, timeout=5)
+    gcs_address = ray.get_runtime_context().gcs_address
+    host, _, port = gcs_address.rpartition(":")
+    socket.create_connection((host.strip("[]"), int(port)), timeout=connect_s).close()  # [::1]:6379 too
+    status = get_cluster_status(gcs_address, timeout=5)
     demands = []
     for demand in [*status.resource_demands.ray_task_actor_demand, *status.resource_demands.placement_group_demand]:
         for by_count in demand.bundles_by_count:
