@@ -1058,3 +1058,13 @@ def test_the_docs_give_the_docker_vm_the_kind_smoke_run_needs():
     cpus, gib = math.ceil(cpu + KIND_SYSTEM["cpu"]), math.ceil(memory + KIND_SYSTEM["memory_gib"])
     kind_docs = (REPO / "docs" / "kubernetes.md").read_text().split("## On kind")[1].split("\n## ")[0]
     assert f"at least {cpus} CPUs and {gib} GiB of memory" in kind_docs, (cpus, gib)
+
+
+def test_kuberay_install_gives_a_lost_head_half_an_hour_to_come_back():
+    """KubeRay 1.7.0 fails a RayJob whose dashboard has not answered for RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS
+    (300 s by default: less than a new node and an image pull) and never retries that failure."""
+    import subprocess
+
+    recipe = subprocess.run(["make", "-n", "--no-print-directory", "-f", "k8s/k8s.mk", "kuberay-install"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "--set 'env[0].name=RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS' --set-string 'env[0].value=1800'" in recipe
