@@ -1025,6 +1025,9 @@ def test_a_long_study_is_retried_on_a_new_cluster_but_never_on_a_shared_one():
     shared = by_kind(SCENARIOS["spot-gpus-shared-cluster"])["RayJob"]["spec"]
     assert "backoffLimit" not in shared and shared["submitterConfig"]["backoffLimit"] >= 10
     assert by_kind(KIND)["RayJob"]["spec"]["backoffLimit"] == 0  # a smoke run stops at its first failure
+    notes = "cifar100/templates/NOTES.txt"
+    assert "KubeRay runs it again on a new Ray cluster, up to 2 times" in render()[notes]
+    assert "runs it again" not in render(KIND)[notes] + render(SCENARIOS["spot-gpus-shared-cluster"])[notes]
 
 
 # --- kind: a smoke run that fails fast, and the Docker VM it needs ---

@@ -191,7 +191,7 @@ set. Included at the top of every template.
 {{- fail (printf "storage.%s: set either existingClaim or size" $vol) }}
 {{- end }}
 {{- if and (has "ReadWriteMany" $s.accessModes) (not $s.storageClass) }}
-{{- fail (printf "storage.%s.storageClass is empty, so the PVC would ask the cluster's default class for ReadWriteMany, which the defaults of EKS, GKE and AKS (block storage) never bind: set storage.%s.storageClass to a ReadWriteMany class (e.g. efs-sc, standard-rwx, azurefile-csi, nfs-client) or storage.%s.existingClaim" $vol $vol $vol) }}
+{{- fail (printf "storage.%s.storageClass is empty, so the PVC would ask the cluster's default class for ReadWriteMany, which the defaults of EKS, GKE and AKS (block storage) never bind: set storage.%s.storageClass to a ReadWriteMany class (e.g. efs-sc, standard-rwx, azurefile-csi-nfs, nfs-client) or storage.%s.existingClaim" $vol $vol $vol) }}
 {{- end }}
 {{- range $mode := $s.accessModes }}
 {{- if eq $mode "ReadWriteOncePod" }}
