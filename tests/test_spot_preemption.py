@@ -7,12 +7,10 @@ the same command does. The GPUs are declared; training stays on the CPU (--devic
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from ray_cluster import REPO, TIMEOUT_S, cifar, finish, replace_node, wait_until
+from ray_cluster import TIMEOUT_S, cifar, finish, replace_node, uninterrupted, wait_until
 
 pytestmark = pytest.mark.slow  # a Ray cluster of four raylets, training through a node loss
 
@@ -50,11 +48,8 @@ def test_a_gpu_stage_whose_spot_node_is_preempted_finishes_as_if_it_never_was(tm
             "--cpus", "1", "--gpus", "0.5", "--device", "cpu", "--allow-synthetic", "--data-dir", str(data)]
     results, log = tmp_path / "results", tmp_path / "stage.log"
     process = cifar([*args, "--results-dir", str(results)], cluster_env, cluster, log)
-    # The same command uninterrupted, in one process, meanwhile (one torch thread, as in a one-CPU task).
     reference = tmp_path / "reference"
-    uninterrupted = subprocess.Popen([sys.executable, "-m", "jobs.cli", *args, "--no-ray", "--results-dir", str(reference)],
-                                     env={**cluster_env, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True, cwd=REPO)
+    in_one_process = uninterrupted(args, cluster_env, reference)  # the same command, meanwhile
     run = wait_until(lambda: interrupted_run(results), "a run's first checkpoint", process, log)
     replace_node(cluster, spot, num_gpus=1)  # preempted; the cloud starts another spot node
     output = finish(process, log)
@@ -63,6 +58,6 @@ def test_a_gpu_stage_whose_spot_node_is_preempted_finishes_as_if_it_never_was(tm
     summary = json.loads((results / "recipe" / f"report-b-s{STEPS}" / "summary.json").read_text())
     places = {row["run"]: [p["node_id"] for p in row["ran_on"]] for row in summary["models"]}
     assert spot.node_id not in places[run], places  # it ended on the replacement, from its checkpoint
-    assert uninterrupted.wait(timeout=TIMEOUT_S) == 0, uninterrupted.stderr.read()[-2000:]
+    assert in_one_process.wait(timeout=TIMEOUT_S) == 0, in_one_process.stderr.read()[-2000:]
     measured = outcome(results)
     assert len(measured["runs"]) == 2 and measured == outcome(reference)
