@@ -1,7 +1,8 @@
 # Images of images/Dockerfile. Included by the top-level Makefile (`-include images/image.mk`).
 #
-#   make image                 GPU image (KubeRay head/workers and every Job): cifar100-k8s:<version>
-#   make image-cpu             CPU variant for kind: cifar100-k8s:<version>-cpu
+#   make image                 GPU image (KubeRay head/workers and every Job): cifar100-k8s:<version>,
+#                              for linux/amd64 wherever it is built (PLATFORM)
+#   make image-cpu             CPU variant for kind: cifar100-k8s:<version>-cpu, for this machine (CPU_PLATFORM)
 #   make image-constraints     pin images/constraints.txt to the dev venv's versions
 #   make image-test            build images/Dockerfile with buildah on a stand-in Ray base and run the
 #                              CLI in it as uid 1000 (root; 5-15 min, ~32 GiB of scratch; DEVELOPERS.md)
@@ -20,6 +21,13 @@ CPU_TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 # 0 skips baking pytorch-fid's Inception weights into the image (no network at build time).
 FID_WEIGHTS ?= 1
 DOCKER ?= docker
+# The cloud's nodes are amd64 (GKE g2, EKS g6/g5, AKS NC-series GPUs; the CPU machines of
+# docs/kubernetes.md), so `make image` builds linux/amd64 wherever it runs: on an arm laptop (Apple
+# silicon) through Docker's emulation, instead of an arm64 image the nodes cannot run ("exec format
+# error"). kind runs the CPU image on this machine: empty CPU_PLATFORM builds for this machine's
+# own (on arm64 with CPU_BASE=$(CPU_BASE)-aarch64, Ray's arm64 image; docs/kubernetes.md "The image").
+PLATFORM ?= linux/amd64
+CPU_PLATFORM ?=
 
 # image-test: scratch space (vfs storage), the stand-in base's cache ("" = none), and a local index
 # of the torch wheels to read instead of PyPI when this machine has one.
@@ -43,12 +51,12 @@ image-constraints: setup
 	mv images/constraints.txt.new images/constraints.txt
 
 image:
-	$(DOCKER) build -f images/Dockerfile $(IMAGE_BUILD_ARGS) \
+	$(DOCKER) build --platform $(PLATFORM) -f images/Dockerfile $(IMAGE_BUILD_ARGS) \
 		--build-arg BASE_IMAGE=$(CUDA_BASE) --build-arg TORCH_INDEX_URL=$(CUDA_TORCH_INDEX) \
 		-t $(IMAGE_REPO):$(IMAGE_TAG) .
 
 image-cpu:
-	$(DOCKER) build -f images/Dockerfile $(IMAGE_BUILD_ARGS) \
+	$(DOCKER) build $(if $(CPU_PLATFORM),--platform $(CPU_PLATFORM)) -f images/Dockerfile $(IMAGE_BUILD_ARGS) \
 		--build-arg BASE_IMAGE=$(CPU_BASE) --build-arg TORCH_INDEX_URL=$(CPU_TORCH_INDEX) \
 		-t $(IMAGE_REPO):$(IMAGE_TAG)-cpu .
 

@@ -12,6 +12,10 @@ KUBECTL ?= kubectl
 HELM ?= helm
 KIND_CLUSTER ?= cifar100
 KUBERAY_VERSION ?= 1.7.0
+# Seconds KubeRay keeps a RayJob whose Ray dashboard does not answer (its head pod lost, rescheduled
+# and pulling the image) before it fails it for good: its reason, JobStatusCheckTimeoutExceeded, is one
+# KubeRay never retries. Its default, 300 s, is shorter than a new node and an image pull.
+KUBERAY_STATUS_CHECK_TIMEOUT ?= 1800
 RELEASE ?= cifar100
 NAMESPACE ?= default
 HELM_ARGS ?=
@@ -45,7 +49,8 @@ kuberay-install:
 	$(HELM) pull kuberay/kuberay-operator --version $(KUBERAY_VERSION) --untar --untardir build
 	$(KUBECTL) apply --server-side --force-conflicts -f build/kuberay-operator/crds/
 	$(HELM) upgrade --install kuberay-operator kuberay/kuberay-operator --version $(KUBERAY_VERSION) \
-		--namespace kuberay-system --create-namespace --skip-crds --wait
+		--namespace kuberay-system --create-namespace --skip-crds --wait \
+		--set 'env[0].name=RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS' --set-string 'env[0].value=$(KUBERAY_STATUS_CHECK_TIMEOUT)'
 
 helm-install:
 	$(HELM) upgrade --install $(RELEASE) charts/cifar100 --namespace $(NAMESPACE) --create-namespace \

@@ -22,6 +22,14 @@ def cifar(args: list[str], env: dict, cluster, log: Path, cwd: Path | None = Non
                             stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=cwd or REPO)
 
 
+def uninterrupted(args: list[str], env: dict, results: Path) -> subprocess.Popen:
+    """The same `cifar ARGS` without Ray, in one process, for a node-loss test to compare with: one
+    torch thread, as in a one-CPU task (another thread count sums in another order)."""
+    return subprocess.Popen([sys.executable, "-m", "jobs.cli", *args, "--no-ray", "--results-dir", str(results)],
+                            env={**env, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO)
+
+
 def worker_ids(cluster) -> set[str]:
     return {node.node_id for node in cluster.worker_nodes}
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import math
 import re
 from pathlib import Path
 
@@ -51,6 +52,9 @@ SCENARIOS = {
     "shared-cluster": with_rwx({"ray": {"sharedCluster": {"enabled": True}}}),
     "stage-beside-another-release": {"stage": "gan", "storage": {"fromRelease": "study"}},
     "kueue-elastic": with_rwx({"kueue": {"queueName": "team-a", "elasticJobs": True}}),
+    "spot-gpus": with_rwx({"ray": {"workers": {"gpu": {"spot": True}}}}),
+    "spot-gpus-shared-cluster": with_rwx({"ray": {"workers": {"gpu": {"spot": True}}, "sharedCluster": {"enabled": True}},
+                                          "gpu": {"nodeLabelKeys": ["nvidia.com/gpu.present"]}}),
     "kueue-fixed-size": with_rwx({"kueue": {"queueName": "team-a"}, "ray": {"autoscaling": {"enabled": False}}, "stage": "gan"}),
     "kueue-shared-cluster": with_rwx({"kueue": {"queueName": "team-a", "elasticJobs": True}, "ray": {"sharedCluster": {"enabled": True}}}),
     "rwo-one-node": {"storage": {"data": {"accessModes": ["ReadWriteOnce"]}, "results": {"accessModes": ["ReadWriteOnce"]}},
@@ -200,17 +204,17 @@ def test_shared_cluster_switch_renders_a_raycluster_the_rayjob_selects():
     assert rayjob["spec"]["clusterSelector"] == {"ray.io/cluster": cluster["metadata"]["name"]}
     assert "rayClusterSpec" not in rayjob["spec"]
     assert "shutdownAfterJobFinishes" not in rayjob["spec"] and "backoffLimit" not in rayjob["spec"]
-    assert rayjob["spec"]["preRunningDeadlineSeconds"] == 1800  # waiting for the shared cluster is bounded too
+    assert rayjob["spec"]["preRunningDeadlineSeconds"] == 900  # waiting for the shared cluster is bounded too
 
 
 def test_rayjob_settings_come_from_values():
     spec = by_kind()["RayJob"]["spec"]
     assert spec["shutdownAfterJobFinishes"] is True
     assert spec["ttlSecondsAfterFinished"] == 60  # GPUs are not kept idle for minutes after the end
-    assert spec["preRunningDeadlineSeconds"] == 1800
+    assert spec["preRunningDeadlineSeconds"] == 900
     assert spec["activeDeadlineSeconds"] == 259200
-    assert spec["backoffLimit"] == 0
-    assert spec["submitterConfig"] == {"backoffLimit": 2}
+    assert spec["backoffLimit"] == 2
+    assert spec["submitterConfig"] == {"backoffLimit": 20}
     assert spec["submissionMode"] == "K8sJobMode"
     cluster = spec["rayClusterSpec"]
     assert cluster["authOptions"] == {"mode": "token"}
@@ -451,6 +455,8 @@ BAD_VALUES = {
     "relative mount path": ({"storage": {"data": {"mountPath": "data"}}}, "/storage/data/mountPath"),
     "unknown access mode": ({"storage": {"data": {"accessModes": ["ReadWriteAll"]}}}, "/storage/data/accessModes/0"),
     "zero pre-running deadline": ({"ray": {"job": {"preRunningDeadlineSeconds": 0}}}, "/ray/job/preRunningDeadlineSeconds"),
+    "spot as a word": ({"ray": {"workers": {"gpu": {"spot": "yes"}}}}, "/ray/workers/gpu/spot"),
+    "spot on the CPU workers": ({"ray": {"workers": {"cpu": {"spot": True}}}}, "spot"),
     "digest without algorithm": ({"image": {"digest": "abc"}}, "/image/digest"),
 }
 
@@ -491,8 +497,9 @@ VALIDATE_FAILURES = {
         'ray.job.shutdownAfterJobFinishes is false but kueue.queueName is "q"'),
     "autoscaler in a queue without elastic jobs": (
         with_rwx({"kueue": {"queueName": "q"}}), "set kueue.elasticJobs=true"),
-    "retries on a shared cluster": (
-        with_rwx({"ray": {"sharedCluster": {"enabled": True}, "job": {"backoffLimit": 2}}}), "ray.job.backoffLimit must be 0"),
+    "spot without GPU workers": (
+        with_rwx({"device": "cpu", "ray": {"workers": {"gpu": {"maxReplicas": 0, "spot": True}}}}),
+        "ray.workers.gpu.spot is true but there are no GPU workers"),
     "a namespace that is not a name": ({**RWX, "_namespace": "ns;id"}, 'namespace "ns;id" is not a Kubernetes namespace name'),
     "beside itself": (with_rwx({"storage": {"fromRelease": RELEASE}}), "storage.fromRelease is this release (cifar100)"),
     "a word needing quotes on an old Ray": (
@@ -912,3 +919,155 @@ def test_both_volumes_can_share_one_claim_in_two_folders():
     for bad in ("/abs", "../up", "a/../b"):
         with helm.Chart.load(str(CHART)) as chart, pytest.raises(helm.HelmValuesError, match="subPath"):
             chart.render(with_rwx({"storage": {"data": {"subPath": bad}}}), name=RELEASE)
+
+
+# --- spot GPUs, and a long study that outlives what clusters do ---
+
+# Nodes as each cloud labels and taints them (taints as key=value:effect); GPU nodes also carry the
+# taint the docs give every GPU pool.
+GPU_TAINT = "nvidia.com/gpu=present:NoSchedule"
+SPOT_NODES = {
+    "GKE Spot VM": ({"cloud.google.com/gke-spot": "true"}, []),
+    "GKE Spot VM, tainted": ({"cloud.google.com/gke-spot": "true"}, ["cloud.google.com/gke-spot=true:NoSchedule"]),
+    "GKE preemptible VM": ({"cloud.google.com/gke-preemptible": "true"}, []),
+    "EKS managed group, spot": ({"eks.amazonaws.com/capacityType": "SPOT"}, []),
+    "Karpenter, spot": ({"karpenter.sh/capacity-type": "spot"}, []),
+    "AKS spot pool": ({"kubernetes.azure.com/scalesetpriority": "spot"}, ["kubernetes.azure.com/scalesetpriority=spot:NoSchedule"]),
+}
+REGULAR_NODES = {  # labels only: none of them is tainted for being regular
+    "GKE standard VM": {"cloud.google.com/gke-nodepool": "pool"},
+    "EKS managed group, on demand": {"eks.amazonaws.com/capacityType": "ON_DEMAND"},
+    "Karpenter, on demand": {"karpenter.sh/capacity-type": "on-demand"},
+    "AKS regular pool": {"kubernetes.azure.com/agentpool": "pool"},
+}
+
+
+def _expression_holds(expression: dict, labels: dict) -> bool:
+    key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+    return {"In": lambda: labels.get(key) in values, "NotIn": lambda: labels.get(key) not in values,
+            "Exists": lambda: key in labels, "DoesNotExist": lambda: key not in labels}[operator]()
+
+
+def _tolerated(taint: str, tolerations: list[dict]) -> bool:
+    key, rest = taint.split("=", 1)
+    value, effect = rest.split(":")
+    return any(t.get("effect") in (None, "", effect) and (
+        (t.get("operator") == "Exists" and t.get("key") in (None, key)) or (t.get("key") == key and t.get("value") == value))
+        for t in tolerations)
+
+
+def fits(pod: dict, labels: dict, taints: list[str]) -> bool:
+    """Whether the scheduler's node checks (nodeSelector, required node affinity, taints) admit the pod
+    on a node with these labels and taints, by Kubernetes' rules (terms ORed, expressions ANDed)."""
+    spec = pod["spec"]
+    if any(labels.get(k) != v for k, v in spec.get("nodeSelector", {}).items()):
+        return False
+    terms = (spec.get("affinity", {}).get("nodeAffinity", {})
+             .get("requiredDuringSchedulingIgnoredDuringExecution", {}).get("nodeSelectorTerms"))
+    if terms and not any(all(_expression_holds(e, labels) for e in t.get("matchExpressions", [])) for t in terms):
+        return False
+    return all(_tolerated(taint, spec.get("tolerations", [])) for taint in taints)
+
+
+def test_spot_gpus_go_to_every_clouds_spot_nodes_and_the_head_and_submitter_stay_off_them():
+    spot = dict(all_pods(SCENARIOS["spot-gpus"]))
+    plain = dict(all_pods())
+    gpu_worker, head, submitter = (f"RayJob/cifar100-pipeline {p}" for p in ("worker gpu", "head", "submitter"))
+    for name, (labels, taints) in SPOT_NODES.items():
+        assert fits(spot[gpu_worker], labels, [*taints, GPU_TAINT]), name
+        for where in (head, submitter):  # a spot CPU node: never the driver's or its log's
+            assert not fits(spot[where], labels, []), (where, name)
+        for where in ("RayJob/cifar100-pipeline worker cpu", "Deployment/cifar100-results template"):
+            assert fits(spot[where], labels, taints) == (not taints), (where, name)  # as without spot
+    for name, labels in REGULAR_NODES.items():
+        assert not fits(spot[gpu_worker], labels, [GPU_TAINT]), name
+        assert fits(spot[head], labels, []) and fits(spot[submitter], labels, []), name
+        assert fits(plain[gpu_worker], labels, [GPU_TAINT]), name
+    # Without the value a GPU worker takes whatever GPU node comes (an untainted spot one too).
+    assert fits(plain[gpu_worker], *SPOT_NODES["EKS managed group, spot"]) and fits(plain[head], *SPOT_NODES["GKE Spot VM"])
+
+
+def test_spot_keeps_the_users_placement_and_the_gpu_label_keys():
+    """The spot terms are added to each of the user's required terms (ORed), never replacing them."""
+    pool = {"key": "pool", "operator": "In", "values": ["batch"]}
+    values = merge(SCENARIOS["spot-gpus"], {"gpu": {"nodeLabelKeys": ["nvidia.com/gpu.present"]}, "affinity": {"nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [pool]}]}}}})
+    pods = dict(all_pods(values))
+    spot_labels, _ = SPOT_NODES["Karpenter, spot"]
+    gpu_worker = pods["RayJob/cifar100-pipeline worker gpu"]
+    assert fits(gpu_worker, {**spot_labels, "pool": "batch"}, []) and not fits(gpu_worker, spot_labels, [])
+    head = pods["RayJob/cifar100-pipeline head"]
+    assert fits(head, {"pool": "batch"}, []) and not fits(head, {"pool": "batch", **spot_labels}, [])
+    assert not fits(head, {"pool": "batch", "nvidia.com/gpu.present": "true"}, [])
+
+
+DO_NOT_EVICT = {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false", "karpenter.sh/do-not-disrupt": "true"}
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_node_autoscalers_may_not_evict_the_head_or_the_submitter(scenario):
+    """Cluster Autoscaler and Karpenter remove or replace a node by evicting its pods: never the Ray
+    head (the driver, the GCS) or the submitter (the driver's log) of a study; workers may go."""
+    values = SCENARIOS[scenario]
+    for where, pod in all_pods(values):
+        annotations = pod["metadata"].get("annotations", {})
+        assert (DO_NOT_EVICT.items() <= annotations.items()) == where.endswith((" head", " submitter")), where
+        assert (values.get("podAnnotations") or {}).items() <= annotations.items(), where
+
+
+def test_a_long_study_is_retried_on_a_new_cluster_but_never_on_a_shared_one():
+    """KubeRay 1.7.0 retries a failed RayJob (backoffLimit) on a new cluster, and the submitter Job
+    (submitterConfig.backoffLimit) when `ray job logs --follow` loses its stream. A shared cluster is
+    not the RayJob's to replace: there KubeRay refuses a backoffLimit, and the chart renders none."""
+    spec = by_kind()["RayJob"]["spec"]
+    assert spec["backoffLimit"] >= 2 and spec["submitterConfig"]["backoffLimit"] >= 10
+    assert spec["submissionMode"] == "K8sJobMode"  # the driver's output stays in the submitter pod's log
+    shared = by_kind(SCENARIOS["spot-gpus-shared-cluster"])["RayJob"]["spec"]
+    assert "backoffLimit" not in shared and shared["submitterConfig"]["backoffLimit"] >= 10
+    assert by_kind(KIND)["RayJob"]["spec"]["backoffLimit"] == 0  # a smoke run stops at its first failure
+    notes = "cifar100/templates/NOTES.txt"
+    assert "KubeRay runs it again on a new Ray cluster, up to 2 times" in render()[notes]
+    assert "runs it again" not in render(KIND)[notes] + render(SCENARIOS["spot-gpus-shared-cluster"])[notes]
+
+
+# --- kind: a smoke run that fails fast, and the Docker VM it needs ---
+
+# What runs on kind's one node besides the chart's pods, as requested (memory also its limit where one
+# is set): kubeadm's control plane (kube-apiserver 250m, kube-controller-manager 200m, kube-scheduler
+# 100m, etcd 100m and 100Mi), two CoreDNS pods (100m, 70Mi; limit 170Mi), kindnet (100m, 50Mi), and the
+# KubeRay operator 1.7.0 (its chart's limits: 100m, 512Mi).
+KIND_SYSTEM = {"cpu": 0.25 + 0.2 + 0.1 + 0.1 + 2 * 0.1 + 0.1 + 0.1, "memory_gib": (100 + 2 * 170 + 50 + 512) / 1024}
+
+
+def test_kind_runs_fail_within_ten_minutes_when_a_worker_cannot_start():
+    assert 0 < KIND["pendingTimeoutSeconds"] <= 600
+    words = by_kind(KIND)["RayJob"]["spec"]["entrypoint"].split()
+    assert words[words.index("--pending-timeout") + 1] == str(KIND["pendingTimeoutSeconds"])
+
+
+def test_the_docs_give_the_docker_vm_the_kind_smoke_run_needs():
+    """Every pod of the smoke run at its largest (each worker group at maxReplicas, the autoscaler
+    container, submitter, results pod) plus kind's own: the CPUs their requests add up to and the
+    memory their limits do. docs/kubernetes.md must state both, rounded up."""
+    objs = {o["kind"]: o for o in objects(KIND)}
+    cluster = objs["RayJob"]["spec"]["rayClusterSpec"]
+    pods = [(cluster["headGroupSpec"]["template"]["spec"]["containers"], 1),
+            ([{"resources": cluster["autoscalerOptions"]["resources"]}], 1),
+            ([{"resources": objs["RayJob"]["spec"]["submitterPodTemplate"]["spec"]["containers"][0]["resources"]}], 1),
+            (objs["Deployment"]["spec"]["template"]["spec"]["containers"], 1),
+            *((g["template"]["spec"]["containers"], g["maxReplicas"]) for g in cluster["workerGroupSpecs"])]
+    cpu = sum(_cores(c["resources"]["requests"]["cpu"]) * n for containers_, n in pods for c in containers_)
+    memory = sum(_gib(c["resources"]["limits"]["memory"]) * n for containers_, n in pods for c in containers_)
+    cpus, gib = math.ceil(cpu + KIND_SYSTEM["cpu"]), math.ceil(memory + KIND_SYSTEM["memory_gib"])
+    kind_docs = (REPO / "docs" / "kubernetes.md").read_text().split("## On kind")[1].split("\n## ")[0]
+    assert f"at least {cpus} CPUs and {gib} GiB of memory" in kind_docs, (cpus, gib)
+
+
+def test_kuberay_install_gives_a_lost_head_half_an_hour_to_come_back():
+    """KubeRay 1.7.0 fails a RayJob whose dashboard has not answered for RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS
+    (300 s by default: less than a new node and an image pull) and never retries that failure."""
+    import subprocess
+
+    recipe = subprocess.run(["make", "-n", "--no-print-directory", "-f", "k8s/k8s.mk", "kuberay-install"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "--set 'env[0].name=RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS' --set-string 'env[0].value=1800'" in recipe

@@ -153,7 +153,8 @@ def test_commands_follow_the_values():
         "--set", "gan.steps=1000000", "--set", "resources.gan.gpus=0.5",  # whole numbers stay whole
         "--set", "tune.max_epochs=3", "--set", "tune.num_samples=20",
     ]
-    assert entrypoint({**KIND, "stage": "pipeline"}) == ["cifar", "pipeline", "--profile", "smoke", "--device", "cpu", *wait]
+    assert entrypoint({**KIND, "stage": "pipeline"}) == ["cifar", "pipeline", "--profile", "smoke", "--device", "cpu",
+                                                         "--pending-timeout", "300"]  # kind: nothing scales up
     assert entrypoint({**RWX, "stage": "data"}) == ["cifar", "data", "fetch", "--out", "/data"]
     # single stages ask no resources of their own: the commands default to the pipeline profile's table
     assert entrypoint({**RWX, "stage": "tune"}) == ["cifar", "tune", "--experiment", "report-a", "--device", "cuda", *wait]

@@ -35,6 +35,7 @@ SCENARIOS = {
     "kind": yaml.safe_load((REPO / "k8s" / "kind" / "values.yaml").read_text()),
     "kueue-shared-cluster": {**RWX, "kueue": {"queueName": "q", "elasticJobs": True}, "ray": {"sharedCluster": {"enabled": True}}},
     "retrain-fixed-size": {**RWX, "stage": "retrain", "ray": {"autoscaling": {"enabled": False}}},
+    "spot-gpus": {**RWX, "ray": {"workers": {"gpu": {"spot": True}}}},
 }
 
 

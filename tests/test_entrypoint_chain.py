@@ -13,7 +13,11 @@ really takes, run here end to end:
    `/bin/sh -c` (dash on Ubuntu and Debian). The server here does exactly that, with a `cifar` on
    PATH that writes the argv it receives as JSON.
 
-The test compares that argv with the words the chart meant, for hostile values.
+The test compares that argv with the words the chart meant, for hostile values. It also runs what
+the RayJob's retries rest on: a submitter pod whose log stream drops fails, and the next pod of its
+Job follows the same job without submitting it again; a restarted head (a dashboard that knows no
+job) gets it submitted again; and a request no retry can fix is refused by the real `cifar` in the
+driver's first second, before it contacts Ray.
 """
 
 from __future__ import annotations
@@ -74,8 +78,9 @@ class Dashboard:
     """The few endpoints of Ray's dashboard the job CLI uses; a submitted job runs as Ray's job
     supervisor runs it: Popen(entrypoint, shell=True)."""
 
-    def __init__(self, env: dict):
+    def __init__(self, env: dict, drop_streams: int = 0):
         self.env = env
+        self.drop_streams = drop_streams  # how many log streams to cut without a close frame
         self.jobs: dict[str, dict] = {}
         self.port = _free_port()
         self._loop = asyncio.new_event_loop()
@@ -115,6 +120,10 @@ class Dashboard:
             ws = web.WebSocketResponse()
             await ws.prepare(request)
             await ws.send_str(self.jobs[request.match_info["job_id"]]["output"])
+            if self.drop_streams:  # the connection lost, as when the head is busy or a network hiccups
+                self.drop_streams -= 1
+                request.transport.abort()
+                return ws
             await ws.close()
             return ws
 
@@ -150,38 +159,61 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class Chain:
+    """KubeRay's submitter script, the real `ray job submit`/`ray job logs` and a stand-in dashboard
+    whose jobs run a `cifar` that records each argv it is run with (one JSON line per run)."""
+
+    def __init__(self, folder: Path):
+        bin_dir, home = folder / "bin", folder / "home"
+        bin_dir.mkdir()
+        home.mkdir()
+        (bin_dir / "ray").symlink_to(RAY_CLI)
+        (bin_dir / "python").symlink_to(sys.executable)
+        cifar = bin_dir / "cifar"
+        cifar.write_text(f"#!{sys.executable}\nimport json, os, sys\n"
+                         "open(os.environ['ARGV_OUT'], 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
+        cifar.chmod(0o755)
+        # A login shell (-l) reads the profiles; the image's put Ray's Python on PATH the same way.
+        (home / ".bash_profile").write_text(f'export PATH="{bin_dir}:$PATH"\n')
+        self.out = folder / "argv.jsonl"
+        self.env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(home), "ARGV_OUT": str(self.out), "LANG": "C.UTF-8",
+                    "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+        # The project's own `cifar`, as the image runs it, with a RAY_ADDRESS where nothing answers.
+        real_bin = folder / "real-bin"
+        real_bin.mkdir()
+        (real_bin / "cifar").write_text(f"#!{sys.executable}\nimport sys\nfrom jobs.cli import main\nsys.exit(main())\n")
+        (real_bin / "cifar").chmod(0o755)
+        self.real_env = {**self.env, "PATH": f"{real_bin}:{bin_dir}:/usr/bin:/bin", "PYTHONPATH": str(REPO),
+                         "RAY_ADDRESS": f"127.0.0.1:{_free_port()}"}
+
+    def runs(self) -> list[list[str]]:
+        """Every argv `cifar` was run with since the last reset."""
+        return [json.loads(line) for line in self.out.read_text().splitlines()] if self.out.exists() else []
+
+    def submitter_pod(self, dashboard: Dashboard, entrypoint_text: str, login_shell: bool = False) -> tuple[int, str]:
+        """One pod of the submitter Job: the script's exit status and output."""
+        script = kuberay_submitter_script(dashboard.address, JOB_ID, entrypoint_text)
+        done = subprocess.run(["/bin/bash", "-cel" if login_shell else "-ce", "--", script], env=self.env,
+                              capture_output=True, text=True, timeout=120)
+        return done.returncode, done.stdout + done.stderr
+
+    def __call__(self, entrypoint_text: str, login_shell: bool = False) -> tuple[list[str] | None, int, str]:
+        """One submission on a fresh head: the argv `cifar` received (None if it never ran), the
+        script's exit status and output."""
+        self.out.unlink(missing_ok=True)
+        with Dashboard(self.env) as dashboard:
+            status, output = self.submitter_pod(dashboard, entrypoint_text, login_shell)
+        runs = self.runs()
+        assert len(runs) <= 1, runs
+        return (runs[0] if runs else None), status, output
+
+
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory):
-    """Run an entrypoint through KubeRay's bash script, the real `ray job submit` and the supervisor's
-    /bin/sh; return the argv `cifar` received (or None if it never ran), the script's exit status and output."""
+def chain(tmp_path_factory) -> Chain:
     if not RAY_CLI.exists() or not shutil.which("bash"):
         pytest.skip("needs Ray's CLI beside this Python and bash")
     pytest.importorskip("aiohttp")  # Ray's dashboard dependency, for the stand-in dashboard
-    folder = tmp_path_factory.mktemp("chain")
-    bin_dir, home = folder / "bin", folder / "home"
-    bin_dir.mkdir()
-    home.mkdir()
-    (bin_dir / "ray").symlink_to(RAY_CLI)
-    (bin_dir / "python").symlink_to(sys.executable)
-    cifar = bin_dir / "cifar"
-    cifar.write_text(f"#!{sys.executable}\nimport json, os, sys\n"
-                     "open(os.environ['ARGV_OUT'], 'w').write(json.dumps(sys.argv[1:]))\n")
-    cifar.chmod(0o755)
-    # A login shell (-l) reads the profiles; the image's put Ray's Python on PATH the same way.
-    (home / ".bash_profile").write_text(f'export PATH="{bin_dir}:$PATH"\n')
-    out = folder / "argv.json"
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(home), "ARGV_OUT": str(out), "LANG": "C.UTF-8",
-           "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
-
-    def run(entrypoint_text: str, login_shell: bool = False) -> tuple[list[str] | None, int, str]:
-        out.unlink(missing_ok=True)
-        with Dashboard(env) as dashboard:
-            script = kuberay_submitter_script(dashboard.address, JOB_ID, entrypoint_text)
-            options = "-cel" if login_shell else "-ce"
-            done = subprocess.run(["/bin/bash", options, "--", script], env=env, capture_output=True, text=True, timeout=120)
-        return (json.loads(out.read_text()) if out.exists() else None), done.returncode, done.stdout + done.stderr
-
-    return run
+    return Chain(tmp_path_factory.mktemp("chain"))
 
 
 def intended(args: dict) -> list[str]:
@@ -231,3 +263,49 @@ def test_this_environment_runs_the_ray_the_image_pins():
     chart_version = yaml.safe_load((CHART / "values.yaml").read_text())["ray"]["version"]
     assert ray.__version__ == chart_version and f"rayproject/ray:{chart_version}-" in dockerfile
     assert os.access(RAY_CLI, os.X_OK)
+
+
+# --- what a RayJob's retries rest on -------------------------------------------------------------
+def test_a_submitter_whose_log_stream_drops_is_retried_without_submitting_twice(chain):
+    """`ray job logs --follow` exits non-zero when its stream drops: that submitter pod fails, and the
+    next pod of the Job (submitterConfig.backoffLimit) finds the job and follows it again; the driver
+    ran once. Then a restarted head, which knows no job, gets it submitted again (the same id): the
+    driver starts over and the pipeline resumes from the volumes."""
+    text = entrypoint({**RWX, "stage": "gan"})
+    chain.out.unlink(missing_ok=True)
+    with Dashboard(chain.env, drop_streams=1) as head:
+        status, output = chain.submitter_pod(head, text)
+        assert status != 0 and len(chain.runs()) == 1, output  # the pod failed, the job had been submitted
+        status, output = chain.submitter_pod(head, text)
+        assert status == 0 and len(chain.runs()) == 1, output  # followed, not submitted again
+        assert "submitted successfully" not in output
+    with Dashboard(chain.env) as restarted_head:
+        status, output = chain.submitter_pod(restarted_head, text)
+    assert status == 0 and len(chain.runs()) == 2 and chain.runs()[0] == chain.runs()[1], output
+
+
+PERMANENT = {
+    "a setting": ({"pipeline": {"set": {"tune": {"num_smaples": 20}}}}, False, "error: unknown setting 'tune.num_smaples'"),
+    "refused data": ({}, True, "needs the official CIFAR-100, but"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PERMANENT))
+def test_a_failure_no_retry_can_fix_is_refused_before_the_driver_contacts_ray(chain, tmp_path, case):
+    """What a RayJob retry of a bad request costs: the real `cifar pipeline` (the chart's entrypoint)
+    checks every setting and the data first and exits 2 with one line, without reaching Ray (nothing
+    answers at its RAY_ADDRESS) and writing nothing; the submitter ends, the Ray job FAILED."""
+    from cifar_core.data import write_synthetic
+
+    values, synthetic_data, message = PERMANENT[case]
+    data, results = tmp_path / "data", tmp_path / "results"
+    if synthetic_data:
+        write_synthetic(data, n_train=100, n_test=50, seed=0)
+    env = {**chain.real_env, "CIFAR_DATA_DIR": str(data), "CIFAR_RESULTS_DIR": str(results)}
+    with Dashboard(env) as head:
+        status, output = chain.submitter_pod(head, entrypoint({**RWX, **values}))
+        job = head.jobs[JOB_ID]
+    assert status == 0 and job["rc"] == 2, output  # KubeRay reads the job's status: AppFailed
+    errors = [line for line in job["output"].splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0] and "Ray" not in errors[0], job["output"]
+    assert not results.exists()

@@ -10,13 +10,11 @@ import csv
 import json
 import re
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from ray_cluster import REPO, TIMEOUT_S, cifar, finish, replace_node, wait_until, worker_ids
+from ray_cluster import TIMEOUT_S, cifar, finish, replace_node, uninterrupted, wait_until, worker_ids
 
 pytestmark = pytest.mark.slow  # a Ray cluster of three raylets, and training with node loss
 
@@ -75,12 +73,9 @@ def test_gan_whose_node_dies_finishes_elsewhere_with_the_same_metrics(tmp_path, 
             "--data-dir", str(cluster_data), "--cpus", "1", "--gpus", "1"]
     results, log = tmp_path / "results", tmp_path / "gan.log"
     process = cifar([*args, "--results-dir", str(results)], cluster_env, cluster, log)
-    # The same command run uninterrupted, in one process (meanwhile), gives the same run. One torch
-    # thread, as in the one-CPU task: a different thread count sums in another order.
+    # The same command run uninterrupted, in one process (meanwhile), gives the same run.
     reference = tmp_path / "reference"
-    uninterrupted = subprocess.Popen([sys.executable, "-m", "jobs.cli", *args, "--no-ray", "--results-dir", str(reference)],
-                                     env={**cluster_env, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True, cwd=REPO)
+    in_one_process = uninterrupted(args, cluster_env, reference)
     run_dir = results / "gan" / "g"
     wait_until(lambda: (run_dir / "checkpoints" / "step_10.pt").exists(), "the run's first snapshot", process, log)
     replace_node(cluster, gpu_node, num_gpus=1)
@@ -89,7 +84,7 @@ def test_gan_whose_node_dies_finishes_elsewhere_with_the_same_metrics(tmp_path, 
     (place,) = json.loads((run_dir / "summary.json").read_text())["ran_on"]
     assert place["node_id"] in worker_ids(cluster) and place["node_id"] != gpu_node.node_id and place["work_s"] > 0
 
-    assert uninterrupted.wait(timeout=TIMEOUT_S) == 0, uninterrupted.stderr.read()[-2000:]
+    assert in_one_process.wait(timeout=TIMEOUT_S) == 0, in_one_process.stderr.read()[-2000:]
     assert gan_rows(run_dir) == gan_rows(reference / "gan" / "g")
     assert sorted(p.name for p in (run_dir / "checkpoints").glob("step_*.pt")) == \
            sorted(p.name for p in (reference / "gan" / "g" / "checkpoints").glob("step_*.pt"))

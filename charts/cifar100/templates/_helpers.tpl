@@ -191,7 +191,7 @@ set. Included at the top of every template.
 {{- fail (printf "storage.%s: set either existingClaim or size" $vol) }}
 {{- end }}
 {{- if and (has "ReadWriteMany" $s.accessModes) (not $s.storageClass) }}
-{{- fail (printf "storage.%s.storageClass is empty, so the PVC would ask the cluster's default class for ReadWriteMany, which the defaults of EKS, GKE and AKS (block storage) never bind: set storage.%s.storageClass to a ReadWriteMany class (e.g. efs-sc, standard-rwx, azurefile-csi, nfs-client) or storage.%s.existingClaim" $vol $vol $vol) }}
+{{- fail (printf "storage.%s.storageClass is empty, so the PVC would ask the cluster's default class for ReadWriteMany, which the defaults of EKS, GKE and AKS (block storage) never bind: set storage.%s.storageClass to a ReadWriteMany class (e.g. efs-sc, standard-rwx, azurefile-csi-nfs, nfs-client) or storage.%s.existingClaim" $vol $vol $vol) }}
 {{- end }}
 {{- range $mode := $s.accessModes }}
 {{- if eq $mode "ReadWriteOncePod" }}
@@ -234,11 +234,8 @@ set. Included at the top of every template.
 {{- end }}
 {{- end }}
 {{- /* Ray and Kueue: what KubeRay and Kueue would reject later, refused now. */}}
-{{- if $v.ray.sharedCluster.enabled }}
-{{- if gt (int $v.ray.job.backoffLimit) 0 }}
-{{- fail "ray.job.backoffLimit must be 0 with ray.sharedCluster.enabled (KubeRay cannot retry a RayJob on a cluster it does not own)" }}
-{{- end }}
-{{- else if and $v.kueue.queueName (not $v.ray.job.shutdownAfterJobFinishes) }}
+{{- /* (A RayJob on a shared cluster gets no backoffLimit: KubeRay refuses retries on a cluster it does not own.) */}}
+{{- if and (not $v.ray.sharedCluster.enabled) $v.kueue.queueName (not $v.ray.job.shutdownAfterJobFinishes) }}
 {{- fail (printf "ray.job.shutdownAfterJobFinishes is false but kueue.queueName is %q: Kueue rejects a RayJob that keeps its Ray cluster after it ends (the cluster would hold the queue's quota); set ray.job.shutdownAfterJobFinishes=true" $v.kueue.queueName) }}
 {{- end }}
 {{- if and $v.kueue.queueName $v.ray.autoscaling.enabled (not $v.kueue.elasticJobs) }}
@@ -275,5 +272,89 @@ spec:
     requests:
       storage: {{ .size }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Annotations that keep the cluster's node autoscaler from evicting a pod to remove or replace its
+node: Cluster Autoscaler's and Karpenter's. On the Ray head (the driver and the GCS) and the
+submitter (the driver's log), whose loss stops the whole study.
+*/}}
+{{- define "cifar100.doNotEvictAnnotations" -}}
+cluster-autoscaler.kubernetes.io/safe-to-evict: "false"
+karpenter.sh/do-not-disrupt: "true"
+{{- end }}
+
+{{/*
+How each cloud marks its spot (preemptible) nodes, as a JSON list of {key, value, taint}: the label
+every such node carries, and whether the cloud also taints it with the same key and value
+(NoSchedule). GKE: Spot VMs and the older preemptible VMs (taint only if the pool was given one);
+EKS: managed node groups and Karpenter; AKS: spot pools, always tainted.
+*/}}
+{{- define "cifar100.spotNodeLabels" -}}
+{{- toJson (list
+  (dict "key" "cloud.google.com/gke-spot" "value" "true" "taint" true)
+  (dict "key" "cloud.google.com/gke-preemptible" "value" "true" "taint" true)
+  (dict "key" "eks.amazonaws.com/capacityType" "value" "SPOT" "taint" false)
+  (dict "key" "karpenter.sh/capacity-type" "value" "spot" "taint" false)
+  (dict "key" "kubernetes.azure.com/scalesetpriority" "value" "spot" "taint" true)) }}
+{{- end }}
+
+{{/*
+Node placement by capacity type, for ray.workers.gpu.spot: "spot" (the GPU workers) requires one of
+the spot labels and tolerates the spot taints; "regular" (the head and the submitter) requires every
+spot label to be absent or different. Returns {every: [expressions every required term must also
+meet], anyOf: [alternatives, one of which each term must meet], tolerations: [...]} as JSON.
+Usage: include "cifar100.capacityPlacement" "spot"
+*/}}
+{{- define "cifar100.capacityPlacement" -}}
+{{- $every := list }}
+{{- $anyOf := list }}
+{{- $tolerations := list }}
+{{- range include "cifar100.spotNodeLabels" . | fromJsonArray }}
+{{- if eq $ "spot" }}
+{{- $anyOf = append $anyOf (dict "key" .key "operator" "In" "values" (list .value)) }}
+{{- if .taint }}
+{{- $tolerations = append $tolerations (dict "key" .key "operator" "Equal" "value" .value "effect" "NoSchedule") }}
+{{- end }}
+{{- else if eq $ "regular" }}
+{{- $every = append $every (dict "key" .key "operator" "NotIn" "values" (list .value)) }}
+{{- end }}
+{{- end }}
+{{- toJson (dict "every" $every "anyOf" $anyOf "tolerations" $tolerations) }}
+{{- end }}
+
+{{/*
+An affinity whose required node terms (ORed by Kubernetes) also meet `every` expression and one of
+the `anyOf` alternatives: each of the user's terms (or one empty term) is extended, once per
+alternative. Returns the affinity as JSON; unchanged when both lists are empty.
+Usage: include "cifar100.requiredNodeAffinity" (dict "affinity" $affinity "every" list "anyOf" list)
+*/}}
+{{- define "cifar100.requiredNodeAffinity" -}}
+{{- $affinity := deepCopy (default dict .affinity) }}
+{{- if or .every .anyOf }}
+{{- $node := default dict $affinity.nodeAffinity }}
+{{- $required := default dict (index $node "requiredDuringSchedulingIgnoredDuringExecution") }}
+{{- $terms := default (list dict) $required.nodeSelectorTerms }}
+{{- $alternatives := default (list nil) .anyOf }}
+{{- $extended := list }}
+{{- range $term := $terms }}
+{{- range $alternative := $alternatives }}
+{{- $expressions := concat (default list $term.matchExpressions) $.every (compact (list $alternative)) }}
+{{- $extended = append $extended (merge (dict "matchExpressions" $expressions) $term) }}
+{{- end }}
+{{- end }}
+{{- $_ := set $required "nodeSelectorTerms" $extended }}
+{{- $_ := set $node "requiredDuringSchedulingIgnoredDuringExecution" $required }}
+{{- $_ := set $affinity "nodeAffinity" $node }}
+{{- end }}
+{{- toJson $affinity }}
+{{- end }}
+
+{{/* Spot GPUs need GPU workers to put on spot nodes. */}}
+{{- define "cifar100.validateSpot" -}}
+{{- $gpu := .Values.ray.workers.gpu }}
+{{- if and $gpu.spot (eq (int $gpu.maxReplicas) 0) }}
+{{- fail "ray.workers.gpu.spot is true but there are no GPU workers (ray.workers.gpu.maxReplicas is 0): set spot=false, or give the GPU workers a maxReplicas" }}
 {{- end }}
 {{- end }}

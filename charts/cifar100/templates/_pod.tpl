@@ -10,6 +10,9 @@ Usage: include "cifar100.podTemplate" (dict
   "container" "ray-head"   name of the main container
   "command" "[...]"        JSON list; omit for Ray containers (KubeRay sets theirs)
   "gpus" 1                 GPU limit (adds gpu.nodeSelector and gpu.tolerations); 0 or omitted: none
+  "capacity" "spot"        with ray.workers.gpu.spot: "spot" (GPU workers: spot nodes only) or
+                           "regular" (head, submitter: never on spot nodes); omitted: any node
+  "protect" true           the node autoscalers may not evict it (head and submitter)
   "resources" dict         requests and limits of the main container
   "data" "rw"              data volume: "rw", "ro", or omitted for none
   "results" "rw"           results volume: "rw", "ro", or omitted for none
@@ -32,25 +35,19 @@ Usage: include "cifar100.podTemplate" (dict
 {{- $nodeSelector = mergeOverwrite $nodeSelector (deepCopy $v.gpu.nodeSelector) }}
 {{- $tolerations = concat $tolerations $v.gpu.tolerations }}
 {{- end }}
-{{- $affinity := deepCopy (default dict $v.affinity) }}
+{{- $placement := include "cifar100.capacityPlacement" (ternary (default "" .capacity) "" $v.ray.workers.gpu.spot) | fromJson }}
+{{- $every := $placement.every }}
 {{- if and (eq $gpus 0) $v.gpu.nodeLabelKeys }}
 {{- /* keep pods that use no GPU off GPU nodes that carry no taint: each required term also asks the keys to be absent */}}
-{{- $absent := list }}
 {{- range $v.gpu.nodeLabelKeys }}
-{{- $absent = append $absent (dict "key" . "operator" "DoesNotExist") }}
+{{- $every = append $every (dict "key" . "operator" "DoesNotExist") }}
 {{- end }}
-{{- $node := default dict $affinity.nodeAffinity }}
-{{- $required := default dict (index $node "requiredDuringSchedulingIgnoredDuringExecution") }}
-{{- $terms := list }}
-{{- range (default list $required.nodeSelectorTerms) }}
-{{- $terms = append $terms (merge (dict "matchExpressions" (concat (default list .matchExpressions) $absent)) .) }}
 {{- end }}
-{{- if not $terms }}
-{{- $terms = list (dict "matchExpressions" $absent) }}
-{{- end }}
-{{- $_ := set $required "nodeSelectorTerms" $terms }}
-{{- $_ := set $node "requiredDuringSchedulingIgnoredDuringExecution" $required }}
-{{- $_ := set $affinity "nodeAffinity" $node }}
+{{- $tolerations = concat $tolerations $placement.tolerations }}
+{{- $affinity := include "cifar100.requiredNodeAffinity" (dict "affinity" $v.affinity "every" $every "anyOf" $placement.anyOf) | fromJson }}
+{{- $annotations := $v.podAnnotations }}
+{{- if .protect }}
+{{- $annotations = merge (include "cifar100.doNotEvictAnnotations" $root | fromYaml) $v.podAnnotations }}
 {{- end }}
 {{- $mounts := dict "root" $root "data" (default "" .data) "results" (default "" .results) -}}
 metadata:
@@ -60,7 +57,7 @@ metadata:
     {{- with $v.podLabels }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
-  {{- with $v.podAnnotations }}
+  {{- with $annotations }}
   annotations:
     {{- toYaml . | nindent 4 }}
   {{- end }}
@@ -298,7 +295,7 @@ headGroupSpec:
   rayStartParams:
     {{- include "cifar100.rayStartParams" $v.ray.head.rayStartParams | nindent 4 }}
   template:
-    {{- include "cifar100.podTemplate" (dict "root" $root "component" .component "container" "ray-head" "resources" $v.ray.head.resources "data" "rw" "results" "rw" "ports" $ports "fixOwnership" $v.storage.fixOwnership "token" (or (eq $autoscaling "true") $v.serviceAccount.create)) | nindent 4 }}
+    {{- include "cifar100.podTemplate" (dict "root" $root "component" .component "container" "ray-head" "resources" $v.ray.head.resources "data" "rw" "results" "rw" "ports" $ports "fixOwnership" $v.storage.fixOwnership "token" (or (eq $autoscaling "true") $v.serviceAccount.create) "capacity" "regular" "protect" true) | nindent 4 }}
 workerGroupSpecs:
   {{- range $groups }}
   {{- $max := int .spec.maxReplicas }}
@@ -309,7 +306,7 @@ workerGroupSpecs:
     rayStartParams:
       {{- include "cifar100.rayStartParams" .spec.rayStartParams | nindent 6 }}
     template:
-      {{- include "cifar100.podTemplate" (dict "root" $root "component" $.component "container" "ray-worker" "gpus" .gpus "resources" .spec.resources "data" "rw" "results" "rw") | nindent 6 }}
+      {{- include "cifar100.podTemplate" (dict "root" $root "component" $.component "container" "ray-worker" "gpus" .gpus "resources" .spec.resources "data" "rw" "results" "rw" "capacity" (ternary "spot" "" (gt (int .gpus) 0))) | nindent 6 }}
   {{- end }}
 {{- end }}
 
