@@ -134,7 +134,32 @@ def render(values: dict, *, release: str = DEFAULT_RELEASE, namespace: str = "de
             if obj:
                 documents.append((source, text.strip(), obj))
     documents.sort(key=_creation_order)
+    check_devices([obj for _, _, obj in documents], (values.get("gpu") or {}).get("resourceName") or "nvidia.com/gpu")
     return documents, notes
+
+
+def check_devices(objects: list[dict], gpu_resource: str = "nvidia.com/gpu") -> None:
+    """Which device the work runs on, against the workers the Ray cluster has: `--device cuda` needs a
+    GPU worker group, and `--device cpu` must not have one (its work would hold GPUs and run on the
+    CPU). Whether a stage's GPU share fits a worker is the driver's to refuse (execution.capacity)."""
+    import shlex
+
+    from cifar_core.quantity import quantity
+
+    specs = [obj["spec"].get("rayClusterSpec") if obj["kind"] == "RayJob" else obj["spec"]
+             for obj in objects if obj.get("kind") in ("RayJob", "RayCluster")]
+    groups = [g for spec in specs if spec for g in spec.get("workerGroupSpecs") or []]
+    gpus = max((quantity(((c.get("resources") or {}).get("limits") or {}).get(gpu_resource, 0))
+                for g in groups for c in g["template"]["spec"]["containers"]), default=0)
+    for obj in objects:
+        words = shlex.split(obj["spec"].get("entrypoint", "")) if obj.get("kind") == "RayJob" else []
+        device = words[words.index("--device") + 1] if "--device" in words[:-1] else None
+        if device == "cuda" and gpus == 0:
+            raise CifarError("device is cuda but there are no GPU workers (ray.workers.gpu.maxReplicas is 0): add GPU "
+                             "workers, or set device=cpu on a cluster without GPUs")
+        if device == "cpu" and gpus > 0:
+            raise CifarError(f"device is cpu but the GPU workers ask for {gpus:g} GPUs each: work placed on them would "
+                             "hold the GPUs and run on the CPU; set device=cuda, or ray.workers.gpu.maxReplicas=0")
 
 
 def check_namespace(namespace: str) -> None:

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from helpers import manifest_objects
 
+from cifar_core.errors import CifarError
 from jobs.chart import STAGES  # every stage the chart runs: the pipeline's, and the pipeline itself
 
 REPO = Path(__file__).resolve().parents[1]
@@ -263,10 +264,11 @@ def test_the_driver_knows_the_worker_groups_the_autoscaler_may_add(monkeypatch):
     assert AUTOSCALED_WORKERS_ENV not in {e["name"] for e in head["spec"]["containers"][0]["env"]}  # all nodes are up
 
 
-@pytest.mark.parametrize("stage", ["data", "report"])
-def test_stages_that_never_use_a_gpu_get_no_gpu_group(stage):
-    assert set(groups(with_rwx({"stage": stage}))) == {"cpu"}
-    # ... unless there is no CPU group for their Ray work
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_stage_gets_the_same_worker_groups(stage):
+    """The chart knows no stage: which work asks for a GPU is the stage registry's (Python); a group
+    no work asks for stays at 0 pods under the autoscaler."""
+    assert set(groups(with_rwx({"stage": stage}))) == {"cpu", "gpu"}
     assert set(groups(with_rwx({"stage": stage, "ray": {"workers": {"cpu": {"maxReplicas": 0}}}}))) == {"gpu"}
 
 
@@ -446,11 +448,11 @@ BAD_VALUES = {
     "unknown key": ({"gpus": 8}, "gpus"),
     "old profiles map": ({"profiles": {"full": {}}}, "profiles"),
     "fractional worker count": ({"ray": {"workers": {"gpu": {"maxReplicas": 2.5}}}}, "/ray/workers/gpu/maxReplicas"),
-    "shell in experiment name": ({"stages": {"experiment": "x; rm -rf /"}}, "/stages/experiment"),
-    "flag name with a dash prefix": ({"stages": {"tune": {"args": {"--smoke": True}}}}, "invalid propertyName '--smoke'"),
-    "a map as a flag value": ({"stages": {"gan": {"args": {"steps": {"a": 1}}}}}, "/stages/gan/args/steps"),
+    "the removed per-stage flags": ({"stages": {"gan": {"args": {"steps": 10}}}}, "stages"),
+    "flag name with a dash prefix": ({"check": {"args": {"--model": "cnn6"}}}, "invalid propertyName '--model'"),
+    "a map as a flag value": ({"check": {"args": {"model": {"a": 1}}}}, "/check/args/model"),
     "setting key with a space": ({"pipeline": {"set": {"tune": {"num samples": 2}}}}, "/pipeline/set/tune"),
-    "unknown data source": ({"stages": {"data": {"source": "s3"}}}, "/stages/data/source"),
+    "allow synthetic as a word": ({"pipeline": {"allowSynthetic": "yes"}}, "/pipeline/allowSynthetic"),
     "bad pull policy": ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
     "relative mount path": ({"storage": {"data": {"mountPath": "data"}}}, "/storage/data/mountPath"),
     "unknown access mode": ({"storage": {"data": {"accessModes": ["ReadWriteAll"]}}}, "/storage/data/accessModes/0"),
@@ -480,18 +482,9 @@ VALIDATE_FAILURES = {
     "volume without size or claim": (with_rwx({"storage": {"results": {"size": ""}}}), "storage.results: set either existingClaim or size"),
     "same mount path twice": (with_rwx({"storage": {"results": {"mountPath": "/data"}}}), "are both /data"),
     "release name starting with a digit": ({**RWX, "_release": "1st-run"}, "must start with a lowercase letter"),
-    "cuda without GPU workers": (with_rwx({"ray": {"workers": {"gpu": {"maxReplicas": 0}}}}), "device is cuda but there are no GPU workers"),
-    "cpu with GPU workers": (with_rwx({"device": "cpu"}), "device is cpu but the GPU workers ask for 1 GPUs each"),
     "GPU group without GPUs": (with_rwx({"ray": {"workers": {"gpu": {"gpus": 0}}}}), "ray.workers.gpu.gpus is 0"),
     "no worker group at all": (
         with_rwx({"device": "cpu", "ray": {"workers": {"gpu": {"maxReplicas": 0}, "cpu": {"maxReplicas": 0}}}}), "both 0"),
-    "task larger than a worker": (
-        with_rwx({"stage": "retrain", "stages": {"retrain": {"args": {"gpus": 2}}}}),
-        "stages.retrain.args.gpus is 2, more than one GPU worker has"),
-    "GPU trials on a CPU cluster": (
-        with_rwx({"stage": "tune", "device": "cpu", "ray": {"workers": {"gpu": {"maxReplicas": 0}}},
-                  "stages": {"tune": {"args": {"gpus-per-trial": 0.25}}}}),
-        "stages.tune.args.gpus-per-trial is 0.25 but device is cpu"),
     "kept cluster in a queue": (
         with_rwx({"kueue": {"queueName": "q", "elasticJobs": True}, "ray": {"job": {"shutdownAfterJobFinishes": False}}}),
         'ray.job.shutdownAfterJobFinishes is false but kueue.queueName is "q"'),
@@ -503,9 +496,9 @@ VALIDATE_FAILURES = {
     "a namespace that is not a name": ({**RWX, "_namespace": "ns;id"}, 'namespace "ns;id" is not a Kubernetes namespace name'),
     "beside itself": (with_rwx({"storage": {"fromRelease": RELEASE}}), "storage.fromRelease is this release (cifar100)"),
     "a word needing quotes on an old Ray": (
-        with_rwx({"ray": {"version": "2.59.0"}, "stage": "gan", "stages": {"gan": {"args": {"run-name": "a&b"}}}}),
-        'the command word "a&b" needs quoting, but ray.version is 2.59.0'),
-    "a NUL in a value": (with_rwx({"stage": "gan", "stages": {"gan": {"args": {"run-name": "a\x00b"}}}}), "holds a NUL character"),
+        with_rwx({"ray": {"version": "2.59.0"}, "stage": "gan", "pipeline": {"set": {"gan": {"run": "a&b"}}}}),
+        'the command word "gan.run=a&b" needs quoting, but ray.version is 2.59.0'),
+    "a NUL in a value": (with_rwx({"stage": "gan", "pipeline": {"set": {"gan": {"run": "a\x00b"}}}}), "holds a NUL character"),
 }
 
 
@@ -677,11 +670,29 @@ def test_gpus_only_on_gpu_workers_with_the_usual_toleration_and_no_node_selector
 
 
 def test_gpu_workers_and_task_gpus_are_separate_values():
-    """Four GPUs per worker pod do not make each task ask for four: the task's share is its own flag."""
-    values = with_rwx({"stage": "retrain", "ray": {"workers": {"gpu": {"gpus": 4}}}, "stages": {"retrain": {"args": {"gpus": 1}}}})
+    """Four GPUs per worker pod do not make each task ask for four: the task's share is its own setting."""
+    values = with_rwx({"stage": "retrain", "ray": {"workers": {"gpu": {"gpus": 4}}},
+                       "pipeline": {"set": {"resources": {"retrain": {"gpus": 1}}}}})
     rayjob = by_kind(values)["RayJob"]
-    assert "--gpus 1" in rayjob["spec"]["entrypoint"]
+    assert "--set resources.retrain.gpus=1" in rayjob["spec"]["entrypoint"]
     assert groups(values)["gpu"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 4
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"ray": {"workers": {"gpu": {"maxReplicas": 0}}}}, "device is cuda but there are no GPU workers"),
+    ({"device": "cpu"}, "device is cpu but the GPU workers ask for 1 GPUs each"),
+    ({"stage": "check", "device": "cpu"}, "device is cpu but the GPU workers ask for 1 GPUs each"),
+])
+def test_device_against_the_workers_is_checked_by_python_not_the_chart(values, message):
+    """The chart renders any device; `cifar submit` (jobs.chart.render) refuses a device its workers
+    contradict, before anything is created, in one line."""
+    from jobs import chart as helm_chart
+
+    assert by_kind(with_rwx(values))["RayJob"]  # Helm's engine alone renders it
+    with pytest.raises(CifarError, match=message):
+        helm_chart.render(with_rwx(values), release=RELEASE, chart=CHART)
+    helm_chart.render(with_rwx({"device": "cpu", "ray": {"workers": {"gpu": {"maxReplicas": 0}}}}), release=RELEASE,
+                      chart=CHART)
 
 
 def test_results_pvc_survives_uninstall_and_uses_the_storage_values():
@@ -824,32 +835,29 @@ def test_default_pods_fit_common_nodes():
         assert _cores(limit).is_integer(), (group["groupName"], limit)
 
 
-def test_single_stages_take_their_resources_from_python():
-    """No cpus/gpus flags by default: the stage's command takes the pipeline profile's table."""
-    assert all(not (stage.get("args") or {}) for name, stage in merged(RWX)["stages"].items() if isinstance(stage, dict))
-    for stage in STAGES:
-        words = by_kind(with_rwx({"stage": stage}))["RayJob"]["spec"]["entrypoint"].split()
-        assert not {"--cpus", "--gpus", "--cpus-per-trial", "--gpus-per-trial"} & set(words), (stage, words)
-
-
-def test_fid_stage_writes_where_the_pipeline_writes():
-    """No --name: `cifar fid --select-best RESULTS/gan/<run>` writes RESULTS/fid/<run>-select/, as the pipeline's fid stage does."""
-    entrypoint = by_kind(with_rwx({"stage": "fid", "stages": {"ganRun": "g7"}}))["RayJob"]["spec"]["entrypoint"]
-    assert entrypoint.startswith("cifar fid --select-best /results/gan/g7 --device cuda") and "--name" not in entrypoint
-
-
-PENDING_COMMANDS = {"pipeline", "check", "tune", "retrain", "recipe-a", "ablation", "recipe-b", "gan", "fid", "fid-b"}
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_single_stage_is_the_pipeline_of_that_stage_with_the_profiles_settings(stage):
+    """The chart passes a stage's name and the profile's settings: no per-stage command, flag or
+    default; resources come from the profile (Python), the study's settings from `pipeline.set`."""
+    values = with_rwx({"stage": stage, "pipeline": {"profile": "smoke", "set": {"gan": {"run": "g7"}}}})
+    words = by_kind(values)["RayJob"]["spec"]["entrypoint"].split()
+    if stage == "check":
+        assert words[:2] == ["cifar", "check"] and "--set" not in words
+    else:
+        assert words[:4] == ["cifar", "pipeline", "--profile", "smoke"] and "--set" in words
+        assert words[words.index("--set") + 1] == "gan.run=g7"
+        assert ("--stage" in words) == (stage != "pipeline")
+        if stage != "pipeline":
+            assert words[words.index("--stage") + 1] == stage
+    assert not {"--cpus", "--gpus", "--cpus-per-trial", "--gpus-per-trial"} & set(words), (stage, words)
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_every_command_that_submits_ray_work_has_a_pending_timeout(stage):
+def test_every_command_says_how_long_its_work_may_wait(stage):
     words = by_kind(with_rwx({"stage": stage}))["RayJob"]["spec"]["entrypoint"].split()
-    if stage in PENDING_COMMANDS:
-        assert words[words.index("--pending-timeout") + 1] == "1800", words
-        changed = by_kind(with_rwx({"stage": stage, "pendingTimeoutSeconds": 0}))["RayJob"]["spec"]["entrypoint"].split()
-        assert changed[changed.index("--pending-timeout") + 1] == "0"  # 0: wait for ever
-    else:  # data and report submit no Ray work of their own to wait for
-        assert "--pending-timeout" not in words
+    assert words[words.index("--pending-timeout") + 1] == "1800", words
+    changed = by_kind(with_rwx({"stage": stage, "pendingTimeoutSeconds": 0}))["RayJob"]["spec"]["entrypoint"].split()
+    assert changed[changed.index("--pending-timeout") + 1] == "0"  # 0: wait for ever
 
 
 def test_the_head_may_read_pods_and_events_of_its_namespace_and_nothing_else():

@@ -23,20 +23,15 @@ KIND = yaml.safe_load((REPO / "k8s" / "kind" / "values.yaml").read_text())
 CPU = {"device": "cpu", "ray": {"workers": {"gpu": {"maxReplicas": 0}}}}
 SCENARIOS = {
     "full": RWX,
-    "smoke": {**RWX, **CPU, "pipeline": {"profile": "smoke"},
-              "stages": {"tune": {"args": {"gpus-per-trial": 0}},
-                         **{s: {"args": {"gpus": 0}} for s in ("retrain", "recipe-a", "ablation", "recipe-b", "gan",
-                                                                "fid", "fid-b")}}},
+    "smoke": {**RWX, **CPU, "pipeline": {"profile": "smoke"}},
     "kind": KIND,
     "options": {  # generic flags and settings of every shape
         **RWX,
-        "pipeline": {"set": {"tune": {"num_samples": 20, "max_epochs": 3}, "resources": {"gan": {"gpus": 0.5}},
-                             "gan": {"steps": 1000000}}},
-        "stages": {"data": {"source": "synth", "args": {"train": 500, "test": 100, "seed": 3}},
-                   "tune": {"args": {"smoke": True, "grace-period": 3, "space": "modern", "seed": None}},
-                   "gan": {"args": {"sample-every": 500, "checkpoint-every": 2000, "steps": 1000000, "conditional": False}},
-                   "fid": {"args": {"split": "train", "n": 5000, "out": "{{ .Values.storage.results.mountPath }}/fid/custom"}},
-                   "report": {"args": {"format": "md"}}},
+        "pipeline": {"set": {"tune": {"num_samples": 20, "max_epochs": 3, "space": "modern"},
+                             "resources": {"gan": {"gpus": 0.5}}, "gan": {"steps": 1000000, "conditional": False},
+                             "data": {"if_missing": "synthesize", "n_train": 500}, "fid": {"n": 5000}},
+                     "allowSynthetic": True},
+        "check": {"args": {"model": "cnn6", "gpus": 0.5}},
     },
 }
 
@@ -98,9 +93,10 @@ def _paths_need_not_exist(command: click.Command):
             path_type.exists = True
 
 
-def test_every_stage_command_is_covered():
+def test_every_stage_runs_through_the_pipeline_command():
+    """The chart knows no stage's command: every stage is `cifar pipeline --stage NAME`; `check` is the probe."""
     names = {_command_name(p.values[0]) for p in CASES}
-    assert names == {"pipeline", "check", "data fetch", "data synth", "tune", "retrain", "gan train", "fid", "report"}
+    assert names == {"pipeline", "check"}
 
 
 @pytest.mark.parametrize("argv", CASES)
@@ -115,11 +111,10 @@ def test_chart_command_parses_with_the_cli(argv):
 
 def test_the_cli_takes_the_pending_timeout_the_chart_passes():
     """Every command that submits Ray work takes the chart's --pending-timeout (gan train included)."""
-    for stage in ("pipeline", "tune", "retrain", "recipe-b", "gan", "fid", "fid-b"):
+    for stage in STAGES:
         argv = entrypoint({**RWX, "stage": stage})
         assert PENDING_FLAG in argv
-        group = cli.get_command(click.Context(cli), argv[1])
-        command = group.get_command(click.Context(group), argv[2]) if isinstance(group, click.Group) else group
+        command = cli.get_command(click.Context(cli), argv[1])
         assert takes_option(command, PENDING_FLAG), " ".join(argv[:3])
         assert parse(argv).params["pending_timeout"] == 1800
 
@@ -133,6 +128,8 @@ def test_parse_rejects_what_the_cli_rejects():
         parse(["cifar", "data", "synth", "--out", "/data", "--train", "many"])
     with pytest.raises(click.MissingParameter):
         parse(["cifar", "gan", "train", "--steps", "10"])
+    with pytest.raises(click.BadParameter):
+        parse(["cifar", "pipeline", "--stage", "no-such-stage"])
 
 
 def test_an_unknown_pipeline_setting_is_refused_by_python():
@@ -150,37 +147,28 @@ def test_commands_follow_the_values():
     wait = ["--pending-timeout", "1800"]
     assert entrypoint(RWX) == ["cifar", "pipeline", "--profile", "full", "--device", "cuda", *wait]
     assert entrypoint(SCENARIOS["options"])[8:] == [
+        "--allow-synthetic", "--set", "data.if_missing=synthesize", "--set", "data.n_train=500",
+        "--set", "fid.n=5000", "--set", "gan.conditional=false",
         "--set", "gan.steps=1000000", "--set", "resources.gan.gpus=0.5",  # whole numbers stay whole
-        "--set", "tune.max_epochs=3", "--set", "tune.num_samples=20",
+        "--set", "tune.max_epochs=3", "--set", "tune.num_samples=20", "--set", "tune.space=modern",
     ]
     assert entrypoint({**KIND, "stage": "pipeline"}) == ["cifar", "pipeline", "--profile", "smoke", "--device", "cpu",
                                                          "--pending-timeout", "300"]  # kind: nothing scales up
-    assert entrypoint({**RWX, "stage": "data"}) == ["cifar", "data", "fetch", "--out", "/data"]
-    # single stages ask no resources of their own: the commands default to the pipeline profile's table
-    assert entrypoint({**RWX, "stage": "tune"}) == ["cifar", "tune", "--experiment", "report-a", "--device", "cuda", *wait]
-    assert entrypoint({**RWX, "stage": "retrain"}) == ["cifar", "retrain", "--from-tune", "report-a", "--device", "cuda", *wait]
-    assert entrypoint({**RWX, "stage": "gan"}) == ["cifar", "gan", "train", "--run-name", "dcgan", "--device", "cuda", *wait]
-    # no --name: it writes RESULTS/fid/dcgan-select/, where the pipeline's fid stage writes
-    assert entrypoint({**RWX, "stage": "fid"}) == ["cifar", "fid", "--select-best", "/results/gan/dcgan", "--device", "cuda", *wait]
-    assert entrypoint({**RWX, "stage": "report"}) == ["cifar", "report"]
-    assert entrypoint({**RWX, "stage": "gan", "pendingTimeoutSeconds": 0})[-2:] == ["--pending-timeout", "0"]
-    assert entrypoint({**RWX, "stage": "gan", "stages": {"gan": {"args": {"cpus": 2, "gpus": 0.5}}}})[-4:] == [
-        "--cpus", "2", "--gpus", "0.5"]  # the user may still set them
-    options = SCENARIOS["options"]
-    assert entrypoint({**options, "stage": "tune"})[-5:] == ["--grace-period", "3", "--smoke", "--space", "modern"]  # null: left out
-    assert "--conditional" not in entrypoint({**options, "stage": "gan"})  # false: left out
-    assert entrypoint({**options, "stage": "fid"})[-6:] == ["--n", "5000", "--out", "/results/fid/custom", "--split", "train"]
-    linked = {**RWX, "stages": {"experiment": "e7", "ganRun": "g7"}}
-    assert entrypoint({**linked, "stage": "retrain"})[2:4] == ["--from-tune", "e7"]
-    assert entrypoint({**linked, "stage": "fid"})[2:4] == ["--select-best", "/results/gan/g7"]
+    # a single stage is the pipeline's stage: no command, flag or default of its own in the chart
+    for stage in ("data", "tune", "retrain", "gan", "fid", "report"):
+        assert entrypoint({**RWX, "stage": stage}) == ["cifar", "pipeline", "--profile", "full", "--device", "cuda",
+                                                       *wait, "--stage", stage]
+    assert entrypoint({**RWX, "stage": "check"}) == ["cifar", "check", "--device", "cuda", *wait]
+    assert entrypoint({**SCENARIOS["options"], "stage": "check"})[-4:] == ["--gpus", "0.5", "--model", "cnn6"]
+    assert entrypoint({**RWX, "stage": "gan", "pendingTimeoutSeconds": 0})[6:8] == ["--pending-timeout", "0"]
 
 
 def test_entrypoint_words_survive_the_shell():
     """KubeRay pastes the entrypoint into a shell command line: odd words are quoted, not run."""
-    values = {**RWX, "stage": "fid", "stages": {"fid": {"args": {"out": "/results/it's $(here) & there"}}}}
+    values = {**RWX, "stage": "check", "check": {"args": {"model": "/results/it's $(here) & there"}}}
     with helm.Chart.load(str(CHART)) as chart:
         text = yaml.safe_load(chart.render(values, name="cifar100")["cifar100/templates/rayjob.yaml"])["spec"]["entrypoint"]
-    assert shlex.split(text)[-2:] == ["--out", "/results/it's $(here) & there"]
+    assert shlex.split(text)[-2:] == ["--model", "/results/it's $(here) & there"]
     assert "'/results/it'\"'\"'s $(here) & there'" in text
     plain = entrypoint(RWX)
     assert shlex.join(plain) == " ".join(plain)

@@ -217,8 +217,8 @@ def chain(tmp_path_factory) -> Chain:
 
 
 def intended(args: dict) -> list[str]:
-    """The words the chart means for `stage: gan` with these args (flags sorted by name, lists repeated)."""
-    words = ["gan", "train", "--run-name", "dcgan", "--device", "cuda", "--pending-timeout", "1800"]
+    """The words the chart means for `stage: check` with these args (flags sorted by name, lists repeated)."""
+    words = ["check", "--device", "cuda", "--pending-timeout", "1800"]
     for key in sorted(args):
         for value in args[key] if isinstance(args[key], list) else [args[key]]:
             words += [f"--{key}", value]
@@ -227,7 +227,7 @@ def intended(args: dict) -> list[str]:
 
 @pytest.mark.parametrize("login_shell", [False, True], ids=["bash -ce", "bash -cel"])
 def test_hostile_values_reach_cifar_unchanged(chain, login_shell):
-    text = entrypoint({**RWX, "stage": "gan", "stages": {"gan": {"args": HOSTILE}}})
+    text = entrypoint({**RWX, "stage": "check", "check": {"args": HOSTILE}})
     argv, status, output = chain(text, login_shell)
     assert (argv, status) == (intended(HOSTILE), 0), output
     assert not Path("/tmp/pwned-by-semi").exists() and not Path("/tmp/pwned-by-redirect").exists()
@@ -252,7 +252,7 @@ def test_the_chain_catches_an_entrypoint_quoted_for_no_shell(chain):
 
 def test_a_nul_is_refused_by_the_chart():
     with helm.Chart.load(str(CHART)) as chart, pytest.raises(helm.HelmRenderError, match="NUL character"):
-        chart.render({**RWX, "stage": "gan", "stages": {"gan": {"args": {"x": "a\x00b"}}}}, name="cifar100")
+        chart.render({**RWX, "stage": "gan", "pipeline": {"set": {"gan": {"run": "a\x00b"}}}}, name="cifar100")
 
 
 def test_this_environment_runs_the_ray_the_image_pins():

@@ -72,16 +72,17 @@ def test_dry_run_text_is_the_templates_text():
 
 def test_values_files_then_set_override_like_helm(tmp_path):
     first = tmp_path / "a.yaml"
-    first.write_text("pipeline:\n  profile: smoke\nstages:\n  experiment: first\n  ganRun: g1\n")
+    first.write_text("pipeline:\n  profile: smoke\n  set:\n    tune:\n      experiment: first\n    gan:\n      run: g1\n")
     second = tmp_path / "b.yaml"
-    second.write_text("stages:\n  experiment: second\n  tune:\n    args:\n      num-samples: 7\n")
+    second.write_text("pipeline:\n  set:\n    tune:\n      experiment: second\n      num_samples: 7\n")
     printed = dry_run("tune", "-f", first, "--values", second, *RWX_SET,
-                      "--set", "stages.ganRun=g2,stages.tune.args.max-epochs=3", "--set", "pipeline.set.tune.num_samples=5")
-    values = {**RWX, "stage": "tune", "pipeline": {"profile": "smoke", "set": {"tune": {"num_samples": 5}}},
-              "stages": {"experiment": "second", "ganRun": "g2", "tune": {"args": {"num-samples": 7, "max-epochs": 3}}}}
+                      "--set", "pipeline.set.gan.run=g2,pipeline.set.tune.max_epochs=3")
+    values = {**RWX, "stage": "tune", "pipeline": {"profile": "smoke", "set": {
+        "tune": {"experiment": "second", "num_samples": 7, "max_epochs": 3}, "gan": {"run": "g2"}}}}
     assert sorted(printed, key=_key) == sorted(helm_render(values), key=_key)
     rayjob = next(o for o in printed if o["kind"] == "RayJob")
-    assert "--experiment second" in rayjob["spec"]["entrypoint"] and "--num-samples 7" in rayjob["spec"]["entrypoint"]
+    assert "--set tune.experiment=second" in rayjob["spec"]["entrypoint"]
+    assert "--set tune.num_samples=7" in rayjob["spec"]["entrypoint"]
 
 
 def test_user_values_win_over_the_stage_selection():

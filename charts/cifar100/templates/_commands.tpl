@@ -1,51 +1,30 @@
 {{/*
 The command line of this release's RayJob, as a JSON list of arguments (use with fromJsonArray).
-It only uses commands and flags of the `cifar` CLI; tests/test_chart_commands.py parses every
-rendered line with the real Click CLI, and Python validates the pipeline's --set keys. Nothing
-here knows a default of a stage: the chart adds the flags that link stages and `--device`, and
-turns `args` and `pipeline.set` into flags generically. CIFAR_DATA_DIR and CIFAR_RESULTS_DIR come
-from the pod's environment, so no command repeats the volume paths.
+Nothing here knows a stage: every stage is `cifar pipeline --stage NAME` (the whole study: no
+--stage), its settings `pipeline.set` turned into `--set` flags generically; Python's stage registry
+owns what each stage runs, needs and reserves, and checks every setting. `check` is the GPU probe, not a
+stage of the study. CIFAR_DATA_DIR and CIFAR_RESULTS_DIR come from the pod's environment.
+tests/test_chart_commands.py parses every rendered line with the real Click CLI.
 */}}
 
 {{/* The entrypoint of the RayJob of `.Values.stage`. */}}
 {{- define "cifar100.command" -}}
 {{- $v := .Values }}
-{{- $s := $v.stages }}
-{{- /* every command that submits Ray work: its device, and how long that work may wait for a node */}}
-{{- $device := list "--device" $v.device "--pending-timeout" (toString (int64 $v.pendingTimeoutSeconds)) }}
-{{- $args := list }}
-{{- if eq $v.stage "pipeline" }}
-{{- $args = concat (list "cifar" "pipeline" "--profile" $v.pipeline.profile) $device }}
+{{- /* every command that runs work: its device, and how long that work may wait for a node */}}
+{{- $args := list "--device" $v.device "--pending-timeout" (toString (int64 $v.pendingTimeoutSeconds)) }}
+{{- if eq $v.stage "check" }}
+{{- $args = concat (list "cifar" "check") $args (include "cifar100.flags" (list . $v.check.args) | fromJsonArray) }}
+{{- else }}
+{{- $args = concat (list "cifar" "pipeline" "--profile" $v.pipeline.profile) $args }}
+{{- if ne $v.stage "pipeline" }}
+{{- $args = concat $args (list "--stage" $v.stage) }}
+{{- end }}
+{{- if $v.pipeline.allowSynthetic }}
+{{- $args = append $args "--allow-synthetic" }}
+{{- end }}
 {{- range include "cifar100.dottedSettings" (list "" $v.pipeline.set) | fromJsonArray }}
 {{- $args = concat $args (list "--set" .) }}
 {{- end }}
-{{- else if eq $v.stage "check" }}
-{{- $args = concat (list "cifar" "check") $device }}
-{{- else if eq $v.stage "data" }}
-{{- $args = list "cifar" "data" $s.data.source "--out" $v.storage.data.mountPath }}
-{{- else if eq $v.stage "tune" }}
-{{- $args = concat (list "cifar" "tune" "--experiment" $s.experiment) $device }}
-{{- else if eq $v.stage "retrain" }}
-{{- $args = concat (list "cifar" "retrain" "--from-tune" $s.experiment) $device }}
-{{- else if eq $v.stage "recipe-a" }}
-{{- $args = concat (list "cifar" "retrain" "--recipe" "report-a") $device }}
-{{- else if eq $v.stage "ablation" }}
-{{- $args = concat (list "cifar" "retrain" "--recipe" "report-a" "--augment" "none") $device }}
-{{- else if eq $v.stage "recipe-b" }}
-{{- $args = concat (list "cifar" "retrain" "--recipe" "report-b") $device }}
-{{- else if eq $v.stage "gan" }}
-{{- $args = concat (list "cifar" "gan" "train" "--run-name" $s.ganRun) $device }}
-{{- else if eq $v.stage "fid" }}
-{{- $run := printf "%s/gan/%s" $v.storage.results.mountPath $s.ganRun }}
-{{- $args = concat (list "cifar" "fid" "--select-best" $run) $device }}
-{{- else if eq $v.stage "fid-b" }}
-{{- $run := printf "%s/gan/%s" $v.storage.results.mountPath $s.ganRun }}
-{{- $args = concat (list "cifar" "fid" "--snapshot" $run) $device }}
-{{- else if eq $v.stage "report" }}
-{{- $args = list "cifar" "report" }}
-{{- end }}
-{{- if ne $v.stage "pipeline" }}
-{{- $args = concat $args (include "cifar100.flags" (list . (index $s $v.stage).args) | fromJsonArray) }}
 {{- end }}
 {{- toJson $args }}
 {{- end }}

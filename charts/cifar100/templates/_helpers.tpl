@@ -209,29 +209,10 @@ set. Included at the top of every template.
 {{- if and (eq (int $v.ray.workers.cpu.maxReplicas) 0) (eq (int $v.ray.workers.gpu.maxReplicas) 0) }}
 {{- fail "ray.workers.cpu.maxReplicas and ray.workers.gpu.maxReplicas are both 0: the head runs no Ray work (num-cpus 0), so nothing could ever run" }}
 {{- end }}
-{{- /* GPUs: CUDA work needs GPU workers, and GPU workers must not run CPU work. */}}
+{{- /* Which device runs the work, and on which workers, is Python's to check (jobs.chart.check_devices). */}}
 {{- $gpu := $v.ray.workers.gpu }}
-{{- $gpuWorkers := and (gt (int $gpu.maxReplicas) 0) (gt (int $gpu.gpus) 0) }}
 {{- if and (gt (int $gpu.maxReplicas) 0) (eq (int $gpu.gpus) 0) }}
 {{- fail "ray.workers.gpu.gpus is 0 but ray.workers.gpu.maxReplicas is not: give the GPU workers GPUs, or set maxReplicas to 0 and size ray.workers.cpu instead" }}
-{{- end }}
-{{- if and (eq $v.device "cuda") (not $gpuWorkers) }}
-{{- fail "device is cuda but there are no GPU workers (ray.workers.gpu.maxReplicas is 0): add GPU workers, or set device=cpu on a cluster without GPUs" }}
-{{- end }}
-{{- if and (eq $v.device "cpu") $gpuWorkers }}
-{{- fail (printf "device is cpu but the GPU workers ask for %d GPUs each: work placed on them would hold the GPUs and run on the CPU; set device=cuda, or ray.workers.gpu.maxReplicas=0" (int $gpu.gpus)) }}
-{{- end }}
-{{- if ne $v.stage "pipeline" }}
-{{- $args := (index $v.stages $v.stage).args | default dict }}
-{{- range $flag := list "gpus" "gpus-per-trial" }}
-{{- $want := index $args $flag }}
-{{- if and $want (gt (float64 $want) (float64 $gpu.gpus)) }}
-{{- fail (printf "stages.%s.args.%s is %v, more than one GPU worker has (ray.workers.gpu.gpus %v): Ray could never place it" $v.stage $flag $want $gpu.gpus) }}
-{{- end }}
-{{- if and $want (gt (float64 $want) 0.0) (eq $v.device "cpu") }}
-{{- fail (printf "stages.%s.args.%s is %v but device is cpu: set it to 0, or use device=cuda with GPU workers" $v.stage $flag $want) }}
-{{- end }}
-{{- end }}
 {{- end }}
 {{- /* Ray and Kueue: what KubeRay and Kueue would reject later, refused now. */}}
 {{- /* (A RayJob on a shared cluster gets no backoffLimit: KubeRay refuses retries on a cluster it does not own.) */}}

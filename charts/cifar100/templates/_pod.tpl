@@ -254,9 +254,9 @@ as a Kubernetes quantity; KubeRay and Ray's autoscaler round it up to whole core
 {{/*
 The RayCluster spec shared by the RayJob (a cluster per RayJob) and the long-lived RayCluster.
 Head and workers come from the same pod template. Worker groups start at 0 and grow with the work
-when KubeRay's autoscaler runs; without it they run at maxReplicas (what Kueue then admits). The
-GPU group is left out for the stages that never use a GPU.
-Usage: include "cifar100.rayClusterSpec" (dict "root" $ "component" "pipeline" "gpuWork" true)
+when KubeRay's autoscaler runs; without it they run at maxReplicas (what Kueue then admits). A group
+no work asks for stays at 0 pods with the autoscaler.
+Usage: include "cifar100.rayClusterSpec" (dict "root" $ "component" "pipeline")
 */}}
 {{- define "cifar100.rayClusterSpec" -}}
 {{- $root := .root }}
@@ -267,7 +267,7 @@ Usage: include "cifar100.rayClusterSpec" (dict "root" $ "component" "pipeline" "
 {{- if gt (int $v.ray.workers.cpu.maxReplicas) 0 }}
 {{- $groups = append $groups (dict "name" "cpu" "spec" $v.ray.workers.cpu "gpus" 0) }}
 {{- end }}
-{{- if and (gt (int $v.ray.workers.gpu.maxReplicas) 0) (or .gpuWork (not $groups)) }}
+{{- if gt (int $v.ray.workers.gpu.maxReplicas) 0 }}
 {{- $groups = append $groups (dict "name" "gpu" "spec" $v.ray.workers.gpu "gpus" $v.ray.workers.gpu.gpus) }}
 {{- end -}}
 rayVersion: {{ $v.ray.version | quote }}
