@@ -22,7 +22,7 @@ from cifar_core.errors import CheckpointError, CifarError, ConfigError, DataErro
 from cifar_core.runlock import LOCK_NAME, RunLock
 
 REQUEST_FILE = "request.json"  # what the result is of: recorded before any work
-COMPLETE_FILE = "complete.json"  # written last: the request it completed, and the summary's digest
+COMPLETE_FILE = "complete.json"  # written last: the request it completed, and the digest of every file it made
 PROTOCOL_FILES = frozenset({LOCK_NAME, REQUEST_FILE, COMPLETE_FILE})
 
 
@@ -167,12 +167,12 @@ class ResultDir:
         return _read_protocol_file(path) if path.exists() or path.is_symlink() else None
 
     # -- the one rule --
-    def open(self, request: Request, *, restart: str = "") -> Opened:
+    def open(self, request: Request, *, remedy: str = "choose another name, or delete it") -> Opened:
         """Record `request` and say what to do, or refuse (ConfigError for other settings, DataError for
-        other data, CheckpointError for files that cannot be trusted). `restart` names the command's own
-        way to start over ("pass --no-resume ..."), offered in refusals."""
+        other data, CheckpointError for files that cannot be trusted), offering `remedy`: the command's
+        own ways out ("pass --no-resume to start over, or choose another run name")."""
         self._require_lock()
-        alternatives = f"{restart}, or choose another name" if restart else "choose another name, or delete it"
+        alternatives = remedy
         recorded, made = self.recorded(), self.made()
         if self.replaceable and recorded != request.to_json():
             (self.path / COMPLETE_FILE).unlink(missing_ok=True)
@@ -215,8 +215,7 @@ class ResultDir:
         if summary is not None:
             written = with_place(summary)
             atomic_write_json(self.summary_path, written)
-        atomic_write_json(self.path / COMPLETE_FILE, {"request": self.request.digest(),
-                                                      "summary_sha256": self._summary_digest()})
+        atomic_write_json(self.path / COMPLETE_FILE, {"request": self.request.digest(), "files": self._digests()})
         return written
 
     def amend(self, summary: Mapping[str, Any]) -> None:
@@ -246,6 +245,8 @@ class ResultDir:
         return self._completed(request)
 
     def _completed(self, request: Request) -> bool:
+        """Completed for this request, every file it made still as it was (one deleted or changed since
+        makes it unfinished: the same command makes it again)."""
         path = self.path / COMPLETE_FILE
         if not regular_file(path):
             return False
@@ -253,10 +254,15 @@ class ResultDir:
             marker = read_json(path)
         except CifarError:
             return False  # a torn marker vouches for nothing
-        return marker.get("request") == request.digest() and marker.get("summary_sha256") == self._summary_digest()
+        files = marker.get("files")
+        if marker.get("request") != request.digest() or not isinstance(files, dict):
+            return False
+        return all(regular_file(self.path / name) and file_digest(self.path / name) == digest
+                   for name, digest in files.items())
 
-    def _summary_digest(self) -> str | None:
-        return file_digest(self.summary_path) if regular_file(self.summary_path) else None
+    def _digests(self) -> dict[str, str]:
+        made = {*self.made(), *([self.summary_path] if regular_file(self.summary_path) else [])}
+        return {str(p.relative_to(self.path)): file_digest(p) for p in sorted(made) if regular_file(p)}
 
     def _record(self, request: Request, opened: Opened) -> Opened:
         if self.recorded() != request.to_json():

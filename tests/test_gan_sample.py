@@ -32,7 +32,8 @@ def checkpoint(tmp_path_factory) -> Path:
 
 
 def folder_bytes(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    """Every file of a sample folder but its lock (which names the last writer's pid and time)."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != ".lock"}
 
 
 def test_same_seed_gives_identical_files(checkpoint, tmp_path):
@@ -41,7 +42,8 @@ def test_same_seed_gives_identical_files(checkpoint, tmp_path):
                                "--seed", 3, "--format", "both", "--batch-size", 5, "--device", "cpu")  # fmt: skip
         assert status == 0, err
     first = folder_bytes(tmp_path / "a")
-    assert sorted(first) == [f"{i:05d}.png" for i in range(12)] + ["SAMPLES.json", "samples.npz"]
+    assert sorted(first) == [f"{i:05d}.png" for i in range(12)] + ["SAMPLES.json", "complete.json", "request.json",
+                                                                    "samples.npz"]
     assert first == folder_bytes(tmp_path / "b")
     images = np.load(tmp_path / "a" / "samples.npz")["images"]
     assert images.dtype == np.uint8 and images.shape == (12, 32, 32, 3)
@@ -156,10 +158,10 @@ def test_another_sample_never_lands_in_a_folder_holding_one(checkpoint, tmp_path
     before = folder_bytes(out)
     for other in (["--n", 5], ["--n", 12, "--format", "both", "--seed", 1], ["--n", 12, "--format", "png"]):
         status, _, err = sample_into(checkpoint, out, *other)
-        assert status == 2 and err.startswith(f"error: --out {out} holds another sample (12 images of"), err
+        assert status == 2 and err.startswith(f"error: cannot reuse {out}: its sample set has other settings ("), err
         assert len(err.strip().splitlines()) == 1
     assert folder_bytes(out) == before
-    assert [p.name for p in tmp_path.iterdir()] == ["samples"]  # no staging folder left behind
+    assert [p.name for p in tmp_path.iterdir()] == ["samples"]  # nothing beside it
 
 
 def test_the_same_request_replaces_the_whole_set(checkpoint, tmp_path):
@@ -177,8 +179,8 @@ def test_a_folder_of_other_files_is_refused(checkpoint, tmp_path):
     out.mkdir()
     (out / "notes.txt").write_text("keep me\n")
     status, _, err = sample_into(checkpoint, out, "--n", 2)
-    assert status == 2 and "is not empty and is not a sample folder (no SAMPLES.json)" in err
-    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert status == 2 and f"--out {out} holds notes.txt, which no sample wrote" in err
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "notes.txt"]  # the lock's note only
     empty = tmp_path / "empty"
     empty.mkdir()
     assert sample_into(checkpoint, empty, "--n", 2)[0] == 0  # an empty folder is fine

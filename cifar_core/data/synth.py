@@ -6,15 +6,14 @@ class its hue; position, size, shade and noise vary per image. Same arguments, s
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from cifar_core.atomic import atomic_write_text
 from cifar_core.data import format as fmt
 from cifar_core.errors import DataError
+from cifar_core.resultdir import Opened, Request, ResultDir
 
 NUM_SHAPES, NUM_HUES = 5, 5  # and 4 textures: 20 superclasses = 5 shapes x 4 textures
 CHUNK = 2048  # images generated at once; bounds memory at about 100 MB
@@ -127,18 +126,31 @@ def write_synthetic(
 ) -> Path:
     """Write a synthetic dataset under `out_dir/cifar-100-python/` and return that directory.
 
-    Files there that an earlier (perhaps interrupted) run of this function wrote are replaced; any
-    other file it would replace (a user's own `test`, say) makes it refuse, naming that file.
+    `out_dir` is a data set's result directory (cifar_core.resultdir): one writer, the set complete
+    only once its marker is written. A stand-in of other settings is replaced (every file of it is
+    this function's, made again from its seed); any other file it would replace (a user's own
+    `test`, say) makes it refuse, naming that file. The same request, complete, is left as it is.
     """
     for split, n in (("train", n_train), ("test", n_test)):
         if not 1 <= n <= MAX_IMAGES:
             raise DataError(f"synthetic {split} split of {n} images: use 1 to {MAX_IMAGES:,} "
                             "(the real set has 50,000 train / 10,000 test)")
     folder = Path(out_dir) / fmt.BASE_FOLDER
-    foreign = [name for name in (*fmt.SPLITS, "meta", fmt.MANIFEST_NAME) if not _replaceable(folder / name)]
-    if foreign:
-        raise DataError(f"{folder} already holds {', '.join(foreign)} not written by `cifar data synth`; "
-                        "choose another --out or move them away")
+    files = (*fmt.SPLITS, "meta", fmt.MANIFEST_NAME)
+    request = Request("data set", {"source": GENERATOR, "n_train": n_train, "n_test": n_test, "seed": seed})
+    with ResultDir(out_dir, "data set", root=Path(os.path.abspath(out_dir)).parent, replaceable=True,
+                   outputs=lambda: [folder / name for name in files], summary=f"{fmt.BASE_FOLDER}/{fmt.MANIFEST_NAME}",
+                   adopt=lambda _: all(_replaceable(folder / name) for name in files)) as result:
+        foreign = [name for name in files if not _replaceable(folder / name)]
+        if foreign:
+            raise DataError(f"{folder} already holds {', '.join(foreign)} not written by `cifar data synth`; "
+                            "choose another --out or move them away")
+        if result.open(request) is not Opened.DONE:
+            _write(folder, n_train, n_test, seed, result)
+    return folder
+
+
+def _write(folder: Path, n_train: int, n_test: int, seed: int, result: ResultDir) -> None:
     # Separate streams, so the test set does not change when n_train does.
     train_rng, test_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     md5 = {}
@@ -158,8 +170,7 @@ def write_synthetic(
         "counts": {"train": n_train, "test": n_test},
         "md5": md5,
     }
-    atomic_write_text(folder / fmt.MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return folder
+    result.complete(manifest)
 
 
 def _replaceable(path: Path) -> bool:

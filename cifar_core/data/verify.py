@@ -77,12 +77,24 @@ def _expected_checksums(folder: Path, splits: dict, manifest: dict | None, synth
 def fetch_cifar100(out_dir: str | os.PathLike, *, timeout_s: float = 10.0) -> Path:
     """Download the official CIFAR-100 into `out_dir/cifar-100-python/`; a no-op when already there.
 
-    Files already present are kept when they verify as the official set. The archive is fetched
-    into a temporary folder and moved into place only once it verifies, so an interrupted download
-    never leaves a half-written dataset behind.
+    `out_dir` is a data set's result directory (cifar_core.resultdir): one writer at a time. Files
+    already present are kept when they verify as the official set. The archive is fetched into a
+    temporary folder and moved into place only once it verifies, so an interrupted download never
+    leaves a half-written dataset behind.
     """
+    from cifar_core.resultdir import Request, ResultDir
+
     out = Path(out_dir)
     folder = out / fmt.BASE_FOLDER
+    with ResultDir(out, "data set", root=Path(os.path.abspath(out)).parent, replaceable=True,
+                   outputs=lambda: [folder / name for name in (*fmt.SPLITS, "meta")]) as result:
+        _fetch(out, folder, timeout_s)
+        result.open(Request("data set", {"source": "official CIFAR-100"}))
+        result.complete()
+    return folder
+
+
+def _fetch(out: Path, folder: Path, timeout_s: float) -> None:
     if folder.is_dir():
         existing = _verify_quietly(folder)
         if existing is not None and existing["synthetic"]:
@@ -91,7 +103,7 @@ def fetch_cifar100(out_dir: str | os.PathLike, *, timeout_s: float = 10.0) -> Pa
             )
         if existing is not None and existing["checksum"] == "ok-official":
             log(f"CIFAR-100 already present and verified at {folder}")
-            return folder
+            return
     _require_network(out, timeout_s)
     staging = out / ".fetch-tmp"
     shutil.rmtree(staging, ignore_errors=True)
@@ -111,7 +123,6 @@ def fetch_cifar100(out_dir: str | os.PathLike, *, timeout_s: float = 10.0) -> Pa
     out.mkdir(parents=True, exist_ok=True)
     os.replace(downloaded, folder)
     shutil.rmtree(staging, ignore_errors=True)  # the 160 MB archive is no longer needed
-    return folder
 
 
 def _verify_quietly(folder: Path) -> dict | None:

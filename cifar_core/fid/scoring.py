@@ -134,7 +134,7 @@ def run_fid(out_dir: Path, *, fake: Path | None = None, checkpoint: Path | None 
         beside = {f"beside step_{c['step']}": file_digest(c["summary"]) for c in compared or ()}
         opened = result.open(Request("FID score", request, data=_data_digest(data_dir),
                                      inputs={**fid_inputs(fake, checkpoint, run_dir, weights), **beside}),
-                             restart="pass --name (or --out) to keep both")
+                             remedy="pass --name (or --out) to keep both, or delete it")
         if opened is Opened.DONE:
             log(f"fid: {out_dir} already holds this score of these inputs")
             return read_json(result.summary_path)

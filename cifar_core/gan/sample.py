@@ -11,9 +11,6 @@ from __future__ import annotations
 import copy
 import os
 import re
-import secrets
-import shutil
-import socket
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -22,11 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from cifar_core.atomic import atomic_write, atomic_write_json, file_digest, read_json, write_plain
+from cifar_core.atomic import atomic_write, file_digest, read_json, write_plain
 from cifar_core.device import resolve_device
 from cifar_core.errors import CheckpointError, ConfigError
 from cifar_core.gan.checkpoint import build_network, read_gan_checkpoint
 from cifar_core.gan.grid import png_bytes, to_uint8
+from cifar_core.resultdir import PROTOCOL_FILES, Opened, Request, ResultDir
 from cifar_core.seeds import check_seed
 
 SAMPLE_FORMATS = ("png", "npz", "both")
@@ -65,13 +63,7 @@ def generate(
     The noise is drawn on the CPU from its own generator, so the global RNG is untouched and the
     images do not depend on the device's RNG or on `batch_size`. Moves `generator` to `device`.
     """
-    if not 1 <= n <= MAX_IMAGES:
-        raise ConfigError(f"n = {n}: generate 1 to {MAX_IMAGES:,} images at a time")
-    if batch_size < 1:
-        raise ConfigError(f"batch_size = {batch_size}: must be >= 1")
-    check_seed(seed, "seed")
-    if batch_norm not in BATCH_NORM_MODES:
-        raise ConfigError(f"unknown batch_norm {batch_norm!r}; use one of {', '.join(BATCH_NORM_MODES)}")
+    check_sampling(n, seed, batch_size, batch_norm)
     device = _device(device)
     was_training = generator.training
     generator.to(device).eval()
@@ -91,6 +83,16 @@ def generate(
         batches.append(to_uint8(output))
     generator.train(was_training)
     return torch.cat(batches)
+
+
+def check_sampling(n: int, seed: int, batch_size: int, batch_norm: str) -> None:
+    if not 1 <= n <= MAX_IMAGES:
+        raise ConfigError(f"n = {n}: generate 1 to {MAX_IMAGES:,} images at a time")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size = {batch_size}: must be >= 1")
+    check_seed(seed, "seed")
+    if batch_norm not in BATCH_NORM_MODES:
+        raise ConfigError(f"unknown batch_norm {batch_norm!r}; use one of {', '.join(BATCH_NORM_MODES)}")
 
 
 def write_samples(
@@ -123,98 +125,52 @@ def sample_to_folder(checkpoint: str | Path, out_dir: str | Path, n: int, seed: 
     """Write n samples of a checkpoint's generator into `out_dir` as one complete set, with a
     SAMPLES.json manifest (what they are a sample of, and their files); returns the manifest.
 
-    The set is written into a sibling folder and renamed into place, so `out_dir` never holds a
-    mix of two sets nor a torn one. An `out_dir` that is not empty must hold an earlier set of
-    exactly this request (then it is replaced); anything else is refused before any work.
-    """
+    `out_dir` is a result directory (cifar_core.resultdir): its only writer holds its lock; a folder
+    of other files, or of another sample, is refused before any work; the same request on the same
+    checkpoint is done (or, killed midway or damaged since, made again as a whole)."""
     if fmt not in SAMPLE_FORMATS:
         raise ConfigError(f"unknown sample format {fmt!r}; use one of {', '.join(SAMPLE_FORMATS)}")
     out_dir = Path(out_dir)
-    generator = load_generator(checkpoint, device)  # first: a bad checkpoint is the error to report
-    request = {
-        "checkpoint": str(Path(checkpoint).resolve()),
-        "checkpoint_sha256": file_digest(checkpoint, "sha256"),
-        "n": n, "seed": seed, "format": fmt, "batch_norm": batch_norm,
+    check_sampling(n, seed, batch_size, batch_norm)  # before anything is made
+    generator = load_generator(checkpoint, device)  # then a bad checkpoint is the error to report
+    settings = {
+        "checkpoint": str(Path(checkpoint).resolve()), "n": n, "seed": seed, "format": fmt, "batch_norm": batch_norm,
         # Running statistics make every image independent of the batch size; batch statistics do not.
         "batch_size": batch_size if batch_norm == "batch" else None,
     }
-    replacing = _check_sample_folder(out_dir, request)
-    _remove_dead_staging(out_dir)
-    images = generate(generator, n, seed, batch_size=batch_size, device=device, batch_norm=batch_norm)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.with_name(f".{out_dir.name}.partial-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}")
-    staging.mkdir()  # mkdir, not mkdtemp: the folder keeps the umask's mode once it is renamed
-    try:
-        written = write_samples(images, staging, fmt, labels=sample_labels(generator, n))
-        manifest = {**request, "files": [path.name for path in written]}
-        atomic_write_json(staging / MANIFEST, manifest)
-        if replacing:  # an earlier set of this request: move it aside, put the new one in, drop the old
-            retired = staging.with_name(staging.name.replace(".partial-", ".old-"))
-            os.replace(out_dir, retired)
-            os.replace(staging, out_dir)
-            shutil.rmtree(retired)
-        else:
-            os.replace(staging, out_dir)  # also replaces an empty folder
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return manifest
+    request = Request("sample set", settings, inputs={"checkpoint": file_digest(checkpoint, "sha256")})
+    ours = lambda: [p for p in out_dir.iterdir() if _SAMPLE_FILE.fullmatch(p.name)] if out_dir.is_dir() else []  # noqa: E731
+    with ResultDir(out_dir, "sample set", root=Path(os.path.abspath(out_dir)).parent, summary=MANIFEST,
+                   outputs=ours) as result:
+        _refuse_foreign(out_dir)
+        opened = result.open(request, remedy="choose another --out, or delete it")
+        if opened is Opened.DONE:
+            return read_json(result.summary_path)
+        result.clear()  # a set killed midway, damaged, or of a retrained checkpoint: made again as a whole
+        images = generate(generator, n, seed, batch_size=batch_size, device=device, batch_norm=batch_norm)
+        written = write_samples(images, out_dir, fmt, labels=sample_labels(generator, n))
+        return result.complete({**settings, "checkpoint_sha256": request.inputs["checkpoint"],
+                                "files": [path.name for path in written]})
 
 
-_HOST = socket.gethostname().replace("-", "_")
+# What a sample set writes: its images, its .npz and its manifest; anything else in --out is someone's.
+_SAMPLE_FILE = re.compile(rf"[0-9]{{5,}}\.png|samples\.npz|{re.escape(MANIFEST)}")
 
 
-def _remove_dead_staging(out_dir: Path) -> None:
-    """A killed `gan sample` leaves its half-written set beside --out (.<out>.partial-<host>-<pid>-...):
-    removed when its process, on this host, is gone. Another host's are left to that host."""
-    pattern = re.compile(rf"\.{re.escape(out_dir.name)}\.(?:partial|old)-{re.escape(_HOST)}-(\d+)-[0-9a-f]{{8}}")
-    for entry in out_dir.parent.iterdir() if out_dir.parent.is_dir() else ():
-        found = pattern.fullmatch(entry.name)
-        if found and not _alive(int(found.group(1))):
-            shutil.rmtree(entry, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _refuse_foreign(out_dir: Path) -> None:
+    """Writing (or clearing) a set beside files no sample wrote could lose or mix them: refused."""
+    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in PROTOCOL_FILES and not _SAMPLE_FILE.fullmatch(p.name)
+                     and not (p.name.startswith(".") and p.name.endswith(".tmp")))
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise ConfigError(f"--out {out_dir} holds {foreign[0]}{more}, which no sample wrote: move it away, or choose "
+                          "another --out")
 
 
 def read_sample_manifest(folder: str | Path) -> dict[str, Any] | None:
     """The SAMPLES.json of a folder `sample_to_folder` wrote, or None when there is none."""
     path = Path(folder) / MANIFEST
     return read_json(path) if path.is_file() else None
-
-
-def _check_sample_folder(out_dir: Path, request: dict[str, Any]) -> bool:
-    """True when `out_dir` holds an earlier set of exactly `request` (to be replaced), False when
-    it is absent or empty; a ConfigError for anything else, which must not be lost or mixed."""
-    if not out_dir.is_dir() or not any(out_dir.iterdir()):
-        return False
-    earlier = read_sample_manifest(out_dir)
-    if earlier is None:
-        raise ConfigError(f"--out {out_dir} is not empty and is not a sample folder (no {MANIFEST}): "
-                          "choose another --out or empty it")
-    if {key: earlier.get(key) for key in request} != request:
-        raise ConfigError(f"--out {out_dir} holds another sample ({_describe(earlier)}), not this one "
-                          f"({_describe(request)}): choose another --out or delete it")
-    ours = {*earlier.get("files", []), MANIFEST}
-    foreign = sorted(entry.name for entry in out_dir.iterdir() if entry.name not in ours)
-    if foreign:  # replacing the set would delete them
-        raise ConfigError(f"--out {out_dir} also holds {foreign[0]}{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''}, "
-                          "which no sample wrote: move it away, or choose another --out")
-    return True
-
-
-def _describe(request: dict[str, Any]) -> str:
-    batch = f" (batch size {request['batch_size']})" if request.get("batch_size") else ""
-    return (f"{request.get('n')} images of {request.get('checkpoint')} (sha256 "
-            f"{str(request.get('checkpoint_sha256'))[:12]}), seed {request.get('seed')}, {request.get('format')}, "
-            f"batch-norm {request.get('batch_norm')}{batch}")
 
 
 def _write_npz(file, arrays: dict[str, np.ndarray]) -> None:

@@ -90,7 +90,7 @@ def train_gan(
         if not resume:
             run.clear()  # asked for explicitly: start over
         run.open(settings_request("GAN run", cfg, data=digest),
-                 restart="pass --no-resume to start over (which deletes them)")
+                 remedy="pass --no-resume to start over (which deletes them), or choose another run name")
         checkpoint = read_gan_checkpoint(files.last) if files.last.exists() else None
         if checkpoint is not None:
             refuse_fewer_steps(run.path, checkpoint["step"], cfg.steps)
