@@ -47,7 +47,8 @@ class DataStage:
     if_missing: str = setting("fetch", "No dataset in --data-dir: fetch CIFAR-100, synthesize a stand-in, or fail.",
                               choices=("fetch", "synthesize", "fail"))
     official_only: bool = setting(True, "Refuse data that is not the official CIFAR-100 (by its md5s): results set "
-                                        "beside a report's numbers need the report's data (--allow-synthetic).")
+                                        "beside a report's numbers need the report's data. Turned off by "
+                                        "--allow-synthetic, never by --set.")
     n_train: int = setting(2000, "Training images of a synthesized stand-in.", unit="images", range=POSITIVE)
     n_test: int = setting(500, "Test images of a synthesized stand-in.", unit="images", range=POSITIVE)
     seed: int = setting(0, "Seed of a synthesized stand-in.", check=check_seed)
@@ -166,6 +167,11 @@ def resolve_profile(profile: str, overrides: list[str] | tuple[str, ...] = (), a
     if profile not in PROFILES:
         raise ConfigError(f"unknown pipeline profile {profile!r}; known: {', '.join(PROFILES)}")
     config = with_overrides(PipelineConfig, PROFILES[profile], overrides)
+    own = PROFILES[profile].get("data", {}).get("official_only", DataStage().official_only)
+    if own and not config.data.official_only and not allow_synthetic:  # one switch turns the refusal off
+        raise ConfigError(f"--set data.official_only=false: the {profile} profile refuses data that is not the "
+                          "official CIFAR-100, and only --allow-synthetic runs it anyway (its results then say "
+                          "SYNTHETIC): pass --allow-synthetic instead")
     if allow_synthetic:
         config.data.official_only = False
     check_fields(config)

@@ -29,19 +29,26 @@ _T = TuneSettings(experiment="defaults")  # --help shows the dataclass's default
 @results_dir_option
 @device_option
 @pending_timeout_option
+@allow_synthetic_option
 @json_option
-def tune_cmd(smoke, data_dir, results_dir, pending_timeout, as_json, **options):
+def tune_cmd(smoke, data_dir, results_dir, pending_timeout, allow_synthetic, as_json, **options):
     """Model selection with Ray Tune and ASHA (report A: 60 trials, 16 at a time, 30 epochs).
 
     Running the same command again resumes an interrupted experiment; a finished one is only
     re-summarised. Ray runs locally unless RAY_ADDRESS points at a cluster. SIGTERM or Ctrl-C save
-    the search's state and exit 143 or 130; the same command continues it.
+    the search's state and exit 143 or 130; the same command continues it. Its trials are set
+    beside report A's, so it runs only on the official CIFAR-100 (--allow-synthetic runs it anyway,
+    labelled SYNTHETIC).
     """
+    from cifar_core.data import data_digest
+    from cifar_core.data.identity import require_official
     from cifar_core.tune.search import TuneSettings, experiment_dir, run_tune, smoke_settings
 
     settings = TuneSettings(**{name: value for name, value in options.items() if value is not None})
     if smoke:
         settings = smoke_settings(settings)
+    if not allow_synthetic:  # the report sets the search beside report A's
+        require_official(data_digest(data_dir), data_dir, "`cifar tune`")
     summary = run_tune(settings, data_dir, results_dir, pending_timeout=pending_timeout, explain=explain_pending)
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
@@ -182,7 +189,7 @@ def pipeline_cmd(profile, overrides, ray_flag, data_dir, results_dir, device, pe
     the stages it needs have finished and moves work off a lost node. A stage already done with the
     same config and data is skipped, so a killed pipeline, run again, continues where it stopped.
     The smoke profile makes a synthetic dataset when none is there; the full profile runs only on the
-    official CIFAR-100 (--allow-synthetic runs it anyway, labelled so).
+    official CIFAR-100 (--allow-synthetic runs it anyway, labelled so; no --set does).
     """
     from cifar_core.pipeline import run_pipeline
 
