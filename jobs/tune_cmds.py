@@ -191,6 +191,7 @@ def pipeline_cmd(profile, overrides, ray_flag, data_dir, results_dir, device, pe
     The smoke profile makes a synthetic dataset when none is there; the full profile runs only on the
     official CIFAR-100 (--allow-synthetic runs it anyway, labelled so; no --set does).
     """
+    from cifar_core.execution.runners import machine_names
     from cifar_core.pipeline import run_pipeline
 
     summary = run_pipeline(profile, data_dir, results_dir, device, overrides=overrides, with_ray=ray_flag,
@@ -199,9 +200,10 @@ def pipeline_cmd(profile, overrides, ray_flag, data_dir, results_dir, device, pe
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
         return
     click.echo(f"{'stage':<9} {'status':<11} {'work':>7}  result")
+    everywhere = [place for stage in summary["stages"] for place in stage.get("ran_on") or []]
     for stage in summary["stages"]:
         took = f"{stage['work_s']:.0f} s" if stage.get("work_s") is not None else "-"
-        hosts = sorted({place.get("hostname") or (place.get("node_id") or "")[:8] for place in stage.get("ran_on") or []})
+        hosts = machine_names(stage.get("ran_on"), among=everywhere)
         where = f" on {', '.join(hosts)}" if hosts else ""
         click.echo(f"{stage['stage']:<9} {stage['status']:<11} {took:>7}  {stage.get('reason') or stage['summary']}{where}")
     click.echo(f"results: {summary['results_dir']}")
