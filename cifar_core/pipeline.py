@@ -17,17 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cifar_core import live
 from cifar_core.atomic import atomic_write_json, read_json, read_jsonl
 from cifar_core.errors import CifarError, ConfigError, DataError, Interrupted, Preempted
 from cifar_core.execution.capacity import check_feasible
 from cifar_core.execution.resources import Resources
-from cifar_core.execution.runners import Done, InProcess, OnRay, submit_stage, work_span_s
+from cifar_core.execution.runners import Done, InProcess, OnRay, machine_names, submit_stage, work_span_s
 from cifar_core.execution.session import PendingTimeout, work_session
 from cifar_core.fields import at_least, check_fields, setting, to_mapping, with_overrides
 from cifar_core.gan.config import GanTrainConfig
 from cifar_core.layout import Results
 from cifar_core.names import check_name
-from cifar_core.progress import is_terminal, log, standing_line
+from cifar_core.progress import STANDING_FILE, log, write_standing
 from cifar_core.protocols import REPORT_B_FID_STEP, REPORT_B_GAN_STEPS
 from cifar_core.retrain import RecipePlan, RecipeSettings, RetrainPlan, submit_plan
 from cifar_core.runlock import RunLock
@@ -503,8 +504,7 @@ def run_pipeline(profile: str, data_dir: str | Path, results_dir: str | Path, de
     started = time.monotonic()
     with RunLock(ctx.results.pipeline(profile), what="pipeline"):
         runs: dict[str, _StageRun] = {}
-        with work_session(with_ray, pending_timeout=pending_timeout, explain=explain,
-                          standing=lambda: _log_standing(ctx, runs)) as work:
+        with work_session(with_ray, pending_timeout=pending_timeout, explain=explain) as work, _live_view(ctx, runs):
             ctx.work = work
             return _run(ctx, stages, getattr(work, "watch", None), started, runs)
 
@@ -542,13 +542,13 @@ def _run(ctx: Context, stages: list[Stage], watch, started: float, runs: dict[st
                                  tuple(u.digest for u in upstream))
         path = stage.summary(ctx)
         if stage.name != "data" and stage_done(path, run.digest):
-            log(f"[pipeline] {stage.name}: done before with this config, skipping ({path})")
+            live.note(f"[pipeline] {stage.name}: done before with this config, skipping ({path})")
             summary = read_json(path)
             run.record = {"stage": stage.name, "status": "skipped", "summary": str(path), "config_hash": run.digest,
                           "ran_on": summary.get("ran_on"), "work_s": work_span_s(summary.get("ran_on"))}
             run.handle = Done(value=summary)
             continue
-        log(f"[pipeline] {stage.name}: {'running' if stage.run_here or not ctx.work.uses_ray else 'submitted'}")
+        live.note(f"[pipeline] {stage.name}: {'running' if stage.run_here or not ctx.work.uses_ray else 'submitted'}")
         needs = {name: runs[name].handle for name in stage.needs if name in runs}
         if stage.run_here is not None:
             for handle in needs.values():
@@ -568,7 +568,6 @@ def _run(ctx: Context, stages: list[Stage], watch, started: float, runs: dict[st
 
     report = _build_report(ctx) or {}
     records = _records(runs)
-    _log_standing(ctx, runs, final=True)
     failures = [r for r in records if r["status"] in ("failed", "blocked")]
     summary = {"profile": ctx.profile, "complete": not failures, "stages": records, "report": report.get("html"),
                "report_ran_on": report.get("ran_on"), "results_dir": str(ctx.results.root.resolve()),
@@ -624,7 +623,7 @@ def _finish(run: _StageRun, ctx: Context) -> None:
     _stamp(path, {"profile": ctx.profile, "stage": name, "config_hash": run.digest,
                   "config": _hashed(ctx, run.stage), "ran_on": where})
     took = work_span_s(where)
-    log(f"[pipeline] {name}: finished" + (f", {took:.0f} s of work" if took is not None else "") + f" ({path})")
+    live.note(f"[pipeline] {name}: finished" + (f", {took:.0f} s of work" if took is not None else "") + f" ({path})")
     run.record = {"stage": name, "status": "ran", "summary": str(path), "config_hash": run.digest,
                   "work_s": took, "ran_on": where}
 
@@ -650,24 +649,45 @@ def _records(runs: dict[str, _StageRun]) -> list[dict[str, Any]]:
             for name, run in runs.items()]
 
 
-def _log_standing(ctx: Context, runs: dict[str, _StageRun], **extra: Any) -> None:
-    """Where the study stands, for `cifar status` to read back from the driver's log (a pod's log:
-    on a terminal the stage lines say it)."""
-    if not is_terminal():
-        log(standing_line(_standing(ctx, runs), profile=ctx.profile, **extra))
+def _live_view(ctx: Context, runs: dict[str, _StageRun]) -> Any:
+    """What a person sees while the stages run (a block redrawn on a terminal, a line now and then in
+    a log), and the standing `cifar status` reads: RESULTS/pipeline/<profile>/standing.json."""
+    path = ctx.results.pipeline(ctx.profile) / STANDING_FILE
+    return live.LiveView(_view_title(ctx, runs), lambda: _standing(ctx, runs),
+                    publish=lambda rows, final: write_standing(path, rows, profile=ctx.profile, final=final))
+
+
+def _view_title(ctx: Context, runs: dict[str, _StageRun]) -> Callable[[], str]:
+    known: list[str] = []  # what the data is, once the data stage has made sure of it
+
+    def title() -> str:
+        if not known and runs.get("data") is not None and runs["data"].record.get("status") == "ran":
+            digest = _data_identity(ctx) or ""
+            known.append("" if digest.startswith("official:") else " · SYNTHETIC data, not CIFAR-100"
+                         if digest.startswith("synthetic:") else " · data that is not the official CIFAR-100")
+        return f"pipeline {ctx.profile}" + (known[0] if known else "")
+
+    return title
 
 
 def _standing(ctx: Context, runs: dict[str, _StageRun]) -> list[dict[str, Any]]:
     """Each stage's status and, while it runs, its progress read from its files and an ETA from the
     rate the driver has seen."""
     rows = []
+    everywhere = [place for run in list(runs.values()) for place in run.record.get("ran_on") or []]
     for stage in ctx.stages:
         run = runs.get(stage.name)
         row = {"stage": stage.name, "status": "waiting", "done": None, "total": None, "unit": None, "eta_s": None,
-               "work_s": None}
-        if run is not None:
-            row["status"] = run.record.get("status") or ("running" if run.handle is not None else "waiting")
+               "work_s": None, "hosts": None, "note": None}
+        if run is not None:  # a search runs in this process: it has no handle while it runs
+            row["status"] = run.record.get("status") or ("running" if run.handle is not None or stage.run_here
+                                                         else "waiting")
+            waits_for = [name for name in stage.needs if name in runs and not runs[name].record]
+            if row["status"] == "running" and waits_for:  # submitted: Ray starts it once they finish
+                row["status"] = "waiting"
             row["work_s"] = run.record.get("work_s")
+            row["hosts"] = machine_names(run.record.get("ran_on"), among=everywhere) or None
+            row["note"] = run.record.get("reason") or (f"for {', '.join(waits_for)}" if waits_for else None)
         if row["status"] == "running" and stage.progress is not None:
             try:
                 measured = stage.progress(ctx)
@@ -688,7 +708,7 @@ def _standing(ctx: Context, runs: dict[str, _StageRun]) -> list[dict[str, Any]]:
 
 def _build_report(ctx: Context) -> dict[str, Any] | None:
     """The report, last, as a CPU task: it shows whatever the stages left, failures included."""
-    log("[pipeline] report: rendering")
+    live.note("[pipeline] report: rendering")
     try:
         return ctx.work.get(ctx.submit("report", build_report_task, {}, uses_device=False, results_dir=ctx.results.root))
     except CifarError as exc:
