@@ -25,6 +25,8 @@ LOG_EVERY_S = 30.0  # in a log: at most two progress lines a minute
 HEARTBEAT_S = 300.0  # ... and one at least every 5 minutes while work runs, changed or not
 PUBLISH_EVERY_S = 30.0
 BAR = 12
+LOG_ROWS = 6  # running rows a log line names; it counts the others
+STILL_TO_RUN = ("running", "waiting", "pending", "paused")
 
 _view: LiveView | None = None  # the one view of this process: it owns the terminal while it runs
 _verbose = False
@@ -94,15 +96,17 @@ def log_line(title: str, rows: list[dict[str, Any]]) -> str | None:
     running = [r for r in rows if r.get("status") == "running" and not r.get("depth")]
     if not running:
         return None
-    finished = sum(r.get("status") in ("ran", "skipped", "finished") for r in rows if not r.get("depth"))
+    finished = sum(r.get("status") not in STILL_TO_RUN for r in rows if not r.get("depth"))
     items = []
-    for row in running:
+    for row in running[:LOG_ROWS]:
         text = row["stage"]
         if row.get("done") is not None and row.get("total"):
             text += f" {row['done']:,}/{row['total']:,} {row.get('unit') or ''}".rstrip()
         if row.get("eta_s") is not None and (row.get("done") or 0) < (row.get("total") or 0):
             text += f" (about {duration(row['eta_s'])} left)"
         items.append(text)
+    if len(running) > LOG_ROWS:
+        items.append(f"{len(running) - LOG_ROWS} more")
     top = sum(1 for r in rows if not r.get("depth"))
     return f"[{title}] running: {'; '.join(items)} · {finished} of {top} done"
 

@@ -16,9 +16,11 @@ SHOWN_FINISHED = 3  # the best finished trials shown beside the running ones; th
 
 
 class TrialFeed(tune.Callback):
-    def __init__(self, experiment: str, max_epochs: int):
+    def __init__(self, experiment: str, max_epochs: int, num_samples: int):
         self.experiment = experiment
         self.max_epochs = max_epochs
+        self.num_samples = num_samples
+        self._best: dict[str, float] = {}  # each trial's best val_acc so far
         self._rows: list[dict[str, Any]] = []  # replaced whole, never changed: the view reads it from its thread
 
     def on_step_end(self, iteration: int, trials: list, **info) -> None:
@@ -30,6 +32,9 @@ class TrialFeed(tune.Callback):
     def row(self, trial) -> dict[str, Any]:
         result = trial.last_result or {}
         epoch = result.get("epoch") or 0
+        if result.get("val_acc") is not None:
+            self._best[trial.trial_id] = max(result["val_acc"], self._best.get(trial.trial_id, 0.0))
+        best = self._best.get(trial.trial_id)
         status = {"PENDING": "pending", "RUNNING": "running", "PAUSED": "paused", "ERROR": "error"}.get(trial.status)
         if result.get("diverged"):
             status = "diverged"
@@ -39,7 +44,7 @@ class TrialFeed(tune.Callback):
             result.get("time_this_iter_s") else None
         return {"stage": f"{trial.trial_id} {_model(trial.config)}", "status": status, "done": epoch,
                 "total": self.max_epochs, "unit": "epochs", "eta_s": eta, "work_s": None,
-                "val_acc": result.get("val_acc"), "note": _score(result.get("val_acc")),
+                "val_acc": best, "note": None if best is None else f"best val_acc {best:.3f}",
                 "hosts": [result["hostname"]] if result.get("hostname") else None}
 
     def rows(self) -> list[dict[str, Any]]:
@@ -52,13 +57,15 @@ class TrialFeed(tune.Callback):
         rest = [r for r in rows if r not in shown]
         if rest:
             counts = _counts(rest)
-            shown.append({"stage": f"{len(rest)} more trials", "status": "", "note": counts})
+            shown.append({"stage": f"{len(rest)} more trial{'s' if len(rest) > 1 else ''}", "status": "",
+                          "note": counts})
         return shown
 
     def title(self) -> str:
         rows = self._rows
         best = max((r for r in rows if r["val_acc"] is not None), key=lambda r: r["val_acc"], default=None)
-        text = f"search {self.experiment}" + (f" · {len(rows)} trials: {_counts(rows)}" if rows else "")
+        text = f"search {self.experiment} · {len(rows)} of {self.num_samples} trials started"
+        text += f": {_counts(rows)}" if rows else ""
         return text + (f" · best val_acc {best['val_acc']:.3f} ({best['stage']})" if best else "")
 
 
@@ -68,10 +75,6 @@ def _model(config: dict[str, Any]) -> str:
     except (KeyError, TypeError, AttributeError):
         return ""
     return f"{params.get('model.name', '?')}/{params.get('optim.name', '?')}"
-
-
-def _score(val_acc: float | None) -> str | None:
-    return None if val_acc is None else f"val_acc {val_acc:.3f}"
 
 
 def _counts(rows: list[dict[str, Any]]) -> str:

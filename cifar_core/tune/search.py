@@ -98,7 +98,7 @@ def _search(exp_dir: Path, settings: TuneSettings, space: SearchSpace, record: d
     watch.expect("a trial", Resources(settings.cpus_per_trial, gpus))
     from cifar_core.tune.feed import TrialFeed  # imports Ray Tune
 
-    feed = TrialFeed(settings.experiment, settings.max_epochs)
+    feed = TrialFeed(settings.experiment, settings.max_epochs, settings.num_samples)
     tuner = build_tuner(exp_dir, settings, space, record["base_config"], data_dir, feed)
     with live.showing("tune", feed.rows, title=feed.title), tune_output():  # the pipeline's view, or its own
         tuner.fit()  # errored trials are recorded, not raised; a stop request ends it with the state saved
