@@ -679,10 +679,9 @@ def _standing(ctx: Context, runs: dict[str, _StageRun]) -> list[dict[str, Any]]:
         run = runs.get(stage.name)
         row = {"stage": stage.name, "status": "waiting", "done": None, "total": None, "unit": None, "eta_s": None,
                "work_s": None, "hosts": None, "note": None}
-        if run is not None:  # a search runs in this process: it has no handle while it runs
-            row["status"] = run.record.get("status") or ("running" if run.handle is not None or stage.run_here
-                                                         else "waiting")
-            waits_for = [name for name in stage.needs if name in runs and not runs[name].record]
+        if run is not None:
+            waits_for = [name for name in stage.needs if name in runs and _live_status(runs[name]) == "running"]
+            row["status"] = _live_status(run)
             if row["status"] == "running" and waits_for:  # submitted: Ray starts it once they finish
                 row["status"] = "waiting"
             row["work_s"] = run.record.get("work_s")
@@ -704,6 +703,17 @@ def _standing(ctx: Context, runs: dict[str, _StageRun]) -> list[dict[str, Any]]:
                     row["eta_s"] = round(max(total - done, 0) / rate)
         rows.append(row)
     return rows
+
+
+def _live_status(run: _StageRun) -> str:
+    """As recorded; work done in this process (--no-ray) is done before it is recorded; a stage being
+    submitted, or run here (the search, a stage without Ray), has no handle yet."""
+    if run.record:
+        return run.record["status"]
+    if isinstance(run.handle, Done):
+        error = run.handle.error
+        return "ran" if error is None else "unavailable" if isinstance(error, StageUnavailable) else "failed"
+    return "running"
 
 
 def _build_report(ctx: Context) -> dict[str, Any] | None:

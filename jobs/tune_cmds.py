@@ -202,7 +202,7 @@ def pipeline_cmd(profile, overrides, ray_flag, data_dir, results_dir, device, pe
 
     On a terminal one live view shows each stage (and the search's trials) with its progress and
     time left; in a log, a line at most every 30 s. Where the study stands also goes to
-    RESULTS/pipeline/PROFILE/standing.json, which `cifar status` reads.
+    RESULTS/pipeline/PROFILE/standing.json, for `cifar status`.
     """
     from cifar_core import live
     from cifar_core.atomic import read_json

@@ -137,6 +137,8 @@ def test_machines_are_named_by_host_and_by_node_only_where_one_host_has_several(
     assert machine_names(two) == ["gpu-1", "vm (21a4376f)", "vm (c5de2f5d)"]
     assert machine_names(two[:1], among=two) == ["vm (21a4376f)"]  # as the rest of its table names it
     assert machine_names([{"node_id": "c5de2f5d11"}]) == ["c5de2f5d"]  # a search recorded before hosts were
+    here = [{"node_id": None, "hostname": "vm"}, {"node_id": "88d26f98aa", "hostname": "vm"}]  # --no-ray's stages
+    assert machine_names(here) == ["vm"]  # and its search's one local Ray node: one machine
     assert machine_names(None) == []
 
 

@@ -55,12 +55,12 @@ def machine_names(places: list[dict[str, Any]] | None, among: list[dict[str, Any
     places = places or []
     nodes_of: dict[str, set[str]] = {}
     for place in [*places, *(among or [])]:
-        if place.get("hostname"):
-            nodes_of.setdefault(place["hostname"], set()).add(place.get("node_id") or "")
+        if place.get("hostname") and place.get("node_id"):  # work outside Ray has no node: it is the host
+            nodes_of.setdefault(place["hostname"], set()).add(place["node_id"])
     names = []
     for place in places:
         host, node = place.get("hostname"), (place.get("node_id") or "")[:8]
-        name = host if host and (len(nodes_of[host]) == 1 or not node) else f"{host} ({node})" if host else node
+        name = host if host and (len(nodes_of.get(host, ())) < 2 or not node) else f"{host} ({node})" if host else node
         if name and name not in names:
             names.append(name)
     return sorted(names)
