@@ -14,15 +14,16 @@ from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any
 
+from cifar_core import live
 from cifar_core.atomic import atomic_write_json, file_digest, read_json
 from cifar_core.errors import CifarError, ConfigError, DataError, Interrupted, Preempted
 from cifar_core.execution.capacity import check_feasible
 from cifar_core.execution.resources import Resources
-from cifar_core.execution.runners import Done, work_span_s
+from cifar_core.execution.runners import Done, machine_names, work_span_s
 from cifar_core.execution.session import PendingTimeout, work_session
 from cifar_core.fields import check_fields, setting, to_mapping, with_overrides
 from cifar_core.layout import Results
-from cifar_core.progress import is_terminal, log, standing_line
+from cifar_core.progress import STANDING_FILE, log, write_standing
 from cifar_core.resultdir import Request, ResultDir, regular_file
 from cifar_core.stages import Context, Stage, StageUnavailable, all_stages, attribute, get_stage
 
@@ -65,6 +66,11 @@ def resolve_profile(profile: str, overrides: Iterable[str] = (), allow_synthetic
     if profile not in PROFILES:
         raise ConfigError(f"unknown pipeline profile {profile!r}; known: {', '.join(PROFILES)}")
     config = with_overrides(PipelineConfig, PROFILES[profile], overrides)
+    own = with_overrides(PipelineConfig, PROFILES[profile], ()).data.official_only
+    if own and not config.data.official_only and not allow_synthetic:  # one switch turns the refusal off
+        raise ConfigError(f"--set data.official_only=false: the {profile} profile refuses data that is not the "
+                          "official CIFAR-100, and only --allow-synthetic runs it anyway (its results then say "
+                          "SYNTHETIC): pass --allow-synthetic instead")
     if allow_synthetic:
         config.data.official_only = False
     check_fields(config)
@@ -103,8 +109,7 @@ def run_pipeline(profile: str, data_dir: str | Path, results_dir: str | Path, de
     started = time.monotonic()
     with ResultDir(ctx.results.pipeline(profile), "pipeline", root=ctx.results.root):
         run = PipelineRun(ctx, chosen, started)
-        with work_session(with_ray, pending_timeout=pending_timeout, explain=explain,
-                          standing=run.log_standing) as work:
+        with work_session(with_ray, pending_timeout=pending_timeout, explain=explain) as work, run.live_view():
             ctx.work = work
             return run.run()
 
@@ -159,7 +164,6 @@ class PipelineRun:
             self._stopped(exc)
             raise
         report = self._report() or {}
-        self.log_standing(final=True)
         records = self._records()
         summary = {"profile": self.ctx.profile, "complete": not any(r["status"] in ("failed", "blocked") for r in records),
                    "stages": records, "report": report.get("html"), "report_ran_on": report.get("ran_on"),
@@ -181,14 +185,14 @@ class PipelineRun:
             run.request = self.request(stage)
             summary = stage.summary(self.ctx)
             if self._done(stage, run.request, summary):
-                log(f"[pipeline] {stage.name}: done before with these settings, skipping ({summary})")
+                live.note(f"[pipeline] {stage.name}: done before with these settings, skipping ({summary})")
                 recorded = read_json(summary)
                 run.record = {"stage": stage.name, "status": "skipped", "summary": str(summary),
                               "request": run.request.digest(), "ran_on": recorded.get("ran_on"),
                               "work_s": work_span_s(recorded.get("ran_on"))}
                 run.handle = Done(value=recorded)
                 return
-        log(f"[pipeline] {stage.name}: {'running' if stage.in_driver or not self.ctx.work.uses_ray else 'submitted'}")
+        live.note(f"[pipeline] {stage.name}: {'running' if stage.in_driver or not self.ctx.work.uses_ray else 'submitted'}")
         needs = {name: self.runs[name].handle for name in stage.needs if name in self.runs}
         run.handle = stage.run(self.ctx, needs)
         if stage.makes_data or stage.in_driver:
@@ -240,7 +244,7 @@ class PipelineRun:
         else:
             self._complete(run, summary, where)
         took = work_span_s(where)
-        log(f"[pipeline] {name}: finished" + (f", {took:.0f} s of work" if took is not None else "") + f" ({summary})")
+        live.note(f"[pipeline] {name}: finished" + (f", {took:.0f} s of work" if took is not None else "") + f" ({summary})")
         run.record = {"stage": name, "status": "ran", "summary": str(summary),
                       "request": run.request.digest() if run.request else None, "work_s": took, "ran_on": where}
 
@@ -283,7 +287,7 @@ class PipelineRun:
 
     def _report(self) -> dict[str, Any] | None:
         """The report, last, as a CPU unit: it shows whatever the stages left, failures included."""
-        log("[pipeline] report: rendering")
+        live.note("[pipeline] report: rendering")
         try:
             return self.ctx.work.get(self.ctx.submit(REPORT, build_report_task, {}, uses_device=False,
                                                      results_dir=self.ctx.results.root))
@@ -292,23 +296,37 @@ class PipelineRun:
             return None
 
     # -- where the study stands --
-    def log_standing(self, **extra: Any) -> None:
-        """Where the study stands, for `cifar status` to read back from the driver's log (a pod's
-        log: on a terminal the stage lines say it)."""
-        if not is_terminal():
-            log(standing_line(self.standing(), profile=self.ctx.profile, **extra))
+    def live_view(self) -> live.LiveView:
+        """What a person sees while the stages run (a block redrawn on a terminal, a line now and then
+        in a log), and the standing `cifar status` reads: RESULTS/pipeline/<profile>/standing.json."""
+        path = self.ctx.results.pipeline(self.ctx.profile) / STANDING_FILE
+        return live.LiveView(self.title, self.standing,
+                             publish=lambda rows, final: write_standing(path, rows, profile=self.ctx.profile,
+                                                                        final=final))
+
+    def title(self) -> str:
+        data = self.data or ""  # known once the data stage has run
+        what = "" if not data or data.startswith("official:") else " · SYNTHETIC data, not CIFAR-100" \
+            if data.startswith("synthetic:") else " · data that is not the official CIFAR-100"
+        return f"pipeline {self.ctx.profile}{what}"
 
     def standing(self) -> list[dict[str, Any]]:
         """Each stage's status and, while it runs, its progress read from its files and an ETA from
-        the rate the driver has seen."""
+        the rate the driver has seen; where it ran; why it failed, or what it waits for."""
         rows = []
+        everywhere = [place for run in list(self.runs.values()) for place in run.record.get("ran_on") or []]
         for stage in self.stages:
             run = self.runs.get(stage.name)
             row = {"stage": stage.name, "status": "waiting", "done": None, "total": None, "unit": None,
-                   "eta_s": None, "work_s": None}
+                   "eta_s": None, "work_s": None, "hosts": None, "note": None}
             if run is not None:
-                row["status"] = run.record.get("status") or ("running" if run.handle is not None else "waiting")
+                waits_for = [n for n in stage.needs if n in self.runs and _live_status(self.runs[n]) == "running"]
+                row["status"] = _live_status(run)
+                if row["status"] == "running" and waits_for:  # submitted: Ray starts it once they finish
+                    row["status"] = "waiting"
                 row["work_s"] = run.record.get("work_s")
+                row["hosts"] = machine_names(run.record.get("ran_on"), among=everywhere) or None
+                row["note"] = run.record.get("reason") or (f"for {', '.join(waits_for)}" if waits_for else None)
             if row["status"] == "running" and stage.progress is not None:
                 self._progress(stage, run, row)
             rows.append(row)
@@ -329,6 +347,17 @@ class PipelineRun:
         elif done > run.seen[1]:
             rate = (done - run.seen[1]) / (now - run.seen[0])
             row["eta_s"] = round(max(total - done, 0) / rate)
+
+
+def _live_status(run: _StageRun) -> str:
+    """As recorded; work done in this process (--no-ray) is done before it is recorded; a stage being
+    submitted, or run here (the search, a stage without Ray), has no handle yet."""
+    if run.record:
+        return run.record["status"]
+    if isinstance(run.handle, Done):
+        error = run.handle.error
+        return "ran" if error is None else "unavailable" if isinstance(error, StageUnavailable) else "failed"
+    return "running"
 
 
 def build_report_task(results_dir: Path) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -39,16 +40,54 @@ def progress(iterable: Iterable[T], total: int | None = None, desc: str = "", ev
             print(f"[{desc}] {done}{of} ({now - start:.0f}s)", file=sys.stderr, flush=True)
 
 
+def duration(seconds: float) -> str:
+    """45 s, 12 min, 1 h 20 min, 2 d 3 h."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
 def log(message: str) -> None:
     """A plain progress line on stderr (stdout is kept for results such as --json)."""
     print(message, file=sys.stderr, flush=True)
 
 
-# --- where a study stands, as the driver's log says it -------------------------------------------
-# The pipeline's driver prints one such line now and then (and at the end); `cifar status` reads the
-# last one from the driver's log, so what it shows was measured by the driver, never guessed.
+# --- where a study stands, for `cifar status` ----------------------------------------------------
+# The pipeline's driver writes its standing to RESULTS/pipeline/<profile>/standing.json now and then
+# and at the end (`write_standing`), never into what a person reads; `cifar status` reads that file
+# back (`read_standing`), so what it shows was measured by the driver, never guessed.
 # A stage: {"stage", "status" (waiting, running, ran, skipped, unavailable, failed, blocked),
 #           "done", "total", "unit" (steps, epochs, trials; null when unknown), "eta_s", "work_s"}.
+STANDING_FILE = "standing.json"
+
+
+def write_standing(path: Path, stages: list[dict], **extra) -> None:
+    from cifar_core.atomic import atomic_write_json
+
+    atomic_write_json(path, {"time": time.time(), **extra, "stages": stages})
+
+
+def read_standing(text: str) -> dict | None:
+    """A standing as `write_standing` wrote it, or None for anything else (empty, torn, not one)."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) and isinstance(value.get("stages"), list) else None
+
+
+# Drivers before the standing file printed it in their log, one line at a time; `cifar status` reads
+# those until it reads the file (then these two go).
 STANDING_MARK = "[cifar-standing] "
 
 
@@ -60,16 +99,9 @@ def standing_line(stages: list[dict], **extra) -> str:
 
 def last_standing(log_text: str) -> dict | None:
     """The last standing line of a log, or None when it has none (or only a torn one)."""
-    import json
-
     for line in reversed(log_text.splitlines()):
         at = line.find(STANDING_MARK)
-        if at < 0:
-            continue
-        try:
-            value = json.loads(line[at + len(STANDING_MARK):])
-        except ValueError:
-            continue
-        if isinstance(value, dict) and isinstance(value.get("stages"), list):
-            return value
+        standing = read_standing(line[at + len(STANDING_MARK):]) if at >= 0 else None
+        if standing is not None:
+            return standing
     return None

@@ -21,6 +21,10 @@ from jobs.options import (
 from jobs.work_options import explain_pending, pending_timeout_option, stage_work, task_options
 
 _T = TuneSettings(experiment="defaults")  # --help shows the dataclass's defaults (report A's protocol)
+verbose_option = click.option(
+    "--verbose", is_flag=True,
+    help="Print Ray Tune's own tables of the trials as well (by default a live view shows each trial's epoch, "
+         "val_acc and time left: redrawn in place on a terminal, a line at most every 30 s in a log).")
 
 
 @click.command("tune")
@@ -30,19 +34,29 @@ _T = TuneSettings(experiment="defaults")  # --help shows the dataclass's default
 @results_dir_option
 @device_option
 @pending_timeout_option
+@allow_synthetic_option
+@verbose_option
 @json_option
-def tune_cmd(smoke, data_dir, results_dir, pending_timeout, as_json, **options):
+def tune_cmd(smoke, data_dir, results_dir, pending_timeout, allow_synthetic, verbose, as_json, **options):
     """Model selection with Ray Tune and ASHA (report A: 60 trials, 16 at a time, 30 epochs).
 
     Running the same command again resumes an interrupted experiment; a finished one is only
     re-summarised. Ray runs locally unless RAY_ADDRESS points at a cluster. SIGTERM or Ctrl-C save
-    the search's state and exit 143 or 130; the same command continues it.
+    the search's state and exit 143 or 130; the same command continues it. Its trials are set
+    beside report A's, so it runs only on the official CIFAR-100 (--allow-synthetic runs it anyway,
+    labelled SYNTHETIC).
     """
+    from cifar_core import live
+    from cifar_core.data import data_digest
+    from cifar_core.data.identity import require_official
     from cifar_core.tune.search import TuneSettings, experiment_dir, run_tune, smoke_settings
 
     settings = TuneSettings(**{name: value for name, value in options.items() if value is not None})
     if smoke:
         settings = smoke_settings(settings)
+    if not allow_synthetic:  # the report sets the search beside report A's
+        require_official(data_digest(data_dir), data_dir, "`cifar tune`")
+    live.set_verbose(verbose)
     summary = run_tune(settings, data_dir, results_dir, pending_timeout=pending_timeout, explain=explain_pending)
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
@@ -177,9 +191,10 @@ def _seed(text: str) -> int:
 @device_option
 @pending_timeout_option
 @allow_synthetic_option
+@verbose_option
 @json_option
 def pipeline_cmd(profile, only, overrides, ray_flag, data_dir, results_dir, device, pending_timeout, allow_synthetic,
-                 as_json):
+                 verbose, as_json):
     """Every stage (data; then tune, the recipes, the ablation and gan side by side; retrain after
     tune, fid and fid-b after gan), then the HTML report.
 
@@ -187,10 +202,18 @@ def pipeline_cmd(profile, only, overrides, ray_flag, data_dir, results_dir, devi
     the stages it needs have finished and moves work off a lost node. A stage already done with the
     same config and data is skipped, so a killed pipeline, run again, continues where it stopped.
     The smoke profile makes a synthetic dataset when none is there; the full profile runs only on the
-    official CIFAR-100 (--allow-synthetic runs it anyway, labelled so).
+    official CIFAR-100 (--allow-synthetic runs it anyway, labelled so; no --set does).
+
+    On a terminal one live view shows each stage (and the search's trials) with its progress and
+    time left; in a log, a line at most every 30 s. Where the study stands also goes to
+    RESULTS/pipeline/PROFILE/standing.json, for `cifar status`.
     """
+    from cifar_core import live
+    from cifar_core.atomic import read_json
+    from cifar_core.execution.runners import machine_names
     from cifar_core.pipeline import run_pipeline
 
+    live.set_verbose(verbose)
     summary = run_pipeline(profile, data_dir, results_dir, device, only=only or None, overrides=overrides,
                            with_ray=ray_flag, allow_synthetic=allow_synthetic, pending_timeout=pending_timeout,
                            explain=explain_pending)
@@ -198,10 +221,15 @@ def pipeline_cmd(profile, only, overrides, ray_flag, data_dir, results_dir, devi
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
         return
     click.echo(f"{'stage':<9} {'status':<11} {'work':>7}  result")
+    everywhere = [place for stage in summary["stages"] for place in stage.get("ran_on") or []]
     for stage in summary["stages"]:
         took = f"{stage['work_s']:.0f} s" if stage.get("work_s") is not None else "-"
-        hosts = sorted({place.get("hostname") or (place.get("node_id") or "")[:8] for place in stage.get("ran_on") or []})
+        hosts = machine_names(stage.get("ran_on"), among=everywhere)
         where = f" on {', '.join(hosts)}" if hosts else ""
         click.echo(f"{stage['stage']:<9} {stage['status']:<11} {took:>7}  {stage.get('reason') or stage.get('summary')}{where}")
+    data = next((s for s in summary["stages"] if s["stage"] == "data" and s.get("summary")), None)
+    if data is not None and read_json(data["summary"]).get("synthetic"):
+        click.echo("note: the data is the SYNTHETIC stand-in, not real CIFAR-100: its numbers do not compare "
+                   "with the reports'")
     click.echo(f"results: {summary['results_dir']}")
     click.echo(f"report:  {summary['report']}")

@@ -202,7 +202,7 @@ def test_a_ray_address_where_nothing_answers_is_one_line_in_seconds(tmp_path, da
 
 
 def test_a_search_on_cuda_without_a_gpu_share_is_refused_before_any_trial(tmp_path, data):
-    assert_one_line_error(cifar("tune", "--experiment", "c", "--device", "cuda", "--gpus-per-trial", "0",
+    assert_one_line_error(cifar("tune", "--experiment", "c", "--device", "cuda", "--gpus-per-trial", "0", "--allow-synthetic",
                                 "--data-dir", data, "--results-dir", tmp_path), "--device cuda needs a GPU share")
     assert not (tmp_path / "tune").exists()
 
@@ -211,7 +211,7 @@ def test_one_writer_per_search(tmp_path, data):
     from cifar_core.runlock import RunLock
 
     with RunLock(tmp_path / "tune" / "same", what="search"):
-        assert_one_line_error(cifar("tune", "--experiment", "same", "--data-dir", data, "--results-dir", tmp_path),
+        assert_one_line_error(cifar("tune", "--experiment", "same", "--allow-synthetic", "--data-dir", data, "--results-dir", tmp_path),
                               "in use by another search")
 
 

@@ -26,7 +26,7 @@ def test_search_survives_a_lost_node_every_trial_finishes_its_epochs(tmp_path, c
                                      "optimizers": {"sgd": {"lr": {"choice": [0.1, 0.03]}, "momentum": 0.9}}}))
     results, log = tmp_path / "results", tmp_path / "tune.log"
     process = cifar(["tune", "--experiment", "loss", "--space", str(space), "--num-samples", "2", "--max-epochs", "3",
-                     "--grace-period", "3", "--max-concurrent", "2", "--batch-size", "50", "--device", "cpu",
+                     "--grace-period", "3", "--max-concurrent", "2", "--batch-size", "50", "--device", "cpu", "--allow-synthetic",
                      "--data-dir", str(cluster_data), "--results-dir", str(results)], cluster_env, cluster, log)
     exp_dir = results / "tune" / "loss"
     # Mid-trial: a trial has reported (and checkpointed) its first epoch and is training its second.
@@ -106,7 +106,7 @@ def test_work_no_node_can_run_is_refused_before_it_starts(tmp_path, cluster_env,
     from cifar_core.execution.resources import Resources
 
     log = tmp_path / "tune.log"
-    process = cifar(["tune", "--experiment", "big", "--cpus-per-trial", "100", "--data-dir", str(cluster_data),
+    process = cifar(["tune", "--experiment", "big", "--cpus-per-trial", "100", "--allow-synthetic", "--data-dir", str(cluster_data),
                      "--results-dir", str(tmp_path / "results")], cluster_env, cluster, log)
     process.wait(timeout=TIMEOUT_S)
     assert process.returncode == 2
@@ -169,7 +169,7 @@ def test_a_search_stopped_by_sigterm_exits_143_and_resumes(tmp_path, cluster_env
 
     write_synthetic(data, n_train=500, n_test=100, seed=0)  # 400 training images: 4 steps an epoch
     args = ["tune", "--experiment", "stop", "--space", str(space), "--num-samples", "2", "--max-epochs", "2",
-            "--grace-period", "2", "--max-concurrent", "2", "--batch-size", "100", "--device", "cpu",
+            "--grace-period", "2", "--max-concurrent", "2", "--batch-size", "100", "--device", "cpu", "--allow-synthetic",
             "--data-dir", str(data), "--results-dir", str(results)]
     log = tmp_path / "term.log"
     process = cifar(args, cluster_env, cluster, log)

@@ -83,7 +83,7 @@ def tune_command(results: Path, tmp: Path) -> list[str]:
     return [sys.executable, "-m", "jobs.cli", "tune", "--experiment", "killed", "--space", str(tmp / "space.yaml"),
             "--num-samples", str(TRIALS), "--max-epochs", str(MAX_EPOCHS), "--grace-period", str(MAX_EPOCHS),
             "--max-concurrent", str(CONCURRENT),
-            "--cpus-per-trial", "0.5", "--batch-size", "50", "--data-dir", str(tmp / "data"),
+            "--cpus-per-trial", "0.5", "--batch-size", "50", "--allow-synthetic", "--data-dir", str(tmp / "data"),
             "--results-dir", str(results)]
 
 

@@ -38,7 +38,7 @@ def test_a_gpu_share_on_a_cluster_without_gpus_is_refused_and_a_stale_ray_addres
 
     (ray_env / "ray").mkdir(parents=True, exist_ok=True)  # Ray's default temporary directory
     (ray_env / "ray" / "ray_current_cluster").write_text("127.0.0.1:1")  # nothing listens there
-    result = cifar("tune", "--experiment", "gpu", "--gpus-per-trial", "0.5", "--data-dir", str(synth_root),
+    result = cifar("tune", "--experiment", "gpu", "--gpus-per-trial", "0.5", "--allow-synthetic", "--data-dir", str(synth_root),
                    "--results-dir", str(tmp_path))
     assert result.status == 2, result.err
     assert "error: each trial asks for 1 CPUs and 0.5 GPUs per task, but no node of this Ray cluster has that " \

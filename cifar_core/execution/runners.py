@@ -29,19 +29,42 @@ NODE_LOSS_RETRIES = 3
 LOCK_WAIT_IN_TASK_S = 120.0
 
 
+def this_node() -> dict[str, Any]:
+    """The Ray node id (None outside Ray) and the host name of the calling process."""
+    node_id = None
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        node_id = sys.modules["ray"].get_runtime_context().get_node_id()
+    return {"node_id": node_id, "hostname": socket.gethostname()}
+
+
 def ran_on(device: str, since: float | None = None) -> dict[str, Any]:
     """The Ray node, host and device of the calling process (node_id None outside Ray); with `since`
     (a time.time() reading), when the work started and ended and its seconds."""
     from cifar_core.device import device_name
 
-    node_id = None
-    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
-        node_id = sys.modules["ray"].get_runtime_context().get_node_id()
-    place = {"node_id": node_id, "hostname": socket.gethostname(), "device": device, "device_name": device_name(device)}
+    place = {**this_node(), "device": device, "device_name": device_name(device)}
     if since is not None:
         now = time.time()
         place.update(started_at=round(since, 3), ended_at=round(now, 3), work_s=round(now - since, 3))
     return place
+
+
+def machine_names(places: list[dict[str, Any]] | None, among: list[dict[str, Any]] | None = None) -> list[str]:
+    """Where work ran, named one way everywhere: by host name; the Ray node id's first 8 characters
+    join it only where one host carries several nodes (a local multi-node Ray) among `among` (all
+    the places of a table; default `places`), or stand alone when the host was not recorded."""
+    places = places or []
+    nodes_of: dict[str, set[str]] = {}
+    for place in [*places, *(among or [])]:
+        if place.get("hostname") and place.get("node_id"):  # work outside Ray has no node: it is the host
+            nodes_of.setdefault(place["hostname"], set()).add(place["node_id"])
+    names = []
+    for place in places:
+        host, node = place.get("hostname"), (place.get("node_id") or "")[:8]
+        name = host if host and (len(nodes_of.get(host, ())) < 2 or not node) else f"{host} ({node})" if host else node
+        if name and name not in names:
+            names.append(name)
+    return sorted(names)
 
 
 def work_span_s(places: list[dict[str, Any]] | None) -> float | None:

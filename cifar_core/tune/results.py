@@ -25,7 +25,7 @@ FINISHED = ("TERMINATED", "DIVERGED", "ERROR")
 # Per epoch: our metrics, and Tune's clock (`timestamp`: when the epoch was reported, in whole seconds;
 # `time_this_iter_s`: how long since the previous report), which tells when each trial ran.
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_s", "time_total_s",
-                "timestamp", "time_this_iter_s", "diverged", "diverged_reason", "node_id")
+                "timestamp", "time_this_iter_s", "diverged", "diverged_reason", "node_id", "hostname")
 CURVES_TOP = 3  # report A's figure 1 shows its best three
 TIMESTAMP_RESOLUTION_S = 1.0  # Tune's `timestamp` is whole seconds
 
@@ -227,12 +227,16 @@ def ran_on_nodes(ranked: list[TrialRecord]) -> list[dict[str, Any]]:
     """Where the search's work ran, as every stage says it: per node, its trials' first start, last
     end and seconds of epochs (from Tune's clock and the node each epoch reported)."""
     spans: dict[str, list[tuple[float, float]]] = {}
+    hosts: dict[str, str] = {}
     for r in ranked:
         for h in r.history:
             if h.get("node_id") and _finite(h.get("timestamp")) and _finite(h.get("time_this_iter_s")):
                 spans.setdefault(h["node_id"], []).append((h["timestamp"] - h["time_this_iter_s"], h["timestamp"]))
-    return [{"node_id": node, "work": "trials", "started_at": round(min(a for a, _ in runs), 3),
-             "ended_at": round(max(b for _, b in runs), 3), "work_s": round(sum(b - a for a, b in runs), 3)}
+                if h.get("hostname"):  # searches from before trials recorded it have none
+                    hosts[h["node_id"]] = h["hostname"]
+    return [{"node_id": node, **({"hostname": hosts[node]} if node in hosts else {}), "work": "trials",
+             "started_at": round(min(a for a, _ in runs), 3), "ended_at": round(max(b for _, b in runs), 3),
+             "work_s": round(sum(b - a for a, b in runs), 3)}
             for node, runs in sorted(spans.items())]
 
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import sys
 import time
-from contextlib import redirect_stdout
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from cifar_core import live
 from cifar_core.atomic import atomic_write_json, read_json
 from cifar_core.config import TrainConfig
 from cifar_core.data import data_digest, is_synthetic, resolve_root
@@ -31,11 +34,15 @@ from cifar_core.tune.settings import SMOKE_LIMITS, TuneSettings, smoke_settings 
 from cifar_core.tune.space import SearchSpace, load_space, space_summary
 from cifar_core.tune.trainable import train_trial
 
+if TYPE_CHECKING:
+    from cifar_core.tune.feed import TrialFeed
+
 METRIC, MODE = "val_acc", "max"
 EXPERIMENT_FILE = "experiment.json"
 # Restarts of a trial after a fault (its node died, its worker was killed), each from the trial's
 # last checkpoint on the results volume. A diverged trial is not a fault: it ends normally.
 TRIAL_RESTARTS = 3
+AIR_NEW_OUTPUT = "RAY_AIR_NEW_OUTPUT"
 
 
 def experiment_dir(results_dir: str | Path, experiment: str) -> Path:
@@ -89,10 +96,14 @@ def _search(exp_dir: Path, settings: TuneSettings, space: SearchSpace, record: d
     pick_device(settings.device, gpus)  # --device cuda without a GPU share: refused before any trial
     check_feasible({"each trial": Resources(settings.cpus_per_trial, gpus)})
     watch.expect("a trial", Resources(settings.cpus_per_trial, gpus))
-    tuner = build_tuner(exp_dir, settings, space, record["base_config"], data_dir)
-    tuner.fit()  # errored trials are recorded, not raised; a stop request ends it with the state saved
-    if watch.failure is None and lost_checkpoint_trials(exp_dir):
-        restart_lost_trials(exp_dir, settings, record["base_config"], data_dir)
+    from cifar_core.tune.feed import TrialFeed  # imports Ray Tune
+
+    feed = TrialFeed(settings.experiment, settings.max_epochs, settings.num_samples)
+    tuner = build_tuner(exp_dir, settings, space, record["base_config"], data_dir, feed)
+    with live.showing("tune", feed.rows, title=feed.title), tune_output():  # the pipeline's view, or its own
+        tuner.fit()  # errored trials are recorded, not raised; a stop request ends it with the state saved
+        if watch.failure is None and lost_checkpoint_trials(exp_dir):
+            restart_lost_trials(exp_dir, settings, record["base_config"], data_dir, feed)
 
 
 def load_trial_errors(exp_dir: Path) -> list[str]:
@@ -194,7 +205,8 @@ def quiet_expected_ray_messages() -> None:
             logger.addFilter(_DropMessages(fragment))
 
 
-def build_tuner(exp_dir: Path, settings: TuneSettings, space: SearchSpace, base: dict, data_dir: Path):
+def build_tuner(exp_dir: Path, settings: TuneSettings, space: SearchSpace, base: dict, data_dir: Path,
+                feed: TrialFeed):
     from ray import tune
 
     trainable = trial_trainable(settings, base, data_dir)
@@ -202,7 +214,8 @@ def build_tuner(exp_dir: Path, settings: TuneSettings, space: SearchSpace, base:
         log(f"resuming experiment {settings.experiment} from {exp_dir}")
         # Errored trials (faults that outlasted their restarts, or a search killed mid-restore)
         # resume from their last checkpoint: a lost worker costs at most one epoch.
-        return tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
+        return with_output(tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True,
+                                              resume_errored=True), feed)
     scheduler = tune.schedulers.ASHAScheduler(
         time_attr="epoch", max_t=settings.max_epochs, grace_period=settings.grace_period,
         reduction_factor=settings.reduction_factor,
@@ -222,9 +235,40 @@ def build_tuner(exp_dir: Path, settings: TuneSettings, space: SearchSpace, base:
             name=settings.experiment, storage_path=str(exp_dir.parent),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # only the latest is resumed from
             failure_config=tune.FailureConfig(max_failures=TRIAL_RESTARTS),
-            verbose=1,
+            callbacks=[feed], verbose=tune_verbosity(),
         ),
     )
+
+
+def tune_verbosity() -> int:
+    """Tune's own tables only with --verbose: the live view shows the trials (feed.TrialFeed)."""
+    return 1 if live.verbose() else 0
+
+
+@contextmanager
+def tune_output() -> Iterator[None]:
+    """At verbosity 0 Tune's new output engine still prints the experiment's header; its old one
+    prints nothing. Without --verbose, the old one (RAY_AIR_NEW_OUTPUT is read when `fit` starts)."""
+    if live.verbose():
+        yield
+        return
+    before = os.environ.get(AIR_NEW_OUTPUT)
+    os.environ[AIR_NEW_OUTPUT] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(AIR_NEW_OUTPUT, None)
+        else:
+            os.environ[AIR_NEW_OUTPUT] = before
+
+
+def with_output(tuner, feed: TrialFeed):
+    """A restored Tuner brings the run config pickled when the search began; what it prints (Tune's
+    tables, our feed) is this command's choice. Tune has no public setter for it."""
+    internal = tuner._local_tuner
+    internal._run_config = dataclasses.replace(internal.get_run_config(), callbacks=[feed], verbose=tune_verbosity())
+    return tuner
 
 
 # Tune prunes a trial's previous checkpoint before it snapshots the experiment state, so a search
@@ -237,14 +281,15 @@ def lost_checkpoint_trials(exp_dir: Path) -> list[str]:
     return sorted(p.parent.name for p in exp_dir.glob("*/error.txt") if LOST_CHECKPOINT in p.read_text(errors="replace"))
 
 
-def restart_lost_trials(exp_dir: Path, settings: TuneSettings, base: dict, data_dir: Path) -> None:
+def restart_lost_trials(exp_dir: Path, settings: TuneSettings, base: dict, data_dir: Path, feed: TrialFeed) -> None:
     """Run those trials again from their first epoch (restart_errored), once; the search completes."""
     from ray import tune
 
     log(f"restarting from scratch trials whose checkpoint was lost when the search was killed: "
         f"{', '.join(lost_checkpoint_trials(exp_dir))}")
     trainable = trial_trainable(settings, base, data_dir)
-    tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True, restart_errored=True).fit()
+    with_output(tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True, restart_errored=True),
+                feed).fit()
 
 
 def trial_trainable(settings: TuneSettings, base: dict, data_dir: Path):

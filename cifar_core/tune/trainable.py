@@ -59,10 +59,10 @@ def train_trial(config: dict[str, Any], *, base: dict[str, Any], data_dir: str, 
 
 
 def where() -> dict[str, str]:
-    """The node this trial ran on, as a result column (the summary lists the nodes a search used)."""
-    import ray
+    """The node and host this trial ran on, as result columns (the summary lists where a search ran)."""
+    from cifar_core.execution.runners import this_node
 
-    return {"node_id": ray.get_runtime_context().get_node_id()}
+    return this_node()
 
 
 def report_epoch(metrics: dict[str, Any], checkpoint: dict[str, Any]) -> None:
