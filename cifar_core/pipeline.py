@@ -98,13 +98,17 @@ def run_pipeline(profile: str, data_dir: str | Path, results_dir: str | Path, de
     for this profile's settings, then the report; returns the pipeline's summary. One pipeline at a
     time per profile and results directory (its lock)."""
     config = resolve_profile(profile, overrides, allow_synthetic)
-    chosen = _chosen(tuple(stages) if stages is not None else all_stages(), only)
+    pool = tuple(stages) if stages is not None else all_stages()
+    chosen = _chosen(pool, only)
     # Absolute paths: a unit runs in its worker's working directory, not this one.
     ctx = Context(profile, config, Path(data_dir).absolute(), Results(Path(results_dir).absolute()), device)
-    for stage in chosen:  # every setting, and --device against each GPU share, before anything runs
+    # Every setting, and --device against each GPU share, before anything runs; the data's checks
+    # (the official data where the profile compares with the reports) whichever stages run.
+    data_stages = [s for s in pool if s.makes_data]
+    for stage in (*chosen, *(s for s in data_stages if s not in chosen)):
         if stage.check is not None:
             stage.check(ctx)
-        if stage.uses_device and not stage.in_driver:
+        if stage in chosen and stage.uses_device and not stage.in_driver:
             ctx.resources(stage.name).device(device)
     started = time.monotonic()
     with ResultDir(ctx.results.pipeline(profile), "pipeline", root=ctx.results.root):

@@ -157,6 +157,14 @@ def test_full_profile_refuses_synthetic_data_before_anything_runs(tmp_path, synt
     assert data["synthetic"] is True
 
 
+def test_a_single_stage_of_the_full_profile_refuses_the_stand_in_too(tmp_path, synth_root):
+    """`cifar pipeline --stage tune` (the chart's single stage) compares with report A as the whole
+    study does: the data's check runs whichever stages run."""
+    with pytest.raises(DataError, match="needs the official CIFAR-100"):
+        run_pipeline("full", synth_root, tmp_path / "results", only=("tune",), with_ray=False)
+    assert not (tmp_path / "results").exists()
+
+
 def test_one_pipeline_at_a_time_per_profile_and_results(tmp_path):
     from cifar_core.runlock import RunLock, RunLocked
 
