@@ -6,6 +6,7 @@ published comparisons only on the published data."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -155,6 +156,26 @@ def test_full_profile_refuses_synthetic_data_before_anything_runs(tmp_path, synt
     assert summary["config"]["data"]["official_only"] is False
     data = json.loads((tmp_path / "results" / "pipeline" / "full" / "data" / "summary.json").read_text())
     assert data["synthetic"] is True
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (("tune.space=no-such-space.yaml",), "unknown search space 'no-such-space.yaml'"),
+    (("fid-b.step=151",), "fid-b.step = 151: run smoke keeps snapshots at multiples of gan.checkpoint_every (50)"),
+    (("fid-b.step=200",), "fid-b.step = 200"),
+    (("fid-b.compare_steps=[100, 175]",), "fid-b.compare_steps[1] = 175"),
+    (("tune.grace_period=5",), "tune.grace_period = 5 is out of range: expected <= tune.max_epochs (2)"),
+])
+def test_settings_that_could_only_fail_later_are_refused_before_any_stage(tmp_path, overrides, message):
+    """Issue 29, item 4: a search space that is not there, a snapshot the GAN never keeps, found after
+    hours of the other stages' work, are refused before anything runs."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        run_pipeline("smoke", tmp_path / "data", tmp_path / "results", overrides=overrides, with_ray=False)
+    assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()
+    bad_space = tmp_path / "space.yaml"
+    bad_space.write_text("models: [{names: [tinycnn]}]\noptimizers: {sgd: {lr: {uniform: [1, 0]}}}\n")
+    with pytest.raises(ConfigError, match="space.yaml"):
+        run_pipeline("smoke", tmp_path / "data", tmp_path / "results", overrides=(f"tune.space={bad_space}",),
+                     with_ray=False)
 
 
 def test_a_single_stage_of_the_full_profile_refuses_the_stand_in_too(tmp_path, synth_root):

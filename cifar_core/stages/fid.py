@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cifar_core.errors import CifarError
+from cifar_core.errors import CifarError, ConfigError
 from cifar_core.execution.resources import Resources
 from cifar_core.fields import at_least, setting
 from cifar_core.names import check_name
@@ -100,6 +100,20 @@ def score_snapshots(if_no_weights: str, run_dir: Path, steps: tuple[int, ...], o
         for (step, summary), out_dir in zip(beside, out_dirs[1:], strict=True)], **options)
 
 
+def check_fid_b(ctx: Context) -> None:
+    """Before anything runs: the snapshots report B's protocol scores are ones the GAN stage keeps (its
+    checkpoint grid, up to its last step), not a failure after days of training."""
+    s, gan = ctx.section("fid-b"), ctx.section("gan")
+    if s.gan_run != gan.run:
+        return  # another run's snapshots: named when the stage runs, if one is missing
+    keys = ["fid-b.step", *(f"fid-b.compare_steps[{i}]" for i in range(len(s.compare_steps or ())))]
+    for key, step in zip(keys, (s.step, *(s.compare_steps or ())), strict=True):
+        if step > gan.steps or (step % gan.checkpoint_every and step != gan.steps):
+            raise ConfigError(f"{key} = {step}: run {gan.run} keeps snapshots at multiples of gan.checkpoint_every "
+                              f"({gan.checkpoint_every:,}) and at its last step, gan.steps ({gan.steps:,}): choose one "
+                              "of those, or change gan's settings")
+
+
 def fid_b_summary(ctx: Context) -> Path:
     return snapshot_dir(ctx, ctx.section("fid-b").step) / "summary.json"
 
@@ -119,7 +133,7 @@ register_stage(Stage(
     smoke={"gan_run": "smoke", "n": 100, "if_no_weights": "skip"},
 ))
 register_stage(Stage(
-    "fid-b", FidBStage, Resources(2, 0.5), fid_b_summary, run_fid_b_stage, needs=("gan",),
+    "fid-b", FidBStage, Resources(2, 0.5), fid_b_summary, run_fid_b_stage, needs=("gan",), check=check_fid_b,
     help="report B's FID protocol: its step-46,000 snapshot beside the 50,000-step one, 10,000 images",
     smoke={"gan_run": "smoke", "step": 100, "compare_steps": [150], "n": 100, "if_no_weights": "skip"},
 ))

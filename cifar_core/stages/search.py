@@ -35,6 +35,16 @@ def tune_settings(ctx: Context) -> TuneSettings:
     return TuneSettings(**values)
 
 
+def check(ctx: Context) -> None:
+    """Before anything runs: the search's settings and its space (a file named by tune.space that
+    is missing or malformed fails now, not after the other stages' hours of work)."""
+    from cifar_core.tune.space import load_space
+
+    settings = tune_settings(ctx)
+    settings.validate()
+    load_space(settings.space)
+
+
 def run_tune(ctx: Context, needs: dict[str, Any]) -> Done:
     """The search, in this process: it coordinates its trials (Ray tasks) from here."""
     from cifar_core.tune.search import run_tune as search
@@ -59,7 +69,7 @@ def progress(ctx: Context) -> Progress:
 
 register_stage(Stage(
     "tune", TuneStage, Resources(1, 0), lambda ctx: ctx.results.tune_experiment(ctx.section("tune").experiment)
-    / "summary.json", run_tune, needs=("data",), check=tune_settings, progress=progress, in_driver=True,
+    / "summary.json", run_tune, needs=("data",), check=check, progress=progress, in_driver=True,
     help="report A's search: Ray Tune + ASHA over 8 CNNs x 4 optimizers, 60 trials",
     smoke={"experiment": "smoke", "num_samples": 4, "max_concurrent": 4, "max_epochs": 2},
 ))
