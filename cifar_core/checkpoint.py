@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from cifar_core.atomic import atomic_torch_save, copy_file_atomically
-from cifar_core.errors import CheckpointError
+from cifar_core.errors import CheckpointError, os_error_line
 
 CHECKPOINT_FORMAT = "cifar100-k8s/classifier/v1"
 # What scoring or resuming reads; a file without one of these is refused with its name.
@@ -25,7 +25,7 @@ def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> Path:
     try:
         return atomic_torch_save(checkpoint, path)
     except OSError as exc:
-        raise CheckpointError(f"could not write checkpoint {path}: {exc.strerror or exc}") from None
+        raise CheckpointError(_write_failed(path, exc)) from None
 
 
 def copy_checkpoint(source: str | Path, target: str | Path) -> Path:
@@ -33,7 +33,12 @@ def copy_checkpoint(source: str | Path, target: str | Path) -> Path:
     try:
         return copy_file_atomically(source, target)
     except OSError as exc:
-        raise CheckpointError(f"could not write checkpoint {target}: {exc.strerror or exc}") from None
+        raise CheckpointError(_write_failed(target, exc)) from None
+
+
+def _write_failed(path: str | Path, exc: OSError) -> str:
+    """The path, and the one at fault when it is another (a file where a folder must be)."""
+    return f"could not write checkpoint {path}: {os_error_line(exc).removeprefix(f'{path}: ')}"
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -43,6 +43,19 @@ allow_synthetic_option = click.option(
          "report's numbers; every summary and the report then say SYNTHETIC.")
 
 
+class FiniteFloatRange(click.FloatRange):
+    """A FloatRange that also refuses what no range check catches: `nan` (every comparison with it
+    is false) and what becomes infinite (`inf`, `1e999`, 400 digits)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 class SettingOption(click.Option):
     """An option that stays None unless given (so a config file or the dataclass decides), while its
     --help shows the setting's real default, with its unit, beside the range Click shows."""
@@ -107,6 +120,6 @@ def _click_type(leaf) -> click.ParamType:
         return click.Choice([str(c) for c in leaf.meta["choices"]])
     allowed = leaf.meta.get("range")
     if allowed is None or kind is str:
-        return {int: click.INT, float: click.FLOAT, str: click.STRING}[kind]
-    range_type = click.IntRange if kind is int else click.FloatRange
+        return {int: click.INT, float: FiniteFloatRange(), str: click.STRING}[kind]
+    range_type = click.IntRange if kind is int else FiniteFloatRange
     return range_type(min=allowed.low, max=allowed.high, min_open=allowed.low_open, max_open=allowed.high_open)
