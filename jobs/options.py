@@ -45,7 +45,8 @@ allow_synthetic_option = click.option(
 
 class FiniteFloatRange(click.FloatRange):
     """A FloatRange that also refuses what no range check catches: `nan` (every comparison with it
-    is false) and what becomes infinite (`inf`, `1e999`, 400 digits)."""
+    is false) and what becomes infinite (`inf`, `1e999`, 400 digits). (Settings' options need not:
+    `cifar_core.fields.coerce` refuses both, naming the setting.)"""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         import math
@@ -120,6 +121,6 @@ def _click_type(leaf) -> click.ParamType:
         return click.Choice([str(c) for c in leaf.meta["choices"]])
     allowed = leaf.meta.get("range")
     if allowed is None or kind is str:
-        return {int: click.INT, float: FiniteFloatRange(), str: click.STRING}[kind]
-    range_type = click.IntRange if kind is int else FiniteFloatRange
+        return {int: click.INT, float: click.FLOAT, str: click.STRING}[kind]
+    range_type = click.IntRange if kind is int else click.FloatRange
     return range_type(min=allowed.low, max=allowed.high, min_open=allowed.low_open, max_open=allowed.high_open)
