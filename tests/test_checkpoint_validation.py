@@ -111,31 +111,33 @@ CLASSIFIER_CASES = {
 }
 
 
+def _assert_refused(run: Path, tmp_path: Path, checkpoint: str, change: Callable, *command, named: str = "",
+                   fragment: str) -> None:
+    """A copy of `run` with `checkpoint` tampered: `cifar COMMAND` (CHECKPOINT and RESULTS filled in)
+    is one error line naming the file (or `named`) and the field, and every file stays as it was."""
+    results = tmp_path / "results"
+    shutil.copytree(run, results)
+    path = results / checkpoint
+    _tamper(path, change)
+    before = _files(results)
+    filled = [{"CHECKPOINT": path, "RESULTS": results}.get(arg, arg) if isinstance(arg, str) else arg for arg in command]
+    assert_one_line_error(cifar(*filled), named or str(path), fragment)
+    assert _files(results) == before
+
+
 @pytest.mark.parametrize("case", CLASSIFIER_CASES)
 def test_a_crafted_classifier_checkpoint_is_refused_on_resume(classifier_run, synth_root, tmp_path, case):
     change, fragment = CLASSIFIER_CASES[case]
-    results = tmp_path / "results"
-    shutil.copytree(classifier_run, results)
-    last = results / "train" / "r" / "last.pt"
-    _tamper(last, change)
-    before = _files(results)
-    result = cifar("train", *TRAIN, "--steps", 40, "--resume", "--data-dir", synth_root, "--results-dir", results)
-    assert_one_line_error(result, str(last), fragment)
-    assert _files(results) == before
+    _assert_refused(classifier_run, tmp_path, "train/r/last.pt", change, "train", *TRAIN, "--steps", 40, "--resume",
+                    "--data-dir", synth_root, "--results-dir", "RESULTS", fragment=fragment)
 
 
 @pytest.mark.parametrize("case", ["weights-int64", "weights-text", "weights-shape", "history-nan-loss", "step-negative",
                                   "kwargs-tensor", "best-val-acc-nan"])
 def test_a_crafted_checkpoint_is_refused_by_evaluate(classifier_run, synth_root, tmp_path, case):
     change, fragment = CLASSIFIER_CASES[case]
-    results = tmp_path / "results"
-    shutil.copytree(classifier_run, results)
-    best = results / "train" / "r" / "best.pt"
-    _tamper(best, change)
-    before = _files(results)
-    result = cifar("evaluate", "--checkpoint", best, "--data-dir", synth_root, "--device", "cpu")
-    assert_one_line_error(result, str(best), fragment)
-    assert _files(results) == before
+    _assert_refused(classifier_run, tmp_path, "train/r/best.pt", change, "evaluate", "--checkpoint", "CHECKPOINT",
+                    "--data-dir", synth_root, "--device", "cpu", fragment=fragment)
 
 
 @pytest.mark.parametrize("dtype", [torch.int8, torch.bool, torch.complex64])
@@ -183,15 +185,9 @@ GAN_CASES = {
 @pytest.mark.parametrize("case", GAN_CASES)
 def test_a_crafted_gan_checkpoint_is_refused_on_resume(gan_run, synth_root, tmp_path, case):
     change, fragment = GAN_CASES[case]
-    results = tmp_path / "results"
-    shutil.copytree(gan_run, results)
-    last = results / "gan" / "g" / "checkpoints" / "last.pt"
-    _tamper(last, change)
-    before = _files(results)
-    result = cifar("gan", "train", *GAN, "--steps", 6, "--data-dir", synth_root, "--results-dir", results)
-    named = "last.pt" if case == "rng-of-another-device" else str(last)  # found once loaded into the generator
-    assert_one_line_error(result, named, fragment)
-    assert _files(results) == before
+    named = "last.pt" if case == "rng-of-another-device" else ""  # found once loaded into the generator
+    _assert_refused(gan_run, tmp_path, "gan/g/checkpoints/last.pt", change, "gan", "train", *GAN, "--steps", 6,
+                    "--data-dir", synth_root, "--results-dir", "RESULTS", named=named, fragment=fragment)
 
 
 def test_untouched_checkpoints_still_resume(classifier_run, gan_run, synth_root, tmp_path):
