@@ -327,7 +327,7 @@ def with_overrides(cls: type, base: Mapping[str, Any], overrides: Iterable[str],
         try:
             value = load_yaml(text)
         except yaml.YAMLError as exc:
-            detail = " ".join(str(getattr(exc, "problem", None) or "").split())
+            detail = " ".join(str(getattr(exc, "problem", None) or exc).split())
             raise ConfigError(f"{what} {dotted}: {text!r} is not a YAML value"
                               + (f" ({detail})" if detail else "")) from None
         for path, leaf in _settings_of(parts, value):
