@@ -233,6 +233,19 @@ def values(check: Check) -> Check:
     return each
 
 
+def all_of(*checks: Check) -> Check:
+    def check(value: Any) -> None:
+        for one in checks:
+            one(value)
+    return check
+
+
+def record(value: Any) -> None:
+    """A metrics row or an event: a dict of plain data (it is written to JSON as it is)."""
+    kind(dict)(value)
+    plain(value)
+
+
 def state_dict(value: Any) -> None:
     """{name: tensor}: a network's weights (checked against the network by `load_weights`)."""
     kind(dict)(value)
@@ -243,13 +256,13 @@ def state_dict(value: Any) -> None:
 
 OPTIMIZER = fields({"state": kind(dict), "param_groups": items(fields({"params": items(whole())}))})
 RNG_STATE = tensor(torch.uint8)
-ROW = fields({"epoch": whole(1), "step": whole(1), "train_loss": real(), "train_acc": real(0, 1), "lr": real(),
+ROW = all_of(record, fields({"epoch": whole(1), "step": whole(1), "train_loss": real(), "train_acc": real(0, 1), "lr": real(),
               "epoch_time_s": real(), "val_loss": optional(real()), "val_acc": optional(real(0, 1)),
-              "val_top5": optional(real(0, 1))}, optional_keys=("val_loss", "val_acc", "val_top5"))
+              "val_top5": optional(real(0, 1))}, optional_keys=("val_loss", "val_acc", "val_top5")))
 TEST_POINT = fields({"step": whole(1), "loss": real(), "top1": real(0, 1), "top5": real(0, 1)})
 # Every field of a classifier checkpoint, as its readers need it; RESUME: those a resume cannot do without.
 FIELDS: dict[str, Check] = {
-    "model_name": kind(str), "model_kwargs": plain, "model_state": state_dict, "optimizer_state": OPTIMIZER,
+    "model_name": kind(str), "model_kwargs": record, "model_state": state_dict, "optimizer_state": OPTIMIZER,
     "scheduler_state": optional(kind(dict)), "epoch": whole(), "step": whole(), "best_val_acc": optional(real(0, 1)),
     "best_step": optional(whole(1)), "history": items(ROW), "test_curve": items(TEST_POINT),
     "partial": optional(fields({"loss": real(), "correct": whole(), "seen": whole(), "time_s": real()})),

@@ -25,9 +25,9 @@ from cifar_core.checkpoint import (
     kind,
     load_weights,
     optional,
-    plain,
     read_checkpoint_file,
     real,
+    record,
     save_checkpoint,
     state_dict,
     tensor,
@@ -63,8 +63,8 @@ def save_gan_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> Path:
 DETECTOR = fields({"symptom_since": values(optional(whole())), "last_symptom_step": optional(whole()),
                    "best_diversity": optional(real())})
 FIELDS = {
-    "model_name": kind(str), "model_kwargs": plain, "model_state": state_dict,
-    "discriminator_name": kind(str), "discriminator_kwargs": plain, "discriminator_state": state_dict,
+    "model_name": kind(str), "model_kwargs": record, "model_state": state_dict,
+    "discriminator_name": kind(str), "discriminator_kwargs": record, "discriminator_state": state_dict,
     "step": whole(), "config": kind(dict), "data_digest": optional(kind(str)),
     "training": fields({
         "opt_g": OPTIMIZER, "opt_d": OPTIMIZER, "rng": RNG_STATE, "data_seed": whole(), "lr": real(),
@@ -72,7 +72,7 @@ FIELDS = {
         "interval_sums": tensor(shape=(4,), floating=True), "detector": DETECTOR,
         "healthy": fields({"step": whole(), "generator": state_dict, "discriminator": state_dict,
                            "opt_g": OPTIMIZER, "opt_d": OPTIMIZER, "detector": DETECTOR}),
-        "events": items(plain), "rows": items(plain), "wall_time_s": real()}),
+        "events": items(record), "rows": items(record), "wall_time_s": real()}),
 }
 NETWORKS = ("model_name", "model_kwargs", "model_state", "discriminator_name", "discriminator_kwargs",
             "discriminator_state", "step")
