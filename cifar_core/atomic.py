@@ -160,41 +160,137 @@ def _non_finite_key(obj: Any, where: str = "") -> str:
     return ""
 
 
-def read_json(path: str | os.PathLike) -> dict:
-    """A JSON object from `path`; anything else is a one-line CifarError naming the file."""
+# --- reading what others may have written: bounded ------------------------------------------------
+# Limits on every JSON or YAML file read (summaries, manifests, configs, search spaces, values files):
+# a hostile or broken file is refused in one line instead of read for ever, nested past the
+# interpreter's stack or turned into numbers nothing can use.
+JSON_MAX_BYTES = 64 << 20  # a tune experiment's summary with its trials' curves is a few MB
+MAX_NESTING = 64  # our files nest fewer than ten levels
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def read_limited(path: str | os.PathLike, limit: int, what: str = "file", error: type | None = None) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes. A device (/dev/zero), a pipe or a
+    directory is refused, and so is a larger file: `error` (CifarError) naming `what` and the path,
+    never a read that does not end. A missing or unreadable file is the OSError."""
+    import stat
+
+    from cifar_core.errors import CifarError
+
+    error = error or CifarError
+    # O_NONBLOCK: opening a pipe with no writer must not wait; a regular file ignores it.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise error(f"{what} {path} is not a regular file (a device, pipe or directory): give a file")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise error(f"{what} {path} is larger than {_size(limit)}, the most it may be")
+    return data
+
+
+def _size(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n >> 10} KiB" if n >= 1 << 10 else f"{n} bytes"
+
+
+class _BadNumber:
+    """A number of a JSON text that is not finite or does not fit: found again to name its key."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def _parse_int(text: str) -> int | _BadNumber:
+    if len(text) > 20:  # before int(): 10 MB of digits must not be converted to find out
+        return _BadNumber(text)
+    value = int(text)
+    return value if INT64[0] <= value <= INT64[1] else _BadNumber(text)
+
+
+def _parse_float(text: str) -> float | _BadNumber:
+    value = float(text)
+    return value if math.isfinite(value) else _BadNumber(text)
+
+
+def parse_json(text: str, source: str) -> Any:
+    """A JSON value, strict and bounded: NaN, Infinity, a number that overflows a float64 (1e999) or
+    an int64, or nesting deeper than MAX_NESTING is a CifarError naming `source` and the key."""
+    from cifar_core.errors import CifarError
+
+    try:
+        return _decode(text, source)
+    except json.JSONDecodeError as exc:
+        raise CifarError(f"corrupt {source}: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+
+def _decode(text: str, source: str) -> Any:
+    """`parse_json` but for text that is not JSON at all: that stays a JSONDecodeError (a torn line)."""
+    from cifar_core.errors import CifarError
+
+    try:
+        value = json.loads(text, parse_constant=_BadNumber, parse_float=_parse_float, parse_int=_parse_int)
+    except RecursionError:
+        raise CifarError(f"corrupt {source}: nested deeper than {MAX_NESTING} levels") from None
+    problem = _first_problem(value)
+    if problem is not None:
+        raise CifarError(f"corrupt {source}: {problem}")
+    return value
+
+
+def _first_problem(value: Any) -> str | None:
+    """What makes a parsed JSON value unusable (a bad number, too deep), naming its key; walked
+    without recursion, as the value may be as deep as the parser allowed."""
+    stack = [(value, "", 1)]
+    while stack:
+        item, where, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return f"{where or 'the value'} is nested deeper than {MAX_NESTING} levels"
+        if isinstance(item, _BadNumber):
+            shown = item.text if len(item.text) <= 24 else f"{item.text[:12]}...({len(item.text)} characters)"
+            return f"{where or 'the value'} = {shown} is not a finite number that fits a float64 or int64"
+        children = item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list) else ()
+        for key, child in reversed(list(children)):
+            inner = f"[{key}]" if isinstance(key, int) else f".{key}" if where else str(key)
+            stack.append((child, where + inner, depth + 1))
+    return None
+
+
+def read_json(path: str | os.PathLike, limit: int = JSON_MAX_BYTES) -> dict:
+    """A JSON object from `path` (a regular file of at most `limit` bytes, see `parse_json`);
+    anything else is a one-line CifarError naming the file."""
     from cifar_core.errors import CifarError
 
     path = Path(path)
     try:
-        value = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
-    except json.JSONDecodeError as exc:
-        raise CifarError(f"corrupt {path}: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except ValueError as exc:  # NaN or Infinity: not JSON, and never written by us
-        raise CifarError(f"corrupt {path}: {exc}") from None
+        text = read_limited(path, limit, "JSON file").decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CifarError(f"cannot read {path}: {type(exc).__name__}") from None
+    value = parse_json(text, str(path))
     if not isinstance(value, dict):
         raise CifarError(f"corrupt {path}: expected a JSON object, found {type(value).__name__}")
     return value
 
 
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a JSON number")
+def read_jsonl(path: str | os.PathLike, limit: int = JSON_MAX_BYTES) -> list[dict]:
+    """Read a JSON-lines file, ignoring a torn last line left by a crash mid-append. Each line is
+    bounded as `parse_json` says; a line that parses to an unusable value names the line."""
+    from cifar_core.errors import CifarError
 
-
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Read a JSON-lines file, ignoring a torn last line left by a crash mid-append."""
     path = Path(path)
     if not path.exists():
         return []
+    try:
+        text = read_limited(path, limit, "JSON-lines file").decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CifarError(f"cannot read {path}: {type(exc).__name__}") from None
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            records.append(_decode(line, f"{path} line {number}"))
         except json.JSONDecodeError:
-            break
+            break  # torn: the file ends here for every reader
     return records
 
 

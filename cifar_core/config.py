@@ -23,7 +23,7 @@ from cifar_core.fields import (
     check_fields,
     flat_keys,
     from_mapping,
-    load_yaml,
+    load_yaml_file,
     nest,
     require,
     setting,
@@ -181,9 +181,11 @@ def _dotted(flat: dict[str, Any]) -> dict[str, Any]:
 def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
-        data = load_yaml(path.read_text(encoding="utf-8"))
+        data = load_yaml_file(path)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or type(exc).__name__}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start})") from None
     except yaml.YAMLError as exc:

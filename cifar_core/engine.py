@@ -23,8 +23,10 @@ from cifar_core.checkpoint import (
     CHECKPOINT_FORMAT,
     REQUIRED,
     capture_rng,
+    check_optimizer_state,
     copy_checkpoint,
     load_error_summary,
+    load_weights,
     require_keys,
     restore_rng,
     save_checkpoint,
@@ -36,7 +38,7 @@ from cifar_core.evaluate import evaluate
 from cifar_core.models import count_parameters, create_model
 from cifar_core.optim import build_loss, build_optimizer, build_scheduler
 from cifar_core.preempt import preemption
-from cifar_core.progress import progress
+from cifar_core.progress import log, progress
 from cifar_core.seeds import derive_seed
 
 EpochCallback = Callable[[dict[str, Any], dict[str, Any]], None]
@@ -126,8 +128,10 @@ def fit(
     run_dir: str | Path | None = None,
     state: dict[str, Any] | None = None,
     on_epoch: EpochCallback | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Train `cfg.model` on `data.train`; return a summary dict (see `_summary`)."""
+    """Train `cfg.model` on `data.train`; return a summary dict (see `_summary`). `on_start()` runs
+    once `state` is found to fit the model and optimiser, before the first step."""
     device = resolve_device(cfg.run.device)
     run_dir = Path(run_dir) if run_dir is not None else None
     model = build_model(cfg, device)
@@ -137,7 +141,12 @@ def fit(
     scheduler = build_scheduler(optimizer, cfg.optim, total_steps)
     run, sums = Progress(), EpochSums.zero(device)
     if state is not None:
-        run, sums = _restore(state, cfg, data, model, optimizer, scheduler, device, steps_per_epoch, total_steps)
+        source = str(run_dir / "last.pt") if run_dir is not None else "resume state"
+        run, sums = _restore(state, cfg, model, optimizer, scheduler, device, steps_per_epoch, total_steps, source)
+        if run_dir is not None:  # said once everything it holds was found to fit
+            log(f"resuming {run_dir} at step {state['step']} (after {state['epoch']} epoch rows)")
+    if on_start is not None:
+        on_start()
     precision = precision_of(cfg, device)
     train_step = make_train_step(cfg, model, optimizer, scheduler, precision)
     num_epochs = math.ceil(total_steps / steps_per_epoch)
@@ -205,9 +214,13 @@ def _end_epoch(cfg, model, optimizer, data, run: Progress, sums: EpochSums, prec
     else:
         metrics.update(val_loss=None, val_acc=None, val_top5=None)
     run.history.append(metrics)
-    # Without a validation split (the 50,000-image retrain) the latest epoch counts as the best.
+    # Without a validation split (the 50,000-image retrain) the latest epoch counts as the best. The
+    # row of an epoch cut short by run.steps is provisional (a longer run replaces it with the
+    # finished epoch's): it is the best only where no finished epoch is, so that best.pt never
+    # holds a step whose row an extension removes while an earlier best is lost.
     val_acc = metrics["val_acc"]
-    if val_acc is None or run.best_val_acc is None or val_acc > run.best_val_acc:
+    provisional = run.step % len(data.train) != 0
+    if val_acc is None or run.best_val_acc is None or (val_acc > run.best_val_acc and not provisional):
         run.best_val_acc = val_acc if val_acc is not None else run.best_val_acc
         run.best_step = run.step
 
@@ -222,31 +235,35 @@ def _preempted_message(step: int, run_dir: Path | None) -> str:
     return f"stopped by SIGTERM after step {step}; {where}"
 
 
-def _restore(state, cfg, data, model, optimizer, scheduler, device, steps_per_epoch, total_steps):
+def _restore(state, cfg, model, optimizer, scheduler, device, steps_per_epoch, total_steps, source: str):
     if state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError("resume state is not a cifar100-k8s classifier checkpoint")
-    require_keys(state, {**REQUIRED, "optimizer_state": dict, "history": list, "rng": dict}, "resume state")
+        raise CheckpointError(f"{source} is not a cifar100-k8s classifier checkpoint")
+    require_keys(state, {**REQUIRED, "optimizer_state": dict, "history": list, "rng": dict}, source)
     if state["model_name"] != cfg.model.name or state["model_kwargs"] != model_kwargs(cfg):
         raise CheckpointError(
             f"checkpoint holds model {state['model_name']} {state['model_kwargs']}, "
             f"but the config asks for {cfg.model.name} {model_kwargs(cfg)}"
         )
+    load_weights(model, state["model_state"], f"{source}: model_state", f"model {cfg.model.name}")
+    check_optimizer_state(state["optimizer_state"], optimizer, f"{source}: optimizer_state")
     try:
-        model.load_state_dict(state["model_state"])
         optimizer.load_state_dict(state["optimizer_state"])
         if scheduler is not None and state.get("scheduler_state") is not None:
             scheduler.load_state_dict(state["scheduler_state"])
-    except (RuntimeError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"checkpoint does not fit this model/optimizer: {load_error_summary(exc)}") from None
-    restore_rng(state["rng"], device)
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{source} does not fit this optimizer: {load_error_summary(exc)}") from None
+    restore_rng(state["rng"], device, source)
     run = Progress(state["step"], list(state["history"]), state.get("best_val_acc"), state.get("best_step"),
                    list(state.get("test_curve") or []))
     if run.step < total_steps and run.step % steps_per_epoch and run.history and run.history[-1]["step"] == run.step:
         # A run.steps run that ended mid-epoch and is now extended: its last row was provisional,
-        # the epoch goes on (its sums are in `partial`), and the finished epoch's row replaces it.
+        # the epoch goes on (its sums are in `partial`), and the finished epoch's row replaces it,
+        # as the best too when it was (then no finished epoch was before it: `_end_epoch`).
         # A test score made only because the run ended there goes too: the extended run's curve is
-        # the uninterrupted run's. (best.pt and best_val_acc keep what they hold: both say step S.)
+        # the uninterrupted run's.
         run.history.pop()
+        if run.best_step == run.step:
+            run.best_val_acc, run.best_step = None, None
         every = cfg.run.eval_test_every
         run.test_curve = [p for p in run.test_curve if not (p["step"] == run.step and every and run.step % every)]
     return run, EpochSums.zero(device, state.get("partial"))
@@ -286,8 +303,6 @@ def _write_run_files(run_dir: Path, checkpoint: dict, run: Progress) -> None:
 def _summary(cfg, model, run: Progress, data, device, wall_time_s) -> dict[str, Any]:
     history = run.history
     val_accs = [m["val_acc"] for m in history if m.get("val_acc") is not None]
-    # best.pt's own record: a run.steps run extended past its provisional end keeps the best it found
-    # there, which is no longer a row of the history.
     return {
         "model": cfg.model.name,
         "optimizer": cfg.optim.name,

@@ -39,3 +39,33 @@ class Interrupted(Exception):
 
     Not a CifarError either: the same command continues the work.
     """
+
+
+def os_error_line(exc: OSError) -> str:
+    """`path: reason` (both paths of a failed rename), e.g. `results/fid/x: Read-only file system`;
+    where a file stands in for a folder (mkdir's "File exists", "Not a directory"), that file."""
+    import errno
+
+    paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+    reason = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
+    in_the_way = _file_in_the_way(exc.filename) if exc.errno in (errno.EEXIST, errno.ENOTDIR) else None
+    if in_the_way == str(exc.filename):
+        return f"{in_the_way}: a file is in the way where a directory must be"
+    if in_the_way is not None:
+        reason = f"{'cannot be created' if exc.errno == errno.EEXIST else reason}: {in_the_way} is a file, " \
+                 "where a directory must be"
+    return f"{paths}: {reason}" if paths else reason
+
+
+def _file_in_the_way(path) -> str | None:
+    """The first of `path`'s parents, or `path` itself, that exists and is not a directory."""
+    import os
+    from pathlib import Path
+
+    if path is None:
+        return None
+    path = Path(os.fsdecode(path))
+    for candidate in [*reversed(path.parents), path]:
+        if os.path.lexists(candidate) and not os.path.isdir(candidate):
+            return str(candidate)
+    return None

@@ -14,6 +14,7 @@ import math
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, Field, dataclass
+from pathlib import Path
 from typing import Any
 
 from cifar_core.errors import ConfigError
@@ -253,7 +254,8 @@ def coerce(key: str, hint: Any, value: Any) -> Any:
                 raise ConfigError(f"{key} = {value!r} does not fit a 64-bit integer")
             return value
         if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            if not math.isfinite(value):
+            # An int is compared as it is: a 400-digit one overflows a float before isfinite sees it.
+            if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{key} = {value!r} is not a finite number")
             if abs(value) > FLOAT32_MAX:
                 raise ConfigError(f"{key} = {value!r} does not fit a float32 (at most {FLOAT32_MAX:.4g})")
@@ -310,31 +312,59 @@ def require(ok: bool, key: str, value: Any, expected: str) -> None:
 def with_overrides(cls: type, base: Mapping[str, Any], overrides: Iterable[str], what: str = "--set") -> Any:
     """`cls` from `base` (a nested mapping of some of its settings) with `KEY.PATH=VALUE` overrides,
     each VALUE read as YAML (`null` unsets a setting that may be empty), then checked like any other
-    mapping: unknown keys and wrong types are refused naming the key, as everywhere."""
+    mapping: unknown keys and wrong types are refused naming the key, as everywhere. A mapping VALUE
+    sets each of its keys (`gan={steps: 5}` is `gan.steps=5`), so a setting given twice, directly
+    or through a group, is refused, and nothing given is dropped by a later group."""
     import yaml
 
     data = _deep_copy(base)
-    seen: dict[str, str] = {}
+    given: dict[tuple[str, ...], tuple[str, Any]] = {}  # each setting path -> (as written, value)
     for override in overrides:
         dotted, sep, text = str(override).partition("=")
         parts = [p.strip() for p in dotted.split(".")]
         if not sep or not all(parts):
             raise ConfigError(f"{what} {override!r}: expected KEY=VALUE, e.g. tune.num_samples=20")
-        key = ".".join(p.replace("-", "_") for p in parts)
-        if key in seen and seen[key] != text:
-            raise ConfigError(f"{what} {dotted} is given twice ({seen[key]!r} and {text!r}): give it once")
-        seen[key] = text
         try:
             value = load_yaml(text)
-        except yaml.YAMLError:
-            raise ConfigError(f"{what} {override!r}: {text!r} is not a YAML value") from None
-        target = data
-        for part in parts[:-1]:
-            target = target.setdefault(part, {})
-            if not isinstance(target, dict):
-                raise ConfigError(f"{what} {dotted}: {part} is a setting, not a group of settings")
-        target[parts[-1]] = value
+        except yaml.YAMLError as exc:
+            detail = " ".join(str(getattr(exc, "problem", None) or exc).split())
+            raise ConfigError(f"{what} {dotted}: {text!r} is not a YAML value"
+                              + (f" ({detail})" if detail else "")) from None
+        for path, leaf in _settings_of(parts, value):
+            _refuse_given_twice(what, given, path, leaf)
+            given[tuple(p.replace("-", "_") for p in path)] = (".".join(path), leaf)
+            target = data
+            for part in path[:-1]:
+                target = target.setdefault(part, {})
+                if not isinstance(target, dict):
+                    raise ConfigError(f"{what} {'.'.join(path)}: {part} is a setting, not a group of settings")
+            target[path[-1]] = leaf
     return from_mapping(cls, data)
+
+
+def _settings_of(parts: list[str], value: Any) -> Iterable[tuple[list[str], Any]]:
+    """(key path, value) of every setting a --set value gives: a mapping's keys, nested."""
+    if not isinstance(value, Mapping) or not value:
+        yield parts, value
+        return
+    for key, inner in value.items():
+        yield from _settings_of([*parts, str(key)], inner)
+
+
+def _refuse_given_twice(what: str, given: dict, path: list[str], value: Any) -> None:
+    key = tuple(p.replace("-", "_") for p in path)
+    shown = ".".join(path)
+    if key in given and given[key][1] != value:
+        raise ConfigError(f"{what} {shown} is given twice ({given[key][1]!r} and {value!r}): give it once")
+    overlap = next((written for other, (written, _) in given.items() if _within(other, key) or _within(key, other)),
+                   None)
+    if overlap is not None:
+        raise ConfigError(f"{what} {shown} and {overlap} overlap (one is a group holding the other): "
+                          "give each setting once")
+
+
+def _within(inner: tuple[str, ...], outer: tuple[str, ...]) -> bool:
+    return len(inner) > len(outer) and inner[:len(outer)] == outer
 
 
 def _deep_copy(mapping: Mapping[str, Any]) -> dict[str, Any]:
@@ -371,29 +401,127 @@ def _value_at(config: Any, key: str) -> Any:
     return config
 
 
-# --- YAML as a user writes it ------------------------------------------------------------------------
+# --- YAML as a user writes it, bounded -------------------------------------------------------------
 _FLOAT = r"[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
+# What one YAML text may hold (a config, a search space, a values file, a --set value): a few KB
+# each in practice. Past these, a file is refused in one line before anything walks it.
+YAML_MAX_BYTES = 1 << 20
+YAML_MAX_NODES = 1_000_000  # values counted with every alias expanded (a "billion laughs" is refused)
+NUMBER_MAX_CHARS = 64  # float32's largest value has 39 digits, int64's 19
+
+
+def load_yaml_file(path: str | Path, what: str = "config file") -> Any:
+    """`load_yaml` of a regular file of at most YAML_MAX_BYTES (ConfigError naming it otherwise).
+    A YAML error keeps PyYAML's type (callers name the file); a missing file is FileNotFoundError."""
+    from cifar_core.atomic import read_limited
+
+    return load_yaml(read_limited(path, YAML_MAX_BYTES, what, ConfigError).decode("utf-8"))
 
 
 def load_yaml(text: str) -> Any:
     """YAML with two traps of PyYAML's YAML 1.1 closed: `1e-4` is a float (not the string "1e-4"),
-    and a key given twice in a mapping is an error (not silently the last one)."""
+    and a key given twice in a mapping is an error (not silently the last one). Bounded: at most
+    YAML_MAX_BYTES, MAX_NESTING levels, YAML_MAX_NODES values with aliases expanded, numbers of at
+    most NUMBER_MAX_CHARS characters, keys that are plain values (never a list or a mapping built
+    from aliases); each refused as a yaml.YAMLError saying which and where."""
+    import yaml
+
+    if len(text) > YAML_MAX_BYTES:
+        raise yaml.YAMLError(f"the text is longer than {YAML_MAX_BYTES >> 20} MiB, the most it may be")
+    return yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
+
+
+def check_yaml_limits(text: str) -> None:
+    """The limits of `load_yaml` alone, for YAML another parser reads (Helm's values files)."""
+    import yaml
+
+    if len(text) > YAML_MAX_BYTES:
+        raise yaml.YAMLError(f"the text is longer than {YAML_MAX_BYTES >> 20} MiB, the most it may be")
+    loader = _strict_loader()(text)
+    try:
+        while loader.check_node():
+            loader.get_node()
+    finally:
+        loader.dispose()
+
+
+@functools.cache
+def _strict_loader() -> type:
     import re
 
     import yaml
 
+    from cifar_core.atomic import MAX_NESTING
+
+    def refuse(problem: str, mark) -> yaml.YAMLError:
+        return yaml.composer.ComposerError(None, None, f"{problem} (line {mark.line + 1})", mark)
+
     class StrictLoader(yaml.SafeLoader):
-        pass
+        depth = 0
+
+        def compose_node(self, parent, index):
+            if self.depth >= MAX_NESTING:  # PyYAML composes recursively: 50,000 levels would overflow
+                raise refuse(f"nested deeper than {MAX_NESTING} levels", self.peek_event().start_mark)
+            self.depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+        def compose_document(self):
+            node = super().compose_document()
+            _check_nodes(node, {}, refuse)  # before anything is built from it
+            return node
 
     StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(f"^(?:{_FLOAT})$"),
                                        list("-+0123456789."))
 
     def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
-        keys = [loader.construct_object(k, deep=True) for k, _ in node.value]
-        twice = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
-        if twice is not None:
-            raise yaml.constructor.ConstructorError(None, None, f"the key {twice!r} is given twice", node.start_mark)
+        seen: dict[Any, None] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = loader.construct_object(key_node)  # a plain value: _check_nodes saw to it
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice",
+                                                        key_node.start_mark)
+            seen[key] = None
         return loader.construct_mapping(node, deep=True)
 
     StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
-    return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    return StrictLoader
+
+
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+
+def _check_nodes(node, sizes: dict[int, tuple[int, int]], refuse) -> tuple[int, int]:
+    """(values, depth) of `node` with aliases expanded, memoised per node (an alias is a node met
+    again), refusing what `load_yaml` refuses; recursion is as deep as the composer's, bounded."""
+    from cifar_core.atomic import MAX_NESTING
+
+    if id(node) in sizes:
+        if sizes[id(node)] is None:
+            raise refuse("an alias refers to a value that contains it", node.start_mark)
+        return sizes[id(node)]
+    sizes[id(node)] = None
+    if node.tag in _NUMBER_TAGS and len(node.value) > NUMBER_MAX_CHARS:
+        raise refuse(f"the number {node.value[:16]}... has {len(node.value)} characters, more than "
+                     f"{NUMBER_MAX_CHARS}", node.start_mark)
+    count, depth = 1, 1
+    pairs = node.value if isinstance(node.value, list) else ()
+    for item in pairs:
+        if isinstance(item, tuple):  # a mapping's (key, value)
+            key, item = item
+            if not hasattr(key, "value") or isinstance(key.value, list):
+                raise refuse("a key must be a plain value (a name or a number), not a list or a mapping",
+                             key.start_mark)
+            count += _check_nodes(key, sizes, refuse)[0]
+        values, levels = _check_nodes(item, sizes, refuse)
+        count, depth = count + values, max(depth, levels + 1)
+        if count > YAML_MAX_NODES or depth > MAX_NESTING:
+            raise refuse(f"more than {YAML_MAX_NODES:,} values once its aliases are expanded"
+                         if count > YAML_MAX_NODES else f"nested deeper than {MAX_NESTING} levels once its "
+                         "aliases are expanded", node.start_mark)
+    sizes[id(node)] = (count, depth)
+    return count, depth

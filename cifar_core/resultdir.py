@@ -212,6 +212,7 @@ class ResultDir:
         if self.request is None:
             raise CifarError(f"{self.path}: complete() before open()")
         written = None
+        self._write_request(self.request)
         if summary is not None:
             written = with_place(summary)
             atomic_write_json(self.summary_path, written)
@@ -265,10 +266,16 @@ class ResultDir:
         return {str(p.relative_to(self.path)): file_digest(p) for p in sorted(made) if regular_file(p)}
 
     def _record(self, request: Request, opened: Opened) -> Opened:
-        if self.recorded() != request.to_json():
-            atomic_write_json(self.path / REQUEST_FILE, request.to_json())
+        """A new request is recorded before any work; a resumed one's budget (more steps, another
+        device) only once it completes, so a resume refused later (a damaged last.pt) changes no file."""
+        if opened is Opened.FRESH:
+            self._write_request(request)
         self.request = request
         return opened
+
+    def _write_request(self, request: Request) -> None:
+        if self.recorded() != request.to_json():
+            atomic_write_json(self.path / REQUEST_FILE, request.to_json())
 
     def _require_lock(self) -> None:
         if self._lock is None:

@@ -68,7 +68,12 @@ class RunLock:
                     ) from None
                 time.sleep(POLL_S)
         self._fd = fd
-        _write_holder(fd)
+        try:
+            _write_holder(fd)
+        except OSError as exc:  # a full volume: ENOSPC comes without a file name; say which
+            self.release()
+            exc.filename = exc.filename or str(self.path)
+            raise
         return self
 
     def release(self) -> None:

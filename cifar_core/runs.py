@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from cifar_core.atomic import atomic_write_text, read_json, write_jsonl
-from cifar_core.checkpoint import copy_checkpoint, load_checkpoint, load_error_summary
+from cifar_core.checkpoint import copy_checkpoint, load_checkpoint, load_resume_checkpoint, load_weights
 from cifar_core.config import TrainConfig
 from cifar_core.data import data_digest, load_meta, make_data, make_test_loader
 from cifar_core.device import resolve_device
@@ -22,7 +22,6 @@ from cifar_core.errors import CheckpointError, CifarError, ConfigError
 from cifar_core.evaluate import evaluate
 from cifar_core.layout import Results
 from cifar_core.models import create_model
-from cifar_core.progress import log
 from cifar_core.resultdir import ResultDir, refuse_fewer_steps, settings_request
 
 # What a run writes once last.pt (the commit point) exists: found without last.pt, they mean it was
@@ -70,21 +69,24 @@ def train_run(
         if run.commit_point.exists() and not resume:
             raise CifarError(f"{run.path} already holds a run: pass --resume to continue it, or choose another --run-name")
         run.open(request)
-        state = load_checkpoint(run.commit_point) if run.commit_point.exists() else None
+        state = load_resume_checkpoint(run.commit_point) if run.commit_point.exists() else None
         data = data_for(cfg, data_dir)
         kept = {}
         if state is not None:
             refuse_fewer_steps(run.path, state["step"], plan_steps(cfg, len(data.train), data.train.num_examples()))
-            repair_run_files(run.path, state)
             kept = _recorded_later(run.path / "summary.json")
-            log(f"resuming {run.path} at step {state['step']} (after {state['epoch']} epoch rows)")
-        atomic_write_text(run.path / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        result = fit(cfg, data, run_dir=run.path, state=state, on_epoch=on_epoch)
+
+        def accepted() -> None:  # last.pt fits the model: only now may the run's files change
+            if state is not None:
+                repair_run_files(run.path, state)
+            atomic_write_text(run.path / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+        result = fit(cfg, data, run_dir=run.path, state=state, on_epoch=on_epoch, on_start=accepted)
         summary = {**kept, **{k: v for k, v in result.items() if k != "history"}}
         summary.update(run_dir=str(run.path), synthetic_data=data.synthetic, full_train=cfg.run.full_train)
         if evaluate_test:
             last = load_checkpoint(run.path / "last.pt")
-            scores = _score(last, data.test, cfg)
+            scores = _score(last, data.test, cfg, run.path / "last.pt")
             summary["test"] = {**{k: v for k, v in scores.items() if k != "per_class"}, "step": last["step"]}
         return run.complete(summary)
 
@@ -140,7 +142,7 @@ def evaluate_checkpoint(checkpoint_path: Path, data_dir: Path, device: str = "au
             raise ConfigError("this run trained on the full training set: it has no validation split")
         else:
             loader = data_for(cfg, data_dir).val
-        scores = _score(checkpoint, loader, cfg)
+        scores = _score(checkpoint, loader, cfg, checkpoint_path)
         scores["class_names"] = load_meta(data_dir).fine_label_names
         scores.update(checkpoint=str(checkpoint_path), split=split, epoch=checkpoint["epoch"], step=checkpoint["step"],
                       model=checkpoint["model_name"], data_digest=digest, recorded_in=None, not_recorded=reason)
@@ -196,7 +198,7 @@ def data_settings(cfg: TrainConfig) -> dict[str, Any]:
     }
 
 
-def _score(checkpoint: dict, loader, cfg: TrainConfig) -> dict[str, Any]:
+def _score(checkpoint: dict, loader, cfg: TrainConfig, path: Path) -> dict[str, Any]:
     """Scores of a checkpoint's weights, with the run's own precision (bf16 autocast on CUDA if amp)."""
     device = resolve_device(cfg.run.device)
     name, kwargs = checkpoint["model_name"], checkpoint["model_kwargs"]
@@ -208,10 +210,7 @@ def _score(checkpoint: dict, loader, cfg: TrainConfig) -> dict[str, Any]:
         model = create_model(name, num_classes=100, **kwargs)
     except (ConfigError, TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint model_kwargs {kwargs} do not fit model {name}: {exc}") from None
-    try:
-        model.load_state_dict(checkpoint["model_state"])
-    except (RuntimeError, KeyError) as exc:
-        raise CheckpointError(f"checkpoint weights do not fit model {name}: {load_error_summary(exc)}") from None
+    load_weights(model, checkpoint["model_state"], f"{path}: model_state", f"model {name}")
     precision = precision_of(cfg, device)
     scores = evaluate(precision.prepare_model(model), loader, precision)
     return {"loss": scores["loss"], "top1": scores["top1"], "top5": scores["top5"], "n": scores["n"], "per_class": scores["per_class"]}

@@ -82,10 +82,7 @@ def user_values(values_files=(), set_values=()) -> dict:
     helm = _helm()
     values: dict = {}
     for path in values_files:
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise CifarError(f"cannot read values file {path}: {exc.strerror}") from exc
+        text = _values_text(path)
         try:
             values = merge_values(values, helm.values_from_yaml(text) or {})
         except helm.HelmError as exc:
@@ -96,6 +93,27 @@ def user_values(values_files=(), set_values=()) -> dict:
         except helm.HelmError as exc:
             raise CifarError(f"--set {expression}: {one_line(exc)}") from exc
     return values
+
+
+def _values_text(path) -> str:
+    """A values file as text, within the limits every YAML file we read keeps (size, nesting,
+    aliases, numbers: cifar_core.fields), before Helm's parser sees it."""
+    import yaml
+
+    from cifar_core.atomic import read_limited
+    from cifar_core.fields import YAML_MAX_BYTES, check_yaml_limits
+
+    try:
+        text = read_limited(path, YAML_MAX_BYTES, "values file").decode("utf-8")
+    except OSError as exc:
+        raise CifarError(f"cannot read values file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise CifarError(f"values file {path} is not UTF-8 text (byte {exc.start})") from None
+    try:
+        check_yaml_limits(text)
+    except yaml.YAMLError as exc:
+        raise CifarError(f"values file {path}: {one_line(getattr(exc, 'problem', None) or exc)}") from None
+    return text
 
 
 def values_for(stage: str, values_files=(), set_values=()) -> dict:

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from cifar_core.errors import CifarError, Interrupted, Preempted
+from cifar_core.errors import CifarError, Interrupted, Preempted, os_error_line
 
 # In the order of a study: data, models, training, search, GAN, FID, the whole pipeline, the
 # report, and the same stages on a cluster. name -> (module:attribute, the line `cifar --help`
@@ -78,7 +78,7 @@ class _CifarGroup(click.Group):
         except MemoryError as exc:
             detail = " ".join(str(exc).split())
             message = f"not enough memory for `{self._command_path(ctx)}`" + (f" ({detail})" if detail else "")
-        click.echo(f"error: {message}", err=True)
+        echo_error(message)
         ctx.exit(2)
 
     def _command_path(self, ctx: click.Context) -> str:
@@ -92,16 +92,18 @@ class _CifarGroup(click.Group):
         return " ".join(words)
 
 
-def os_error_line(exc: OSError) -> str:
-    """`path: reason` (both paths of a failed rename), e.g. `results/fid/x: Read-only file system`."""
-    import errno
-    import os
+# The most of an error line: messages quote the value at fault, and a value can be a 10 MB label or a
+# 400-digit number. The line keeps its start (what and where) and its end (how to fix it).
+ERROR_LINE_MAX = 1000
 
-    paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
-    reason = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
-    if exc.errno == errno.EEXIST and exc.filename is not None and not os.path.isdir(exc.filename):
-        reason = "a file is in the way where a directory must be"  # mkdir under (or of) a regular file
-    return f"{paths}: {reason}" if paths else reason
+
+def echo_error(message: str) -> None:
+    """`error: <message>` as one bounded line on stderr, whatever the message quotes."""
+    line = " ".join(str(message).split())  # one line, whatever control characters a quoted value held
+    if len(line) > ERROR_LINE_MAX:
+        head, tail = ERROR_LINE_MAX * 2 // 3, ERROR_LINE_MAX // 3
+        line = f"{line[:head]} ...({len(line) - head - tail:,} characters left out)... {line[-tail:]}"
+    click.echo(f"error: {line}", err=True)
 
 
 @click.group(cls=_CifarGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         status = cli.main(args=argv, prog_name="cifar", standalone_mode=False)
     except click.ClickException as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
+        echo_error(exc.format_message())
         return exc.exit_code
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)

@@ -43,6 +43,20 @@ allow_synthetic_option = click.option(
          "report's numbers; every summary and the report then say SYNTHETIC.")
 
 
+class FiniteFloatRange(click.FloatRange):
+    """A FloatRange that also refuses what no range check catches: `nan` (every comparison with it
+    is false) and what becomes infinite (`inf`, `1e999`, 400 digits). (Settings' options need not:
+    `cifar_core.fields.coerce` refuses both, naming the setting.)"""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 class SettingOption(click.Option):
     """An option that stays None unless given (so a config file or the dataclass decides), while its
     --help shows the setting's real default, with its unit, beside the range Click shows."""

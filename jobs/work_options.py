@@ -9,8 +9,10 @@ from contextlib import contextmanager
 
 import click
 
+from jobs.options import FiniteFloatRange
+
 pending_timeout_option = click.option(
-    "--pending-timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+    "--pending-timeout", type=FiniteFloatRange(min=0), default=None, metavar="SECONDS",
     help="Fail when work has waited this long for a node that can run it (a GPU pool that never scales up, a "
          "pod that cannot start); 0 waits for ever.  [default: $CIFAR_PENDING_TIMEOUT, else 1800]")
 

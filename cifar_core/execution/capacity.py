@@ -71,18 +71,36 @@ def node_capacities() -> list[dict[str, float]]:
 
 def autoscaled_workers() -> list[dict[str, float]]:
     """The worker types of AUTOSCALED_WORKERS_ENV as one node's Ray resources and how many such
-    nodes there may be: [{"CPU": 8.0, "GPU": 1.0, "max": 4}]."""
-    import json
+    nodes there may be: [{"CPU": 8.0, "GPU": 1.0, "max": 4}]. Read with the bounded JSON parser and
+    checked as what each value becomes: a number Ray could not count is refused, naming the entry."""
+    from cifar_core.atomic import parse_json
+    from cifar_core.errors import CifarError
 
     text = os.environ.get(AUTOSCALED_WORKERS_ENV, "").strip()
     if not text:
         return []
+    expected = 'expected a JSON list like [{"cpu": "8", "gpus": 1, "max": 4}]'
     try:
-        return [{"CPU": ray_cpus(t.get("cpu", 0)), "GPU": float(t.get("gpus", 0)), "max": int(t.get("max", 1))}
-                for t in json.loads(text)]
-    except (ValueError, TypeError, AttributeError):
-        raise ConfigError(f"${AUTOSCALED_WORKERS_ENV} = {text!r}: expected a JSON list like "
-                          f'[{{"cpu": "8", "gpus": 1, "max": 4}}]') from None
+        types = parse_json(text, f"${AUTOSCALED_WORKERS_ENV}")
+    except CifarError as exc:
+        raise ConfigError(f"{exc}: {expected}") from None
+    if not isinstance(types, list) or not all(isinstance(t, dict) for t in types):
+        raise ConfigError(f"${AUTOSCALED_WORKERS_ENV}: {expected}")
+    return [_worker_type(i, t) for i, t in enumerate(types)]
+
+
+def _worker_type(index: int, entry: dict) -> dict[str, float]:
+    where = f"${AUTOSCALED_WORKERS_ENV}[{index}]"
+    try:
+        cpus = ray_cpus(entry.get("cpu", 0))
+    except ValueError:
+        raise ConfigError(f"{where}.cpu = {entry.get('cpu')!r} is not a CPU quantity (e.g. \"8\" or \"7500m\")") from None
+    gpus, most = entry.get("gpus", 0), entry.get("max", 1)
+    if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or not 0 <= gpus <= 1e6:
+        raise ConfigError(f"{where}.gpus = {gpus!r}: expected a number of GPUs in [0, 1e6]")
+    if isinstance(most, bool) or not isinstance(most, int) or not 0 <= most <= 1e6:
+        raise ConfigError(f"{where}.max = {most!r}: expected a whole number of nodes in [0, 1e6]")
+    return {"CPU": cpus, "GPU": float(gpus), "max": most}
 
 
 def cluster_gpus() -> float:

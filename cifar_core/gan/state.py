@@ -12,7 +12,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from cifar_core.checkpoint import check_optimizer_state, load_error_summary, load_weights
 from cifar_core.device import Precision
+from cifar_core.errors import CheckpointError
 from cifar_core.gan.checkpoint import DISCRIMINATOR_NAME, GENERATOR_NAME, models_payload
 from cifar_core.gan.collapse import CollapseDetector
 from cifar_core.gan.config import GanTrainConfig
@@ -189,13 +191,27 @@ class GanTraining:
             "interval_steps": self.interval_steps,
         }
 
-    def load_training_state(self, checkpoint: dict[str, Any]) -> None:
+    def load_training_state(self, checkpoint: dict[str, Any], source: str = "last.pt") -> None:
+        """What last.pt holds (its fields checked by `read_gan_checkpoint`) into these networks,
+        optimisers and generator; what still does not fit them is a CheckpointError naming it."""
+        if "training" not in checkpoint:
+            raise CheckpointError(f"{source} has no 'training': it is a snapshot, not a run's last.pt")
         state = checkpoint["training"]
-        self.generator.load_state_dict(checkpoint["model_state"])
-        self.discriminator.load_state_dict(checkpoint["discriminator_state"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        self.rng.set_state(state["rng"])
+        load_weights(self.generator, checkpoint["model_state"], f"{source}: model_state", GENERATOR_NAME)
+        load_weights(self.discriminator, checkpoint["discriminator_state"], f"{source}: discriminator_state",
+                     DISCRIMINATOR_NAME)
+        for name, optimizer in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
+            check_optimizer_state(state[name], optimizer, f"{source}: training.{name}")
+            try:
+                optimizer.load_state_dict(state[name])
+            except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+                raise CheckpointError(f"{source}: training.{name} does not fit the optimiser "
+                                      f"({load_error_summary(exc)})") from None
+        try:
+            self.rng.set_state(state["rng"])
+        except (RuntimeError, TypeError, ValueError):  # another size: a generator of another device
+            raise CheckpointError(f"{source}: training.rng is not a state of this run's {self.device.type} noise "
+                                  "generator (was the run moved between CPU and GPU?)") from None
         self.data_seed = state["data_seed"]
         self.lr = state["lr"]
         self.step = checkpoint["step"]

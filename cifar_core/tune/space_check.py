@@ -135,7 +135,7 @@ class SpaceChecker:
             return
         if not (isinstance(args, list) and len(args) == 2 and all(_is_number(a) for a in args)):
             raise self.fail(key, f"{kind} needs [low, high] numbers, got {args!r}")
-        if not all(math.isfinite(a) for a in args):
+        if not all(math.isfinite(a) if isinstance(a, float) else abs(a) < 2**1023 for a in args):
             raise self.fail(key, f"{kind} range {args!r} needs finite bounds (no .inf or .nan)")
         low, high = args
         if not low < high:
