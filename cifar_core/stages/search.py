@@ -52,8 +52,7 @@ def run_tune(ctx: Context, needs: dict[str, Any]) -> Done:
 
 def progress(ctx: Context) -> Progress:
     s = ctx.section("tune")
-    folder = ctx.results.tune_experiment(s.experiment)
-    done = sum(len(read_jsonl(path)) for path in folder.glob("*/result.json"))
+    done = sum(len(read_jsonl(path)) for path in ctx.results.tune_trials(s.experiment).glob("*/metrics.jsonl"))
     return done, s.num_samples * s.max_epochs, "trial epochs (at most)"
 
 
