@@ -29,7 +29,7 @@ def test_search_survives_a_lost_node_every_trial_finishes_its_epochs(tmp_path, c
                      "--grace-period", "3", "--max-concurrent", "2", "--batch-size", "50", "--device", "cpu",
                      "--data-dir", str(cluster_data), "--results-dir", str(results)], cluster_env, cluster, log)
     exp_dir = results / "tune" / "loss"
-    # Mid-trial: a trial has reported (and checkpointed) its first epoch and is training its second.
+    # Mid-trial: a trial has checkpointed and reported its first epoch and is training its second.
     node_id = wait_until(lambda: running_trial_node(exp_dir), "a trial's first epoch", process, log)
     lost = next(node for node in cluster.worker_nodes if node.node_id == node_id)
     replace_node(cluster, lost)
@@ -52,10 +52,12 @@ def epochs_reported(exp_dir: Path) -> int:
 
 
 def running_trial_node(exp_dir: Path) -> str | None:
-    """The node of a trial that has checkpointed an epoch but not finished (None while there is none)."""
-    for result in exp_dir.glob("*/result.json"):
-        rows = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
-        if rows and not rows[-1].get("done") and any(result.parent.glob("checkpoint_*")):
+    """The node of a trial that has checkpointed an epoch (its own last.pt) but not finished (None
+    while there is none)."""
+    for last in exp_dir.glob("trials/*/last.pt"):
+        result = exp_dir / last.parent.name / "result.json"  # Tune's rows of that trial
+        rows = [json.loads(line) for line in result.read_text().splitlines() if line.strip()] if result.exists() else []
+        if rows and not rows[-1].get("done") and not (last.parent / "complete.json").exists():
             return rows[-1].get("node_id")
     return None
 
