@@ -37,6 +37,10 @@ def without_timings(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in row.items() if k not in TIMINGS} for row in rows]
 
 
+def without_flag(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "replayed"} for row in rows]
+
+
 def weights(trial: ResultDir) -> dict:
     return torch.load(trial.commit_point, weights_only=True)["model_state"]
 
@@ -66,15 +70,16 @@ def test_a_trial_ended_mid_search_continues_from_its_last_pt_and_reports_each_ep
     run_trial(cfg, tiny_root, trial, digest, again.append)  # Tune started it again, from nothing
     # Epochs 1 and 2 reported again exactly as first reported (their own timings: not trained again),
     # then epoch 3 trained: Tune's count and ASHA's rungs see each epoch in order, from 1.
-    assert [m["epoch"] for m in again] == [1, 2, 3] and again[:2] == first
-    assert without_timings(again) == without_timings(whole)
+    assert [m["epoch"] for m in again] == [1, 2, 3] and [m.get("replayed") for m in again] == [True, True, None]
+    assert without_flag(again[:2]) == first
+    assert without_timings(without_flag(again)) == without_timings(whole)
     assert all(torch.equal(a, b) for a, b in zip(weights(trial).values(), weights(reference).values(), strict=True))
     assert (trial.path / "complete.json").exists()
 
     last = trial.commit_point.stat()
     finished: list[dict] = []
     run_trial(cfg, tiny_root, trial, digest, finished.append)  # done: reported again, nothing trained
-    assert finished == again
+    assert finished == [{**m, "replayed": True} for m in without_flag(again)]
     assert (trial.commit_point.stat().st_ino, trial.commit_point.stat().st_mtime_ns) == (last.st_ino, last.st_mtime_ns)
 
 

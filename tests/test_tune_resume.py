@@ -79,10 +79,12 @@ def wait_for(ready, what: str, process: subprocess.Popen, log: Path) -> None:
 
 
 def started(pid: int) -> str | None:
+    """When the process `pid` started; None once it has ended (a zombie has ended too)."""
     try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[19]
+        fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
+    return None if fields[0] == "Z" else fields[19]
 
 
 def kill_driver(driver: subprocess.Popen, exp_dir: Path) -> None:

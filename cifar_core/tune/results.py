@@ -23,9 +23,10 @@ from cifar_core.tune.space import flat_params
 
 FINISHED = ("TERMINATED", "DIVERGED", "ERROR")
 # Per epoch: our metrics, and Tune's clock (`timestamp`: when the epoch was reported, in whole seconds;
-# `time_this_iter_s`: how long since the previous report), which tells when each trial ran.
+# `time_this_iter_s`: how long since the previous report), which tells when and where each trial ran,
+# except in an epoch `replayed`: reported again by a trial started again, not trained then.
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_s", "timestamp",
-                "time_this_iter_s", "diverged", "diverged_reason", "node_id")
+                "time_this_iter_s", "diverged", "diverged_reason", "node_id", "replayed")
 CURVES_TOP = 3  # report A's figure 1 shows its best three
 TIMESTAMP_RESOLUTION_S = 1.0  # Tune's `timestamp` is whole seconds
 
@@ -50,20 +51,25 @@ class TrialRecord:
         return self.status not in ("ERROR", "DIVERGED") and self.best_val_acc is not None
 
     @property
+    def trained(self) -> list[dict[str, Any]]:
+        """The epochs whose rows say when and where they were trained (all but those reported again)."""
+        return [h for h in self.history if not h.get("replayed")]
+
+    @property
     def nodes(self) -> list[str]:
         """The Ray nodes its epochs ran on, in order of first use (several after a node was lost)."""
-        return list(dict.fromkeys(h["node_id"] for h in self.history if h.get("node_id")))
+        return list(dict.fromkeys(h["node_id"] for h in self.trained if h.get("node_id")))
 
     @property
     def running(self) -> list[tuple[float, float]]:
         """(start, end) of each epoch the trial ran, from Tune's clock; empty without it."""
-        return [(h["timestamp"] - h["time_this_iter_s"], h["timestamp"]) for h in self.history
+        return [(h["timestamp"] - h["time_this_iter_s"], h["timestamp"]) for h in self.trained
                 if _finite(h.get("timestamp")) and _finite(h.get("time_this_iter_s"))]
 
     @property
     def time_s(self) -> float:
         """Seconds of Tune's clock its epochs took (loading and evaluation too), across restarts."""
-        return sum(h["time_this_iter_s"] for h in self.history if _finite(h.get("time_this_iter_s")))
+        return sum(h["time_this_iter_s"] for h in self.trained if _finite(h.get("time_this_iter_s")))
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -232,7 +238,7 @@ def ran_on_nodes(ranked: list[TrialRecord]) -> list[dict[str, Any]]:
     end and seconds of epochs (from Tune's clock and the node each epoch reported)."""
     spans: dict[str, list[tuple[float, float]]] = {}
     for r in ranked:
-        for h in r.history:
+        for h in r.trained:
             if h.get("node_id") and _finite(h.get("timestamp")) and _finite(h.get("time_this_iter_s")):
                 spans.setdefault(h["node_id"], []).append((h["timestamp"] - h["time_this_iter_s"], h["timestamp"]))
     return [{"node_id": node, "work": "trials", "started_at": round(min(a for a, _ in runs), 3),
@@ -303,7 +309,8 @@ def parameter_count(params: dict[str, Any]) -> int:
 
 def _epoch_history(frame) -> list[dict[str, Any]]:
     """Per-epoch metrics from a trial's result rows. A trial started again reports its trained epochs
-    again (the same metrics, from its last.pt): the first row of an epoch keeps when and where it ran."""
+    again (the same metrics, from its last.pt): an epoch's first row is kept, the one that says when
+    and where it was trained unless Tune lost that one."""
     if frame is None or frame.empty or "epoch" not in frame:
         return []
     by_epoch = {}

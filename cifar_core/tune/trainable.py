@@ -72,7 +72,7 @@ def run_trial(cfg: TrainConfig, data_dir: str | Path, trial: ResultDir, digest: 
             repair_run_files(trial.path, state)
         history = state["history"] if state is not None else []
         for metrics in history:
-            report(metrics)
+            report({**metrics, "replayed": True})  # its metrics, not trained now
         if opened is Opened.DONE:
             return
         atomic_write_text(trial.path / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
