@@ -31,6 +31,13 @@ class Results:
     def tune_experiment(self, name: str) -> Path:
         return self.root / "tune" / check_name(name, "experiment name")
 
+    def tune_trial(self, experiment: str, trial_id: str) -> Path:
+        """A search's trial: its own run directory, beside Ray's state of the search."""
+        return self.tune_trials(experiment) / check_name(trial_id, "trial id")
+
+    def tune_trials(self, experiment: str) -> Path:
+        return self.tune_experiment(experiment) / "trials"
+
     def retrain(self, experiment: str) -> Path:
         return self.root / "retrain" / check_name(experiment, "experiment name")
 

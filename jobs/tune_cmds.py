@@ -47,17 +47,14 @@ def tune_cmd(smoke, data_dir, results_dir, pending_timeout, allow_synthetic, ver
     labelled SYNTHETIC).
     """
     from cifar_core import live
-    from cifar_core.data import data_digest
-    from cifar_core.data.identity import require_official
     from cifar_core.tune.search import TuneSettings, experiment_dir, run_tune, smoke_settings
 
     settings = TuneSettings(**{name: value for name, value in options.items() if value is not None})
     if smoke:
         settings = smoke_settings(settings)
-    if not allow_synthetic:  # the report sets the search beside report A's
-        require_official(data_digest(data_dir), data_dir, "`cifar tune`")
     live.set_verbose(verbose)
-    summary = run_tune(settings, data_dir, results_dir, pending_timeout=pending_timeout, explain=explain_pending)
+    summary = run_tune(settings, data_dir, results_dir, pending_timeout=pending_timeout, explain=explain_pending,
+                       allow_synthetic=allow_synthetic)
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
         return

@@ -25,11 +25,15 @@ def test_search_survives_a_lost_node_every_trial_finishes_its_epochs(tmp_path, c
     space.write_text(yaml.safe_dump({"models": [{"names": ["tinycnn"]}], "fixed": {"run.eval_batch_size": 500},
                                      "optimizers": {"sgd": {"lr": {"choice": [0.1, 0.03]}, "momentum": 0.9}}}))
     results, log = tmp_path / "results", tmp_path / "tune.log"
+    # Tune's result rows reach the volume at every step (by default every 10 s): the test reads a running
+    # trial's node from them.
+    env = {**cluster_env, "TUNE_GLOBAL_CHECKPOINT_S": "0"}
     process = cifar(["tune", "--experiment", "loss", "--space", str(space), "--num-samples", "2", "--max-epochs", "3",
-                     "--grace-period", "3", "--max-concurrent", "2", "--batch-size", "50", "--device", "cpu", "--allow-synthetic",
-                     "--data-dir", str(cluster_data), "--results-dir", str(results)], cluster_env, cluster, log)
+                     "--grace-period", "3", "--max-concurrent", "2", "--batch-size", "50", "--device", "cpu",
+                     "--allow-synthetic", "--data-dir", str(cluster_data), "--results-dir", str(results)], env, cluster,
+                    log)
     exp_dir = results / "tune" / "loss"
-    # Mid-trial: a trial has reported (and checkpointed) its first epoch and is training its second.
+    # Mid-trial: a trial has checkpointed and reported its first epoch and is training its second.
     node_id = wait_until(lambda: running_trial_node(exp_dir), "a trial's first epoch", process, log)
     lost = next(node for node in cluster.worker_nodes if node.node_id == node_id)
     replace_node(cluster, lost)
@@ -47,15 +51,19 @@ def test_search_survives_a_lost_node_every_trial_finishes_its_epochs(tmp_path, c
     assert set(summary["nodes"]) <= worker_ids(cluster) | {lost.node_id}  # never on the head
 
 
-def epochs_reported(exp_dir: Path) -> int:
-    return sum(len([line for line in p.read_text().splitlines() if line.strip()]) for p in exp_dir.glob("*/result.json"))
+def epochs_committed(exp_dir: Path) -> int:
+    """Epochs the trials have trained, by their own run directories (one metrics row per epoch)."""
+    return sum(len([line for line in p.read_text().splitlines() if line.strip()])
+               for p in exp_dir.glob("trials/*/metrics.jsonl"))
 
 
 def running_trial_node(exp_dir: Path) -> str | None:
-    """The node of a trial that has checkpointed an epoch but not finished (None while there is none)."""
-    for result in exp_dir.glob("*/result.json"):
-        rows = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
-        if rows and not rows[-1].get("done") and any(result.parent.glob("checkpoint_*")):
+    """The node of a trial that has checkpointed an epoch (its own last.pt) but not finished (None
+    while there is none)."""
+    for last in exp_dir.glob("trials/*/last.pt"):
+        result = exp_dir / last.parent.name / "result.json"  # Tune's rows of that trial
+        rows = [json.loads(line) for line in result.read_text().splitlines() if line.strip()] if result.exists() else []
+        if rows and not rows[-1].get("done") and not (last.parent / "complete.json").exists():
             return rows[-1].get("node_id")
     return None
 
@@ -173,7 +181,7 @@ def test_a_search_stopped_by_sigterm_exits_143_and_resumes(tmp_path, cluster_env
             "--data-dir", str(data), "--results-dir", str(results)]
     log = tmp_path / "term.log"
     process = cifar(args, cluster_env, cluster, log)
-    wait_until(lambda: epochs_reported(results / "tune" / "stop") > 0, "a first epoch", process, log)
+    wait_until(lambda: epochs_committed(results / "tune" / "stop") > 0, "a first epoch", process, log)
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=TIMEOUT_S)
     output = log.read_text()

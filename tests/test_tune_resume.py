@@ -1,29 +1,30 @@
-"""A search whose driver is killed (SIGKILL, like a pod eviction), then the same command again:
-it restores the experiment, finished trials are not run again, and the results are complete."""
+"""A search whose driver is killed (SIGKILL, like a pod eviction), then the same command again: every
+trial ends exactly as in an uninterrupted search, a finished trial is not trained again, and an
+unfinished one continues from its own last.pt. Judged by the product's own files (each trial's run
+directory, RESULTS/tune/<experiment>/trials/<id>/, with last.pt its commit point), never by Tune's
+saved state, which the test makes as stale as it can be: the trials' files alone must carry the resume."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
-from cifar_core.reaper import descendants, signal_each
+from cifar_core.reaper import descendants
+from cifar_core.runlock import RunLock
 
 pytestmark = pytest.mark.slow  # real Ray Tune searches: about a minute on a 2-core CPU
-# Deadlines for hangs only. With two CPU-bound processes beside the suite the rerun took 1,075 s:
-# Tune tries to restore the trial whose checkpoint is gone 1 + TRIAL_RESTARTS times, minutes each
-# (a new Ray worker imports torch), before the search restarts it from scratch.
-RERUN_TIMEOUT_S = 2400
+HANG_S = 1200  # deadlines for hangs only: nothing here waits for a time, only for a state of the files
+REPO = Path(__file__).resolve().parents[1]
 
 SPACE = {
     "models": [{"names": ["tinycnn"]}],
@@ -31,159 +32,168 @@ SPACE = {
     "fixed": {"run.eval_batch_size": 500},
 }
 # Two trials at a time and no early stopping (grace period = max epochs): the second pair starts as
-# the first finishes, and stays unfinished with checkpoints for three whole epochs: the kill's window.
-TRIALS, CONCURRENT, MAX_EPOCHS = 4, 2, 5
+# the first finishes. Tune reports synchronously, so once the driver is dead a trial trains at most the
+# epoch it is in: one killed with last.pt at epoch MAX_EPOCHS - 2 or before stays unfinished.
+TRIALS, CONCURRENT, MAX_EPOCHS = 4, 2, 4
+TIMINGS = {"epoch_time_s"}
 
 
-def trial_epochs(exp_dir: Path) -> dict[str, list[int]]:
-    """Epochs each trial reported, in order, from its result.json (one line per tune.report)."""
-    epochs = {}
-    for result in exp_dir.glob("*/result.json"):
-        lines = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
-        epochs[result.parent.name] = [r["epoch"] for r in lines]
-    return epochs
+def tune_command(tmp: Path) -> list[str]:
+    return [sys.executable, "-m", "jobs.cli", "tune", "--experiment", "killed", "--space", str(tmp / "space.yaml"),
+            "--num-samples", str(TRIALS), "--max-epochs", str(MAX_EPOCHS), "--grace-period", str(MAX_EPOCHS),
+            "--max-concurrent", str(CONCURRENT), "--cpus-per-trial", "0.5", "--batch-size", "50",
+            "--device", "cpu", "--allow-synthetic", "--data-dir", str(tmp / "data"), "--results-dir", str(tmp / "results")]
 
 
-def finished_trials(exp_dir: Path) -> set[str]:
-    """Trials Tune's saved experiment state calls TERMINATED: what a resumed search must not run again.
-    (A trial whose last result says done, killed before the state was saved, is resumed by Tune.)"""
-    states = sorted(exp_dir.glob("experiment_state-*.json")) if exp_dir.is_dir() else []
-    if not states:
-        return set()
+def trial_dirs(exp_dir: Path) -> list[Path]:
+    folder = exp_dir / "trials"
+    return sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+
+def complete(trial: Path) -> bool:
+    return (trial / "complete.json").is_file()
+
+
+def last_pt(trial: Path) -> dict | None:
+    """The trial's commit point; safe to read while it trains: last.pt is only ever replaced whole."""
+    path = trial / "last.pt"
+    return torch.load(path, weights_only=True) if path.exists() else None
+
+
+def killable(exp_dir: Path) -> bool:
+    """A finished trial, and an unfinished one with a committed epoch that will still be unfinished
+    after the kill."""
+    trials = trial_dirs(exp_dir)
+    committed = {t: (last_pt(t) or {"epoch": 0})["epoch"] for t in trials if not complete(t)}
+    return any(complete(t) for t in trials) and any(1 <= e <= MAX_EPOCHS - 2 for e in committed.values())
+
+
+def wait_for(ready, what: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + HANG_S
+    while not ready():
+        if process.poll() is not None:
+            pytest.fail(f"the search ended (rc {process.returncode}) before {what}:\n{log.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {what} after {HANG_S} s:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+
+
+def started(pid: int) -> str | None:
+    """When the process `pid` started; None once it has ended (a zombie has ended too)."""
     try:
-        trials = [json.loads(entry[0]) for entry in json.loads(states[-1].read_text())["trial_data"]]
-    except (ValueError, KeyError, IndexError):
-        return set()  # being written: look again
-    return {t["trial_id"] for t in trials if t.get("status") == "TERMINATED"}
+        fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else fields[19]
+
+
+def kill_driver(driver: subprocess.Popen, exp_dir: Path) -> None:
+    """SIGKILL the driver alone, then wait until nothing of the search runs or writes: every process
+    it had started is gone (its reaper ends the local Ray it leaves behind), and so every lock is free."""
+    below = descendants(driver.pid)
+    driver.kill()
+    driver.wait()
+    deadline = time.monotonic() + HANG_S
+    while any(started(pid) == start for pid, start in below.items()):
+        assert time.monotonic() < deadline, "the killed search's processes outlived it"
+        time.sleep(0.2)
+    for folder in [exp_dir, *trial_dirs(exp_dir)]:
+        RunLock(folder, wait_s=HANG_S).acquire().release()
+
+
+def files_of(trial: Path) -> dict:
+    """What the kill left of a trial: whether it finished, its commit point's history, and the identity
+    of each file (inode and modification time: a file written again is another one)."""
+    stats = {name: (s.st_ino, s.st_mtime_ns) for name in ("last.pt", "best.pt", "metrics.jsonl")
+             if (trial / name).exists() for s in [(trial / name).stat()]}
+    return {"complete": complete(trial), "history": (last_pt(trial) or {"history": []})["history"], "files": stats}
 
 
 @pytest.fixture(scope="module")
-def killed(tmp_path_factory):
-    """One search, SIGKILLed (driver, local Ray and trial workers together) once a trial has finished
-    and an unfinished one has a checkpoint (the state both tests need, waited for, never hoped for);
-    each test resumes its own copy of what the kill left. Yields (work folder, command)."""
+def resumed(tmp_path_factory):
+    """One search, its driver SIGKILLed once a trial has finished and another is part-way, then the same
+    command again. Yields (experiment dir, what the kill left per trial, the rerun, work folder)."""
     from cifar_core.data import write_synthetic
 
     tmp = tmp_path_factory.mktemp("killed")
-    write_synthetic(tmp / "data", n_train=1500, n_test=100, seed=0)
+    write_synthetic(tmp / "data", n_train=1000, n_test=100, seed=0)
     (tmp / "space.yaml").write_text(yaml.safe_dump(SPACE))
+    exp_dir = tmp / "results" / "tune" / "killed"
+    ray_tmp = f"/tmp/rk{os.getpid()}"
     with pytest.MonkeyPatch.context() as mp:
-        ray_tmp = f"/tmp/rk{os.getpid()}"
         for key, value in {"RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": ray_tmp, "RAY_USAGE_STATS_ENABLED": "0",
-                           "HOME": str(tmp), "TUNE_GLOBAL_CHECKPOINT_S": "0"}.items():  # state saved at every step
+                           "HOME": str(tmp), "TUNE_GLOBAL_CHECKPOINT_S": "100000"}.items():  # Tune's state: stale
             mp.setenv(key, value)
-        kill_when(tune_command(tmp / "results", tmp), tmp / "results" / "tune" / "killed", tmp / "first.log",
-                  finished_and_checkpointed)
-        time.sleep(1)  # let the killed processes' files settle
-        yield tmp
+        log = tmp / "first.log"
+        with open(log, "wb") as out:
+            driver = subprocess.Popen(tune_command(tmp), stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+        try:
+            wait_for(lambda: killable(exp_dir), "a finished trial beside an unfinished one", driver, log)
+        finally:
+            kill_driver(driver, exp_dir)
+        left = {trial.name: files_of(trial) for trial in trial_dirs(exp_dir)}
+        rerun = subprocess.run(tune_command(tmp), capture_output=True, text=True, timeout=HANG_S, cwd=REPO)
+        yield exp_dir, left, rerun, tmp
     shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
-def tune_command(results: Path, tmp: Path) -> list[str]:
-    return [sys.executable, "-m", "jobs.cli", "tune", "--experiment", "killed", "--space", str(tmp / "space.yaml"),
-            "--num-samples", str(TRIALS), "--max-epochs", str(MAX_EPOCHS), "--grace-period", str(MAX_EPOCHS),
-            "--max-concurrent", str(CONCURRENT),
-            "--cpus-per-trial", "0.5", "--batch-size", "50", "--allow-synthetic", "--data-dir", str(tmp / "data"),
-            "--results-dir", str(results)]
+def test_the_kill_left_a_finished_trial_and_an_unfinished_one(resumed):
+    _, left, *_ = resumed
+    assert any(t["complete"] for t in left.values()), left
+    assert any(not t["complete"] and t["history"] for t in left.values()), left
 
 
-def copy_of_killed(killed: Path, tmp_path: Path) -> tuple[Path, list[str]]:
-    """(experiment dir, command) of a copy of the killed search's results, as a moved volume."""
-    shutil.copytree(killed / "results", tmp_path / "results")
-    return tmp_path / "results" / "tune" / "killed", tune_command(tmp_path / "results", killed)
-
-
-def checkpointed_unfinished(exp_dir: Path) -> list[str]:
-    """Trials with a checkpoint and at least one epoch still to run. Judged by the checkpoint's own
-    number, not by Tune's saved state alone: that state lags, and a trial that has just finished
-    would count as unfinished at the kill (two trials at a time run in step)."""
-    done = finished_trials(exp_dir)
-
-    def last_checkpoint(trial: Path) -> int:  # checkpoint_00000k: after epoch k + 1
-        return max((int(c.name.rpartition("_")[2]) for c in trial.glob("checkpoint_*")), default=-1)
-
-    return sorted(d.name for d in exp_dir.iterdir()
-                  if d.is_dir() and d.name not in done and 0 <= last_checkpoint(d) < MAX_EPOCHS - 1)
-
-
-def finished_and_checkpointed(exp_dir: Path) -> bool:
-    """A finished trial, and two unfinished ones with a checkpoint: one to lose, one to resume."""
-    return exp_dir.is_dir() and bool(finished_trials(exp_dir)) and len(checkpointed_unfinished(exp_dir)) >= 2
-
-
-def freeze(root: int) -> list[int]:
-    """SIGSTOP `root` and every process below it, looked up until no new one appears: nothing writes
-    while the test reads. (Ray's processes are the driver's children but not all in its process group.)"""
-    stopped: list[int] = []
-    todo = [root]
-    while todo:
-        signal_each(todo, signal.SIGSTOP)
-        stopped += todo
-        todo = [pid for pid in descendants(root) if pid not in stopped]
-    return stopped
-
-
-def kill_when(command: list[str], exp_dir: Path, log: Path, ready, timeout_s: float = 1200) -> None:
-    """Start the driver in its own process group; SIGKILL it and every process below it once
-    `ready(exp_dir)` holds with all of them frozen. (Read while they ran, the files changed before the
-    kill landed: a worker persisted its last checkpoint 0.4 s after the state the check had read.)"""
-    with open(log, "wb") as out:
-        driver = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                  cwd=Path(__file__).resolve().parents[1])
-    deadline = time.monotonic() + timeout_s
-    stopped: list[int] = []
-    try:
-        while True:
-            if ready(exp_dir):
-                stopped = freeze(driver.pid)
-                if ready(exp_dir):  # with nothing running: exactly what the kill leaves
-                    break
-                signal_each(stopped, signal.SIGCONT)
-                stopped = []
-            if driver.poll() is not None:
-                pytest.fail(f"the search ended (rc {driver.returncode}) before it could be killed:\n{log.read_text()[-3000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"not ready to kill after {timeout_s} s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
-    finally:
-        # The driver, Ray's local cluster and the trial workers all die together, as in a lost pod.
-        signal_each(stopped, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):  # already gone: the failure above says why
-            os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait()
-
-
-@pytest.mark.timeout(RERUN_TIMEOUT_S + 1200)  # and the killed search of the fixture
-def test_a_killed_search_resumes_each_trial_where_it_can_and_completes(tmp_path, killed):
-    """The same command after the kill: finished trials run not an epoch more, a trial with its
-    checkpoint continues from its epoch, and a trial whose checkpoint is gone starts over. (Tune
-    deletes a trial's previous checkpoint before it snapshots the experiment state; a kill in between
-    leaves a state naming a checkpoint that is gone: simulated by deleting it.)"""
-    exp_dir, tune_command = copy_of_killed(killed, tmp_path)
-    done_before, epochs_before = finished_trials(exp_dir), trial_epochs(exp_dir)
-    lost, kept = checkpointed_unfinished(exp_dir)[:2]
-    assert not (exp_dir / "summary.json").exists() and len(done_before) < TRIALS
-    for checkpoint in (exp_dir / lost).glob("checkpoint_*"):
-        shutil.rmtree(checkpoint)
-
-    rerun = subprocess.run(tune_command, capture_output=True, text=True, timeout=RERUN_TIMEOUT_S,
-                           cwd=Path(__file__).resolve().parents[1])
+def test_the_same_command_completes_the_search_without_training_anything_twice(resumed):
+    exp_dir, left, rerun, _ = resumed
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert "resuming experiment killed" in rerun.stderr
-    # Where Tune's saved state still named the deleted checkpoint, Tune's own restarts fail to restore
-    # it and the search restarts that trial from scratch; otherwise Tune started it afresh itself.
-    failed_restore = "ImplicitFunc.restore()" in rerun.stderr
-    assert not failed_restore or "restarting from scratch trials whose checkpoint was lost" in rerun.stderr
-
-    epochs_after = trial_epochs(exp_dir)
-    for trial in done_before:  # finished before the kill: not a single epoch more
-        assert epochs_after[trial] == epochs_before[trial], trial
-    assert epochs_after[kept][: len(epochs_before[kept])] == epochs_before[kept]  # continued, not redone
-    for trial, epochs in epochs_after.items():  # every trial counts its epochs once, from 1
-        assert epochs == list(range(1, len(epochs) + 1)), f"{trial} reported epochs {epochs}"
+    for name, before in left.items():
+        now = files_of(exp_dir / "trials" / name)
+        if before["complete"]:  # finished before the kill: not a file written again
+            assert now == before, name
+        else:  # continued from its last.pt: the epochs it had are the same rows, timings included
+            assert now["history"][: len(before["history"])] == before["history"], name
     with open(exp_dir / "trials.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == TRIALS and {r["status"] for r in rows} == {"TERMINATED"}, [(r["trial_id"], r["status"]) for r in rows]
+    assert [(r["status"], r["epochs"]) for r in rows] == [("TERMINATED", str(MAX_EPOCHS))] * TRIALS, rows
+    assert {r["trial_id"] for r in rows} == {t.name for t in trial_dirs(exp_dir)}
+    assert all(complete(t) for t in trial_dirs(exp_dir)) and (exp_dir / "complete.json").is_file()
     summary = json.loads((exp_dir / "summary.json").read_text())
     assert summary["complete"] and summary["trials"] == TRIALS and summary["errored"] == 0
     assert f"{TRIALS} trials ({TRIALS} TERMINATED)" in rerun.stdout
+
+
+def test_each_trial_counted_its_epochs_from_1_for_tune_however_often_it_started(resumed):
+    """What ASHA sees: in every result a trial gave Tune, Tune's iteration is the trial's epoch, also
+    after a start from nothing (a trial started again first reports its trained epochs again)."""
+    exp_dir, *_ = resumed
+    for trial in trial_dirs(exp_dir):
+        results = [json.loads(line) for line in (exp_dir / trial.name / "result.json").read_text().splitlines()]
+        assert results and all(r["training_iteration"] == r["epoch"] for r in results), trial.name
+
+
+def test_every_trial_ends_as_in_an_uninterrupted_search(resumed):
+    """Same seed, same config: the same weights and metrics as the trial trained without a break (by
+    the same trial code, in this process, one thread as the trials had)."""
+    from cifar_core.config import TrainConfig
+    from cifar_core.data import data_digest
+    from cifar_core.tune.trainable import run_trial, trial_directory
+
+    exp_dir, _, _, tmp = resumed
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for trial in trial_dirs(exp_dir):
+            reference = trial_directory(tmp / "reference", "ref", trial.name)
+            run_trial(TrainConfig.from_yaml(trial / "config.yaml"), tmp / "data", reference, data_digest(tmp / "data"),
+                      lambda metrics: None)
+            ours, theirs = last_pt(trial), last_pt(reference.path)
+            assert ours["model_state"].keys() == theirs["model_state"].keys()
+            assert all(torch.equal(ours["model_state"][k], theirs["model_state"][k]) for k in ours["model_state"]), trial
+            assert without_timings(ours["history"]) == without_timings(theirs["history"]), trial
+    finally:
+        torch.set_num_threads(threads)
+
+
+def without_timings(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k not in TIMINGS} for row in rows]

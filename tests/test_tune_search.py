@@ -133,6 +133,22 @@ def test_top_k_is_ranked_by_validation_accuracy(search):
     assert (exp_dir / "curves.png").stat().st_size > 10_000
 
 
+def test_each_trial_trained_in_its_own_run_directory(search):
+    """RESULTS/tune/<experiment>/trials/<trial id>/ holds what a trial resumes from (last.pt) and one
+    metrics row per epoch it reported; a trial that ran its epochs is complete, others are not."""
+    summary, exp_dir, settings, *_ = search
+    for row in read_trials(exp_dir):
+        trial = exp_dir / "trials" / row["trial_id"]
+        rows = (trial / "metrics.jsonl").read_text().splitlines() if (trial / "metrics.jsonl").exists() else []
+        metrics = [json.loads(line) for line in rows]
+        assert [m["epoch"] for m in metrics] == list(range(1, len(metrics) + 1))
+        # A diverged trial's last epoch is reported, never committed.
+        assert len(metrics) == int(row["epochs"]) - (row["status"] == "DIVERGED"), row
+        assert (trial / "last.pt").exists() == bool(metrics)
+        assert (trial / "complete.json").exists() == (len(metrics) == settings.max_epochs)
+    assert (exp_dir / "complete.json").exists() and json.loads((exp_dir / "request.json").read_text())["kind"] == "search"
+
+
 def test_running_a_finished_experiment_again_only_resummarises(search):
     import dataclasses
 
@@ -159,7 +175,7 @@ def test_changing_the_search_budget_of_an_experiment_is_refused(search):
     from cifar_core.tune.search import run_tune
 
     _, _, settings, data_root, results = search
-    with pytest.raises(ConfigError, match="--max-epochs 3, now 5"):
+    with pytest.raises(ConfigError, match="its search has other settings \\(max_epochs was 3, now 5\\)"):
         run_tune(dataclasses.replace(settings, max_epochs=5), data_root, results)
 
 

@@ -44,3 +44,19 @@ def test_one_second_of_overlap_from_rounded_timestamps_is_not_a_second_trial():
 
 def test_no_timings_no_measurement():
     assert concurrency([]) is None and concurrency([TrialRecord("t", "ERROR", {}).running]) is None
+
+
+def test_an_epoch_reported_again_keeps_the_row_of_its_training():
+    """A trial started again reports its trained epochs again (replayed, from its last.pt): the row of
+    the epoch's training keeps when and where it ran; one whose row Tune lost still counts its metrics,
+    but not its clock or node, which say when it was reported again, not trained."""
+    trained = {"val_acc": 0.1, "time_this_iter_s": 10.0, "node_id": "a"}
+    again = {"val_acc": 0.1, "time_this_iter_s": 0.01, "node_id": "b", "replayed": True}
+    frame = pd.DataFrame([{**trained, "epoch": 1, "timestamp": 1010}, {**again, "epoch": 1, "timestamp": 2000},
+                          {**again, "epoch": 2, "timestamp": 2000, "val_acc": 0.2},  # its own row was lost
+                          {**trained, "epoch": 3, "timestamp": 2012, "node_id": "b", "val_acc": 0.3}])
+    record = TrialRecord("t", "TERMINATED", {}, _epoch_history(frame))
+    assert [(h["epoch"], h["val_acc"], h["node_id"]) for h in record.history] == [(1, 0.1, "a"), (2, 0.2, "b"), (3, 0.3, "b")]
+    assert record.best["epoch"] == 3 and record.epochs == 3
+    assert record.running == [(1000.0, 1010), (2002.0, 2012)] and record.time_s == 20.0
+    assert record.nodes == ["a", "b"]

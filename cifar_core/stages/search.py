@@ -53,7 +53,9 @@ def run_tune(ctx: Context, needs: dict[str, Any]) -> Done:
         ctx.work.get(handle)
     watch = getattr(ctx.work, "watch", None)
     try:
-        return Done(value=search(tune_settings(ctx), ctx.data_dir, ctx.results.root, watch=watch))
+        # The profile's data stage already refused data its comparisons cannot use.
+        return Done(value=search(tune_settings(ctx), ctx.data_dir, ctx.results.root, watch=watch,
+                                 allow_synthetic=True))
     except (Preempted, Interrupted):
         raise  # the whole command stops
     except Exception as exc:  # the stage's failure, as a Ray task's would be
@@ -62,8 +64,7 @@ def run_tune(ctx: Context, needs: dict[str, Any]) -> Done:
 
 def progress(ctx: Context) -> Progress:
     s = ctx.section("tune")
-    folder = ctx.results.tune_experiment(s.experiment)
-    done = sum(len(read_jsonl(path)) for path in folder.glob("*/result.json"))
+    done = sum(len(read_jsonl(path)) for path in ctx.results.tune_trials(s.experiment).glob("*/metrics.jsonl"))
     return done, s.num_samples * s.max_epochs, "trial epochs (at most)"
 
 

@@ -1,4 +1,4 @@
-"""An experiment's results as files: trials.csv, top_k.json, curves.png and summary.json.
+"""An experiment's results as files: trials.csv, top_k.json, curves.png and the summary.
 
 Everything is read back from the experiment directory (Ray's saved state and each trial's
 result.json), so the same code summarises a search that just finished, one that was resumed, and
@@ -23,9 +23,10 @@ from cifar_core.tune.space import flat_params
 
 FINISHED = ("TERMINATED", "DIVERGED", "ERROR")
 # Per epoch: our metrics, and Tune's clock (`timestamp`: when the epoch was reported, in whole seconds;
-# `time_this_iter_s`: how long since the previous report), which tells when each trial ran.
-HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_s", "time_total_s",
-                "timestamp", "time_this_iter_s", "diverged", "diverged_reason", "node_id", "hostname")
+# `time_this_iter_s`: how long since the previous report), which tells when and where each trial ran,
+# except in an epoch `replayed`: reported again by a trial started again, not trained then.
+HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_s", "timestamp",
+                "time_this_iter_s", "diverged", "diverged_reason", "node_id", "hostname", "replayed")
 CURVES_TOP = 3  # report A's figure 1 shows its best three
 TIMESTAMP_RESOLUTION_S = 1.0  # Tune's `timestamp` is whole seconds
 
@@ -50,15 +51,25 @@ class TrialRecord:
         return self.status not in ("ERROR", "DIVERGED") and self.best_val_acc is not None
 
     @property
+    def trained(self) -> list[dict[str, Any]]:
+        """The epochs whose rows say when and where they were trained (all but those reported again)."""
+        return [h for h in self.history if not h.get("replayed")]
+
+    @property
     def nodes(self) -> list[str]:
         """The Ray nodes its epochs ran on, in order of first use (several after a node was lost)."""
-        return list(dict.fromkeys(h["node_id"] for h in self.history if h.get("node_id")))
+        return list(dict.fromkeys(h["node_id"] for h in self.trained if h.get("node_id")))
 
     @property
     def running(self) -> list[tuple[float, float]]:
         """(start, end) of each epoch the trial ran, from Tune's clock; empty without it."""
-        return [(h["timestamp"] - h["time_this_iter_s"], h["timestamp"]) for h in self.history
+        return [(h["timestamp"] - h["time_this_iter_s"], h["timestamp"]) for h in self.trained
                 if _finite(h.get("timestamp")) and _finite(h.get("time_this_iter_s"))]
+
+    @property
+    def time_s(self) -> float:
+        """Seconds of Tune's clock its epochs took (loading and evaluation too), across restarts."""
+        return sum(h["time_this_iter_s"] for h in self.trained if _finite(h.get("time_this_iter_s")))
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -99,7 +110,8 @@ def rank_trials(records: list[TrialRecord]) -> list[TrialRecord]:
 
 
 def summarise_experiment(exp_dir: Path, record: dict[str, Any], wall_time_s: float | None) -> dict[str, Any]:
-    """Write all four result files from the experiment directory; return the summary dict."""
+    """Write trials.csv, top_k.json and curves.png from the experiment directory; return the summary
+    (the caller writes it: summary.json is the search's result-directory summary)."""
     exp_dir = Path(exp_dir)
     settings = record["settings"]
     ranked = rank_trials(load_trial_records(exp_dir))
@@ -109,9 +121,7 @@ def summarise_experiment(exp_dir: Path, record: dict[str, Any], wall_time_s: flo
     plot_curves(exp_dir / "curves.png", usable[:CURVES_TOP], record["experiment"])
     if wall_time_s is None and (exp_dir / "summary.json").exists():  # re-summarised: keep the search's time
         wall_time_s = read_json(exp_dir / "summary.json").get("wall_time_s")
-    summary = build_summary(ranked, record, wall_time_s)
-    atomic_write_json(exp_dir / "summary.json", summary)
-    return summary
+    return build_summary(ranked, record, wall_time_s)
 
 
 def write_trials_csv(path: Path, ranked: list[TrialRecord], max_epochs: int) -> None:
@@ -139,7 +149,7 @@ def write_trials_csv(path: Path, ranked: list[TrialRecord], max_epochs: int) -> 
             "final_train_loss": _round(last.get("train_loss")),
             "parameters": parameter_count(r.params),
             "train_time_s": _round(sum(h.get("epoch_time_s") or 0 for h in r.history), 2),
-            "trial_time_s": _round(last.get("time_total_s"), 2),  # Tune's clock: data loading and evaluation too
+            "trial_time_s": _round(r.time_s, 2),
             "started_at": _round(min(start for start, _ in r.running), 3) if r.running else "",
             "ended_at": _round(max(end for _, end in r.running), 3) if r.running else "",
             "nodes": " ".join(r.nodes),
@@ -211,7 +221,7 @@ def build_summary(ranked: list[TrialRecord], record: dict[str, Any], wall_time_s
         "epochs_run": epochs_run,
         "epochs_without_early_stopping": len(ranked) * s["max_epochs"],
         "train_time_s": round(sum(h.get("epoch_time_s") or 0 for r in ranked for h in r.history), 2),
-        "trial_time_s": round(sum((r.history[-1].get("time_total_s") or 0) if r.history else 0 for r in ranked), 2),
+        "trial_time_s": round(sum(r.time_s for r in ranked), 2),
         "wall_time_s": round(wall_time_s, 2) if wall_time_s is not None else None,
         "concurrency": concurrency([r.running for r in ranked]),
         "ran_on": ran_on_nodes(ranked),
@@ -229,7 +239,7 @@ def ran_on_nodes(ranked: list[TrialRecord]) -> list[dict[str, Any]]:
     spans: dict[str, list[tuple[float, float]]] = {}
     hosts: dict[str, str] = {}
     for r in ranked:
-        for h in r.history:
+        for h in r.trained:
             if h.get("node_id") and _finite(h.get("timestamp")) and _finite(h.get("time_this_iter_s")):
                 spans.setdefault(h["node_id"], []).append((h["timestamp"] - h["time_this_iter_s"], h["timestamp"]))
                 if h.get("hostname"):  # searches from before trials recorded it have none
@@ -302,13 +312,15 @@ def parameter_count(params: dict[str, Any]) -> int:
 
 
 def _epoch_history(frame) -> list[dict[str, Any]]:
-    """Per-epoch metrics from a trial's result rows; a restored trial's repeated epoch keeps its last row."""
+    """Per-epoch metrics from a trial's result rows. A trial started again reports its trained epochs
+    again (the same metrics, from its last.pt): an epoch's first row is kept, the one that says when
+    and where it was trained unless Tune lost that one."""
     if frame is None or frame.empty or "epoch" not in frame:
         return []
     by_epoch = {}
     for row in frame.to_dict("records"):
         if _finite(row.get("epoch")):
-            by_epoch[int(row["epoch"])] = {k: _plain(row.get(k)) for k in HISTORY_KEYS if k in row}
+            by_epoch.setdefault(int(row["epoch"]), {k: _plain(row.get(k)) for k in HISTORY_KEYS if k in row})
     return [by_epoch[e] | {"epoch": e} for e in sorted(by_epoch)]
 
 

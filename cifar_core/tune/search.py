@@ -1,8 +1,9 @@
 """`run_tune`: report A's model selection as a resumable Ray Tune experiment (ASHA, epochs as time).
 
-Ray's experiment state and trial checkpoints live in RESULTS/tune/<experiment>/ beside our files, so
-the same command again resumes an interrupted search (a finished one is only re-summarised). SIGTERM
-and SIGINT stop it Tune's own way, its state saved, and exit 143 and 130.
+RESULTS/tune/<experiment>/ is a result directory (cifar_core.resultdir) holding Ray's experiment state
+and trials/<trial id>/, each trial's own run directory, so the same command again resumes an
+interrupted search from the trials' last.pt files (a finished one is only re-summarised). SIGTERM and
+SIGINT stop it Tune's own way, its state saved, and exit 143 and 130.
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ from cifar_core import live
 from cifar_core.atomic import atomic_write_json, read_json
 from cifar_core.config import TrainConfig
 from cifar_core.data import data_digest, is_synthetic, resolve_root
+from cifar_core.data.identity import require_official
 from cifar_core.device import pick_device
-from cifar_core.errors import CifarError, ConfigError
+from cifar_core.errors import CifarError
 from cifar_core.execution.capacity import check_feasible, cluster_gpus
 from cifar_core.execution.resources import Resources
-from cifar_core.execution.session import Watch, work_session
+from cifar_core.execution.session import Explain, Watch, work_session
 from cifar_core.layout import Results
 from cifar_core.progress import log
-from cifar_core.runlock import RunLock
+from cifar_core.resultdir import Opened, Request, ResultDir, settings_request
 from cifar_core.tune.results import summarise_experiment
 from cifar_core.tune.settings import SMOKE_LIMITS, TuneSettings, smoke_settings  # noqa: F401 (re-exported)
 from cifar_core.tune.space import SearchSpace, load_space, space_summary
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
 METRIC, MODE = "val_acc", "max"
 EXPERIMENT_FILE = "experiment.json"
 # Restarts of a trial after a fault (its node died, its worker was killed), each from the trial's
-# last checkpoint on the results volume. A diverged trial is not a fault: it ends normally.
+# last.pt on the results volume. A diverged trial is not a fault: it ends normally.
 TRIAL_RESTARTS = 3
 AIR_NEW_OUTPUT = "RAY_AIR_NEW_OUTPUT"
 
@@ -50,9 +52,11 @@ def experiment_dir(results_dir: str | Path, experiment: str) -> Path:
 
 
 def run_tune(settings: TuneSettings, data_dir: str | Path, results_dir: str | Path, *, watch: Watch | None = None,
-             pending_timeout: float | None = None, explain=None) -> dict[str, Any]:
+             pending_timeout: float | None = None, explain: Explain | None = None,
+             allow_synthetic: bool = False) -> dict[str, Any]:
     """Run (or resume, or just re-summarise) one experiment; returns its summary.json dict.
 
+    Its trials are set beside report A's: only on the official CIFAR-100 unless `allow_synthetic`.
     `watch`: the caller's Ray session (the pipeline's); without one the search opens its own, with
     `pending_timeout` and `explain` (see execution.session.work_session)."""
     settings.validate()
@@ -61,16 +65,16 @@ def run_tune(settings: TuneSettings, data_dir: str | Path, results_dir: str | Pa
     space = load_space(settings.space)  # a bad space fails here, before Ray starts
     # Absolute paths: a missing dataset fails here, and trials (whose working directory Ray
     # changes) still find the data and the results.
-    data_dir = resolve_root(data_dir).resolve().parent
+    data_dir, results_dir = resolve_root(data_dir).resolve().parent, Path(results_dir).resolve()
+    if not allow_synthetic:
+        require_official(data_digest(data_dir), data_dir, "`cifar tune`")
     exp_dir = experiment_dir(results_dir, settings.experiment)
     record = experiment_record(settings, space, data_dir)
-    with RunLock(exp_dir, what="search"):
-        check_same_experiment(exp_dir, record)
-        if _is_complete(exp_dir):
+    with ResultDir(exp_dir, "search", root=results_dir) as search:
+        if open_search(search, search_request(settings, record)) is Opened.DONE:
             log(f"experiment {settings.experiment} already finished: re-summarising {exp_dir}")
             ran = read_json(exp_dir / EXPERIMENT_FILE)  # what it ran with, not what was asked now
-            return summarise_experiment(exp_dir, {**ran, "settings": {**ran["settings"], "top_k": settings.top_k}},
-                                        wall_time_s=None)
+            return write_summary(search, {**ran, "settings": {**ran["settings"], "top_k": settings.top_k}}, None)
         atomic_write_json(exp_dir / EXPERIMENT_FILE, record)
         start = time.monotonic()
         quiet_expected_ray_messages()
@@ -79,10 +83,10 @@ def run_tune(settings: TuneSettings, data_dir: str | Path, results_dir: str | Pa
             if watch is None:
                 with work_session(True, pending_timeout=pending_timeout, explain=explain) as work:
                     watch = work.watch
-                    _search(exp_dir, settings, space, record, data_dir, watch)
+                    _search(settings, space, record, data_dir, results_dir, watch)
             else:
-                _search(exp_dir, settings, space, record, data_dir, watch)
-        summary = summarise_experiment(exp_dir, record, wall_time_s=time.monotonic() - start)
+                _search(settings, space, record, data_dir, results_dir, watch)
+        summary = write_summary(search, record, time.monotonic() - start)
     watch.check()  # stopped by a signal or a stall: the state is saved and summarised; say so
     if summary["trials"] and summary["errored"] == summary["trials"]:
         first = next((r for r in load_trial_errors(exp_dir)), "see the trials' error.txt")
@@ -90,7 +94,7 @@ def run_tune(settings: TuneSettings, data_dir: str | Path, results_dir: str | Pa
     return summary
 
 
-def _search(exp_dir: Path, settings: TuneSettings, space: SearchSpace, record: dict, data_dir: Path,
+def _search(settings: TuneSettings, space: SearchSpace, record: dict, data_dir: Path, results_dir: Path,
             watch: Watch) -> None:
     gpus = gpus_per_trial(settings)
     pick_device(settings.device, gpus)  # --device cuda without a GPU share: refused before any trial
@@ -99,11 +103,9 @@ def _search(exp_dir: Path, settings: TuneSettings, space: SearchSpace, record: d
     from cifar_core.tune.feed import TrialFeed  # imports Ray Tune
 
     feed = TrialFeed(settings.experiment, settings.max_epochs, settings.num_samples)
-    tuner = build_tuner(exp_dir, settings, space, record["base_config"], data_dir, feed)
+    tuner = build_tuner(settings, space, record, data_dir, results_dir, feed)
     with live.showing("tune", feed.rows, title=feed.title), tune_output():  # the pipeline's view, or its own
         tuner.fit()  # errored trials are recorded, not raised; a stop request ends it with the state saved
-        if watch.failure is None and lost_checkpoint_trials(exp_dir):
-            restart_lost_trials(exp_dir, settings, record["base_config"], data_dir, feed)
 
 
 def load_trial_errors(exp_dir: Path) -> list[str]:
@@ -141,45 +143,33 @@ def experiment_record(settings: TuneSettings, space: SearchSpace, data_dir: Path
     }
 
 
-def search_identity(record: dict[str, Any]) -> dict[str, Any]:
-    """What an experiment searches, by the option that sets it: changing one makes another experiment.
-
-    Resources (--max-concurrent, --cpus-per-trial, --gpus-per-trial, --device) may change between
-    runs, and --top-k only re-ranks. The data is part of it: trials resumed on other images would
-    mix two searches.
-    """
-    s = record["settings"]
-    identity = {f"--{k.replace('_', '-')}": s[k] for k in ("num_samples", "max_epochs", "grace_period", "reduction_factor", "seed")}
-    identity["--batch-size"] = record["base_config"]["run"]["batch_size"]
-    identity["--space"] = record["space"]["digest"]
-    identity["--data-dir (its contents)"] = record.get("data_digest")
-    return identity
+def search_request(settings: TuneSettings, record: dict[str, Any]) -> Request:
+    """What the search is: its settings but those declared resumable (resources and top_k, its budget),
+    with the space by its contents' digest and the batch size as resolved; the data by its digest
+    (trials resumed on other images would mix two searches)."""
+    return settings_request("search", settings, data=record["data_digest"], extra={
+        "space": record["space"]["digest"], "batch_size": record["base_config"]["run"]["batch_size"]})
 
 
-def check_same_experiment(exp_dir: Path, record: dict[str, Any]) -> None:
-    path = exp_dir / EXPERIMENT_FILE
-    if not path.exists():
-        return
-    before, now = search_identity(read_json(path)), search_identity(record)
-    for option in now:
-        if before.get(option) != now[option]:
-            raise ConfigError(
-                f"experiment {record['experiment']} exists with {option} {before.get(option)}, now {now[option]}: "
-                f"rerun with the same value to resume it, or choose another --experiment"
-            )
+def open_search(search: ResultDir, request: Request) -> Opened:
+    """Fresh, resume or done, by the protocol; a finished search is done whatever its budget now (it is
+    only re-summarised, re-ranked by the new top_k), and keeps the budget it ran with on record."""
+    recorded = search.recorded()
+    remedy = "rerun with the settings it was started with to resume it, or choose another name"
+    if recorded is not None:
+        as_ran = dataclasses.replace(request, budget=recorded.get("budget") or {})
+        if search.open(as_ran, remedy=remedy) is Opened.DONE:
+            return Opened.DONE
+    return search.open(request, remedy=remedy)
 
 
-def _is_complete(exp_dir: Path) -> bool:
-    """Whether a finished search's summary says so; a torn or hand-edited summary is rebuilt from
-    Ray's own state (it is only derived from it), so it blocks neither a resume nor a re-summary."""
-    path = exp_dir / "summary.json"
-    if not path.exists():
-        return False
-    try:
-        return bool(read_json(path).get("complete"))
-    except CifarError as exc:
-        log(f"ignoring {exc}: it is rebuilt from the experiment's state")
-        return False
+def write_summary(search: ResultDir, record: dict[str, Any], wall_time_s: float | None) -> dict[str, Any]:
+    """The result files, then summary.json; the completion marker when every trial has finished."""
+    summary = summarise_experiment(search.path, record, wall_time_s)
+    if summary["complete"]:
+        return search.complete(summary)
+    atomic_write_json(search.summary_path, summary)
+    return summary
 
 
 class _DropMessages(logging.Filter):
@@ -192,28 +182,23 @@ class _DropMessages(logging.Filter):
 
 
 def quiet_expected_ray_messages() -> None:
-    """Drop two messages that fire on every epoch of a healthy search and would bury the rest.
-
-    num_to_keep=1 makes Tune snapshot the experiment state at every checkpoint: wanted, since the
-    saved state then always names the newest checkpoint a resumed trial continues from. And the
-    TensorBoard logger lists the nested-choice ranges it cannot log as hyper-parameters.
-    """
-    for name, fragment in (("ray.tune.execution.experiment_state", "snapshotting has been triggered multiple times"),
-                           ("ray.tune.logger.tensorboardx", "Removed the following hyperparameter values")):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _DropMessages) for f in logger.filters):  # once per process
-            logger.addFilter(_DropMessages(fragment))
+    """Drop a message that fires again and again in a healthy search and would bury the rest: the
+    TensorBoard logger listing the nested-choice ranges it cannot log as hyper-parameters."""
+    logger = logging.getLogger("ray.tune.logger.tensorboardx")
+    if not any(isinstance(f, _DropMessages) for f in logger.filters):  # once per process
+        logger.addFilter(_DropMessages("Removed the following hyperparameter values"))
 
 
-def build_tuner(exp_dir: Path, settings: TuneSettings, space: SearchSpace, base: dict, data_dir: Path,
+def build_tuner(settings: TuneSettings, space: SearchSpace, record: dict, data_dir: Path, results_dir: Path,
                 feed: TrialFeed):
     from ray import tune
 
-    trainable = trial_trainable(settings, base, data_dir)
+    exp_dir = experiment_dir(results_dir, settings.experiment)
+    trainable = trial_trainable(settings, record, data_dir, results_dir)
     if tune.Tuner.can_restore(str(exp_dir)):
         log(f"resuming experiment {settings.experiment} from {exp_dir}")
-        # Errored trials (faults that outlasted their restarts, or a search killed mid-restore)
-        # resume from their last checkpoint: a lost worker costs at most one epoch.
+        # Unfinished and errored trials (faults that outlasted their restarts) run again under their
+        # own ids, so each continues from its own last.pt: a lost worker costs at most one epoch.
         return with_output(tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True,
                                               resume_errored=True), feed)
     scheduler = tune.schedulers.ASHAScheduler(
@@ -233,7 +218,6 @@ def build_tuner(exp_dir: Path, settings: TuneSettings, space: SearchSpace, base:
         ),
         run_config=tune.RunConfig(
             name=settings.experiment, storage_path=str(exp_dir.parent),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # only the latest is resumed from
             failure_config=tune.FailureConfig(max_failures=TRIAL_RESTARTS),
             callbacks=[feed], verbose=tune_verbosity(),
         ),
@@ -271,33 +255,14 @@ def with_output(tuner, feed: TrialFeed):
     return tuner
 
 
-# Tune prunes a trial's previous checkpoint before it snapshots the experiment state, so a search
-# killed in between restores that trial from a checkpoint that no longer exists, and it errors.
-LOST_CHECKPOINT = "Could not recover from checkpoint as it does not exist"
-
-
-def lost_checkpoint_trials(exp_dir: Path) -> list[str]:
-    """Trials whose last error is Tune failing to find the checkpoint it meant to restore."""
-    return sorted(p.parent.name for p in exp_dir.glob("*/error.txt") if LOST_CHECKPOINT in p.read_text(errors="replace"))
-
-
-def restart_lost_trials(exp_dir: Path, settings: TuneSettings, base: dict, data_dir: Path, feed: TrialFeed) -> None:
-    """Run those trials again from their first epoch (restart_errored), once; the search completes."""
-    from ray import tune
-
-    log(f"restarting from scratch trials whose checkpoint was lost when the search was killed: "
-        f"{', '.join(lost_checkpoint_trials(exp_dir))}")
-    trainable = trial_trainable(settings, base, data_dir)
-    with_output(tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True, restart_errored=True),
-                feed).fit()
-
-
-def trial_trainable(settings: TuneSettings, base: dict, data_dir: Path):
+def trial_trainable(settings: TuneSettings, record: dict, data_dir: Path, results_dir: Path):
     from ray import tune
 
     cpus, gpus = settings.cpus_per_trial, gpus_per_trial(settings)
-    base = _with_trial_device(base, settings.device, gpus)
-    bound = tune.with_parameters(train_trial, base=base, data_dir=str(data_dir), threads=max(1, int(cpus)))
+    base = _with_trial_device(record["base_config"], settings.device, gpus)
+    bound = tune.with_parameters(train_trial, base=base, data_dir=str(data_dir), results_dir=str(results_dir),
+                                 experiment=settings.experiment, digest=record["data_digest"],
+                                 threads=max(1, int(cpus)))
     return tune.with_resources(bound, {"cpu": cpus, "gpu": gpus})
 
 

@@ -25,20 +25,23 @@ class TuneSettings:
     experiment: str = setting(help="Experiment name: results go to RESULTS/tune/NAME/.", check=_check_experiment)
     space: str = setting("report-a", "Search space: report-a, modern, or a YAML file in the same format.")
     num_samples: int = setting(60, "Trials sampled from the space (report A: 60).", range=AT_LEAST_ONE)
-    max_concurrent: int = setting(16, "Trials running at once, at most (report A: 16).", range=AT_LEAST_ONE)
+    # Resources and top_k may change when a search is resumed (they are its budget, not what it searches).
+    max_concurrent: int = setting(16, "Trials running at once, at most (report A: 16).", range=AT_LEAST_ONE,
+                                  resumable=True)
     max_epochs: int = setting(30, "ASHA's max_t: epochs a surviving trial trains (report A: 30).", unit="epochs",
                               range=AT_LEAST_ONE)
     grace_period: int = setting(1, "Epochs before ASHA may stop a trial.", unit="epochs", range=AT_LEAST_ONE)
     reduction_factor: int = setting(2, "ASHA keeps the top 1/N at each rung (report A: 2, the better half).",
                                     range=at_least(2))
-    cpus_per_trial: float = setting(1.0, "CPU cores reserved per trial.", range=above(0))
-    gpus_per_trial: float | None = setting(None, "GPU share per trial.", range=at_least(0),
+    cpus_per_trial: float = setting(1.0, "CPU cores reserved per trial.", range=above(0), resumable=True)
+    gpus_per_trial: float | None = setting(None, "GPU share per trial.", range=at_least(0), resumable=True,
                                            none_means="the cluster's GPUs shared among max_concurrent trials")
     batch_size: int | None = setting(None, "Training batch size.", range=AT_LEAST_ONE,
                                      none_means="the space's, else TrainConfig's 128")
     seed: int = setting(0, "Seed of the sampled configs and of every trial's training.", check=check_seed)
-    device: str = setting("auto", "auto: cuda when the trial has a GPU share, else cpu.")
-    top_k: int = setting(3, "Configs listed in top_k.json (and offered to `cifar retrain`).", range=AT_LEAST_ONE)
+    device: str = setting("auto", "auto: cuda when the trial has a GPU share, else cpu.", resumable=True)
+    top_k: int = setting(3, "Configs listed in top_k.json (and offered to `cifar retrain`).", range=AT_LEAST_ONE,
+                         resumable=True)
 
     def validate(self) -> None:
         check_fields(self, "tune.")
