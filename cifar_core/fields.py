@@ -85,13 +85,28 @@ def setting(
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def inline(default: Any) -> Any:
+    """A config inside another whose settings read as the outer one's own (composition, not
+    inheritance): a stage's section is its name plus the settings of the config it runs, e.g.
+    `gan.run` and `gan.steps`, with `section.training` a GanTrainConfig as it is, nothing copied out."""
+    factory = functools.partial(dataclasses.replace, default) if dataclasses.is_dataclass(default) and not isinstance(
+        default, type) else default
+    return dataclasses.field(default_factory=factory, metadata={"inline": True})
+
+
+def section(default_factory: Callable[[], Any], key: str) -> Any:
+    """A group of settings written `key` wherever a user sees it (a stage's name: `recipe-a`)."""
+    return dataclasses.field(default_factory=default_factory, metadata={"key": key})
+
+
 @dataclass(frozen=True)
 class Leaf:
     """One setting of a (possibly nested) config class: its dotted key, its field and its type."""
 
-    key: str  # "optim.lr", "collapse.warmup_steps", "steps"
+    key: str  # "optim.lr", "collapse.warmup_steps", "steps": as users write it
     field: Field
     hint: Any
+    attrs: tuple[str, ...] = ()  # the attributes that reach it (an inline config adds one the key lacks)
 
     @property
     def name(self) -> str:
@@ -117,17 +132,35 @@ def _nested(hint: Any) -> bool:
     return isinstance(hint, type) and dataclasses.is_dataclass(hint)
 
 
-def leaves(cls: type, prefix: str = "") -> list[Leaf]:
+def leaves(cls: type, prefix: str = "", attrs: tuple[str, ...] = ()) -> list[Leaf]:
     """Every setting of `cls`, nested config classes flattened into dotted keys, in field order."""
     found = []
     for f in dataclasses.fields(cls):
         hint = _hints(cls)[f.name]
-        shown = f.name.replace("_", "-") if f.name.replace("_", "-") in _DASHED else f.name
-        if _nested(hint):
-            found += leaves(hint, f"{prefix}{shown}.")
+        if f.metadata.get("inline"):
+            found += leaves(hint, prefix, (*attrs, f.name))
+        elif _nested(hint):
+            found += leaves(hint, f"{prefix}{_shown(f)}.", (*attrs, f.name))
         else:
-            found.append(Leaf(prefix + shown, f, hint))
+            found.append(Leaf(prefix + _shown(f), f, hint, (*attrs, f.name)))
     return found
+
+
+def _shown(f: Field) -> str:
+    """How a user writes a field: its declared key (a stage's `recipe-a`), else its name."""
+    return f.metadata.get("key") or f.name
+
+
+def _fields_here(cls: type) -> dict[str, tuple[Field | None, Field]]:
+    """{field name as a key at this level: (the inline field holding it or None, the field)}: a
+    config's own fields and those of the configs it holds inline."""
+    here: dict[str, tuple[Field | None, Field]] = {}
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("inline"):
+            here.update({name: (f, inner) for name, (_, inner) in _fields_here(_hints(cls)[f.name]).items()})
+        else:
+            here[_shown(f).replace("-", "_")] = (None, f)
+    return here
 
 
 @functools.cache
@@ -165,24 +198,39 @@ def from_mapping(cls: type, data: Any, prefix: str = "") -> Any:
     if not isinstance(data, Mapping):
         raise ConfigError(f"config {prefix.rstrip('.') or 'file'} must be a mapping of keys to values, "
                           f"got {type(data).__name__}")
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    values = {}
+    known = _fields_here(cls)
+    values: dict[str, Any] = {}
+    held: dict[str, dict[str, Any]] = {}  # inline field -> the keys given for the config it holds
     for key, (given, value) in _by_field(data, prefix).items():
         if key not in known:
-            names = ", ".join(f.replace("_", "-") if f.replace("_", "-") in _DASHED else f for f in known)
+            names = ", ".join(_shown(f) for _, f in known.values())
             raise ConfigError(f"unknown setting '{prefix}{given}' (known: {names})")
-        hint = _hints(cls)[key]
+        holder, f = known[key]
+        if holder is not None:
+            held.setdefault(holder.name, {})[given] = value
+            continue
+        hint = _hints(cls)[f.name]
         if _nested(hint):
-            default = _default_of(known[key])
+            default = _default_of(f)
             if value is not None and not isinstance(value, Mapping):
                 raise ConfigError(f"{prefix}{given} is a group of settings, not a value (known: "
-                                  f"{', '.join(f.name for f in dataclasses.fields(hint))})")
-            merged = {**(asdict_shallow(default) if default is not None else {}),
-                      **{k: v for k, (_, v) in _by_field(value or {}, f"{prefix}{given}.").items()}}
-            values[key] = from_mapping(hint, merged, f"{prefix}{given}.")
+                                  f"{', '.join(_shown(g) for _, g in _fields_here(hint).values())})")
+            merged = _merged(asdict_shallow(default) if default is not None else {}, value or {}, f"{prefix}{given}.")
+            values[f.name] = from_mapping(hint, merged, f"{prefix}{given}.")
         else:
-            values[key] = coerce(f"{prefix}{given}", hint, value)
+            values[f.name] = coerce(f"{prefix}{given}", hint, value)
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("inline") and f.name in held:
+            values[f.name] = from_mapping(_hints(cls)[f.name], _merged(asdict_shallow(_default_of(f)), held[f.name],
+                                                                       prefix), prefix)
     return cls(**values)
+
+
+def _merged(defaults: Mapping[str, Any], given: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """A group's default values with those given on top, setting by setting however each is spelt
+    (`fid-b` or `fid_b`, `batch-size` or `batch_size`)."""
+    both = {**_by_field(defaults, prefix), **_by_field(given, prefix)}
+    return {spelt: value for spelt, value in both.values()}
 
 
 def _by_field(data: Mapping[str, Any], prefix: str) -> dict[str, tuple[str, Any]]:
@@ -197,10 +245,6 @@ def _by_field(data: Mapping[str, Any], prefix: str) -> dict[str, tuple[str, Any]
     return out
 
 
-# Section names that are stage names, written with a dash wherever a user sees them.
-_DASHED = {"recipe-a", "recipe-b", "fid-b"}
-
-
 def _default_of(f: Field) -> Any:
     if f.default is not MISSING:
         return f.default
@@ -210,20 +254,30 @@ def _default_of(f: Field) -> Any:
 
 
 def to_mapping(config: Any) -> dict[str, Any]:
-    """A config as the nested mapping users write (stage sections with their dash: recipe-a, fid-b)."""
+    """A config as the nested mapping users write (stage sections as written: recipe-a, fid-b; a
+    config held inline as its holder's own settings)."""
     out = {}
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
-        shown = f.name.replace("_", "-") if f.name.replace("_", "-") in _DASHED else f.name
-        out[shown] = to_mapping(value) if dataclasses.is_dataclass(value) else list(value) \
-            if isinstance(value, tuple) else value
+        if f.metadata.get("inline"):
+            out.update(to_mapping(value))
+        else:
+            out[_shown(f)] = to_mapping(value) if dataclasses.is_dataclass(value) else list(value) \
+                if isinstance(value, tuple) else value
     return out
 
 
 def asdict_shallow(config: Any) -> dict[str, Any]:
-    """{field: value} one level deep (nested configs stay objects, merged by `from_mapping`)."""
-    return {f.name: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v
-            for f in dataclasses.fields(config) for v in (getattr(config, f.name),)}
+    """{setting: value} one level deep, as `from_mapping` takes it (nested groups as mappings, a
+    config held inline as the holder's own settings)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.metadata.get("inline"):
+            out.update(asdict_shallow(value))
+        else:
+            out[_shown(f)] = to_mapping(value) if dataclasses.is_dataclass(value) else value
+    return out
 
 
 # What a setting becomes: torch works in float32 (a learning rate of 1e39 is inf there) and indexes in
@@ -278,7 +332,7 @@ def check_fields(config: Any, prefix: str = "") -> None:
     """Every setting of `config` (nested ones included) against its declaration: type, finiteness,
     choices, range and custom check. The first failure is a one-line ConfigError naming the key."""
     for leaf in leaves(type(config), prefix):
-        check_value(leaf, _value_at(config, leaf.key.removeprefix(prefix)))
+        check_value(leaf, value_at(config, leaf))
 
 
 def check_value(leaf: Leaf, value: Any) -> None:
@@ -371,33 +425,10 @@ def _deep_copy(mapping: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in mapping.items()}
 
 
-def changed_setting(saved: Mapping[str, Any], wanted: Any, prefix: str = "", also_fixed: tuple[str, ...] = ()) -> str | None:
-    """The first setting of `wanted` that differs from `saved` (the nested mapping a run recorded
-    when it started) although it is not declared resumable, as "key was X, now Y"; None when the two
-    are the same run. A setting the saved run does not have counts as changed: a new setting is
-    refused on resume unless declared resumable. `also_fixed` names resumable settings that may not
-    change for this run (a learning-rate schedule fixes the run's length)."""
-    for leaf in leaves(type(wanted)):
-        if leaf.meta.get("resumable") and leaf.key not in also_fixed:
-            continue
-        was: Any = saved
-        for part in leaf.key.split("."):
-            was = was.get(part.replace("-", "_"), _ABSENT) if isinstance(was, Mapping) else _ABSENT
-        now = _value_at(wanted, leaf.key)
-        if isinstance(was, list):
-            was = tuple(was)
-        if was != now:
-            shown = "absent" if was is _ABSENT else repr(was)
-            return f"{prefix}{leaf.key} was {shown}, now {now!r}"
-    return None
-
-
-_ABSENT = object()
-
-
-def _value_at(config: Any, key: str) -> Any:
-    for part in key.split("."):
-        config = getattr(config, part.replace("-", "_"))
+def value_at(config: Any, leaf: Leaf) -> Any:
+    """The value of one setting (`leaves`) in a config instance."""
+    for attr in leaf.attrs:
+        config = getattr(config, attr)
     return config
 
 

@@ -8,6 +8,8 @@ the one recorded; a failed stage blocks only the stages that need it; a signal s
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, make_dataclass
@@ -21,7 +23,7 @@ from cifar_core.execution.capacity import check_feasible
 from cifar_core.execution.resources import Resources
 from cifar_core.execution.runners import Done, machine_names, work_span_s
 from cifar_core.execution.session import PendingTimeout, work_session
-from cifar_core.fields import check_fields, setting, to_mapping, with_overrides
+from cifar_core.fields import check_fields, section, to_mapping, with_overrides
 from cifar_core.layout import Results
 from cifar_core.progress import STANDING_FILE, log, write_standing
 from cifar_core.resultdir import Request, ResultDir, regular_file
@@ -35,11 +37,11 @@ REPORT = "report"
 def _config_classes() -> tuple[type, type]:
     stages = all_stages()
     resources = make_dataclass("StageResources", [
-        *((attribute(s.name), Resources, setting(s.resources, f"What each unit of stage {s.name} reserves."))
+        *((attribute(s.name), Resources, section(functools.partial(dataclasses.replace, s.resources), s.name))
           for s in stages),
-        (REPORT, Resources, setting(Resources(1, 0), "What the report's unit reserves."))])
+        (REPORT, Resources, section(lambda: Resources(1, 0), REPORT))])
     config = make_dataclass("PipelineConfig", [
-        *((attribute(s.name), s.settings, field(default_factory=s.settings)) for s in stages),
+        *((attribute(s.name), s.settings, section(s.settings, s.name)) for s in stages),
         ("resources", resources, field(default_factory=resources))])
     config.__doc__ = ("The full profile: both reports' protocols. Report A's search (60 trials, 16 at once, ASHA "
                       "keeping the better half, 30 epochs) and retrain (the best trial of each of the 3 best "

@@ -58,13 +58,11 @@ def settings_request(kind: str, config: Any, *, also_fixed: tuple[str, ...] = ()
                      inputs: Mapping[str, str] | None = None, extra: Mapping[str, Any] | None = None) -> Request:
     """The request of a declared config (cifar_core.fields): its settings not declared resumable (and
     `also_fixed`) must match; the resumable ones are its budget."""
-    from cifar_core.fields import leaves
+    from cifar_core.fields import leaves, value_at
 
     settings, budget = {}, {}
     for leaf in leaves(type(config)):
-        value = config
-        for part in leaf.key.split("."):
-            value = getattr(value, part.replace("-", "_"))
+        value = value_at(config, leaf)
         resumable = leaf.meta.get("resumable") and leaf.key not in also_fixed
         (budget if resumable else settings)[leaf.key] = list(value) if isinstance(value, tuple) else value
     return Request(kind, {**settings, **(extra or {})}, budget, data, inputs or {})

@@ -79,9 +79,9 @@ def setting_options(defaults: Any, skip: tuple[str, ...] = ()) -> Callable:
     into the config's mapping. `skip` leaves out settings a shared option already sets (--device)."""
     import dataclasses
 
-    from cifar_core.fields import leaves
+    from cifar_core.fields import leaves, value_at
 
-    options = [_setting_option(leaf, _value_at(defaults, leaf.key),
+    options = [_setting_option(leaf, value_at(defaults, leaf),
                                required=leaf.field.default is dataclasses.MISSING
                                and leaf.field.default_factory is dataclasses.MISSING)
                for leaf in leaves(type(defaults)) if leaf.name not in skip]
@@ -92,12 +92,6 @@ def setting_options(defaults: Any, skip: tuple[str, ...] = ()) -> Callable:
         return fn
 
     return decorate
-
-
-def _value_at(config: Any, key: str) -> Any:
-    for part in key.split("."):
-        config = getattr(config, part)
-    return config
 
 
 def _setting_option(leaf, default: Any, required: bool = False) -> Callable:

@@ -11,7 +11,18 @@ import pytest
 
 from cifar_core.config import TrainConfig, resolve_config
 from cifar_core.errors import ConfigError
-from cifar_core.fields import Range, above, at_least, between, flat_keys, from_mapping, leaves, nest, setting
+from cifar_core.fields import (
+    Range,
+    above,
+    at_least,
+    between,
+    flat_keys,
+    from_mapping,
+    leaves,
+    nest,
+    setting,
+    to_mapping,
+)
 from cifar_core.gan.config import GanTrainConfig
 from jobs.cli import cli
 
@@ -164,3 +175,19 @@ def test_two_settings_may_not_share_a_flat_name():
 def test_every_config_class_says_a_bad_value_the_same_way(make, key):
     with pytest.raises(ConfigError, match=key.replace("(", r"\(").replace("[", r"\[")):
         make()
+
+
+def test_a_config_held_inline_reads_as_its_holders_own_settings():
+    """Composition, not inheritance: a stage's section is its name plus the config it runs, whose
+    settings are written at the section's level (gan.steps), and nothing is copied out."""
+    from cifar_core.pipeline import resolve_profile
+
+    config = resolve_profile("full", ["gan.steps=300", "gan.run=g2", "fid-b.n=50", "fid-b.step=200"])
+    assert (config.gan.run, config.gan.training.steps) == ("g2", 300)
+    assert (config.fid_b.score.n, config.fid_b.step, config.fid_b.score.gan_run) == (50, 200, "dcgan")
+    mapping = to_mapping(config)
+    assert mapping["gan"]["steps"] == 300 and "training" not in mapping["gan"] and mapping["fid-b"]["n"] == 50
+    with pytest.raises(ConfigError, match="unknown setting 'gan.training'"):
+        resolve_profile("full", ["gan.training.steps=5"])  # the holder's attribute is not a key
+    with pytest.raises(ConfigError, match=r"gan.steps = 0 is out of range"):
+        resolve_profile("full", ["gan.steps=0"])

@@ -114,10 +114,10 @@ def test_profile_overrides_are_checked_like_every_other_setting(override, messag
 def test_profile_overrides_change_only_what_they_name():
     config = pipeline.resolve_profile("full", ["tune.num_samples=20", "resources.gan.gpus=0.25",
                                                "tune.gpus_per_trial=0.5", "retrain.select=trials"])
-    assert config.tune.num_samples == 20 and config.tune.gpus_per_trial == 0.5
+    assert config.tune.search.num_samples == 20 and config.tune.search.gpus_per_trial == 0.5
     assert (config.resources.gan.cpus, config.resources.gan.gpus) == (2, 0.25)
-    assert config.retrain.select == "trials" and config.tune.max_epochs == 30
-    assert pipeline.resolve_profile("full").tune.num_samples == 60  # the profile itself is untouched
+    assert config.retrain.select == "trials" and config.tune.search.max_epochs == 30
+    assert pipeline.resolve_profile("full").tune.search.num_samples == 60  # the profile itself is untouched
     # A fractional GPU share in the smoke profile, whose shares are whole zeros.
     assert pipeline.resolve_profile("smoke", ["resources.gan.gpus=0.5"]).resources.gan.gpus == 0.5
 

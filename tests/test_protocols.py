@@ -81,7 +81,7 @@ def _fid_values(key: str) -> list[Any]:
     from cifar_core.fid.scoring import run_fid
 
     full = _full()
-    found = [getattr(section, key) for section in (full.fid_b, full.fid) if hasattr(section, key)]
+    found = [getattr(section, key) for section in (full.fid_b, full.fid_b.score, full.fid) if hasattr(section, key)]
     return found or [inspect.signature(run_fid).parameters[key].default]
 
 
@@ -89,7 +89,7 @@ CODE = {
     REPORT_A_SEARCH.key: _search_values,
     REPORT_A_FINAL.key: lambda key: _recipe_values("report-a", key),
     REPORT_B_CLASSIFIER.key: lambda key: _recipe_values("report-b", key),
-    DCGAN.key: lambda key: [_dotted(GanTrainConfig(), key), _dotted(_full().gan, key)],
+    DCGAN.key: lambda key: [_dotted(GanTrainConfig(), key), _dotted(_full().gan.training, key)],
     FID.key: _fid_values,
 }
 

@@ -145,7 +145,7 @@ def test_experiment_names_are_plain_directory_names(name):
     from cifar_core.errors import ConfigError
     from cifar_core.tune.settings import TuneSettings
 
-    with pytest.raises(ConfigError, match="experiment name"):
+    with pytest.raises(ConfigError, match="tune.experiment"):
         TuneSettings(experiment=name).validate()
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from cifar_core.errors import CifarError, ConfigError
 from cifar_core.execution.resources import Resources
-from cifar_core.fields import at_least, setting
+from cifar_core.fields import at_least, inline, setting
 from cifar_core.names import check_name
 from cifar_core.protocols import REPORT_B_FID_STEP, REPORT_B_GAN_STEPS
 from cifar_core.stages.registry import Context, Stage, StageUnavailable, register_stage
@@ -27,7 +27,11 @@ class FidStage:
 
 
 @dataclass
-class FidBStage(FidStage):
+class FidBStage:
+    """What stage fid scores (the run, images, what to do without weights) as this section's own,
+    and the snapshots report B's protocol scores."""
+
+    score: FidStage = inline(FidStage())
     step: int = setting(REPORT_B_FID_STEP, "The snapshot report B scored.", unit="steps", range=at_least(0))
     compare_steps: tuple[int, ...] | None = setting(
         (REPORT_B_GAN_STEPS,), "Snapshots scored beside it, the same way (report B compared its 46,000-step "
@@ -75,7 +79,7 @@ def snapshot_dir(ctx: Context, step: int) -> Path:
     from cifar_core.fid.scoring import default_name, snapshot_file
 
     # Where `cifar fid --snapshot RESULTS/gan/<run> --step N` writes.
-    s = ctx.section("fid-b")
+    s = ctx.section("fid-b").score
     return ctx.results.fid(default_name(checkpoint=snapshot_file(ctx.results.gan_run(s.gan_run), step), n=s.n))
 
 
@@ -104,12 +108,13 @@ def check_fid_b(ctx: Context) -> None:
     """Before anything runs: the snapshots report B's protocol scores are ones the GAN stage keeps (its
     checkpoint grid, up to its last step), not a failure after days of training."""
     s, gan = ctx.section("fid-b"), ctx.section("gan")
-    if s.gan_run != gan.run:
+    gan_run, gan = gan.run, gan.training
+    if s.score.gan_run != gan_run:
         return  # another run's snapshots: named when the stage runs, if one is missing
     keys = ["fid-b.step", *(f"fid-b.compare_steps[{i}]" for i in range(len(s.compare_steps or ())))]
     for key, step in zip(keys, (s.step, *(s.compare_steps or ())), strict=True):
         if step > gan.steps or (step % gan.checkpoint_every and step != gan.steps):
-            raise ConfigError(f"{key} = {step}: run {gan.run} keeps snapshots at multiples of gan.checkpoint_every "
+            raise ConfigError(f"{key} = {step}: run {gan_run} keeps snapshots at multiples of gan.checkpoint_every "
                               f"({gan.checkpoint_every:,}) and at its last step, gan.steps ({gan.steps:,}): choose one "
                               "of those, or change gan's settings")
 
@@ -121,10 +126,10 @@ def fid_b_summary(ctx: Context) -> Path:
 def run_fid_b_stage(ctx: Context, needs: dict[str, Any]) -> Any:
     s = ctx.section("fid-b")
     steps = fid_b_steps(s)
-    return ctx.submit("fid-b", score_snapshots, needs, if_no_weights=s.if_no_weights,
-                      run_dir=ctx.results.gan_run(s.gan_run), steps=steps,
+    return ctx.submit("fid-b", score_snapshots, needs, if_no_weights=s.score.if_no_weights,
+                      run_dir=ctx.results.gan_run(s.score.gan_run), steps=steps,
                       out_dirs=tuple(snapshot_dir(ctx, step) for step in steps), root=ctx.results.root,
-                      data_dir=ctx.data_dir, split="test", n=s.n, cache_dir=ctx.results.fid_cache())
+                      data_dir=ctx.data_dir, split="test", n=s.score.n, cache_dir=ctx.results.fid_cache())
 
 
 register_stage(Stage(

@@ -4,26 +4,24 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cifar_core.atomic import read_jsonl
 from cifar_core.execution.resources import Resources
-from cifar_core.fields import setting
+from cifar_core.fields import inline, setting
 from cifar_core.gan.config import GanTrainConfig
 from cifar_core.names import check_name
 from cifar_core.stages.registry import Context, Progress, Stage, register_stage
 
 
 @dataclass
-class GanStage(GanTrainConfig):
+class GanStage:
+    """The run's name, and the training settings of `cifar gan train` as this section's own (gan.steps)."""
+
     run: str = setting("dcgan", "The run's name: RESULTS/gan/<run>.", check=lambda value, key: check_name(value, key))
-
-
-def train_config(settings: GanStage) -> GanTrainConfig:
-    return GanTrainConfig.from_dict({k: v for k, v in dataclasses.asdict(settings).items() if k != "run"})
+    training: GanTrainConfig = inline(GanTrainConfig())
 
 
 def summary_path(ctx: Context) -> Path:
@@ -34,19 +32,19 @@ def run(ctx: Context, needs: dict[str, Any]) -> Any:
     from cifar_core.gan.train import train_gan
 
     settings = ctx.section("gan")
-    return ctx.submit("gan", train_gan, needs, cfg=train_config(settings), data_dir=ctx.data_dir,
+    return ctx.submit("gan", train_gan, needs, cfg=settings.training, data_dir=ctx.data_dir,
                       run_dir=ctx.results.gan_run(settings.run), resume=True, wait_s=ctx.work.lock_wait_s)
 
 
 def progress(ctx: Context) -> Progress | None:
     settings = ctx.section("gan")
     rows = [r for r in read_jsonl(ctx.results.gan_run(settings.run) / "metrics.jsonl") if "step" in r]
-    return (rows[-1]["step"], settings.steps, "steps") if rows else None
+    return (rows[-1]["step"], settings.training.steps, "steps") if rows else None
 
 
 STAGE = register_stage(Stage(
     "gan", GanStage, Resources(2, 0.5), summary_path, run, needs=("data",), progress=progress,
-    check=lambda ctx: train_config(ctx.section("gan")),
+    check=lambda ctx: ctx.section("gan").training.validate(),
     help="report B's DCGAN to its step budget, collapse detected and recovered",
     # Report B's DCGAN at full width for a few steps: enough to exercise sampling, snapshots and FID
     # selection, far too few for good images.

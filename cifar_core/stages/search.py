@@ -12,8 +12,7 @@ from cifar_core.atomic import read_jsonl
 from cifar_core.errors import Interrupted, Preempted
 from cifar_core.execution.resources import Resources
 from cifar_core.execution.runners import Done
-from cifar_core.fields import check_fields, setting
-from cifar_core.names import check_name
+from cifar_core.fields import check_fields, inline
 from cifar_core.retrain import RetrainPlan
 from cifar_core.stages.recipes import plan_stage
 from cifar_core.stages.registry import Context, Progress, Stage, register_stage
@@ -21,18 +20,16 @@ from cifar_core.tune.settings import TuneSettings
 
 
 @dataclass(frozen=True)
-class TuneStage(TuneSettings):
-    experiment: str = setting("report-a", "Experiment name: results go to RESULTS/tune/NAME/.",
-                              check=lambda value, key: check_name(value, key))
+class TuneStage:
+    """The settings of `cifar tune` as this section's own (tune.num_samples), report A's experiment."""
+
+    search: TuneSettings = inline(TuneSettings(experiment="report-a"))
 
 
 def tune_settings(ctx: Context) -> TuneSettings:
-    """The section as the search runs it: `--device` applies unless the section sets its own."""
-    s = ctx.section("tune")
-    values = {f.name: getattr(s, f.name) for f in dataclasses.fields(TuneSettings)}
-    if values["device"] == "auto":
-        values["device"] = ctx.device
-    return TuneSettings(**values)
+    """The section's search as it runs: `--device` applies unless the section sets its own."""
+    search = ctx.section("tune").search
+    return dataclasses.replace(search, device=ctx.device) if search.device == "auto" else search
 
 
 def check(ctx: Context) -> None:
@@ -63,13 +60,13 @@ def run_tune(ctx: Context, needs: dict[str, Any]) -> Done:
 
 
 def progress(ctx: Context) -> Progress:
-    s = ctx.section("tune")
+    s = ctx.section("tune").search
     done = sum(len(read_jsonl(path)) for path in ctx.results.tune_trials(s.experiment).glob("*/metrics.jsonl"))
     return done, s.num_samples * s.max_epochs, "trial epochs (at most)"
 
 
 register_stage(Stage(
-    "tune", TuneStage, Resources(1, 0), lambda ctx: ctx.results.tune_experiment(ctx.section("tune").experiment)
+    "tune", TuneStage, Resources(1, 0), lambda ctx: ctx.results.tune_experiment(ctx.section("tune").search.experiment)
     / "summary.json", run_tune, needs=("data",), check=check, progress=progress, in_driver=True,
     help="report A's search: Ray Tune + ASHA over 8 CNNs x 4 optimizers, 60 trials",
     smoke={"experiment": "smoke", "num_samples": 4, "max_concurrent": 4, "max_epochs": 2},

@@ -17,7 +17,7 @@ AT_LEAST_ONE = at_least(1)
 
 
 def _check_experiment(name: str, key: str) -> None:
-    check_name(name, "experiment name")
+    check_name(name, key)
 
 
 @dataclass(frozen=True)
