@@ -637,6 +637,13 @@ def budget_settings(budget: dict[str, int]) -> dict[str, Any]:
     return {"run.epochs": budget.get("epochs", budget), "run.steps": budget.get("steps", budget)}
 
 
+def departure_name(line: str) -> str:
+    """What a departure line is about, for a short mention: its setting's name, or what precedes its
+    first ": " (a recovery: "collapse at step 12,000")."""
+    names = [s.name for protocol in PROTOCOLS for s in protocol.settings if line.startswith(f"{s.name}: ")]
+    return max(names, key=len) if names else line.split(": ", 1)[0]
+
+
 def settings_of(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """A config's values by dotted key ({"collapse": {"mode": ...}} -> {"collapse.mode": ...})."""
     flat: dict[str, Any] = {}

@@ -173,7 +173,7 @@ def test_recoveries_are_capped(synth_root, tmp_path):
     assert actions[0] == "rollback" and summary["recoveries"] == 1
     assert set(actions[1:]) == {"none"} and len(actions) > 1
     assert summary["collapse_events"][1]["why"] == "1 recoveries allowed, all used"
-    assert "not recovered (1 recoveries allowed, all used): the run went on collapsed" in \
+    assert ": not recovered (1 recoveries allowed, all used), the run went on collapsed" in \
         summary["protocol_departures"][-1]
 
 

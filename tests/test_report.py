@@ -97,6 +97,13 @@ def page_facts(html: str, key: str) -> dict[str, str]:
             re.findall(r"<dt>(.*?)</dt><dd[^>]*>(.*?)</dd>", block, re.S)}
 
 
+def departures_of(page: PageTables, result: str) -> list[str]:
+    """A result's departures, each with its values, as the table beside the numbers lists them."""
+    cell = table_rows(page, "anchors/departures")[result]["Departures: this result's value (whose value the protocol "
+                                                          "has: that value)"][0]
+    return cell.split(";\n")
+
+
 def markdown_tables(path: Path) -> list[dict[str, dict[str, str]]]:
     """Each Markdown table as {first cell: {column: text}}."""
     tables, lines = [], path.read_text().splitlines()
@@ -278,7 +285,8 @@ def test_every_number_of_both_reports_with_ours_or_why_not(full, tmp_path):
     cnn7 = next(m for m in recipe_a if m["model"] == "cnn7")
     assert anchors["CNN7 test accuracy"][3] == (f"{100 * cnn7['test_top1_mean']:.2f}% (SYNTHETIC data)",
                                                 100 * cnn7["test_top1_mean"])  # ours in the published number's unit
-    assert "epochs: 1 (report A §V: 100)" in anchors["CNN7 test accuracy"][4][0]
+    assert "departed from report A's protocol in: epochs; data" in anchors["CNN7 test accuracy"][4][0]
+    assert "epochs: 1 (report A §V: 100)" in departures_of(page, "recipe/report-a-e1")
     [resdw] = summary(full / "recipe" / "report-b-s2" / "summary.json")["by_model"]
     assert anchors["resdw test accuracy"][3] == (f"{100 * resdw['test_top1_mean']:.2f} ± {100 * resdw['test_top1_std']:.2f}% "
                                                  "(SYNTHETIC data)", 100 * resdw["test_top1_mean"])
@@ -439,9 +447,15 @@ def test_labels_say_what_was_measured_and_how(full, tmp_path):
     for what in ("gain from augmentation", "training images of the final models", "CNN6 test accuracy"):
         row = next(row for name, row in anchors.items() if name.startswith(what))
         how = row["How this study's number was measured"][0]
-        assert "epochs: 1 (report A §V: 100)" in how and "float32" in how, what
-        assert "data: the SYNTHETIC stand-in (`cifar data synth`), not CIFAR-100 (report A" in how, what
+        assert "float32" in how and "departed from report A's protocol in: epochs; data" in how, what
         assert row["This study"][0].endswith(" (SYNTHETIC data)"), what
+    for result in ("recipe/report-a-e1", "recipe/report-a-augment-none-e1"):
+        departed = departures_of(page, result)
+        assert departed == summary(full / result / "summary.json")["protocol_departures"]
+        assert "epochs: 1 (report A §V: 100)" in departed
+        assert "data: the SYNTHETIC stand-in (`cifar data synth`), not CIFAR-100 (report A §I, §II.A: the official " \
+               "CIFAR-100)" in departed
+    assert "random horizontal flip: no (report A §II.B: yes)" in departures_of(page, "recipe/report-a-augment-none-e1")
 
     tune = summary(full / "tune" / "exp" / "summary.json")
     at_once = anchors["trials at once"]
@@ -474,7 +488,8 @@ def test_recipe_a_in_steps_says_its_budget_not_that_it_did_not_run(full, tmp_pat
     row = table_rows(page, "anchors")["epochs of the final models"]
     assert row["This study"] == ("4 steps (SYNTHETIC data)", None)
     assert "trained for steps, not epochs" in row["How this study's number was measured"][0]
-    assert "epochs: 4 steps (report A §V: 100)" in row["How this study's number was measured"][0]
+    assert "departed from report A's protocol in: epochs" in row["How this study's number was measured"][0]
+    assert departures_of(page, "recipe/report-a-e1") == ["epochs: 4 steps (report A §V: 100)"]
 
 
 def as_report_bs_snapshot(fid_dir: Path, step: int) -> dict:
@@ -508,19 +523,24 @@ def test_report_bs_fid_beside_its_50000_step_snapshot_and_the_runs_departures(fu
     assert row["This study"][1] == chosen["fid"]
     assert f"step 50,000 scored the same way: FID {later['fid']:.2f}" in how
     assert "recoveries: step 35: rollback to step 20, learning rate 0.0001" in how
-    assert all(departure in how for departure in gan["protocol_departures"]) and gan["protocol_departures"]
+    assert "departed from report B's DCGAN in: generator / discriminator width; noise dimension; batch size; steps; " \
+           "snapshots kept every; data; collapse judged after a warm-up of, steps; a symptom is a collapse once it " \
+           "persists for, steps; collapse at step 35" in how
+    assert departures_of(page, "gan/dcgan") == gan["protocol_departures"]
     # The score's own departures: not the step or the images any more, but the weights, sampling and data.
-    assert chosen["protocol_departures"] and all(departure in how for departure in chosen["protocol_departures"])
-    assert "snapshot step" not in how and "generated images:" not in how
-    assert "generator BatchNorm when sampling (both protocols): running (PyTorch DCGAN tutorial: batch)" in how
+    assert "departed from report B's FID protocol in: data; Inception weights; generator BatchNorm when sampling " \
+           "(both protocols)" in how
+    assert departures_of(page, "fid/dcgan-step_20-n4") == chosen["protocol_departures"]
+    assert "generator BatchNorm when sampling (both protocols): running (PyTorch DCGAN tutorial: batch)" in \
+        chosen["protocol_departures"]
     compared = anchors["snapshot its choice was judged against (46,000 'more stable and less noisy than the samples "
                        "taken at 50,000 steps')"]
     assert compared["This study"][1] == 50_000
     assert f"FID {later['fid']:.2f} against {chosen['fid']:.2f}" in compared["How this study's number was measured"][0]
     scores = table_rows(page, "fid/scores")
     assert scores["dcgan-step_20-n4"]["Protocol"][0] == "report B's: one snapshot (step 46,000), 10,000 samples, the test split"
-    assert scores["dcgan-step_20-n4"]["Departures of this score"][0] == \
-        "departed from report B's FID protocol: " + "; ".join(chosen["protocol_departures"])
+    assert scores["dcgan-step_20-n4"]["Departures of this score"][0] == "departed from report B's FID protocol in: " \
+        "data; Inception weights; generator BatchNorm when sampling (both protocols)"
     roles = [(r[0][1], r[1][1], r[2][0]) for r in page.tables["s-fid-dcgan-step_20-n4-compared"][1:]]
     assert roles == [(46_000, chosen["fid"], "report B's choice"),
                      (50_000, later["fid"], "the snapshot report B judged it against")]

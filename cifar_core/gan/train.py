@@ -274,7 +274,7 @@ def recovery_departures(events: list[dict[str, Any]]) -> list[str]:
             lines.append(f"collapse at step {e['step']:,}: rolled back to step {e['rolled_back_to']:,} with a new seed, "
                          f"learning rate {e['lr_after']:g} (report B started a collapsed run over)")
         elif e.get("action") == "none":
-            lines.append(f"collapse at step {e['step']:,} not recovered ({e['why']}): the run went on collapsed "
+            lines.append(f"collapse at step {e['step']:,}: not recovered ({e['why']}), the run went on collapsed "
                          "(report B started a collapsed run over)")
     return lines
 

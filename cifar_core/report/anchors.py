@@ -25,6 +25,7 @@ from cifar_core.protocols import (
     with_unit,
 )
 from cifar_core.report.classify_sections import SELECTION_TEXT, precision_text, search_departures
+from cifar_core.report.departures import departures_table
 from cifar_core.report.document import MISSING, Cell, Section, Table, Text, as_number, count, decimal, text
 from cifar_core.report.points import (
     SYNTHETIC,
@@ -86,13 +87,15 @@ def anchors_section(collected: dict[str, Any]) -> Section:
                  "column says why: a stage that did not run, or ran and could not finish, a number the report only "
                  "cites, or arithmetic with a published number ours cannot be compared with. Ours says in its cell "
                  "what makes it incomparable (SYNTHETIC data, Inception weights that are not pytorch-fid's), and the "
-                 "last column lists every way its run departed from the report's protocol (budget, seeds, "
-                 "precision, data, the FID's snapshot, images, sampling and weights, the GAN run's settings and "
-                 "recoveries), as the stage that made it computed them. Where each protocol value comes from: the "
-                 "provenance section and docs/provenance.md.")
+                 "last column names every setting in which its run departed from the report's protocol (budget, "
+                 "seeds, precision, data, the FID's snapshot, images, sampling and weights, the GAN run's settings "
+                 "and recoveries), as the stage that made it computed them; the table after it gives each result's "
+                 "departures with their values. Where each protocol value comes from: the provenance section and "
+                 "docs/provenance.md.")
     not_measured = Table("anchors/not_measured", ["Number", "Source", "Published", "Why this study does not measure it"],
                          unmeasured, "What the reports publish that this study does not measure.")
-    return Section("anchors", "Both reports, number by number", [intro, table, not_measured])
+    return Section("anchors", "Both reports, number by number", [intro, table, departures_table(collected),
+                                                                  not_measured])
 
 
 def published(anchor: Anchor) -> Cell:

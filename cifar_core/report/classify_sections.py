@@ -164,7 +164,8 @@ def retrain_section(entries: list[dict[str, Any]]) -> Section:
     for entry in entries:
         name, summary = entry["name"], entry["summary"]
         selection = SELECTION_TEXT[summary["select"]]
-        section.blocks.append(Heading(f"Experiment {name}: top {summary.get('top_k')} for {summary.get('epochs')} epochs"))
+        budget = budget_text({"epochs": summary["epochs"]}) if summary.get("epochs") else "?"
+        section.blocks.append(Heading(f"Experiment {name}: top {summary.get('top_k')} for {budget}"))
         section.blocks.append(Text(f"Retrained: {selection}."))
         _common_blocks(section, entry, "Training loss on all training images, as report A's figure 3 shows its own.")
     return section
@@ -274,7 +275,6 @@ def _common_blocks(section: Section, entry: dict[str, Any], loss_caption: str, c
     synthetic = is_synthetic(summary)
     if synthetic:
         section.blocks.append(Text(SYNTHETIC_NOTE, "warning"))
-    section.blocks.append(Text(departures_line(summary)))
     section.blocks.append(plan_table(name, summary))
     key = "retrain" if summary.get("kind", "tune") == "tune" else "recipe"
     if entry["figures"].get("loss"):

@@ -6,30 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from cifar_core.protocols import (
-    DCGAN,
-    FID,
-    PROTOCOLS,
-    REPORT_A_FINAL,
-    REPORT_A_SEARCH,
-    Setting,
-    departs_by_itself,
-    departure_wording,
-    value_text,
-)
+from cifar_core.protocols import PROTOCOLS, Setting, departs_by_itself, departure_wording
 from cifar_core.report.anchors import anchors_section
 from cifar_core.report.classify_sections import (
     ablation_section,
     accuracy_section,
     recipe_section,
     retrain_section,
-    search_departures,
-    search_settings,
     train_section,
     trials_on_gpu,
     tune_section,
 )
 from cifar_core.report.collect import summaries_of
+from cifar_core.report.departures import protocol_runs, values_here
 from cifar_core.report.document import (
     Cell,
     Document,
@@ -44,7 +33,7 @@ from cifar_core.report.document import (
     text,
 )
 from cifar_core.report.gan_sections import FID_STAGES, fid_section, gan_section
-from cifar_core.report.points import accuracy_points, fid_caveats, pipeline_records, recorded_departures
+from cifar_core.report.points import accuracy_points, fid_caveats, pipeline_records
 
 STAGE_TITLES = {"tune": "Model selection (Ray Tune + ASHA)", "retrain": "Full-data retraining",
                 "recipe": "The reports' own models (recipes)", "train": "Training runs", "gan": "DCGAN", "fid": "FID"}
@@ -245,34 +234,6 @@ def provenance_section(collected: dict[str, Any]) -> Section:
             "Setting", "Protocol value", "Source", "Why (ours) / note", "Key", "Value in these results"], rows)]
     return Section("provenance", "Provenance: the protocols' values, their sources, and the values these results used",
                    blocks)
-
-
-def protocol_runs(collected: dict[str, Any]) -> dict[str, list[tuple[str, dict[str, Any], list[str]]]]:
-    """{protocol key: [(result, its settings as compared, its departures)]} of every result here."""
-    stages, runs = collected["stages"], {}
-    for entry in stages["tune"]:
-        runs.setdefault(REPORT_A_SEARCH.key, []).append(
-            (f"tune/{entry['name']}", search_settings(entry), search_departures(entry)))
-    for stage, protocols in (("gan", (DCGAN.key,)), ("fid", (FID.key,)), ("recipe", ()),
-                             ("retrain", (REPORT_A_FINAL.key, REPORT_A_SEARCH.key))):
-        for entry in stages[stage]:
-            s = entry["summary"]
-            for key in protocols or (s.get("protocol"),):
-                runs.setdefault(key, []).append((f"{stage}/{entry['name']}", s.get("protocol_settings") or {},
-                                                 recorded_departures(s) or []))
-    return runs
-
-
-def values_here(setting: Setting, runs: list[tuple[str, dict[str, Any], list[str]]]) -> str | None:
-    """The value of `setting` in each result compared with its protocol, "(departs)" where it does."""
-    shown = []
-    for label, settings, departed in runs:
-        keys = [k for k in setting.keys if k in settings]
-        if keys:
-            value = " / ".join(dict.fromkeys(value_text(settings[k]) for k in keys))
-            departs = any(line.startswith(f"{setting.name}: ") for line in departed)
-            shown.append(f"{value} in {label}" + (" (departs)" if departs else ""))
-    return "; ".join(shown) or None
 
 
 def why_and_note(setting: Setting) -> str:

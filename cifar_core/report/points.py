@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cifar_core.device import BF16_DEVICE_TYPES
+from cifar_core.protocols import departure_name
 from cifar_core.report.document import as_number
 from cifar_core.snapshots import step_of
 
@@ -164,9 +165,12 @@ def run_departures(fid_summary: dict[str, Any], collected: dict[str, Any]) -> li
 
 
 def departures_text(departed: list[str] | None, protocol: str = "report B's protocol") -> str:
+    """The departures a number carries beside it, by name ("departed from report B's DCGAN in: batch
+    size; steps; data"); each with its values in the table of every result's departures."""
     if departed is None:
         return f"departures from {protocol} not recorded (a summary made before they were)"
-    return f"departed from {protocol}: " + "; ".join(departed) if departed else f"no departure from {protocol}"
+    names = "; ".join(dict.fromkeys(departure_name(line) for line in departed))
+    return f"departed from {protocol} in: {names}" if departed else f"no departure from {protocol}"
 
 
 def precision_of_gan(gan: dict[str, Any]) -> str:
