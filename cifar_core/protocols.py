@@ -390,8 +390,9 @@ REPORT_B_CLASSIFIER = Protocol("report-b", "Report B's classifier (part 1): the 
     Setting("blocks", "10 residual blocks of two depthwise-separable convolutions; 8 at 42 channels, "
             "2 at 128; global average pooling; one linear layer", report_b("1")),
     Setting("stem (before the first block)", "one depthwise-separable convolution 3->42, BN, ReLU", ours(
-        "the blocks' 42 channels from the image's 3 (the first block could widen them itself); with the choices "
-        "below it brings the count near report B's 98,068 (ours: 98,077)"),
+        "it brings the image's 3 channels to the blocks' 42 before the first block (a first block could widen "
+        "them itself, as block 9 widens 42 to 128); with the choices below the count is near report B's 98,068 "
+        "(ours: 98,077)"),
             reference=Reference("none: 'the input layer followed by ten convolutional layers', each a residual "
                                 "block", report_b("1"))),
     Setting("downsampling, 42->128 shortcut", "stride 2 at blocks 5 and 9; a 1x1 convolution on block 9's shortcut",
@@ -753,7 +754,13 @@ def provenance_markdown() -> str:
         "a **PyTorch default** the reports leave implicit, or **ours**: this project's choice, with the "
         "reason. A value the reports do not give is never credited to them. `Key` is the setting it "
         "fixes: a training-config key (`cifar train`, the recipes), a `GanTrainConfig` or `TuneSettings` "
-        "field, or a `cifar fid` option.",
+        "field, a `cifar fid` option, a recipe's `seeds`, or `data` (what `--data-dir` holds, by its md5s).",
+        "",
+        "Every GAN run, FID score, recipe and retrain records how it departs from these tables "
+        "(`protocol_departures` in its summary, computed by `cifar_core.protocols.departures`): each keyed "
+        "setting it ran with another value than the report's, the tutorial's, PyTorch's or, where the reports "
+        "give none, ours; and the values of ours that DEPART from what a report or the tutorial did by "
+        "themselves (written so below). The report names them beside each number.",
         "",
     ]
     for protocol in PROTOCOLS:
