@@ -16,7 +16,6 @@ from cifar_core.protocols import (
     ANCHORS,
     ANCHORS_BY_KEY,
     OUR_PARAMETERS,
-    RECIPES,
     REPORT_A_MODELS,
     REPORT_B_GAN_STEPS,
     Anchor,
@@ -34,6 +33,7 @@ from cifar_core.report.points import (
     fid_protocol,
     gan_note,
     pipeline_records,
+    protocol_name,
     recipe_caveats,
     recorded_departures,
     snapshot_comparisons,
@@ -179,10 +179,9 @@ def recipe_result(collected: dict[str, Any], recipe: str, augment: str | None = 
 
 def recipe_note(summary: dict[str, Any]) -> str:
     """Which result, its seeds, budget and precision, then every departure its runs recorded."""
-    protocol = f"{RECIPES[summary['recipe']].protocol.settings[0].source.kind}'s protocol"
     notes = [f"recipe/{summary.get('name')}", f"seeds {', '.join(map(str, summary.get('seeds') or []))}",
              budget_text(summary.get("budget")), precision_text(summary),
-             departures_text(recorded_departures(summary), protocol)]
+             departures_text(recorded_departures(summary), protocol_name(summary))]
     return "; ".join(notes)
 
 

@@ -41,7 +41,7 @@ from cifar_core.report.document import (
     text,
     yes_no,
 )
-from cifar_core.report.points import marked, recorded_departures
+from cifar_core.report.points import marked, protocol_name, recorded_departures
 
 SYNTHETIC_NOTE = "Trained on the synthetic stand-in: these accuracies are not CIFAR-100 results."
 SYNTHETIC_SEARCH_NOTE = ("Searched on the synthetic stand-in: these accuracies, losses and rankings are not CIFAR-100 "
@@ -291,7 +291,7 @@ def is_synthetic(summary: dict[str, Any]) -> bool:
 
 def departures_line(summary: dict[str, Any]) -> str:
     """A retrain's or recipe's departures from the protocol it is set beside, as its runs recorded them."""
-    protocol = "report B's protocol" if summary.get("recipe") == "report-b" else "report A's protocol"
+    protocol = protocol_name(summary)
     found = recorded_departures(summary)
     if found is None:
         return f"Departures from {protocol}: not recorded (a summary made before they were)."

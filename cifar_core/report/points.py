@@ -164,6 +164,11 @@ def run_departures(fid_summary: dict[str, Any], collected: dict[str, Any]) -> li
     return (recorded_departures(fid_summary) or []) + ((recorded_departures(gan) or []) if gan is not None else [])
 
 
+def protocol_name(summary: dict[str, Any]) -> str:
+    """Whose protocol a retrain or recipe is set beside: report B's classifier, else report A's."""
+    return "report B's protocol" if summary.get("recipe") == "report-b" else "report A's protocol"
+
+
 def departures_text(departed: list[str] | None, protocol: str = "report B's protocol") -> str:
     """The departures a number carries beside it, by name ("departed from report B's DCGAN in: batch
     size; steps; data"); each with its values in the table of every result's departures."""
