@@ -341,7 +341,8 @@ def collect(plan: Plan, results_dir: Path, needed: dict[str, dict[str, Any]]) ->
 
 def protocol_fields(plan: Plan, runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Each run beside the protocol it is set beside (a recipe's own; report A's final models for a
-    search's best configs): its settings as compared and its departures, into its row; the summary's:
+    search's best configs, whose searched values are the search's finding): its settings as compared and
+    its departures, into its row; the summary's:
     the settings of each model, or each retrained trial ("a / b" where they differ), and every departure
     of any run."""
     recipe = isinstance(plan, RecipePlan)
@@ -351,8 +352,9 @@ def protocol_fields(plan: Plan, runs: list[dict[str, Any]]) -> dict[str, Any]:
     each = {}
     for r in runs:
         config = TrainConfig.from_dict(yaml.safe_load((Path(r["run_dir"]) / "config.yaml").read_text()))
-        actual = {**settings_of(config.to_dict()), **shared, "run.amp": r["precision"] == BF16,
-                  "data": data_text(r["data_digest"])}
+        searched = r.get("params") or {}  # what the search chose for a trial is its finding, not a departure
+        actual = {**{k: v for k, v in settings_of(config.to_dict()).items() if k not in searched}, **shared,
+                  "run.amp": r["precision"] == BF16, "data": data_text(r["data_digest"])}
         r.update(protocol_record(actual, *compared, model=r["model"] if recipe else None))
         each.setdefault(r["model"] if recipe else r["run"], r["protocol_settings"])  # a recipe's seeds share one
     return {"protocol": compared[0].key, "protocol_settings": merged_settings(each.values()),

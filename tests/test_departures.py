@@ -7,6 +7,7 @@ networks say what the code builds."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,22 @@ def test_other_checkpoints_and_splits_are_not_report_bs_protocol(scored):
     assert "real images: the split scored against: train (report B abstract, §5: test)" in \
         scored["train"]["protocol_departures"]
     assert scored["other"]["protocol"] == "checkpoint" and "step" not in scored["other"]["protocol_settings"]
+
+
+def test_what_a_search_chose_is_its_finding_not_a_retrains_departure(tmp_path):
+    """A retrained trial's optimizer (rmsprop, say) is what the search found, not a departure from report
+    A's SGD; its budget, precision and selection are the retrain's own settings, and are compared."""
+    from cifar_core.retrain import RetrainPlan, protocol_fields
+
+    run = tmp_path / "exp-tinycnn-t1"
+    shutil.copytree(FIXTURE / "train" / "exp-tinycnn-t1", run)
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("  name: sgd", "  name: rmsprop"))
+    [row] = [dict(m) for m in json.loads((FIXTURE / "retrain" / "exp" / "summary.json").read_text())["models"][:1]]
+    row.update(run_dir=str(run), params={**row["params"], "optim.name": "rmsprop"}, precision="bf16 autocast")
+    found = protocol_fields(RetrainPlan("exp", top_k=3, epochs=100, select="architectures"), [row])
+    assert found["protocol"] == "report-a" and "optim.name" not in found["protocol_settings"]
+    assert found["protocol_departures"] == [
+        "data: the SYNTHETIC stand-in (`cifar data synth`), not CIFAR-100 (report A §I, §II.A: the official CIFAR-100)",
+        "batch size: 64 (this study's protocol: 128)",
+        "bf16 autocast (else float32): yes (PyTorch default: no)"]
