@@ -209,6 +209,9 @@ def test_the_search_device_is_where_its_trials_ran_not_what_was_asked(full, tmp_
     page = read_page(build_report(full, tmp_path / "out", formats=("html",))["html"])
     [tune] = [r for r in page.tables["s-environment-stages"][1:] if r[0][0] == "tune"]
     assert tune[2][0] == "cpu"  # the fixture's search was told cpu: its trials ran there
+    retrain = summary(full / "retrain" / "exp" / "summary.json")["models"]
+    assert [r[2][0] for r in page.tables["s-environment-stages"][1:] if r[0][0] == "retrain"] == \
+        [", ".join(sorted({m["device"] for m in retrain}))]  # its runs' devices
     write(full / "tune" / "exp" / "summary.json", lambda s: s["settings"].update(device="auto"))
     page = read_page(build_report(full, tmp_path / "auto", formats=("html",))["html"])
     [tune] = [r for r in page.tables["s-environment-stages"][1:] if r[0][0] == "tune"]
@@ -226,10 +229,13 @@ def test_the_provenance_shows_the_values_these_results_used(full, tmp_path):
     assert dcgan["batch size"]["Protocol value"][0] == "128"
     assert dcgan["batch size"]["Value in these results"][0] == f"{gan['config']['batch_size']} in gan/dcgan (departs)"
     assert dcgan["Adam beta1"]["Value in these results"][0] == "0.5 in gan/dcgan"
-    fid = table_rows(page, "provenance/report-b-fid")["snapshot step of report B's protocol"]["Value in these results"]
-    assert fid[0] == "20 in fid/dcgan-step_20-n4 (departs); 40 in fid/dcgan-step_40-n4 (departs)"
+    fid = table_rows(page, "provenance/report-b-fid")
+    assert fid["snapshot step of report B's protocol"]["Value in these results"][0] == \
+        "20 in fid/dcgan-step_20-n4 (departs); 40 in fid/dcgan-step_40-n4 (departs)"
+    assert fid["noise seed"]["Value in these results"][0] == \
+        "0 in fid/dcgan-select-n4, fid/dcgan-step_20-n4, fid/dcgan-step_40-n4"  # one value, once
     epochs = table_rows(page, "provenance/report-a")["epochs"]["Value in these results"][0]
-    assert "1 in recipe/report-a-e1 (departs)" in epochs and "1 in retrain/exp (departs)" in epochs
+    assert epochs == "1 in retrain/exp, recipe/report-a-augment-none-e1, recipe/report-a-e1 (departs)"
     assert table_rows(page, "provenance/report-a-search")["trials"]["Value in these results"][0] == "4 in tune/exp (departs)"
     stem = table_rows(page, "provenance/report-b")["stem (before the first block)"]["Why (ours) / note"][0]
     assert stem.endswith("DEPARTS from report B §1: none: 'the input layer followed by ten convolutional layers', "

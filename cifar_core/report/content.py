@@ -164,8 +164,10 @@ def stage_times_table(collected: dict[str, Any]) -> Table:
         rows.append(["tune", e["name"], search_device(e), e["summary"].get("wall_time_s"), "wall time of the search"])
     for stage in ("retrain", "recipe"):
         for e in stages[stage]:
-            seconds = sum(m.get("train_time_s") or 0 for m in e["summary"].get("models", []))
-            rows.append([stage, e["name"], None, seconds, "training time of its models"])
+            models = e["summary"].get("models", [])
+            seconds = sum(m.get("train_time_s") or 0 for m in models)
+            devices = ", ".join(sorted({str(m["device"]) for m in models if m.get("device")})) or None
+            rows.append([stage, e["name"], devices, seconds, "training time of its models"])
     for e in stages["train"]:
         s = e["summary"]
         rows.append(["train", e["name"], s.get("device_name") or s.get("device"), s.get("train_time_s"),

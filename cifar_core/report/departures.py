@@ -61,12 +61,14 @@ def departures_table(collected: dict[str, Any]) -> Table:
 
 
 def values_here(setting: Setting, runs: list[Run]) -> str | None:
-    """The value of `setting` in each result compared with its protocol, "(departs)" where it does."""
-    shown = []
+    """The value of `setting` in the results compared with its protocol, those with the same value
+    together, "(departs)" where it departs: "64 in gan/smoke (departs)"."""
+    found: dict[tuple[str, bool], list[str]] = {}
     for label, settings, departed in runs:
         keys = [k for k in setting.keys if k in settings]
         if keys:
             value = " / ".join(dict.fromkeys(value_text(settings[k]) for k in keys))
             departs = any(departure_name(line) == setting.name for line in departed or [])
-            shown.append(f"{value} in {label}" + (" (departs)" if departs else ""))
-    return "; ".join(shown) or None
+            found.setdefault((value, departs), []).append(label)
+    return "; ".join(f"{value} in {', '.join(labels)}" + (" (departs)" if departs else "")
+                     for (value, departs), labels in found.items()) or None
