@@ -103,7 +103,8 @@ def run_pipeline(profile: str, data_dir: str | Path, results_dir: str | Path, de
     pool = tuple(stages) if stages is not None else all_stages()
     chosen = _chosen(pool, only)
     # Absolute paths: a unit runs in its worker's working directory, not this one.
-    ctx = Context(profile, config, Path(data_dir).absolute(), Results(Path(results_dir).absolute()), device)
+    ctx = Context(profile, config, Path(data_dir).absolute(), Results(Path(results_dir).absolute()), device,
+                  running=tuple(s.name for s in chosen))
     # Every setting, and --device against each GPU share, before anything runs; the data's checks
     # (the official data where the profile compares with the reports) whichever stages run.
     data_stages = [s for s in pool if s.makes_data]

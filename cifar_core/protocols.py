@@ -9,7 +9,7 @@ DCGAN tutorial report B took its code from, a PyTorch default, ours with the rea
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,11 @@ class Source:
     @property
     def is_report(self) -> bool:
         return self.kind in ("report A", "report B")
+
+    @property
+    def whose(self) -> str:
+        """Whose value it is, beside a run that differs from it: "report B §5", "this study's protocol"."""
+        return "this study's protocol" if self.kind == "ours" else self.label
 
 
 def report_a(section: str) -> Source:
@@ -71,9 +76,19 @@ class Anchor:
         value = self.value if isinstance(self.value, str) else \
             f"{self.value:,}" if isinstance(self.value, int) else f"{self.value:g}"
         spread = f" ± {self.spread:g}" if self.spread is not None else ""
-        unit = {"%": "%", "points": " points", "minutes": " minutes", "weeks": " weeks", "times": " times"}.get(
-            self.unit, "")
-        return " ".join(part for part in (self.qualifier, f"{value}{spread}{unit}") if part)
+        return " ".join(part for part in (self.qualifier, with_unit(f"{value}{spread}", self.unit)) if part)
+
+
+# How a number in each unit is written: "60.1%", "46,000 steps"; FID, loss and plain counts bare.
+UNIT_SUFFIX = {"%": "%", "points": " points", "minutes": " minutes", "weeks": " weeks", "times": " times",
+               "steps": " steps", "epochs": " epochs", "images": " images", "parameters": " parameters",
+               "trials": " trials"}
+
+
+def with_unit(number: str, unit: str) -> str:
+    """A number's text with its unit, as the reports write it (ours are written the same way): "1 epoch"."""
+    suffix = UNIT_SUFFIX.get(unit, "")
+    return number + (suffix.removesuffix("s") if number == "1" and suffix.startswith(" ") else suffix)
 
 
 @dataclass(frozen=True)
@@ -197,34 +212,69 @@ OUR_PARAMETERS = {"cnn6": 2_494_022, "cnn7": 3_004_917, "cnn2": 10_393_946, "res
 
 # --- protocols -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class Reference:
+    """What a report or the tutorial did, beside a value of ours that differs from it or that it
+    leaves implicit (the tutorial samples with each batch's statistics; PyTorch trains in float32)."""
+
+    value: Any
+    source: Source
+
+
+@dataclass(frozen=True)
 class Setting:
     """One value of a protocol. `key` names what it sets, as the code's default (checked by
     tests/test_protocols.py): a TrainConfig dotted key, a GanTrainConfig, TuneSettings or RetrainPlan
-    field, a pipeline section's field or a `cifar fid` option; None for what is documented but not
-    one setting. A value that differs between a recipe's models is written "a / b / c", in the
-    recipe's order."""
+    field, a pipeline section's field, a `cifar fid` option, `seeds` (a recipe's) or `data` (what
+    --data-dir holds); None for what is documented but not one setting. A value
+    that differs between a recipe's models is written "a / b / c", in the recipe's order, and kept
+    per model in `per_model`. A run is compared with `reference` where there is one, else `value`."""
 
     name: str
     value: Any
     source: Source
     key: str | None = None
     note: str = ""  # what a reader must know beside the source (e.g. what changes the value in a run)
+    reference: Reference | None = None
+    per_model: tuple[tuple[str, Any], ...] = ()  # (model, value) of a row that differs by model
 
     @property
     def text(self) -> str:
         return value_text(self.value)
 
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(k.strip() for k in (self.key or "").split(",") if k.strip())
+
+    def expected(self, model: str | None = None) -> tuple[Any, Source] | None:
+        """What a run of `model` is compared with, and whose value it is; None for a per-model row
+        when the run is none of the protocol's models (a search's pick, retrained)."""
+        if self.reference is not None:
+            return self.reference.value, self.reference.source
+        if self.per_model:
+            found = dict(self.per_model)
+            return (found[model], self.source) if model in found else None
+        return self.value, self.source
+
 
 def value_text(value: Any) -> str:
+    if value is None:
+        return "none"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
         return f"{value:g}"
-    if isinstance(value, tuple):
+    if isinstance(value, (tuple, list)):
         return ", ".join(value_text(v) for v in value)
+    if isinstance(value, dict):
+        return budget_text(value)
     return str(value)
+
+
+def budget_text(budget: dict[str, int] | None) -> str:
+    """{"epochs": 1} -> "1 epoch", {"steps": 10000} -> "10,000 steps"."""
+    return ", ".join(f"{value:,} {key.removesuffix('s') if value == 1 else key}" for key, value in (budget or {}).items())
 
 
 @dataclass(frozen=True)
@@ -237,6 +287,24 @@ class Protocol:
 FP32_WHY = ("neither report mentions precision and PyTorch trains in float32 by default; these runs are "
             "compared with the reports' numbers, so bf16 autocast (faster on GPUs) stays an option "
             "(`--amp`, `recipe-*.amp`) instead of the default")
+# Neither report mentions precision: a run is compared with PyTorch's float32, bf16 being ours.
+FLOAT32 = Reference(False, pytorch("float32; neither report mentions precision"))
+
+# What --data-dir held, by the files' md5s (cifar_core.data.identity's digest kinds).
+DATA_TEXT = {"official": "the official CIFAR-100",
+             "synthetic": "the SYNTHETIC stand-in (`cifar data synth`), not CIFAR-100",
+             "files": "files that are not the official CIFAR-100 (by their md5s)"}
+
+
+def data_text(digest: str | None) -> str:
+    """What a run's data was, from its digest (`official:...`, `synthetic:...`, `files:...`)."""
+    return DATA_TEXT.get((digest or "").split(":")[0], "not recorded")
+
+
+def data_setting(source: Source) -> Setting:
+    return Setting("data", DATA_TEXT["official"], source, "data",
+                   note="the synthetic stand-in runs only where a command is told `--allow-synthetic` (or by the "
+                        "smoke profile), and every number of it says SYNTHETIC")
 
 # Report A's "padding=1", read literally, for these layouts; the others pad k // 2 (cifar_core/models/cnn.py).
 PADDING_1_LAYOUTS = ("cnn5", "cnn6", "cnn7")
@@ -280,32 +348,37 @@ def _per_model(values: Iterable[Any]) -> str:
 REPORT_A_DROPOUT = {"cnn6": 0.2, "cnn7": 0.2, "cnn2": 0.3}  # ours: see the protocol's dropout row
 _LABELS = " / ".join(m.label for m in REPORT_A_MODELS)
 
+def _per_model_setting(name: str, field_name: str, source: Source, key: str, values: dict | None = None) -> Setting:
+    """A row whose value differs between report A's three models: "a / b / c", and each model's."""
+    found = values or {m.model: getattr(m, field_name) for m in REPORT_A_MODELS}
+    per_model = tuple((m.model, found[m.model]) for m in REPORT_A_MODELS)
+    return Setting(name, _per_model(v for _, v in per_model), source, key, per_model=per_model)
+
+
 REPORT_A_FINAL = Protocol("report-a", "Report A's three final models (sections IV, V): the `report-a` recipe", (
-    Setting(f"models (report A's {_LABELS})", _per_model(m.model for m in REPORT_A_MODELS), report_a("IV"),
-            "model.name"),
+    _per_model_setting(f"models (report A's {_LABELS})", "model", report_a("IV"), "model.name"),
     Setting("layers of each model", "cnn6 / cnn7 / cnn2 in the registry", ours(
         "report A gives only the parameter counts (VII) and a figure of the layers that is not in the text; "
         "our layouts match the counts exactly")),
-    Setting(f"activation of {_LABELS}", _per_model(m.activation for m in REPORT_A_MODELS), report_a("IV.1"),
-            "model.activation"),
+    _per_model_setting(f"activation of {_LABELS}", "activation", report_a("IV.1"), "model.activation"),
     Setting("optimizer", "sgd", report_a("IV.2"), "optim.name"),
-    Setting(f"learning rate of {_LABELS}", _per_model(m.lr for m in REPORT_A_MODELS), report_a("IV.3"), "optim.lr"),
-    Setting(f"momentum of {_LABELS}", _per_model(m.momentum for m in REPORT_A_MODELS), report_a("IV.3"),
-            "optim.momentum"),
-    Setting(f"dampening of {_LABELS}", _per_model(m.dampening for m in REPORT_A_MODELS), report_a("IV.3"),
-            "optim.dampening"),
+    _per_model_setting(f"learning rate of {_LABELS}", "lr", report_a("IV.3"), "optim.lr"),
+    _per_model_setting(f"momentum of {_LABELS}", "momentum", report_a("IV.3"), "optim.momentum"),
+    _per_model_setting(f"dampening of {_LABELS}", "dampening", report_a("IV.3"), "optim.dampening"),
     Setting("Nesterov momentum", False, pytorch("torch.optim.SGD"), "optim.nesterov"),
     Setting("weight decay", 0.0, pytorch("report A names none"), "optim.weight_decay"),
     Setting("learning-rate schedule", "none", ours("report A names none: a constant rate"), "optim.schedule"),
     Setting("loss", "cross-entropy", report_a("III")),
     Setting("epochs", 100, report_a("V"), "run.epochs"),
     Setting("training images: all 50,000 (no validation split)", True, report_a("IV, V"), "run.full_train"),
+    data_setting(report_a("I, II.A")),
     Setting("batch size", 128, ours("report A gives none; the search uses the same"), "run.batch_size"),
-    Setting(f"dropout of {_LABELS}", _per_model(REPORT_A_DROPOUT[m.model] for m in REPORT_A_MODELS), ours(
-        "report A gives a range (0.1-0.3, III), not the final models' rates; values inside it"), "model.dropout"),
+    _per_model_setting(f"dropout of {_LABELS}", "", ours(
+        "report A gives a range (0.1-0.3, III), not the final models' rates; values inside it"), "model.dropout",
+        REPORT_A_DROPOUT),
     *REPORT_A_AUGMENT,
-    Setting("bf16 autocast (else float32)", False, ours(FP32_WHY), "run.amp"),
-    Setting("seeds", "0", ours("report A reports one run per model")),
+    Setting("bf16 autocast (else float32)", False, ours(FP32_WHY), "run.amp", reference=FLOAT32),
+    Setting("seeds", (0,), ours("report A reports one run per model"), "seeds"),
     Setting("test set", "all 10,000 test images", report_a("II.A, V.A")),
     Setting("weights scored on it", "those after the last epoch", ours(
         "report A does not say which epoch it scored; with every training image used for training, no "
@@ -316,8 +389,14 @@ REPORT_B_CLASSIFIER = Protocol("report-b", "Report B's classifier (part 1): the 
     Setting("model", "resdw", report_b("1"), "model.name"),
     Setting("blocks", "10 residual blocks of two depthwise-separable convolutions; 8 at 42 channels, "
             "2 at 128; global average pooling; one linear layer", report_b("1")),
-    Setting("stem, downsampling, 42->128 shortcut", "see resdw.py", ours(
-        "report B does not describe them; chosen near its 98,068 parameters (ours: 98,077)")),
+    Setting("stem (before the first block)", "one depthwise-separable convolution 3->42, BN, ReLU", ours(
+        "it brings the image's 3 channels to the blocks' 42 before the first block (a first block could widen "
+        "them itself, as block 9 widens 42 to 128); with the choices below the count is near report B's 98,068 "
+        "(ours: 98,077)"),
+            reference=Reference("none: 'the input layer followed by ten convolutional layers', each a residual "
+                                "block", report_b("1"))),
+    Setting("downsampling, 42->128 shortcut", "stride 2 at blocks 5 and 9; a 1x1 convolution on block 9's shortcut",
+            ours("report B does not describe them; chosen near its 98,068 parameters (cifar_core/models/resdw.py)")),
     Setting("dropout before the classifier", 0.0, report_b("3"), "model.dropout"),
     Setting("optimizer", "adam", report_b("1"), "optim.name"),
     Setting("learning rate", 0.001, pytorch("torch.optim.Adam; report B gives none"), "optim.lr"),
@@ -335,22 +414,26 @@ REPORT_B_CLASSIFIER = Protocol("report-b", "Report B's classifier (part 1): the 
     Setting("training images: all 50,000 (no validation split)", True, ours(
         "report B applied its flips and crops 'to each image in the training set' and mentions no validation "
         "split"), "run.full_train"),
+    data_setting(report_b("1")),
     Setting("batch size", 128, ours("report B gives none"), "run.batch_size"),
     Setting("test set scored every N steps (the curve of figure 2)", 500, ours(
         "report B plots test accuracy over the steps without saying how often it scored"), "run.eval_test_every"),
-    Setting("seeds", "0, 1, 2 (mean ± standard deviation)", ours(
-        "report B writes 56.9 ± 4.6 without saying over what; the spread over seeds is what we can measure")),
+    Setting("seeds (mean ± standard deviation over them)", (0, 1, 2), ours(
+        "report B writes 56.9 ± 4.6 without saying over what; the spread over seeds is what we can measure"), "seeds"),
     Setting("training accuracy", "the running accuracy of the last epoch's batches (augmented)", ours(
         "report B does not say how it measured 68.1")),
-    Setting("bf16 autocast (else float32)", False, ours(FP32_WHY), "run.amp"),
+    Setting("bf16 autocast (else float32)", False, ours(FP32_WHY), "run.amp", reference=FLOAT32),
 ))
 
 REPORT_A_SEARCH = Protocol("report-a-search", "Report A's search (sections II, III): `cifar tune`, space report-a", (
     Setting("split: training / validation images", "40,000 / 10,000", report_a("II.A")),
     Setting("validation fraction", 0.2, report_a("II.A"), "run.val_fraction"),
+    data_setting(report_a("I, II.A")),
     Setting("how the split is drawn", "a seeded permutation (split seed 0)", ours(
         "report A used torch.utils.data.random_split with an unstated seed")),
     Setting("architectures", 8, report_a("III")),
+    Setting("search space (cifar_core/tune/spaces/)", "report-a", report_a("III"), "space",
+            note="report A's architectures, optimizers and ranges, as listed in these rows"),
     Setting("their layers", "cnn1 ... cnn8 in the registry", ours(
         "report A gives no layers, only the components they were built from (III: kernels 1x1 to 7x7, max and "
         "average pooling, BatchNorm, dropout, fully connected layers); ours use those, and cnn6, cnn7 and cnn2 "
@@ -393,7 +476,7 @@ REPORT_A_SEARCH = Protocol("report-a-search", "Report A's search (sections II, I
     Setting("bf16 autocast on GPUs", True, ours(
         "the search only ranks 60 configs and bf16 halves its GPU time; a retrain keeps its trial's config, "
         "so it does too (the report shows each run's precision); the numbers set beside report A's come from "
-        "the float32 `report-a` recipe"), "run.amp"),
+        "the float32 `report-a` recipe"), "run.amp", reference=FLOAT32),
 ))
 
 REPORT_B_GAN_STEPS_WHY = (
@@ -413,13 +496,14 @@ DCGAN = Protocol("report-b-dcgan", "Report B's DCGAN (part 2, sections 4-6): `ci
     Setting("generator output layer", "the 4th convolution without BN, then tanh (images in [-1, 1])", TUTORIAL,
             note="report B lists BN and ReLU for each generator layer; the tutorial's last layer has neither"),
     Setting("discriminator", "2D convolutions (BN, LeakyReLU) down to one score, then a sigmoid", report_b("4")),
-    Setting("discriminator layout", "4 strided 4x4 convolutions, no BN on the first, LeakyReLU 0.2; the last "
-            "one to a single score", TUTORIAL,
-            note="the tutorial's netD with one stride-2 layer fewer for 32x32 images (ours); report B says only "
-                 "'similar to that of the generator, but in reverse'; at width 46 it has report B's 344,264 "
-                 "parameters"),
+    Setting("discriminator layout", "three stride-2 4x4 convolutions (no BN on the first, BN on the others, "
+            "LeakyReLU 0.2), then a stride-1 4x4 convolution to one score", TUTORIAL,
+            note="the tutorial's netD (64x64 images) has four stride-2 convolutions before that head; one fewer "
+                 "fits 32x32 images (ours, as report B 'modified [it] for CIFAR100'); report B says only 'similar "
+                 "to that of the generator, but in reverse'; at width 46 it has report B's 344,264 parameters"),
     Setting("generator / discriminator width", 46, ours(
-        "chosen so the counts are report B's 635,812 and 344,264 (section 5)"), "ngf, ndf"),
+        "chosen so the counts are report B's 635,812 and 344,264 (section 5)"), "ngf, ndf",
+            reference=Reference(46, report_b("5"))),
     Setting("noise dimension", 100, TUTORIAL, "nz"),
     Setting("loss", "binary cross-entropy", report_b("4")),
     Setting("optimizer", "Adam, both networks", TUTORIAL),
@@ -432,12 +516,15 @@ DCGAN = Protocol("report-b-dcgan", "Report B's DCGAN (part 2, sections 4-6): `ci
     Setting("LeakyReLU slope", 0.2, TUTORIAL),
     Setting("real images scaled to", "[-1, 1]", TUTORIAL),
     Setting("random flips of real images", False, ours(
-        "neither report B nor the tutorial flips them (an option, `hflip`)"), "hflip"),
-    Setting("steps", REPORT_B_GAN_STEPS, ours(REPORT_B_GAN_STEPS_WHY), "steps"),
+        "neither report B nor the tutorial flips them (an option, `hflip`)"), "hflip",
+            reference=Reference(False, TUTORIAL)),
+    Setting("steps", REPORT_B_GAN_STEPS, ours(REPORT_B_GAN_STEPS_WHY), "steps",
+            reference=Reference(REPORT_B_GAN_STEPS, report_b("5"))),
     Setting("snapshots kept every", 2000, ours(
         "report B compared its 46,000- and 50,000-step snapshots; every 2,000 steps keeps both, and the 25 "
         "snapshots our selection (stage fid) ranks"), "checkpoint_every"),
     Setting("training images", "the 50,000 of the training split", ours("report B does not say")),
+    data_setting(report_b("4")),
     Setting("mode collapse (`--collapse`)", "rollback", ours(COLLAPSE_WHY), "collapse.mode"),
     Setting("collapse judged after a warm-up of, steps", 1000, ours(
         "early losses swing and BatchNorm statistics settle"), "collapse.warmup_steps"),
@@ -458,12 +545,22 @@ DCGAN = Protocol("report-b-dcgan", "Report B's DCGAN (part 2, sections 4-6): `ci
             "collapse.lr_factor"),
     Setting("bf16 autocast on GPUs", False, ours(
         "the tutorial trains in float32 (report B says nothing of precision), and this small DCGAN gains little "
-        "from bf16"), "amp"),
+        "from bf16"), "amp", reference=Reference(False, TUTORIAL)),
 ))
+
+STANDARD_WEIGHTS = "pytorch-fid's released weights"
+
+
+def weights_text(standard: bool, sha256: str) -> str:
+    """The Inception weights a FID used, as its protocol row compares them."""
+    return STANDARD_WEIGHTS if standard else f"other weights (sha256 {sha256[:12]}): not comparable with published FIDs"
+
 
 FID = Protocol("report-b-fid", "FID (report B, abstract and section 5): `cifar fid`", (
     Setting("generated images", REPORT_B_FID_IMAGES, report_b("abstract"), "n"),
-    Setting("real images", "the CIFAR-100 test set (10,000)", report_b("abstract, 5")),
+    Setting("real images: the split scored against", "test", report_b("abstract, 5"), "split",
+            note="the CIFAR-100 test set, 10,000 images"),
+    data_setting(report_b("abstract, 5")),
     Setting("report B's protocol (`cifar fid --snapshot RUN`, stage fid-b)", "the step-46,000 snapshot, chosen by eye",
             report_b("5")),
     Setting("snapshot step of report B's protocol", REPORT_B_FID_STEP, report_b("5"), "step"),
@@ -473,16 +570,107 @@ FID = Protocol("report-b-fid", "FID (report B, abstract and section 5): `cifar f
             "the chosen one is scored on the test set, with other noise", ours(
                 "choosing the best snapshot on the test set and reporting that score would flatter it; "
                 "report B chose without scores")),
-    Setting("Inception network", "pytorch-fid's InceptionV3 and weights, pool3, 2048 features", ours(
+    Setting("Inception network", "pytorch-fid's InceptionV3, pool3, 2048 features", ours(
         "report B does not say which FID code; pytorch-fid's is the reference implementation")),
+    Setting("Inception weights", STANDARD_WEIGHTS, ours(
+        "published FIDs use these; any other file (judged by its sha256) gives FIDs that are not comparable "
+        "with them"), "weights"),
     Setting("generator BatchNorm when sampling (both protocols)", "running", ours(
         "running statistics (eval mode): images do not depend on the batch they are drawn in; the tutorial "
         "samples in train mode, each batch normalised by its own statistics (`--batch-norm batch`)"),
-            "batch_norm"),
+            "batch_norm", reference=Reference("batch", TUTORIAL)),
     Setting("noise seed", 0, ours("any fixed seed; the test score of a selection uses another"), "seed"),
 ))
 
 PROTOCOLS: tuple[Protocol, ...] = (CLASSIFIERS, REPORT_A_SEARCH, REPORT_A_FINAL, REPORT_B_CLASSIFIER, DCGAN, FID)
+PROTOCOLS_BY_KEY = {protocol.key: protocol for protocol in PROTOCOLS}
+
+
+# --- departures: how a run differs from the protocol it is set beside ------------------------------
+@dataclass(frozen=True)
+class Departure:
+    setting: Setting
+    value: Any  # the run's
+    expected: Any
+    source: Source  # whose the expected value is
+
+    @property
+    def text(self) -> str:
+        """"batch size: 64 (PyTorch DCGAN tutorial: 128)"."""
+        return f"{self.setting.name}: {value_text(self.value)} ({self.source.whose}: {value_text(self.expected)})"
+
+
+def departures(actual: Mapping[str, Any], *protocols: Protocol, model: str | None = None) -> list[Departure]:
+    """Every row of `protocols` a run departs from: a keyed row whose key `actual` (the run's settings
+    by key) holds with another value than the row expects (`Setting.expected`), and a row of ours that
+    departs from the report by itself (resdw's stem). Each key is compared once, in its first row."""
+    found: list[Departure] = []
+    seen: set[str] = set()
+    for setting in (s for protocol in protocols for s in protocol.settings):
+        expected = setting.expected(model)
+        if not setting.key:
+            if departs_by_itself(setting):
+                found.append(Departure(setting, setting.value, *expected))
+            continue
+        keys = [k for k in setting.keys if k in actual and k not in seen]
+        if expected is None or not keys:
+            continue
+        seen.update(keys)
+        differing = [k for k in keys if not _same(actual[k], expected[0])]
+        if differing:
+            shared = all(_same(actual[k], actual[keys[0]]) for k in keys)
+            value = actual[keys[0]] if shared else ", ".join(f"{k} {value_text(actual[k])}" for k in differing)
+            found.append(Departure(setting, value, *expected))
+    return found
+
+
+def protocol_record(actual: Mapping[str, Any], *protocols: Protocol, model: str | None = None) -> dict[str, Any]:
+    """What a summary keeps of the protocol it is set beside: the run's value of each key compared
+    (`protocol_settings`) and each departure, one line each (`protocol_departures`, [] for none)."""
+    keys = {k for protocol in protocols for s in protocol.settings for k in s.keys}
+    return {"protocol_settings": {k: v for k, v in actual.items() if k in keys},
+            "protocol_departures": [d.text for d in departures(actual, *protocols, model=model)]}
+
+
+def budget_settings(budget: dict[str, int]) -> dict[str, Any]:
+    """A run's budget under both keys: a protocol that trains for epochs sees "4 steps" where a run
+    trained for steps, and one that trains for steps sees "2 epochs"."""
+    return {"run.epochs": budget.get("epochs", budget), "run.steps": budget.get("steps", budget)}
+
+
+def departure_name(line: str) -> str:
+    """What a departure line is about, for a short mention: its setting's name, or what precedes its
+    first ": " (a recovery: "collapse at step 12,000")."""
+    names = [s.name for protocol in PROTOCOLS for s in protocol.settings if line.startswith(f"{s.name}: ")]
+    return max(names, key=len) if names else line.split(": ", 1)[0]
+
+
+def settings_of(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A config's values by dotted key ({"collapse": {"mode": ...}} -> {"collapse.mode": ...})."""
+    flat: dict[str, Any] = {}
+    for key, value in nested.items():
+        if isinstance(value, Mapping):
+            flat.update(settings_of(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def merged_settings(each: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Several runs' settings as one: the value they share, else theirs in order ("a / b / c", as a
+    protocol writes a value that differs by model)."""
+    runs = list(each)
+    merged = {}
+    for key in dict.fromkeys(k for run in runs for k in run):
+        values = [run.get(key) for run in runs]
+        merged[key] = values[0] if all(_same(v, values[0]) for v in values) else " / ".join(map(value_text, values))
+    return merged
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as settings: a list read back from JSON is the tuple it was written from."""
+    return (tuple(a) if isinstance(a, list) else a) == (tuple(b) if isinstance(b, list) else b)
+
 
 
 # --- recipes: a protocol's runs, without a search ------------------------------------------------
@@ -566,7 +754,13 @@ def provenance_markdown() -> str:
         "a **PyTorch default** the reports leave implicit, or **ours**: this project's choice, with the "
         "reason. A value the reports do not give is never credited to them. `Key` is the setting it "
         "fixes: a training-config key (`cifar train`, the recipes), a `GanTrainConfig` or `TuneSettings` "
-        "field, or a `cifar fid` option.",
+        "field, a `cifar fid` option, a recipe's `seeds`, or `data` (what `--data-dir` holds, by its md5s).",
+        "",
+        "Every GAN run, FID score, recipe and retrain records how it departs from these tables "
+        "(`protocol_departures` in its summary, computed by `cifar_core.protocols.departures`): each keyed "
+        "setting it ran with another value than the report's, the tutorial's, PyTorch's or, where the reports "
+        "give none, ours; and the values of ours that DEPART from what a report or the tutorial did by "
+        "themselves (written so below). The report names them beside each number.",
         "",
     ]
     for protocol in PROTOCOLS:
@@ -577,12 +771,24 @@ def provenance_markdown() -> str:
                 source += f" ({s.source.where})"
             if s.note:
                 source += f"; note: {s.note}"
+            if departs_by_itself(s):
+                source += f"; {departure_wording(s)}"
             lines.append(f"| {_md(s.name)} | {_md(s.text)} | {_md(source)} | {f'`{s.key}`' if s.key else ''} |")
         lines.append("")
     lines += ["## Published numbers (shown in the report beside ours)", "",
               "| Number | Value | Source | Not measured here, because |", "|---|---:|---|---|"]
     lines += [f"| {_md(a.what)} | {_md(a.text)} | {a.source.label} | {_md(a.not_measured)} |" for a in ANCHORS]
     return "\n".join(lines) + "\n"
+
+
+def departs_by_itself(setting: Setting) -> bool:
+    """A value of ours that differs from what the report (or the tutorial) did: every run departs."""
+    return setting.reference is not None and not _same(setting.value, setting.reference.value)
+
+
+def departure_wording(setting: Setting) -> str:
+    reference = setting.reference
+    return f"DEPARTS from {reference.source.label}: {value_text(reference.value)}" if reference else ""
 
 
 def _md(text: str) -> str:

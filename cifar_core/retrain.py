@@ -26,13 +26,27 @@ from cifar_core.figures import pyplot, save_figure
 from cifar_core.layout import Results
 from cifar_core.names import check_name
 from cifar_core.progress import log
-from cifar_core.protocols import RECIPES, REPORT_B_STEPS, REPORT_B_TEST_PCT, REPORT_B_TEST_SPREAD, mean_std
+from cifar_core.protocols import (
+    RECIPES,
+    REPORT_A_FINAL,
+    REPORT_A_SEARCH,
+    REPORT_B_STEPS,
+    REPORT_B_TEST_PCT,
+    REPORT_B_TEST_SPREAD,
+    budget_settings,
+    data_text,
+    mean_std,
+    merged_settings,
+    protocol_record,
+    settings_of,
+)
 from cifar_core.seeds import check_seed
 
 # Which of a search's best trials are retrained. Report A: "the top 3 models were selected based on
 # their validation accuracy"; its three are three architectures, which we read as the best trial of
 # each ("architectures", our reading); "trials" takes the best trials whatever their architecture.
 SELECTIONS = ("architectures", "trials")
+BF16 = "bf16 autocast"  # a run's precision where autocast applied (else float32)
 POSITIVE = at_least(1)
 
 
@@ -292,8 +306,9 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
         "train_time_s": run["train_time_s"],  # all epochs, across resumes
         "wall_time_s": run["wall_time_s"],  # this invocation
         "synthetic_data": run["synthetic_data"],
+        "data_digest": run["data_digest"],
         "device": run["device"],
-        "precision": "bf16 autocast" if bf16 else "float32",
+        "precision": BF16 if bf16 else "float32",
         "run_dir": run["run_dir"],
     }
 
@@ -305,7 +320,7 @@ def collect(plan: Plan, results_dir: Path, needed: dict[str, dict[str, Any]]) ->
 
     out = plan.out_dir(results_dir)
     runs = [needed[f"run{index}"] for index in range(plan.size)]
-    summary = {**plan.settings(), "complete": True, "models": runs, "files": {}}
+    summary = {**plan.settings(), "complete": True, "models": runs, "files": {}, **protocol_fields(plan, runs)}
     if isinstance(plan, RecipePlan):
         summary["by_model"] = by_model(runs)
     summary["best"] = max(runs, key=lambda m: m["test_top1"])["model"] if runs else None
@@ -322,6 +337,28 @@ def collect(plan: Plan, results_dir: Path, needed: dict[str, dict[str, Any]]) ->
     summary["ran_on"] = [place for r in runs for place in r["ran_on"]]  # one task per run
     atomic_write_json(out / "summary.json", summary)
     return summary
+
+
+def protocol_fields(plan: Plan, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each run beside the protocol it is set beside (a recipe's own; report A's final models for a
+    search's best configs, whose searched values are the search's finding): its settings as compared and
+    its departures, into its row; the summary's:
+    the settings of each model, or each retrained trial ("a / b" where they differ), and every departure
+    of any run."""
+    recipe = isinstance(plan, RecipePlan)
+    compared = (plan.definition.protocol,) if recipe else (REPORT_A_FINAL, REPORT_A_SEARCH)
+    shared = {**budget_settings(plan.budget()), "seeds": plan.seed_list} if recipe else \
+        {**budget_settings({"epochs": plan.epochs}), "top_k": plan.top_k, "select": plan.select}
+    each = {}
+    for r in runs:
+        config = TrainConfig.from_dict(yaml.safe_load((Path(r["run_dir"]) / "config.yaml").read_text()))
+        searched = r.get("params") or {}  # what the search chose for a trial is its finding, not a departure
+        actual = {**{k: v for k, v in settings_of(config.to_dict()).items() if k not in searched}, **shared,
+                  "run.amp": r["precision"] == BF16, "data": data_text(r["data_digest"])}
+        r.update(protocol_record(actual, *compared, model=r["model"] if recipe else None))
+        each.setdefault(r["model"] if recipe else r["run"], r["protocol_settings"])  # a recipe's seeds share one
+    return {"protocol": compared[0].key, "protocol_settings": merged_settings(each.values()),
+            "protocol_departures": list(dict.fromkeys(line for r in runs for line in r["protocol_departures"]))}
 
 
 @dataclass

@@ -75,7 +75,7 @@ def assert_fixture_has_the_shape_of(results: Path) -> None:
     assert set(header) <= set((results / "tune/smoke/trials.csv").read_text().splitlines()[0].split(","))
 
 
-DATA_KEYED = {"epochs_histogram", "status_counts", "params", "evaluations", "space_file"}
+DATA_KEYED = {"epochs_histogram", "status_counts", "params", "evaluations", "space_file", "protocol_settings"}
 
 
 def assert_within(fixture, fresh, where: str) -> None:

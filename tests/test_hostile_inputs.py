@@ -136,8 +136,9 @@ def test_a_group_set_keeps_the_profiles_other_settings():
 
     base = resolve_profile("smoke")
     merged = resolve_profile("smoke", ["gan={lr: 0.0005}", "gan.steps=5"])
-    assert (merged.gan.lr, merged.gan.steps) == (0.0005, 5)
-    assert merged.gan.batch_size == base.gan.batch_size and merged.gan.log_every == base.gan.log_every
+    assert (merged.gan.training.lr, merged.gan.training.steps) == (0.0005, 5)
+    assert merged.gan.training.batch_size == base.gan.training.batch_size
+    assert merged.gan.training.log_every == base.gan.training.log_every
 
 
 # --- numbers from options and the environment ------------------------------------------------------

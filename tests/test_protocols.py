@@ -16,6 +16,7 @@ from cifar_core.models import count_parameters, create_model
 from cifar_core.pipeline import resolve_profile
 from cifar_core.protocols import (
     CLASSIFIERS,
+    DATA_TEXT,
     DCGAN,
     FID,
     OUR_PARAMETERS,
@@ -26,6 +27,7 @@ from cifar_core.protocols import (
     REPORT_A_SEARCH,
     REPORT_B_CLASSIFIER,
     REPORT_B_GAN_PARAMETERS,
+    STANDARD_WEIGHTS,
     Protocol,
     provenance_markdown,
     value_text,
@@ -73,13 +75,30 @@ def _search_values(key: str) -> list[Any]:
 
 def _recipe_values(recipe: str, key: str) -> list[Any]:
     plan = RecipePlan(recipe=recipe)
+    if key == "seeds":  # the recipe's, not one run's
+        return [plan.seed_list]
     seeds = len(plan.seed_list)
     return [_dotted(plan.spec(".", i * seeds, "cpu").config, key) for i in range(len(plan.model_names))]
+
+
+def _fid_default_weights() -> list[Any]:
+    """`cifar fid` without --weights: pytorch-fid's own file, as the Inception weights row says."""
+    from cifar_core.fid.scoring import run_fid
+
+    assert inspect.signature(run_fid).parameters["weights"].default is None
+    return [STANDARD_WEIGHTS]
+
+
+def _data(key: str) -> list[Any]:
+    """What every protocol runs on: the full profile refuses all but the official CIFAR-100."""
+    return [DATA_TEXT["official"] if _full().data.official_only else DATA_TEXT["synthetic"]]
 
 
 def _fid_values(key: str) -> list[Any]:
     from cifar_core.fid.scoring import run_fid
 
+    if key == "weights":
+        return _fid_default_weights()
     full = _full()
     found = [getattr(section, key) for section in (full.fid_b, full.fid_b.score, full.fid) if hasattr(section, key)]
     return found or [inspect.signature(run_fid).parameters[key].default]
@@ -110,8 +129,8 @@ def test_every_keyed_value_is_the_default_of_what_it_names():
     checked = 0
     for protocol in PROTOCOLS:
         for setting in protocol.settings:
-            for key in [k.strip() for k in (setting.key or "").split(",") if k.strip()]:
-                values = CODE[protocol.key](key)
+            for key in setting.keys:
+                values = _data(key) if key == "data" else CODE[protocol.key](key)
                 assert _agrees(setting.value, values), (protocol.key, setting.name, key, setting.value, values)
                 checked += 1
     assert checked > 60  # every protocol with keys was walked
@@ -156,7 +175,7 @@ def test_the_values_without_a_key_are_what_the_code_does(tmp_path):
     assert space["optimizers"]["adam"]["lr"] == {"uniform": [1.0e-4, 0.1]}  # an interval: drawn uniformly
     assert space["optimizers"]["sgd"]["lr"] == {"loguniform": [1.0e-5, 0.1]}  # "lr ~ log U(...)"
 
-    assert RecipePlan(recipe="report-a").seed_list == (0,) and _row(REPORT_A_FINAL, "seeds").value == "0"
+    assert RecipePlan(recipe="report-a").seed_list == (0,) == _row(REPORT_A_FINAL, "seeds").value
 
 
 def test_our_parameter_counts_are_the_registrys():

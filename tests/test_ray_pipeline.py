@@ -67,7 +67,7 @@ def test_smoke_pipeline_on_the_cluster_runs_every_stage_on_worker_nodes_and_resu
     assert [p["step"] for p in json.loads((results / "recipe" / "report-b-s1" / "summary.json").read_text())
             ["models"][1]["test_curve"]] == [1]
     fid_b = json.loads((results / "fid" / "smoke-step_2-n2" / "summary.json").read_text())
-    assert fid_b["protocol"] == "checkpoint" and fid_b["made_by"] == "fid-b"
+    assert fid_b["protocol"] == "report-b" and fid_b["made_by"] == "fid-b"  # its snapshot, as report B scored one
     assert_fixture_has_the_shape_of(results)
 
     (results / "retrain" / "smoke" / "summary.json").unlink()  # as if killed during retraining

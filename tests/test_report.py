@@ -97,6 +97,13 @@ def page_facts(html: str, key: str) -> dict[str, str]:
             re.findall(r"<dt>(.*?)</dt><dd[^>]*>(.*?)</dd>", block, re.S)}
 
 
+def departures_of(page: PageTables, result: str) -> list[str]:
+    """A result's departures, each with its values, as the table beside the numbers lists them."""
+    cell = table_rows(page, "anchors/departures")[result]["Departures: this result's value (whose value the protocol "
+                                                          "has: that value)"][0]
+    return cell.split(";\n")
+
+
 def markdown_tables(path: Path) -> list[dict[str, dict[str, str]]]:
     """Each Markdown table as {first cell: {column: text}}."""
     tables, lines = [], path.read_text().splitlines()
@@ -198,7 +205,9 @@ def test_only_the_gan(full, tmp_path):
     html = (tmp_path / "out" / "index.html").read_text()
     facts = page_facts(html, "gan/dcgan/facts")
     assert facts["Collapse handling"] == gan["collapse_mode"] == "rollback"
-    assert facts["Departures from report B's protocol"] == "; ".join(gan["protocol_departures"])
+    departed = facts["Departures from report B's DCGAN (its settings, the tutorial's, ours)"]
+    assert departed == "; ".join(gan["protocol_departures"])
+    assert "batch size: 16 (PyTorch DCGAN tutorial: 128)" in departed and "data: the SYNTHETIC stand-in" in departed
     assert 'id="s-fid"' not in html  # no FID, and no pipeline that tried one
     assert "SYNTHETIC DATA" in page.banner and "s-train-runs" not in page.tables
 
@@ -248,9 +257,11 @@ def test_full_run_numbers_are_the_summaries(full, tmp_path):
 
     fid = summary(full / "fid" / "dcgan-select-n4" / "summary.json")
     scores = table_rows(page, "fid/scores")
-    assert scores["dcgan-select-n4"]["FID"] == (f"{fid['fid']:.2f}", fid["fid"])
+    caveats = "SYNTHETIC data; not pytorch-fid's Inception weights"
+    assert scores["dcgan-select-n4"]["FID"] == (f"{fid['fid']:.2f} ({caveats})", fid["fid"])
+    assert scores["dcgan-select-n4"]["Minus report B's 46.85"] == (f"not comparable ({caveats})", None)
     assert scores["dcgan-select-n4"]["Protocol"][0].startswith("snapshot chosen by its train FID (step ")
-    assert scores["dcgan-step_40-n4"]["Protocol"][0] == "one snapshot (step 40), 4 samples, the test split"
+    assert scores["dcgan-step_40-n4"]["Protocol"][0] == "report B's: one snapshot (step 40), 4 samples, the test split"
     ranking = table_rows(page, "fid/dcgan-select-n4/ranking")
     assert [r["FID"][1] for r in ranking.values()] == [r["fid"] for r in sorted(fid["ranking"], key=lambda r: r["step"])]
     assert {"s-tune-exp-trials", "s-gan-dcgan-collapses", "s-environment-stages", "s-environment-ran_on"} <= set(page.tables)
@@ -272,11 +283,13 @@ def test_every_number_of_both_reports_with_ours_or_why_not(full, tmp_path):
     anchors = {row[0][0]: row for row in rows}
     recipe_a = summary(full / "recipe" / "report-a-e1" / "summary.json")["by_model"]
     cnn7 = next(m for m in recipe_a if m["model"] == "cnn7")
-    assert anchors["CNN7 test accuracy"][3][1] == 100 * cnn7["test_top1_mean"]
-    assert "1 epoch, not 100 epochs" in anchors["CNN7 test accuracy"][4][0] and "SYNTHETIC" in anchors["CNN7 test accuracy"][4][0]
+    assert anchors["CNN7 test accuracy"][3] == (f"{100 * cnn7['test_top1_mean']:.2f}% (SYNTHETIC data)",
+                                                100 * cnn7["test_top1_mean"])  # ours in the published number's unit
+    assert "departed from report A's protocol in: epochs; data" in anchors["CNN7 test accuracy"][4][0]
+    assert "epochs: 1 (report A §V: 100)" in departures_of(page, "recipe/report-a-e1")
     [resdw] = summary(full / "recipe" / "report-b-s2" / "summary.json")["by_model"]
-    assert anchors["resdw test accuracy"][3] == (f"{100 * resdw['test_top1_mean']:.2f} ± {100 * resdw['test_top1_std']:.2f}",
-                                                 100 * resdw["test_top1_mean"])
+    assert anchors["resdw test accuracy"][3] == (f"{100 * resdw['test_top1_mean']:.2f} ± {100 * resdw['test_top1_std']:.2f}% "
+                                                 "(SYNTHETIC data)", 100 * resdw["test_top1_mean"])
     assert anchors["resdw parameters"][3][1] == 98_077
     without = {m["model"]: m["test_top1_mean"]
                for m in summary(full / "recipe" / "report-a-augment-none-e1" / "summary.json")["by_model"]}
@@ -284,7 +297,8 @@ def test_every_number_of_both_reports_with_ours_or_why_not(full, tmp_path):
     assert anchors[GAIN][3][1] == pytest.approx(100 * sum(gains) / len(gains))
     fid = summary(full / "fid" / "dcgan-select-n4" / "summary.json")
     assert anchors["DCGAN FID against the test set (our protocol: chosen on the training split)"][3][1] == fid["fid"]
-    assert anchors["DCGAN FID against the test set (one snapshot, step 40)"][2][1] == REPORT_B_FID
+    judged = "DCGAN FID against the test set (report B's protocol, step 40, the snapshot its choice was judged against)"
+    assert anchors[judged][2][1] == REPORT_B_FID
     ablation = table_rows(page, "ablation/report-a-augment-none-e1")
     assert ablation["mean of the models"]["Gain (points)"][1] == pytest.approx(sum(gains) / len(gains))
     assert ablation["report A (section II.B)"]["Gain (points)"][1] == 10
@@ -374,9 +388,11 @@ def test_fid_protocol_names_report_bs_and_our_selection():
     from cifar_core.report.points import fid_protocol
 
     fixed = {"fake": {"kind": "checkpoint", "path": "/r/gan/dcgan/checkpoints/step_46000.pt"},
-             "real": {"split": "test"}, "n_fake": 10_000}
-    assert fid_protocol(fixed) == ("report-b", "report B's: the step 46,000 snapshot, 10,000 samples, the test split")
-    assert fid_protocol({**fixed, "n_fake": 2000})[0] == "checkpoint"
+             "real": {"split": "test"}, "n_fake": 10_000, "protocol": "report-b"}
+    assert fid_protocol(fixed) == ("report-b", "report B's: one snapshot (step 46,000), 10,000 samples, the test split")
+    # As `cifar fid` recorded it: report B's protocol at another step or with fewer images names its departures.
+    assert fid_protocol({**fixed, "n_fake": 2000})[0] == "report-b"
+    assert fid_protocol({**fixed, "protocol": "checkpoint"})[0] == "checkpoint"
     selected = {"fake": {"kind": "run", "path": "/r/gan/dcgan"}, "real": {"split": "test"}, "n_fake": 2000,
                 "selection": {"split": "train"}, "best": {"step": 40000}, "ranking": [{"step": 40000, "fid": 50.0}]}
     assert fid_protocol(selected) == ("select-best", "snapshot chosen by its train FID (step 40000), then scored once "
@@ -417,9 +433,11 @@ def test_every_published_number_and_claim_is_on_the_page_with_ours_or_why_not(fu
     assert anchors["parameters of that state of the art over resdw's"]["This study"][1] == 520_000 / 98_077
     runtime = anchors["resdw training time ('runtime of over 25 minutes on my machine')"]
     assert runtime["This study"][1] == pytest.approx(sum(m["train_time_s"] for m in resdw) / len(resdw) / 60)
-    top = json.loads((full / "tune" / "exp" / "top_k.json").read_text())["top_architectures"][:3]
+    retrained = summary(full / "retrain" / "exp" / "summary.json")
     optimizers = anchors["optimizer of the selected models ('it only picked models with SGD')"]
-    assert optimizers["This study"][0] == ", ".join(t["params"]["optim.name"] for t in top) == "sgd"
+    assert optimizers["This study"][0] == ", ".join(m["params"]["optim.name"] for m in retrained["models"]) \
+        + " (SYNTHETIC data)" == "sgd, sgd (SYNTHETIC data)"  # the 2 the retrain took (--select trials), not 3
+    assert "retrain/exp: the 2 it retrained, the best trials whatever" in optimizers["How this study's number was measured"][0]
 
 
 def test_labels_say_what_was_measured_and_how(full, tmp_path):
@@ -427,8 +445,17 @@ def test_labels_say_what_was_measured_and_how(full, tmp_path):
     page = read_page(written["html"])
     anchors = table_rows(page, "anchors")
     for what in ("gain from augmentation", "training images of the final models", "CNN6 test accuracy"):
-        how = next(row for name, row in anchors.items() if name.startswith(what))["How this study's number was measured"]
-        assert "1 epoch, not 100 epochs" in how[0] and "SYNTHETIC data" in how[0] and "float32" in how[0], what
+        row = next(row for name, row in anchors.items() if name.startswith(what))
+        how = row["How this study's number was measured"][0]
+        assert "float32" in how and "departed from report A's protocol in: epochs; data" in how, what
+        assert row["This study"][0].endswith(" (SYNTHETIC data)"), what
+    for result in ("recipe/report-a-e1", "recipe/report-a-augment-none-e1"):
+        departed = departures_of(page, result)
+        assert departed == summary(full / result / "summary.json")["protocol_departures"]
+        assert "epochs: 1 (report A §V: 100)" in departed
+        assert "data: the SYNTHETIC stand-in (`cifar data synth`), not CIFAR-100 (report A §I, §II.A: the official " \
+               "CIFAR-100)" in departed
+    assert "random horizontal flip: no (report A §II.B: yes)" in departures_of(page, "recipe/report-a-augment-none-e1")
 
     tune = summary(full / "tune" / "exp" / "summary.json")
     at_once = anchors["trials at once"]
@@ -447,25 +474,33 @@ def test_labels_say_what_was_measured_and_how(full, tmp_path):
 
     html = written["html"].read_text()
     captions = dict(re.findall(r'<figure id="(s-recipe-[^"]+-loss)">.*?<figcaption>(.*?)</figcaption>', html, re.S))
-    assert "(report A, figure 3)" in captions["s-recipe-report-a-e1-loss"]
+    assert "as report A&#x27;s figure 3 shows its own" in captions["s-recipe-report-a-e1-loss"]
     assert "report A" not in captions["s-recipe-report-b-s2-loss"]
 
 
 def test_recipe_a_in_steps_says_its_budget_not_that_it_did_not_run(full, tmp_path):
+    from cifar_core.protocols import REPORT_A_FINAL, budget_settings, departures
+
     path = full / "recipe" / "report-a-e1" / "summary.json"
-    path.write_text(json.dumps({**summary(path), "budget": {"steps": 4}}))
+    departed = [d.text for d in departures(budget_settings({"steps": 4}), REPORT_A_FINAL)]  # as the recipe records it
+    path.write_text(json.dumps({**summary(path), "budget": {"steps": 4}, "protocol_departures": departed}))
     page = read_page(build_report(full, tmp_path / "out", formats=("html",))["html"])
     row = table_rows(page, "anchors")["epochs of the final models"]
-    assert row["This study"] == ("4 steps", None)
+    assert row["This study"] == ("4 steps (SYNTHETIC data)", None)
     assert "trained for steps, not epochs" in row["How this study's number was measured"][0]
-    assert "4 steps, not 100 epochs" in row["How this study's number was measured"][0]
+    assert "departed from report A's protocol in: epochs" in row["How this study's number was measured"][0]
+    assert departures_of(page, "recipe/report-a-e1") == ["epochs: 4 steps (report A §V: 100)"]
 
 
 def as_report_bs_snapshot(fid_dir: Path, step: int) -> dict:
     """The fixture's fid-b score rewritten as the full profile's: the step's snapshot, 10,000 images."""
+    from cifar_core.protocols import FID, departures
+
     scored = summary(fid_dir / "summary.json")
     scored["fake"]["path"] = scored["fake"]["path"].replace(f"step_{snapshot_of(scored)}.pt", f"step_{step}.pt")
     scored["n_fake"] = 10_000
+    scored["protocol_settings"].update(step=step, n=10_000)  # and its departures, as `cifar fid` computes them
+    scored["protocol_departures"] = [d.text for d in departures(scored["protocol_settings"], FID)]
     (fid_dir / "summary.json").write_text(json.dumps(scored))
     return scored
 
@@ -483,18 +518,29 @@ def test_report_bs_fid_beside_its_50000_step_snapshot_and_the_runs_departures(fu
     page = read_page(build_report(full, tmp_path / "out", formats=("html",))["html"])
     anchors = table_rows(page, "anchors")
 
-    row = anchors["DCGAN FID against the test set (report B's protocol, from a GAN run that departed from it)"]
+    row = anchors["DCGAN FID against the test set (report B's protocol, step 46,000)"]
     how = row["How this study's number was measured"][0]
     assert row["This study"][1] == chosen["fid"]
     assert f"step 50,000 scored the same way: FID {later['fid']:.2f}" in how
     assert "recoveries: step 35: rollback to step 20, learning rate 0.0001" in how
-    assert all(departure in how for departure in gan["protocol_departures"]) and gan["protocol_departures"]
+    assert "departed from report B's DCGAN in: generator / discriminator width; noise dimension; batch size; steps; " \
+           "snapshots kept every; data; collapse judged after a warm-up of, steps; a symptom is a collapse once it " \
+           "persists for, steps; collapse at step 35" in how
+    assert departures_of(page, "gan/dcgan") == gan["protocol_departures"]
+    # The score's own departures: not the step or the images any more, but the weights, sampling and data.
+    assert "departed from report B's FID protocol in: data; Inception weights; generator BatchNorm when sampling " \
+           "(both protocols)" in how
+    assert departures_of(page, "fid/dcgan-step_20-n4") == chosen["protocol_departures"]
+    assert "generator BatchNorm when sampling (both protocols): running (PyTorch DCGAN tutorial: batch)" in \
+        chosen["protocol_departures"]
     compared = anchors["snapshot its choice was judged against (46,000 'more stable and less noisy than the samples "
                        "taken at 50,000 steps')"]
     assert compared["This study"][1] == 50_000
     assert f"FID {later['fid']:.2f} against {chosen['fid']:.2f}" in compared["How this study's number was measured"][0]
     scores = table_rows(page, "fid/scores")
-    assert scores["dcgan-step_20-n4"]["Protocol"][0].endswith("but its GAN run departed from that protocol (beside)")
+    assert scores["dcgan-step_20-n4"]["Protocol"][0] == "report B's: one snapshot (step 46,000), 10,000 samples, the test split"
+    assert scores["dcgan-step_20-n4"]["Departures of this score"][0] == "departed from report B's FID protocol in: " \
+        "data; Inception weights; generator BatchNorm when sampling (both protocols)"
     roles = [(r[0][1], r[1][1], r[2][0]) for r in page.tables["s-fid-dcgan-step_20-n4-compared"][1:]]
     assert roles == [(46_000, chosen["fid"], "report B's choice"),
                      (50_000, later["fid"], "the snapshot report B judged it against")]
@@ -504,9 +550,9 @@ def test_report_bs_fid_beside_its_50000_step_snapshot_and_the_runs_departures(fu
         {**gan, "collapse_mode": "restart", "protocol_departures": [],
          "collapse_events": [{**e, "action": "restart", "rolled_back_to": 0} for e in gan["collapse_events"]]}))
     page = read_page(build_report(full, tmp_path / "again", formats=("html",))["html"])
-    how = table_rows(page, "anchors")["DCGAN FID against the test set (report B's protocol)"]
+    how = table_rows(page, "anchors")["DCGAN FID against the test set (report B's protocol, step 46,000)"]
     assert "collapse handling restart): recoveries: step 35: restart from step 0, learning rate 0.0001; no departure " \
-           "from report B's protocol" in how["How this study's number was measured"][0]
+           "from report B's DCGAN" in how["How this study's number was measured"][0]
 
 
 def test_recovery_text_says_what_a_collapse_event_did():
@@ -517,6 +563,7 @@ def test_recovery_text_says_what_a_collapse_event_did():
     assert recovery_text({"step": 3000, "action": "none", "why": "collapse.mode is off", "lr_after": 2e-4}) == \
         "step 3,000: none (collapse.mode is off), learning rate 0.0002"
     assert departures_text([]) == "no departure from report B's protocol"
+    assert departures_text(None).startswith("departures from report B's protocol not recorded")
 
 
 def test_what_the_report_expects_is_what_the_stages_write():

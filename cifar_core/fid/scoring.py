@@ -3,7 +3,8 @@
 Two protocols for a GAN run (docs/provenance.md): report B's (one fixed snapshot, 10,000 samples, the
 test set) and ours (`--select-best`: every snapshot ranked against the TRAINING split, only the chosen
 one scored on the test split, with noise the selection never saw), because choosing by test score and
-reporting that score would flatter it. Each summary records its `protocol`.
+reporting that score would flatter it. Each summary records its `protocol` and every way it departs
+from report B's (`protocol_departures`: the step, the images, the Inception weights, the data, ...).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cifar_core import protocols
 from cifar_core.atomic import file_digest, read_json
 from cifar_core.device import resolve_device
 from cifar_core.errors import CifarError
@@ -157,7 +159,34 @@ def _score(request: dict, generated, run_dir, data_dir, split, weights, device, 
         images, source, loaded = generated
         result = score_source(setup, images, source)
         result["seconds"]["fake_images"] = loaded
-    return summary_of(setup, {"request": request, **result}, time.perf_counter() - start)
+    record = protocol_record(request, result["n_fake"], setup.extractor, data_dir)
+    return summary_of(setup, {"request": request, **result, **record}, time.perf_counter() - start)
+
+
+def protocol_of(request: dict) -> str:
+    """What a score measures, as its summary's `protocol` says: `report-b`, report B's (one snapshot of a
+    GAN run, checkpoints/step_<N>.pt, scored against the test split; a step other than 46,000 or other
+    than 10,000 images is a departure it lists), `select-best` (ours), `checkpoint` or `images`."""
+    if request["input"] == "checkpoint":
+        return "report-b" if step_of(request["path"], ".pt") is not None and request["split"] == "test" else "checkpoint"
+    return {"run": "select-best"}.get(request["input"], "images")
+
+
+def protocol_record(request: dict, n_fake: int, extractor: FeatureExtractor, data_dir: Path) -> dict:
+    """The score beside report B's FID protocol: its protocol, its settings as compared and each departure
+    (`cifar_core.protocols.departures`)."""
+    from cifar_core.data import data_digest
+
+    protocol = protocol_of(request)
+    actual = {"n": n_fake, "split": request["split"], "data": protocols.data_text(data_digest(data_dir)),
+              "weights": protocols.weights_text(extractor.weights_standard, extractor.weights_sha256)}
+    if "seed" in request:
+        actual.update(seed=request["seed"], batch_norm=request["batch_norm"])
+    if protocol == "report-b":
+        actual["step"] = step_of(request["path"], ".pt")
+    return {"protocol": protocol, **protocols.protocol_record(actual, protocols.FID)}
+
+
 
 
 def fid_inputs(fake: Path | None, checkpoint: Path | None, run_dir: Path | None, weights=None) -> dict[str, str]:
@@ -239,8 +268,7 @@ def load_fake(fake: Path | None = None, checkpoint: Path | None = None, n: int |
 
 
 def score_source(setup: FidSetup, images, source: dict) -> dict:
-    protocol = "checkpoint" if source["kind"] == "checkpoint" else "images"
-    return {**score_images(setup, images), "fake": source, "protocol": protocol}
+    return {**score_images(setup, images), "fake": source}
 
 
 def sample_checkpoint(checkpoint: Path, n: int, seed: int, device: str | torch.device = "auto",
@@ -271,7 +299,6 @@ def select_best(selection: FidSetup, scoring: FidSetup, snapshots: list[tuple[in
     return {
         "fid": result["fid"],
         "n_fake": result["n_fake"],
-        "protocol": "select-best",
         "selection": {"split": selection.split, "n_real": selection.reference.n, "seed": seed,
                       "stats_cache": str(selection.reference.cache_path) if selection.reference.cache_path else None},
         "best": {**best, "scored_seed": score_seed},

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from cifar_core import protocols
 from cifar_core.atomic import append_jsonl, atomic_write_json, write_jsonl
 from cifar_core.data import data_digest, is_synthetic, load_split
 from cifar_core.data.augment import AugmentConfig, normalize
@@ -259,20 +260,27 @@ def _handle_collapse(
     return event
 
 
-def protocol_departures(cfg: GanTrainConfig, events: list[dict[str, Any]]) -> list[str]:
-    """How this run departed from report B's protocol as we run it (the tutorial's float32 and unflipped
-    images, report B's code being the tutorial's; a collapsed run started over), one line each; a FID of
-    the run cites them."""
-    lines = [] if not cfg.amp else ["trained under bf16 autocast (the tutorial report B took its code from trains "
-                                    "in float32; report B says nothing of precision)"]
-    if cfg.hflip:
-        lines.append("real images flipped left-right (neither report B nor the tutorial flips them)")
+def protocol_record(cfg: GanTrainConfig, events: list[dict[str, Any]], device: torch.device, digest: str) -> dict[str, Any]:
+    """The run beside report B's DCGAN protocol (`cifar_core.protocols.DCGAN`): its settings as compared,
+    and a line for each departure (a setting that differs from report B's, the tutorial's or ours;
+    bf16 only where autocast applied), then each recovery report B's restart would not have made."""
+    actual = {**protocols.settings_of(cfg.to_dict()), "amp": Precision(device, cfg.amp).bf16,
+              "data": protocols.data_text(digest)}
+    record = protocols.protocol_record(actual, protocols.DCGAN)
+    record["protocol_departures"] += recovery_departures(events)
+    return record
+
+
+def recovery_departures(events: list[dict[str, Any]]) -> list[str]:
+    """Each rollback and each collapse left unrecovered, one line each: report B started a collapsed run
+    over (a restart is no departure)."""
+    lines = []
     for e in events:
         if e.get("action") == "rollback":
             lines.append(f"collapse at step {e['step']:,}: rolled back to step {e['rolled_back_to']:,} with a new seed, "
                          f"learning rate {e['lr_after']:g} (report B started a collapsed run over)")
         elif e.get("action") == "none":
-            lines.append(f"collapse at step {e['step']:,} not recovered ({e['why']}): the run went on collapsed "
+            lines.append(f"collapse at step {e['step']:,}: not recovered ({e['why']}), the run went on collapsed "
                          "(report B started a collapsed run over)")
     return lines
 
@@ -297,7 +305,7 @@ def _summary(cfg, training: GanTraining, events, rows, wall_time, files: RunFile
         "data_digest": digest,
         "collapse_mode": cfg.collapse.mode,
         "collapse_events": events,
-        "protocol_departures": protocol_departures(cfg, events),
+        **protocol_record(cfg, events, device, digest),
         "recoveries": training.recoveries,
         "final_lr": training.lr,
         "final": metrics[-1] if metrics else None,

@@ -1,32 +1,41 @@
 """Every number both reports publish, beside this study's measurement of it, or the reason there is
 none: the stage that would measure it has not run, or ran and was unavailable, failed or blocked
 (from the pipeline's records), or the number is one the report only cites; and a short list of
-those this study cannot measure, each with why. Each measurement says how it differs from the
-report's: budget, seeds, precision, synthetic data, the GAN run's departures from report B."""
+those this study cannot measure, each with why. Each measurement carries its unit, says in its cell
+what makes it incomparable with the published number (the synthetic stand-in, other Inception
+weights) and beside it every departure from the report's protocol, as its producer computed them."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cifar_core.protocols import (
     ANCHORS,
     ANCHORS_BY_KEY,
     OUR_PARAMETERS,
-    RECIPES,
     REPORT_A_MODELS,
     REPORT_B_GAN_STEPS,
     Anchor,
+    budget_text,
     mean_std,
+    with_unit,
 )
-from cifar_core.report.classify_sections import budget_text, precision_text
+from cifar_core.report.classify_sections import SELECTION_TEXT, precision_text, search_departures
+from cifar_core.report.departures import departures_table
 from cifar_core.report.document import MISSING, Cell, Section, Table, Text, as_number, count, decimal, text
 from cifar_core.report.points import (
+    SYNTHETIC,
+    departures_text,
+    fid_caveats,
     fid_protocol,
     gan_note,
     pipeline_records,
-    run_departures,
+    protocol_name,
+    recipe_caveats,
+    recorded_departures,
     snapshot_comparisons,
     snapshot_step,
 )
@@ -34,9 +43,11 @@ from cifar_core.report.points import (
 
 @dataclass(frozen=True)
 class Measured:
-    cell: Cell  # ours, as the anchor's unit shows it
-    how: str  # where it comes from and anything that differs from the report's protocol
+    cell: Cell  # ours, its number without the unit: the anchor's is added (`unit` says another)
+    how: str  # where it comes from and every departure from the report's protocol
     label: str = ""  # which of several measurements (the FID protocols)
+    caveats: tuple[str, ...] = ()  # what makes it incomparable with the published number, shown in its cell
+    unit: str | None = None  # "" where the cell writes its own unit (a budget in steps beside epochs)
 
 
 # The stages that measure each kind of number, and the command that runs each alone.
@@ -64,7 +75,7 @@ def anchors_section(collected: dict[str, Any]) -> Section:
         measured = measure(anchor, collected)
         if measured:
             rows += [[text(anchor.what + (f" ({m.label})" if m.label else "")), text(anchor.source.label),
-                      published(anchor), m.cell, text(m.how)] for m in measured]
+                      published(anchor), ours_cell(anchor, m), text(m.how)] for m in measured]
         else:
             rows.append([text(anchor.what), text(anchor.source.label), published(anchor), Cell(MISSING, numeric=True),
                          text(why_absent(anchor, collected))])
@@ -72,18 +83,39 @@ def anchors_section(collected: dict[str, Any]) -> Section:
                   rows, "Every number of reports A and B (sections as the reports number them), with ours.")
     unmeasured = [[text(a.what), text(a.source.label), published(a), text(a.not_measured)]
                   for a in ANCHORS if a.not_measured]
-    intro = Text("Each published number beside this study's. Where ours is missing the last column says why: a stage "
-                 "that did not run, or ran and could not finish, or a number the report only cites. Where ours was "
-                 "measured differently from the report (budget, seeds, precision, synthetic data, another FID "
-                 "protocol, a GAN run that departed from report B's) the last column says so. Where each protocol "
-                 "value comes from: the provenance section and docs/provenance.md.")
+    intro = Text("Each published number beside this study's, both in their units. Where ours is missing the last "
+                 "column says why: a stage that did not run, or ran and could not finish, a number the report only "
+                 "cites, or arithmetic with a published number ours cannot be compared with. Ours says in its cell "
+                 "what makes it incomparable (SYNTHETIC data, Inception weights that are not pytorch-fid's), and the "
+                 "last column names every setting in which its run departed from the report's protocol (budget, "
+                 "seeds, precision, data, the FID's snapshot, images, sampling and weights, the GAN run's settings "
+                 "and recoveries), as the stage that made it computed them; the table after it gives each result's "
+                 "departures with their values. Where each protocol value comes from: the provenance section and "
+                 "docs/provenance.md.")
     not_measured = Table("anchors/not_measured", ["Number", "Source", "Published", "Why this study does not measure it"],
                          unmeasured, "What the reports publish that this study does not measure.")
-    return Section("anchors", "Both reports, number by number", [intro, table, not_measured])
+    return Section("anchors", "Both reports, number by number", [intro, table, departures_table(collected),
+                                                                  not_measured])
 
 
 def published(anchor: Anchor) -> Cell:
     return Cell(anchor.text, None if isinstance(anchor.value, str) else anchor.value, True)
+
+
+def ours_cell(anchor: Anchor, measured: Measured) -> Cell:
+    """Ours in the anchor's unit, with what makes it incomparable beside it: "1.00% (SYNTHETIC data)"."""
+    cell = measured.cell
+    if cell.text == MISSING:
+        return cell
+    shown = with_unit(cell.text, anchor.unit if measured.unit is None else measured.unit)
+    caveats = f" ({'; '.join(measured.caveats)})" if measured.caveats else ""
+    return Cell(shown + caveats, cell.value, cell.numeric)
+
+
+def not_computed(against: str, caveats: list[str]) -> list[Measured]:
+    """No arithmetic against a published number ours cannot be compared with: the reason instead."""
+    return [Measured(Cell(MISSING, numeric=True), f"not computed: ours ({'; '.join(caveats)}) cannot be set "
+                     f"against {against}")]
 
 
 def measure(anchor: Anchor, collected: dict[str, Any]) -> list[Measured]:
@@ -102,13 +134,18 @@ def why_absent(anchor: Anchor, collected: dict[str, Any]) -> str:
     if anchor.key == "a.augment.gain" and recipe_result(collected, "report-a", "none") is not None:
         return ("the ablation ran, but no recipe-a result with the same budget, seeds and precision to compare "
                 f"with (`{COMMANDS['recipe-a']}` with the ablation's settings)")
+    reasons = "; ".join(stage_state(stage, collected) for stage in stages)
+    if anchor.key == "b.gan.steps" and collected["stages"]["gan"]:
+        trained = ", ".join(f"gan/{e['name']} trained {count(e['summary'].get('steps')).text} steps"
+                            for e in collected["stages"]["gan"])
+        return f"no snapshot scored on the test split ({trained}: training steps, not a scored snapshot's); {reasons}"
     tune = next(iter(collected["stages"]["tune"]), None)
     if anchor.key == "a.search.concurrent" and tune is not None:
         return "the search's trials report no timings (no trial reported an epoch), so none can be counted"
     if anchor.key == "a.search.keep" and tune is not None:
         limit = (tune["summary"].get("settings") or {}).get("max_epochs")
         return f"tune/{tune['name']}: no ASHA rung below its epoch limit ({limit}), so ASHA kept or stopped nothing"
-    return "; ".join(stage_state(stage, collected) for stage in stages)
+    return reasons
 
 
 def _made_by(stage: str) -> Callable[[dict[str, Any]], bool]:
@@ -141,16 +178,17 @@ def recipe_result(collected: dict[str, Any], recipe: str, augment: str | None = 
 
 
 def recipe_note(summary: dict[str, Any]) -> str:
-    """Which result, its seeds, budget (where not the recipe's), precision and data."""
-    budget = summary.get("budget") or {}
-    own = RECIPES[summary["recipe"]].budget
-    notes = [f"recipe/{summary.get('name')}", f"seeds {', '.join(map(str, summary.get('seeds') or []))}"]
-    if budget != own:
-        notes.append(f"{budget_text(budget)}, not {budget_text(own)}")
-    notes.append(precision_text(summary))
-    if any(m.get("synthetic_data") for m in summary.get("models") or []):
-        notes.append("SYNTHETIC data")
+    """Which result, its seeds, budget and precision, then every departure its runs recorded."""
+    notes = [f"recipe/{summary.get('name')}", f"seeds {', '.join(map(str, summary.get('seeds') or []))}",
+             budget_text(summary.get("budget")), precision_text(summary),
+             departures_text(recorded_departures(summary), protocol_name(summary))]
     return "; ".join(notes)
+
+
+def _recipe_measured(cell: Cell, summary: dict[str, Any], how: str = "") -> Measured:
+    """A number of a recipe's runs, with its caveats and departures."""
+    note = recipe_note(summary)
+    return Measured(cell, f"{how}; {note}" if how else note, caveats=tuple(recipe_caveats(summary)))
 
 
 def _pct(mean: float | None, std: float | None = None) -> Cell:
@@ -169,7 +207,7 @@ def _recipe_model(anchor: Anchor, collected) -> list[Measured]:
     entry = next((m for m in (summary or {}).get("by_model") or [] if m["model"] == model), None)
     if entry is None:
         return []
-    return [Measured(_pct(entry["test_top1_mean"], entry["test_top1_std"]), recipe_note(summary))]
+    return [_recipe_measured(_pct(entry["test_top1_mean"], entry["test_top1_std"]), summary)]
 
 
 def _parameters(anchor: Anchor, collected) -> list[Measured]:
@@ -195,7 +233,8 @@ def _tune(anchor: Anchor, collected) -> list[Measured]:
     if entry is None:
         return []
     summary, settings = entry["summary"], entry["summary"].get("settings") or {}
-    where = f"tune/{entry['name']}" + ("; SYNTHETIC data" if entry.get("synthetic_data") else "")
+    where = f"tune/{entry['name']}; " + departures_text(search_departures(entry), "report A's search")
+    caveats = (SYNTHETIC,) if entry.get("synthetic_data") else ()
     if anchor.key.startswith("a.split"):
         fraction = (((entry.get("experiment") or {}).get("base_config") or {}).get("run") or {}).get("val_fraction")
         images = _train_images(collected)
@@ -203,18 +242,18 @@ def _tune(anchor: Anchor, collected) -> list[Measured]:
             return []
         val = round(images * fraction)
         value = images - val if anchor.key == "a.split.train" else val
-        return [Measured(count(value), f"{where}: {fraction:g} of {images:,} training images")]
+        return [Measured(count(value), f"{fraction:g} of {images:,} training images; {where}", caveats=caveats)]
     if anchor.key == "a.search.concurrent":
-        return _concurrency(summary, settings, where)
-    if anchor.key == "a.search.keep":
-        return _kept(summary, settings, where)
-    if anchor.key == "a.search.optimizers":
-        return _optimizers(entry, where)
-    value = {"a.search.architectures": len((summary.get("space") or {}).get("architectures") or []),
-             "a.search.trials": summary.get("trials"), "a.search.max_epochs": settings.get("max_epochs")}[anchor.key]
-    if as_number(value) is None:
-        return []
-    return [Measured(Cell(f"{value:g}", value, True), where)]
+        found = _concurrency(summary, settings, where)
+    elif anchor.key == "a.search.keep":
+        found = _kept(summary, settings, where)
+    elif anchor.key == "a.search.optimizers":
+        return _optimizers(collected, entry, caveats)
+    else:
+        value = {"a.search.architectures": len((summary.get("space") or {}).get("architectures") or []),
+                 "a.search.trials": summary.get("trials"), "a.search.max_epochs": settings.get("max_epochs")}[anchor.key]
+        found = [] if as_number(value) is None else [Measured(Cell(f"{value:g}", value, True), where)]
+    return [Measured(m.cell, m.how, caveats=caveats) for m in found]
 
 
 def _concurrency(summary: dict[str, Any], settings: dict[str, Any], where: str) -> list[Measured]:
@@ -223,9 +262,9 @@ def _concurrency(summary: dict[str, Any], settings: dict[str, Any], where: str) 
     if not measured or measured.get("max") is None:
         return []
     mean = measured.get("mean")
-    return [Measured(count(measured["max"]), f"{where}: the most trials running together, from their start and end "
-                     f"times" + (f" (mean {mean:g} while any ran)" if mean is not None else "")
-                     + f"; at most {settings.get('max_concurrent')} allowed")]
+    return [Measured(count(measured["max"]), "the most trials running together, from their start and end "
+                     "times" + (f" (mean {mean:g} while any ran)" if mean is not None else "")
+                     + f"; at most {settings.get('max_concurrent')} allowed; {where}")]
 
 
 def _kept(summary: dict[str, Any], settings: dict[str, Any], where: str) -> list[Measured]:
@@ -238,21 +277,32 @@ def _kept(summary: dict[str, Any], settings: dict[str, Any], where: str) -> list
     reached = sum(r["trials_reached"] for r in rungs)
     each = ", ".join(f"epoch {r['epoch']}: {r['trials_reached'] - r['stopped_here']} of {r['trials_reached']}"
                      for r in rungs)
-    return [Measured(_points(100 * kept / reached), f"{where}: trials ASHA let go on at its rungs ({each}); "
-                     f"reduction factor {settings.get('reduction_factor')} (asynchronous: early trials at a rung "
-                     "are compared with fewer)")]
+    return [Measured(_points(100 * kept / reached), f"trials ASHA let go on at its rungs ({each}); reduction "
+                     f"factor {settings.get('reduction_factor')} (asynchronous: early trials at a rung are compared "
+                     f"with fewer); {where}", unit="%")]
 
 
-def _optimizers(entry: dict[str, Any], where: str) -> list[Measured]:
-    """The optimizers of the search's top 3 (the best trial of each of its best architectures)."""
-    top = ((entry.get("top_k") or {}).get("top_architectures") or [])[:3]
-    if not top:
+def _optimizers(collected: dict[str, Any], entry: dict[str, Any], caveats: tuple[str, ...]) -> list[Measured]:
+    """The optimizers of the models selected from the search: those its retrain retrained (as it
+    selected them), else the best trial of each of its 3 best architectures (report A's reading)."""
+    retrain = next((e for e in collected["stages"]["retrain"] if e["summary"].get("experiment") == entry["name"]), None)
+    if retrain is not None:
+        s = retrain["summary"]
+        chosen = [{"model": m["model"], "optim": (m.get("params") or {}).get("optim.name", m.get("optimizer"))}
+                  for m in s.get("models") or []]
+        which = f"retrain/{retrain['name']}: the {len(chosen)} it retrained, {SELECTION_TEXT[s['select']]}"
+    else:
+        top = ((entry.get("top_k") or {}).get("top_architectures") or [])[:3]
+        chosen = [{"model": t["params"].get("model.name"), "optim": t["params"].get("optim.name")} for t in top]
+        which = (f"tune/{entry['name']}/top_k.json (no retrain of it here): the best trial of each of the "
+                 f"{len(chosen)} best architectures, report A's 'top 3' as we read it")
+    if not chosen:
         return []
-    names = [t["params"].get("optim.name") for t in top]
-    shown = ", ".join(f"{t['params'].get('model.name')}: {name}" for t, name in zip(top, names, strict=True))
+    names = [c["optim"] for c in chosen]
     verdict = "only SGD, as report A" if set(names) == {"sgd"} else "not only SGD"
-    return [Measured(text(", ".join(names)), f"{where}: top_k.json, the best trial of each of the "
-                     f"{len(top)} best architectures ({shown}): {verdict}")]
+    shown = ", ".join(f"{c['model']}: {c['optim']}" for c in chosen)
+    return [Measured(text(", ".join(names)), f"{which} ({shown}): {verdict}", caveats=caveats)]
+
 
 
 def _train_images(collected) -> int | None:
@@ -267,15 +317,15 @@ def _final(anchor: Anchor, collected) -> list[Measured]:
     summary = recipe_result(collected, "report-a")
     if summary is None:
         return []
-    note = recipe_note(summary)
     if anchor.key == "a.final.epochs":
         budget = summary.get("budget") or {}
         if "epochs" in budget:
-            return [Measured(count(budget["epochs"]), note)]
-        return [Measured(Cell(budget_text(budget), None, True), f"{note}: trained for steps, not epochs")]
+            return [_recipe_measured(count(budget["epochs"]), summary)]
+        return [Measured(Cell(budget_text(budget), None, True), f"trained for steps, not epochs; {recipe_note(summary)}",
+                         caveats=tuple(recipe_caveats(summary)), unit="")]
     images = _train_images(collected)
     cell = count(images) if images is not None else Cell("all", None)
-    return [Measured(cell, f"every image of the training split; {note}")]
+    return [_recipe_measured(cell, summary, "every image of the training split")]
 
 
 def _augment(anchor: Anchor, collected) -> list[Measured]:
@@ -285,7 +335,7 @@ def _augment(anchor: Anchor, collected) -> list[Measured]:
     means = {m["model"]: m["test_top1_mean"] for m in without.get("by_model") or []}
     if anchor.key == "a.augment.none":
         mean, _ = mean_std(means.values())
-        return [Measured(_pct(mean), f"mean of {', '.join(means)} without augmentation; " + recipe_note(without))]
+        return [_recipe_measured(_pct(mean), without, f"mean of {', '.join(means)} without augmentation")]
     with_aug = recipe_result(collected, "report-a")
     if with_aug is None or any(with_aug.get(k) != without.get(k) for k in ("budget", "seeds", "amp")):
         return []
@@ -294,9 +344,8 @@ def _augment(anchor: Anchor, collected) -> list[Measured]:
     mean, _ = mean_std(gains)
     if mean is None:
         return []
-    return [Measured(Cell(f"{100 * mean:+.2f}", 100 * mean, True),
-                     f"mean over {len(gains)} model(s) of recipe/{with_aug.get('name')} minus recipe/{without.get('name')}; "
-                     + recipe_note(without))]
+    return [_recipe_measured(Cell(f"{100 * mean:+.2f}", 100 * mean, True), without, f"mean over {len(gains)} model(s) "
+                             f"of recipe/{with_aug.get('name')} minus recipe/{without.get('name')}")]
 
 
 def _published_gap(anchor: Anchor, collected) -> list[Measured]:
@@ -306,11 +355,13 @@ def _published_gap(anchor: Anchor, collected) -> list[Measured]:
     if not means:
         return []
     published_mean = ANCHORS_BY_KEY["a.published.mean"].value
+    if recipe_caveats(summary):
+        return not_computed(f"the published mean, {published_mean}%; {recipe_note(summary)}", recipe_caveats(summary))
     ours, _ = mean_std(means)
     theirs, _ = mean_std(m.test_top1_pct for m in REPORT_A_MODELS)
-    return [Measured(_points(published_mean - 100 * ours),
-                     f"{published_mean} minus the mean of our {len(means)} model(s), {100 * ours:.2f}% (report A: "
-                     f"minus its {theirs:.2f}%, {published_mean - theirs:.2f}); " + recipe_note(summary))]
+    return [_recipe_measured(_points(published_mean - 100 * ours), summary, f"{published_mean} minus the mean of our "
+                             f"{len(means)} model(s), {100 * ours:.2f}% (report A: minus its {theirs:.2f}%, "
+                             f"{published_mean - theirs:.2f})")]
 
 
 def _resdw(anchor: Anchor, collected) -> list[Measured]:
@@ -320,31 +371,31 @@ def _resdw(anchor: Anchor, collected) -> list[Measured]:
     entry = next(iter((summary or {}).get("by_model") or []), None)
     if entry is None:
         return []
-    note = recipe_note(summary)
     if anchor.key == "b.resdw.steps":
         steps = (summary.get("budget") or {}).get("steps")
-        return [] if steps is None else [Measured(count(steps), note)]
+        return [] if steps is None else [_recipe_measured(count(steps), summary)]
     if anchor.key == "b.resdw.test":
-        return [Measured(_pct(entry["test_top1_mean"], entry["test_top1_std"]), note + "; ± is the SD over seeds")]
+        return [_recipe_measured(_pct(entry["test_top1_mean"], entry["test_top1_std"]), summary,
+                                 "± is the SD over seeds")]
     if anchor.key == "b.resdw.train":
-        return [Measured(_pct(entry["train_acc_mean"], entry["train_acc_std"]),
-                         note + "; the last epoch's running accuracy on augmented batches")]
+        return [_recipe_measured(_pct(entry["train_acc_mean"], entry["train_acc_std"]), summary,
+                                 "the last epoch's running accuracy on augmented batches")]
     if anchor.key == "b.resdw.runtime":
-        return _runtime(summary, note)
+        return _runtime(summary)
     mean, std = entry["final_train_loss_mean"], entry["final_train_loss_std"]
-    return [] if mean is None else [Measured(Cell(f"{mean:.3f}" + (f" ± {std:.3f}" if std is not None else ""), mean,
-                                                  True), note + "; the last epoch's mean")]
+    return [] if mean is None else [_recipe_measured(Cell(f"{mean:.3f}" + (f" ± {std:.3f}" if std is not None else ""),
+                                                          mean, True), summary, "the last epoch's mean")]
 
 
-def _runtime(summary: dict[str, Any], note: str) -> list[Measured]:
+def _runtime(summary: dict[str, Any]) -> list[Measured]:
     """Training time of one resdw run, in minutes, on the device it ran on."""
     runs = [m for m in summary.get("models") or [] if as_number(m.get("train_time_s")) is not None]
     if not runs:
         return []
     minutes, _ = mean_std(m["train_time_s"] / 60 for m in runs)
     devices = ", ".join(sorted({str(m.get("device") or "?") for m in runs}))
-    return [Measured(decimal(minutes, 2), f"minutes of training of one run, mean of {len(runs)}, on {devices} "
-                     f"(report B's machine is not named); {note}")]
+    return [_recipe_measured(decimal(minutes, 2), summary, f"training of one run, mean of {len(runs)}, on {devices} "
+                             "(report B's machine is not named)")]
 
 
 def _sota_ratio(anchor: Anchor, collected) -> list[Measured]:
@@ -363,27 +414,36 @@ def _sota_gap(anchor: Anchor, collected) -> list[Measured]:
     if entry is None or entry["test_top1_mean"] is None:
         return []
     cited = ANCHORS_BY_KEY["b.sota.test"].value
+    if recipe_caveats(summary):
+        return not_computed(f"the cited {cited}%; {recipe_note(summary)}", recipe_caveats(summary))
     theirs = ANCHORS_BY_KEY["b.resdw.test"].value
-    return [Measured(_points(cited - 100 * entry["test_top1_mean"]),
-                     f"{cited} minus our resdw's {100 * entry['test_top1_mean']:.2f}% (report B: minus its {theirs}, "
-                     f"{cited - theirs:.2f}); " + recipe_note(summary))]
+    return [_recipe_measured(_points(cited - 100 * entry["test_top1_mean"]), summary, f"{cited} minus our resdw's "
+                             f"{100 * entry['test_top1_mean']:.2f}% (report B: minus its {theirs}, {cited - theirs:.2f})")]
 
 
-def _fid_how(entry: dict[str, Any], how: str, collected: dict[str, Any]) -> str:
-    """Where a FID comes from, its data, and its GAN run's recoveries and departures."""
+def _fid_measured(cell: Cell, entry: dict[str, Any], how: str, collected: dict[str, Any], label: str = "") -> Measured:
+    """A FID (or a number of its protocol): where it comes from, what makes it incomparable with report B's,
+    its own departures from report B's protocol and its GAN run's recoveries and departures."""
     summary = entry["summary"]
-    synthetic = (summary.get("real") or {}).get("dataset") == "synthetic"
-    parts = [f"fid/{entry['name']}: {how}", "SYNTHETIC data" if synthetic else "", gan_note(summary, collected)]
-    return "; ".join(p for p in parts if p)
+    parts = [f"fid/{entry['name']}: {how}", departures_text(recorded_departures(summary), "report B's FID protocol"),
+             gan_note(summary, collected)]
+    return Measured(cell, "; ".join(p for p in parts if p), label, tuple(fid_caveats(summary)))
 
 
-def _label(key: str, summary: dict[str, Any], collected: dict[str, Any]) -> str:
-    """Which FID: its protocol (a report-B protocol score of a run that departed from it says so)."""
+def compared_snapshots(collected: dict[str, Any]) -> set[str]:
+    """The FID results stage fid-b scored beside report B's snapshot (the 50,000-step one)."""
+    return {Path(c["summary"]).parent.name for comparison in snapshot_comparisons(collected)
+            for c in comparison["summary"]["compared"][1:] if c.get("summary")}
+
+
+def _label(key: str, entry: dict[str, Any], collected: dict[str, Any]) -> str:
+    """Which FID: its protocol and snapshot (report B's protocol scores one fixed snapshot)."""
+    step = snapshot_step((entry["summary"].get("fake") or {}).get("path"))
     if key == "checkpoint":
-        step = snapshot_step((summary.get("fake") or {}).get("path"))
         return f"one snapshot, step {step:,}" if step is not None else FID_LABELS[key]
-    if key == "report-b" and run_departures(summary, collected):
-        return "report B's protocol, from a GAN run that departed from it"
+    if key == "report-b":
+        judged = ", the snapshot its choice was judged against" if entry["name"] in compared_snapshots(collected) else ""
+        return f"{FID_LABELS[key]}, step {step:,}{judged}"
     return FID_LABELS[key]
 
 
@@ -395,15 +455,13 @@ def _fid(anchor: Anchor, collected) -> list[Measured]:
         if key not in FID_LABELS or (summary.get("real") or {}).get("split") != "test":
             continue
         compared = [f"step {c['step']:,} scored the same way: FID {c['fid']:.2f}" for c in (summary.get("compared") or [])[1:]]
-        how = _fid_how(entry, "; ".join([how, *compared]), collected)
-        if anchor.key == "b.fid":
-            out.append(Measured(decimal(summary["fid"], 2), how, _label(key, summary, collected)))
-        elif anchor.key == "b.fid.images":
-            out.append(Measured(count(summary["n_fake"]), how, _label(key, summary, collected)))
+        cell = decimal(summary["fid"], 2) if anchor.key == "b.fid" else count(summary["n_fake"])
+        out.append(_fid_measured(cell, entry, "; ".join([how, *compared]), collected, _label(key, entry, collected)))
     return out
 
 
 def _gan_steps(anchor: Anchor, collected) -> list[Measured]:
+    """The step of each snapshot a FID scored on the test split (never a run's training steps)."""
     out = []
     for entry in collected["stages"]["fid"]:
         key, how = fid_protocol(entry["summary"])
@@ -411,12 +469,7 @@ def _gan_steps(anchor: Anchor, collected) -> list[Measured]:
         if key in ("report-b", "checkpoint"):
             step = snapshot_step((entry["summary"].get("fake") or {}).get("path"))
         if step is not None and key in FID_LABELS:
-            out.append(Measured(count(step), _fid_how(entry, how, collected), _label(key, entry["summary"], collected)))
-    if not out:  # trained, not scored (the FID rows say why)
-        for entry in collected["stages"]["gan"]:
-            steps = entry["summary"].get("steps")
-            if as_number(steps) is not None:
-                out.append(Measured(count(steps), f"gan/{entry['name']}: trained, no snapshot scored"))
+            out.append(_fid_measured(count(step), entry, how, collected, _label(key, entry, collected)))
     return out
 
 
@@ -431,7 +484,7 @@ def _compared(anchor: Anchor, collected) -> list[Measured]:
             how = (f"step {step:,}{stands}, scored as stage fid-b scored step {chosen:,}: FID {fid:.2f} against "
                    f"{chosen_fid:.2f}, so by FID step {better:,} is the better of the two (report B chose by eye)")
             entry = {"name": comparison["name"], "summary": comparison["summary"]}
-            out.append(Measured(count(step), _fid_how(entry, how, collected)))
+            out.append(_fid_measured(count(step), entry, how, collected))
     return out
 
 

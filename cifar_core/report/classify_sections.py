@@ -10,6 +10,7 @@ from cifar_core.protocols import (
     PUBLISHED,
     RECIPES,
     REPORT_A_MODELS,
+    REPORT_A_SEARCH,
     REPORT_B_FINAL_TRAIN_LOSS,
     REPORT_B_RESDW_PARAMETERS,
     REPORT_B_STEPS,
@@ -17,7 +18,11 @@ from cifar_core.protocols import (
     REPORT_B_TEST_SPREAD,
     REPORT_B_TRAIN_PCT,
     REPORT_B_TRAIN_SPREAD,
+    budget_text,
+    data_text,
+    departures,
     mean_std,
+    settings_of,
 )
 from cifar_core.report.document import (
     Cell,
@@ -36,30 +41,71 @@ from cifar_core.report.document import (
     text,
     yes_no,
 )
+from cifar_core.report.points import marked, protocol_name, recorded_departures
 
 SYNTHETIC_NOTE = "Trained on the synthetic stand-in: these accuracies are not CIFAR-100 results."
+SYNTHETIC_SEARCH_NOTE = ("Searched on the synthetic stand-in: these accuracies, losses and rankings are not CIFAR-100 "
+                         "results, and not comparable with report A's.")
 
 
 def tune_section(entries: list[dict[str, Any]], figures: dict[str, str]) -> Section:
     section = Section("tune", "Model selection: Ray Tune with ASHA (report A, section III)")
     for entry in entries:
         name, summary = entry["name"], entry["summary"]
-        section.blocks += [Heading(f"Experiment {name}"), tune_facts(name, summary)]
+        synthetic = bool(entry.get("synthetic_data"))
+        section.blocks.append(Heading(f"Experiment {name}"))
+        if synthetic:
+            section.blocks.append(Text(SYNTHETIC_SEARCH_NOTE, "warning"))
+        section.blocks.append(tune_facts(name, summary, search_departures(entry)))
         if entry["trials"]:
-            section.blocks.append(trials_table(name, entry["trials"]))
+            section.blocks.append(trials_table(name, entry["trials"], synthetic))
         if summary.get("rungs"):
-            section.blocks.append(rungs_table(name, summary["rungs"]))
+            section.blocks.append(rungs_table(name, summary["rungs"], synthetic))
         if f"tune/{name}/rungs" in figures:
-            section.blocks.append(Figure(f"tune/{name}/rungs", figures[f"tune/{name}/rungs"],
-                                         "Trials per ASHA rung: how many trials trained that many epochs."))
+            section.blocks.append(Figure(f"tune/{name}/rungs", figures[f"tune/{name}/rungs"], marked(
+                "Trials per ASHA rung: how many trials trained that many epochs.", synthetic)))
         if entry["figures"]["curves"]:
-            section.blocks.append(Figure(f"tune/{name}/curves", entry["figures"]["curves"],
-                                         "Training (solid) and validation (dashed) loss of the best three trials "
-                                         "(report A, figure 1)."))
+            section.blocks.append(Figure(f"tune/{name}/curves", entry["figures"]["curves"], marked(
+                "Training (solid) and validation (dashed) loss of the best three trials, as report A's figure 1 "
+                "shows its own (on CIFAR-100).", synthetic)))
     return section
 
 
-def tune_facts(name: str, summary: dict[str, Any]) -> Facts:
+def search_settings(entry: dict[str, Any]) -> dict[str, Any]:
+    """A search's settings by the keys of report A's search protocol, from its summary and
+    experiment.json (bf16 only where a trial ran on a GPU), for `cifar_core.protocols.departures`."""
+    settings = entry["summary"].get("settings") or {}
+    experiment = entry.get("experiment") or {}
+    base = settings_of(experiment.get("base_config") or {})
+    keys = [k for s in REPORT_A_SEARCH.settings for k in s.keys if k not in ("top_k", "select")]  # the retrain's
+    actual = {k: settings[k] if k in settings else base[k] for k in keys if k in settings or k in base}
+    if actual.get("batch_size") is None and "run.batch_size" in base:
+        actual["batch_size"] = base["run.batch_size"]
+    if actual.get("run.amp"):
+        on_gpu = trials_on_gpu(entry)
+        actual["run.amp"] = on_gpu if on_gpu is not None else "yes, where its trials had a GPU (not recorded)"
+    actual["data"] = data_text(experiment.get("data_digest"))
+    return actual
+
+
+def trials_on_gpu(entry: dict[str, Any]) -> bool | None:
+    """Whether a search's trials ran on GPUs: from where they ran, or an explicit GPU share; None when
+    neither says (the share then came from the cluster's GPUs when the search started)."""
+    devices = [str(p.get("device")) for p in entry["summary"].get("ran_on") or [] if p.get("device")]
+    if devices:
+        return any(d.startswith("cuda") for d in devices)
+    settings = entry["summary"].get("settings") or {}
+    if settings.get("device") == "cpu":
+        return False
+    return None if settings.get("gpus_per_trial") is None else settings["gpus_per_trial"] > 0
+
+
+def search_departures(entry: dict[str, Any]) -> list[str]:
+    """How a search departed from report A's (the tune package records no comparison of its own)."""
+    return [d.text for d in departures(search_settings(entry), REPORT_A_SEARCH)]
+
+
+def tune_facts(name: str, summary: dict[str, Any], departed: list[str]) -> Facts:
     settings, space = summary.get("settings") or {}, summary.get("space") or {}
     statuses = ", ".join(f"{n} {status.lower()}" for status, n in (summary.get("status_counts") or {}).items())
     items = [
@@ -75,6 +121,7 @@ def tune_facts(name: str, summary: dict[str, Any]) -> Facts:
                                 "without early stopping", summary.get("epochs_run"), numeric=True)),
         ("Search complete", yes_no(summary.get("complete"))),
         ("Wall time", duration(summary.get("wall_time_s"))),
+        ("Departures from report A's search", text("; ".join(departed) or "none")),
     ]
     best = summary.get("best")
     if best:
@@ -92,23 +139,24 @@ def concurrency_text(measured: dict[str, Any] | None) -> str:
     return f"at most {measured['max']} together{mean}, from the trials' start and end times"
 
 
-def trials_table(name: str, rows: list[dict[str, str]]) -> Table:
+def trials_table(name: str, rows: list[dict[str, str]], synthetic: bool) -> Table:
     columns = ["Rank", "Trial", "Model", "Optimizer", "Learning rate", "Epochs", "Stopped early",
                "Best val acc (%)", "Final train loss", "Parameters", "Status"]
     body = [[text(r.get("rank")), text(r["trial_id"]), text(r.get("model.name")), text(r.get("optim.name")),
              scientific(r.get("optim.lr")), count(r.get("epochs")), yes_no(r.get("stopped_early")),
              percent(r.get("best_val_acc")), decimal(r.get("final_train_loss")), count(r.get("parameters")),
              text(r.get("status") + (f": {r['error']}" if r.get("error") else ""))] for r in rows]
-    return Table(f"tune/{name}/trials", columns, body, "Every trial, best validation accuracy first (trials.csv).")
+    return Table(f"tune/{name}/trials", columns, body,
+                 marked("Every trial, best validation accuracy first (trials.csv).", synthetic))
 
 
-def rungs_table(name: str, rungs: list[dict[str, Any]]) -> Table:
+def rungs_table(name: str, rungs: list[dict[str, Any]], synthetic: bool) -> Table:
     body = [[count(r["epoch"]), count(r["trials_reached"]), count(r["stopped_here"]),
              percent((r["trials_reached"] - r["stopped_here"]) / r["trials_reached"]) if i < len(rungs) - 1
              and r["trials_reached"] else text(None)] for i, r in enumerate(rungs)]
     return Table(f"tune/{name}/rungs", ["Epoch (rung)", "Trials reaching it", "Stopped there", "Kept (%)"], body,
-                 "ASHA's rungs: the share of trials it let go on at each (report A: the top 50%); the last row is "
-                 "the epoch limit.")
+                 marked("ASHA's rungs: the share of trials it let go on at each (report A: the top 50%); the last "
+                        "row is the epoch limit.", synthetic))
 
 
 def retrain_section(entries: list[dict[str, Any]]) -> Section:
@@ -116,9 +164,10 @@ def retrain_section(entries: list[dict[str, Any]]) -> Section:
     for entry in entries:
         name, summary = entry["name"], entry["summary"]
         selection = SELECTION_TEXT[summary["select"]]
-        section.blocks.append(Heading(f"Experiment {name}: top {summary.get('top_k')} for {summary.get('epochs')} epochs"))
+        budget = budget_text({"epochs": summary["epochs"]}) if summary.get("epochs") else "?"
+        section.blocks.append(Heading(f"Experiment {name}: top {summary.get('top_k')} for {budget}"))
         section.blocks.append(Text(f"Retrained: {selection}."))
-        _common_blocks(section, entry, "Training loss on all training images (report A, figure 3).")
+        _common_blocks(section, entry, "Training loss on all training images, as report A's figure 3 shows its own.")
     return section
 
 
@@ -142,16 +191,11 @@ def recipe_section(entries: list[dict[str, Any]]) -> Section:
         title = recipe.protocol.title if recipe is not None else summary.get("recipe")
         section.blocks += [Heading(f"{title}: recipe/{entry['name']}"), Text(recipe_facts_text(summary))]
         caption = ("Test accuracy over the optimisation steps, each seed, with report B's 56.9 ± 4.6% at 10,000 "
-                   "steps (report B, figure 2).")
-        loss = ("Training loss on all training images (report A, figure 3)." if summary.get("recipe") == "report-a"
-                else "Training loss of each seed on all training images.")
+                   "steps (as report B's figure 2 shows its own).")
+        loss = ("Training loss on all training images, as report A's figure 3 shows its own."
+                if summary.get("recipe") == "report-a" else "Training loss of each seed on all training images.")
         _common_blocks(section, entry, loss, caption)
     return section
-
-
-def budget_text(budget: dict[str, int] | None) -> str:
-    """{"epochs": 1} -> "1 epoch", {"steps": 10000} -> "10,000 steps"."""
-    return ", ".join(f"{value:,} {key.removesuffix('s') if value == 1 else key}" for key, value in (budget or {}).items())
 
 
 def precision_text(summary: dict[str, Any]) -> str:
@@ -218,24 +262,40 @@ def ablation_table(arm: dict[str, Any], base: dict[str, Any] | None) -> Table:
                  Cell(gain_anchor.text, gain_anchor.value, True)])
     arm_text = arm["summary"].get("augment")
     columns = ["Model", "Seeds", "With augmentation (%)", f"Augmentation {arm_text} (%)", "Gain (points)"]
-    return Table(f"ablation/{arm['name']}", columns, rows,
-                 f"Test top-1, mean over seeds: recipe/{base['name'] if base else '—'} against recipe/{arm['name']} "
-                 f"({precision_text(arm['summary'])}).")
+    synthetic = is_synthetic(arm["summary"]) or (base is not None and is_synthetic(base["summary"]))
+    return Table(f"ablation/{arm['name']}", columns, rows, marked(
+        f"Test top-1, mean over seeds: recipe/{base['name'] if base else '—'} against recipe/{arm['name']} "
+        f"({precision_text(arm['summary'])}).", synthetic))
 
 
 def _common_blocks(section: Section, entry: dict[str, Any], loss_caption: str, curve_caption: str = "") -> None:
     name, summary = entry["name"], entry["summary"]
     if not summary.get("complete"):
         section.blocks.append(Text("Retraining has not finished: the models below are those done so far.", "note"))
-    if any(m.get("synthetic_data") for m in summary.get("models", [])):
+    synthetic = is_synthetic(summary)
+    if synthetic:
         section.blocks.append(Text(SYNTHETIC_NOTE, "warning"))
     section.blocks.append(plan_table(name, summary))
     key = "retrain" if summary.get("kind", "tune") == "tune" else "recipe"
     if entry["figures"].get("loss"):
-        section.blocks.append(Figure(f"{key}/{name}/loss", entry["figures"]["loss"], loss_caption))
+        section.blocks.append(Figure(f"{key}/{name}/loss", entry["figures"]["loss"], marked(loss_caption, synthetic)))
     if entry["figures"].get("test_accuracy"):
         section.blocks.append(Figure(f"{key}/{name}/test_accuracy", entry["figures"]["test_accuracy"],
-                                     curve_caption or "Test accuracy over the optimisation steps."))
+                                     marked(curve_caption or "Test accuracy over the optimisation steps.", synthetic)))
+
+
+def is_synthetic(summary: dict[str, Any]) -> bool:
+    """Whether any run of a retrain or recipe trained on the synthetic stand-in."""
+    return any(m.get("synthetic_data") for m in summary.get("models") or [])
+
+
+def departures_line(summary: dict[str, Any]) -> str:
+    """A retrain's or recipe's departures from the protocol it is set beside, as its runs recorded them."""
+    protocol = protocol_name(summary)
+    found = recorded_departures(summary)
+    if found is None:
+        return f"Departures from {protocol}: not recorded (a summary made before they were)."
+    return f"Departures from {protocol}: {'; '.join(found) or 'none'}."
 
 
 def plan_table(name: str, summary: dict[str, Any]) -> Table:
@@ -265,9 +325,10 @@ def _search_table(name: str, summary: dict[str, Any]) -> Table:
               text(NOT_STATED), percent_points(m.test_top1_pct), text(None), text(None)] for m in REPORT_A_MODELS]
     rows += [[text(title), text("published, cited by report A"), *[text(None)] * 4, percent_points(pct, 2),
               text(None), text(None)] for title, pct in PUBLISHED]
-    return Table(f"retrain/{name}/models", columns, rows,
-                 f"retrain/{name}: test accuracy after retraining on all training images, against report A and the "
-                 "results it cites; each retrain keeps its trial's precision (the search's bf16 autocast on GPUs).")
+    return Table(f"retrain/{name}/models", columns, rows, marked(
+        f"retrain/{name}: test accuracy after retraining on all training images, against report A and the results it "
+        "cites; each retrain keeps its trial's precision (the search's bf16 autocast on GPUs). "
+        + departures_line(summary), is_synthetic(summary)))
 
 
 def _recipe_table(name: str, summary: dict[str, Any]) -> Table:
@@ -300,7 +361,8 @@ def _recipe_table(name: str, summary: dict[str, Any]) -> Table:
                "deviation over seeds; training accuracy and loss of the last epoch's batches")
     if recipe == "report-b":
         caption += " (report B's ± is not said to be over seeds)"
-    return Table(f"recipe/{name}/models", columns, rows, caption + ".")
+    return Table(f"recipe/{name}/models", columns, rows,
+                 marked(f"{caption}. {departures_line(summary)}", is_synthetic(summary)))
 
 
 def optimizer_text(m: dict[str, Any]) -> str:
@@ -314,28 +376,32 @@ def optimizer_text(m: dict[str, Any]) -> str:
 
 def train_section(entries: list[dict[str, Any]]) -> Section:
     section = Section("train", "Training runs (RESULTS/train)")
-    if any(e["summary"].get("synthetic_data") for e in entries):
+    synthetic = any(e["summary"].get("synthetic_data") for e in entries)
+    if synthetic:
         section.blocks.append(Text(SYNTHETIC_NOTE, "warning"))
-    columns = ["Run", "Model", "Optimizer", "Parameters", "Epochs", "Data", "Best val acc (%)",
+    columns = ["Run", "Model", "Optimizer", "Parameters", "Budget", "Steps trained", "Data", "Best val acc (%)",
                "Test top-1 (%)", "Test top-5 (%)", "Train time", "Device"]
     rows = []
     for entry in entries:
         s = entry["summary"]
         test = s.get("test") or {}
-        data = "all" if s.get("full_train") else "split"
+        data = ("all" if s.get("full_train") else "split") + (", SYNTHETIC" if s.get("synthetic_data") else "")
         rows.append([text(entry["name"]), text(s.get("model")), text(s.get("optimizer")), count(s.get("parameters")),
-                     count(s.get("epochs")), text(data), percent(s.get("best_val_acc")),
-                     percent(test.get("top1")), percent(test.get("top5")), duration(s.get("train_time_s")),
-                     text(s.get("device_name") or s.get("device"))])
-    section.blocks.append(Table("train/runs", columns, rows,
-                                "Data: all training images, or the training split with a validation part held out. "
-                                "Test accuracy where the run was evaluated (`cifar evaluate`)."))
+                     text(budget_text(entry.get("budget"))), count(s.get("steps")), text(data),
+                     percent(s.get("best_val_acc")), percent(test.get("top1")), percent(test.get("top5")),
+                     duration(s.get("train_time_s")), text(s.get("device_name") or s.get("device"))])
+    section.blocks.append(Table("train/runs", columns, rows, marked(
+        "Budget: what the run was set to train for (its config.yaml: epochs, or optimisation steps); steps trained: "
+        "its optimisation steps so far. Data: all training images, or the training split with a validation part "
+        "held out. Test accuracy where the run was evaluated (`cifar evaluate`).", synthetic)))
     return section
 
 
-def accuracy_section(figures: dict[str, str]) -> Section:
-    figure = Figure("accuracy_vs_parameters", figures["accuracy_vs_parameters"],
-                    "Every trained model: test accuracy where evaluated, else validation; report A's three models, "
-                    "report B's resdw (56.9% with 98,068 parameters) and its parameter limit (100,000 assumed: "
-                    "report B does not state it).")
-    return Section("accuracy", "Accuracy against parameter count", [figure])
+def accuracy_section(figures: dict[str, str], synthetic: bool) -> Section:
+    figure = Figure("accuracy_vs_parameters", figures["accuracy_vs_parameters"], marked(
+        "Every trained model of this study: test accuracy where evaluated, else validation; beside them report A's "
+        "three models, report B's resdw (56.9% with 98,068 parameters) and its parameter limit (100,000 assumed: "
+        "report B does not state it), all on CIFAR-100.", synthetic))
+    blocks = [Text("This study's points come from the synthetic stand-in: they cannot be compared with the "
+                   "reports' points beside them.", "warning")] if synthetic else []
+    return Section("accuracy", "Accuracy against parameter count", [*blocks, figure])

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from cifar_core.atomic import read_json, read_jsonl
 from cifar_core.errors import CifarError
 from cifar_core.layout import FOLDERS, Results
@@ -89,7 +91,19 @@ def _read_stage(root: Path, stage: str, reader, incomplete: list[dict[str, str]]
 
 
 def read_train(run_dir: Path, entry: dict[str, Any]) -> dict[str, Any]:
+    """A training run, with the budget it was set (its config.yaml: epochs, or optimisation steps)."""
+    entry["budget"] = run_budget(run_dir / "config.yaml")
     return entry
+
+
+def run_budget(config: Path) -> dict[str, int] | None:
+    if not config.is_file():
+        return None
+    try:
+        run = (yaml.safe_load(config.read_text()) or {}).get("run") or {}
+    except (OSError, yaml.YAMLError, AttributeError) as exc:
+        raise CifarError(f"cannot read {config}: {type(exc).__name__}") from None
+    return {"steps": run["steps"]} if run.get("steps") else {"epochs": run.get("epochs")} if run.get("epochs") else None
 
 
 def read_tune(run_dir: Path, entry: dict[str, Any]) -> dict[str, Any]:

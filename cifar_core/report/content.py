@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cifar_core.protocols import PROTOCOLS, Setting
+from cifar_core.protocols import PROTOCOLS, Setting, departs_by_itself, departure_wording
 from cifar_core.report.anchors import anchors_section
 from cifar_core.report.classify_sections import (
     ablation_section,
@@ -14,9 +14,11 @@ from cifar_core.report.classify_sections import (
     recipe_section,
     retrain_section,
     train_section,
+    trials_on_gpu,
     tune_section,
 )
 from cifar_core.report.collect import summaries_of
+from cifar_core.report.departures import protocol_runs, values_here
 from cifar_core.report.document import (
     Cell,
     Document,
@@ -31,7 +33,7 @@ from cifar_core.report.document import (
     text,
 )
 from cifar_core.report.gan_sections import FID_STAGES, fid_section, gan_section
-from cifar_core.report.points import pipeline_records
+from cifar_core.report.points import accuracy_points, fid_caveats, pipeline_records
 
 STAGE_TITLES = {"tune": "Model selection (Ray Tune + ASHA)", "retrain": "Full-data retraining",
                 "recipe": "The reports' own models (recipes)", "train": "Training runs", "gan": "DCGAN", "fid": "FID"}
@@ -48,11 +50,12 @@ def build_document(collected: dict[str, Any], figures: dict[str, str]) -> Docume
     if not everything:
         return Document("CIFAR-100 study report", Text("No stages have run yet.", "note"), subtitle,
                         [nothing_section(collected), anchors_section(collected), *([fid] if fid else []),
-                         provenance_section()])
+                         provenance_section(collected)])
     with summaries_of(everything):
-        sections = [overview_section(stages), anchors_section(collected)]
+        sections = [overview_section(stages, collected["data"]), anchors_section(collected)]
     if "accuracy_vs_parameters" in figures:
-        sections.append(accuracy_section(figures))
+        with summaries_of(stages["train"] + stages["tune"]):
+            sections.append(accuracy_section(figures, any(p["synthetic"] for p in accuracy_points(collected))))
     recipes = [e for e in stages["recipe"] if e["summary"].get("augment") is None]
     builders = [("tune", lambda e: tune_section(e, figures)), ("retrain", retrain_section),
                 ("recipe", lambda e: recipe_section(recipes) if recipes else None), ("recipe", ablation_section),
@@ -65,8 +68,8 @@ def build_document(collected: dict[str, Any], figures: dict[str, str]) -> Docume
                 sections.append(section)
     if fid is not None:  # also when no FID could run: each FID stage's reason
         sections.append(fid)
-    sections.append(provenance_section())
     with summaries_of(everything):
+        sections.append(provenance_section(collected))
         sections.append(environment_section(collected))
     return Document("CIFAR-100 study report", data_banner(collected["data"]), subtitle, sections)
 
@@ -97,11 +100,19 @@ def nothing_section(collected: dict[str, Any]) -> Section:
     return Section("nothing", "No stages have run", blocks)
 
 
-def overview_section(stages: dict[str, list]) -> Section:
-    rows = [[text(STAGE_TITLES[stage]), Cell(str(len(entries)), len(entries), True), text(headline(stage, entries))]
-            for stage, entries in stages.items() if entries]
-    table = Table("overview", ["Stage", "Results", "Headline"], rows)
+def overview_section(stages: dict[str, list], data: dict[str, Any]) -> Section:
+    rows = [[text(STAGE_TITLES[stage]), Cell(str(len(entries)), len(entries), True), text(stage_data(stage, data)),
+             text(headline(stage, entries))] for stage, entries in stages.items() if entries]
+    table = Table("overview", ["Stage", "Results", "Data", "Headline"], rows,
+                  "Each stage's results, the data they come from (SYNTHETIC: the generated stand-in, not CIFAR-100, "
+                  "whose numbers cannot be compared with the reports'), and its best result.")
     return Section("overview", "Overview", [table])
+
+
+def stage_data(stage: str, data: dict[str, Any]) -> str:
+    """Which data a stage's results come from: CIFAR-100, SYNTHETIC, MIXED, or not recorded."""
+    known = {s["synthetic"] for s in data["sources"] if s["where"].startswith(f"{stage}/") and s["synthetic"] is not None}
+    return "not recorded" if not known else "MIXED" if len(known) == 2 else "SYNTHETIC" if True in known else "CIFAR-100"
 
 
 def headline(stage: str, entries: list[dict[str, Any]]) -> str:
@@ -123,7 +134,8 @@ def headline(stage: str, entries: list[dict[str, Any]]) -> str:
             parts.append(f"{e['name']}: {count(s.get('steps')).text} steps, "
                          f"{len(s.get('collapse_events') or [])} collapse(s), {s.get('recoveries')} recovery(ies)")
         elif stage == "fid" and s.get("fid") is not None:
-            parts.append(f"{e['name']}: FID {s['fid']:.2f}")
+            caveats = fid_caveats(s)
+            parts.append(f"{e['name']}: FID {s['fid']:.2f}" + (f" ({'; '.join(caveats)})" if caveats else ""))
     if stage == "train":
         tested = [e for e in entries if (e["summary"].get("test") or {}).get("top1") is not None]
         parts.append(f"{len(tested)} of {len(entries)} evaluated on the test set")
@@ -149,12 +161,13 @@ def environment_section(collected: dict[str, Any]) -> Section:
 def stage_times_table(collected: dict[str, Any]) -> Table:
     stages, rows = collected["stages"], []
     for e in stages["tune"]:
-        device = ((e.get("experiment") or {}).get("base_config") or {}).get("run", {}).get("device")
-        rows.append(["tune", e["name"], device, e["summary"].get("wall_time_s"), "wall time of the search"])
+        rows.append(["tune", e["name"], search_device(e), e["summary"].get("wall_time_s"), "wall time of the search"])
     for stage in ("retrain", "recipe"):
         for e in stages[stage]:
-            seconds = sum(m.get("train_time_s") or 0 for m in e["summary"].get("models", []))
-            rows.append([stage, e["name"], None, seconds, "training time of its models"])
+            models = e["summary"].get("models", [])
+            seconds = sum(m.get("train_time_s") or 0 for m in models)
+            devices = ", ".join(sorted({str(m["device"]) for m in models if m.get("device")})) or None
+            rows.append([stage, e["name"], devices, seconds, "training time of its models"])
     for e in stages["train"]:
         s = e["summary"]
         rows.append(["train", e["name"], s.get("device_name") or s.get("device"), s.get("train_time_s"),
@@ -173,6 +186,19 @@ def stage_times_table(collected: dict[str, Any]) -> Table:
     body = [[text(stage), text(name), text(device), duration(seconds), text(note)]
             for stage, name, device, seconds, note in rows]
     return Table("environment/stages", ["Stage", "Result", "Device", "Time", "Measured"], body)
+
+
+def search_device(entry: dict[str, Any]) -> str:
+    """Where a search's trials ran (its `ran_on`), not the device it was asked for ("auto")."""
+    found = sorted({str(p.get("device_name") or p.get("device")) for p in entry["summary"].get("ran_on") or []
+                    if p.get("device_name") or p.get("device")})
+    if found:
+        return ", ".join(found)
+    on_gpu = trials_on_gpu(entry)
+    if on_gpu is not None:
+        return "cuda" if on_gpu else "cpu"
+    asked = (entry["summary"].get("settings") or {}).get("device")
+    return f"not recorded by the search (asked: {asked}; a GPU share when the cluster had GPUs)"
 
 
 def ran_on_table(collected: dict[str, Any]) -> Table:
@@ -194,23 +220,30 @@ def ran_on_table(collected: dict[str, Any]) -> Table:
                  "Where each task ran (`ran_on` in the stages' summaries; the node is empty outside Ray).")
 
 
-def provenance_section() -> Section:
-    """Where each protocol value comes from: the same tables as docs/provenance.md."""
-    blocks = [Text("Every value of the protocols this study runs, with its source: a report's section, the PyTorch "
-                   "DCGAN tutorial report B took its GAN code from, a PyTorch default, or this project's choice "
-                   "with the reason. The same tables are docs/provenance.md in the repository.")]
+def provenance_section(collected: dict[str, Any]) -> Section:
+    """Where each protocol value comes from (the same tables as docs/provenance.md), and the value each
+    result here used: the profile that ran, not the full profile's defaults."""
+    blocks = [Text("Every value of the reports' protocols as this study runs them by default (its full profile), "
+                   "with its source: a report's section, the PyTorch DCGAN tutorial report B took its GAN code from, "
+                   "a PyTorch default, or this project's choice with the reason (the same tables are "
+                   "docs/provenance.md in the repository). The last column gives the value each result here used, "
+                   "as its summary recorded it, and says where it departs from the protocol's.")]
+    runs = protocol_runs(collected)
     for protocol in PROTOCOLS:
-        rows = [[text(s.name), text(s.text), text(s.source.label), text(why_and_note(s)), text(s.key)]
-                for s in protocol.settings]
-        blocks += [Heading(protocol.title),
-                   Table(f"provenance/{protocol.key}", ["Setting", "Value", "Source", "Why (ours) / note", "Key"], rows)]
-    return Section("provenance", "Provenance: where every protocol value comes from", blocks)
+        rows = [[text(s.name), text(s.text), text(s.source.label), text(why_and_note(s)), text(s.key),
+                 text(values_here(s, runs.get(protocol.key, [])))] for s in protocol.settings]
+        blocks += [Heading(protocol.title), Table(f"provenance/{protocol.key}", [
+            "Setting", "Protocol value", "Source", "Why (ours) / note", "Key", "Value in these results"], rows)]
+    return Section("provenance", "Provenance: the protocols' values, their sources, and the values these results used",
+                   blocks)
 
 
 def why_and_note(setting: Setting) -> str:
-    """Our reason (or the tutorial's or PyTorch's detail), then the note a reader needs beside it."""
+    """Our reason (or the tutorial's or PyTorch's detail), the note a reader needs beside it, and where
+    our value departs from the report's by itself."""
     why = "" if setting.source.is_report else setting.source.where
-    return "; ".join(part for part in (why, setting.note and f"note: {setting.note}") if part)
+    departs = departure_wording(setting) if departs_by_itself(setting) else ""
+    return "; ".join(part for part in (why, setting.note and f"note: {setting.note}", departs) if part)
 
 
 def incomplete_text(incomplete: list[dict[str, str]]) -> Text:

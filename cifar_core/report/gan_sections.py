@@ -1,5 +1,6 @@
 """Report sections for the generative side: DCGAN runs and their FID scores (report B, part 2), each
-score beside its GAN run's recoveries and departures from report B's protocol."""
+score beside its own departures from report B's protocol and its GAN run's recoveries and departures;
+no arithmetic with report B's 46.85 for a score that cannot be compared with it."""
 
 from __future__ import annotations
 
@@ -28,15 +29,18 @@ from cifar_core.report.document import (
     text,
 )
 from cifar_core.report.points import (
-    departures,
+    SYNTHETIC,
+    departures_text,
+    fid_caveats,
     fid_protocol,
     gan_note,
     gan_run_of,
     lr_after,
+    marked,
     pipeline_records,
     precision_of_gan,
     ranking_split,
-    run_departures,
+    recorded_departures,
     snapshot_comparisons,
     snapshot_step,
 )
@@ -50,20 +54,20 @@ def gan_section(entries: list[dict[str, Any]]) -> Section:
     section = Section("gan", "DCGAN (report B, part 2)")
     for entry in entries:
         name, summary = entry["name"], entry["summary"]
-        section.blocks += [Heading(f"Run {name}"), gan_facts(name, summary)]
-        if summary.get("synthetic_data"):
+        synthetic = bool(summary.get("synthetic_data"))
+        section.blocks.append(Heading(f"Run {name}"))
+        if synthetic:
             section.blocks.append(Text(SYNTHETIC_GAN_NOTE, "warning"))
+        section.blocks.append(gan_facts(name, summary))
         figures = entry["figures"]
         if figures["samples"]:
-            section.blocks.append(Figure(f"gan/{name}/samples", figures["samples"],
-                                         f"Fixed-noise samples at step {entry['samples_step']:,} (not cherry-picked).",
-                                         pixel_art=True))
+            section.blocks.append(Figure(f"gan/{name}/samples", figures["samples"], marked(
+                f"Fixed-noise samples at step {entry['samples_step']:,} (not cherry-picked).", synthetic), pixel_art=True))
         if figures["losses"]:
-            section.blocks.append(Figure(f"gan/{name}/losses", figures["losses"],
-                                         "Losses and discriminator outputs against optimiser steps; red lines mark "
-                                         "collapses."))
+            section.blocks.append(Figure(f"gan/{name}/losses", figures["losses"], marked(
+                "Losses and discriminator outputs against optimiser steps; red lines mark collapses.", synthetic)))
         events = summary.get("collapse_events") or []
-        section.blocks.append(collapse_table(name, events) if events
+        section.blocks.append(collapse_table(name, events, synthetic) if events
                               else Text("No mode collapse was detected in this run."))
     return section
 
@@ -81,7 +85,8 @@ def gan_facts(name: str, summary: dict[str, Any]) -> Facts:
         ("Collapse handling", text(summary["collapse_mode"])),
         ("Collapse events", count(len(summary.get("collapse_events") or []))),
         ("Recoveries", count(summary.get("recoveries"))),
-        ("Departures from report B's protocol", text(departed_facts(departures(summary)))),
+        ("Departures from report B's DCGAN (its settings, the tutorial's, ours)",
+         text(departed_facts(recorded_departures(summary)))),
         ("Final D loss", decimal(final.get("d_loss"))),
         ("Final G loss", decimal(final.get("g_loss"))),
         ("Final learning rate", scientific(summary.get("final_lr"))),
@@ -90,18 +95,18 @@ def gan_facts(name: str, summary: dict[str, Any]) -> Facts:
     ])
 
 
-def departed_facts(departed: list[str]) -> str:
-    return "; ".join(departed) or "none"
+def departed_facts(departed: list[str] | None) -> str:
+    return "not recorded (a summary made before they were)" if departed is None else "; ".join(departed) or "none"
 
 
-def collapse_table(name: str, events: list[dict[str, Any]]) -> Table:
+def collapse_table(name: str, events: list[dict[str, Any]], synthetic: bool) -> Table:
     columns = ["Step", "Optimiser steps", "Symptom", "Action", "Back to step", "Seed after", "Learning rate after",
                "Detail"]
     rows = [[count(e.get("step")), count(e.get("optimizer_steps")), text(e.get("reason")), text(e.get("action")),
              count(e.get("rolled_back_to")), text(e.get("new_seed")), scientific(lr_after(e)), text(e.get("detail"))]
             for e in events]
-    return Table(f"gan/{name}/collapses", columns, rows, "Mode-collapse events and what recovery did (the run's "
-                 "summary.json, `collapse_events`).")
+    return Table(f"gan/{name}/collapses", columns, rows, marked(
+        "Mode-collapse events and what recovery did (the run's summary.json, `collapse_events`).", synthetic))
 
 
 FID_STAGES = ("fid-b", "fid")  # report B's protocol, ours
@@ -116,10 +121,12 @@ def fid_section(entries: list[dict[str, Any]], figures: dict[str, str], collecte
         f"fid-b, which also scores the {REPORT_B_GAN_STEPS:,}-step snapshot report B judged it against). Ours: "
         "every snapshot scored against the training split, and only the chosen one scored on the test set, with "
         "noise the choice never saw (`cifar fid --select-best RUN`, stage fid): choosing on the test set and "
-        "reporting that score would flatter it. Beside each score: the GAN run's recoveries from mode collapse "
-        "and how it departed from report B's protocol, as its trainer recorded them (bf16, flipped images, a "
-        "rollback: the step counter moved back, a new seed, a lower learning rate; a collapse left unrecovered). "
-        "A restart from step 0 is report B's own remedy, not a departure."))
+        "reporting that score would flatter it. Beside each score: how it departed from report B's protocol (its "
+        "snapshot, the number of images, BatchNorm when sampling, the Inception weights, the data), as `cifar fid` "
+        "recorded it, and its GAN run's departures and recoveries from mode collapse, as its trainer recorded them "
+        "(steps, batch size, bf16, flipped images, data; a rollback: the step counter moved back, a new seed, a "
+        "lower learning rate; a collapse left unrecovered). A restart from step 0 is report B's own remedy, not a "
+        "departure. A score on the synthetic stand-in or on other Inception weights is not set against 46.85."))
     records = pipeline_records(collected, *FID_STAGES)
     if records:
         section.blocks.append(stage_records_table(records))
@@ -135,10 +142,15 @@ def fid_section(entries: list[dict[str, Any]], figures: dict[str, str], collecte
     for comparison in snapshot_comparisons(collected):
         section.blocks.append(comparison_table(comparison, collected))
     if "fid_over_snapshots" in figures:
-        section.blocks.append(Figure("fid_over_snapshots", figures["fid_over_snapshots"],
-                                     f"FID of each generator snapshot (the legend names the split each is against); "
-                                     f"report B's {REPORT_B_FID} was its step {REPORT_B_FID_STEP:,} snapshot on "
-                                     f"{REPORT_B_FID_IMAGES:,} samples against the test set."))
+        caveats = sorted({c for e in entries for c in fid_caveats(e["summary"])})
+        against = (f"; report B's {REPORT_B_FID} (its step {REPORT_B_FID_STEP:,} snapshot, {REPORT_B_FID_IMAGES:,} "
+                   "samples, the test set) is drawn for reference only: these scores are not comparable with it ("
+                   + "; ".join(caveats) + ")") if caveats else \
+            (f"; report B's {REPORT_B_FID} was its step {REPORT_B_FID_STEP:,} snapshot on {REPORT_B_FID_IMAGES:,} "
+             "samples against the test set")
+        section.blocks.append(Figure("fid_over_snapshots", figures["fid_over_snapshots"], marked(
+            f"FID of each generator snapshot (the legend names the split each is against){against}.",
+            any(SYNTHETIC in fid_caveats(e["summary"]) for e in entries))))
     for entry in entries:
         if entry["summary"].get("ranking"):
             section.blocks.append(ranking_table(entry["name"], entry["summary"]))
@@ -153,25 +165,30 @@ def stage_records_table(records: list[tuple[str, dict[str, Any]]]) -> Table:
 
 
 def fid_table(entries: list[dict[str, Any]], collected: dict[str, Any]) -> Table:
-    columns = ["Name", "Generated images", "Protocol", "Generated", "Real (split)", "FID", "Minus report B",
-               "The GAN run", "Weights", "Time"]
+    columns = ["Name", "Generated images", "Protocol", "Generated (images)", "Real (images, split)", "FID",
+               "Minus report B's 46.85", "Departures of this score", "The GAN run", "Weights", "Time"]
     rows = []
     for entry in entries:
         s = entry["summary"]
         real = s.get("real") or {}
         fid = s.get("fid")
-        key, protocol = fid_protocol(s)
-        if key == "report-b" and run_departures(s, collected):
-            protocol += "; but its GAN run departed from that protocol (beside)"
-        rows.append([text(entry["name"]), text(fid_source(s)), text(protocol), count(s.get("n_fake")),
+        caveats = fid_caveats(s)
+        shown = decimal(fid, 2)
+        rows.append([text(entry["name"]), text(fid_source(s)), text(fid_protocol(s)[1]), count(s.get("n_fake")),
                      Cell(f"{s.get('n_real', 0):,} {real.get('dataset', '')} {real.get('split', '')}".strip(),
                           s.get("n_real"), True),
-                     decimal(fid, 2), decimal(None if fid is None else fid - REPORT_B_FID, 2),
+                     Cell(f"{shown.text} ({'; '.join(caveats)})", shown.value, True) if caveats else shown,
+                     text(f"not comparable ({'; '.join(caveats)})") if caveats or fid is None
+                     else decimal(fid - REPORT_B_FID, 2),
+                     text(departures_text(recorded_departures(s), "report B's FID protocol")),
                      text(gan_note(s, collected)),
                      text(f"{_weights_name(s)} ({(s.get('weights') or {}).get('sha256', '')[:12]})"),
                      duration((s.get("seconds") or {}).get("total"))])
-    return Table("fid/scores", columns, rows, "Each `cifar fid` result and how it was measured; for a run, the "
-                 "chosen snapshot's score; the GAN run's recoveries and departures from report B's protocol.")
+    synthetic = any(SYNTHETIC in fid_caveats(e["summary"]) for e in entries)
+    return Table("fid/scores", columns, rows, marked(
+        "Each `cifar fid` result and how it was measured; for a run, the chosen snapshot's score; beside it how the "
+        "score departed from report B's FID protocol, and its GAN run's recoveries and departures from report B's "
+        "DCGAN. A score that is not comparable with report B's is not subtracted from it.", synthetic))
 
 
 def comparison_table(comparison: dict[str, Any], collected: dict[str, Any]) -> Table:
@@ -182,11 +199,14 @@ def comparison_table(comparison: dict[str, Any], collected: dict[str, Any]) -> T
         role = "report B's choice" if i == 0 else "the snapshot report B judged it against"
         rows.append([count(step), decimal(fid, 2), text(role if step == theirs else f"in place of {role} ({theirs:,})")])
     summary = comparison["summary"]
-    return Table(f"fid/{comparison['name']}/compared", ["Snapshot step", "FID", "Stands for"], rows,
-                 f"Report B chose its {REPORT_B_FID_STEP:,}-step snapshot, by eye, as 'more stable and less noisy "
-                 f"than the samples taken at {REPORT_B_GAN_STEPS:,} steps'; stage fid-b scores both the same way "
-                 f"(fid/{comparison['name']}: {summary.get('n_fake')} samples each, the "
-                 f"{(summary.get('real') or {}).get('split')} split). {gan_note(summary, collected)}.")
+    caveats = fid_caveats(summary)
+    return Table(f"fid/{comparison['name']}/compared", ["Snapshot step", "FID", "Stands for"], rows, marked(
+        f"Report B chose its {REPORT_B_FID_STEP:,}-step snapshot, by eye, as 'more stable and less noisy than the "
+        f"samples taken at {REPORT_B_GAN_STEPS:,} steps'; stage fid-b scores both the same way (fid/{comparison['name']}: "
+        f"{summary.get('n_fake')} samples each, the {(summary.get('real') or {}).get('split')} split"
+        + (f"; {'; '.join(caveats)}: comparable with each other, not with report B's" if caveats else "")
+        + "). " + departures_text(recorded_departures(summary), "report B's FID protocol") + ". "
+        f"{gan_note(summary, collected)}.", SYNTHETIC in caveats))
 
 
 def ranking_table(name: str, summary: dict[str, Any]) -> Table:
@@ -195,10 +215,11 @@ def ranking_table(name: str, summary: dict[str, Any]) -> Table:
     rows = [[count(r["step"]), decimal(r["fid"], 2), count(r.get("n_fake")), Cell("chosen" if r["step"] == best else "")]
             for r in ranked]
     split = ranking_split(summary)
-    return Table(f"fid/{name}/ranking", ["Snapshot step", "FID", "Samples", "Selected"],
-                 rows, f"fid/{name}: every snapshot of GAN run {gan_run_of(summary)} against the {split} split, on "
-                 f"the same noise; the chosen one's {(summary.get('real') or {}).get('split')} score is in the "
-                 "table above.")
+    caveats = fid_caveats(summary)
+    return Table(f"fid/{name}/ranking", ["Snapshot step", "FID", "Samples (images)", "Selected"], rows, marked(
+        f"fid/{name}: every snapshot of GAN run {gan_run_of(summary)} against the {split} split, on the same noise; "
+        f"the chosen one's {(summary.get('real') or {}).get('split')} score is in the table above"
+        + (f" ({'; '.join(caveats)})" if caveats else "") + ".", SYNTHETIC in caveats))
 
 
 def fid_source(summary: dict[str, Any]) -> str:

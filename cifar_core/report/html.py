@@ -71,6 +71,9 @@ th, td { padding: 4px 8px; border-bottom: 1px solid var(--line); text-align: lef
 th { background: #f0f4f8; font-weight: 600; white-space: nowrap; }
 #s-train-runs td:first-child { white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+#s-anchors td.num { white-space: normal; min-width: 7em; }
+#s-anchors td:last-child { min-width: 26em; }
+#s-anchors-departures td:last-child { white-space: pre-line; }
 tbody tr:nth-child(even) { background: #fafbfc; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 3px 18px; margin: 8px 0 12px; font-size: 14px; }
 dl > div { display: contents; }

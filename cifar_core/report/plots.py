@@ -55,8 +55,10 @@ def accuracy_vs_parameters(points: list[dict[str, Any]], path: Path) -> str:
         chosen = [p for p in points if p["kind"] == kind]
         if chosen:
             marker, color = MARKERS[kind]
+            synthetic = " (SYNTHETIC data)" if any(p["synthetic"] for p in chosen) else ""
             ax.scatter([p["parameters"] for p in chosen], [p["accuracy_pct"] for p in chosen], marker=marker,
-                       color=color, s=40 if kind != "tune" else 30, zorder=3, label=LABELS[kind])
+                       color=color, s=40 if kind != "tune" else 30, zorder=3,
+                       label=LABELS[kind].replace(":", f"{synthetic}:", 1))
     for p in best_test_point_per_size(points):
         ax.annotate(p["label"], (p["parameters"], p["accuracy_pct"]), fontsize=7, xytext=(5, 3),
                     textcoords="offset points")
@@ -77,7 +79,10 @@ def accuracy_vs_parameters(points: list[dict[str, Any]], path: Path) -> str:
     ax.set_xscale("log")
     ax.set_xlim(min(sizes) / 2, max(sizes) * 2)
     ax.set_ylim(0, 100)
-    ax.set(xlabel="parameters (log scale)", ylabel="top-1 accuracy (%)", title="Accuracy against model size")
+    title = "Accuracy against model size"
+    if any(p["synthetic"] for p in points):
+        title += "\nthis study's points: SYNTHETIC data, not comparable with the reports'"
+    ax.set(xlabel="parameters (log scale)", ylabel="top-1 accuracy (%)", title=title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return _save(fig, path)
@@ -97,11 +102,13 @@ def fid_over_snapshots(series: list[dict[str, Any]], path: Path) -> str:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8.5, 4.5))
     values = [REPORT_B_FID]
-    for s in series:
+    for s in series:  # each label names its data and weights where they make it incomparable
         ax.plot(s["steps"], s["fids"], marker="o", linewidth=1.2, label=s["label"])
         values += s["fids"]
+    incomparable = " on CIFAR-100, for reference only: not comparable with the lines marked" \
+        if any(s["caveats"] for s in series) else ""
     ax.axhline(REPORT_B_FID, color="tab:red", linestyle="--", linewidth=1,
-               label=f"report B: {REPORT_B_FID} (step {REPORT_B_FID_STEP:,})")
+               label=f"report B: {REPORT_B_FID} (step {REPORT_B_FID_STEP:,}){incomparable}")
     if max(values) / max(min(values), 1e-12) > 20:
         ax.set_yscale("log")  # a short or synthetic run can sit orders of magnitude from 46.85
     ax.xaxis.set_major_locator(_integer_ticks())

@@ -1,6 +1,7 @@
 """Values gathered across stages for the cross-cutting views: every trained model's accuracy and
-size, each GAN run's FID per snapshot, and what a FID of a GAN run must carry beside it (the run's
-recoveries and departures from report B's protocol)."""
+size, each GAN run's FID per snapshot, what a FID must carry beside it (its own departures from
+report B's protocol, its GAN run's recoveries and departures), and what makes a number of ours
+incomparable with a published one (the synthetic stand-in, other Inception weights)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cifar_core.device import BF16_DEVICE_TYPES
-from cifar_core.protocols import REPORT_B_FID_IMAGES, REPORT_B_FID_STEP
+from cifar_core.protocols import departure_name
 from cifar_core.report.document import as_number
 from cifar_core.snapshots import step_of
 
@@ -23,14 +24,37 @@ def accuracy_points(collected: dict[str, Any]) -> list[dict[str, Any]]:
         accuracy, kind = (test, "test") if as_number(test) is not None else (summary.get("best_val_acc"), "validation")
         if as_number(accuracy) is not None and as_number(summary.get("parameters")) is not None:
             points.append({"label": entry["name"], "parameters": int(summary["parameters"]),
-                           "accuracy_pct": 100 * float(accuracy), "kind": kind})
+                           "accuracy_pct": 100 * float(accuracy), "kind": kind,
+                           "synthetic": bool(summary.get("synthetic_data"))})
     for entry in collected["stages"]["tune"]:
         for row in entry["trials"]:
             accuracy, parameters = as_number(row.get("best_val_acc")), as_number(row.get("parameters"))
             if accuracy is not None and parameters is not None:
                 points.append({"label": f"{entry['name']}/{row['trial_id']}", "parameters": int(parameters),
-                               "accuracy_pct": 100 * accuracy, "kind": "tune"})
+                               "accuracy_pct": 100 * accuracy, "kind": "tune",
+                               "synthetic": bool(entry.get("synthetic_data"))})
     return points
+
+
+# --- what makes a number of ours incomparable with a published one --------------------------------
+SYNTHETIC = "SYNTHETIC data"
+OTHER_WEIGHTS = "not pytorch-fid's Inception weights"
+
+
+def fid_caveats(fid_summary: dict[str, Any]) -> list[str]:
+    """Why a FID cannot be set against report B's 46.85 (the page says so beside it): [] when it can."""
+    caveats = [SYNTHETIC] if (fid_summary.get("real") or {}).get("dataset") == "synthetic" else []
+    return caveats + ([OTHER_WEIGHTS] if fid_summary.get("weights_standard") is False else [])
+
+
+def marked(caption: str, synthetic: bool) -> str:
+    """A table's or figure's caption, saying first when its numbers come from the synthetic stand-in."""
+    return f"{SYNTHETIC}, not CIFAR-100: {caption}" if synthetic else caption
+
+
+def recipe_caveats(summary: dict[str, Any]) -> list[str]:
+    """A retrain's or recipe's accuracies: [SYNTHETIC] when any of its runs trained on the stand-in."""
+    return [SYNTHETIC] if any(m.get("synthetic_data") for m in summary.get("models") or []) else []
 
 
 def snapshot_step(checkpoint: str | None) -> int | None:
@@ -67,34 +91,40 @@ def fid_protocol(fid_summary: dict[str, Any]) -> tuple[str, str]:
     if fake.get("kind") == "checkpoint":
         step = snapshot_step(fake.get("path"))
         where = f"step {step:,}" if step is not None else Path(fake.get("path") or "?").name
-        if step == REPORT_B_FID_STEP and n == REPORT_B_FID_IMAGES and split == "test":
-            return "report-b", f"report B's: the {where} snapshot, {n:,} samples, the test split"
+        if fid_summary.get("protocol") == "report-b":  # as the scorer recorded it (its departures beside)
+            return "report-b", f"report B's: one snapshot ({where}), {n:,} samples, the {split} split"
         return "checkpoint", f"one snapshot ({where}), {n:,} samples, the {split} split"
     return "images", f"{n:,} images from {fake.get('kind')} {Path(fake.get('path') or '?').name}, the {split} split"
 
 
 def fid_series(collected: dict[str, Any]) -> list[dict[str, Any]]:
-    """{label, steps, fids}: one line per select-best ranking, one per (GAN run, split) scored snapshot
-    by snapshot; each label names the split the FIDs are against."""
+    """{label, steps, fids, caveats}: one line per select-best ranking, one per (GAN run, split) scored
+    snapshot by snapshot; each label names the split the FIDs are against and what makes them
+    incomparable with report B's (the synthetic stand-in, other Inception weights)."""
     series, singles = [], {}
     for entry in collected["stages"]["fid"]:
         summary = entry["summary"]
         run = gan_run_of(summary) or entry["name"]
         if summary.get("ranking"):
             ranked = sorted(summary["ranking"], key=lambda r: r["step"])
-            series.append({"label": f"{run}: every snapshot against the {ranking_split(summary)} split "
-                                    f"(fid/{entry['name']}, {ranked[0].get('n_fake')} samples each)",
-                           "steps": [r["step"] for r in ranked], "fids": [r["fid"] for r in ranked]})
+            series.append(_series(f"{run}: every snapshot against the {ranking_split(summary)} split (fid/"
+                                  f"{entry['name']}, {ranked[0].get('n_fake')} samples each)",
+                                  [(r["step"], r["fid"]) for r in ranked], fid_caveats(summary)))
             continue
         step = snapshot_step((summary.get("fake") or {}).get("path"))
         if step is not None and as_number(summary.get("fid")) is not None:
             split = (summary.get("real") or {}).get("split")
-            singles.setdefault((run, split), []).append((step, summary["fid"]))
-    for (run, split), pairs in sorted(singles.items(), key=lambda item: (item[0][0], str(item[0][1]))):
-        pairs.sort()
-        series.append({"label": f"{run}: single snapshots against the {split} split", "steps": [s for s, _ in pairs],
-                       "fids": [f for _, f in pairs]})
+            found = singles.setdefault((run, split), ([], []))
+            found[0].append((step, summary["fid"]))
+            found[1].extend(c for c in fid_caveats(summary) if c not in found[1])
+    for (run, split), (pairs, caveats) in sorted(singles.items(), key=lambda item: (item[0][0], str(item[0][1]))):
+        series.append(_series(f"{run}: single snapshots against the {split} split", sorted(pairs), caveats))
     return series
+
+
+def _series(label: str, pairs: list[tuple[int, float]], caveats: list[str]) -> dict[str, Any]:
+    return {"label": label + (f" ({'; '.join(caveats)})" if caveats else ""), "steps": [s for s, _ in pairs],
+            "fids": [f for _, f in pairs], "caveats": caveats}
 
 
 # --- a GAN run as the FIDs of it must show it: its recoveries and how it departed from report B ----
@@ -120,21 +150,32 @@ def recovery_text(event: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def departures(gan: dict[str, Any]) -> list[str]:
-    """How the run departed from report B's protocol, as its trainer recorded it (`protocol_departures`:
-    bf16, flipped images, each rollback, a collapse left unrecovered)."""
-    return [str(d) for d in gan["protocol_departures"]]
+def recorded_departures(summary: dict[str, Any]) -> list[str] | None:
+    """How a run (or a score) departed from the protocol it is set beside, as its producer computed it
+    (`protocol_departures`: every setting that differs from the report's, the tutorial's or ours, the
+    data, each recovery); None for a summary made before they were recorded."""
+    found = summary.get("protocol_departures")
+    return None if found is None else [str(d) for d in found]
 
 
 def run_departures(fid_summary: dict[str, Any], collected: dict[str, Any]) -> list[str]:
-    """The departures from report B's protocol of the GAN run a FID scored (none known: [])."""
+    """A FID's departures from report B's protocol, then its GAN run's (those known)."""
     gan = gan_summaries(collected).get(gan_run_of(fid_summary) or "")
-    return departures(gan) if gan is not None else []
+    return (recorded_departures(fid_summary) or []) + ((recorded_departures(gan) or []) if gan is not None else [])
 
 
-def departures_text(departed: list[str]) -> str:
-    return "departed from report B's protocol: " + "; ".join(departed) if departed else \
-        "no departure from report B's protocol"
+def protocol_name(summary: dict[str, Any]) -> str:
+    """Whose protocol a retrain or recipe is set beside: report B's classifier, else report A's."""
+    return "report B's protocol" if summary.get("recipe") == "report-b" else "report A's protocol"
+
+
+def departures_text(departed: list[str] | None, protocol: str = "report B's protocol") -> str:
+    """The departures a number carries beside it, by name ("departed from report B's DCGAN in: batch
+    size; steps; data"); each with its values in the table of every result's departures."""
+    if departed is None:
+        return f"departures from {protocol} not recorded (a summary made before they were)"
+    names = "; ".join(dict.fromkeys(departure_name(line) for line in departed))
+    return f"departed from {protocol} in: {names}" if departed else f"no departure from {protocol}"
 
 
 def precision_of_gan(gan: dict[str, Any]) -> str:
@@ -154,7 +195,7 @@ def gan_note(fid_summary: dict[str, Any], collected: dict[str, Any]) -> str:
     events = gan.get("collapse_events") or []
     mode = gan["collapse_mode"]
     recoveries = "recoveries: " + "; ".join(recovery_text(e) for e in events) if events else "no collapse"
-    departed_text = departures_text(departures(gan))
+    departed_text = departures_text(recorded_departures(gan), "report B's DCGAN")
     return f"GAN run {run} ({precision_of_gan(gan)}, collapse handling {mode}): {recoveries}; {departed_text}"
 
 

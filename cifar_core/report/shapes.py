@@ -19,7 +19,7 @@ from cifar_core.errors import CifarError
 SHAPES = Path(__file__).with_name("shapes.json")
 # Keys whose keys are data (statuses, epochs, searched settings, split@step), not a shape.
 DATA_KEYED = {"epochs_histogram", "status_counts", "params", "evaluations", "space_file", "config", "settings",
-              "request", "pipeline"}
+              "request", "pipeline", "protocol_settings"}
 
 
 def kind(value: Any) -> Any:

@@ -109,8 +109,8 @@ def check_fid_b(ctx: Context) -> None:
     checkpoint grid, up to its last step), not a failure after days of training."""
     s, gan = ctx.section("fid-b"), ctx.section("gan")
     gan_run, gan = gan.run, gan.training
-    if s.score.gan_run != gan_run:
-        return  # another run's snapshots: named when the stage runs, if one is missing
+    if s.score.gan_run != gan_run or "gan" not in ctx.running:
+        return  # snapshots already made (or another run's): named before any work if one is missing
     keys = ["fid-b.step", *(f"fid-b.compare_steps[{i}]" for i in range(len(s.compare_steps or ())))]
     for key, step in zip(keys, (s.step, *(s.compare_steps or ())), strict=True):
         if step > gan.steps or (step % gan.checkpoint_every and step != gan.steps):

@@ -30,6 +30,7 @@ class Context:
     results: Results
     device: str = "auto"
     work: InProcess | OnRay = field(default_factory=InProcess)
+    running: tuple[str, ...] = ()  # the stages this run runs (the others' results are read as they are)
 
     def section(self, stage: str) -> Any:
         return getattr(self.config, attribute(stage))
