@@ -42,9 +42,10 @@ def images_per_s(cfg: TrainConfig, epoch_of_batches, warmup: int, device: torch.
 
     `epoch_of_batches(e)` iterates epoch e's batches.
     """
-    model = build_model(cfg, device)
+    precision = precision_of(cfg)
+    model = build_model(cfg, precision)
     optimizer = build_optimizer(model.parameters(), cfg.optim)
-    train_step = make_train_step(cfg, model, optimizer, None, precision_of(cfg, device))
+    train_step = make_train_step(cfg, model, optimizer, None, precision)
     for i, (x, y) in enumerate(epoch_of_batches(0)):
         if i == warmup:
             break
@@ -70,7 +71,7 @@ def bench_model(name: str, root, args, device: torch.device) -> dict:
         "run.full_train": True,  # the whole synthetic set is one epoch of --steps batches
     })
     cfg = cfg.with_overrides({f"augment.{k}": v for k, v in AUGMENT_PRESETS[args.augment].to_dict().items()})
-    ours_loader = data_for(cfg, root).train  # the training layout: channels_last, bf16 under CUDA autocast
+    ours_loader = data_for(cfg, root, precision_of(cfg)).train  # the training layout: channels_last, bf16 under CUDA autocast
     baseline = make_torchvision_loader(root, "train", batch_size=args.batch_size, augment=cfg.augment,
                                        num_workers=args.workers, drop_last=True, pin_memory=device.type == "cuda")
 

@@ -2,8 +2,8 @@
 
 `pick_device` is the one "auto" rule, torch-free so that Ray's drivers decide without importing
 torch: work given a GPU share runs on CUDA exactly when the share is above zero, never on a GPU Ray
-gave someone else. `Precision` decides bf16 autocast, input dtype and memory format once, from the
-device type, so its CUDA decisions can be tested on a CPU.
+gave someone else. `Precision.of` decides, once per unit of work, the device and how it computes there
+(bf16 autocast, input dtype, memory format); that one value is passed down and says what ran.
 """
 
 from __future__ import annotations
@@ -64,6 +64,17 @@ class Precision:
     amp: bool = False
     channels_last: bool = False
     bf16_device_types: tuple[str, ...] = BF16_DEVICE_TYPES
+
+    @classmethod
+    def of(cls, device: str | torch.device = "auto", amp: bool = False, channels_last: bool = False) -> Precision:
+        """The one decision of a unit of work: its device (an unusable one is a ConfigError with
+        CUDA's reason) and how it computes there."""
+        return cls(resolve_device(device), amp, channels_last)
+
+    def record(self) -> dict[str, str]:
+        """What ran, as summaries say it: the device, its name (the GPU's) and the arithmetic."""
+        return {"device": str(self.device), "device_name": device_name(self.device),
+                "precision": "bf16 autocast" if self.bf16 else "float32"}
 
     @property
     def bf16(self) -> bool:

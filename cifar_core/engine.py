@@ -32,7 +32,7 @@ from cifar_core.checkpoint import (
     save_checkpoint,
 )
 from cifar_core.config import TrainConfig
-from cifar_core.device import Precision, device_name, resolve_device
+from cifar_core.device import Precision
 from cifar_core.errors import CheckpointError, ConfigError, Preempted, TrainingDiverged
 from cifar_core.evaluate import evaluate
 from cifar_core.models import count_parameters, create_model
@@ -49,14 +49,15 @@ def model_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     return {k: v for k, v in {"dropout": cfg.model.dropout, "activation": cfg.model.activation}.items() if v is not None}
 
 
-def precision_of(cfg: TrainConfig, device: torch.device) -> Precision:
-    return Precision(device, cfg.run.amp, cfg.run.channels_last)
+def precision_of(cfg: TrainConfig) -> Precision:
+    """The device and arithmetic of a run, decided once per unit of work and passed down."""
+    return Precision.of(cfg.run.device, cfg.run.amp, cfg.run.channels_last)
 
 
-def build_model(cfg: TrainConfig, device: torch.device) -> nn.Module:
+def build_model(cfg: TrainConfig, precision: Precision) -> nn.Module:
     # The same initial weights for the same seed; dropout then draws from the same global stream.
     torch.manual_seed(derive_seed(cfg.run.seed, "init"))
-    return precision_of(cfg, device).prepare_model(create_model(cfg.model.name, num_classes=100, **model_kwargs(cfg)))
+    return precision.prepare_model(create_model(cfg.model.name, num_classes=100, **model_kwargs(cfg)))
 
 
 def plan_steps(cfg: TrainConfig, steps_per_epoch: int, num_images: int) -> int:
@@ -129,12 +130,15 @@ def fit(
     state: dict[str, Any] | None = None,
     on_epoch: EpochCallback | None = None,
     on_start: Callable[[], None] | None = None,
+    precision: Precision | None = None,
 ) -> dict[str, Any]:
     """Train `cfg.model` on `data.train`; return a summary dict (see `_summary`). `on_start()` runs
-    once `state` is found to fit the model and optimiser, before the first step."""
-    device = resolve_device(cfg.run.device)
+    once `state` is found to fit the model and optimiser, before the first step. `precision`: the
+    unit's device and arithmetic (decided from `cfg` when not given)."""
+    precision = precision or precision_of(cfg)
+    device = precision.device
     run_dir = Path(run_dir) if run_dir is not None else None
-    model = build_model(cfg, device)
+    model = build_model(cfg, precision)
     optimizer = build_optimizer(model.parameters(), cfg.optim)
     steps_per_epoch = len(data.train)
     total_steps = plan_steps(cfg, steps_per_epoch, data.train.num_examples())
@@ -147,7 +151,6 @@ def fit(
             log(f"resuming {run_dir} at step {state['step']} (after {state['epoch']} epoch rows)")
     if on_start is not None:
         on_start()
-    precision = precision_of(cfg, device)
     train_step = make_train_step(cfg, model, optimizer, scheduler, precision)
     num_epochs = math.ceil(total_steps / steps_per_epoch)
     wall_start = time.monotonic()
@@ -190,7 +193,7 @@ def fit(
                     save_checkpoint(checkpoint_now(), run_dir / "last.pt")
                 raise Preempted(_preempted_message(run.step, run_dir))
 
-    return _summary(cfg, model, run, data, device, time.monotonic() - wall_start)
+    return _summary(cfg, model, run, data, precision, time.monotonic() - wall_start)
 
 
 def _end_epoch(cfg, model, optimizer, data, run: Progress, sums: EpochSums, precision: Precision, epoch: int) -> None:
@@ -300,7 +303,7 @@ def _write_run_files(run_dir: Path, checkpoint: dict, run: Progress) -> None:
     write_jsonl(run_dir / "metrics.jsonl", run.history)
 
 
-def _summary(cfg, model, run: Progress, data, device, wall_time_s) -> dict[str, Any]:
+def _summary(cfg, model, run: Progress, data, precision: Precision, wall_time_s) -> dict[str, Any]:
     history = run.history
     val_accs = [m["val_acc"] for m in history if m.get("val_acc") is not None]
     return {
@@ -314,8 +317,7 @@ def _summary(cfg, model, run: Progress, data, device, wall_time_s) -> dict[str, 
         "final_val_acc": val_accs[-1] if val_accs else None,
         "final_train_loss": history[-1]["train_loss"] if history else None,
         "data_digest": getattr(data, "digest", None),
-        "device": str(device),
-        "device_name": device_name(device),
+        **precision.record(),
         "train_time_s": sum(m["epoch_time_s"] for m in history),  # across resumes
         "wall_time_s": wall_time_s,  # this call only
         "test_curve": run.test_curve,

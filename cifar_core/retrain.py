@@ -12,12 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cifar_core.atomic import atomic_write_json, atomic_write_text, read_json, read_jsonl
-from cifar_core.config import TrainConfig
+from cifar_core.config import TrainConfig, load_yaml_mapping
 from cifar_core.data.augment_config import AUGMENT_PRESETS, resolve_augment
-from cifar_core.device import BF16_DEVICE_TYPES
 from cifar_core.errors import ConfigError
 from cifar_core.execution.resources import Resources
 from cifar_core.execution.runners import InProcess, OnRay, submit_stage
@@ -289,8 +286,6 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
     config): its scores, and how it computed them, to be set beside the reports' numbers."""
     run_dir = Path(run["run_dir"])
     final = read_jsonl(run_dir / "metrics.jsonl")[-1]
-    amp = TrainConfig.from_dict(yaml.safe_load((run_dir / "config.yaml").read_text())).run.amp
-    bf16 = amp and str(run["device"]).split(":")[0] in BF16_DEVICE_TYPES  # autocast applies only there
     return {
         "model": run["model"],
         "optimizer": run["optimizer"],
@@ -308,7 +303,7 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
         "synthetic_data": run["synthetic_data"],
         "data_digest": run["data_digest"],
         "device": run["device"],
-        "precision": BF16 if bf16 else "float32",
+        "precision": run["precision"],  # what the run computed in, as it recorded it
         "run_dir": run["run_dir"],
     }
 
@@ -351,7 +346,7 @@ def protocol_fields(plan: Plan, runs: list[dict[str, Any]]) -> dict[str, Any]:
         {**budget_settings({"epochs": plan.epochs}), "top_k": plan.top_k, "select": plan.select}
     each = {}
     for r in runs:
-        config = TrainConfig.from_dict(yaml.safe_load((Path(r["run_dir"]) / "config.yaml").read_text()))
+        config = TrainConfig.from_dict(load_yaml_mapping(Path(r["run_dir"]) / "config.yaml"))
         searched = r.get("params") or {}  # what the search chose for a trial is its finding, not a departure
         actual = {**{k: v for k, v in settings_of(config.to_dict()).items() if k not in searched}, **shared,
                   "run.amp": r["precision"] == BF16, "data": data_text(r["data_digest"])}

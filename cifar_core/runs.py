@@ -16,7 +16,7 @@ from cifar_core.atomic import atomic_write_text, read_json, write_jsonl
 from cifar_core.checkpoint import copy_checkpoint, load_checkpoint, load_resume_checkpoint, load_weights
 from cifar_core.config import TrainConfig
 from cifar_core.data import data_digest, load_meta, make_data, make_test_loader
-from cifar_core.device import resolve_device
+from cifar_core.device import Precision
 from cifar_core.engine import EpochCallback, fit, plan_steps, precision_of
 from cifar_core.errors import CheckpointError, CifarError, ConfigError
 from cifar_core.evaluate import evaluate
@@ -60,7 +60,7 @@ def train_run(
     loss, whose lock NFS holds until its lease ends); 0 fails at once naming the holder.
     """
     run = run_directory(results_dir, default_run_name(cfg) if run_name is None else run_name, wait_s)
-    resolve_device(cfg.run.device)  # an unusable device is refused before the run directory exists
+    precision = precision_of(cfg)  # the unit's device and arithmetic: an unusable device is refused first
     digest = data_digest(data_dir)  # from the files, before any of them is loaded onto the device
     # A schedule's length is fixed by the run's length: a longer run would need another schedule.
     fixed = ("run.epochs", "run.steps") if cfg.optim.schedule != "none" else ()
@@ -70,7 +70,7 @@ def train_run(
             raise CifarError(f"{run.path} already holds a run: pass --resume to continue it, or choose another --run-name")
         run.open(request)
         state = load_resume_checkpoint(run.commit_point) if run.commit_point.exists() else None
-        data = data_for(cfg, data_dir)
+        data = data_for(cfg, data_dir, precision)
         kept = {}
         if state is not None:
             refuse_fewer_steps(run.path, state["step"], plan_steps(cfg, len(data.train), data.train.num_examples()))
@@ -81,12 +81,13 @@ def train_run(
                 repair_run_files(run.path, state)
             atomic_write_text(run.path / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
-        result = fit(cfg, data, run_dir=run.path, state=state, on_epoch=on_epoch, on_start=accepted)
+        result = fit(cfg, data, run_dir=run.path, state=state, on_epoch=on_epoch, on_start=accepted,
+                     precision=precision)
         summary = {**kept, **{k: v for k, v in result.items() if k != "history"}}
         summary.update(run_dir=str(run.path), synthetic_data=data.synthetic, full_train=cfg.run.full_train)
         if evaluate_test:
             last = load_checkpoint(run.path / "last.pt")
-            scores = _score(last, data.test, cfg, run.path / "last.pt")
+            scores = _score(last, data.test, precision, run.path / "last.pt")
             summary["test"] = {**{k: v for k, v in scores.items() if k != "per_class"}, "step": last["step"]}
         return run.complete(summary)
 
@@ -134,15 +135,14 @@ def evaluate_checkpoint(checkpoint_path: Path, data_dir: Path, device: str = "au
         except OSError as exc:  # e.g. a read-only results volume: score, but say why nothing is kept
             reason = f"cannot write to {run_dir} ({exc.strerror or exc})"
     with lock:
-        torch_device = resolve_device(cfg.run.device)
-        layout = precision_of(cfg, torch_device).layout()
+        precision = precision_of(cfg)  # with the run's own precision (bf16 autocast on CUDA if amp)
         if split == "test":  # the training split stays on disk
-            loader = make_test_loader(data_dir, cfg.run.eval_batch_size, torch_device, **layout)
+            loader = make_test_loader(data_dir, cfg.run.eval_batch_size, precision.device, **precision.layout())
         elif cfg.run.full_train:
             raise ConfigError("this run trained on the full training set: it has no validation split")
         else:
-            loader = data_for(cfg, data_dir).val
-        scores = _score(checkpoint, loader, cfg, checkpoint_path)
+            loader = data_for(cfg, data_dir, precision).val
+        scores = _score(checkpoint, loader, precision, checkpoint_path)
         scores["class_names"] = load_meta(data_dir).fine_label_names
         scores.update(checkpoint=str(checkpoint_path), split=split, epoch=checkpoint["epoch"], step=checkpoint["step"],
                       model=checkpoint["model_name"], data_digest=digest, recorded_in=None, not_recorded=reason)
@@ -176,15 +176,15 @@ def _record(run: ResultDir, scores: dict[str, Any]) -> Path:
     return run.summary_path
 
 
-def data_for(cfg: TrainConfig, data_dir: Path):
-    """The DataBundle a config trains on (split, batch sizes, augmentation, device, batch layout)."""
-    return make_data(data_dir, **data_settings(cfg))
+def data_for(cfg: TrainConfig, data_dir: Path, precision: Precision):
+    """The DataBundle a config trains on (split, batch sizes, augmentation; on the unit's device, in
+    its batch layout)."""
+    return make_data(data_dir, **data_settings(cfg, precision))
 
 
-def data_settings(cfg: TrainConfig) -> dict[str, Any]:
+def data_settings(cfg: TrainConfig, precision: Precision) -> dict[str, Any]:
     """Everything of a config that shapes its DataBundle: equal settings, equal batches."""
     r = cfg.run
-    device = resolve_device(r.device)
     return {
         "full_train": r.full_train,
         "val_fraction": r.val_fraction,
@@ -192,15 +192,14 @@ def data_settings(cfg: TrainConfig) -> dict[str, Any]:
         "batch_size": r.batch_size,
         "eval_batch_size": r.eval_batch_size,
         "augment": cfg.augment,
-        "device": device,
+        "device": precision.device,
         "seed": r.seed,
-        **precision_of(cfg, device).layout(),
+        **precision.layout(),
     }
 
 
-def _score(checkpoint: dict, loader, cfg: TrainConfig, path: Path) -> dict[str, Any]:
-    """Scores of a checkpoint's weights, with the run's own precision (bf16 autocast on CUDA if amp)."""
-    device = resolve_device(cfg.run.device)
+def _score(checkpoint: dict, loader, precision: Precision, path: Path) -> dict[str, Any]:
+    """Scores of a checkpoint's weights on the unit's device, with the run's own arithmetic."""
     name, kwargs = checkpoint["model_name"], checkpoint["model_kwargs"]
     broken = next((key for key, value in checkpoint["model_state"].items()
                    if value.is_floating_point() and not bool(value.isfinite().all())), None)
@@ -211,7 +210,6 @@ def _score(checkpoint: dict, loader, cfg: TrainConfig, path: Path) -> dict[str, 
     except (ConfigError, TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint model_kwargs {kwargs} do not fit model {name}: {exc}") from None
     load_weights(model, checkpoint["model_state"], f"{path}: model_state", f"model {name}")
-    precision = precision_of(cfg, device)
     scores = evaluate(precision.prepare_model(model), loader, precision)
     return {"loss": scores["loss"], "top1": scores["top1"], "top5": scores["top5"], "n": scores["n"], "per_class": scores["per_class"]}
 

@@ -130,7 +130,7 @@ def scored(tmp_path_factory) -> dict:
     write_synthetic(base / "data", n_train=6, n_test=8, seed=0)
     weights = write_random_weights(base / WEIGHTS_FILENAME)
     config = GanTrainConfig(ngf=8, ndf=8, nz=16)
-    payload = {**GanTraining(config, torch.device("cpu")).models_payload(), "step": 2, "config": config.to_dict()}
+    payload = {**GanTraining(config, Precision(torch.device("cpu"))).models_payload(), "step": 2, "config": config.to_dict()}
     snapshot = save_gan_checkpoint(payload, base / "gan" / "run" / "checkpoints" / "step_2.pt")
     other = save_gan_checkpoint(payload, base / "elsewhere" / "generator.pt")
     options = {"data_dir": base / "data", "weights": weights, "device": "cpu", "n": 3, "cache_dir": base / "cache"}

@@ -165,7 +165,7 @@ def test_the_bf16_path_trains_and_scores_as_on_a_gpu(synth_root):
                      **precision.layout())
     x, y = next(iter(data.train))
     assert x.dtype == torch.bfloat16 and x.is_contiguous(memory_format=torch.channels_last)
-    model = build_model(cfg, torch.device("cpu"))
+    model = build_model(cfg, precision)
     step = make_train_step(cfg, model, build_optimizer(model.parameters(), cfg.optim), None, precision)
     loss, logits = step(x, y)
     assert loss.dtype == torch.float32 and logits.dtype == torch.bfloat16 and torch.isfinite(loss)

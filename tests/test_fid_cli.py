@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from cifar_core.data import load_split, write_synthetic
+from cifar_core.device import Precision
 from cifar_core.fid import WEIGHTS_FILENAME, write_random_weights
 from cifar_core.fid.inception import WEIGHTS_SHA256
 from cifar_core.gan.checkpoint import save_gan_checkpoint
@@ -60,7 +61,7 @@ def write_pngs(folder: Path, images: np.ndarray, mode: str = "RGB") -> Path:
 def write_gan_checkpoint(path: Path, seed: int, **kwargs) -> Path:
     """A real GAN checkpoint of a freshly initialised tiny generator (FID does not care about training)."""
     config = GanTrainConfig(ngf=8, ndf=8, nz=16, seed=seed)
-    payload = {**GanTraining(config, torch.device("cpu")).models_payload(), "step": 0, "config": config.to_dict()}
+    payload = {**GanTraining(config, Precision(torch.device("cpu"))).models_payload(), "step": 0, "config": config.to_dict()}
     payload["model_kwargs"] = {**payload["model_kwargs"], **kwargs}
     return save_gan_checkpoint(payload, path)
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 from helpers import Result, cifar
 
+from cifar_core.device import Precision
 from cifar_core.errors import CheckpointError
 from cifar_core.gan.checkpoint import save_gan_checkpoint
 from cifar_core.gan.config import GanTrainConfig
@@ -20,7 +21,7 @@ from cifar_core.gan.state import GanTraining
 def write_checkpoint(path: Path, **config) -> Path:
     """A real GAN checkpoint of freshly initialised tiny networks (sampling does not care about training)."""
     cfg = GanTrainConfig(ngf=8, ndf=8, nz=16, **config)
-    training = GanTraining(cfg, torch.device("cpu"))
+    training = GanTraining(cfg, Precision(torch.device("cpu")))
     save_gan_checkpoint({**training.models_payload(), "step": 0, "config": cfg.to_dict()}, path)
     return path
 

@@ -383,12 +383,13 @@ def test_real_images_arrive_in_the_dtype_the_discriminator_takes(amp):
     """On CUDA the real batches are bf16 only under bf16 autocast: a float32 run (gan.amp off, the
     default) feeding bf16 images to its float32 discriminator fails at the first step. The layout is
     decided without a GPU: a CUDA device object needs none."""
-    from cifar_core.gan.train import real_image_layout
+    from cifar_core.device import Precision
     from cifar_core.models import create_model
 
     cfg = tiny_config(amp=amp)
-    assert real_image_layout(cfg, torch.device("cuda"))["dtype"] == (torch.bfloat16 if amp else torch.float32)
-    layout = real_image_layout(cfg, torch.device("cpu"))  # no autocast on the CPU: float32 either way
+    # The one value a GAN run's loader and networks share: its device and arithmetic.
+    assert Precision(torch.device("cuda"), cfg.amp).layout()["dtype"] == (torch.bfloat16 if amp else torch.float32)
+    layout = Precision(torch.device("cpu"), cfg.amp).layout()  # no autocast on the CPU: float32 either way
     discriminator = create_model("dcgan_discriminator")
     images = torch.zeros(2, 3, 32, 32, dtype=layout["dtype"])
     assert discriminator.logits(images).dtype == torch.float32

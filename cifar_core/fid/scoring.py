@@ -123,6 +123,7 @@ def run_fid(out_dir: Path, *, fake: Path | None = None, checkpoint: Path | None 
     if fake is None:
         check_seed(seed, "seed")  # now, not after Inception and the reference statistics are ready
     request = fid_request(fake, checkpoint, run_dir, split=split, n=n, seed=seed, batch_norm=batch_norm)
+    device = resolve_device(device)  # the unit's device, decided once: sampling and Inception run there
     start = time.perf_counter()
     # The generated side first: a bad folder or checkpoint fails before any directory or Inception work.
     if run_dir is not None:

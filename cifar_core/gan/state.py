@@ -35,9 +35,12 @@ def noise_generator(seed: int, device: torch.device) -> torch.Generator:
 
 
 class GanTraining:
-    def __init__(self, cfg: GanTrainConfig, device: torch.device, num_classes: int = 100):
+    def __init__(self, cfg: GanTrainConfig, precision: Precision, num_classes: int = 100):
+        """`precision`: the unit's device and arithmetic (bf16 autocast only when cfg.amp asks and the
+        device takes it; the losses stay float32), decided once by the caller."""
         self.cfg = cfg
-        self.device = device
+        self.precision = precision
+        self.device = device = precision.device
         self.generator_kwargs = {
             "nz": cfg.nz,
             "ngf": cfg.ngf,
@@ -55,8 +58,6 @@ class GanTraining:
         # Metrics are summed on the device and read once per logging interval: no sync per step.
         self.interval_sums = torch.zeros(len(METRIC_NAMES), device=device)
         self.interval_steps = 0
-        # bf16 autocast only when asked (cfg.amp), where the policy applies it; the losses stay float32.
-        self.precision = Precision(device, cfg.amp)
 
     def _initialise(self, seed: int) -> None:
         """Fresh networks and optimisers from `seed` at step 0, the configured learning rate."""

@@ -21,7 +21,7 @@ from cifar_core.atomic import append_jsonl, atomic_write_json, write_jsonl
 from cifar_core.data import data_digest, is_synthetic, load_split
 from cifar_core.data.augment import AugmentConfig, normalize
 from cifar_core.data.loader import GAN_NORMALIZATION, DeviceLoader, to_device_tensors
-from cifar_core.device import Precision, device_name, resolve_device
+from cifar_core.device import Precision
 from cifar_core.errors import ConfigError, Preempted, TrainingDiverged
 from cifar_core.gan.checkpoint import read_gan_checkpoint, save_gan_checkpoint
 from cifar_core.gan.collapse import Collapse, CollapseDetector, image_diversity
@@ -84,7 +84,7 @@ def train_gan(
     metrics row and collapse event as it is written. `wait_s`: how long to wait for another
     process's lock on the run (0: fail at once naming the holder)."""
     cfg.validate()
-    torch_device = resolve_device(device)  # an unusable device is refused before the run directory exists
+    precision = Precision.of(device, cfg.amp)  # the unit's device and arithmetic: an unusable one is refused first
     files = RunFiles(run_dir)
     digest = data_digest(data_dir)
     with files.result_dir(wait_s) as run:
@@ -95,23 +95,21 @@ def train_gan(
         checkpoint = read_gan_checkpoint(files.last) if files.last.exists() else None
         if checkpoint is not None:
             refuse_fewer_steps(run.path, checkpoint["step"], cfg.steps)
-        return _train(cfg, data_dir, run, files, checkpoint, digest, torch_device, on_log)
+        return _train(cfg, data_dir, run, files, checkpoint, digest, precision, on_log)
 
 
-def real_image_layout(cfg: GanTrainConfig, device: torch.device) -> dict:
-    """Real images in the dtype the discriminator takes them in (its weights refuse another)."""
-    return Precision(device, cfg.amp).layout()
-
-
-def _train(cfg, data_dir, run: ResultDir, files: RunFiles, checkpoint, digest: str, device: torch.device, on_log) -> dict[str, Any]:
+def _train(cfg, data_dir, run: ResultDir, files: RunFiles, checkpoint, digest: str, precision: Precision,
+           on_log) -> dict[str, Any]:
+    device = precision.device
     split = load_split(data_dir, "train")
     if len(split) < cfg.batch_size:
         raise ConfigError(f"batch size {cfg.batch_size} is larger than the {len(split)} training images")
     images, labels = to_device_tensors(split, None, device)
-    training = GanTraining(cfg, device)
+    training = GanTraining(cfg, precision)
+    # Real images in the dtype the discriminator takes them in (its weights refuse another).
     real = DeviceLoader(images, labels, cfg.batch_size, shuffle=True, drop_last=True,
                         augment=AugmentConfig(hflip=cfg.hflip), seed=training.data_seed,
-                        normalization=GAN_NORMALIZATION, **real_image_layout(cfg, device))
+                        normalization=GAN_NORMALIZATION, **precision.layout())
 
     fixed_noise = torch.randn(GRID_SIZE, cfg.nz, generator=generator(cfg.seed, "gan-fixed-noise")).to(device)
     fixed_labels = (torch.arange(GRID_SIZE) % 100).to(device) if cfg.conditional else None
@@ -260,11 +258,11 @@ def _handle_collapse(
     return event
 
 
-def protocol_record(cfg: GanTrainConfig, events: list[dict[str, Any]], device: torch.device, digest: str) -> dict[str, Any]:
+def protocol_record(cfg: GanTrainConfig, events: list[dict[str, Any]], precision: Precision, digest: str) -> dict[str, Any]:
     """The run beside report B's DCGAN protocol (`cifar_core.protocols.DCGAN`): its settings as compared,
     and a line for each departure (a setting that differs from report B's, the tutorial's or ours;
     bf16 only where autocast applied), then each recovery report B's restart would not have made."""
-    actual = {**protocols.settings_of(cfg.to_dict()), "amp": Precision(device, cfg.amp).bf16,
+    actual = {**protocols.settings_of(cfg.to_dict()), "amp": precision.bf16,
               "data": protocols.data_text(digest)}
     record = protocols.protocol_record(actual, protocols.DCGAN)
     record["protocol_departures"] += recovery_departures(events)
@@ -289,7 +287,6 @@ def _summary(cfg, training: GanTraining, events, rows, wall_time, files: RunFile
     metrics = [r for r in rows if "event" not in r]
     g_params = count_parameters(training.generator)
     d_params = count_parameters(training.discriminator)
-    device = training.device
     return {
         "run_dir": str(files.dir),
         "status": "completed" if failure is None else "failed",
@@ -299,13 +296,12 @@ def _summary(cfg, training: GanTraining, events, rows, wall_time, files: RunFile
         "parameters": {"generator": g_params, "discriminator": d_params, "total": g_params + d_params},
         "wall_time_s": round(wall_time, 3),
         "steps_per_s": round(training.optimizer_steps / wall_time, 3) if wall_time > 0 else None,
-        "device": str(device),
-        "device_name": device_name(device),
+        **training.precision.record(),
         "synthetic_data": is_synthetic(data_dir),
         "data_digest": digest,
         "collapse_mode": cfg.collapse.mode,
         "collapse_events": events,
-        **protocol_record(cfg, events, device, digest),
+        **protocol_record(cfg, events, training.precision, digest),
         "recoveries": training.recoveries,
         "final_lr": training.lr,
         "final": metrics[-1] if metrics else None,

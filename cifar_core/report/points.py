@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cifar_core.device import BF16_DEVICE_TYPES
 from cifar_core.protocols import departure_name
 from cifar_core.report.document import as_number
 from cifar_core.snapshots import step_of
@@ -179,8 +178,8 @@ def departures_text(departed: list[str] | None, protocol: str = "report B's prot
 
 
 def precision_of_gan(gan: dict[str, Any]) -> str:
-    bf16 = (gan.get("config") or {}).get("amp") and str(gan.get("device", "")).split(":")[0] in BF16_DEVICE_TYPES
-    return "bf16 autocast" if bf16 else "float32"
+    """What the run computed in, as it recorded it (cifar_core.device.Precision.record)."""
+    return gan.get("precision") or "not recorded"
 
 
 def gan_note(fid_summary: dict[str, Any], collected: dict[str, Any]) -> str:

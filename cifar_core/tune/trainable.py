@@ -20,7 +20,8 @@ import yaml
 from cifar_core.atomic import atomic_write_text
 from cifar_core.checkpoint import load_checkpoint
 from cifar_core.config import TrainConfig
-from cifar_core.engine import fit, plan_steps
+from cifar_core.device import Precision
+from cifar_core.engine import fit, plan_steps, precision_of
 from cifar_core.errors import TrainingDiverged
 from cifar_core.execution.runners import LOCK_WAIT_IN_TASK_S
 from cifar_core.layout import Results
@@ -76,7 +77,8 @@ def run_trial(cfg: TrainConfig, data_dir: str | Path, trial: ResultDir, digest: 
         if opened is Opened.DONE:
             return
         atomic_write_text(trial.path / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        data = cached_data(cfg, data_dir)
+        precision = precision_of(cfg)  # the trial's device and arithmetic, decided once
+        data = cached_data(cfg, data_dir, precision)
         total = plan_steps(cfg, len(data.train), data.train.num_examples())
         epochs = [history[-1]["epoch"] if history else 0]
 
@@ -87,7 +89,7 @@ def run_trial(cfg: TrainConfig, data_dir: str | Path, trial: ResultDir, digest: 
             report(metrics)
 
         try:
-            fit(cfg, data, run_dir=trial.path, state=state, on_epoch=on_epoch)
+            fit(cfg, data, run_dir=trial.path, state=state, on_epoch=on_epoch, precision=precision)
         except TrainingDiverged as exc:
             # The trial's last result, for the epoch that diverged: ASHA and the ranking see a trial
             # that learned nothing, and the search records why. (Started again, it diverges again.)
@@ -110,15 +112,15 @@ def report_epoch(metrics: dict[str, Any]) -> None:
     tune.report({**reported, **where()})
 
 
-def cached_data(cfg: TrainConfig, data_dir: str | Path):
+def cached_data(cfg: TrainConfig, data_dir: str | Path, precision: Precision):
     """`make_data` for this config, loaded once per worker process and kept on the trial's device."""
-    key = (str(Path(data_dir).resolve()), repr(sorted(data_settings(cfg).items())))
+    key = (str(Path(data_dir).resolve()), repr(sorted(data_settings(cfg, precision).items())))
     if key in _DATA_CACHE:
         _DATA_CACHE.move_to_end(key)
         return _DATA_CACHE[key]
     while len(_DATA_CACHE) >= _DATA_CACHE_SIZE:
         _DATA_CACHE.popitem(last=False)  # free the old device tensors before loading new ones
-    _DATA_CACHE[key] = data_for(cfg, Path(data_dir))
+    _DATA_CACHE[key] = data_for(cfg, Path(data_dir), precision)
     return _DATA_CACHE[key]
 
 
