@@ -1,10 +1,10 @@
-"""The cluster side of `cifar submit`, `status` and `logs`, and what the worker pods of a waiting
-Ray cluster are doing (for the driver's Watch).
+"""The cluster side of `cifar submit`, `status` and `logs`, and, for the driver in the Ray head, what
+the worker pods of a waiting Ray cluster are doing (its Watch) and where the study stands (its RayJob).
 
 Objects are created with the Kubernetes Python client and Helm's ownership metadata, so a later
 `helm install` of the same release adopts them. Every cluster failure is one CifarError line;
 `worker_state` reads the worker pods and their events (scheduler, cluster autoscaler, Karpenter,
-kubelet) as progressing, waiting or failed for good.
+kubelet) as progressing, waiting or failed for good; `publish_standing` annotates the RayJob.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -40,6 +41,13 @@ RAY_CLUSTER_LABEL = "ray.io/cluster"
 RAY_NODE_TYPE_LABEL = "ray.io/node-type"
 # Set by KubeRay in every Ray container, from the pod's ray.io/cluster label (downward API).
 RAY_CLUSTER_NAME_ENV = "RAY_CLUSTER_NAME"
+# Set by the chart on the head of a RayJob's own Ray cluster: the RayJob its driver runs for.
+RAYJOB_ENV = "CIFAR_RAYJOB"
+# Where the driver publishes the study's standing (cifar_core.progress) for `cifar status`: an
+# annotation of its RayJob, read with the RayJob itself. Kubernetes allows 256 KiB of annotations
+# on an object in all; this one stays far below.
+STANDING_ANNOTATION = "cifar100-k8s.io/standing"
+MAX_STANDING_BYTES = 8192
 
 
 # --- cluster access ---
@@ -455,26 +463,6 @@ def stage_pods(api, namespace: str, rayjob: dict) -> list[tuple[str, str, str]]:
     return sorted(rows, key=lambda r: (order.get(r[1], 1), r[1], r[0]))
 
 
-def driver_log_tail(api, namespace: str, rayjob: dict, lines: int = 2000) -> str | None:
-    """The last `lines` of the driver's output, as its submitter pod relays it; None without one."""
-    from kubernetes import client
-
-    release, stage = _label(rayjob, "app.kubernetes.io/instance"), _label(rayjob, "app.kubernetes.io/component")
-    try:
-        pod = newest_pod(api, namespace, release, stage)
-    except CifarError:
-        return None
-    if _label(pod, RAY_NODE_TYPE_LABEL) != "?" or not ((pod.get("status") or {}).get("containerStatuses")):
-        return None  # no submitter (yet), or it never started: no log
-    try:
-        data = kube_api.call(api, client.CoreV1Api(api).read_namespaced_pod_log, pod["metadata"]["name"], namespace,
-                             container=_first_container(pod), tail_lines=lines, _preload_content=False, read=True,
-                             what=f"the log of pod {pod['metadata']['name']}")
-    except CifarError:
-        return None
-    return data.decode("utf-8", "replace")
-
-
 # --- logs ---
 
 
@@ -539,7 +527,7 @@ def worker_state(service_account_dir: Path = SERVICE_ACCOUNT_DIR, timeout_s: flo
     cannot be read gives a WAITING line saying why. Reads the pods and events of the pod's own
     namespace (the chart's Role grants get/list on both to the head's service account).
     """
-    if not os.environ.get("KUBERNETES_SERVICE_HOST") or not (service_account_dir / "token").is_file():
+    if not _in_pod(service_account_dir):
         return None
     try:
         return _worker_state(service_account_dir, timeout_s)
@@ -548,20 +536,14 @@ def worker_state(service_account_dir: Path = SERVICE_ACCOUNT_DIR, timeout_s: flo
 
 
 def _worker_state(service_account_dir: Path, timeout_s: float) -> WorkerState:
-    from kubernetes import client, config
+    from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
     cluster = os.environ.get(RAY_CLUSTER_NAME_ENV, "").strip()
     if not cluster:
         return WorkerState(WAITING, f"the worker pods' events could not be read: ${RAY_CLUSTER_NAME_ENV} is not set "
                                     "(KubeRay sets it in Ray pods)")
-    namespace = (service_account_dir / "namespace").read_text().strip()
-    configuration = client.Configuration()
-    config.incluster_config.InClusterConfigLoader(
-        token_filename=str(service_account_dir / "token"), cert_filename=str(service_account_dir / "ca.crt"),
-        environ=os.environ).load_and_set(configuration)
-    configuration.retries = 0
-    api = kube_api.budget(client.ApiClient(configuration), timeout_s)
+    api, namespace = _in_pod_api(service_account_dir, timeout_s)
     try:
         pods = list_pods(api, namespace, f"{RAY_CLUSTER_LABEL}={cluster}")
         events = get_json(api, client.CoreV1Api(api).list_namespaced_event, namespace, field_selector="involvedObject.kind=Pod",
@@ -579,6 +561,23 @@ def _worker_state(service_account_dir: Path, timeout_s: float) -> WorkerState:
     return workers_state(workers, by_pod) or (
         WorkerState(WAITING, f"no worker pod of Ray cluster {cluster} exists in namespace {namespace} (the "
                              "autoscaler has asked for none, or removed them)") if not workers else None)
+
+
+def _in_pod(service_account_dir: Path) -> bool:
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and (service_account_dir / "token").is_file()
+
+
+def _in_pod_api(service_account_dir: Path, timeout_s: float):
+    """(ApiClient, namespace) of the pod's service account, every call of it within `timeout_s` in all."""
+    from kubernetes import client, config
+
+    namespace = (service_account_dir / "namespace").read_text().strip()
+    configuration = client.Configuration()
+    config.incluster_config.InClusterConfigLoader(
+        token_filename=str(service_account_dir / "token"), cert_filename=str(service_account_dir / "ca.crt"),
+        environ=os.environ).load_and_set(configuration)
+    configuration.retries = 0
+    return kube_api.budget(client.ApiClient(configuration), timeout_s), namespace
 
 
 def workers_state(workers: list[dict], events: dict[str, list[dict]]) -> WorkerState | None:
@@ -609,3 +608,67 @@ def _short_error(exc: Exception) -> str:
     text = one_line(printable(str(reason if reason is not None else exc))) or type(exc).__name__
     text = re.sub(r"<urllib3\.[^>]*>: ", "", text)
     return text if len(text) <= 300 else text[:299] + "…"
+
+
+# --- for the driver: where the study stands, on its RayJob ---
+
+_STANDING_KEYS = ("stage", "status", "done", "total", "unit", "eta_s", "work_s", "note", "hosts")
+_published_failure: list[str] = []  # said once per process
+
+
+def publish_standing(standing: dict, service_account_dir: Path | None = None, timeout_s: float = 5.0) -> bool:
+    """Put `standing` (cifar_core.progress's) on the RayJob this driver runs for, as its
+    STANDING_ANNOTATION, where `cifar status` reads it: a JSON merge patch of the annotation alone
+    (the chart's Role grants patch on rayjobs). True once done.
+
+    False, silently, outside a pod or without $CIFAR_RAYJOB (a shared Ray cluster's drivers belong to
+    no one RayJob). Never raises and gives up within about `timeout_s`; the first failure is said
+    once on stderr, since `cifar status` will then show no standing.
+    """
+    rayjob = os.environ.get(RAYJOB_ENV, "").strip()
+    service_account_dir = service_account_dir or SERVICE_ACCOUNT_DIR
+    if not rayjob or not _in_pod(service_account_dir):
+        return False
+    try:
+        _annotate_rayjob(service_account_dir, timeout_s, rayjob, {STANDING_ANNOTATION: standing_annotation(standing)})
+        return True
+    except Exception as exc:  # the standing is a courtesy: never let it end the run
+        if not _published_failure:
+            _published_failure.append(rayjob)
+            print(f"note: `cifar status` will not show where the study stands: rayjob/{rayjob} could not be "
+                  f"annotated ({_short_error(exc)})", file=sys.stderr, flush=True)
+        return False
+
+
+def _annotate_rayjob(service_account_dir: Path, timeout_s: float, rayjob: str, annotations: dict[str, str]) -> None:
+    from kubernetes import client
+
+    api, namespace = _in_pod_api(service_account_dir, timeout_s)
+    group, version, plural = RESOURCES["RayJob"]
+    kube_api.call(api, client.CustomObjectsApi(api).patch_namespaced_custom_object, group, version, namespace,
+                  plural, rayjob, {"metadata": {"annotations": annotations}},
+                  _content_type="application/merge-patch+json", _preload_content=False, read=True,
+                  what=f"the annotation of rayjob/{rayjob}")
+
+
+def standing_annotation(standing: dict) -> str:
+    """`standing` as the annotation's compact JSON, at most MAX_STANDING_BYTES: its time, profile and
+    final flag, and each stage's row (notes and host names cut short); the stages that do not fit
+    are left out and counted (`omitted`)."""
+    rows = [{key: _shortened(row[key]) for key in _STANDING_KEYS if row.get(key) is not None}
+            for row in standing.get("stages") or [] if isinstance(row, dict)]
+    head = {key: _shortened(standing[key]) for key in ("time", "profile", "final") if key in standing}
+    for kept in range(len(rows), -1, -1):
+        value = {**head, "stages": rows[:kept], **({"omitted": len(rows) - kept} if kept < len(rows) else {})}
+        text = json.dumps(value, separators=(",", ":"), default=str)
+        if len(text.encode()) <= MAX_STANDING_BYTES:
+            return text
+    return json.dumps({"stages": [], "omitted": len(rows)})
+
+
+def _shortened(value, limit: int = 200):
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[: limit - 1] + "…"
+    if isinstance(value, list):
+        return [_shortened(v, 63) for v in value[:8]]
+    return value
