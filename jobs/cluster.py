@@ -222,6 +222,7 @@ _SCALE_UP = {"TriggeredScaleUp", "Nominated"}  # a node is being added (cluster 
 _NO_SCALE_UP = {"NotTriggerScaleUp", "FailedScaleUp"}
 _AUTOSCALERS = ("cluster-autoscaler", "karpenter")
 # The fix for what an autoscaler says, by its words (docs/kubernetes.md, Troubleshooting, says more).
+_NO_POOL_FITS = "no node pool's machines fit the pod: add a pool that does (docs/kubernetes.md, Node pools)"
 _AUTOSCALER_FIXES = (
     (re.compile(r"quota", re.IGNORECASE), "raise the cloud's GPU quota for the region"),
     (re.compile(r"max node group size|max nodepool size|node limits have been exhausted|exceed limits for nodepool",
@@ -236,9 +237,16 @@ _AUTOSCALER_FIXES = (
      "an earlier scale-up of the pool failed: its FailedScaleUp event or the autoscaler's log says why"),
     (re.compile(r"not ready for scale-up", re.IGNORECASE), "the pool is being created or changed: wait"),
     (re.compile(r"wouldn't fit|didn't match|did not tolerate|untolerated taint|Insufficient|no instance type|"
-                r"incompatible", re.IGNORECASE),
-     "no node pool's machines fit the pod: add a pool that does (docs/kubernetes.md, Node pools)"),
+                r"incompatible", re.IGNORECASE), _NO_POOL_FITS),
 )
+# With ray.workers.gpu.spot the GPU workers require one of the labels each cloud puts on its spot
+# nodes (the chart's cifar100.spotNodeLabels; tests/test_worker_state.py checks the two agree).
+SPOT_LABEL_KEYS = ("cloud.google.com/gke-spot", "cloud.google.com/gke-preemptible", "eks.amazonaws.com/capacityType",
+                   "karpenter.sh/capacity-type", "kubernetes.azure.com/scalesetpriority")
+_NO_NODE_MATCHES = "didn't match Pod's node affinity/selector"
+_NO_SPOT_POOL = ("it asks for a spot node (ray.workers.gpu.spot) and none matches: the spot GPU pool is missing, or its "
+                 "nodes carry no spot label the chart knows (EKS: a group scaling from zero needs the label as a "
+                 "node-template tag); add one (docs/kubernetes.md, Spot GPUs) or set ray.workers.gpu.spot=false")
 
 
 def pod_state(pod: dict, events: list[dict] = ()) -> WorkerState | None:
@@ -261,14 +269,27 @@ def pod_state(pod: dict, events: list[dict] = ()) -> WorkerState | None:
     line = (_reason(scheduler.get("reason") or "", scheduler.get("message") or "") if scheduler
             else _unschedulable(pod) or "not scheduled yet, and no event says why")
     autoscaler = _newest(events, lambda e: _source(e) in _AUTOSCALERS or e.get("reason") in _SCALE_UP | _NO_SCALE_UP)
+    spot = _asks_for_spot(pod)
     if autoscaler is None:
-        return WorkerState(WAITING, line)
+        words = (scheduler or {}).get("message") or ""  # a spot node that is full says Insufficient
+        no_spot = spot and _NO_NODE_MATCHES in words and "Insufficient" not in words
+        return WorkerState(WAITING, line + (f" ({_NO_SPOT_POOL})" if no_spot else ""))
     said = _reason(autoscaler.get("reason") or "", autoscaler.get("message") or "")
     if autoscaler.get("reason") in _SCALE_UP:
         return WorkerState(PROGRESSING, f"{line}; a node is being added for it ({said})")
     fix = next((fix for pattern, fix in _AUTOSCALER_FIXES if pattern.search(autoscaler.get("message") or "")), None)
+    if spot and fix == _NO_POOL_FITS and _NO_NODE_MATCHES in (autoscaler.get("message") or ""):
+        fix = _NO_SPOT_POOL
     who = "Karpenter" if _source(autoscaler) == "karpenter" else "the cluster autoscaler"
     return WorkerState(WAITING, f"{line}; {who}: {said}" + (f" ({fix})" if fix else ""))
+
+
+def _asks_for_spot(pod: dict) -> bool:
+    """Whether the pod requires a spot node (the chart's GPU workers with ray.workers.gpu.spot)."""
+    affinity = ((pod.get("spec") or {}).get("affinity") or {}).get("nodeAffinity") or {}
+    terms = (affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or []
+    return bool(terms) and all(any(e.get("key") in SPOT_LABEL_KEYS and e.get("operator") == "In"
+                                   for e in term.get("matchExpressions") or []) for term in terms)
 
 
 def _container_state(pod: dict, events: list[dict]) -> WorkerState | None:
