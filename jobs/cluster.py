@@ -19,7 +19,7 @@ from pathlib import Path
 from cifar_core.errors import CifarError
 from cifar_core.execution.session import FATAL, PROGRESSING, WAITING, WorkerState
 from jobs import kube_api
-from jobs.chart import COMPONENT_ORDER, one_line
+from jobs.chart import COMPONENT_ORDER, DEFAULT_RELEASE, one_line
 from jobs.kube_api import api_message, get_json, printable
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -388,9 +388,9 @@ def _name(obj: dict) -> str:
     return (obj.get("metadata") or {}).get("name") or "?"
 
 
-def pod_line(pod: dict, events: list[dict] = ()) -> str:
+def pod_line(pod: dict, events: list[dict] = (), *, for_good: str = "") -> str:
     """`Running`, `Pending: FailedScheduling: 0/3 nodes are available: ...; the cluster autoscaler:
-    NotTriggerScaleUp: ... (fix)`, `Succeeded`."""
+    NotTriggerScaleUp: ... (fix)`, `Succeeded`; `for_good` is added when the pod cannot start for good."""
     phase = (pod.get("status") or {}).get("phase") or "Unknown"
     if (pod.get("metadata") or {}).get("deletionTimestamp"):
         phase += " (terminating)"
@@ -398,6 +398,8 @@ def pod_line(pod: dict, events: list[dict] = ()) -> str:
     if state is None and phase.startswith(("Pending", "Failed", "Unknown")):  # a warning says more than nothing
         warning = _newest(sorted(events, key=_event_time), lambda e: e.get("type") == "Warning")
         state = warning and WorkerState(WAITING, _reason(warning.get("reason") or "Warning", warning.get("message") or ""))
+    if state and state.kind == FATAL and for_good:
+        return f"{phase}: {state.line}; {for_good}"
     return f"{phase}: {state.line}" if state and state.line else phase
 
 
@@ -479,9 +481,21 @@ def stage_pods(api, namespace: str, rayjob: dict) -> list[tuple[str, str, str]]:
     for pod in pods.values():
         node_type = _label(pod, RAY_NODE_TYPE_LABEL)
         role = {"head": "head", "worker": f"{_label(pod, 'ray.io/group')} worker"}.get(node_type, "submitter")
-        rows.append((pod["metadata"]["name"], role, pod_line(pod, events.get(pod["metadata"]["name"], []))))
+        for_good = _head_never_starts(pod, release, stage) if role == "head" else ""
+        rows.append((pod["metadata"]["name"], role, pod_line(pod, events.get(pod["metadata"]["name"], []), for_good=for_good)))
     order = {"head": 0, "submitter": 2}
     return sorted(rows, key=lambda r: (order.get(r[1], 1), r[1], r[0]))
+
+
+def _head_never_starts(head: dict, release: str, stage: str) -> str:
+    """What a head that cannot start for good means: KubeRay fails the RayJob only at its pre-running
+    deadline (15 minutes by default), and then retries it with the same pods."""
+    if _label(head, "app.kubernetes.io/component") == "ray":  # the shared RayCluster's head
+        again = "`helm upgrade` the release"
+    else:
+        again = f"`cifar submit {stage}" + (f" --release {release}" if release != DEFAULT_RELEASE else "") + " --replace`"
+    return (f"so the Ray cluster will never start, though KubeRay fails the RayJob only at "
+            f"ray.job.preRunningDeadlineSeconds (and then retries it): fix it, then {again}")
 
 
 # --- logs ---

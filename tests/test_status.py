@@ -156,6 +156,34 @@ def test_status_says_when_a_worker_cannot_start_for_good(study):
     out = cifar("status").out
     assert (f"gpu worker   pod/{GPU_WORKER}  Pending: ErrImagePull: registry.example.com/cifar100-k8s:0.1.1: not found; "
             "waiting cannot fix this: check image.repository and image.tag") in out, out
+    assert "never start" not in out  # a worker's failure: the driver's Watch ends the run
+
+
+HEAD = f"{CLUSTER}-head-9wq4d"
+NEVER = ("; so the Ray cluster will never start, though KubeRay fails the RayJob only at ray.job.preRunningDeadlineSeconds "
+         "(and then retries it): fix it, then `cifar submit pipeline --replace`")
+
+
+@pytest.mark.parametrize(("waiting", "events", "for_good"), [
+    (("ErrImagePull", "rpc error: code = NotFound desc = failed to pull and unpack image "
+                      '"registry.example.com/cifar100-k8s:0.1.1": not found'), [], True),
+    (("ImagePullBackOff", 'Back-off pulling image "registry.example.com/cifar100-k8s:0.1.1"'),
+     [event(HEAD, "Failed", 'Failed to pull image "registry.example.com/cifar100-k8s:0.1.1": unauthorized: authentication '
+                            'required')], True),
+    (("CreateContainerConfigError", 'secret "registry" not found'), [], True),
+    # a registry that is slow now: the kubelet retries, and the head may yet start
+    (("ImagePullBackOff", 'Back-off pulling image "registry.example.com/cifar100-k8s:0.1.0"'),
+     [event(HEAD, "Failed", "Failed to pull image: rpc error: code = Unknown desc = failed to copy: i/o timeout")], False),
+])
+def test_a_head_that_can_never_start_says_so_before_kuberays_deadline(study, waiting, events, for_good):
+    study.put("v1", "pods", "ml", ray_pod(HEAD, CLUSTER, "head", "headgroup", phase="Pending", node="gke-c-cpu-5e6f7a8b-k2lm",
+                                          waiting=waiting))
+    for e in events:
+        study.put("v1", "events", "ml", e)
+    out = cifar("status").out
+    line = next(line for line in out.splitlines() if line.startswith(f"  head         pod/{HEAD}  "))
+    assert line.startswith(f"  head         pod/{HEAD}  Pending: {waiting[0]}: "), line
+    assert line.endswith(NEVER) is for_good and ("waiting cannot fix this" in line) is for_good, line
 
 
 # --- the driver's side: the standing published on its RayJob, from inside the Ray head ----------------
