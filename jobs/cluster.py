@@ -648,7 +648,7 @@ def _short_error(exc: Exception) -> str:
 # --- for the driver: where the study stands, on its RayJob ---
 
 _STANDING_KEYS = ("stage", "status", "done", "total", "unit", "eta_s", "work_s", "note", "hosts")
-_published_failure: list[str] = []  # said once per process
+_said_unpublished: set[str] = set()  # the RayJobs this process could not annotate: said once each
 
 
 def publish_standing(standing: dict, service_account_dir: Path | None = None, timeout_s: float = 5.0) -> bool:
@@ -657,8 +657,8 @@ def publish_standing(standing: dict, service_account_dir: Path | None = None, ti
     (the chart's Role grants patch on rayjobs). True once done.
 
     False, silently, outside a pod or without $CIFAR_RAYJOB (a shared Ray cluster's drivers belong to
-    no one RayJob). Never raises and gives up within about `timeout_s`; the first failure is said
-    once on stderr, since `cifar status` will then show no standing.
+    no one RayJob). Never raises and gives up within about `timeout_s`; a failure is said once on
+    stderr, since `cifar status` will then show no standing.
     """
     rayjob = os.environ.get(RAYJOB_ENV, "").strip()
     service_account_dir = service_account_dir or SERVICE_ACCOUNT_DIR
@@ -668,8 +668,8 @@ def publish_standing(standing: dict, service_account_dir: Path | None = None, ti
         _annotate_rayjob(service_account_dir, timeout_s, rayjob, {STANDING_ANNOTATION: standing_annotation(standing)})
         return True
     except Exception as exc:  # the standing is a courtesy: never let it end the run
-        if not _published_failure:
-            _published_failure.append(rayjob)
+        if rayjob not in _said_unpublished:
+            _said_unpublished.add(rayjob)
             print(f"note: `cifar status` will not show where the study stands: rayjob/{rayjob} could not be "
                   f"annotated ({_short_error(exc)})", file=sys.stderr, flush=True)
         return False
@@ -680,10 +680,11 @@ def _annotate_rayjob(service_account_dir: Path, timeout_s: float, rayjob: str, a
 
     api, namespace = _in_pod_api(service_account_dir, timeout_s)
     group, version, plural = RESOURCES["RayJob"]
-    kube_api.call(api, client.CustomObjectsApi(api).patch_namespaced_custom_object, group, version, namespace,
-                  plural, rayjob, {"metadata": {"annotations": annotations}},
-                  _content_type="application/merge-patch+json", _preload_content=False, read=True,
-                  what=f"the annotation of rayjob/{rayjob}")
+    with api:  # every 30 s for days: no connection pool left behind
+        kube_api.call(api, client.CustomObjectsApi(api).patch_namespaced_custom_object, group, version, namespace,
+                      plural, rayjob, {"metadata": {"annotations": annotations}},
+                      _content_type="application/merge-patch+json", _preload_content=False, read=True,
+                      what=f"the annotation of rayjob/{rayjob}")
 
 
 def standing_annotation(standing: dict) -> str:

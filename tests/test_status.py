@@ -194,7 +194,7 @@ def head(study, tmp_path, monkeypatch):
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(study.port))
     monkeypatch.setenv("CIFAR_RAYJOB", "cifar100-pipeline")
-    monkeypatch.setattr(cluster, "_published_failure", [])  # each test's driver is a new process
+    monkeypatch.setattr(cluster, "_said_unpublished", set())  # each test's driver is a new process
     return study.service_account_dir(tmp_path / "serviceaccount")
 
 
