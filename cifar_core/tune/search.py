@@ -25,7 +25,7 @@ from cifar_core.device import pick_device
 from cifar_core.errors import CifarError, ConfigError
 from cifar_core.execution.capacity import check_feasible, cluster_gpus
 from cifar_core.execution.resources import Resources
-from cifar_core.execution.session import Explain, Watch, work_session
+from cifar_core.execution.session import Watch, work_session
 from cifar_core.layout import Results
 from cifar_core.progress import log
 from cifar_core.runlock import RunLock
@@ -50,7 +50,7 @@ def experiment_dir(results_dir: str | Path, experiment: str) -> Path:
 
 
 def run_tune(settings: TuneSettings, data_dir: str | Path, results_dir: str | Path, *, watch: Watch | None = None,
-             pending_timeout: float | None = None, explain: Explain | None = None) -> dict[str, Any]:
+             pending_timeout: float | None = None, explain=None) -> dict[str, Any]:
     """Run (or resume, or just re-summarise) one experiment; returns its summary.json dict.
 
     `watch`: the caller's Ray session (the pipeline's); without one the search opens its own, with
