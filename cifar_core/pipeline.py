@@ -111,8 +111,8 @@ def run_pipeline(profile: str, data_dir: str | Path, results_dir: str | Path, de
     started = time.monotonic()
     with ResultDir(ctx.results.pipeline(profile), "pipeline", root=ctx.results.root):
         run = PipelineRun(ctx, chosen, started)
-        view = run.live_view(publish)
-        with work_session(with_ray, pending_timeout=pending_timeout, explain=explain) as work, view:
+        with (work_session(with_ray, pending_timeout=pending_timeout, explain=explain) as work,
+              run.live_view(publish)):
             ctx.work = work
             return run.run()
 
