@@ -22,7 +22,7 @@ from cifar_core.errors import CifarError, ConfigError, DataError, Interrupted, P
 from cifar_core.execution.capacity import check_feasible
 from cifar_core.execution.resources import Resources
 from cifar_core.execution.runners import Done, machine_names, work_span_s
-from cifar_core.execution.session import PendingTimeout, work_session
+from cifar_core.execution.session import Explain, PendingTimeout, work_session
 from cifar_core.fields import check_fields, section, to_mapping, with_overrides
 from cifar_core.layout import Results
 from cifar_core.progress import STANDING_FILE, log, write_standing
@@ -94,11 +94,13 @@ def stage_names() -> tuple[str, ...]:
 def run_pipeline(profile: str, data_dir: str | Path, results_dir: str | Path, device: str = "auto",
                  only: Iterable[str] | None = None, overrides: Iterable[str] = (), with_ray: bool = True,
                  allow_synthetic: bool = False, pending_timeout: float | None = None,
-                 explain: Callable[[], str | None] | None = None, stages: Iterable[Stage] | None = None,
-                 ) -> dict[str, Any]:
+                 explain: Explain | None = None, stages: Iterable[Stage] | None = None,
+                 publish: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run every stage (or those named in `only`: the stages they need must have run) not already done
     for this profile's settings, then the report; returns the pipeline's summary. One pipeline at a
-    time per profile and results directory (its lock)."""
+    time per profile and results directory (its lock). `publish(standing)` gets where the study
+    stands each time it is written to standing.json (on Kubernetes the CLI passes one that annotates
+    the driver's RayJob, for `cifar status`)."""
     config = resolve_profile(profile, overrides, allow_synthetic)
     pool = tuple(stages) if stages is not None else all_stages()
     chosen = _chosen(pool, only)
@@ -116,7 +118,8 @@ def run_pipeline(profile: str, data_dir: str | Path, results_dir: str | Path, de
     started = time.monotonic()
     with ResultDir(ctx.results.pipeline(profile), "pipeline", root=ctx.results.root):
         run = PipelineRun(ctx, chosen, started)
-        with work_session(with_ray, pending_timeout=pending_timeout, explain=explain) as work, run.live_view():
+        with (work_session(with_ray, pending_timeout=pending_timeout, explain=explain) as work,
+              run.live_view(publish)):
             ctx.work = work
             return run.run()
 
@@ -303,13 +306,17 @@ class PipelineRun:
             return None
 
     # -- where the study stands --
-    def live_view(self) -> live.LiveView:
+    def live_view(self, publish: Callable[[dict[str, Any]], None] | None = None) -> live.LiveView:
         """What a person sees while the stages run (a block redrawn on a terminal, a line now and then
-        in a log), and the standing `cifar status` reads: RESULTS/pipeline/<profile>/standing.json."""
+        in a log), and the standing: RESULTS/pipeline/<profile>/standing.json, then `publish`."""
         path = self.ctx.results.pipeline(self.ctx.profile) / STANDING_FILE
-        return live.LiveView(self.title, self.standing,
-                             publish=lambda rows, final: write_standing(path, rows, profile=self.ctx.profile,
-                                                                        final=final))
+
+        def standing(rows: list[dict[str, Any]], final: bool) -> None:
+            written = write_standing(path, rows, profile=self.ctx.profile, final=final)
+            if publish is not None:
+                publish(written)
+
+        return live.LiveView(self.title, self.standing, publish=standing)
 
     def title(self) -> str:
         data = self.data or ""  # known once the data stage has run

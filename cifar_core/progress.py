@@ -62,46 +62,30 @@ def log(message: str) -> None:
 
 # --- where a study stands, for `cifar status` ----------------------------------------------------
 # The pipeline's driver writes its standing to RESULTS/pipeline/<profile>/standing.json now and then
-# and at the end (`write_standing`), never into what a person reads; `cifar status` reads that file
-# back (`read_standing`), so what it shows was measured by the driver, never guessed.
+# and at the end (`write_standing`), never into what a person reads, and hands the same standing to
+# its caller (on Kubernetes: an annotation of its RayJob, which `cifar status` reads back with
+# `read_standing`), so what it shows was measured by the driver, never guessed.
 # A stage: {"stage", "status" (waiting, running, ran, skipped, unavailable, failed, blocked),
 #           "done", "total", "unit" (steps, epochs, trials; null when unknown), "eta_s", "work_s"}.
 STANDING_FILE = "standing.json"
 
 
-def write_standing(path: Path, stages: list[dict], **extra) -> None:
+def write_standing(path: Path, stages: list[dict], **extra) -> dict:
+    """Write the standing of `stages` (with `extra` keys such as profile, final) to `path`; returns it."""
     from cifar_core.atomic import atomic_write_json
 
-    atomic_write_json(path, {"time": time.time(), **extra, "stages": stages})
+    standing = {"time": time.time(), **extra, "stages": stages}
+    atomic_write_json(path, standing)
+    return standing
 
 
 def read_standing(text: str) -> dict | None:
-    """A standing as `write_standing` wrote it, or None for anything else (empty, torn, not one)."""
+    """A standing as `write_standing` wrote it, or None for anything else (empty, torn, not one).
+    Only its outline is checked: whoever prints its fields checks each one."""
     import json
 
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) and isinstance(value.get("stages"), list) else None
-
-
-# Drivers before the standing file printed it in their log, one line at a time; `cifar status` reads
-# those until it reads the file (then these two go).
-STANDING_MARK = "[cifar-standing] "
-
-
-def standing_line(stages: list[dict], **extra) -> str:
-    import json
-
-    return STANDING_MARK + json.dumps({"time": time.time(), **extra, "stages": stages}, sort_keys=True)
-
-
-def last_standing(log_text: str) -> dict | None:
-    """The last standing line of a log, or None when it has none (or only a torn one)."""
-    for line in reversed(log_text.splitlines()):
-        at = line.find(STANDING_MARK)
-        standing = read_standing(line[at + len(STANDING_MARK):]) if at >= 0 else None
-        if standing is not None:
-            return standing
-    return None

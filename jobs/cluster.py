@@ -1,10 +1,10 @@
-"""The cluster side of `cifar submit`, `status` and `logs`, and what the worker pods of a waiting
-Ray cluster are doing (for the driver's Watch).
+"""The cluster side of `cifar submit`, `status` and `logs`, and, for the driver in the Ray head, what
+the worker pods of a waiting Ray cluster are doing (its Watch) and where the study stands (its RayJob).
 
 Objects are created with the Kubernetes Python client and Helm's ownership metadata, so a later
 `helm install` of the same release adopts them. Every cluster failure is one CifarError line;
 `worker_state` reads the worker pods and their events (scheduler, cluster autoscaler, Karpenter,
-kubelet) as progressing, waiting or failed for good.
+kubelet) as progressing, waiting or failed for good; `publish_standing` annotates the RayJob.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import time
 from pathlib import Path
 
 from cifar_core.errors import CifarError
 from cifar_core.execution.session import FATAL, PROGRESSING, WAITING, WorkerState
 from jobs import kube_api
-from jobs.chart import COMPONENT_ORDER, one_line
+from jobs.chart import COMPONENT_ORDER, DEFAULT_RELEASE, one_line
 from jobs.kube_api import api_message, get_json, printable
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -40,6 +41,13 @@ RAY_CLUSTER_LABEL = "ray.io/cluster"
 RAY_NODE_TYPE_LABEL = "ray.io/node-type"
 # Set by KubeRay in every Ray container, from the pod's ray.io/cluster label (downward API).
 RAY_CLUSTER_NAME_ENV = "RAY_CLUSTER_NAME"
+# Set by the chart on the head of a RayJob's own Ray cluster: the RayJob its driver runs for.
+RAYJOB_ENV = "CIFAR_RAYJOB"
+# Where the driver publishes the study's standing (cifar_core.progress) for `cifar status`: an
+# annotation of its RayJob, read with the RayJob itself. Kubernetes allows 256 KiB of annotations
+# on an object in all; this one stays far below.
+STANDING_ANNOTATION = "cifar100-k8s.io/standing"
+MAX_STANDING_BYTES = 8192
 
 
 # --- cluster access ---
@@ -214,6 +222,7 @@ _SCALE_UP = {"TriggeredScaleUp", "Nominated"}  # a node is being added (cluster 
 _NO_SCALE_UP = {"NotTriggerScaleUp", "FailedScaleUp"}
 _AUTOSCALERS = ("cluster-autoscaler", "karpenter")
 # The fix for what an autoscaler says, by its words (docs/kubernetes.md, Troubleshooting, says more).
+_NO_POOL_FITS = "no node pool's machines fit the pod: add a pool that does (docs/kubernetes.md, Node pools)"
 _AUTOSCALER_FIXES = (
     (re.compile(r"quota", re.IGNORECASE), "raise the cloud's GPU quota for the region"),
     (re.compile(r"max node group size|max nodepool size|node limits have been exhausted|exceed limits for nodepool",
@@ -228,9 +237,16 @@ _AUTOSCALER_FIXES = (
      "an earlier scale-up of the pool failed: its FailedScaleUp event or the autoscaler's log says why"),
     (re.compile(r"not ready for scale-up", re.IGNORECASE), "the pool is being created or changed: wait"),
     (re.compile(r"wouldn't fit|didn't match|did not tolerate|untolerated taint|Insufficient|no instance type|"
-                r"incompatible", re.IGNORECASE),
-     "no node pool's machines fit the pod: add a pool that does (docs/kubernetes.md, Node pools)"),
+                r"incompatible", re.IGNORECASE), _NO_POOL_FITS),
 )
+# With ray.workers.gpu.spot the GPU workers require one of the labels each cloud puts on its spot
+# nodes (the chart's cifar100.spotNodeLabels; tests/test_worker_state.py checks the two agree).
+SPOT_LABEL_KEYS = ("cloud.google.com/gke-spot", "cloud.google.com/gke-preemptible", "eks.amazonaws.com/capacityType",
+                   "karpenter.sh/capacity-type", "kubernetes.azure.com/scalesetpriority")
+_NO_NODE_MATCHES = "didn't match Pod's node affinity/selector"
+_NO_SPOT_POOL = ("it asks for a spot node (ray.workers.gpu.spot) and none matches: the spot GPU pool is missing, or its "
+                 "nodes carry no spot label the chart knows (EKS: a group scaling from zero needs the label as a "
+                 "node-template tag); add one (docs/kubernetes.md, Spot GPUs) or set ray.workers.gpu.spot=false")
 
 
 def pod_state(pod: dict, events: list[dict] = ()) -> WorkerState | None:
@@ -253,14 +269,27 @@ def pod_state(pod: dict, events: list[dict] = ()) -> WorkerState | None:
     line = (_reason(scheduler.get("reason") or "", scheduler.get("message") or "") if scheduler
             else _unschedulable(pod) or "not scheduled yet, and no event says why")
     autoscaler = _newest(events, lambda e: _source(e) in _AUTOSCALERS or e.get("reason") in _SCALE_UP | _NO_SCALE_UP)
+    spot = _asks_for_spot(pod)
     if autoscaler is None:
-        return WorkerState(WAITING, line)
+        words = (scheduler or {}).get("message") or ""  # a spot node that is full says Insufficient
+        no_spot = spot and _NO_NODE_MATCHES in words and "Insufficient" not in words
+        return WorkerState(WAITING, line + (f" ({_NO_SPOT_POOL})" if no_spot else ""))
     said = _reason(autoscaler.get("reason") or "", autoscaler.get("message") or "")
     if autoscaler.get("reason") in _SCALE_UP:
         return WorkerState(PROGRESSING, f"{line}; a node is being added for it ({said})")
     fix = next((fix for pattern, fix in _AUTOSCALER_FIXES if pattern.search(autoscaler.get("message") or "")), None)
+    if spot and fix == _NO_POOL_FITS and _NO_NODE_MATCHES in (autoscaler.get("message") or ""):
+        fix = _NO_SPOT_POOL
     who = "Karpenter" if _source(autoscaler) == "karpenter" else "the cluster autoscaler"
     return WorkerState(WAITING, f"{line}; {who}: {said}" + (f" ({fix})" if fix else ""))
+
+
+def _asks_for_spot(pod: dict) -> bool:
+    """Whether the pod requires a spot node (the chart's GPU workers with ray.workers.gpu.spot)."""
+    affinity = ((pod.get("spec") or {}).get("affinity") or {}).get("nodeAffinity") or {}
+    terms = (affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or []
+    return bool(terms) and all(any(e.get("key") in SPOT_LABEL_KEYS and e.get("operator") == "In"
+                                   for e in term.get("matchExpressions") or []) for term in terms)
 
 
 def _container_state(pod: dict, events: list[dict]) -> WorkerState | None:
@@ -359,9 +388,9 @@ def _name(obj: dict) -> str:
     return (obj.get("metadata") or {}).get("name") or "?"
 
 
-def pod_line(pod: dict, events: list[dict] = ()) -> str:
+def pod_line(pod: dict, events: list[dict] = (), *, for_good: str = "") -> str:
     """`Running`, `Pending: FailedScheduling: 0/3 nodes are available: ...; the cluster autoscaler:
-    NotTriggerScaleUp: ... (fix)`, `Succeeded`."""
+    NotTriggerScaleUp: ... (fix)`, `Succeeded`; `for_good` is added when the pod cannot start for good."""
     phase = (pod.get("status") or {}).get("phase") or "Unknown"
     if (pod.get("metadata") or {}).get("deletionTimestamp"):
         phase += " (terminating)"
@@ -369,6 +398,8 @@ def pod_line(pod: dict, events: list[dict] = ()) -> str:
     if state is None and phase.startswith(("Pending", "Failed", "Unknown")):  # a warning says more than nothing
         warning = _newest(sorted(events, key=_event_time), lambda e: e.get("type") == "Warning")
         state = warning and WorkerState(WAITING, _reason(warning.get("reason") or "Warning", warning.get("message") or ""))
+    if state and state.kind == FATAL and for_good:
+        return f"{phase}: {state.line}; {for_good}"
     return f"{phase}: {state.line}" if state and state.line else phase
 
 
@@ -450,29 +481,21 @@ def stage_pods(api, namespace: str, rayjob: dict) -> list[tuple[str, str, str]]:
     for pod in pods.values():
         node_type = _label(pod, RAY_NODE_TYPE_LABEL)
         role = {"head": "head", "worker": f"{_label(pod, 'ray.io/group')} worker"}.get(node_type, "submitter")
-        rows.append((pod["metadata"]["name"], role, pod_line(pod, events.get(pod["metadata"]["name"], []))))
+        for_good = _head_never_starts(pod, release, stage) if role == "head" else ""
+        rows.append((pod["metadata"]["name"], role, pod_line(pod, events.get(pod["metadata"]["name"], []), for_good=for_good)))
     order = {"head": 0, "submitter": 2}
     return sorted(rows, key=lambda r: (order.get(r[1], 1), r[1], r[0]))
 
 
-def driver_log_tail(api, namespace: str, rayjob: dict, lines: int = 2000) -> str | None:
-    """The last `lines` of the driver's output, as its submitter pod relays it; None without one."""
-    from kubernetes import client
-
-    release, stage = _label(rayjob, "app.kubernetes.io/instance"), _label(rayjob, "app.kubernetes.io/component")
-    try:
-        pod = newest_pod(api, namespace, release, stage)
-    except CifarError:
-        return None
-    if _label(pod, RAY_NODE_TYPE_LABEL) != "?" or not ((pod.get("status") or {}).get("containerStatuses")):
-        return None  # no submitter (yet), or it never started: no log
-    try:
-        data = kube_api.call(api, client.CoreV1Api(api).read_namespaced_pod_log, pod["metadata"]["name"], namespace,
-                             container=_first_container(pod), tail_lines=lines, _preload_content=False, read=True,
-                             what=f"the log of pod {pod['metadata']['name']}")
-    except CifarError:
-        return None
-    return data.decode("utf-8", "replace")
+def _head_never_starts(head: dict, release: str, stage: str) -> str:
+    """What a head that cannot start for good means: KubeRay fails the RayJob only at its pre-running
+    deadline (15 minutes by default), and then retries it with the same pods."""
+    if _label(head, "app.kubernetes.io/component") == "ray":  # the shared RayCluster's head
+        again = "`helm upgrade` the release"
+    else:
+        again = f"`cifar submit {stage}" + (f" --release {release}" if release != DEFAULT_RELEASE else "") + " --replace`"
+    return (f"so the Ray cluster will never start, though KubeRay fails the RayJob only at "
+            f"ray.job.preRunningDeadlineSeconds (and then retries it): fix it, then {again}")
 
 
 # --- logs ---
@@ -539,7 +562,7 @@ def worker_state(service_account_dir: Path = SERVICE_ACCOUNT_DIR, timeout_s: flo
     cannot be read gives a WAITING line saying why. Reads the pods and events of the pod's own
     namespace (the chart's Role grants get/list on both to the head's service account).
     """
-    if not os.environ.get("KUBERNETES_SERVICE_HOST") or not (service_account_dir / "token").is_file():
+    if not _in_pod(service_account_dir):
         return None
     try:
         return _worker_state(service_account_dir, timeout_s)
@@ -548,20 +571,14 @@ def worker_state(service_account_dir: Path = SERVICE_ACCOUNT_DIR, timeout_s: flo
 
 
 def _worker_state(service_account_dir: Path, timeout_s: float) -> WorkerState:
-    from kubernetes import client, config
+    from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
     cluster = os.environ.get(RAY_CLUSTER_NAME_ENV, "").strip()
     if not cluster:
         return WorkerState(WAITING, f"the worker pods' events could not be read: ${RAY_CLUSTER_NAME_ENV} is not set "
                                     "(KubeRay sets it in Ray pods)")
-    namespace = (service_account_dir / "namespace").read_text().strip()
-    configuration = client.Configuration()
-    config.incluster_config.InClusterConfigLoader(
-        token_filename=str(service_account_dir / "token"), cert_filename=str(service_account_dir / "ca.crt"),
-        environ=os.environ).load_and_set(configuration)
-    configuration.retries = 0
-    api = kube_api.budget(client.ApiClient(configuration), timeout_s)
+    api, namespace = _in_pod_api(service_account_dir, timeout_s)
     try:
         pods = list_pods(api, namespace, f"{RAY_CLUSTER_LABEL}={cluster}")
         events = get_json(api, client.CoreV1Api(api).list_namespaced_event, namespace, field_selector="involvedObject.kind=Pod",
@@ -579,6 +596,23 @@ def _worker_state(service_account_dir: Path, timeout_s: float) -> WorkerState:
     return workers_state(workers, by_pod) or (
         WorkerState(WAITING, f"no worker pod of Ray cluster {cluster} exists in namespace {namespace} (the "
                              "autoscaler has asked for none, or removed them)") if not workers else None)
+
+
+def _in_pod(service_account_dir: Path) -> bool:
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and (service_account_dir / "token").is_file()
+
+
+def _in_pod_api(service_account_dir: Path, timeout_s: float):
+    """(ApiClient, namespace) of the pod's service account, every call of it within `timeout_s` in all."""
+    from kubernetes import client, config
+
+    namespace = (service_account_dir / "namespace").read_text().strip()
+    configuration = client.Configuration()
+    config.incluster_config.InClusterConfigLoader(
+        token_filename=str(service_account_dir / "token"), cert_filename=str(service_account_dir / "ca.crt"),
+        environ=os.environ).load_and_set(configuration)
+    configuration.retries = 0
+    return kube_api.budget(client.ApiClient(configuration), timeout_s), namespace
 
 
 def workers_state(workers: list[dict], events: dict[str, list[dict]]) -> WorkerState | None:
@@ -609,3 +643,68 @@ def _short_error(exc: Exception) -> str:
     text = one_line(printable(str(reason if reason is not None else exc))) or type(exc).__name__
     text = re.sub(r"<urllib3\.[^>]*>: ", "", text)
     return text if len(text) <= 300 else text[:299] + "…"
+
+
+# --- for the driver: where the study stands, on its RayJob ---
+
+_STANDING_KEYS = ("stage", "status", "done", "total", "unit", "eta_s", "work_s", "note", "hosts")
+_said_unpublished: set[str] = set()  # the RayJobs this process could not annotate: said once each
+
+
+def publish_standing(standing: dict, service_account_dir: Path | None = None, timeout_s: float = 5.0) -> bool:
+    """Put `standing` (cifar_core.progress's) on the RayJob this driver runs for, as its
+    STANDING_ANNOTATION, where `cifar status` reads it: a JSON merge patch of the annotation alone
+    (the chart's Role grants patch on rayjobs). True once done.
+
+    False, silently, outside a pod or without $CIFAR_RAYJOB (a shared Ray cluster's drivers belong to
+    no one RayJob). Never raises and gives up within about `timeout_s`; a failure is said once on
+    stderr, since `cifar status` will then show no standing.
+    """
+    rayjob = os.environ.get(RAYJOB_ENV, "").strip()
+    service_account_dir = service_account_dir or SERVICE_ACCOUNT_DIR
+    if not rayjob or not _in_pod(service_account_dir):
+        return False
+    try:
+        _annotate_rayjob(service_account_dir, timeout_s, rayjob, {STANDING_ANNOTATION: standing_annotation(standing)})
+        return True
+    except Exception as exc:  # the standing is a courtesy: never let it end the run
+        if rayjob not in _said_unpublished:
+            _said_unpublished.add(rayjob)
+            print(f"note: `cifar status` will not show where the study stands: rayjob/{rayjob} could not be "
+                  f"annotated ({_short_error(exc)})", file=sys.stderr, flush=True)
+        return False
+
+
+def _annotate_rayjob(service_account_dir: Path, timeout_s: float, rayjob: str, annotations: dict[str, str]) -> None:
+    from kubernetes import client
+
+    api, namespace = _in_pod_api(service_account_dir, timeout_s)
+    group, version, plural = RESOURCES["RayJob"]
+    with api:  # every 30 s for days: no connection pool left behind
+        kube_api.call(api, client.CustomObjectsApi(api).patch_namespaced_custom_object, group, version, namespace,
+                      plural, rayjob, {"metadata": {"annotations": annotations}},
+                      _content_type="application/merge-patch+json", _preload_content=False, read=True,
+                      what=f"the annotation of rayjob/{rayjob}")
+
+
+def standing_annotation(standing: dict) -> str:
+    """`standing` as the annotation's compact JSON, at most MAX_STANDING_BYTES: its time, profile and
+    final flag, and each stage's row (notes and host names cut short); the stages that do not fit
+    are left out and counted (`omitted`)."""
+    rows = [{key: _shortened(row[key]) for key in _STANDING_KEYS if row.get(key) is not None}
+            for row in standing.get("stages") or [] if isinstance(row, dict)]
+    head = {key: _shortened(standing[key]) for key in ("time", "profile", "final") if key in standing}
+    for kept in range(len(rows), -1, -1):
+        value = {**head, "stages": rows[:kept], **({"omitted": len(rows) - kept} if kept < len(rows) else {})}
+        text = json.dumps(value, separators=(",", ":"), default=str)
+        if len(text.encode()) <= MAX_STANDING_BYTES:
+            return text
+    return json.dumps({"stages": [], "omitted": len(rows)})
+
+
+def _shortened(value, limit: int = 200):
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[: limit - 1] + "…"
+    if isinstance(value, list):
+        return [_shortened(v, 63) for v in value[:8]]
+    return value

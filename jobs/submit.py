@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from cifar_core.live import progress_text
+from cifar_core.progress import duration
 from jobs import chart as helm_chart
 from jobs import cluster, preflight
 from jobs.chart import CHART_ENV, DEFAULT_RELEASE, STAGES
@@ -81,12 +83,10 @@ def submit_cmd(stage, dry_run, check_only, replace, values_files, set_values, na
 @namespace_option
 @click.option("--release", default=None, help="Only this release (default: every cifar100 release).")
 @context_option
-@click.option("--log-lines", type=click.IntRange(min=1), default=2000, show_default=True,
-              help="How much of each driver's log to read for the study's standing.")
-def status_cmd(namespace, release, context, log_lines) -> None:
+def status_cmd(namespace, release, context) -> None:
     """Where each stage's run stands: its RayJob's state, the Ray cluster's pods with why any of them
-    waits or fails, and the study's progress as the driver last reported it (each stage's status;
-    for running stages, done/total and the time left)."""
+    waits or fails, and the study's progress as the driver last published it on its RayJob (each
+    stage's status; for running stages, done/total and the time left)."""
     api, namespace = cluster.connect(context, namespace)
     rayjobs = cluster.rayjobs(api, namespace, release)
     if not rayjobs:
@@ -98,54 +98,71 @@ def status_cmd(namespace, release, context, log_lines) -> None:
         rows.append(f"{labels.get('app.kubernetes.io/instance', '?'):16} {labels.get('app.kubernetes.io/component', '?'):9} "
                     f"{'rayjob/' + rayjob['metadata']['name']:40} {cluster.rayjob_state(rayjob)}")
         rows += [f"  {role:12} pod/{name}  {line}" for name, role, line in cluster.stage_pods(api, namespace, rayjob)]
-        rows += [f"  {line}" for line in stage_standing(api, namespace, rayjob, log_lines)]
+        annotations = rayjob["metadata"].get("annotations") or {}
+        rows += [f"  {printable(line)}" for line in standing_lines(annotations.get(cluster.STANDING_ANNOTATION))]
     for row in rows:
         click.echo(row)
 
 
-def stage_standing(api, namespace: str, rayjob: dict, log_lines: int) -> list[str]:
-    """The study's standing for `cifar status`, as the RayJob's driver last reported it: the one place
-    status reads it (today from the driver's log, as its submitter pod relays it)."""
-    return [printable(line) for line in standing_lines(cluster.driver_log_tail(api, namespace, rayjob, lines=log_lines))]
+# What `cifar status` prints of a standing: the annotation is anyone's to write, so every field is
+# checked and bounded, and what does not fit is said in one line.
+MAX_STANDING_CHARS = 4 * cluster.MAX_STANDING_BYTES
+MAX_STANDING_ROWS = 40
+MAX_SECONDS = 10 * 365 * 86400.0
 
 
-def standing_lines(log: str | None, now: float | None = None) -> list[str]:
-    """The study's standing from the driver's last standing line: one row per stage."""
-    from cifar_core.progress import last_standing
+def standing_lines(text: str | None, now: float | None = None) -> list[str]:
+    """The study's standing, from the annotation the driver published on its RayJob: a line saying
+    when, then one row per stage. [] without one; one line when it is not a standing."""
+    from cifar_core.progress import read_standing
 
-    standing = last_standing(log or "")
+    if not text:
+        return []
+    too_long = len(text) > MAX_STANDING_CHARS
+    standing = None if too_long else read_standing(text)
     if standing is None:
-        return [] if not log else ["study: the driver's log has no standing line yet"]
-    age = max(0.0, (now or time.time()) - float(standing.get("time") or 0))
-    rows = [f"study, as the driver reported {duration(age)} ago:"]
-    for stage in standing["stages"]:
-        status = stage.get("status") or "?"
-        row = f"  {stage.get('stage', '?'):10} {status:11}"
-        if status == "running":
-            done, total, unit = stage.get("done"), stage.get("total"), stage.get("unit") or ""
-            if done is not None and total:
-                row += f" {done}/{total} {unit}".rstrip()
-            if stage.get("eta_s") is not None:
-                row += f", about {duration(float(stage['eta_s']))} left"
-        elif stage.get("work_s") is not None and status in ("ran", "failed"):
-            row += f" in {duration(float(stage['work_s']))}"
-        rows.append(row.rstrip())
-    return rows
+        what = "more than the driver ever writes" if too_long else "not a standing's JSON"
+        return [f"study: the RayJob's {cluster.STANDING_ANNOTATION} annotation is not one the driver wrote "
+                f"({len(text):,} characters, {what})"]
+    at = _amount(standing.get("time"), limit=1e10)  # a Unix time
+    when = "at its end, " if standing.get("final") is True else ""
+    age = f"{when}{duration(max(0.0, (now or time.time()) - at))} ago" if at is not None else f"{when}at an unknown time"
+    lines = [f"study, as the driver reported {age}:"]
+    stages = standing["stages"]
+    for stage in stages[:MAX_STANDING_ROWS]:
+        row = _stage_row(stage)
+        lines.append(f"  {row['stage']:10} {row['status']:11} {progress_text(row)}".rstrip())
+    omitted = _amount(standing.get("omitted")) or 0
+    more = max(0, len(stages) - MAX_STANDING_ROWS) + int(omitted)
+    if more:
+        lines.append(f"  ... and {more:,} more")
+    return lines
 
 
-def duration(seconds: float) -> str:
-    """45 s, 12 min, 1 h 20 min, 2 d 3 h."""
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
+def _stage_row(stage) -> dict:
+    """A stage's row with only the fields `progress_text` reads, each of the type it expects."""
+    if not isinstance(stage, dict):
+        return {"stage": "?", "status": "?"}
+    hosts = stage.get("hosts") if isinstance(stage.get("hosts"), list) else []
+    return {"stage": _text(stage.get("stage"), 28) or "?", "status": _text(stage.get("status"), 12) or "?",
+            "done": _amount(stage.get("done")), "total": _amount(stage.get("total")),
+            "unit": _text(stage.get("unit"), 12), "eta_s": _amount(stage.get("eta_s")),
+            "work_s": _amount(stage.get("work_s")), "note": _text(stage.get("note"), 160),
+            "hosts": [h for h in (_text(h, 63) for h in hosts[:4]) if h]}
+
+
+def _text(value, limit: int) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    value = " ".join(printable(value).split())
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def _amount(value, limit: float = MAX_SECONDS) -> float | None:
+    """A non-negative finite number (seconds or a count) up to `limit`, else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= limit:
+        return None
+    return value
 
 
 @click.command("logs")

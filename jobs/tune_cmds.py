@@ -203,17 +203,19 @@ def pipeline_cmd(profile, only, overrides, ray_flag, data_dir, results_dir, devi
 
     On a terminal one live view shows each stage (and the search's trials) with its progress and
     time left; in a log, a line at most every 30 s. Where the study stands also goes to
-    RESULTS/pipeline/PROFILE/standing.json, for `cifar status`.
+    RESULTS/pipeline/PROFILE/standing.json and, in a RayJob's Ray cluster, onto the RayJob, for
+    `cifar status`.
     """
     from cifar_core import live
     from cifar_core.atomic import read_json
     from cifar_core.execution.runners import machine_names
     from cifar_core.pipeline import run_pipeline
+    from jobs.cluster import publish_standing
 
     live.set_verbose(verbose)
     summary = run_pipeline(profile, data_dir, results_dir, device, only=only or None, overrides=overrides,
                            with_ray=ray_flag, allow_synthetic=allow_synthetic, pending_timeout=pending_timeout,
-                           explain=explain_pending)
+                           explain=explain_pending, publish=publish_standing)
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
         return

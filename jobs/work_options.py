@@ -13,8 +13,11 @@ from jobs.options import FiniteFloatRange
 
 pending_timeout_option = click.option(
     "--pending-timeout", type=FiniteFloatRange(min=0), default=None, metavar="SECONDS",
-    help="Fail when work has waited this long for a node that can run it (a GPU pool that never scales up, a "
-         "pod that cannot start); 0 waits for ever.  [default: $CIFAR_PENDING_TIMEOUT, else 1800]")
+    help="Fail when work has waited this long without progress for a node that can run it (a GPU pool that never "
+         "scales up, a pod that cannot start). In a Kubernetes pod a worker being added, scheduled or pulling its "
+         "image is progress (up to 3x this in all), and a start-up failure that cannot resolve (no such image, a "
+         "refused container) fails within about a minute; elsewhere it is wall time. 0 waits for ever.  "
+         "[default: $CIFAR_PENDING_TIMEOUT, else 1800]")
 
 
 def task_options(fn):

@@ -20,11 +20,14 @@ os.environ.setdefault("RAY_worker_niceness", "0")
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
-# The longest modules, longest first (measured): two workers take whole modules (--dist loadfile),
-# and a long one started last would leave the other worker idle at the end.
-LONGEST = ("test_ray_cluster.py", "test_ray_pipeline.py", "test_tune_resume.py", "test_engine.py",
-           "test_fid_cli.py", "test_tune_search.py", "test_fault_injection.py", "test_bench_gpu.py",
-           "test_fid.py", "test_probes.py")
+# The longest modules, longest first: two workers take whole modules (--dist loadfile), and a long
+# one started last would leave the other worker idle at the end. Measured each alone with the slow
+# tier (-n 0, the 2-core machine): 90-110 s for the first two, 50-80 s down to test_gpu_check,
+# 20-30 s down to test_fault_injection.
+LONGEST = ("test_live_view.py", "test_spot_preemption.py", "test_ray_cluster.py", "test_kube_hostile.py",
+           "test_ray_head.py", "test_ray_pipeline.py", "test_tune_resume.py", "test_gpu_check.py",
+           "test_worker_state.py", "test_engine.py", "test_entrypoint_chain.py", "test_tune_search.py",
+           "test_bench_gpu.py", "test_probes.py", "test_fault_injection.py", "test_fid_cli.py", "test_fid.py")
 
 
 def pytest_collection_modifyitems(config, items):

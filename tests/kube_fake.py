@@ -1,11 +1,11 @@
 """A small Kubernetes API server on 127.0.0.1 that answers as a real cluster of a given shape would,
 for the project's real client code (the kubernetes package, unpatched) to talk to over TLS.
 
-It serves what `cifar submit/status/logs` and the driver's Watch ask: /version, discovery (/api,
-/apis, /apis/ray.io/v1 or its absence), namespaces, storage classes, nodes, SelfSubjectAccessReviews,
-and create/get/list/delete of namespaced objects (with label and field selectors, in one namespace or
-all), pod logs and events. Errors are Status objects with the codes and reasons the API server uses
-(404 NotFound, 409 AlreadyExists, 403 Forbidden). Three shapes, GKE, EKS and AKS, carry nodes,
+It serves what `cifar submit/status/logs` and the driver (its Watch, its standing) ask: /version,
+discovery (/api, /apis, /apis/ray.io/v1 or its absence), namespaces, storage classes, nodes,
+SelfSubjectAccessReviews, and create/get/list/delete and merge patch of namespaced objects (with label
+and field selectors, in one namespace or all), pod logs and events. Errors are Status objects with the
+codes and reasons the API server uses (404 NotFound, 409 AlreadyExists, 403 Forbidden, 415, 422). Three shapes, GKE, EKS and AKS, carry nodes,
 storage classes and autoscaler markers as those clouds make them. A hostile server is one `answer`
 away: HTML, any bytes, or bytes trickled one at a time (`misbehave`).
 
@@ -206,7 +206,8 @@ class FakeKube:
 
     # --- requests ---
 
-    def answer(self, method: str, url: str, body: dict | None) -> tuple[int, object]:
+    def answer(self, method: str, url: str, body: dict | None, content_type: str = "application/json"
+               ) -> tuple[int, object]:
         parsed = urlparse(url)
         path, query = unquote(parsed.path).rstrip("/") or "/", {k: v[0] for k, v in parse_qs(parsed.query).items()}
         with self._lock:
@@ -229,7 +230,7 @@ class FakeKube:
                 return 404, status(404, "NotFound", "the server could not find the requested resource")
             if not match["rest"]:
                 return 200, self._resource_list(gv)
-            return self._resource(method, gv, match["rest"], query, body)
+            return self._resource(method, gv, match["rest"], query, body, content_type)
 
     def _group_list(self) -> dict:
         groups = {}
@@ -246,7 +247,8 @@ class FakeKube:
              "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]}
             for plural, (kind, namespaced) in self.served[gv].items()]}
 
-    def _resource(self, method: str, gv: str, rest: str, query: dict, body: dict | None) -> tuple[int, object]:
+    def _resource(self, method: str, gv: str, rest: str, query: dict, body: dict | None,
+                  content_type: str = "application/json") -> tuple[int, object]:
         parts = rest.strip("/").split("/")
         namespace = None
         if parts[0] == "namespaces" and len(parts) >= 3:
@@ -300,7 +302,46 @@ class FakeKube:
             obj["metadata"]["deletionTimestamp"] = _now()
             self._deleting.setdefault(key, 0)
             return 200, obj
+        if method == "PATCH" and sub is None:
+            return self._patch(store, name, body, content_type)
         return 405, status(405, "MethodNotAllowed", f"{method} is not supported here")
+
+    def _patch(self, store: dict, name: str, body, content_type: str) -> tuple[int, object]:
+        """A JSON merge patch (RFC 7386), as the API server applies one to a custom resource: `status`
+        is the status subresource's and left alone, the annotations' size is checked (256 KiB in all)."""
+        media = content_type.split(";")[0].strip()
+        if media != "application/merge-patch+json":  # JSON patch and apply are not needed here
+            return 415, status(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - '
+                               f'accepted media types include: application/json-patch+json, '
+                               f'application/merge-patch+json, application/apply-patch+yaml ("{media}" was sent)')
+        if not isinstance(body, dict):
+            return 400, status(400, "BadRequest", "the body of a merge patch must be a JSON object")
+        obj = store[name]
+        patched = merge_patch(obj, {k: v for k, v in body.items() if k != "status"})
+        annotations = (patched.get("metadata") or {}).get("annotations") or {}
+        if not all(isinstance(v, str) for v in annotations.values()):
+            return 400, status(400, "BadRequest", "json: cannot unmarshal into Go struct field ObjectMeta.metadata."
+                                                  "annotations of type string")
+        size = sum(len(k.encode()) + len(v.encode()) for k, v in annotations.items())
+        if size > 256 * 1024:
+            return 422, status(422, "Invalid", f'{obj["kind"]} "{name}" is invalid: metadata.annotations: Too long: '
+                                               f"must have at most 262144 bytes")
+        patched["metadata"]["resourceVersion"] = str(len(self.requests) + 1)
+        store[name] = patched
+        return 200, patched
+
+
+def merge_patch(target, patch):
+    """RFC 7386: objects merge key by key, null removes a key, anything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
 
 
 class Misbehaviour(NamedTuple):
@@ -327,7 +368,8 @@ class _Handler(BaseHTTPRequestHandler):
         if wrong is not None:
             self.kube.requests.append((self.command, path))
             return self._misbehave(wrong)
-        code, payload = self.kube.answer(self.command, self.path, body)
+        code, payload = self.kube.answer(self.command, self.path, body,
+                                         self.headers.get("Content-Type") or "application/json")
         data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
         self.send_response(code)
         self.send_header("Content-Type", "text/plain" if isinstance(payload, str) else "application/json")

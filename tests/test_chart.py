@@ -281,6 +281,7 @@ def test_head_and_workers_share_one_pod_template():
             spec.pop(key, None)
         for c in spec["containers"]:
             c.pop("name"), c.pop("resources"), c.pop("ports", None)
+            c["env"] = [e for e in c["env"] if e["name"] != "CIFAR_RAYJOB"]  # the head's driver: its RayJob
     assert all(spec == specs[0] for spec in specs)
 
 
@@ -860,10 +861,11 @@ def test_every_command_says_how_long_its_work_may_wait(stage):
     assert changed[changed.index("--pending-timeout") + 1] == "0"  # 0: wait for ever
 
 
-def test_the_head_may_read_pods_and_events_of_its_namespace_and_nothing_else():
+def test_the_head_may_read_pods_and_events_and_patch_rayjobs_of_its_namespace_and_nothing_else():
     objs = {o["kind"]: o for o in objects()}
     role, binding, account = objs["Role"], objs["RoleBinding"], objs["ServiceAccount"]
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods", "events"], "verbs": ["get", "list"]}]
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods", "events"], "verbs": ["get", "list"]},
+                             {"apiGroups": ["ray.io"], "resources": ["rayjobs"], "verbs": ["patch"]}]
     assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "ml"
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "ml"}]
@@ -874,6 +876,21 @@ def test_the_head_may_read_pods_and_events_of_its_namespace_and_nothing_else():
     assert fixed["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["automountServiceAccountToken"] is True
     # a service account the chart does not make gets no Role from it
     assert not {"Role", "RoleBinding", "ServiceAccount"} & {o["kind"] for o in objects(SCENARIOS["all-options"])}
+
+
+@pytest.mark.parametrize("scenario", ["default", "stage-gan", "kueue-elastic", "shared-cluster", "stage-beside-another-release"])
+def test_only_the_head_of_a_rayjobs_own_cluster_knows_its_rayjob(scenario):
+    """$CIFAR_RAYJOB: where the driver publishes the study's standing; a shared cluster's drivers
+    belong to no one RayJob, and no worker or submitter runs a driver."""
+    found = {}
+    for where, pod in all_pods(SCENARIOS[scenario]):
+        for container in pod["spec"]["containers"]:
+            found[f"{where} {container['name']}"] = [e.get("value") for e in container["env"] if e["name"] == "CIFAR_RAYJOB"]
+    rayjob = by_kind(SCENARIOS[scenario])["RayJob"]["metadata"]["name"]
+    heads = [where for where in found if where.startswith("RayJob/") and " head " in where]
+    expected = {where: [rayjob] if where in heads else [] for where in found}
+    assert found == expected
+    assert bool(heads) is (scenario != "shared-cluster")
 
 
 def test_pods_that_use_no_gpu_can_be_kept_off_untainted_gpu_nodes():

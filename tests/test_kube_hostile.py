@@ -13,7 +13,7 @@ import pytest
 from helpers import cifar
 from kube_fake import eks, event, gke, kubeconfig_fixture, ray_pod, submitter_pod  # noqa: F401 (the fixture `use`)
 
-from cifar_core.progress import standing_line
+from jobs.cluster import STANDING_ANNOTATION, standing_annotation
 
 GKE_RWX = ("--set", "storage.data.storageClass=standard-rwx,storage.results.storageClass=standard-rwx")
 CLUSTER = "cifar100-pipeline-x7k2p"
@@ -39,17 +39,19 @@ def tamper(kube, path: str, change) -> None:
 
 
 def study(kube) -> None:
-    """A running pipeline: its RayJob, head, a GPU worker waiting, the submitter with a standing line."""
+    """A running pipeline: its RayJob with the driver's standing, head, a GPU worker waiting, the submitter."""
     labels = {"app.kubernetes.io/name": "cifar100", "app.kubernetes.io/instance": "cifar100",
               "app.kubernetes.io/part-of": "cifar100", "app.kubernetes.io/component": "pipeline"}
-    kube.put("ray.io/v1", "rayjobs", "ml", {"metadata": {"name": "cifar100-pipeline", "labels": labels},
+    standing = standing_annotation({"time": time.time(), "stages": [{"stage": "data", "status": "ran", "work_s": 4.0}]})
+    kube.put("ray.io/v1", "rayjobs", "ml", {"metadata": {"name": "cifar100-pipeline", "labels": labels,
+                                                         "annotations": {STANDING_ANNOTATION: standing}},
                                             "status": {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING",
                                                        "rayClusterName": CLUSTER}})
     kube.put("v1", "pods", "ml", ray_pod(f"{CLUSTER}-head-9wq4d", CLUSTER, "head", "headgroup"))
     kube.put("v1", "pods", "ml", ray_pod(f"{CLUSTER}-gpu-worker-m2n8c", CLUSTER, "worker", "gpu", phase="Pending"))
     kube.put("v1", "pods", "ml", submitter_pod("cifar100-pipeline-s8d7f"))
     kube.put("v1", "events", "ml", event(f"{CLUSTER}-gpu-worker-m2n8c", "FailedScheduling", "0/3 nodes are available"))
-    kube.pod_logs["cifar100-pipeline-s8d7f"] = standing_line([{"stage": "data", "status": "ran", "work_s": 4.0}]) + "\n"
+    kube.pod_logs["cifar100-pipeline-s8d7f"] = "[pipeline] data: running\n"
 
 
 HTML = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Corporate proxy</body></html>"

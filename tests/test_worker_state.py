@@ -7,14 +7,17 @@ answering as the cluster would."""
 
 from __future__ import annotations
 
+import functools
 import time
+from pathlib import Path
 
 import pytest
+from helpers import helm_objects
 from kube_fake import event, gke, ray_pod
 
 from cifar_core.execution.resources import Resources
 from cifar_core.execution.session import FATAL, PROGRESSING, WAITING, PendingTimeout, Watch, WorkerState
-from jobs.cluster import pod_line, pod_state, worker_state, workers_state
+from jobs.cluster import SPOT_LABEL_KEYS, pod_line, pod_state, worker_state, workers_state
 
 CLUSTER = "cifar100-pipeline-x7k2p"
 WORKER = f"{CLUSTER}-gpu-worker-m2n8c"
@@ -89,6 +92,59 @@ def test_an_unscheduled_worker_is_read_with_the_autoscalers_newest_word(events, 
     for fragment in fragments:
         assert fragment in state.line, (fragment, state.line)
     assert pod_line(pending(), events) == f"Pending: {state.line}"  # what `cifar status` shows for it
+
+
+# --- spot GPUs: a GPU worker that must go on a spot node ------------------------------------------------
+CHART = Path(__file__).resolve().parents[1] / "charts" / "cifar100"
+
+
+@functools.cache
+def _spot_placement() -> tuple:
+    """The GPU worker's placement as the chart renders it with ray.workers.gpu.spot."""
+    values = {"storage": {"data": {"storageClass": "nfs-client"}, "results": {"storageClass": "nfs-client"}},
+              "ray": {"workers": {"gpu": {"spot": True}}}}
+    rayjob = next(o for o in helm_objects(CHART, values) if o["kind"] == "RayJob")
+    spec = next(g for g in rayjob["spec"]["rayClusterSpec"]["workerGroupSpecs"] if g["groupName"] == "gpu")["template"]["spec"]
+    return tuple((key, spec[key]) for key in ("affinity", "tolerations", "nodeSelector") if key in spec)
+
+
+def spot_worker(**kwargs) -> dict:
+    pod = pending(**kwargs)
+    pod["spec"] |= dict(_spot_placement())
+    return pod
+
+
+NO_SPOT = ("0/3 nodes are available: 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }, 2 node(s) "
+           "didn't match Pod's node affinity/selector. preemption: 0/3 nodes are available: 3 Preemption is not helpful "
+           "for scheduling.")
+
+
+def test_the_spot_labels_the_reader_knows_are_the_charts():
+    terms = dict(_spot_placement())["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    required = {e["key"] for term in terms for e in term["matchExpressions"] if e["operator"] == "In"}
+    assert required == set(SPOT_LABEL_KEYS)
+
+
+@pytest.mark.parametrize(("events", "named"), [
+    # no node is a spot node, and no autoscaler acts: the pool is missing (or labelled otherwise)
+    ([event(WORKER, "FailedScheduling", NO_SPOT)], True),
+    # a spot GPU node exists but is full: not the pool's absence
+    ([event(WORKER, "FailedScheduling", "0/3 nodes are available: 1 Insufficient nvidia.com/gpu, 2 node(s) didn't match "
+                                        "Pod's node affinity/selector.")], False),
+    # the cluster autoscaler finds no node group whose nodes would match
+    (unscheduled(event(WORKER, "NotTriggerScaleUp", "pod didn't trigger scale-up: 3 node(s) didn't match Pod's node "
+                       "affinity/selector", kind="Normal", at=at(2))), True),
+    (unscheduled(event(WORKER, "NotTriggerScaleUp", "pod didn't trigger scale-up: 1 max node group size reached, 2 node(s) "
+                       "didn't match Pod's node affinity/selector", kind="Normal", at=at(2))), False),
+])
+def test_a_spot_gpu_worker_no_node_matches_names_the_missing_spot_pool(events, named):
+    state = pod_state(spot_worker(unschedulable=NO_SPOT), events)
+    assert state.kind == WAITING, state
+    said = "the spot GPU pool is missing, or its nodes carry no spot label the chart knows"
+    assert (said in state.line) is named, state.line
+    assert "ray.workers.gpu.spot=false" in state.line if named else "spot" not in state.line
+    # the same words about a worker that asks for no spot node say nothing of spot
+    assert "spot" not in pod_state(pending(unschedulable=NO_SPOT), events).line
 
 
 # --- a worker on its node: progressing, waiting, or failed for good ---------------------------------

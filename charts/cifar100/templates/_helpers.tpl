@@ -81,7 +81,7 @@ Usage: include "cifar100.suffixedName" (list $ "tune" 47) or (list $ "data" 63 "
 {{- end }}
 {{- end }}
 
-{{/* The Role (and its binding) that lets the Ray head read its namespace's pods and events. */}}
+{{/* The Role (and its binding) that lets the Ray head read its namespace's pods and events and annotate its RayJob. */}}
 {{- define "cifar100.podReaderName" -}}
 {{- include "cifar100.suffixedName" (list . "pod-reader" 63) }}
 {{- end }}

@@ -18,6 +18,8 @@ Usage: include "cifar100.podTemplate" (dict
   "results" "rw"           results volume: "rw", "ro", or omitted for none
   "fixOwnership" true      the opt-in root init container that chowns the volumes (storage.fixOwnership)
   "token" true             mount the service account token (the head: the autoscaler and the driver call the API)
+  "rayJob" "name"          the RayJob the pod's driver runs for ($CIFAR_RAYJOB: it publishes the study's
+                           standing there for `cifar status`); omitted on a shared cluster's pods
   "restartPolicy" "Never"  omitted for Ray pods
   "ports" list             container ports
   "readiness" list         exec readiness probe command
@@ -101,6 +103,10 @@ spec:
       {{- end }}
       env:
         {{- include "cifar100.env" $root | nindent 8 }}
+        {{- with .rayJob }}
+        - name: CIFAR_RAYJOB
+          value: {{ . | quote }}
+        {{- end }}
       {{- with .ports }}
       ports:
         {{- toYaml . | nindent 8 }}
@@ -255,12 +261,14 @@ as a Kubernetes quantity; KubeRay and Ray's autoscaler round it up to whole core
 The RayCluster spec shared by the RayJob (a cluster per RayJob) and the long-lived RayCluster.
 Head and workers come from the same pod template. Worker groups start at 0 and grow with the work
 when KubeRay's autoscaler runs; without it they run at maxReplicas (what Kueue then admits). A group
-no work asks for stays at 0 pods with the autoscaler.
+no work asks for stays at 0 pods with the autoscaler. The head of a RayJob's own cluster knows its
+RayJob; a shared cluster's drivers belong to no one RayJob.
 Usage: include "cifar100.rayClusterSpec" (dict "root" $ "component" "pipeline")
 */}}
 {{- define "cifar100.rayClusterSpec" -}}
 {{- $root := .root }}
 {{- $v := $root.Values }}
+{{- $rayJob := ternary "" (include "cifar100.rayJobName" $root) $v.ray.sharedCluster.enabled }}
 {{- $autoscaling := include "cifar100.autoscaling" $root }}
 {{- $ports := list (dict "name" "gcs-server" "containerPort" 6379) (dict "name" "dashboard" "containerPort" 8265) (dict "name" "client" "containerPort" 10001) }}
 {{- $groups := list }}
@@ -295,7 +303,7 @@ headGroupSpec:
   rayStartParams:
     {{- include "cifar100.rayStartParams" $v.ray.head.rayStartParams | nindent 4 }}
   template:
-    {{- include "cifar100.podTemplate" (dict "root" $root "component" .component "container" "ray-head" "resources" $v.ray.head.resources "data" "rw" "results" "rw" "ports" $ports "fixOwnership" $v.storage.fixOwnership "token" (or (eq $autoscaling "true") $v.serviceAccount.create) "capacity" "regular" "protect" true) | nindent 4 }}
+    {{- include "cifar100.podTemplate" (dict "root" $root "component" .component "container" "ray-head" "resources" $v.ray.head.resources "data" "rw" "results" "rw" "ports" $ports "fixOwnership" $v.storage.fixOwnership "token" (or (eq $autoscaling "true") $v.serviceAccount.create) "capacity" "regular" "protect" true "rayJob" $rayJob) | nindent 4 }}
 workerGroupSpecs:
   {{- range $groups }}
   {{- $max := int .spec.maxReplicas }}
