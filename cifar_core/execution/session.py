@@ -54,7 +54,7 @@ def pending_timeout_s(given: float | None = None) -> float:
 
 @contextmanager
 def work_session(with_ray: bool, *, pending_timeout: float | None = None,
-                 explain: Explain | None = None, standing: Callable[[], None] | None = None,
+                 explain: Explain | None = None,
                  feasible: dict[str, Resources] | None = None) -> Iterator[InProcess | OnRay]:
     """Where a command's units of work run: Ray tasks on the cluster in RAY_ADDRESS (or a local Ray)
     watched by a `Watch`, or this process. The one place a Ray session is opened. `feasible`
@@ -63,7 +63,7 @@ def work_session(with_ray: bool, *, pending_timeout: float | None = None,
         with _signals_end_work():
             yield InProcess()
         return
-    with _ray_session(pending_timeout, explain, standing) as watch:
+    with _ray_session(pending_timeout, explain) as watch:
         if feasible:
             from cifar_core.execution.capacity import check_feasible
 
@@ -96,21 +96,19 @@ def _signals_end_work() -> Iterator[None]:
 
 
 @contextmanager
-def _ray_session(pending_timeout: float | None = None, explain: Explain | None = None,
-                standing: Callable[[], None] | None = None) -> Iterator[Watch]:
+def _ray_session(pending_timeout: float | None = None, explain: Explain | None = None) -> Iterator[Watch]:
     """The cluster in RAY_ADDRESS, or a new local Ray using every core here, with a `Watch` over the
     driver's waits; shut down after. (A caller that already started Ray keeps its session.)
 
     A local Ray is started with address="local": without it Ray joins whatever cluster an address
     file left in its temporary directory names, and a stale one from a dead session fails the command.
-    `explain()` says what the workers do (a WorkerState, from the pods' events on Kubernetes);
-    `standing()` is called now and then while work runs (the pipeline prints where it stands).
+    `explain()` says what the workers do (a WorkerState, from the pods' events on Kubernetes).
     """
     import ray
 
     timeout = pending_timeout_s(pending_timeout)
     if ray.is_initialized():  # a caller (a test, a notebook) already chose the cluster
-        with Watch(timeout, explain, standing).running() as watch:
+        with Watch(timeout, explain).running() as watch:
             yield watch
         return
     address = ray_address()
@@ -133,7 +131,7 @@ def _ray_session(pending_timeout: float | None = None, explain: Explain | None =
             where = f"RAY_ADDRESS={address}" if address else "a local Ray"
             raise ConfigError(f"cannot start or reach {where}: {str(exc).splitlines()[0]}") from None
         try:
-            with Watch(timeout, explain, standing).running() as watch:
+            with Watch(timeout, explain).running() as watch:
                 yield watch
         finally:
             ray.shutdown()
@@ -190,17 +188,14 @@ class Watch:
     POLL_S = 2.0
     HEAD_LOST_S = 20.0  # Ray's core worker ends the process after 60 s without its head: say why first
     HEAD_CONNECT_S = 2.0  # a dead head refuses at once; a vanished pod's address times out
-    STANDING_EVERY_S = 60.0
     EXPLAIN_EVERY_S = 30.0  # the pods and events are read this often while work waits
     FATAL_AFTER_S = 60.0  # a failure that cannot resolve is seen this long (two looks) before the run ends
     HARD_LIMIT_FACTOR = 3  # progress resets the clock, but nothing waits longer than this x the timeout
 
-    def __init__(self, pending_timeout_s: float, explain: Explain | None = None,
-                 standing: Callable[[], None] | None = None, *, explain_every_s: float | None = None,
+    def __init__(self, pending_timeout_s: float, explain: Explain | None = None, *, explain_every_s: float | None = None,
                  fatal_after_s: float | None = None):
         self.pending_timeout_s = pending_timeout_s
         self.explain = explain
-        self.standing = standing
         self.explain_every_s = self.EXPLAIN_EVERY_S if explain_every_s is None else explain_every_s
         self.fatal_after_s = self.FATAL_AFTER_S if fatal_after_s is None else fatal_after_s
         self.failure: BaseException | None = None
@@ -258,7 +253,7 @@ class Watch:
                 signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
     def _loop(self) -> None:
-        last_answer = last_standing = time.monotonic()
+        last_answer = time.monotonic()
         while not self._stopped.wait(self.POLL_S):
             try:
                 demands, capacities = _cluster_demand(self.HEAD_CONNECT_S)
@@ -276,12 +271,6 @@ class Watch:
                 stalled = self._stalled(demands, capacities, now)
                 if stalled is not None:
                     self.stop(PendingTimeout(stalled))
-            if self.standing is not None and now - last_standing >= self.STANDING_EVERY_S:
-                last_standing = now
-                try:
-                    self.standing()
-                except Exception:  # a standing line is a courtesy: never let it end the run
-                    pass
 
     def _stalled(self, demands: list[dict[str, float]], capacities: list[dict[str, float]], now: float) -> str | None:
         """A message when some work no live node can run has waited the timeout without progress (or

@@ -10,6 +10,7 @@ from typing import Any
 
 from ray import tune
 
+from cifar_core import live
 from cifar_core.tune.space import flat_params
 
 SHOWN_FINISHED = 3  # the best finished trials shown beside the running ones; the rest are counted
@@ -24,7 +25,12 @@ class TrialFeed(tune.Callback):
         self._rows: list[dict[str, Any]] = []  # replaced whole, never changed: the view reads it from its thread
 
     def on_step_end(self, iteration: int, trials: list, **info) -> None:
-        self._rows = [self.row(trial) for trial in trials]
+        rows = [self.row(trial) for trial in trials]
+        changed = [_state(r) for r in rows] != [_state(r) for r in self._rows]
+        self._rows = rows
+        view = live.active()
+        if changed and view is not None and view.terminal:
+            view.redraw()  # a trial started, reported an epoch or ended: shown now, not at the next tick
 
     def on_experiment_end(self, trials: list, **info) -> None:
         self._rows = [self.row(trial) for trial in trials]
@@ -82,3 +88,7 @@ def _counts(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     return ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=lambda item: -item[1]))
+
+
+def _state(row: dict[str, Any]) -> tuple:
+    return row["stage"], row["status"], row["done"]
