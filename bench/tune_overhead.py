@@ -42,7 +42,7 @@ def run_search(name: str, settings_kw: dict, data: Path, results: Path) -> tuple
     from cifar_core.tune.search import TuneSettings, run_tune
 
     start = time.monotonic()
-    summary = run_tune(TuneSettings(experiment=name, **settings_kw), data, results)
+    summary = run_tune(TuneSettings(experiment=name, **settings_kw), data, results, allow_synthetic=True)
     return summary, time.monotonic() - start
 
 

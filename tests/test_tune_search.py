@@ -51,7 +51,7 @@ def search(tmp_path_factory, tiny_root):
     with pytest.MonkeyPatch.context() as mp:
         for key, value in ray_env_vars(tmp).items():
             mp.setenv(key, value)
-        summary = run_tune(settings, tiny_root, tmp / "results")
+        summary = run_tune(settings, tiny_root, tmp / "results", allow_synthetic=True)
         yield summary, experiment_dir(tmp / "results", "asha"), settings, tiny_root, tmp / "results"
     shutil.rmtree(ray_env_vars(tmp)["RAY_TMPDIR"], ignore_errors=True)
 
@@ -160,7 +160,7 @@ def test_running_a_finished_experiment_again_only_resummarises(search):
     before = {p.name: p.stat().st_mtime for p in exp_dir.iterdir() if p.is_dir()}
     experiment = (exp_dir / "experiment.json").read_text()
     # Resources may differ on a rerun, but a finished search never records settings it did not run with.
-    again = run_tune(dataclasses.replace(settings, cpus_per_trial=1000), data_root, results)
+    again = run_tune(dataclasses.replace(settings, cpus_per_trial=1000), data_root, results, allow_synthetic=True)
     assert not ray.is_initialized()  # no Ray session was needed
     assert again["best"] == summary["best"] and again["wall_time_s"] == summary["wall_time_s"]
     assert again["settings"]["cpus_per_trial"] == settings.cpus_per_trial
@@ -176,7 +176,7 @@ def test_changing_the_search_budget_of_an_experiment_is_refused(search):
 
     _, _, settings, data_root, results = search
     with pytest.raises(ConfigError, match="its search has other settings \\(max_epochs was 3, now 5\\)"):
-        run_tune(dataclasses.replace(settings, max_epochs=5), data_root, results)
+        run_tune(dataclasses.replace(settings, max_epochs=5), data_root, results, allow_synthetic=True)
 
 
 def test_a_torn_summary_blocks_neither_the_resume_nor_the_re_summary(search):
@@ -185,6 +185,6 @@ def test_a_torn_summary_blocks_neither_the_resume_nor_the_re_summary(search):
 
     summary, exp_dir, settings, data_root, results = search
     (exp_dir / "summary.json").write_text('{"experiment": "asha", "comp')
-    again = run_tune(settings, data_root, results)
+    again = run_tune(settings, data_root, results, allow_synthetic=True)
     assert again["complete"] is True and again["best"] == summary["best"]
     assert json.loads((exp_dir / "summary.json").read_text())["trials"] == summary["trials"]

@@ -100,113 +100,126 @@ def train_gan(
 
 def _train(cfg, data_dir, run: ResultDir, files: RunFiles, checkpoint, digest: str, precision: Precision,
            on_log) -> dict[str, Any]:
-    device = precision.device
     split = load_split(data_dir, "train")
     if len(split) < cfg.batch_size:
         raise ConfigError(f"batch size {cfg.batch_size} is larger than the {len(split)} training images")
-    images, labels = to_device_tensors(split, None, device)
-    training = GanTraining(cfg, precision)
-    # Real images in the dtype the discriminator takes them in (its weights refuse another).
-    real = DeviceLoader(images, labels, cfg.batch_size, shuffle=True, drop_last=True,
-                        augment=AugmentConfig(hflip=cfg.hflip), seed=training.data_seed,
-                        normalization=GAN_NORMALIZATION, **precision.layout())
-
-    fixed_noise = torch.randn(GRID_SIZE, cfg.nz, generator=generator(cfg.seed, "gan-fixed-noise")).to(device)
-    fixed_labels = (torch.arange(GRID_SIZE) % 100).to(device) if cfg.conditional else None
-    detector = CollapseDetector(cfg.collapse, image_diversity(_reference_sample(real, cfg.seed)))
-
-    if checkpoint is None:
-        healthy, events, rows, wall_before = training.snapshot(detector), [], [], 0.0
-    else:
-        training.load_training_state(checkpoint)
-        state = checkpoint["training"]
-        detector.load_state_dict(state["detector"])
-        healthy, events, rows, wall_before = state["healthy"], state["events"], list(state["rows"]), state["wall_time_s"]
-        log(f"resuming {files.dir} at step {training.step}")
-    started = time.monotonic()
-
-    def save(step_snapshot: bool) -> None:
-        if not training.weights_are_finite():
-            raise Diverged(training.step, "the networks' weights became NaN or infinite")
-        payload = {**training.models_payload(), "step": training.step, "config": cfg.to_dict(), "data_digest": digest}
-        if step_snapshot:
-            save_gan_checkpoint(payload, files.checkpoints / step_file(training.step, ".pt"))
-        payload["training"] = {
-            **training.training_state(),
-            "detector": detector.state_dict(),
-            "healthy": healthy,
-            "events": events,
-            "rows": list(rows),
-            "wall_time_s": wall_before + time.monotonic() - started,
-        }
-        save_gan_checkpoint(payload, files.last)
-
-    def write_row(row: dict[str, Any]) -> None:
-        rows.append(row)
-        append_jsonl(files.metrics, row)
-        if on_log is not None:
-            on_log(row, training)
-
-    if checkpoint is None:
-        save(step_snapshot=False)  # the commit point exists before any other file of the run
-    write_jsonl(files.metrics, rows)  # what last.pt accounts for: rows appended after it are gone
+    gan = _GanRun(cfg, split, files, checkpoint, digest, precision, on_log)
     failure = None
     try:
-        with preemption() as stop:
-            for _ in progress(itertools.repeat(None), total=max(cfg.steps - training.step, 0), desc="gan"):
-                if training.step >= cfg.steps:
-                    break
-                real.seed = training.data_seed  # a recovery switches the data stream too
-                training.train_step(*real.batch(training.step))
-                step = training.step
-                writes = [step % every == 0 or step == cfg.steps for every in (cfg.log_every, cfg.sample_every, cfg.checkpoint_every)]
-                if any(writes) or stop.requested:
-                    _ensure_finite(training, step)  # nothing of a diverged network is ever written
-                if writes[0]:
-                    samples = training.sample(fixed_noise, fixed_labels)
-                    row = {"step": step, **training.take_interval_means(), "diversity": image_diversity(_finite_images(samples, step))}
-                    row.update(lr=training.lr, optimizer_steps=training.optimizer_steps, recoveries=training.recoveries)
-                    write_row(row)
-                    collapse = detector.observe(step, row["d_loss"], row["g_loss"], row["diversity"])
-                    if collapse is not None:
-                        event = _handle_collapse(collapse, training, detector, healthy, cfg)
-                        events.append(event)
-                        write_row(event)
-                        if "rolled_back_to" in event:
-                            if event["action"] == "restart":
-                                healthy = training.snapshot(detector)
-                            continue  # this step's weights were discarded: nothing of them to keep
-                    elif detector.is_healthy(step):
-                        healthy = training.snapshot(detector)
-                if writes[1]:
-                    grid = _finite_images(training.sample(fixed_noise, fixed_labels), step)
-                    save_grid(to_uint8(grid), files.samples / step_file(step, ".png"))
-                if writes[2]:
-                    save(step_snapshot=True)
-                elif stop.requested:
-                    save(step_snapshot=False)
-                if stop.requested and step < cfg.steps:
-                    raise Preempted(f"stopped by SIGTERM after step {step}; checkpoint {files.last}")
+        gan.train()
     except Diverged as exc:
         failure = {"event": "failed", "step": exc.step, "reason": exc.reason}
-        write_row(failure)
-
-    if failure is None and checkpoint is not None and training.step == checkpoint["step"]:
-        save(step_snapshot=False)  # nothing left to train: refresh last.pt's wall time only
-    wall_time = wall_before + time.monotonic() - started
-    if rows:
-        save_loss_plot(rows, files.losses_plot)
-    summary = _summary(cfg, training, events, rows, wall_time, files, data_dir, digest, failure)
-    if failure is None:
-        summary = run.complete(summary)
-    else:  # on the record, but not complete: the same command tries again
+        gan.write_row(failure)
+    if failure is None and checkpoint is not None and gan.training.step == checkpoint["step"]:
+        gan.save(step_snapshot=False)  # nothing left to train: refresh last.pt's wall time only
+    if gan.rows:
+        save_loss_plot(gan.rows, files.losses_plot)
+    summary = _summary(cfg, gan.training, gan.events, gan.rows, gan.wall_time(), files, data_dir, digest, failure)
+    if failure is not None:  # on the record, but not complete: the same command tries again
         atomic_write_json(files.summary, summary)
-    if failure is not None:
         raise TrainingDiverged(
             f"GAN training failed at step {failure['step']}: {failure['reason']} (learning rate too high?); "
             f"recorded in {files.summary}"
         )
-    return summary
+    return run.complete(summary)
+
+
+class _GanRun:
+    """One call's training of a GAN run: its networks, real batches, detector and record, the commit
+    point last.pt written first and at every snapshot, the metrics rows as last.pt accounts for them."""
+
+    def __init__(self, cfg, split, files: RunFiles, checkpoint, digest: str, precision: Precision, on_log):
+        self.cfg, self.files, self.digest, self.on_log = cfg, files, digest, on_log
+        device = precision.device
+        images, labels = to_device_tensors(split, None, device)
+        self.training = training = GanTraining(cfg, precision)
+        # Real images in the dtype the discriminator takes them in (its weights refuse another).
+        self.real = DeviceLoader(images, labels, cfg.batch_size, shuffle=True, drop_last=True,
+                                 augment=AugmentConfig(hflip=cfg.hflip), seed=training.data_seed,
+                                 normalization=GAN_NORMALIZATION, **precision.layout())
+        self.fixed_noise = torch.randn(GRID_SIZE, cfg.nz, generator=generator(cfg.seed, "gan-fixed-noise")).to(device)
+        self.fixed_labels = (torch.arange(GRID_SIZE) % 100).to(device) if cfg.conditional else None
+        self.detector = CollapseDetector(cfg.collapse, image_diversity(_reference_sample(self.real, cfg.seed)))
+        if checkpoint is None:
+            self.healthy, self.events, self.rows, self.wall_before = training.snapshot(self.detector), [], [], 0.0
+        else:
+            training.load_training_state(checkpoint)
+            state = checkpoint["training"]
+            self.detector.load_state_dict(state["detector"])
+            self.healthy, self.events = state["healthy"], state["events"]
+            self.rows, self.wall_before = list(state["rows"]), state["wall_time_s"]
+            log(f"resuming {files.dir} at step {training.step}")
+        self.started = time.monotonic()
+        if checkpoint is None:
+            self.save(step_snapshot=False)  # the commit point exists before any other file of the run
+        write_jsonl(files.metrics, self.rows)  # what last.pt accounts for: rows appended after it are gone
+
+    def wall_time(self) -> float:
+        return self.wall_before + time.monotonic() - self.started
+
+    def train(self) -> None:
+        cfg, training = self.cfg, self.training
+        with preemption() as stop:
+            for _ in progress(itertools.repeat(None), total=max(cfg.steps - training.step, 0), desc="gan"):
+                if training.step >= cfg.steps:
+                    break
+                self.real.seed = training.data_seed  # a recovery switches the data stream too
+                training.train_step(*self.real.batch(training.step))
+                step = training.step
+                log_now, grid_now, snapshot_now = (step % every == 0 or step == cfg.steps
+                                                   for every in (cfg.log_every, cfg.sample_every, cfg.checkpoint_every))
+                if log_now or grid_now or snapshot_now or stop.requested:
+                    _ensure_finite(training, step)  # nothing of a diverged network is ever written
+                if log_now and self.log_interval(step):
+                    continue  # this step's weights were discarded (a recovery): nothing of them to keep
+                if grid_now:
+                    grid = _finite_images(training.sample(self.fixed_noise, self.fixed_labels), step)
+                    save_grid(to_uint8(grid), self.files.samples / step_file(step, ".png"))
+                if snapshot_now or stop.requested:
+                    self.save(step_snapshot=snapshot_now)
+                if stop.requested and step < cfg.steps:
+                    raise Preempted(f"stopped by SIGTERM after step {step}; checkpoint {self.files.last}")
+
+    def log_interval(self, step: int) -> bool:
+        """The interval's metrics row, then the collapse detector's verdict on it; True when a recovery
+        discarded this step's weights."""
+        training = self.training
+        samples = training.sample(self.fixed_noise, self.fixed_labels)
+        row = {"step": step, **training.take_interval_means(), "diversity": image_diversity(_finite_images(samples, step))}
+        row.update(lr=training.lr, optimizer_steps=training.optimizer_steps, recoveries=training.recoveries)
+        self.write_row(row)
+        collapse = self.detector.observe(step, row["d_loss"], row["g_loss"], row["diversity"])
+        if collapse is None:
+            if self.detector.is_healthy(step):
+                self.healthy = training.snapshot(self.detector)
+            return False
+        event = _handle_collapse(collapse, training, self.detector, self.healthy, self.cfg)
+        self.events.append(event)
+        self.write_row(event)
+        if "rolled_back_to" not in event:
+            return False
+        if event["action"] == "restart":
+            self.healthy = training.snapshot(self.detector)
+        return True
+
+    def save(self, step_snapshot: bool) -> None:
+        training = self.training
+        if not training.weights_are_finite():
+            raise Diverged(training.step, "the networks' weights became NaN or infinite")
+        payload = {**training.models_payload(), "step": training.step, "config": self.cfg.to_dict(),
+                   "data_digest": self.digest}
+        if step_snapshot:
+            save_gan_checkpoint(payload, self.files.checkpoints / step_file(training.step, ".pt"))
+        payload["training"] = {**training.training_state(), "detector": self.detector.state_dict(),
+                               "healthy": self.healthy, "events": self.events, "rows": list(self.rows),
+                               "wall_time_s": self.wall_time()}
+        save_gan_checkpoint(payload, self.files.last)
+
+    def write_row(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        append_jsonl(self.files.metrics, row)
+        if self.on_log is not None:
+            self.on_log(row, self.training)
 
 
 def _ensure_finite(training: GanTraining, step: int) -> None:
