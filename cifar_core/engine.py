@@ -135,65 +135,88 @@ def fit(
     """Train `cfg.model` on `data.train`; return a summary dict (see `_summary`). `on_start()` runs
     once `state` is found to fit the model and optimiser, before the first step. `precision`: the
     unit's device and arithmetic (decided from `cfg` when not given)."""
-    precision = precision or precision_of(cfg)
-    device = precision.device
-    run_dir = Path(run_dir) if run_dir is not None else None
-    model = build_model(cfg, precision)
-    optimizer = build_optimizer(model.parameters(), cfg.optim)
-    steps_per_epoch = len(data.train)
-    total_steps = plan_steps(cfg, steps_per_epoch, data.train.num_examples())
-    scheduler = build_scheduler(optimizer, cfg.optim, total_steps)
-    run, sums = Progress(), EpochSums.zero(device)
+    training = _Training(cfg, data, precision or precision_of(cfg), Path(run_dir) if run_dir is not None else None)
     if state is not None:
-        source = str(run_dir / "last.pt") if run_dir is not None else "resume state"
-        run, sums = _restore(state, cfg, model, optimizer, scheduler, device, steps_per_epoch, total_steps, source)
-        if run_dir is not None:  # said once everything it holds was found to fit
-            log(f"resuming {run_dir} at step {state['step']} (after {state['epoch']} epoch rows)")
+        training.restore(state)
     if on_start is not None:
         on_start()
-    train_step = make_train_step(cfg, model, optimizer, scheduler, precision)
-    num_epochs = math.ceil(total_steps / steps_per_epoch)
     wall_start = time.monotonic()
-
-    def checkpoint_now() -> dict[str, Any]:
-        return _checkpoint(cfg, model, optimizer, scheduler, run, sums, data, device)
-
     with preemption() as stop:
-        while run.step < total_steps:
-            epoch, position = divmod(run.step, steps_per_epoch)
-            model.train()
-            started = time.monotonic()
-            batches = data.train.epoch(epoch, position)
-            for x, y in progress(batches, total=steps_per_epoch - position, desc=f"epoch {epoch + 1}/{num_epochs}"):
-                loss, logits = train_step(x, y)
-                sums.loss += loss.double() * y.shape[0]  # stays on device: no per-step sync
-                sums.correct += (logits.argmax(dim=1) == y).sum()
-                sums.seen += y.shape[0]
-                run.step += 1
-                if cfg.run.eval_test_every and (run.step % cfg.run.eval_test_every == 0 or run.step == total_steps):
-                    scoring = time.monotonic()
-                    run.test_curve.append(_score_test(model, data, run.step, precision))
-                    started += time.monotonic() - scoring  # not training time
-                if run.step == total_steps or stop.requested:
-                    break  # --steps can end mid-epoch; a preempted run stops after this step
-            sums.time_s += time.monotonic() - started
-            if run.step % steps_per_epoch == 0 or run.step == total_steps:
-                _end_epoch(cfg, model, optimizer, data, run, sums, precision, epoch)
-                if run.step % steps_per_epoch == 0:
-                    sums = EpochSums.zero(device)  # else run.steps cut the epoch: its sums stay in `partial`
-                checkpoint = checkpoint_now()
-                if run_dir is not None:
-                    _write_run_files(run_dir, checkpoint, run)
-                if on_epoch is not None:
-                    on_epoch(run.history[-1], checkpoint)
-                if stop.requested and run.step < total_steps:
-                    raise Preempted(_preempted_message(run.step, run_dir))  # last.pt is of this step
-            elif stop.requested:
-                if run_dir is not None:
-                    save_checkpoint(checkpoint_now(), run_dir / "last.pt")
-                raise Preempted(_preempted_message(run.step, run_dir))
+        while training.run.step < training.total_steps:
+            epoch = training.train_epoch(stop)
+            training.after_epoch(epoch, stop, on_epoch)
+    return _summary(cfg, training.model, training.run, data, training.precision, time.monotonic() - wall_start)
 
-    return _summary(cfg, model, run, data, precision, time.monotonic() - wall_start)
+
+class _Training:
+    """One call of `fit`: the model, its optimiser and schedule, where the run stands (`run`) and the
+    epoch in progress (`sums`); `train_epoch` trains to the end of an epoch (or of the budget, or
+    to a SIGTERM's step), `after_epoch` records and checkpoints it."""
+
+    def __init__(self, cfg: TrainConfig, data, precision: Precision, run_dir: Path | None):
+        self.cfg, self.data, self.precision, self.run_dir = cfg, data, precision, run_dir
+        self.model = build_model(cfg, precision)
+        self.optimizer = build_optimizer(self.model.parameters(), cfg.optim)
+        self.steps_per_epoch = len(data.train)
+        self.total_steps = plan_steps(cfg, self.steps_per_epoch, data.train.num_examples())
+        self.scheduler = build_scheduler(self.optimizer, cfg.optim, self.total_steps)
+        self.run, self.sums = Progress(), EpochSums.zero(precision.device)
+        self.train_step = make_train_step(cfg, self.model, self.optimizer, self.scheduler, precision)
+        self.num_epochs = math.ceil(self.total_steps / self.steps_per_epoch)
+
+    def restore(self, state: dict[str, Any]) -> None:
+        source = str(self.run_dir / "last.pt") if self.run_dir is not None else "resume state"
+        self.run, self.sums = _restore(state, self.cfg, self.model, self.optimizer, self.scheduler,
+                                       self.precision.device, self.steps_per_epoch, self.total_steps, source)
+        if self.run_dir is not None:  # said once everything it holds was found to fit
+            log(f"resuming {self.run_dir} at step {state['step']} (after {state['epoch']} epoch rows)")
+
+    def train_epoch(self, stop) -> int:
+        """Steps from where the run stands to its epoch's end; returns the epoch (0-based)."""
+        run, sums, every = self.run, self.sums, self.cfg.run.eval_test_every
+        epoch, position = divmod(run.step, self.steps_per_epoch)
+        self.model.train()
+        started = time.monotonic()
+        batches = self.data.train.epoch(epoch, position)
+        for x, y in progress(batches, total=self.steps_per_epoch - position, desc=f"epoch {epoch + 1}/{self.num_epochs}"):
+            loss, logits = self.train_step(x, y)
+            sums.loss += loss.double() * y.shape[0]  # stays on device: no per-step sync
+            sums.correct += (logits.argmax(dim=1) == y).sum()
+            sums.seen += y.shape[0]
+            run.step += 1
+            if every and (run.step % every == 0 or run.step == self.total_steps):
+                scoring = time.monotonic()
+                run.test_curve.append(_score_test(self.model, self.data, run.step, self.precision))
+                started += time.monotonic() - scoring  # not training time
+            if run.step == self.total_steps or stop.requested:
+                break  # --steps can end mid-epoch; a preempted run stops after this step
+        sums.time_s += time.monotonic() - started
+        return epoch
+
+    def after_epoch(self, epoch: int, stop, on_epoch: EpochCallback | None) -> None:
+        """An epoch ended (or the budget cut it): its row, the best so far, last.pt, the callback. A
+        SIGTERM ends the call once its step is checkpointed (Preempted)."""
+        run, ended = self.run, self.run.step % self.steps_per_epoch == 0
+        if not (ended or run.step == self.total_steps):
+            if stop.requested:
+                if self.run_dir is not None:
+                    save_checkpoint(self.checkpoint(), self.run_dir / "last.pt")
+                raise Preempted(_preempted_message(run.step, self.run_dir))
+            return
+        _end_epoch(self.cfg, self.model, self.optimizer, self.data, run, self.sums, self.precision, epoch)
+        if ended:
+            self.sums = EpochSums.zero(self.precision.device)  # else run.steps cut the epoch: its sums stay in `partial`
+        checkpoint = self.checkpoint()
+        if self.run_dir is not None:
+            _write_run_files(self.run_dir, checkpoint, run)
+        if on_epoch is not None:
+            on_epoch(run.history[-1], checkpoint)
+        if stop.requested and run.step < self.total_steps:
+            raise Preempted(_preempted_message(run.step, self.run_dir))  # last.pt is of this step
+
+    def checkpoint(self) -> dict[str, Any]:
+        return _checkpoint(self.cfg, self.model, self.optimizer, self.scheduler, self.run, self.sums, self.data,
+                           self.precision.device)
 
 
 def _end_epoch(cfg, model, optimizer, data, run: Progress, sums: EpochSums, precision: Precision, epoch: int) -> None:
