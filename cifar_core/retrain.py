@@ -106,7 +106,7 @@ class RecipeSettings:
     seeds: tuple[int, ...] | None = setting(None, "Seeds; each model trains once per seed.", check=check_seed,
                                             none_means="the recipe's: report-a 0, report-b 0, 1, 2")
     epochs: int | None = setting(None, "Epochs on all training images.", unit="epochs", range=POSITIVE,
-                                 none_means="the recipe's budget")
+                                 none_means="the recipe's budget; a search's retrain: 100")
     steps: int | None = setting(None, "Optimisation steps instead of epochs.", unit="steps", range=POSITIVE,
                                 none_means="the recipe's budget")
     augment: str | None = setting(None, "Another augmentation preset (`none`: the ablation).",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,7 @@ def _setting_option(leaf, default: Any, required: bool = False) -> Callable:
     unit = f" {leaf.meta['unit']}" if leaf.meta.get("unit") else ""
     if bool in leaf.types:
         decls, kwargs = (f"--{flag}/--no-{flag}",), {}
-        shown = flag if default else f"no-{flag}"
+        shown = leaf.meta.get("none_means") or "none" if default is None else flag if default else f"no-{flag}"
     else:
         decls, kwargs = (f"--{flag}",), {"type": _click_type(leaf)}
         shown = (leaf.meta.get("none_means") or "none") if default is None else f"{default}{unit}"
@@ -109,8 +110,32 @@ def _setting_option(leaf, default: Any, required: bool = False) -> Callable:
                         **kwargs)
 
 
+class CommaList(click.ParamType):
+    """A list setting as one comma-separated word (`--seeds 0,1,2`): each item of the setting's item
+    type; the setting's own checks (choices, range, repeats) follow where it is declared."""
+
+    name = "list"
+
+    def __init__(self, item: type):
+        self.item = item
+
+    def convert(self, value: Any, param, ctx) -> tuple:
+        if isinstance(value, tuple):
+            return value
+        words = [word.strip() for word in str(value).split(",")]
+        if not all(words):
+            self.fail(f"{value!r} has an empty item: give a comma-separated list such as 0,1,2", param, ctx)
+        try:
+            return tuple(self.item(word) for word in words)
+        except ValueError:
+            self.fail(f"{value!r}: every item must be {'a whole number' if self.item is int else 'a number'}",
+                      param, ctx)
+
+
 def _click_type(leaf) -> click.ParamType:
     (kind,) = leaf.types
+    if typing.get_origin(kind) in (tuple, list):
+        return CommaList(typing.get_args(kind)[0])
     if leaf.meta.get("choices"):
         return click.Choice([str(c) for c in leaf.meta["choices"]])
     allowed = leaf.meta.get("range")

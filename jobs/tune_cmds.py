@@ -9,6 +9,7 @@ import click
 
 from cifar_core.pipeline import stage_names
 from cifar_core.protocols import RECIPES
+from cifar_core.retrain import RecipeSettings, RetrainPlan
 from cifar_core.tune.settings import TuneSettings
 from jobs.options import (
     allow_synthetic_option,
@@ -72,39 +73,30 @@ def _print_tune(summary: dict, exp_dir: Path) -> None:
     click.echo(f"results: {exp_dir} (trials.csv, top_k.json, curves.png, summary.json)")
 
 
+_SEARCH_RETRAIN, _RECIPE = RetrainPlan(), RecipeSettings()  # --help shows their defaults (report A's, the recipe's)
+
+
 @click.command("retrain")
 @click.option("--from-tune", "experiment", help="Experiment name of a finished `cifar tune`: retrain its best configs.")
 @click.option("--recipe", type=click.Choice(list(RECIPES)),
               help="Retrain a report's own models, without a search: report-a (CNN6, CNN7, CNN2 with report A's "
                    "SGD settings and activations, 100 epochs) or report-b (resdw, Adam, flips and crops, "
                    "10,000 steps, seeds 0, 1, 2). Where each value comes from: docs/provenance.md.")
-@click.option("--top-k", type=int, default=3, show_default=True, help="--from-tune: how many of its best configs.")
-@click.option("--select", type=click.Choice(["architectures", "trials"]), default="architectures", show_default=True,
-              help="--from-tune: architectures: the best trial of each of the top-k architectures (our reading "
-                   "of report A's top 3); trials: the top-k trials, whatever their architecture.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help="Epochs on all training images.  [default: 100 with --from-tune; the recipe's]")
-@click.option("--steps", type=click.IntRange(min=1), help="--recipe: optimisation steps instead of epochs.")
-@click.option("--models", help="--recipe: some of its models, comma-separated (e.g. cnn7).  [default: all]")
-@click.option("--seeds", help="--recipe: seeds, comma-separated; each model trains once per seed.  [default: the "
-                              "recipe's: report-a 0, report-b 0,1,2]")
-@click.option("--augment", help="--recipe: another augmentation preset (none, flip-crop, report-a); "
-                                "`--augment none` is the ablation.  [default: the recipe's]")
-@click.option("--amp/--no-amp", default=None,
-              help="--recipe: bf16 autocast on GPUs.  [default: the recipe's: float32 (neither report mentions "
-                   "mixed precision)]")
-@click.option("--eval-every", type=click.IntRange(min=1),
-              help="--recipe: score the test set every N steps (a curve over training).  [default: report-b 500]")
+@setting_options(_SEARCH_RETRAIN, skip=("experiment", "epochs"))
+@setting_options(_RECIPE)
 @data_dir_option
 @results_dir_option
 @device_option
 @task_options
 @allow_synthetic_option
 @json_option
-def retrain_cmd(experiment, recipe, top_k, select, epochs, steps, models, seeds, augment, amp, eval_every, data_dir,
-                results_dir, device, cpus, gpus, ray_flag, pending_timeout, allow_synthetic, as_json):
+def retrain_cmd(experiment, recipe, data_dir, results_dir, device, cpus, gpus, ray_flag, pending_timeout,
+                allow_synthetic, as_json, **options):
     """Retrain on all 50,000 training images, then score the test set: the best configs of a search
-    (--from-tune), or a report's own models without one (--recipe).
+    (--from-tune: --top-k, --select, --epochs, 100 by default) or a report's own models without one
+    (--recipe: --models, --seeds, --epochs or --steps, --augment, --amp, --eval-every; `--augment
+    none` is the ablation). Every option is the setting of the same name in the pipeline's retrain
+    and recipe sections.
 
     With Ray (RAY_ADDRESS, or --ray for a local one) the runs are Ray tasks at once, each with
     --cpus and --gpus, resumed on another node if theirs dies; otherwise one after another here.
@@ -112,23 +104,23 @@ def retrain_cmd(experiment, recipe, top_k, select, epochs, steps, models, seeds,
     """
     from cifar_core.data import data_digest
     from cifar_core.data.identity import require_official
-    from cifar_core.retrain import RecipePlan, RetrainPlan, run_plan
+    from cifar_core.fields import from_mapping, leaves
+    from cifar_core.retrain import RecipePlan, run_plan
 
     if (experiment is None) == (recipe is None):
         raise click.UsageError("give exactly one of --from-tune or --recipe")
-    recipe_only = {"--steps": steps, "--models": models, "--seeds": seeds, "--augment": augment, "--amp": amp,
-                   "--eval-every": eval_every}
+    given = {name: value for name, value in options.items() if value is not None}
+    others = {leaf.name for leaf in leaves(RecipeSettings if experiment else RetrainPlan)} - {"experiment", "epochs"}
+    wrong = sorted(given.keys() & others)
+    if wrong:
+        mode, other = ("--from-tune", "--recipe") if experiment else ("--recipe", "--from-tune")
+        raise click.UsageError(f"--{wrong[0].replace('_', '-')} applies to {other}, not {mode}")
     if experiment is not None:
-        given = [flag for flag, value in recipe_only.items() if value is not None]
-        if given:
-            raise click.UsageError(f"{given[0]} applies to --recipe, not --from-tune")
-        plan = RetrainPlan(experiment, top_k, epochs or 100, select)
+        plan = from_mapping(RetrainPlan, {"experiment": experiment, **given}, "retrain.")
         stage = "retrain"
     else:
-        plan = RecipePlan(recipe=recipe, models=_words(models, "--models"),
-                          seeds=None if seeds is None else tuple(_seed(s) for s in _words(seeds, "--seeds")),
-                          epochs=epochs, steps=steps, augment=augment, amp=amp, eval_every=eval_every)
-        stage = "recipe-b" if recipe == "report-b" else "ablation" if augment == "none" else "recipe-a"
+        plan = RecipePlan(recipe=recipe, **given)
+        stage = "recipe-b" if recipe == "report-b" else "ablation" if given.get("augment") == "none" else "recipe-a"
     if not allow_synthetic:  # the runs are tabled beside the report's numbers
         require_official(data_digest(data_dir), data_dir, f"`cifar retrain {'--recipe' if recipe else '--from-tune'}`")
     plan.check(results_dir)
@@ -149,24 +141,6 @@ def retrain_cmd(experiment, recipe, top_k, select, epochs, steps, models, seeds,
     if any(m["synthetic_data"] for m in summary["models"]):
         click.echo("note: trained on the SYNTHETIC stand-in dataset, not real CIFAR-100")
     click.echo(f"results: {plan.out_dir(results_dir)} (summary.json, table.md, {', '.join(sorted(summary['files']))})")
-
-
-def _words(text: str | None, option: str) -> tuple[str, ...] | None:
-    """A comma-separated list; None when the option was not given. An empty list is an error, never "all"."""
-    if text is None:
-        return None
-    words = tuple(word.strip() for word in text.split(","))
-    if not all(words):
-        raise click.BadParameter(f"{text!r} has an empty item: give a comma-separated list such as 0,1,2",
-                                 param_hint=option)
-    return words
-
-
-def _seed(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a whole number", param_hint="--seeds") from None
 
 
 @click.command("pipeline")

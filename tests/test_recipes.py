@@ -145,7 +145,12 @@ def test_retrain_recipe_command(tmp_path, small_root):
                           (["--recipe", "report-a", "--models", "cnn9"], "no model 'cnn9'"),
                           (["--recipe", "report-a", "--seeds", ""], "has an empty item"),
                           (["--recipe", "report-a", "--seeds", ",,"], "has an empty item"),
-                          (["--recipe", "report-a", "--models", ""], "has an empty item")):
+                          (["--recipe", "report-a", "--models", ""], "has an empty item"),
+                          # options are the declared settings: each belongs to one kind of retrain
+                          (["--recipe", "report-a", "--top-k", "2"], "--top-k applies to --from-tune"),
+                          (["--recipe", "report-a", "--seeds", "0,x"], "every item must be a whole number"),
+                          (["--recipe", "report-a", "--seeds", "1,1"], "repeats a value"),
+                          (["--recipe", "report-a", "--eval-every", "0"], "x>=1")):
         result = CliRunner().invoke(cli, [*base, *args])
         assert result.exit_code == 2 and message in result.output, result.output
 
