@@ -703,29 +703,27 @@ class Recipe:
         raise ConfigError(f"recipe {self.name} has no model {label_or_name!r} (known: {known})")
 
 
-REPORT_A_RECIPE = Recipe(
-    "report-a", REPORT_A_FINAL,
-    shared={"optim.name": "sgd", "optim.nesterov": False, "optim.weight_decay": 0.0, "optim.schedule": "none",
-            "run.epochs": 100, "run.full_train": True, "run.batch_size": 128, "run.amp": False,
-            **{s.key: s.value for s in REPORT_A_AUGMENT if s.key}},
-    models=tuple(RecipeModel(m.label, {"model.name": m.model, "model.activation": m.activation,
-                                       "model.dropout": REPORT_A_DROPOUT[m.model], "optim.lr": m.lr,
-                                       "optim.momentum": m.momentum, "optim.dampening": m.dampening})
-                 for m in REPORT_A_MODELS),
-    seeds=(0,),
-)
+def recipe_from(name: str, protocol: Protocol, labels: Mapping[str, str] | None = None) -> Recipe:
+    """A recipe as its protocol's rows state it: every row keyed by a training setting (the rows that
+    differ by model, per model), and the row of its seeds. The protocol is the one place its values
+    live; `labels` names the models as the report does (report A's CNN6)."""
+    from cifar_core.config import TrainConfig
+    from cifar_core.fields import leaves
 
-REPORT_B_RECIPE = Recipe(
-    "report-b", REPORT_B_CLASSIFIER,
-    shared={"optim.name": "adam", "optim.lr": 0.001, "optim.beta1": 0.9, "optim.beta2": 0.999,
-            "optim.weight_decay": 0.0, "optim.schedule": "none", "model.dropout": 0.0,
-            "augment.hflip": True, "augment.crop_padding": 4, "augment.brightness": 0.0, "augment.contrast": 0.0,
-            "augment.saturation": 0.0, "augment.hue": 0.0, "augment.rotation": 0.0,
-            "run.steps": REPORT_B_STEPS, "run.full_train": True, "run.batch_size": 128, "run.amp": False,
-            "run.eval_test_every": 500},
-    models=(RecipeModel("resdw", {"model.name": "resdw"}),),
-    seeds=(0, 1, 2),
-)
+    train_keys = {leaf.key for leaf in leaves(TrainConfig)}
+    rows = [(key, s) for s in protocol.settings for key in s.keys if key in train_keys]
+    shared = {key: s.value for key, s in rows if not s.per_model and key != "model.name"}
+    names = next(s for key, s in rows if key == "model.name")
+    models = [m for m, _ in names.per_model] or [names.value]
+    per_model = [(key, dict(s.per_model)) for key, s in rows if s.per_model or key == "model.name"]
+    seeds = next(s for s in protocol.settings if "seeds" in s.keys).value
+    return Recipe(name, protocol, shared, tuple(
+        RecipeModel((labels or {}).get(m, m), {key: values.get(m, m) if key == "model.name" else values[m]
+                                                 for key, values in per_model}) for m in models), tuple(seeds))
+
+
+REPORT_A_RECIPE = recipe_from("report-a", REPORT_A_FINAL, {m.model: m.label for m in REPORT_A_MODELS})
+REPORT_B_RECIPE = recipe_from("report-b", REPORT_B_CLASSIFIER)
 
 RECIPES = {recipe.name: recipe for recipe in (REPORT_A_RECIPE, REPORT_B_RECIPE)}
 
