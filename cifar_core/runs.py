@@ -23,7 +23,7 @@ from cifar_core.evaluate import evaluate
 from cifar_core.layout import Results
 from cifar_core.models import create_model
 from cifar_core.resultdir import ResultDir, refuse_fewer_steps, settings_request
-from cifar_core.summaries import TestScore, TrainSummary
+from cifar_core.summaries import Score, TrainSummary
 
 # What a run writes once last.pt (the commit point) exists: found without last.pt, they mean it was
 # lost. (config.yaml comes first: alone, it is a start that was killed before its first checkpoint.)
@@ -88,7 +88,7 @@ def train_run(
         if evaluate_test:
             last = load_checkpoint(run.path / "last.pt")
             scores = _score(last, data.test, cfg, run.path / "last.pt")
-            summary.test = TestScore(**{k: v for k, v in scores.items() if k != "per_class"}, step=last["step"])
+            summary.test = Score(**{k: v for k, v in scores.items() if k != "per_class"}, step=last["step"])
         return run.complete(summary.to_json())
 
 

@@ -39,7 +39,7 @@ class Summary(Record):
 
 
 @dataclass(kw_only=True)
-class TestPoint(Record):
+class CurvePoint(Record):
     """A test-set score during training (`run.eval_test_every`)."""
 
     step: int
@@ -50,8 +50,10 @@ class TestPoint(Record):
 
 # --- training runs: RESULTS/train/<run> ---------------------------------------------------------------
 @dataclass(kw_only=True)
-class TestScore(TestPoint):
-    n: int  # test images scored
+class Score(CurvePoint):
+    """The test set scored once (`--evaluate-test`): at which step, on how many images."""
+
+    n: int
 
 
 @dataclass(kw_only=True)
@@ -74,10 +76,10 @@ class TrainSummary(Summary):
     data_digest: str | None = optional()
     train_time_s: float | None = optional()  # every epoch, across resumes
     wall_time_s: float | None = optional()  # the last call only
-    test_curve: list[TestPoint] | None = optional()
+    test_curve: list[CurvePoint] | None = optional()
     synthetic_data: bool | None = optional()
     full_train: bool | None = optional()
-    test: TestScore | None = optional()
+    test: Score | None = optional()
     evaluations: dict[str, Any] | None = optional()
 
 
@@ -361,7 +363,7 @@ class PlanRow(Record):
     parameters: int | None = optional()
     epochs: int | None = optional()
     steps: int | None = optional()
-    test_curve: list[TestPoint] | None = optional()
+    test_curve: list[CurvePoint] | None = optional()
     train_time_s: float | None = optional()
     wall_time_s: float | None = optional()
     synthetic_data: bool | None = optional()
