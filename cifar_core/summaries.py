@@ -69,6 +69,7 @@ class TrainSummary(Summary):
     device: str
     run_dir: str
     device_name: str | None = optional()
+    precision: str | None = optional()  # bf16 autocast or float32, where the run records what it computed in
     best_val_acc: float | None = optional()
     best_step: int | None = optional()
     final_val_acc: float | None = optional()
@@ -145,6 +146,7 @@ class GanSummary(Summary):
     steps_per_s: float | None = optional()
     device: str | None = optional()
     device_name: str | None = optional()
+    precision: str | None = optional()  # bf16 autocast or float32, where the run records what it computed in
     synthetic_data: bool | None = optional()
     data_digest: str | None = optional()
     collapse_events: list[CollapseEvent] | None = optional()
