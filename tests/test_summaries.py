@@ -93,9 +93,9 @@ def test_a_key_a_file_lacks_is_none_and_stays_absent_and_one_set_later_is_writte
 def test_keys_no_class_declares_are_kept(tmp_path):
     """An older reader (amending `evaluations`, say) never drops what a newer writer added."""
     written = json.loads(EVALUATED.read_text())
-    newer = {**written, "precision": "bf16", "test": {**written["test"], "per_class_worst": 3}}
+    newer = {**written, "images_per_s": 5000.0, "test": {**written["test"], "per_class_worst": 3}}
     summary = TrainSummary.parse(newer)
-    assert summary.extra == {"precision": "bf16"} and summary.test.extra == {"per_class_worst": 3}
+    assert summary.extra == {"images_per_s": 5000.0} and summary.test.extra == {"per_class_worst": 3}
     assert summary.to_json() == newer
 
 
