@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cifar_core import live
-from cifar_core.atomic import atomic_write_json, file_digest, read_json
+from cifar_core.atomic import atomic_write_json, file_digest
 from cifar_core.errors import CifarError, ConfigError, DataError, Interrupted, Preempted
 from cifar_core.execution.capacity import check_feasible
 from cifar_core.execution.resources import Resources
@@ -28,6 +28,7 @@ from cifar_core.layout import Results
 from cifar_core.progress import STANDING_FILE, log, write_standing
 from cifar_core.resultdir import Request, ResultDir, regular_file
 from cifar_core.stages import Context, Stage, StageUnavailable, all_stages, attribute, get_stage
+from cifar_core.summaries import PipelineSummary, StageRecord, Summary
 
 # The report, rendered last whatever the stages did; `cifar pipeline --stage report` renders it alone.
 REPORT = "report"
@@ -157,7 +158,7 @@ class PipelineRun:
         self.runs: dict[str, _StageRun] = {}
         self.requests: dict[str, Request] = {}
         self.data: str | None = None
-        self.out = ctx.results.pipeline(ctx.profile) / "summary.json"
+        self.out = PipelineSummary.file_in(ctx.results.pipeline(ctx.profile))
 
     def run(self) -> dict[str, Any]:
         ray_start_s = time.monotonic() - self.started  # joining (or starting) Ray
@@ -175,12 +176,11 @@ class PipelineRun:
             raise
         report = self._report() or {}
         records = self._records()
-        summary = {"profile": self.ctx.profile, "complete": not any(r["status"] in ("failed", "blocked") for r in records),
-                   "stages": records, "report": report.get("html"), "report_ran_on": report.get("ran_on"),
-                   "results_dir": str(self.ctx.results.root.resolve()), "config": to_mapping(self.ctx.config),
-                   "wall_time_s": round(time.monotonic() - self.started, 2),
-                   "ray_start_s": round(ray_start_s, 2) if self.ctx.work.uses_ray else None}
-        atomic_write_json(self.out, summary)
+        summary = self._write(complete=not any(r["status"] in ("failed", "blocked") for r in records),
+                              report=report.get("html"), report_ran_on=report.get("ran_on"),
+                              results_dir=str(self.ctx.results.root.resolve()), config=to_mapping(self.ctx.config),
+                              wall_time_s=round(time.monotonic() - self.started, 2),
+                              ray_start_s=round(ray_start_s, 2) if self.ctx.work.uses_ray else None)
         first = next((self.runs[r["stage"]] for r in records if r["status"] == "failed"), None)
         if first is not None:
             raise first.error
@@ -196,7 +196,7 @@ class PipelineRun:
             summary = stage.summary(self.ctx)
             if self._done(stage, run.request, summary):
                 live.note(f"[pipeline] {stage.name}: done before with these settings, skipping ({summary})")
-                recorded = read_json(summary)
+                recorded = Summary.read(summary).to_json()
                 run.record = {"stage": stage.name, "status": "skipped", "summary": str(summary),
                               "request": run.request.digest(), "ran_on": recorded.get("ran_on"),
                               "work_s": work_span_s(recorded.get("ran_on"))}
@@ -229,7 +229,10 @@ class PipelineRun:
         record = self._record_dir(stage)
         if not record.is_done(request) or not regular_file(summary):
             return False
-        return read_json(record.summary_path).get("summary_sha256") == file_digest(summary)
+        try:
+            return StageRecord.read(record.summary_path).summary_sha256 == file_digest(summary)
+        except CifarError:
+            return False  # a record that cannot be read vouches for nothing
 
     def _finish(self, run: _StageRun) -> None:
         """Wait for a stage's units; record it (ran, unavailable or failed)."""
@@ -263,8 +266,8 @@ class PipelineRun:
             raise CifarError(f"stage {run.stage.name} finished without writing its summary {summary}")
         with self._record_dir(run.stage) as record:
             record.open(run.request)
-            record.complete({"stage": run.stage.name, "summary": str(summary), "summary_sha256": file_digest(summary),
-                             "ran_on": where})
+            record.complete(StageRecord.parse({"stage": run.stage.name, "summary": str(summary),
+                                               "summary_sha256": file_digest(summary), "ran_on": where}).to_json())
 
     def _blocked(self, run: _StageRun) -> bool:
         """Record `run` as blocked when a stage it needs failed (Ray fails its units at once anyway)."""
@@ -292,8 +295,11 @@ class PipelineRun:
         return [run.record or {"stage": name, "status": "running" if run.handle is not None else "waiting"}
                 for name, run in self.runs.items()]
 
-    def _write(self, **fields: Any) -> None:
-        atomic_write_json(self.out, {"profile": self.ctx.profile, **fields, "stages": self._records()})
+    def _write(self, **fields: Any) -> dict[str, Any]:
+        """The pipeline's summary (a PipelineSummary): every stage's row so far, and `fields`."""
+        written = PipelineSummary.parse({"profile": self.ctx.profile, **fields, "stages": self._records()}).to_json()
+        atomic_write_json(self.out, written)
+        return written
 
     def _report(self) -> dict[str, Any] | None:
         """The report, last, as a CPU unit: it shows whatever the stages left, failures included."""

@@ -20,6 +20,7 @@ from typing import Any
 from cifar_core.atomic import atomic_write_json, file_digest, read_json, remove_stale_temps
 from cifar_core.errors import CheckpointError, CifarError, ConfigError, DataError
 from cifar_core.runlock import LOCK_NAME, RunLock
+from cifar_core.summaries import Summary
 
 REQUEST_FILE = "request.json"  # what the result is of: recorded before any work
 COMPLETE_FILE = "complete.json"  # written last: the request it completed, and the digest of every file it made
@@ -116,7 +117,7 @@ class ResultDir:
 
     def __init__(self, path: str | os.PathLike, kind: str, *, root: str | os.PathLike | None = None,
                  wait_s: float = 0.0, outputs: Callable[[], list[Path]] | None = None,
-                 commit_point: Path | None = None, folders: tuple[Path, ...] = (), summary: str = "summary.json",
+                 commit_point: Path | None = None, folders: tuple[Path, ...] = (), summary: str = Summary.FILE,
                  adopt: Callable[[Request], bool] | None = None, replaceable: bool = False):
         self.path = Path(path)
         self.kind = kind

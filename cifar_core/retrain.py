@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from cifar_core.atomic import atomic_write_json, atomic_write_text, read_json, read_jsonl
+from cifar_core.atomic import atomic_write_json, atomic_write_text, read_jsonl
 from cifar_core.config import TrainConfig, load_yaml_mapping
 from cifar_core.data.augment_config import AUGMENT_PRESETS, resolve_augment
 from cifar_core.errors import ConfigError
@@ -37,7 +37,17 @@ from cifar_core.protocols import (
     protocol_record,
     settings_of,
 )
+from cifar_core.records import plain
 from cifar_core.seeds import check_seed
+from cifar_core.summaries import (
+    PlanSummary,
+    RecipeSummary,
+    RetrainSummary,
+    SearchSummary,
+    TopTrial,
+    TopTrials,
+    TrainSummary,
+)
 
 # Which of a search's best trials are retrained. Report A: "the top 3 models were selected based on
 # their validation accuracy"; its three are three architectures, which we read as the best trial of
@@ -65,6 +75,7 @@ class RunSpec:
 class RetrainPlan:
     """The best configs of a search: which search, how many, chosen how, for how long."""
 
+    SUMMARY: ClassVar[type[PlanSummary]] = RetrainSummary
     experiment: str = setting("report-a", "The search (`cifar tune --experiment`) whose best configs retrain.",
                               check=_name)
     top_k: int = setting(3, "How many of its best configs (report A: 3).", range=POSITIVE)
@@ -86,12 +97,11 @@ class RetrainPlan:
     def spec(self, results_dir: str | Path, index: int, device: str) -> RunSpec:
         """The index-th selected config (0-based): read from top_k.json when the run starts."""
         entry = selected_configs(results_dir, self.experiment, self.top_k, self.select)[index]
-        config = TrainConfig.from_dict(entry["train_config"]).with_overrides(
+        config = TrainConfig.from_dict(entry.train_config).with_overrides(
             {"run.full_train": True, "run.epochs": self.epochs, "run.device": device})
         # Named after the trial it retrains, so the same config is one run whichever way it was selected.
-        name = f"{self.experiment}-{entry['params']['model.name']}-{entry['trial_id']}"
-        return RunSpec(name, config, {"rank": entry["rank"], "params": entry["params"],
-                                      "tune_val_acc": entry["best_val_acc"]})
+        name = f"{self.experiment}-{entry.params['model.name']}-{entry.trial_id}"
+        return RunSpec(name, config, {"rank": entry.rank, "params": entry.params, "tune_val_acc": entry.best_val_acc})
 
     def settings(self) -> dict[str, Any]:
         return {"kind": "tune", **asdict(self)}
@@ -120,6 +130,7 @@ class RecipeSettings:
 class RecipePlan(RecipeSettings):
     """A recipe's runs: its models (all, or those named) x its seeds, with its settings and budget."""
 
+    SUMMARY: ClassVar[type[PlanSummary]] = RecipeSummary
     recipe: str = setting("report-a", "A report's recipe.", choices=tuple(RECIPES))
 
     def __post_init__(self) -> None:
@@ -205,23 +216,23 @@ Plan = RetrainPlan | RecipePlan
 
 
 def selected_configs(results_dir: str | Path, experiment: str, top_k: int,
-                     select: str = "architectures") -> list[dict[str, Any]]:
+                     select: str = "architectures") -> list[TopTrial]:
     """The `top_k` entries of the search's top_k.json to retrain, best first; only a search that
     finished (an interrupted one would retrain whatever had run so far)."""
     if select not in SELECTIONS:
         raise ConfigError(f"unknown selection {select!r} (known: {', '.join(SELECTIONS)})")
     folder = Results(results_dir).tune_experiment(experiment)
-    path = folder / "top_k.json"
+    path = TopTrials.file_in(folder)
     if not path.is_file():
         raise ConfigError(f"no tune results at {path}: run `cifar tune --experiment {experiment}` first")
-    summary = read_json(folder / "summary.json") if (folder / "summary.json").is_file() else {}
-    if not summary.get("complete"):
-        counts = ", ".join(f"{n} {status}" for status, n in (summary.get("status_counts") or {}).items()) or "unknown"
-        raise ConfigError(f"the search {experiment} has not finished ({counts}): run `cifar tune --experiment "
-                          f"{experiment}` again to complete it before retraining its best configs")
-    listed = read_json(path)
-    top = listed.get("top_architectures") if select == "architectures" else listed.get("top")
-    if not isinstance(top, list):
+    summary = SearchSummary.read_in(folder) if SearchSummary.file_in(folder).is_file() else None
+    if summary is None or not summary.complete:
+        counts = ", ".join(f"{n} {status}" for status, n in ((summary and summary.status_counts) or {}).items())
+        raise ConfigError(f"the search {experiment} has not finished ({counts or 'unknown'}): run `cifar tune "
+                          f"--experiment {experiment}` again to complete it before retraining its best configs")
+    listed = TopTrials.read(path)
+    top = listed.top_architectures if select == "architectures" else listed.top
+    if top is None:
         raise ConfigError(f"{path} has no {'top_architectures' if select == 'architectures' else 'top'} list: "
                           f"rerun `cifar tune --experiment {experiment}` to re-summarise the search")
     if top_k > len(top):
@@ -245,7 +256,7 @@ def retrain_from_tune(experiment: str, data_dir: str | Path, results_dir: str | 
 def run_plan(plan: Plan, data_dir: str | Path, results_dir: str | Path, device: str = "auto",
              work: InProcess | OnRay | None = None, resources: Resources | None = None,
              name: str = "retrain") -> dict[str, Any]:
-    """Train (or resume) every run of `plan` and write summary.json, the figures and table.md.
+    """Train (or resume) every run of `plan` and write its summary, the figures and table.md.
 
     Each run is one unit of work for `work` (default: this process, one after another; on Ray, one
     task per run, all at once, each with `resources`).
@@ -278,60 +289,62 @@ def train_one(plan: Plan, index: int, data_dir: Path, results_dir: Path, device:
     log(f"retraining {spec.config.model.name} for {budget} on all training images ({spec.name})")
     run = train_run(spec.config, data_dir, results_dir, run_name=spec.name, resume=True, evaluate_test=True,
                     wait_s=lock_wait_s)
-    return {**spec.row, **run_row(run), "run": spec.name}
+    return {**spec.row, **run_row(TrainSummary.parse(run)), "run": spec.name}
 
 
-def run_row(run: dict[str, Any]) -> dict[str, Any]:
+def run_row(run: TrainSummary) -> dict[str, Any]:
     """What the summary keeps of a finished training run's summary (and of its last metrics row and
-    config): its scores, and how it computed them, to be set beside the reports' numbers."""
-    run_dir = Path(run["run_dir"])
+    config): its scores, how it computed them, to be set beside the reports' numbers, and where it ran."""
+    run_dir = Path(run.run_dir)
     final = read_jsonl(run_dir / "metrics.jsonl")[-1]
     return {
-        "model": run["model"],
-        "optimizer": run["optimizer"],
-        "test_top1": run["test"]["top1"],
-        "test_top5": run["test"]["top5"],
-        "test_loss": run["test"]["loss"],
+        "model": run.model,
+        "optimizer": run.optimizer,
+        "test_top1": run.test.top1,
+        "test_top5": run.test.top5,
+        "test_loss": run.test.loss,
         "train_acc": final["train_acc"],  # the running accuracy of the last epoch's (augmented) batches
-        "final_train_loss": run["final_train_loss"],
-        "parameters": run["parameters"],
-        "epochs": run["epochs"],
-        "steps": run["steps"],
-        "test_curve": run.get("test_curve") or [],
-        "train_time_s": run["train_time_s"],  # all epochs, across resumes
-        "wall_time_s": run["wall_time_s"],  # this invocation
-        "synthetic_data": run["synthetic_data"],
-        "data_digest": run["data_digest"],
-        "device": run["device"],
-        "precision": run["precision"],  # what the run computed in, as it recorded it
-        "run_dir": run["run_dir"],
+        "final_train_loss": run.final_train_loss,
+        "parameters": run.parameters,
+        "epochs": run.epochs,
+        "steps": run.steps,
+        "test_curve": plain(run.test_curve or []),
+        "train_time_s": run.train_time_s,  # all epochs, across resumes
+        "wall_time_s": run.wall_time_s,  # this invocation
+        "synthetic_data": run.synthetic_data,
+        "data_digest": run.data_digest,
+        "device": run.device,
+        "precision": run.precision,  # what the run computed in, as it recorded it
+        "run_dir": run.run_dir,
+        "ran_on": plain(run.ran_on),  # the run's unit, as its summary recorded it
     }
 
 
 def collect(plan: Plan, results_dir: Path, needed: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """summary.json, the figures and table.md from the runs' rows (`needed`: {"run<i>": row})."""
+    """The summary (the plan's PlanSummary), the figures and table.md from the runs' rows (`needed`:
+    {"run<i>": row}); returns the summary as written."""
     from cifar_core.report.classify_sections import SYNTHETIC_NOTE, plan_table
     from cifar_core.report.markdown import render_table
 
     out = plan.out_dir(results_dir)
     runs = [needed[f"run{index}"] for index in range(plan.size)]
-    summary = {**plan.settings(), "complete": True, "models": runs, "files": {}, **protocol_fields(plan, runs)}
-    if isinstance(plan, RecipePlan):
-        summary["by_model"] = by_model(runs)
-    summary["best"] = max(runs, key=lambda m: m["test_top1"])["model"] if runs else None
     title = plan.experiment if isinstance(plan, RetrainPlan) else plan.name
-    summary["files"]["loss"] = plot_training_loss(out / "loss.png", runs, title).name
+    files = {"loss": plot_training_loss(out / "loss.png", runs, title).name}
     if any(r["test_curve"] for r in runs):
-        summary["files"]["test_accuracy"] = plot_test_curve(out / "test_accuracy.png", runs, title).name
+        files["test_accuracy"] = plot_test_curve(out / "test_accuracy.png", runs, title).name
+    summary = plan.SUMMARY.parse({
+        **plan.settings(), "complete": True, "models": runs, "files": files, **protocol_fields(plan, runs),
+        **({"by_model": by_model(runs)} if isinstance(plan, RecipePlan) else {}),
+        "best": max(runs, key=lambda m: m["test_top1"])["model"] if runs else None,
+        "ran_on": [place for r in runs for place in r["ran_on"] or []]})  # one task per run
     lines = [f"# Test accuracy after training on all training images: {out.parent.name}/{out.name}", "",
              render_table(plan_table(out.name, summary))]
     if any(r["synthetic_data"] for r in runs):
         lines += ["", f"**{SYNTHETIC_NOTE}**"]
     atomic_write_text(out / "table.md", "\n".join(lines) + "\n")
-    summary["files"]["table"] = "table.md"
-    summary["ran_on"] = [place for r in runs for place in r["ran_on"]]  # one task per run
-    atomic_write_json(out / "summary.json", summary)
-    return summary
+    summary.files["table"] = "table.md"
+    atomic_write_json(summary.file_in(out), summary.to_json())
+    return summary.to_json()
 
 
 def protocol_fields(plan: Plan, runs: list[dict[str, Any]]) -> dict[str, Any]:

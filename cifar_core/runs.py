@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from cifar_core.atomic import atomic_write_text, read_json, write_jsonl
+from cifar_core.atomic import atomic_write_text, write_jsonl
 from cifar_core.checkpoint import copy_checkpoint, load_checkpoint, load_resume_checkpoint, load_weights
 from cifar_core.config import TrainConfig
 from cifar_core.data import data_digest, load_meta, make_data, make_test_loader
@@ -23,12 +23,11 @@ from cifar_core.evaluate import evaluate
 from cifar_core.layout import Results
 from cifar_core.models import create_model
 from cifar_core.resultdir import ResultDir, refuse_fewer_steps, settings_request
+from cifar_core.summaries import Score, TrainSummary
 
 # What a run writes once last.pt (the commit point) exists: found without last.pt, they mean it was
 # lost. (config.yaml comes first: alone, it is a start that was killed before its first checkpoint.)
-RUN_FILES = ("metrics.jsonl", "best.pt", "summary.json")
-# What a later command records in a run's summary, kept when the run is resumed or extended.
-RECORDED_LATER = ("evaluations", "test")
+RUN_FILES = ("metrics.jsonl", "best.pt", TrainSummary.FILE)
 
 
 def default_run_name(cfg: TrainConfig) -> str:
@@ -54,7 +53,7 @@ def train_run(
     *,
     wait_s: float = 0.0,
 ) -> dict[str, Any]:
-    """Train (or resume) one run and write its summary.json; returns the summary.
+    """Train (or resume) one run and write its summary (a TrainSummary); returns it as written.
 
     `wait_s`: how long to wait for another process's lock on the run (e.g. a retry after a node
     loss, whose lock NFS holds until its lease ends); 0 fails at once naming the holder.
@@ -71,10 +70,10 @@ def train_run(
         run.open(request)
         state = load_resume_checkpoint(run.commit_point) if run.commit_point.exists() else None
         data = data_for(cfg, data_dir, precision)
-        kept = {}
+        earlier = None
         if state is not None:
             refuse_fewer_steps(run.path, state["step"], plan_steps(cfg, len(data.train), data.train.num_examples()))
-            kept = _recorded_later(run.path / "summary.json")
+            earlier = _earlier_summary(run.summary_path)
 
         def accepted() -> None:  # last.pt fits the model: only now may the run's files change
             if state is not None:
@@ -83,23 +82,24 @@ def train_run(
 
         result = fit(cfg, data, run_dir=run.path, state=state, on_epoch=on_epoch, on_start=accepted,
                      precision=precision)
-        summary = {**kept, **{k: v for k, v in result.items() if k != "history"}}
-        summary.update(run_dir=str(run.path), synthetic_data=data.synthetic, full_train=cfg.run.full_train)
+        summary = TrainSummary.parse({**{k: v for k, v in result.items() if k != "history"}, "run_dir": str(run.path),
+                                      "synthetic_data": data.synthetic, "full_train": cfg.run.full_train})
+        if earlier is not None:  # what `cifar evaluate` and --evaluate-test recorded: each score names its step
+            summary.evaluations, summary.test = earlier.evaluations, earlier.test
         if evaluate_test:
             last = load_checkpoint(run.path / "last.pt")
             scores = _score(last, data.test, precision, run.path / "last.pt")
-            summary["test"] = {**{k: v for k, v in scores.items() if k != "per_class"}, "step": last["step"]}
-        return run.complete(summary)
+            summary.test = Score(**{k: v for k, v in scores.items() if k != "per_class"}, step=last["step"])
+        return run.complete(summary.to_json())
 
 
-def _recorded_later(path: Path) -> dict[str, Any]:
-    """What `cifar evaluate` and `--evaluate-test` recorded in an earlier summary (each score names
-    its step), so that resuming or extending the run keeps it. A torn summary keeps nothing."""
+def _earlier_summary(path: Path) -> TrainSummary | None:
+    """The summary of the run being resumed or extended, for what later commands recorded in it; a
+    torn or unreadable one keeps nothing."""
     try:
-        earlier = read_json(path) if path.is_file() else {}
+        return TrainSummary.read(path) if path.is_file() else None
     except CifarError:
-        return {}
-    return {key: earlier[key] for key in RECORDED_LATER if earlier.get(key) is not None}
+        return None
 
 
 def repair_run_files(run_dir: Path, last: dict[str, Any]) -> None:
@@ -150,15 +150,15 @@ def evaluate_checkpoint(checkpoint_path: Path, data_dir: Path, device: str = "au
             try:
                 scores["recorded_in"] = str(_record(lock, scores))
             except OSError as exc:  # e.g. a full volume: the scores are still the answer, said with why
-                scores["not_recorded"] = f"cannot write {exc.filename or run_dir / 'summary.json'} ({exc.strerror or exc})"
+                scores["not_recorded"] = f"cannot write {exc.filename or TrainSummary.file_in(run_dir)} ({exc.strerror or exc})"
     return scores
 
 
 def _why_not_recorded(path: Path, checkpoint: dict[str, Any], digest: str) -> str | None:
-    summary_path = path.parent / "summary.json"
+    summary_path = TrainSummary.file_in(path.parent)
     if path.name not in ("last.pt", "best.pt") or not summary_path.is_file():
         return f"{path} is not the last.pt or best.pt of a finished run"
-    recorded = read_json(summary_path).get("data_digest")
+    recorded = TrainSummary.read(summary_path).data_digest
     if recorded is None or checkpoint.get("data_digest") != recorded:
         return f"{path} was not trained on the data its run records ({recorded})"
     if digest != recorded:
@@ -167,12 +167,12 @@ def _why_not_recorded(path: Path, checkpoint: dict[str, Any], digest: str) -> st
 
 
 def _record(run: ResultDir, scores: dict[str, Any]) -> Path:
-    summary = read_json(run.summary_path)
+    summary = TrainSummary.read(run.summary_path)
     key = f"{scores['split']}@step{scores['step']}"
-    summary.setdefault("evaluations", {})[key] = {
+    summary.evaluations = {**(summary.evaluations or {}), key: {
         k: scores[k] for k in ("loss", "top1", "top5", "n", "epoch", "step", "checkpoint", "data_digest")
-    }
-    run.amend(summary)
+    }}
+    run.amend(summary.to_json())
     return run.summary_path
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from cifar_core.summaries import FidSummary
 from jobs.options import (
     allow_synthetic_option,
     data_dir_option,
@@ -124,4 +125,4 @@ def fid_cmd(fake, checkpoint, snapshot_run, step, run_dir, split, weights, n, se
         for row in sorted(summary["ranking"], key=lambda r: r["step"]):
             click.echo(f"  step {row['step']:>8}  FID {row['fid']:.4f}")
         click.echo(f"chosen snapshot: {summary['best']['checkpoint']} (its {split} FID is the one above)")
-    click.echo(f"summary: {out_dir / 'summary.json'}")
+    click.echo(f"summary: {FidSummary.file_in(out_dir)}")

@@ -181,9 +181,9 @@ def pipeline_cmd(profile, only, overrides, ray_flag, data_dir, results_dir, devi
     `cifar status`.
     """
     from cifar_core import live
-    from cifar_core.atomic import read_json
     from cifar_core.execution.runners import machine_names
     from cifar_core.pipeline import run_pipeline
+    from cifar_core.summaries import DataSummary
     from jobs.cluster import publish_standing
 
     live.set_verbose(verbose)
@@ -201,7 +201,7 @@ def pipeline_cmd(profile, only, overrides, ray_flag, data_dir, results_dir, devi
         where = f" on {', '.join(hosts)}" if hosts else ""
         click.echo(f"{stage['stage']:<9} {stage['status']:<11} {took:>7}  {stage.get('reason') or stage.get('summary')}{where}")
     data = next((s for s in summary["stages"] if s["stage"] == "data" and s.get("summary")), None)
-    if data is not None and read_json(data["summary"]).get("synthetic"):
+    if data is not None and DataSummary.read(data["summary"]).synthetic:
         click.echo("note: the data is the SYNTHETIC stand-in, not real CIFAR-100: its numbers do not compare "
                    "with the reports'")
     click.echo(f"results: {summary['results_dir']}")

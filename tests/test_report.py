@@ -23,6 +23,7 @@ import pytest
 from cifar_core.errors import CifarError
 from cifar_core.protocols import ANCHORS, ANCHORS_BY_KEY, PROTOCOLS, REPORT_B_FID
 from cifar_core.report import build_report
+from cifar_core.summaries import CollapseEvent, FidSummary, TrainSummary
 from jobs.cli import main
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "results"
@@ -387,14 +388,18 @@ def test_cli_writes_what_format_asks_and_prints_where(full, tmp_path, capsys):
 def test_fid_protocol_names_report_bs_and_our_selection():
     from cifar_core.report.points import fid_protocol
 
-    fixed = {"fake": {"kind": "checkpoint", "path": "/r/gan/dcgan/checkpoints/step_46000.pt"},
-             "real": {"split": "test"}, "n_fake": 10_000, "protocol": "report-b"}
-    assert fid_protocol(fixed) == ("report-b", "report B's: one snapshot (step 46,000), 10,000 samples, the test split")
+    def score(**fields) -> FidSummary:
+        return FidSummary.parse({"fid": 50.0, "real": {"split": "test"}, **fields})
+
+    fixed = {"fake": {"kind": "checkpoint", "path": "/r/gan/dcgan/checkpoints/step_46000.pt"}, "n_fake": 10_000,
+             "protocol": "report-b"}
+    assert fid_protocol(score(**fixed)) == ("report-b", "report B's: one snapshot (step 46,000), 10,000 samples, "
+                                                        "the test split")
     # As `cifar fid` recorded it: report B's protocol at another step or with fewer images names its departures.
-    assert fid_protocol({**fixed, "n_fake": 2000})[0] == "report-b"
-    assert fid_protocol({**fixed, "protocol": "checkpoint"})[0] == "checkpoint"
-    selected = {"fake": {"kind": "run", "path": "/r/gan/dcgan"}, "real": {"split": "test"}, "n_fake": 2000,
-                "selection": {"split": "train"}, "best": {"step": 40000}, "ranking": [{"step": 40000, "fid": 50.0}]}
+    assert fid_protocol(score(**{**fixed, "n_fake": 2000}))[0] == "report-b"
+    assert fid_protocol(score(**{**fixed, "protocol": "checkpoint"}))[0] == "checkpoint"
+    selected = score(fake={"kind": "run", "path": "/r/gan/dcgan"}, n_fake=2000, selection={"split": "train"},
+                     best={"step": 40000, "fid": 50.0}, ranking=[{"step": 40000, "fid": 50.0}])
     assert fid_protocol(selected) == ("select-best", "snapshot chosen by its train FID (step 40000), then scored once "
                                                      "on the test split with other noise; 2,000 samples")
 
@@ -403,9 +408,11 @@ def test_data_verdict_names_what_is_synthetic():
     from cifar_core.report.collect import data_provenance
     from cifar_core.report.content import data_banner
 
+    run = json.loads((FIXTURE / "train" / "tiny-evaluated" / "summary.json").read_text())
+
     def stages(**flags):
         empty = {s: [] for s in STAGE_FOLDERS}
-        empty["train"] = [{"name": n, "summary": {"synthetic_data": f}} for n, f in flags.items()]
+        empty["train"] = [{"name": n, "summary": TrainSummary.parse({**run, "synthetic_data": f})} for n, f in flags.items()]
         return empty
 
     assert data_banner(data_provenance(stages(a=False), [])).kind == "ok"
@@ -512,7 +519,7 @@ def snapshot_of(scored: dict) -> int:
 def test_report_bs_fid_beside_its_50000_step_snapshot_and_the_runs_departures(full, tmp_path):
     chosen, later = as_report_bs_snapshot(full / "fid" / "dcgan-step_20-n4", 46_000), \
         as_report_bs_snapshot(full / "fid" / "dcgan-step_40-n4", 50_000)
-    chosen["compared"] = [{"step": 46_000, "fid": chosen["fid"]}, {"step": 50_000, "fid": later["fid"]}]
+    chosen["compared"] = [{**chosen["compared"][0], "step": 46_000}, {**chosen["compared"][1], "step": 50_000}]
     (full / "fid" / "dcgan-step_20-n4" / "summary.json").write_text(json.dumps(chosen))
     gan = summary(full / "gan" / "dcgan" / "summary.json")
     page = read_page(build_report(full, tmp_path / "out", formats=("html",))["html"])
@@ -558,19 +565,12 @@ def test_report_bs_fid_beside_its_50000_step_snapshot_and_the_runs_departures(fu
 def test_recovery_text_says_what_a_collapse_event_did():
     from cifar_core.report.points import departures_text, recovery_text
 
-    event = {"step": 1200, "action": "rollback", "rolled_back_to": 1000, "lr_after": 1e-4}
+    event = CollapseEvent(step=1200, action="rollback", rolled_back_to=1000, lr_after=1e-4)
     assert recovery_text(event) == "step 1,200: rollback to step 1,000, learning rate 0.0001"
-    assert recovery_text({"step": 3000, "action": "none", "why": "collapse.mode is off", "lr_after": 2e-4}) == \
+    assert recovery_text(CollapseEvent(step=3000, action="none", why="collapse.mode is off", lr_after=2e-4)) == \
         "step 3,000: none (collapse.mode is off), learning rate 0.0002"
     assert departures_text([]) == "no departure from report B's protocol"
     assert departures_text(None).startswith("departures from report B's protocol not recorded")
-
-
-def test_what_the_report_expects_is_what_the_stages_write():
-    """shapes.json is derived from the fixture tree (real stage outputs): regenerated with it."""
-    from cifar_core.report import shapes
-
-    assert shapes.derive(FIXTURE) == json.loads(shapes.SHAPES.read_text())
 
 
 @pytest.mark.parametrize(("relative", "change", "named"), [

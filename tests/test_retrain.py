@@ -91,9 +91,9 @@ def test_by_default_the_best_trial_of_each_of_the_best_architectures_is_retraine
                                                                       "base_config": base.to_dict()})
     (tmp_path / "tune" / "exp" / "summary.json").write_text(json.dumps({"complete": True}))
     by_architecture = selected_configs(tmp_path, "exp", 3)
-    assert [(e["trial_id"], e["params"]["model.name"]) for e in by_architecture] == [
+    assert [(e.trial_id, e.params["model.name"]) for e in by_architecture] == [
         ("a", "cnn6"), ("c", "cnn7"), ("e", "cnn2")]
-    assert [e["trial_id"] for e in selected_configs(tmp_path, "exp", 3, select="trials")] == ["a", "b", "c"]
+    assert [e.trial_id for e in selected_configs(tmp_path, "exp", 3, select="trials")] == ["a", "b", "c"]
 
 
 def test_retrain_command(tmp_path, synth_root):

@@ -173,17 +173,17 @@ def load_image_folder(folder: str | os.PathLike) -> np.ndarray:
 def _check_sample_set(folder: Path, image_names: list[str]) -> None:
     """A folder `cifar gan sample` wrote must hold exactly the images its manifest lists: scoring
     a set with images added or missing would measure something nobody sampled."""
-    from cifar_core.gan.sample import MANIFEST, read_sample_manifest
+    from cifar_core.summaries import SampleManifest
 
-    manifest = read_sample_manifest(folder)
-    if manifest is None:
+    if not SampleManifest.file_in(folder).is_file():
         return
-    listed = {name for name in manifest.get("files", []) if Path(name).suffix.lower() in IMAGE_SUFFIXES}
+    manifest = SampleManifest.read_in(folder)
+    listed = {name for name in manifest.files if Path(name).suffix.lower() in IMAGE_SUFFIXES}
     extra, missing = sorted(set(image_names) - listed), sorted(listed - set(image_names))
     if extra or missing:
         problem = (f"it holds images the manifest does not list ({len(extra)}, e.g. {extra[0]})" if extra
                    else f"images the manifest lists are missing ({len(missing)}, e.g. {missing[0]})")
-        raise CifarError(f"{folder} is not the sample set its {MANIFEST} describes: {problem}; sample it again "
+        raise CifarError(f"{folder} is not the sample set its {SampleManifest.FILE} describes: {problem}; sample it again "
                          "into a new folder")
 
 

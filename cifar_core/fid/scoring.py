@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from cifar_core import protocols
-from cifar_core.atomic import file_digest, read_json
+from cifar_core.atomic import file_digest
 from cifar_core.device import resolve_device
 from cifar_core.errors import CifarError
 from cifar_core.fid.features import FeatureExtractor, load_images, load_inception
@@ -32,6 +32,7 @@ from cifar_core.protocols import REPORT_B_FID_IMAGES, REPORT_B_FID_STEP
 from cifar_core.resultdir import Opened, Request, ResultDir
 from cifar_core.seeds import check_seed, derive_seed
 from cifar_core.snapshots import step_file, step_files, step_of
+from cifar_core.summaries import ComparedScore, FidSummary
 
 DEFAULT_N = REPORT_B_FID_IMAGES  # generated images per score (per snapshot when selecting), as report B
 SELECT_ON = "train"  # the split --select-best chooses on: never the split it reports
@@ -108,11 +109,11 @@ def run_fid(out_dir: Path, *, fake: Path | None = None, checkpoint: Path | None 
             run_dir: Path | None = None, data_dir: Path, split: str = "test", weights=None,
             device: str = "auto", batch_size: int | None = None, n: int | None = None, seed: int = 0,
             cache_dir: Path | None = None, batch_norm: str = "running", root: Path | None = None,
-            compared: list[dict] | None = None) -> dict:
+            compared: list[ComparedScore] | None = None) -> dict:
     """Score one of `fake`, `checkpoint` or `run_dir` (every snapshot) and write the summary, as the
     only writer of `out_dir` (under `root`, RESULTS); a finished score of the same request on the
     same inputs is returned as it stands. `compared`: the scores of other snapshots set beside this
-    one ({step, fid, summary}), recorded in its summary with this one first."""
+    one, recorded in its summary with this one first. Returns the summary (a FidSummary) as written."""
     if sum(x is not None for x in (fake, checkpoint, run_dir)) != 1:
         raise CifarError("give exactly one of fake images, a checkpoint or a run dir to select from")
     if n is not None and n < 2:
@@ -134,23 +135,23 @@ def run_fid(out_dir: Path, *, fake: Path | None = None, checkpoint: Path | None 
     else:
         generated = (*load_fake(fake, checkpoint, n, seed, device, batch_norm), time.perf_counter() - start)
     with ResultDir(out_dir, "FID score", root=root) as result:
-        beside = {f"beside step_{c['step']}": file_digest(c["summary"]) for c in compared or ()}
+        beside = {f"beside step_{c.step}": file_digest(c.summary) for c in compared or ()}
         opened = result.open(Request("FID score", request, data=_data_digest(data_dir),
                                      inputs={**fid_inputs(fake, checkpoint, run_dir, weights), **beside}),
                              remedy="pass --name (or --out) to keep both, or delete it")
         if opened is Opened.DONE:
             log(f"fid: {out_dir} already holds this score of these inputs")
-            return read_json(result.summary_path)
+            return FidSummary.read(result.summary_path).to_json()
         summary = _score(request, generated, run_dir, data_dir, split, weights, device, batch_size, n, seed,
                          cache_dir, batch_norm, start)
         if compared is not None:
-            summary["compared"] = [{"step": step_of(checkpoint), "fid": summary["fid"],
-                                    "summary": str(result.summary_path)}, *compared]
-        return result.complete(summary)
+            summary.compared = [ComparedScore(step=step_of(checkpoint), fid=summary.fid,
+                                              summary=str(result.summary_path)), *compared]
+        return result.complete(summary.to_json())
 
 
 def _score(request: dict, generated, run_dir, data_dir, split, weights, device, batch_size, n, seed, cache_dir,
-           batch_norm, start: float) -> dict:
+           batch_norm, start: float) -> FidSummary:
     setup = prepare(data_dir, split, weights, device, batch_size, cache_dir)
     if run_dir is not None:
         selection = FidSetup(setup.extractor, reference_statistics(data_dir, SELECT_ON, setup.extractor, cache_dir),
@@ -318,10 +319,10 @@ def run_snapshots(run_dir: Path) -> list[tuple[int, Path]]:
     return found
 
 
-def summary_of(setup: FidSetup, result: dict, total_seconds: float) -> dict:
-    """summary.json: the score(s), what was compared, the weights, the device and timings."""
+def summary_of(setup: FidSetup, result: dict, total_seconds: float) -> FidSummary:
+    """The score(s), what was compared, the weights, the device and timings."""
     extractor, reference = setup.extractor, setup.reference
-    summary = {
+    return FidSummary.parse({
         **result,
         "n_real": reference.n,
         "real": {
@@ -342,8 +343,7 @@ def summary_of(setup: FidSetup, result: dict, total_seconds: float) -> dict:
         "torch": torch.__version__,
         "numpy": np.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    return summary
+    })
 
 
 def describe_device(device: torch.device) -> str:

@@ -19,21 +19,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from cifar_core.atomic import atomic_write, file_digest, read_json, write_plain
+from cifar_core.atomic import atomic_write, file_digest, write_plain
 from cifar_core.device import resolve_device
 from cifar_core.errors import CheckpointError, ConfigError
 from cifar_core.gan.checkpoint import build_network, read_gan_checkpoint
 from cifar_core.gan.grid import png_bytes, to_uint8
 from cifar_core.resultdir import PROTOCOL_FILES, Opened, Request, ResultDir
 from cifar_core.seeds import check_seed
+from cifar_core.summaries import SampleManifest
 
 SAMPLE_FORMATS = ("png", "npz", "both")
 BATCH_NORM_MODES = ("running", "batch")  # BatchNorm statistics used when sampling
 # Images generated at once are held as uint8 on the CPU: 500,000 are 1.5 GB (and 4 GB of Inception
 # features when FID scores them; the usual FID uses 10,000 to 50,000). More is refused up front.
 MAX_IMAGES = 500_000
-# Written last into a sample folder: what it is a sample of and which files belong to it.
-MANIFEST = "SAMPLES.json"
 
 
 def load_generator(checkpoint_path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
@@ -123,7 +122,8 @@ def sample_to_folder(checkpoint: str | Path, out_dir: str | Path, n: int, seed: 
                      batch_size: int = 500, batch_norm: str = "running",
                      device: str | torch.device = "cpu") -> dict[str, Any]:
     """Write n samples of a checkpoint's generator into `out_dir` as one complete set, with a
-    SAMPLES.json manifest (what they are a sample of, and their files); returns the manifest.
+    SAMPLES.json manifest (a SampleManifest: what they are a sample of, and their files, written last);
+    returns the manifest as written.
 
     `out_dir` is a result directory (cifar_core.resultdir): its only writer holds its lock; a folder
     of other files, or of another sample, is refused before any work; the same request on the same
@@ -140,21 +140,21 @@ def sample_to_folder(checkpoint: str | Path, out_dir: str | Path, n: int, seed: 
     }
     request = Request("sample set", settings, inputs={"checkpoint": file_digest(checkpoint, "sha256")})
     ours = lambda: [p for p in out_dir.iterdir() if _SAMPLE_FILE.fullmatch(p.name)] if out_dir.is_dir() else []  # noqa: E731
-    with ResultDir(out_dir, "sample set", root=Path(os.path.abspath(out_dir)).parent, summary=MANIFEST,
+    with ResultDir(out_dir, "sample set", root=Path(os.path.abspath(out_dir)).parent, summary=SampleManifest.FILE,
                    outputs=ours) as result:
         _refuse_foreign(out_dir)
         opened = result.open(request, remedy="choose another --out, or delete it")
         if opened is Opened.DONE:
-            return read_json(result.summary_path)
+            return SampleManifest.read(result.summary_path).to_json()
         result.clear()  # a set killed midway, damaged, or of a retrained checkpoint: made again as a whole
         images = generate(generator, n, seed, batch_size=batch_size, device=device, batch_norm=batch_norm)
         written = write_samples(images, out_dir, fmt, labels=sample_labels(generator, n))
-        return result.complete({**settings, "checkpoint_sha256": request.inputs["checkpoint"],
-                                "files": [path.name for path in written]})
+        return result.complete(SampleManifest.parse({**settings, "checkpoint_sha256": request.inputs["checkpoint"],
+                                                     "files": [path.name for path in written]}).to_json())
 
 
 # What a sample set writes: its images, its .npz and its manifest; anything else in --out is someone's.
-_SAMPLE_FILE = re.compile(rf"[0-9]{{5,}}\.png|samples\.npz|{re.escape(MANIFEST)}")
+_SAMPLE_FILE = re.compile(rf"[0-9]{{5,}}\.png|samples\.npz|{re.escape(SampleManifest.FILE)}")
 
 
 def _refuse_foreign(out_dir: Path) -> None:
@@ -165,12 +165,6 @@ def _refuse_foreign(out_dir: Path) -> None:
         more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
         raise ConfigError(f"--out {out_dir} holds {foreign[0]}{more}, which no sample wrote: move it away, or choose "
                           "another --out")
-
-
-def read_sample_manifest(folder: str | Path) -> dict[str, Any] | None:
-    """The SAMPLES.json of a folder `sample_to_folder` wrote, or None when there is none."""
-    path = Path(folder) / MANIFEST
-    return read_json(path) if path.is_file() else None
 
 
 def _write_npz(file, arrays: dict[str, np.ndarray]) -> None:

@@ -35,6 +35,7 @@ from cifar_core.progress import log, progress
 from cifar_core.resultdir import ResultDir, refuse_fewer_steps, settings_request
 from cifar_core.seeds import generator
 from cifar_core.snapshots import step_file, step_files
+from cifar_core.summaries import GanSummary
 
 GRID_SIZE = 64  # fixed-noise samples: an 8x8 grid, and the batch whose spread measures diversity
 LogCallback = Callable[[dict[str, Any], GanTraining], None]
@@ -47,7 +48,7 @@ class RunFiles:
         self.samples = self.dir / "samples"
         self.last = self.checkpoints / "last.pt"
         self.metrics = self.dir / "metrics.jsonl"
-        self.summary = self.dir / "summary.json"
+        self.summary = GanSummary.file_in(self.dir)
         self.losses_plot = self.dir / "losses.png"
 
     def outputs(self) -> list[Path]:
@@ -114,7 +115,8 @@ def _train(cfg, data_dir, run: ResultDir, files: RunFiles, checkpoint, digest: s
         gan.save(step_snapshot=False)  # nothing left to train: refresh last.pt's wall time only
     if gan.rows:
         save_loss_plot(gan.rows, files.losses_plot)
-    summary = _summary(cfg, gan.training, gan.events, gan.rows, gan.wall_time(), files, data_dir, digest, failure)
+    summary = _summary(cfg, gan.training, gan.events, gan.rows, gan.wall_time(), files, data_dir, digest,
+                       failure).to_json()
     if failure is not None:  # on the record, but not complete: the same command tries again
         atomic_write_json(files.summary, summary)
         raise TrainingDiverged(
@@ -296,11 +298,11 @@ def recovery_departures(events: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _summary(cfg, training: GanTraining, events, rows, wall_time, files: RunFiles, data_dir, digest, failure) -> dict[str, Any]:
+def _summary(cfg, training: GanTraining, events, rows, wall_time, files: RunFiles, data_dir, digest, failure) -> GanSummary:
     metrics = [r for r in rows if "event" not in r]
     g_params = count_parameters(training.generator)
     d_params = count_parameters(training.discriminator)
-    return {
+    return GanSummary.parse({
         "run_dir": str(files.dir),
         "status": "completed" if failure is None else "failed",
         "failure": failure,  # {"step", "reason"} of a run that diverged, else None
@@ -320,4 +322,4 @@ def _summary(cfg, training: GanTraining, events, rows, wall_time, files: RunFile
         "final": metrics[-1] if metrics else None,
         "checkpoints": [p.name for _, p in step_files(files.checkpoints, ".pt")],
         "config": cfg.to_dict(),
-    }
+    })

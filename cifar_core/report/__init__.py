@@ -1,7 +1,7 @@
 """`cifar report`: one page (and a Markdown twin) for whatever stages of the study have run.
 
-Summaries -> one plain dict (`collect`, kept as report.json) -> a document (`content`) -> a
-self-contained index.html (figures inline, no requests, no script) and report.md.
+Summaries, each read through its class -> one dict (`collect`, kept as report.json) -> a document
+(`content`) -> a self-contained index.html (figures inline, no requests, no script) and report.md.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 from cifar_core.atomic import atomic_write_json, atomic_write_text
 from cifar_core.errors import ConfigError
 from cifar_core.layout import Results
+from cifar_core.records import plain
 
 FORMATS = ("html", "md")
 
@@ -33,7 +34,7 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     collected = collect_results(results_dir)
     figures = make_figures(collected, out / "figures")
     document = build_document(collected, figures)
-    written = {"json": atomic_write_json(out / "report.json", {**collected, "figures": figures})}
+    written = {"json": atomic_write_json(out / "report.json", plain({**collected, "figures": figures}))}
     if "html" in formats:
         written["html"] = atomic_write_text(out / "index.html", render_html(document))
     if "md" in formats:

@@ -23,7 +23,7 @@ from cifar_core.protocols import (
     mean_std,
     with_unit,
 )
-from cifar_core.report.classify_sections import SELECTION_TEXT, precision_text, search_departures
+from cifar_core.report.classify_sections import SELECTION_TEXT, precision_text, same_runs, search_departures
 from cifar_core.report.departures import departures_table
 from cifar_core.report.document import MISSING, Cell, Section, Table, Text, as_number, count, decimal, text
 from cifar_core.report.points import (
@@ -36,9 +36,11 @@ from cifar_core.report.points import (
     protocol_name,
     recipe_caveats,
     recorded_departures,
+    scored_split,
     snapshot_comparisons,
     snapshot_step,
 )
+from cifar_core.summaries import ModelMeans, RecipeSummary, SearchSummary
 
 
 @dataclass(frozen=True)
@@ -136,21 +138,21 @@ def why_absent(anchor: Anchor, collected: dict[str, Any]) -> str:
                 f"with (`{COMMANDS['recipe-a']}` with the ablation's settings)")
     reasons = "; ".join(stage_state(stage, collected) for stage in stages)
     if anchor.key == "b.gan.steps" and collected["stages"]["gan"]:
-        trained = ", ".join(f"gan/{e['name']} trained {count(e['summary'].get('steps')).text} steps"
+        trained = ", ".join(f"gan/{e['name']} trained {count(e['summary'].steps).text} steps"
                             for e in collected["stages"]["gan"])
         return f"no snapshot scored on the test split ({trained}: training steps, not a scored snapshot's); {reasons}"
     tune = next(iter(collected["stages"]["tune"]), None)
     if anchor.key == "a.search.concurrent" and tune is not None:
         return "the search's trials report no timings (no trial reported an epoch), so none can be counted"
     if anchor.key == "a.search.keep" and tune is not None:
-        limit = (tune["summary"].get("settings") or {}).get("max_epochs")
+        limit = (tune["summary"].settings or {}).get("max_epochs")
         return f"tune/{tune['name']}: no ASHA rung below its epoch limit ({limit}), so ASHA kept or stopped nothing"
     return reasons
 
 
 def _made_by(stage: str) -> Callable[[dict[str, Any]], bool]:
     """Whether a FID here was made by stage `stage` (the pipeline's, or its own command)."""
-    return lambda c: any(e["summary"].get("made_by") == stage for e in c["stages"]["fid"])
+    return lambda c: any(e["summary"].made_by == stage for e in c["stages"]["fid"])
 
 
 RESULT_OF = {"tune": lambda c: bool(c["stages"]["tune"]), "recipe-a": lambda c: recipe_result(c, "report-a"),
@@ -162,30 +164,30 @@ def stage_state(stage: str, collected: dict[str, Any]) -> str:
     if stage in RESULT_OF and RESULT_OF[stage](collected):
         return f"stage {stage} ran here, but its result does not record what measures this"
     for profile, record in pipeline_records(collected, stage):
-        if record.get("status") in ("unavailable", "failed", "blocked", "running"):
-            return f"pipeline {profile}: stage {stage} {record['status']}: {record.get('reason') or 'no reason recorded'}"
+        if record.status in ("unavailable", "failed", "blocked", "running"):
+            return f"pipeline {profile}: stage {stage} {record.status}: {record.reason or 'no reason recorded'}"
     return f"stage {stage} has not run here (`{COMMANDS[stage]}`, or `cifar pipeline`)"
 
 
 
 # --- the measurements -----------------------------------------------------------------------------
-def recipe_result(collected: dict[str, Any], recipe: str, augment: str | None = None) -> dict[str, Any] | None:
+def recipe_result(collected: dict[str, Any], recipe: str, augment: str | None = None) -> RecipeSummary | None:
     """A recipe's summary: the one with the recipe's own budget when there is one."""
     found = [e["summary"] for e in collected["stages"]["recipe"]
-             if e["summary"].get("recipe") == recipe and e["summary"].get("augment") == augment]
+             if e["summary"].recipe == recipe and e["summary"].augment == augment]
     default = recipe if augment is None else f"{recipe}-augment-{augment}"
-    return next((s for s in found if s.get("name") == default), found[0] if found else None)
+    return next((s for s in found if s.name == default), found[0] if found else None)
 
 
-def recipe_note(summary: dict[str, Any]) -> str:
+def recipe_note(summary: RecipeSummary) -> str:
     """Which result, its seeds, budget and precision, then every departure its runs recorded."""
-    notes = [f"recipe/{summary.get('name')}", f"seeds {', '.join(map(str, summary.get('seeds') or []))}",
-             budget_text(summary.get("budget")), precision_text(summary),
+    notes = [f"recipe/{summary.name}", f"seeds {', '.join(map(str, summary.seeds or []))}",
+             budget_text(summary.budget), precision_text(summary),
              departures_text(recorded_departures(summary), protocol_name(summary))]
     return "; ".join(notes)
 
 
-def _recipe_measured(cell: Cell, summary: dict[str, Any], how: str = "") -> Measured:
+def _recipe_measured(cell: Cell, summary: RecipeSummary, how: str = "") -> Measured:
     """A number of a recipe's runs, with its caveats and departures."""
     note = recipe_note(summary)
     return Measured(cell, f"{how}; {note}" if how else note, caveats=tuple(recipe_caveats(summary)))
@@ -204,20 +206,26 @@ def _points(value: float) -> Cell:
 def _recipe_model(anchor: Anchor, collected) -> list[Measured]:
     summary = recipe_result(collected, "report-a")
     model = anchor.key.split(".")[1]
-    entry = next((m for m in (summary or {}).get("by_model") or [] if m["model"] == model), None)
+    entry = next((m for m in _by_model(summary) if m.model == model), None)
     if entry is None:
         return []
-    return [_recipe_measured(_pct(entry["test_top1_mean"], entry["test_top1_std"]), summary)]
+    return [_recipe_measured(_pct(entry.test_top1_mean, entry.test_top1_std), summary)]
+
+
+def _by_model(summary: RecipeSummary | None) -> list[ModelMeans]:
+    """A recipe's per-model means ([] without a recipe)."""
+    return (summary.by_model or []) if summary is not None else []
 
 
 def _parameters(anchor: Anchor, collected) -> list[Measured]:
     model = {"a.cnn6": "cnn6", "a.cnn7": "cnn7", "a.cnn2": "cnn2", "b.resdw": "resdw",
              "b.gan.generator": "dcgan_generator", "b.gan.discriminator": "dcgan_discriminator"}
     gan = next(iter(collected["stages"]["gan"]), None)
-    parameters = (gan or {}).get("summary", {}).get("parameters") or {}
-    if anchor.key.startswith("b.gan.") and as_number(parameters.get(anchor.key.split(".")[-1])) is not None:
-        value = parameters[anchor.key.split(".")[-1]]
-        config = gan["summary"].get("config") or {}
+    counted = gan["summary"].parameters if gan is not None else None
+    if anchor.key.startswith("b.gan.") and counted is not None:
+        value = {"b.gan.generator": counted.generator, "b.gan.discriminator": counted.discriminator,
+                 "b.gan.total": counted.total}[anchor.key]
+        config = gan["summary"].config or {}
         return [Measured(count(value), f"GAN run gan/{gan['name']}, widths ngf {config.get('ngf')}, ndf "
                          f"{config.get('ndf')} (report B's sizes at 46)")]
     if anchor.key == "b.gan.total":
@@ -232,11 +240,12 @@ def _tune(anchor: Anchor, collected) -> list[Measured]:
     entry = next(iter(collected["stages"]["tune"]), None)
     if entry is None:
         return []
-    summary, settings = entry["summary"], entry["summary"].get("settings") or {}
+    summary, settings = entry["summary"], entry["summary"].settings or {}
     where = f"tune/{entry['name']}; " + departures_text(search_departures(entry), "report A's search")
     caveats = (SYNTHETIC,) if entry.get("synthetic_data") else ()
     if anchor.key.startswith("a.split"):
-        fraction = (((entry.get("experiment") or {}).get("base_config") or {}).get("run") or {}).get("val_fraction")
+        experiment = entry.get("experiment")
+        fraction = ((experiment.base_config if experiment else {}).get("run") or {}).get("val_fraction")
         images = _train_images(collected)
         if fraction is None or images is None:
             return []
@@ -250,33 +259,32 @@ def _tune(anchor: Anchor, collected) -> list[Measured]:
     elif anchor.key == "a.search.optimizers":
         return _optimizers(collected, entry, caveats)
     else:
-        value = {"a.search.architectures": len((summary.get("space") or {}).get("architectures") or []),
-                 "a.search.trials": summary.get("trials"), "a.search.max_epochs": settings.get("max_epochs")}[anchor.key]
+        architectures = summary.space.architectures if summary.space else None
+        value = {"a.search.architectures": len(architectures or []), "a.search.trials": summary.trials,
+                 "a.search.max_epochs": settings.get("max_epochs")}[anchor.key]
         found = [] if as_number(value) is None else [Measured(Cell(f"{value:g}", value, True), where)]
     return [Measured(m.cell, m.how, caveats=caveats) for m in found]
 
 
-def _concurrency(summary: dict[str, Any], settings: dict[str, Any], where: str) -> list[Measured]:
+def _concurrency(summary: SearchSummary, settings: dict[str, Any], where: str) -> list[Measured]:
     """Trials that really ran at once, from their epochs' times (not the setting)."""
-    measured = summary.get("concurrency")
-    if not measured or measured.get("max") is None:
+    measured = summary.concurrency
+    if measured is None:
         return []
-    mean = measured.get("mean")
-    return [Measured(count(measured["max"]), "the most trials running together, from their start and end "
+    mean = measured.mean
+    return [Measured(count(measured.max), "the most trials running together, from their start and end "
                      "times" + (f" (mean {mean:g} while any ran)" if mean is not None else "")
                      + f"; at most {settings.get('max_concurrent')} allowed; {where}")]
 
 
-def _kept(summary: dict[str, Any], settings: dict[str, Any], where: str) -> list[Measured]:
+def _kept(summary: SearchSummary, settings: dict[str, Any], where: str) -> list[Measured]:
     """The fraction of trials ASHA let go on at its rungs (below the epoch limit), pooled."""
-    rungs = [r for r in summary.get("rungs") or [] if r["epoch"] < settings.get("max_epochs", 0)
-             and r["trials_reached"]]
+    rungs = [r for r in summary.rungs or [] if r.epoch < settings.get("max_epochs", 0) and r.trials_reached]
     if not rungs:
         return []
-    kept = sum(r["trials_reached"] - r["stopped_here"] for r in rungs)
-    reached = sum(r["trials_reached"] for r in rungs)
-    each = ", ".join(f"epoch {r['epoch']}: {r['trials_reached'] - r['stopped_here']} of {r['trials_reached']}"
-                     for r in rungs)
+    kept = sum(r.trials_reached - r.stopped_here for r in rungs)
+    reached = sum(r.trials_reached for r in rungs)
+    each = ", ".join(f"epoch {r.epoch}: {r.trials_reached - r.stopped_here} of {r.trials_reached}" for r in rungs)
     return [Measured(_points(100 * kept / reached), f"trials ASHA let go on at its rungs ({each}); reduction "
                      f"factor {settings.get('reduction_factor')} (asynchronous: early trials at a rung are compared "
                      f"with fewer); {where}", unit="%")]
@@ -285,15 +293,14 @@ def _kept(summary: dict[str, Any], settings: dict[str, Any], where: str) -> list
 def _optimizers(collected: dict[str, Any], entry: dict[str, Any], caveats: tuple[str, ...]) -> list[Measured]:
     """The optimizers of the models selected from the search: those its retrain retrained (as it
     selected them), else the best trial of each of its 3 best architectures (report A's reading)."""
-    retrain = next((e for e in collected["stages"]["retrain"] if e["summary"].get("experiment") == entry["name"]), None)
+    retrain = next((e for e in collected["stages"]["retrain"] if e["summary"].experiment == entry["name"]), None)
     if retrain is not None:
         s = retrain["summary"]
-        chosen = [{"model": m["model"], "optim": (m.get("params") or {}).get("optim.name", m.get("optimizer"))}
-                  for m in s.get("models") or []]
-        which = f"retrain/{retrain['name']}: the {len(chosen)} it retrained, {SELECTION_TEXT[s['select']]}"
+        chosen = [{"model": m.model, "optim": (m.params or {}).get("optim.name", m.optimizer)} for m in s.models]
+        which = f"retrain/{retrain['name']}: the {len(chosen)} it retrained, {SELECTION_TEXT[s.select]}"
     else:
-        top = ((entry.get("top_k") or {}).get("top_architectures") or [])[:3]
-        chosen = [{"model": t["params"].get("model.name"), "optim": t["params"].get("optim.name")} for t in top]
+        top = ((entry["top_k"].top_architectures if entry.get("top_k") else None) or [])[:3]
+        chosen = [{"model": t.params.get("model.name"), "optim": t.params.get("optim.name")} for t in top]
         which = (f"tune/{entry['name']}/top_k.json (no retrain of it here): the best trial of each of the "
                  f"{len(chosen)} best architectures, report A's 'top 3' as we read it")
     if not chosen:
@@ -307,9 +314,8 @@ def _optimizers(collected: dict[str, Any], entry: dict[str, Any], caveats: tuple
 
 def _train_images(collected) -> int | None:
     for pipeline in collected["pipelines"]:
-        count = ((pipeline.get("data") or {}).get("train") or {}).get("count")
-        if count is not None:
-            return count
+        if pipeline["data"] is not None:
+            return pipeline["data"].train.count
     return None
 
 
@@ -318,7 +324,7 @@ def _final(anchor: Anchor, collected) -> list[Measured]:
     if summary is None:
         return []
     if anchor.key == "a.final.epochs":
-        budget = summary.get("budget") or {}
+        budget = summary.budget or {}
         if "epochs" in budget:
             return [_recipe_measured(count(budget["epochs"]), summary)]
         return [Measured(Cell(budget_text(budget), None, True), f"trained for steps, not epochs; {recipe_note(summary)}",
@@ -332,26 +338,26 @@ def _augment(anchor: Anchor, collected) -> list[Measured]:
     without = recipe_result(collected, "report-a", "none")
     if without is None:
         return []
-    means = {m["model"]: m["test_top1_mean"] for m in without.get("by_model") or []}
+    means = {m.model: m.test_top1_mean for m in _by_model(without)}
     if anchor.key == "a.augment.none":
         mean, _ = mean_std(means.values())
         return [_recipe_measured(_pct(mean), without, f"mean of {', '.join(means)} without augmentation")]
     with_aug = recipe_result(collected, "report-a")
-    if with_aug is None or any(with_aug.get(k) != without.get(k) for k in ("budget", "seeds", "amp")):
+    if with_aug is None or not same_runs(with_aug, without):
         return []
-    gains = [m["test_top1_mean"] - means[m["model"]] for m in with_aug.get("by_model") or []
-             if m["model"] in means and m["test_top1_mean"] is not None and means[m["model"]] is not None]
+    gains = [m.test_top1_mean - means[m.model] for m in _by_model(with_aug)
+             if m.model in means and m.test_top1_mean is not None and means[m.model] is not None]
     mean, _ = mean_std(gains)
     if mean is None:
         return []
     return [_recipe_measured(Cell(f"{100 * mean:+.2f}", 100 * mean, True), without, f"mean over {len(gains)} model(s) "
-                             f"of recipe/{with_aug.get('name')} minus recipe/{without.get('name')}")]
+                             f"of recipe/{with_aug.name} minus recipe/{without.name}")]
 
 
 def _published_gap(anchor: Anchor, collected) -> list[Measured]:
     """Report A's "about 16% better": the published mean minus the mean of its three models."""
     summary = recipe_result(collected, "report-a")
-    means = [m["test_top1_mean"] for m in (summary or {}).get("by_model") or [] if m["test_top1_mean"] is not None]
+    means = [m.test_top1_mean for m in _by_model(summary) if m.test_top1_mean is not None]
     if not means:
         return []
     published_mean = ANCHORS_BY_KEY["a.published.mean"].value
@@ -368,32 +374,31 @@ def _resdw(anchor: Anchor, collected) -> list[Measured]:
     if anchor.key == "b.resdw.params":
         return _parameters(anchor, collected)
     summary = recipe_result(collected, "report-b")
-    entry = next(iter((summary or {}).get("by_model") or []), None)
+    entry = next(iter(_by_model(summary)), None)
     if entry is None:
         return []
     if anchor.key == "b.resdw.steps":
-        steps = (summary.get("budget") or {}).get("steps")
+        steps = (summary.budget or {}).get("steps")
         return [] if steps is None else [_recipe_measured(count(steps), summary)]
     if anchor.key == "b.resdw.test":
-        return [_recipe_measured(_pct(entry["test_top1_mean"], entry["test_top1_std"]), summary,
-                                 "± is the SD over seeds")]
+        return [_recipe_measured(_pct(entry.test_top1_mean, entry.test_top1_std), summary, "± is the SD over seeds")]
     if anchor.key == "b.resdw.train":
-        return [_recipe_measured(_pct(entry["train_acc_mean"], entry["train_acc_std"]), summary,
+        return [_recipe_measured(_pct(entry.train_acc_mean, entry.train_acc_std), summary,
                                  "the last epoch's running accuracy on augmented batches")]
     if anchor.key == "b.resdw.runtime":
         return _runtime(summary)
-    mean, std = entry["final_train_loss_mean"], entry["final_train_loss_std"]
+    mean, std = entry.final_train_loss_mean, entry.final_train_loss_std
     return [] if mean is None else [_recipe_measured(Cell(f"{mean:.3f}" + (f" ± {std:.3f}" if std is not None else ""),
                                                           mean, True), summary, "the last epoch's mean")]
 
 
-def _runtime(summary: dict[str, Any]) -> list[Measured]:
+def _runtime(summary: RecipeSummary) -> list[Measured]:
     """Training time of one resdw run, in minutes, on the device it ran on."""
-    runs = [m for m in summary.get("models") or [] if as_number(m.get("train_time_s")) is not None]
+    runs = [m for m in summary.models if m.train_time_s is not None]
     if not runs:
         return []
-    minutes, _ = mean_std(m["train_time_s"] / 60 for m in runs)
-    devices = ", ".join(sorted({str(m.get("device") or "?") for m in runs}))
+    minutes, _ = mean_std(m.train_time_s / 60 for m in runs)
+    devices = ", ".join(sorted({m.device or "?" for m in runs}))
     return [_recipe_measured(decimal(minutes, 2), summary, f"training of one run, mean of {len(runs)}, on {devices} "
                              "(report B's machine is not named)")]
 
@@ -410,15 +415,15 @@ def _sota_ratio(anchor: Anchor, collected) -> list[Measured]:
 def _sota_gap(anchor: Anchor, collected) -> list[Measured]:
     """Report B's "approximately 14 percentage points": the cited accuracy minus resdw's."""
     summary = recipe_result(collected, "report-b")
-    entry = next(iter((summary or {}).get("by_model") or []), None)
-    if entry is None or entry["test_top1_mean"] is None:
+    entry = next(iter(_by_model(summary)), None)
+    if entry is None or entry.test_top1_mean is None:
         return []
     cited = ANCHORS_BY_KEY["b.sota.test"].value
     if recipe_caveats(summary):
         return not_computed(f"the cited {cited}%; {recipe_note(summary)}", recipe_caveats(summary))
     theirs = ANCHORS_BY_KEY["b.resdw.test"].value
-    return [_recipe_measured(_points(cited - 100 * entry["test_top1_mean"]), summary, f"{cited} minus our resdw's "
-                             f"{100 * entry['test_top1_mean']:.2f}% (report B: minus its {theirs}, {cited - theirs:.2f})")]
+    return [_recipe_measured(_points(cited - 100 * entry.test_top1_mean), summary, f"{cited} minus our resdw's "
+                             f"{100 * entry.test_top1_mean:.2f}% (report B: minus its {theirs}, {cited - theirs:.2f})")]
 
 
 def _fid_measured(cell: Cell, entry: dict[str, Any], how: str, collected: dict[str, Any], label: str = "") -> Measured:
@@ -432,13 +437,13 @@ def _fid_measured(cell: Cell, entry: dict[str, Any], how: str, collected: dict[s
 
 def compared_snapshots(collected: dict[str, Any]) -> set[str]:
     """The FID results stage fid-b scored beside report B's snapshot (the 50,000-step one)."""
-    return {Path(c["summary"]).parent.name for comparison in snapshot_comparisons(collected)
-            for c in comparison["summary"]["compared"][1:] if c.get("summary")}
+    return {Path(c.summary).parent.name for comparison in snapshot_comparisons(collected)
+            for c in comparison["summary"].compared[1:]}
 
 
 def _label(key: str, entry: dict[str, Any], collected: dict[str, Any]) -> str:
     """Which FID: its protocol and snapshot (report B's protocol scores one fixed snapshot)."""
-    step = snapshot_step((entry["summary"].get("fake") or {}).get("path"))
+    step = snapshot_step(entry["summary"].fake.path)
     if key == "checkpoint":
         return f"one snapshot, step {step:,}" if step is not None else FID_LABELS[key]
     if key == "report-b":
@@ -452,10 +457,10 @@ def _fid(anchor: Anchor, collected) -> list[Measured]:
     for entry in collected["stages"]["fid"]:
         summary = entry["summary"]
         key, how = fid_protocol(summary)
-        if key not in FID_LABELS or (summary.get("real") or {}).get("split") != "test":
+        if key not in FID_LABELS or scored_split(summary) != "test":
             continue
-        compared = [f"step {c['step']:,} scored the same way: FID {c['fid']:.2f}" for c in (summary.get("compared") or [])[1:]]
-        cell = decimal(summary["fid"], 2) if anchor.key == "b.fid" else count(summary["n_fake"])
+        compared = [f"step {c.step:,} scored the same way: FID {c.fid:.2f}" for c in (summary.compared or [])[1:]]
+        cell = decimal(summary.fid, 2) if anchor.key == "b.fid" else count(summary.n_fake)
         out.append(_fid_measured(cell, entry, "; ".join([how, *compared]), collected, _label(key, entry, collected)))
     return out
 
@@ -464,10 +469,11 @@ def _gan_steps(anchor: Anchor, collected) -> list[Measured]:
     """The step of each snapshot a FID scored on the test split (never a run's training steps)."""
     out = []
     for entry in collected["stages"]["fid"]:
-        key, how = fid_protocol(entry["summary"])
-        step = (entry["summary"].get("best") or {}).get("step") if key == "select-best" else None
+        summary = entry["summary"]
+        key, how = fid_protocol(summary)
+        step = (summary.best.step if summary.best else None) if key == "select-best" else None
         if key in ("report-b", "checkpoint"):
-            step = snapshot_step((entry["summary"].get("fake") or {}).get("path"))
+            step = snapshot_step(summary.fake.path)
         if step is not None and key in FID_LABELS:
             out.append(_fid_measured(count(step), entry, how, collected, _label(key, entry, collected)))
     return out

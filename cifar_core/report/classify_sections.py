@@ -42,6 +42,16 @@ from cifar_core.report.document import (
     yes_no,
 )
 from cifar_core.report.points import marked, protocol_name, recorded_departures
+from cifar_core.summaries import (
+    Concurrency,
+    PlanRow,
+    PlanSummary,
+    RecipeSummary,
+    RetrainRow,
+    RetrainSummary,
+    Rung,
+    SearchSummary,
+)
 
 SYNTHETIC_NOTE = "Trained on the synthetic stand-in: these accuracies are not CIFAR-100 results."
 SYNTHETIC_SEARCH_NOTE = ("Searched on the synthetic stand-in: these accuracies, losses and rankings are not CIFAR-100 "
@@ -59,8 +69,8 @@ def tune_section(entries: list[dict[str, Any]], figures: dict[str, str]) -> Sect
         section.blocks.append(tune_facts(name, summary, search_departures(entry)))
         if entry["trials"]:
             section.blocks.append(trials_table(name, entry["trials"], synthetic))
-        if summary.get("rungs"):
-            section.blocks.append(rungs_table(name, summary["rungs"], synthetic))
+        if summary.rungs:
+            section.blocks.append(rungs_table(name, summary.rungs, synthetic))
         if f"tune/{name}/rungs" in figures:
             section.blocks.append(Figure(f"tune/{name}/rungs", figures[f"tune/{name}/rungs"], marked(
                 "Trials per ASHA rung: how many trials trained that many epochs.", synthetic)))
@@ -74,9 +84,9 @@ def tune_section(entries: list[dict[str, Any]], figures: dict[str, str]) -> Sect
 def search_settings(entry: dict[str, Any]) -> dict[str, Any]:
     """A search's settings by the keys of report A's search protocol, from its summary and
     experiment.json (bf16 only where a trial ran on a GPU), for `cifar_core.protocols.departures`."""
-    settings = entry["summary"].get("settings") or {}
-    experiment = entry.get("experiment") or {}
-    base = settings_of(experiment.get("base_config") or {})
+    settings = entry["summary"].settings or {}
+    experiment = entry.get("experiment")  # its experiment.json (a SearchRecord), when there is one
+    base = settings_of(experiment.base_config if experiment else {})
     keys = [k for s in REPORT_A_SEARCH.settings for k in s.keys if k not in ("top_k", "select")]  # the retrain's
     actual = {k: settings[k] if k in settings else base[k] for k in keys if k in settings or k in base}
     if actual.get("batch_size") is None and "run.batch_size" in base:
@@ -84,17 +94,17 @@ def search_settings(entry: dict[str, Any]) -> dict[str, Any]:
     if actual.get("run.amp"):
         on_gpu = trials_on_gpu(entry)
         actual["run.amp"] = on_gpu if on_gpu is not None else "yes, where its trials had a GPU (not recorded)"
-    actual["data"] = data_text(experiment.get("data_digest"))
+    actual["data"] = data_text(experiment.data_digest if experiment else None)
     return actual
 
 
 def trials_on_gpu(entry: dict[str, Any]) -> bool | None:
     """Whether a search's trials ran on GPUs: from where they ran, or an explicit GPU share; None when
     neither says (the share then came from the cluster's GPUs when the search started)."""
-    devices = [str(p.get("device")) for p in entry["summary"].get("ran_on") or [] if p.get("device")]
+    devices = [p.device for p in entry["summary"].ran_on or [] if p.device]
     if devices:
         return any(d.startswith("cuda") for d in devices)
-    settings = entry["summary"].get("settings") or {}
+    settings = entry["summary"].settings or {}
     if settings.get("device") == "cpu":
         return False
     return None if settings.get("gpus_per_trial") is None else settings["gpus_per_trial"] > 0
@@ -105,38 +115,38 @@ def search_departures(entry: dict[str, Any]) -> list[str]:
     return [d.text for d in departures(search_settings(entry), REPORT_A_SEARCH)]
 
 
-def tune_facts(name: str, summary: dict[str, Any], departed: list[str]) -> Facts:
-    settings, space = summary.get("settings") or {}, summary.get("space") or {}
-    statuses = ", ".join(f"{n} {status.lower()}" for status, n in (summary.get("status_counts") or {}).items())
+def tune_facts(name: str, summary: SearchSummary, departed: list[str]) -> Facts:
+    settings, space = summary.settings or {}, summary.space
+    statuses = ", ".join(f"{n} {status.lower()}" for status, n in (summary.status_counts or {}).items())
+    searched = (space.name, space.architectures, space.optimizers) if space else (None, None, None)
     items = [
-        ("Search space", text(f"{space.get('name')}: {', '.join(space.get('architectures') or [])} x "
-                              f"{', '.join(space.get('optimizers') or [])}")),
-        ("Trials", Cell(f"{summary.get('trials')} ({statuses})", summary.get("trials"), numeric=True)),
+        ("Search space", text(f"{searched[0]}: {', '.join(searched[1] or [])} x {', '.join(searched[2] or [])}")),
+        ("Trials", Cell(f"{summary.trials} ({statuses})", summary.trials, numeric=True)),
         ("ASHA (settings)", text(f"grace period {settings.get('grace_period')} epoch(s), keeps 1/"
                                  f"{settings.get('reduction_factor')} per rung, up to {settings.get('max_epochs')} "
                                  f"epochs, at most {settings.get('max_concurrent')} trials at a time")),
-        ("Trials at once (measured)", text(concurrency_text(summary.get("concurrency")))),
-        ("Stopped early by ASHA", count(summary.get("stopped_early"))),
-        ("Epochs trained", Cell(f"{summary.get('epochs_run')} of {summary.get('epochs_without_early_stopping')} "
-                                "without early stopping", summary.get("epochs_run"), numeric=True)),
-        ("Search complete", yes_no(summary.get("complete"))),
-        ("Wall time", duration(summary.get("wall_time_s"))),
+        ("Trials at once (measured)", text(concurrency_text(summary.concurrency))),
+        ("Stopped early by ASHA", count(summary.stopped_early)),
+        ("Epochs trained", Cell(f"{summary.epochs_run} of {summary.epochs_without_early_stopping} "
+                                "without early stopping", summary.epochs_run, numeric=True)),
+        ("Search complete", yes_no(summary.complete)),
+        ("Wall time", duration(summary.wall_time_s)),
         ("Departures from report A's search", text("; ".join(departed) or "none")),
     ]
-    best = summary.get("best")
+    best = summary.best
     if best:
-        params = best.get("params") or {}
-        items.append(("Best trial", text(f"{best['trial_id']}: {params.get('model.name')} / {params.get('optim.name')}, "
-                                         f"epoch {best.get('epoch')}, {count(best.get('parameters')).text} parameters")))
-        items.append(("Best validation accuracy (%)", percent(best.get("val_acc"))))
+        items.append(("Best trial", text(f"{best.trial_id}: {best.params.get('model.name')} / "
+                                         f"{best.params.get('optim.name')}, epoch {best.epoch}, "
+                                         f"{count(best.parameters).text} parameters")))
+        items.append(("Best validation accuracy (%)", percent(best.val_acc)))
     return Facts(f"tune/{name}/facts", items)
 
 
-def concurrency_text(measured: dict[str, Any] | None) -> str:
-    if not measured or measured.get("max") is None:
+def concurrency_text(measured: Concurrency | None) -> str:
+    if measured is None:
         return "not measured (no trial reported an epoch's timing)"
-    mean = f", {measured['mean']:g} on average while any ran" if measured.get("mean") is not None else ""
-    return f"at most {measured['max']} together{mean}, from the trials' start and end times"
+    mean = f", {measured.mean:g} on average while any ran" if measured.mean is not None else ""
+    return f"at most {measured.max} together{mean}, from the trials' start and end times"
 
 
 def trials_table(name: str, rows: list[dict[str, str]], synthetic: bool) -> Table:
@@ -150,10 +160,10 @@ def trials_table(name: str, rows: list[dict[str, str]], synthetic: bool) -> Tabl
                  marked("Every trial, best validation accuracy first (trials.csv).", synthetic))
 
 
-def rungs_table(name: str, rungs: list[dict[str, Any]], synthetic: bool) -> Table:
-    body = [[count(r["epoch"]), count(r["trials_reached"]), count(r["stopped_here"]),
-             percent((r["trials_reached"] - r["stopped_here"]) / r["trials_reached"]) if i < len(rungs) - 1
-             and r["trials_reached"] else text(None)] for i, r in enumerate(rungs)]
+def rungs_table(name: str, rungs: list[Rung], synthetic: bool) -> Table:
+    body = [[count(r.epoch), count(r.trials_reached), count(r.stopped_here),
+             percent((r.trials_reached - r.stopped_here) / r.trials_reached) if i < len(rungs) - 1
+             and r.trials_reached else text(None)] for i, r in enumerate(rungs)]
     return Table(f"tune/{name}/rungs", ["Epoch (rung)", "Trials reaching it", "Stopped there", "Kept (%)"], body,
                  marked("ASHA's rungs: the share of trials it let go on at each (report A: the top 50%); the last "
                         "row is the epoch limit.", synthetic))
@@ -163,9 +173,9 @@ def retrain_section(entries: list[dict[str, Any]]) -> Section:
     section = Section("retrain", "Full-data retraining of the best configs (report A, sections V-VII)")
     for entry in entries:
         name, summary = entry["name"], entry["summary"]
-        selection = SELECTION_TEXT[summary["select"]]
-        budget = budget_text({"epochs": summary["epochs"]}) if summary.get("epochs") else "?"
-        section.blocks.append(Heading(f"Experiment {name}: top {summary.get('top_k')} for {budget}"))
+        selection = SELECTION_TEXT[summary.select]
+        budget = budget_text({"epochs": summary.epochs}) if summary.epochs else "?"
+        section.blocks.append(Heading(f"Experiment {name}: top {summary.top_k} for {budget}"))
         section.blocks.append(Text(f"Retrained: {selection}."))
         _common_blocks(section, entry, "Training loss on all training images, as report A's figure 3 shows its own.")
     return section
@@ -187,37 +197,38 @@ def recipe_section(entries: list[dict[str, Any]]) -> Section:
                                "provenance section below (and docs/provenance.md). `cifar retrain --recipe NAME`."))
     for entry in entries:
         summary = entry["summary"]
-        recipe = RECIPES.get(summary.get("recipe"))
-        title = recipe.protocol.title if recipe is not None else summary.get("recipe")
+        recipe = RECIPES.get(summary.recipe)
+        title = recipe.protocol.title if recipe is not None else summary.recipe
         section.blocks += [Heading(f"{title}: recipe/{entry['name']}"), Text(recipe_facts_text(summary))]
         caption = ("Test accuracy over the optimisation steps, each seed, with report B's 56.9 ± 4.6% at 10,000 "
                    "steps (as report B's figure 2 shows its own).")
         loss = ("Training loss on all training images, as report A's figure 3 shows its own."
-                if summary.get("recipe") == "report-a" else "Training loss of each seed on all training images.")
+                if summary.recipe == "report-a" else "Training loss of each seed on all training images.")
         _common_blocks(section, entry, loss, caption)
     return section
 
 
-def precision_text(summary: dict[str, Any]) -> str:
-    """How a retrain's runs computed: each run's own record, else what the retrain asked for."""
-    found = sorted({m["precision"] for m in summary.get("models") or [] if m.get("precision")})
+def precision_text(summary: PlanSummary, models: list[PlanRow] | None = None) -> str:
+    """How a retrain's runs (or `models` of them) computed: each run's own record, else what the
+    retrain asked for."""
+    found = sorted({m.precision for m in (summary.models if models is None else models) if m.precision})
     if found:
         return " and ".join(found)
-    return "bf16 autocast on GPUs (asked)" if summary.get("amp") else "float32"
+    return "bf16 autocast on GPUs (asked)" if isinstance(summary, RecipeSummary) and summary.amp else "float32"
 
 
-def recipe_facts_text(summary: dict[str, Any]) -> str:
-    budget = budget_text(summary.get("budget"))
+def recipe_facts_text(summary: RecipeSummary) -> str:
+    budget = budget_text(summary.budget)
     precision = precision_text(summary)
-    augment = "the recipe's augmentation" if summary.get("augment") is None else f"augmentation `{summary['augment']}`"
-    models = ", ".join(f"{m['label']} ({m['model']})" for m in summary.get("by_model") or [])
-    return (f"Models {models}; seeds {', '.join(map(str, summary.get('seeds') or []))}; "
+    augment = "the recipe's augmentation" if summary.augment is None else f"augmentation `{summary.augment}`"
+    models = ", ".join(f"{m.label} ({m.model})" for m in summary.by_model or [])
+    return (f"Models {models}; seeds {', '.join(map(str, summary.seeds or []))}; "
             f"{budget} on all training images; {augment}; {precision}.")
 
 
 def ablation_section(recipes: list[dict[str, Any]]) -> Section | None:
     """Each recipe run with another augmentation, beside the same recipe and budget with its own."""
-    arms = [e for e in recipes if e["summary"].get("augment") is not None]
+    arms = [e for e in recipes if e["summary"].augment is not None]
     if not arms:
         return None
     section = Section("ablation", "Augmentation ablation (report A, section II.B)")
@@ -229,38 +240,43 @@ def ablation_section(recipes: list[dict[str, Any]]) -> Section | None:
         base = matching_recipe(arm["summary"], recipes)
         section.blocks.append(ablation_table(arm, base))
         if base is None:
-            section.blocks.append(Text(f"No recipe/{arm['summary'].get('recipe')} result with the same budget, seeds "
+            section.blocks.append(Text(f"No recipe/{arm['summary'].recipe} result with the same budget, seeds "
                                        "and precision: run it to compare.", "note"))
         _common_blocks(section, arm, f"Training loss without augmentation (recipe/{arm['name']}).")
     return section
 
 
-def matching_recipe(arm: dict[str, Any], recipes: list[dict[str, Any]]) -> dict[str, Any] | None:
+def matching_recipe(arm: RecipeSummary, recipes: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The recipe result `arm` differs from only by its augmentation."""
     for entry in recipes:
         s = entry["summary"]
-        if s.get("augment") is None and all(s.get(k) == arm.get(k) for k in ("recipe", "budget", "amp", "seeds")):
+        if s.augment is None and same_runs(s, arm):
             return entry
     return None
 
 
+def same_runs(a: RecipeSummary, b: RecipeSummary) -> bool:
+    """The same recipe, budget, precision and seeds (the augmentation may differ)."""
+    return (a.recipe, a.budget, a.amp, a.seeds) == (b.recipe, b.budget, b.amp, b.seeds)
+
+
 def ablation_table(arm: dict[str, Any], base: dict[str, Any] | None) -> Table:
-    with_aug = {m["model"]: m for m in (base["summary"].get("by_model") or [])} if base else {}
+    with_aug = {m.model: m for m in base["summary"].by_model or []} if base else {}
     rows, gains = [], []
-    for m in arm["summary"].get("by_model") or []:
-        ours = with_aug.get(m["model"], {}).get("test_top1_mean")
-        without = m["test_top1_mean"]
+    for m in arm["summary"].by_model or []:
+        ours = with_aug[m.model].test_top1_mean if m.model in with_aug else None
+        without = m.test_top1_mean
         gain = None if ours is None or without is None else ours - without
         if gain is not None:
             gains.append(gain)
-        rows.append([text(f"{m['label']} ({m['model']})"), text(", ".join(map(str, m["seeds"]))), percent(ours),
+        rows.append([text(f"{m.label} ({m.model})"), text(", ".join(map(str, m.seeds))), percent(ours),
                      percent(without), percent(gain)])
     mean_gain, _ = mean_std(gains)
     rows.append([text("mean of the models"), text(None), text(None), text(None), percent(mean_gain)])
     gain_anchor, none_anchor = ANCHORS_BY_KEY["a.augment.gain"], ANCHORS_BY_KEY["a.augment.none"]
     rows.append([text("report A (section II.B)"), text(None), text(None), Cell(none_anchor.text, none_anchor.value, True),
                  Cell(gain_anchor.text, gain_anchor.value, True)])
-    arm_text = arm["summary"].get("augment")
+    arm_text = arm["summary"].augment
     columns = ["Model", "Seeds", "With augmentation (%)", f"Augmentation {arm_text} (%)", "Gain (points)"]
     synthetic = is_synthetic(arm["summary"]) or (base is not None and is_synthetic(base["summary"]))
     return Table(f"ablation/{arm['name']}", columns, rows, marked(
@@ -270,13 +286,13 @@ def ablation_table(arm: dict[str, Any], base: dict[str, Any] | None) -> Table:
 
 def _common_blocks(section: Section, entry: dict[str, Any], loss_caption: str, curve_caption: str = "") -> None:
     name, summary = entry["name"], entry["summary"]
-    if not summary.get("complete"):
+    if not summary.complete:
         section.blocks.append(Text("Retraining has not finished: the models below are those done so far.", "note"))
     synthetic = is_synthetic(summary)
     if synthetic:
         section.blocks.append(Text(SYNTHETIC_NOTE, "warning"))
     section.blocks.append(plan_table(name, summary))
-    key = "retrain" if summary.get("kind", "tune") == "tune" else "recipe"
+    key = "retrain" if isinstance(summary, RetrainSummary) else "recipe"
     if entry["figures"].get("loss"):
         section.blocks.append(Figure(f"{key}/{name}/loss", entry["figures"]["loss"], marked(loss_caption, synthetic)))
     if entry["figures"].get("test_accuracy"):
@@ -284,12 +300,12 @@ def _common_blocks(section: Section, entry: dict[str, Any], loss_caption: str, c
                                      marked(curve_caption or "Test accuracy over the optimisation steps.", synthetic)))
 
 
-def is_synthetic(summary: dict[str, Any]) -> bool:
+def is_synthetic(summary: PlanSummary) -> bool:
     """Whether any run of a retrain or recipe trained on the synthetic stand-in."""
-    return any(m.get("synthetic_data") for m in summary.get("models") or [])
+    return any(m.synthetic_data for m in summary.models)
 
 
-def departures_line(summary: dict[str, Any]) -> str:
+def departures_line(summary: PlanSummary) -> str:
     """A retrain's or recipe's departures from the protocol it is set beside, as its runs recorded them."""
     protocol = protocol_name(summary)
     found = recorded_departures(summary)
@@ -298,10 +314,10 @@ def departures_line(summary: dict[str, Any]) -> str:
     return f"Departures from {protocol}: {'; '.join(found) or 'none'}."
 
 
-def plan_table(name: str, summary: dict[str, Any]) -> Table:
-    """The table of a retraining (summary.json of retrain/ or recipe/) against the reports: the one
+def plan_table(name: str, summary: PlanSummary) -> Table:
+    """The table of a retraining (the summary of retrain/ or recipe/) against the reports: the one
     table, here and in the stage's own table.md."""
-    if summary.get("kind", "tune") == "tune":
+    if isinstance(summary, RetrainSummary):
         return _search_table(name, summary)
     return _recipe_table(name, summary)
 
@@ -309,17 +325,17 @@ def plan_table(name: str, summary: dict[str, Any]) -> Table:
 NOT_STATED = "not stated"  # the precision beside a report's number: neither report mentions it
 
 
-def run_precision(m: dict[str, Any]) -> str:
+def run_precision(m: PlanRow) -> str:
     """A retrained run's precision and device ("float32 on cpu")."""
-    return f"{m['precision']} on {m['device']}"
+    return f"{m.precision} on {m.device}"
 
 
-def _search_table(name: str, summary: dict[str, Any]) -> Table:
+def _search_table(name: str, summary: RetrainSummary) -> Table:
     columns = ["Model", "Source", "Optimizer", "Parameters", "Epochs", "Precision", "Test top-1 (%)", "Test top-5 (%)",
                "Search val acc (%)"]
-    rows = [[text(f"{m['model']} (rank {m['rank']})"), text("this study"), text(optimizer_text(m)),
-             count(m.get("parameters")), count(m.get("epochs")), text(run_precision(m)), percent(m.get("test_top1")),
-             percent(m.get("test_top5")), percent(m.get("tune_val_acc"))] for m in summary.get("models", [])]
+    rows = [[text(f"{m.model} (rank {m.rank})"), text("this study"), text(optimizer_text(m)), count(m.parameters),
+             count(m.epochs), text(run_precision(m)), percent(m.test_top1), percent(m.test_top5),
+             percent(m.tune_val_acc)] for m in summary.models]
     rows += [[text(m.label), text("report A"), text(f"sgd (lr={m.lr:g}, momentum={m.momentum:g}, dampening="
                                                     f"{m.dampening:g})"), count(m.parameters), count(100),
               text(NOT_STATED), percent_points(m.test_top1_pct), text(None), text(None)] for m in REPORT_A_MODELS]
@@ -331,18 +347,16 @@ def _search_table(name: str, summary: dict[str, Any]) -> Table:
         + departures_line(summary), is_synthetic(summary)))
 
 
-def _recipe_table(name: str, summary: dict[str, Any]) -> Table:
+def _recipe_table(name: str, summary: RecipeSummary) -> Table:
     columns = ["Model", "Source", "Seeds", "Parameters", "Budget", "Precision", "Test top-1 (%)", "Test SD (points)",
                "Train acc (%)", "Train SD (points)", "Final train loss"]
-    budget = budget_text(summary.get("budget"))
-    runs = summary.get("models") or []
-    rows = [[text(f"{m['label']} ({m['model']})"), text("this study"), text(", ".join(map(str, m["seeds"]))),
-             count(m.get("parameters")), text(budget),
-             text(precision_text({**summary, "models": [r for r in runs if r.get("model") == m["model"]]})),
-             percent(m.get("test_top1_mean")), percent(m.get("test_top1_std")),
-             percent(m.get("train_acc_mean")), percent(m.get("train_acc_std")), decimal(m.get("final_train_loss_mean"))]
-            for m in summary.get("by_model") or []]
-    recipe, augment = summary.get("recipe"), summary.get("augment")
+    budget = budget_text(summary.budget)
+    rows = [[text(f"{m.label} ({m.model})"), text("this study"), text(", ".join(map(str, m.seeds))),
+             count(m.parameters), text(budget),
+             text(precision_text(summary, [r for r in summary.models if r.model == m.model])),
+             percent(m.test_top1_mean), percent(m.test_top1_std), percent(m.train_acc_mean), percent(m.train_acc_std),
+             decimal(m.final_train_loss_mean)] for m in summary.by_model or []]
+    recipe, augment = summary.recipe, summary.augment
     if recipe == "report-a" and augment is None:
         rows += [[text(m.label), text("report A"), text(None), count(m.parameters), text("100 epochs"),
                   text(NOT_STATED), percent_points(m.test_top1_pct), *[text(None)] * 4] for m in REPORT_A_MODELS]
@@ -365,18 +379,18 @@ def _recipe_table(name: str, summary: dict[str, Any]) -> Table:
                  marked(f"{caption}. {departures_line(summary)}", is_synthetic(summary)))
 
 
-def optimizer_text(m: dict[str, Any]) -> str:
+def optimizer_text(m: RetrainRow) -> str:
     """sgd (lr=0.0043, momentum=0.0096, ...) from a retrained trial's searched params."""
-    params = m.get("params") or {}
+    params = m.params or {}
     shown = ", ".join(f"{k.removeprefix('optim.')}={v:.3g}" for k, v in sorted(params.items())
                       if k.startswith("optim.") and k != "optim.name" and isinstance(v, float))
-    name = params.get("optim.name", m.get("optimizer"))
+    name = params.get("optim.name", m.optimizer)
     return f"{name} ({shown})" if shown else str(name)
 
 
 def train_section(entries: list[dict[str, Any]]) -> Section:
     section = Section("train", "Training runs (RESULTS/train)")
-    synthetic = any(e["summary"].get("synthetic_data") for e in entries)
+    synthetic = any(e["summary"].synthetic_data for e in entries)
     if synthetic:
         section.blocks.append(Text(SYNTHETIC_NOTE, "warning"))
     columns = ["Run", "Model", "Optimizer", "Parameters", "Budget", "Steps trained", "Data", "Best val acc (%)",
@@ -384,12 +398,11 @@ def train_section(entries: list[dict[str, Any]]) -> Section:
     rows = []
     for entry in entries:
         s = entry["summary"]
-        test = s.get("test") or {}
-        data = ("all" if s.get("full_train") else "split") + (", SYNTHETIC" if s.get("synthetic_data") else "")
-        rows.append([text(entry["name"]), text(s.get("model")), text(s.get("optimizer")), count(s.get("parameters")),
-                     text(budget_text(entry.get("budget"))), count(s.get("steps")), text(data),
-                     percent(s.get("best_val_acc")), percent(test.get("top1")), percent(test.get("top5")),
-                     duration(s.get("train_time_s")), text(s.get("device_name") or s.get("device"))])
+        data = ("all" if s.full_train else "split") + (", SYNTHETIC" if s.synthetic_data else "")
+        rows.append([text(entry["name"]), text(s.model), text(s.optimizer), count(s.parameters),
+                     text(budget_text(entry.get("budget"))), count(s.steps), text(data), percent(s.best_val_acc),
+                     percent(s.test.top1 if s.test else None), percent(s.test.top5 if s.test else None),
+                     duration(s.train_time_s), text(s.device_name or s.device)])
     section.blocks.append(Table("train/runs", columns, rows, marked(
         "Budget: what the run was set to train for (its config.yaml: epochs, or optimisation steps); steps trained: "
         "its optimisation steps so far. Data: all training images, or the training split with a validation part "

@@ -1,8 +1,10 @@
-"""Read every stage's results under a results directory into one plain dict.
+"""Read every stage's results under a results directory into one dict, each summary through its
+class (cifar_core.summaries).
 
 Absent stages are simply absent: a report of a half-finished study is still a report. A file that
-is there but cannot be read (torn or hand-edited JSON, a CSV without its header) is an error that
-names the file, because a report quietly leaving out a stage would misstate the study.
+is there but cannot be read (torn or hand-edited JSON, a value of another type, a CSV without its
+header) is an error that names the file, because a report quietly leaving out a stage would misstate
+the study.
 """
 
 from __future__ import annotations
@@ -19,11 +21,23 @@ from typing import Any
 
 import yaml
 
-from cifar_core.atomic import read_json, read_jsonl
+from cifar_core.atomic import read_jsonl
 from cifar_core.errors import CifarError
 from cifar_core.layout import FOLDERS, Results
-from cifar_core.report import shapes
+from cifar_core.records import Record
 from cifar_core.snapshots import step_files
+from cifar_core.summaries import (
+    DataSummary,
+    FidSummary,
+    GanSummary,
+    PipelineSummary,
+    RecipeSummary,
+    RetrainSummary,
+    SearchRecord,
+    SearchSummary,
+    TopTrials,
+    TrainSummary,
+)
 
 STAGES = FOLDERS  # the folders under RESULTS whose results the report reads
 VERSIONED_PACKAGES = ("cifar100-k8s", "torch", "torchvision", "ray", "numpy", "matplotlib", "pytorch-fid")
@@ -35,9 +49,7 @@ def collect_results(results_dir: str | os.PathLike) -> dict[str, Any]:
     if not root.is_dir():
         raise CifarError(f"no results directory at {root}")
     incomplete: list[dict[str, str]] = []
-    readers = {"tune": read_tune, "retrain": read_retrain, "recipe": read_retrain, "train": read_train,
-               "gan": read_gan, "fid": read_fid}
-    stages = {stage: _read_stage(root, stage, readers[stage], incomplete) for stage in STAGES}
+    stages = {stage: _read_stage(root, stage, *READERS[stage], incomplete) for stage in STAGES}
     pipelines = read_pipelines(root)
     return {
         "results_dir": str(root.resolve()),
@@ -57,7 +69,7 @@ def summaries_of(entries: list[dict[str, Any]]) -> Iterator[None]:
     try:
         yield
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        where = ", ".join(str(Path(e["dir"]) / "summary.json") for e in entries)
+        where = ", ".join(str(type(e["summary"]).file_in(e["dir"])) for e in entries)
         detail = (str(exc).splitlines() or [""])[0]
         raise CifarError(f"unexpected contents in {where}: {type(exc).__name__} {detail}") from None
 
@@ -76,17 +88,16 @@ def read_csv_rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]
     return rows
 
 
-def _read_stage(root: Path, stage: str, reader, incomplete: list[dict[str, str]]) -> list[dict[str, Any]]:
-    """One entry per run directory holding a summary.json; the others are listed as incomplete."""
+def _read_stage(root: Path, stage: str, summary: type[Record], reader, incomplete: list[dict[str, str]]
+                ) -> list[dict[str, Any]]:
+    """One entry per run directory holding a summary, read as `summary`; the others are listed as incomplete."""
     folder = root / stage
     entries = []
     for run_dir in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
-        if not (run_dir / "summary.json").is_file():
+        if not summary.file_in(run_dir).is_file():
             incomplete.append({"stage": stage, "name": run_dir.name, "dir": str(run_dir)})
             continue
-        summary = read_json(run_dir / "summary.json")
-        shapes.check(summary, stage, run_dir / "summary.json")
-        entries.append(reader(run_dir, {"name": run_dir.name, "dir": str(run_dir), "summary": summary}))
+        entries.append(reader(run_dir, {"name": run_dir.name, "dir": str(run_dir), "summary": summary.read_in(run_dir)}))
     return entries
 
 
@@ -109,10 +120,9 @@ def run_budget(config: Path) -> dict[str, int] | None:
 def read_tune(run_dir: Path, entry: dict[str, Any]) -> dict[str, Any]:
     trials = run_dir / "trials.csv"
     entry["trials"] = read_csv_rows(trials, ("rank", "trial_id", "status")) if trials.is_file() else []
-    entry["top_k"] = read_json(run_dir / "top_k.json") if (run_dir / "top_k.json").is_file() else None
-    experiment = read_json(run_dir / "experiment.json") if (run_dir / "experiment.json").is_file() else {}
-    entry["experiment"] = experiment
-    entry["synthetic_data"] = entry["summary"].get("synthetic_data")
+    entry["top_k"] = TopTrials.read_in(run_dir) if TopTrials.file_in(run_dir).is_file() else None
+    entry["experiment"] = SearchRecord.read_in(run_dir) if SearchRecord.file_in(run_dir).is_file() else None
+    entry["synthetic_data"] = entry["summary"].synthetic_data
     entry["figures"] = {"curves": _existing(run_dir / "curves.png")}
     return entry
 
@@ -137,6 +147,11 @@ def read_fid(run_dir: Path, entry: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
+READERS = {"tune": (SearchSummary, read_tune), "retrain": (RetrainSummary, read_retrain),
+           "recipe": (RecipeSummary, read_retrain), "train": (TrainSummary, read_train), "gan": (GanSummary, read_gan),
+           "fid": (FidSummary, read_fid)}
+
+
 def latest_sample_grid(folder: Path) -> tuple[int | None, str | None]:
     """The fixed-noise grid of the highest step, samples/step_<N>.png."""
     found = step_files(folder, ".png")
@@ -144,20 +159,16 @@ def latest_sample_grid(folder: Path) -> tuple[int | None, str | None]:
 
 
 def read_pipelines(root: Path) -> list[dict[str, Any]]:
-    """RESULTS/pipeline/<profile>/summary.json, with the data check it made (data/summary.json)."""
+    """Each profile's pipeline summary, with the data check it made (its data/ result)."""
     folder = Results(root).pipeline("x").parent
     pipelines = []
     for profile_dir in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
-        summary = profile_dir / "summary.json"
-        data = profile_dir / "data" / "summary.json"
+        summary, data = PipelineSummary.file_in(profile_dir), DataSummary.file_in(profile_dir / "data")
         if summary.is_file() or data.is_file():
-            for path, folder in ((summary, "pipeline"), (data, "pipeline-data")):
-                if path.is_file():
-                    shapes.check(read_json(path), folder, path)
             pipelines.append({
                 "name": profile_dir.name,
-                "summary": read_json(summary) if summary.is_file() else None,
-                "data": read_json(data) if data.is_file() else None,
+                "summary": PipelineSummary.read(summary) if summary.is_file() else None,
+                "data": DataSummary.read(data) if data.is_file() else None,
             })
     return pipelines
 
@@ -167,20 +178,18 @@ def data_provenance(stages: dict[str, list], pipelines: list[dict]) -> dict[str,
     sources = []
     for stage in ("train", "gan", "tune"):
         for entry in stages[stage]:
-            flag = entry.get("synthetic_data", entry["summary"].get("synthetic_data"))
-            sources.append({"where": f"{stage}/{entry['name']}", "synthetic": flag})
+            sources.append({"where": f"{stage}/{entry['name']}", "synthetic": entry["summary"].synthetic_data})
     for stage in ("retrain", "recipe"):
         for entry in stages[stage]:
-            for model in entry["summary"].get("models") or []:
-                run = model.get("run") or Path(model.get("run_dir") or "?").name
-                sources.append({"where": f"{stage}/{entry['name']}/{run}",
-                                "synthetic": model.get("synthetic_data")})
+            for model in entry["summary"].models:
+                run = model.run or Path(model.run_dir).name
+                sources.append({"where": f"{stage}/{entry['name']}/{run}", "synthetic": model.synthetic_data})
     for entry in stages["fid"]:
-        dataset = (entry["summary"].get("real") or {}).get("dataset")
+        dataset = entry["summary"].real.dataset if entry["summary"].real else None
         sources.append({"where": f"fid/{entry['name']}", "synthetic": None if dataset is None else dataset == "synthetic"})
     for pipeline in pipelines:
         if pipeline["data"] is not None:
-            sources.append({"where": f"pipeline/{pipeline['name']}/data", "synthetic": pipeline["data"].get("synthetic")})
+            sources.append({"where": f"pipeline/{pipeline['name']}/data", "synthetic": pipeline["data"].synthetic})
     known = {s["synthetic"] for s in sources if s["synthetic"] is not None}
     verdict = "unknown" if not known else "mixed" if len(known) == 2 else "synthetic" if True in known else "real"
     return {"verdict": verdict, "sources": sources}

@@ -56,7 +56,7 @@ def build_document(collected: dict[str, Any], figures: dict[str, str]) -> Docume
     if "accuracy_vs_parameters" in figures:
         with summaries_of(stages["train"] + stages["tune"]):
             sections.append(accuracy_section(figures, any(p["synthetic"] for p in accuracy_points(collected))))
-    recipes = [e for e in stages["recipe"] if e["summary"].get("augment") is None]
+    recipes = [e for e in stages["recipe"] if e["summary"].augment is None]
     builders = [("tune", lambda e: tune_section(e, figures)), ("retrain", retrain_section),
                 ("recipe", lambda e: recipe_section(recipes) if recipes else None), ("recipe", ablation_section),
                 ("train", train_section), ("gan", gan_section)]
@@ -120,28 +120,28 @@ def headline(stage: str, entries: list[dict[str, Any]]) -> str:
     parts = []
     for e in entries:
         s = e["summary"]
-        if stage == "tune" and s.get("best"):
-            best = s["best"]
-            parts.append(f"{e['name']}: {s.get('trials')} trials, best {best['params'].get('model.name')}/"
-                         f"{best['params'].get('optim.name')} at {percent(best['val_acc']).text}% validation")
-        elif stage == "retrain" and s.get("models"):
-            top = max(s["models"], key=lambda m: m["test_top1"])
-            parts.append(f"{e['name']}: best {top['model']} at {percent(top['test_top1']).text}% test")
-        elif stage == "recipe" and s.get("by_model"):
-            shown = ", ".join(f"{m['label']} {percent(m['test_top1_mean']).text}%" for m in s["by_model"])
+        if stage == "tune" and s.best:
+            best = s.best
+            parts.append(f"{e['name']}: {s.trials} trials, best {best.params.get('model.name')}/"
+                         f"{best.params.get('optim.name')} at {percent(best.val_acc).text}% validation")
+        elif stage == "retrain" and s.models:
+            top = max(s.models, key=lambda m: m.test_top1)
+            parts.append(f"{e['name']}: best {top.model} at {percent(top.test_top1).text}% test")
+        elif stage == "recipe" and s.by_model:
+            shown = ", ".join(f"{m.label} {percent(m.test_top1_mean).text}%" for m in s.by_model)
             parts.append(f"{e['name']}: {shown} test")
         elif stage == "gan":
-            parts.append(f"{e['name']}: {count(s.get('steps')).text} steps, "
-                         f"{len(s.get('collapse_events') or [])} collapse(s), {s.get('recoveries')} recovery(ies)")
-        elif stage == "fid" and s.get("fid") is not None:
+            parts.append(f"{e['name']}: {count(s.steps).text} steps, "
+                         f"{len(s.collapse_events or [])} collapse(s), {s.recoveries} recovery(ies)")
+        elif stage == "fid":
             caveats = fid_caveats(s)
-            parts.append(f"{e['name']}: FID {s['fid']:.2f}" + (f" ({'; '.join(caveats)})" if caveats else ""))
+            parts.append(f"{e['name']}: FID {s.fid:.2f}" + (f" ({'; '.join(caveats)})" if caveats else ""))
     if stage == "train":
-        tested = [e for e in entries if (e["summary"].get("test") or {}).get("top1") is not None]
+        tested = [e for e in entries if e["summary"].test is not None]
         parts.append(f"{len(tested)} of {len(entries)} evaluated on the test set")
         if tested:
-            best = max(tested, key=lambda e: e["summary"]["test"]["top1"])
-            parts.append(f"best {best['name']} at {percent(best['summary']['test']['top1']).text}% test")
+            best = max(tested, key=lambda e: e["summary"].test.top1)
+            parts.append(f"best {best['name']} at {percent(best['summary'].test.top1).text}% test")
     return "; ".join(parts) or "no results yet"
 
 
@@ -161,28 +161,26 @@ def environment_section(collected: dict[str, Any]) -> Section:
 def stage_times_table(collected: dict[str, Any]) -> Table:
     stages, rows = collected["stages"], []
     for e in stages["tune"]:
-        rows.append(["tune", e["name"], search_device(e), e["summary"].get("wall_time_s"), "wall time of the search"])
+        rows.append(["tune", e["name"], search_device(e), e["summary"].wall_time_s, "wall time of the search"])
     for stage in ("retrain", "recipe"):
         for e in stages[stage]:
-            models = e["summary"].get("models", [])
-            seconds = sum(m.get("train_time_s") or 0 for m in models)
-            devices = ", ".join(sorted({str(m["device"]) for m in models if m.get("device")})) or None
+            models = e["summary"].models
+            seconds = sum(m.train_time_s or 0 for m in models)
+            devices = ", ".join(sorted({m.device for m in models if m.device})) or None
             rows.append([stage, e["name"], devices, seconds, "training time of its models"])
     for e in stages["train"]:
         s = e["summary"]
-        rows.append(["train", e["name"], s.get("device_name") or s.get("device"), s.get("train_time_s"),
-                     "training time, all epochs"])
+        rows.append(["train", e["name"], s.device_name or s.device, s.train_time_s, "training time, all epochs"])
     for e in stages["gan"]:
         s = e["summary"]
-        rows.append(["gan", e["name"], s.get("device_name") or s.get("device"), s.get("wall_time_s"), "wall time"])
+        rows.append(["gan", e["name"], s.device_name or s.device, s.wall_time_s, "wall time"])
     for e in stages["fid"]:
         s = e["summary"]
-        rows.append(["fid", e["name"], s.get("device"), (s.get("seconds") or {}).get("total"), "wall time"])
+        rows.append(["fid", e["name"], s.device, (s.seconds or {}).get("total"), "wall time"])
     for p in collected["pipelines"]:
-        for record in (p["summary"] or {}).get("stages", []):
-            measured = "; the stage's own work time" if record.get("work_s") is not None else ""
-            rows.append([f"pipeline {p['name']}", record["stage"], None, record.get("work_s"),
-                         f"{record.get('status')}{measured}"])
+        for record in p["summary"].stages if p["summary"] else []:
+            measured = "; the stage's own work time" if record.work_s is not None else ""
+            rows.append([f"pipeline {p['name']}", record.stage, None, record.work_s, f"{record.status}{measured}"])
     body = [[text(stage), text(name), text(device), duration(seconds), text(note)]
             for stage, name, device, seconds, note in rows]
     return Table("environment/stages", ["Stage", "Result", "Device", "Time", "Measured"], body)
@@ -190,14 +188,13 @@ def stage_times_table(collected: dict[str, Any]) -> Table:
 
 def search_device(entry: dict[str, Any]) -> str:
     """Where a search's trials ran (its `ran_on`), not the device it was asked for ("auto")."""
-    found = sorted({str(p.get("device_name") or p.get("device")) for p in entry["summary"].get("ran_on") or []
-                    if p.get("device_name") or p.get("device")})
+    found = sorted({p.device_name or p.device for p in entry["summary"].ran_on or [] if p.device_name or p.device})
     if found:
         return ", ".join(found)
     on_gpu = trials_on_gpu(entry)
     if on_gpu is not None:
         return "cuda" if on_gpu else "cpu"
-    asked = (entry["summary"].get("settings") or {}).get("device")
+    asked = (entry["summary"].settings or {}).get("device")
     return f"not recorded by the search (asked: {asked}; a GPU share when the cluster had GPUs)"
 
 
@@ -206,16 +203,13 @@ def ran_on_table(collected: dict[str, Any]) -> Table:
     rows = []
     for stage, entries in collected["stages"].items():
         for e in entries:
-            places = e["summary"].get("ran_on")
-            for place in places if isinstance(places, list) else [places] if places else []:
-                rows.append([text(stage), text(e["name"]), text(place.get("work")), text((place.get("node_id") or "")[:12]),
-                             text(place.get("hostname")), text(place.get("device_name") or place.get("device")),
-                             duration(place.get("work_s"))])
+            for place in e["summary"].ran_on or []:
+                rows.append([text(stage), text(e["name"]), text(place.work), text((place.node_id or "")[:12]),
+                             text(place.hostname), text(place.device_name or place.device), duration(place.work_s)])
     for p in collected["pipelines"]:
-        summary = p["summary"] or {}
-        for place in summary.get("report_ran_on") or []:
-            rows.append([text(f"pipeline {p['name']}"), text("report"), text(None), text((place.get("node_id") or "")[:12]),
-                         text(place.get("hostname")), text(place.get("device_name")), duration(place.get("work_s"))])
+        for place in (p["summary"].report_ran_on if p["summary"] else None) or []:
+            rows.append([text(f"pipeline {p['name']}"), text("report"), text(None), text((place.node_id or "")[:12]),
+                         text(place.hostname), text(place.device_name), duration(place.work_s)])
     return Table("environment/ran_on", ["Stage", "Result", "Work", "Ray node", "Host", "Device", "Work time"], rows,
                  "Where each task ran (`ran_on` in the stages' summaries; the node is empty outside Ray).")
 

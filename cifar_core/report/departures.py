@@ -33,7 +33,7 @@ def results(collected: dict[str, Any]) -> list[Result]:
                              ("gan", (DCGAN.key,)), ("fid", (FID.key,))):
         for entry in stages[stage]:
             s = entry["summary"]
-            found.append((f"{stage}/{entry['name']}", protocols or (s.get("protocol"),), s.get("protocol_settings") or {},
+            found.append((f"{stage}/{entry['name']}", protocols or (s.protocol,), s.protocol_settings or {},
                           recorded_departures(s)))
     return found
 

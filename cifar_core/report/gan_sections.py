@@ -35,15 +35,16 @@ from cifar_core.report.points import (
     fid_protocol,
     gan_note,
     gan_run_of,
-    lr_after,
     marked,
     pipeline_records,
     precision_of_gan,
     ranking_split,
     recorded_departures,
+    scored_split,
     snapshot_comparisons,
     snapshot_step,
 )
+from cifar_core.summaries import CollapseEvent, FidSummary, GanSummary, RealImages, StageRow
 
 SYNTHETIC_GAN_NOTE = "Trained on the synthetic stand-in: these samples and losses are not CIFAR-100 results."
 SYNTHETIC_FID_NOTE = ("Scored against the synthetic stand-in's test images: these FIDs cannot be compared "
@@ -54,7 +55,7 @@ def gan_section(entries: list[dict[str, Any]]) -> Section:
     section = Section("gan", "DCGAN (report B, part 2)")
     for entry in entries:
         name, summary = entry["name"], entry["summary"]
-        synthetic = bool(summary.get("synthetic_data"))
+        synthetic = bool(summary.synthetic_data)
         section.blocks.append(Heading(f"Run {name}"))
         if synthetic:
             section.blocks.append(Text(SYNTHETIC_GAN_NOTE, "warning"))
@@ -66,32 +67,31 @@ def gan_section(entries: list[dict[str, Any]]) -> Section:
         if figures["losses"]:
             section.blocks.append(Figure(f"gan/{name}/losses", figures["losses"], marked(
                 "Losses and discriminator outputs against optimiser steps; red lines mark collapses.", synthetic)))
-        events = summary.get("collapse_events") or []
+        events = summary.collapse_events or []
         section.blocks.append(collapse_table(name, events, synthetic) if events
                               else Text("No mode collapse was detected in this run."))
     return section
 
 
-def gan_facts(name: str, summary: dict[str, Any]) -> Facts:
-    params = summary.get("parameters") or {}
-    final = summary.get("final") or {}
-    ours = f"{params.get('generator', 0):,} + {params.get('discriminator', 0):,}"
+def gan_facts(name: str, summary: GanSummary) -> Facts:
+    params, final = summary.parameters, summary.final
+    ours = f"{params.generator if params else 0:,} + {params.discriminator if params else 0:,}"
     theirs = f"{REPORT_B_GAN_PARAMETERS['generator']:,} + {REPORT_B_GAN_PARAMETERS['discriminator']:,}"
     return Facts(f"gan/{name}/facts", [
-        ("Steps", count(summary.get("steps"))),
-        ("Optimiser steps (including rolled-back work)", count(summary.get("optimizer_steps"))),
-        ("Parameters, generator + discriminator", Cell(f"{ours} (report B: {theirs})", params.get("total"), True)),
+        ("Steps", count(summary.steps)),
+        ("Optimiser steps (including rolled-back work)", count(summary.optimizer_steps)),
+        ("Parameters, generator + discriminator", Cell(f"{ours} (report B: {theirs})", params and params.total, True)),
         ("Precision", text(precision_of_gan(summary))),
-        ("Collapse handling", text(summary["collapse_mode"])),
-        ("Collapse events", count(len(summary.get("collapse_events") or []))),
-        ("Recoveries", count(summary.get("recoveries"))),
+        ("Collapse handling", text(summary.collapse_mode)),
+        ("Collapse events", count(len(summary.collapse_events or []))),
+        ("Recoveries", count(summary.recoveries)),
         ("Departures from report B's DCGAN (its settings, the tutorial's, ours)",
          text(departed_facts(recorded_departures(summary)))),
-        ("Final D loss", decimal(final.get("d_loss"))),
-        ("Final G loss", decimal(final.get("g_loss"))),
-        ("Final learning rate", scientific(summary.get("final_lr"))),
-        ("Wall time", duration(summary.get("wall_time_s"))),
-        ("Device", text(summary.get("device_name") or summary.get("device"))),
+        ("Final D loss", decimal(final.d_loss if final else None)),
+        ("Final G loss", decimal(final.g_loss if final else None)),
+        ("Final learning rate", scientific(summary.final_lr)),
+        ("Wall time", duration(summary.wall_time_s)),
+        ("Device", text(summary.device_name or summary.device)),
     ])
 
 
@@ -99,12 +99,11 @@ def departed_facts(departed: list[str] | None) -> str:
     return "not recorded (a summary made before they were)" if departed is None else "; ".join(departed) or "none"
 
 
-def collapse_table(name: str, events: list[dict[str, Any]], synthetic: bool) -> Table:
+def collapse_table(name: str, events: list[CollapseEvent], synthetic: bool) -> Table:
     columns = ["Step", "Optimiser steps", "Symptom", "Action", "Back to step", "Seed after", "Learning rate after",
                "Detail"]
-    rows = [[count(e.get("step")), count(e.get("optimizer_steps")), text(e.get("reason")), text(e.get("action")),
-             count(e.get("rolled_back_to")), text(e.get("new_seed")), scientific(lr_after(e)), text(e.get("detail"))]
-            for e in events]
+    rows = [[count(e.step), count(e.optimizer_steps), text(e.reason), text(e.action), count(e.rolled_back_to),
+             text(e.new_seed), scientific(e.lr_after), text(e.detail)] for e in events]
     return Table(f"gan/{name}/collapses", columns, rows, marked(
         "Mode-collapse events and what recovery did (the run's summary.json, `collapse_events`).", synthetic))
 
@@ -133,9 +132,9 @@ def fid_section(entries: list[dict[str, Any]], figures: dict[str, str], collecte
     if not entries:
         section.blocks.append(Text("No FID has been computed here: each FID stage's record above says why.", "note"))
         return section
-    if any((e["summary"].get("real") or {}).get("dataset") == "synthetic" for e in entries):
+    if any(SYNTHETIC in fid_caveats(e["summary"]) for e in entries):
         section.blocks.append(Text(SYNTHETIC_FID_NOTE, "warning"))
-    if any(e["summary"].get("weights_standard") is False for e in entries):
+    if any(e["summary"].weights_standard is False for e in entries):
         section.blocks.append(Text("Some scores used Inception weights that are not pytorch-fid's released file (by "
                                    "sha256): those FIDs are not comparable with published ones.", "warning"))
     section.blocks.append(fid_table(entries, collected))
@@ -152,14 +151,14 @@ def fid_section(entries: list[dict[str, Any]], figures: dict[str, str], collecte
             f"FID of each generator snapshot (the legend names the split each is against){against}.",
             any(SYNTHETIC in fid_caveats(e["summary"]) for e in entries))))
     for entry in entries:
-        if entry["summary"].get("ranking"):
+        if entry["summary"].ranking:
             section.blocks.append(ranking_table(entry["name"], entry["summary"]))
     return section
 
 
-def stage_records_table(records: list[tuple[str, dict[str, Any]]]) -> Table:
-    rows = [[text(f"pipeline {profile}"), text(record["stage"]), text(record.get("status")),
-             text(record.get("reason") or record.get("summary"))] for profile, record in records]
+def stage_records_table(records: list[tuple[str, StageRow]]) -> Table:
+    rows = [[text(f"pipeline {profile}"), text(record.stage), text(record.status), text(record.reason or record.summary)]
+            for profile, record in records]
     return Table("fid/stages", ["Pipeline", "Stage", "Status", "Reason, or the result"], rows,
                  "Each FID stage as the pipeline's last run recorded it (fid-b: report B's protocol; fid: ours).")
 
@@ -170,20 +169,17 @@ def fid_table(entries: list[dict[str, Any]], collected: dict[str, Any]) -> Table
     rows = []
     for entry in entries:
         s = entry["summary"]
-        real = s.get("real") or {}
-        fid = s.get("fid")
+        real = s.real or RealImages()
         caveats = fid_caveats(s)
-        shown = decimal(fid, 2)
-        rows.append([text(entry["name"]), text(fid_source(s)), text(fid_protocol(s)[1]), count(s.get("n_fake")),
-                     Cell(f"{s.get('n_real', 0):,} {real.get('dataset', '')} {real.get('split', '')}".strip(),
-                          s.get("n_real"), True),
+        shown = decimal(s.fid, 2)
+        rows.append([text(entry["name"]), text(fid_source(s)), text(fid_protocol(s)[1]), count(s.n_fake),
+                     Cell(f"{s.n_real or 0:,} {real.dataset or ''} {real.split or ''}".strip(), s.n_real, True),
                      Cell(f"{shown.text} ({'; '.join(caveats)})", shown.value, True) if caveats else shown,
-                     text(f"not comparable ({'; '.join(caveats)})") if caveats or fid is None
-                     else decimal(fid - REPORT_B_FID, 2),
+                     text(f"not comparable ({'; '.join(caveats)})") if caveats else decimal(s.fid - REPORT_B_FID, 2),
                      text(departures_text(recorded_departures(s), "report B's FID protocol")),
                      text(gan_note(s, collected)),
-                     text(f"{_weights_name(s)} ({(s.get('weights') or {}).get('sha256', '')[:12]})"),
-                     duration((s.get("seconds") or {}).get("total"))])
+                     text(f"{_weights_name(s)} ({((s.weights.sha256 if s.weights else None) or '')[:12]})"),
+                     duration((s.seconds or {}).get("total"))])
     synthetic = any(SYNTHETIC in fid_caveats(e["summary"]) for e in entries)
     return Table("fid/scores", columns, rows, marked(
         "Each `cifar fid` result and how it was measured; for a run, the chosen snapshot's score; beside it how the "
@@ -203,37 +199,35 @@ def comparison_table(comparison: dict[str, Any], collected: dict[str, Any]) -> T
     return Table(f"fid/{comparison['name']}/compared", ["Snapshot step", "FID", "Stands for"], rows, marked(
         f"Report B chose its {REPORT_B_FID_STEP:,}-step snapshot, by eye, as 'more stable and less noisy than the "
         f"samples taken at {REPORT_B_GAN_STEPS:,} steps'; stage fid-b scores both the same way (fid/{comparison['name']}: "
-        f"{summary.get('n_fake')} samples each, the {(summary.get('real') or {}).get('split')} split"
+        f"{summary.n_fake} samples each, the {scored_split(summary)} split"
         + (f"; {'; '.join(caveats)}: comparable with each other, not with report B's" if caveats else "")
         + "). " + departures_text(recorded_departures(summary), "report B's FID protocol") + ". "
         f"{gan_note(summary, collected)}.", SYNTHETIC in caveats))
 
 
-def ranking_table(name: str, summary: dict[str, Any]) -> Table:
-    ranked = sorted(summary["ranking"], key=lambda r: r["step"])
-    best = (summary.get("best") or {}).get("step")
-    rows = [[count(r["step"]), decimal(r["fid"], 2), count(r.get("n_fake")), Cell("chosen" if r["step"] == best else "")]
-            for r in ranked]
+def ranking_table(name: str, summary: FidSummary) -> Table:
+    ranked = sorted(summary.ranking, key=lambda r: r.step)
+    best = summary.best.step if summary.best else None
+    rows = [[count(r.step), decimal(r.fid, 2), count(r.n_fake), Cell("chosen" if r.step == best else "")] for r in ranked]
     split = ranking_split(summary)
     caveats = fid_caveats(summary)
     return Table(f"fid/{name}/ranking", ["Snapshot step", "FID", "Samples (images)", "Selected"], rows, marked(
         f"fid/{name}: every snapshot of GAN run {gan_run_of(summary)} against the {split} split, on the same noise; "
-        f"the chosen one's {(summary.get('real') or {}).get('split')} score is in the table above"
+        f"the chosen one's {scored_split(summary)} score is in the table above"
         + (f" ({'; '.join(caveats)})" if caveats else "") + ".", SYNTHETIC in caveats))
 
 
-def fid_source(summary: dict[str, Any]) -> str:
-    fake = summary.get("fake") or {}
-    kind = fake.get("kind")
-    if kind == "run":
-        return f"GAN run {gan_run_of(summary)}, chosen snapshot step {(summary.get('best') or {}).get('step')}"
-    if kind == "checkpoint":
-        step = snapshot_step(fake.get("path"))
-        where = f"step {step}" if step is not None else Path(fake["path"]).name
+def fid_source(summary: FidSummary) -> str:
+    fake = summary.fake
+    if fake.kind == "run":
+        return f"GAN run {gan_run_of(summary)}, chosen snapshot step {summary.best.step if summary.best else None}"
+    if fake.kind == "checkpoint":
+        step = snapshot_step(fake.path)
+        where = f"step {step}" if step is not None else Path(fake.path).name
         return f"GAN run {gan_run_of(summary)}, {where}"
-    return f"{kind} {fake.get('path')}"
+    return f"{fake.kind} {fake.path}"
 
 
-def _weights_name(summary: dict[str, Any]) -> str | None:
-    path = (summary.get("weights") or {}).get("path")
+def _weights_name(summary: FidSummary) -> str | None:
+    path = summary.weights.path if summary.weights else None
     return Path(path).name if path else None

@@ -19,6 +19,7 @@ from cifar_core.protocols import (
 )
 from cifar_core.report.collect import summaries_of
 from cifar_core.report.points import accuracy_points, fid_series
+from cifar_core.summaries import Rung
 
 REPORT_A = [(m.label, m.test_top1_pct, m.parameters) for m in REPORT_A_MODELS]
 
@@ -39,7 +40,7 @@ def make_figures(collected: dict[str, Any], figures_dir: Path) -> dict[str, str]
     if series:
         figures["fid_over_snapshots"] = fid_over_snapshots(series, figures_dir / "fid_over_snapshots.png")
     for entry in collected["stages"]["tune"]:
-        rungs = entry["summary"].get("rungs")
+        rungs = entry["summary"].rungs
         if rungs:
             path = figures_dir / f"tune_{entry['name']}_rungs.png"
             with summaries_of([entry]):
@@ -118,20 +119,20 @@ def fid_over_snapshots(series: list[dict[str, Any]], path: Path) -> str:
     return _save(fig, path)
 
 
-def trials_per_rung(rungs: list[dict[str, Any]], experiment: str, path: Path) -> str:
+def trials_per_rung(rungs: list[Rung], experiment: str, path: Path) -> str:
     """How many trials reached each ASHA rung (epochs reached), and how many ASHA stopped there."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    labels = [f"epoch {r['epoch']}" for r in rungs]
+    labels = [f"epoch {r.epoch}" for r in rungs]
     positions = range(len(rungs))
-    reached = ax.bar([x - 0.2 for x in positions], [r["trials_reached"] for r in rungs], width=0.4,
+    reached = ax.bar([x - 0.2 for x in positions], [r.trials_reached for r in rungs], width=0.4,
                      color="tab:blue", label="trials reaching the rung")
-    stopped = ax.bar([x + 0.2 for x in positions], [r["stopped_here"] for r in rungs], width=0.4,
+    stopped = ax.bar([x + 0.2 for x in positions], [r.stopped_here for r in rungs], width=0.4,
                      color="tab:orange", label="stopped there by ASHA")
     ax.bar_label(reached, fontsize=8)
     ax.bar_label(stopped, fontsize=8)
     ax.set_xticks(list(positions), labels)
-    top = max([r["trials_reached"] for r in rungs] + [1])
+    top = max([r.trials_reached for r in rungs] + [1])
     ax.set_ylim(0, math.ceil(top * 1.2))
     ax.yaxis.set_major_locator(_integer_ticks())
     ax.set(ylabel="trials", title=f"{experiment}: trials per ASHA rung")

@@ -18,6 +18,7 @@ from cifar_core.progress import log
 from cifar_core.resultdir import ResultDir, settings_request
 from cifar_core.seeds import check_seed
 from cifar_core.stages.registry import Context, Stage, register_stage
+from cifar_core.summaries import DataSummary
 
 
 @dataclass
@@ -32,7 +33,7 @@ class DataStage:
 
 
 def summary_path(ctx: Context) -> Path:
-    return ctx.results.pipeline(ctx.profile) / "data" / "summary.json"
+    return DataSummary.file_in(ctx.results.pipeline(ctx.profile) / "data")
 
 
 def check(ctx: Context) -> None:
@@ -54,7 +55,8 @@ def check(ctx: Context) -> None:
 
 
 def prepare_data(profile: str, settings: DataStage, data_dir: Path, results_dir: Path) -> dict[str, Any]:
-    """Make the dataset if it is missing (as `settings` say), verify it, and record what is there."""
+    """Make the dataset if it is missing (as `settings` say), verify it, and record what is there (a
+    DataSummary, returned as written)."""
     from cifar_core.data import data_digest, fetch_cifar100, verify_dataset, write_synthetic
     from cifar_core.data.identity import require_official
 
@@ -80,7 +82,7 @@ def prepare_data(profile: str, settings: DataStage, data_dir: Path, results_dir:
     folder = Results(results_dir).pipeline(profile) / "data"
     with ResultDir(folder, "data check", root=results_dir) as result:
         result.open(settings_request("data check", settings, data=digest))
-        return result.complete({"stage": "data", "generated_synthetic": generated, **report})
+        return result.complete(DataSummary.parse({"stage": "data", "generated_synthetic": generated, **report}).to_json())
 
 
 def run(ctx: Context, needs: dict[str, Any]) -> Any:

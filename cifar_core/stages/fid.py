@@ -15,6 +15,7 @@ from cifar_core.fields import at_least, inline, setting
 from cifar_core.names import check_name
 from cifar_core.protocols import REPORT_B_FID_STEP, REPORT_B_GAN_STEPS
 from cifar_core.stages.registry import Context, Stage, StageUnavailable, register_stage
+from cifar_core.summaries import ComparedScore, FidSummary
 
 
 @dataclass
@@ -100,7 +101,7 @@ def score_snapshots(if_no_weights: str, run_dir: Path, steps: tuple[int, ...], o
     beside = [(step, run_fid(out_dir, checkpoint=checkpoint, **options))
               for step, checkpoint, out_dir in zip(steps[1:], checkpoints[1:], out_dirs[1:], strict=True)]
     return run_fid(out_dirs[0], checkpoint=checkpoints[0], compared=[
-        {"step": step, "fid": summary["fid"], "summary": str(out_dir / "summary.json")}
+        ComparedScore(step=step, fid=summary["fid"], summary=str(FidSummary.file_in(out_dir)))
         for (step, summary), out_dir in zip(beside, out_dirs[1:], strict=True)], **options)
 
 
@@ -120,7 +121,7 @@ def check_fid_b(ctx: Context) -> None:
 
 
 def fid_b_summary(ctx: Context) -> Path:
-    return snapshot_dir(ctx, ctx.section("fid-b").step) / "summary.json"
+    return FidSummary.file_in(snapshot_dir(ctx, ctx.section("fid-b").step))
 
 
 def run_fid_b_stage(ctx: Context, needs: dict[str, Any]) -> Any:
@@ -133,7 +134,7 @@ def run_fid_b_stage(ctx: Context, needs: dict[str, Any]) -> Any:
 
 
 register_stage(Stage(
-    "fid", FidStage, Resources(2, 0.5), lambda ctx: fid_dir(ctx) / "summary.json", run_fid_stage, needs=("gan",),
+    "fid", FidStage, Resources(2, 0.5), lambda ctx: FidSummary.file_in(fid_dir(ctx)), run_fid_stage, needs=("gan",),
     help="our FID protocol: every snapshot ranked on the training split, the chosen one scored on the test split",
     smoke={"gan_run": "smoke", "n": 100, "if_no_weights": "skip"},
 ))

@@ -14,6 +14,7 @@ from cifar_core.fields import inline, setting
 from cifar_core.gan.config import GanTrainConfig
 from cifar_core.names import check_name
 from cifar_core.stages.registry import Context, Progress, Stage, register_stage
+from cifar_core.summaries import GanSummary
 
 
 @dataclass
@@ -25,7 +26,7 @@ class GanStage:
 
 
 def summary_path(ctx: Context) -> Path:
-    return ctx.results.gan_run(ctx.section("gan").run) / "summary.json"
+    return GanSummary.file_in(ctx.results.gan_run(ctx.section("gan").run))
 
 
 def run(ctx: Context, needs: dict[str, Any]) -> Any:

@@ -15,6 +15,7 @@ from cifar_core.execution.resources import Resources
 from cifar_core.fields import setting
 from cifar_core.retrain import Plan, RecipePlan, RecipeSettings, submit_plan
 from cifar_core.stages.registry import Context, Progress, Stage, register_stage
+from cifar_core.summaries import PlanSummary
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def plan_stage(name: str, plan_of, *, check=None, **options: Any) -> Stage:
     def progress(ctx: Context) -> Progress | None:
         return plan_progress(ctx, plan_of(ctx, name))
 
-    return Stage(name, summary=lambda ctx: plan_of(ctx, name).out_dir(ctx.results.root) / "summary.json", run=run,
+    return Stage(name, summary=lambda ctx: PlanSummary.file_in(plan_of(ctx, name).out_dir(ctx.results.root)), run=run,
                  check=check or (lambda ctx: plan_of(ctx, name).check(ctx.results.root)), progress=progress, **options)
 
 

@@ -50,7 +50,7 @@ class Stage:
     name: str  # as users write it: recipe-a, fid-b
     settings: type  # its section of the pipeline's config (declared settings; defaults: the full profile)
     resources: Resources  # what each of its units reserves in the full profile
-    summary: Callable[[Context], Path]  # the summary.json its result directory completes
+    summary: Callable[[Context], Path]  # the summary its result directory completes (cifar_core.summaries)
     run: Callable[[Context, dict[str, Any]], Any]  # submit its units once {need: handle} exist -> a handle
     help: str = ""  # one line, for `cifar pipeline --help` and the chart's values
     needs: tuple[str, ...] = ()

@@ -16,6 +16,7 @@ from cifar_core.fields import check_fields, inline
 from cifar_core.retrain import RetrainPlan
 from cifar_core.stages.recipes import plan_stage
 from cifar_core.stages.registry import Context, Progress, Stage, register_stage
+from cifar_core.summaries import SearchSummary
 from cifar_core.tune.settings import TuneSettings
 
 
@@ -66,8 +67,8 @@ def progress(ctx: Context) -> Progress:
 
 
 register_stage(Stage(
-    "tune", TuneStage, Resources(1, 0), lambda ctx: ctx.results.tune_experiment(ctx.section("tune").search.experiment)
-    / "summary.json", run_tune, needs=("data",), check=check, progress=progress, in_driver=True,
+    "tune", TuneStage, Resources(1, 0), lambda ctx: SearchSummary.file_in(ctx.results.tune_experiment(
+        ctx.section("tune").search.experiment)), run_tune, needs=("data",), check=check, progress=progress, in_driver=True,
     help="report A's search: Ray Tune + ASHA over 8 CNNs x 4 optimizers, 60 trials",
     smoke={"experiment": "smoke", "num_samples": 4, "max_concurrent": 4, "max_epochs": 2},
 ))

@@ -16,9 +16,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from cifar_core.atomic import atomic_write_json, atomic_write_text, read_json
+from cifar_core.atomic import atomic_write_json, atomic_write_text
 from cifar_core.config import TrainConfig
 from cifar_core.figures import pyplot, save_figure
+from cifar_core.summaries import SearchSummary, TopTrials
 from cifar_core.tune.space import flat_params
 
 FINISHED = ("TERMINATED", "DIVERGED", "ERROR")
@@ -109,18 +110,18 @@ def rank_trials(records: list[TrialRecord]) -> list[TrialRecord]:
     return sorted(records, key=key)
 
 
-def summarise_experiment(exp_dir: Path, record: dict[str, Any], wall_time_s: float | None) -> dict[str, Any]:
+def summarise_experiment(exp_dir: Path, record: dict[str, Any], wall_time_s: float | None) -> SearchSummary:
     """Write trials.csv, top_k.json and curves.png from the experiment directory; return the summary
-    (the caller writes it: summary.json is the search's result-directory summary)."""
+    (the caller writes it: it is the search's result-directory summary)."""
     exp_dir = Path(exp_dir)
     settings = record["settings"]
     ranked = rank_trials(load_trial_records(exp_dir))
     usable = [r for r in ranked if r.usable]
     write_trials_csv(exp_dir / "trials.csv", ranked, settings["max_epochs"])
-    write_top_k(exp_dir / "top_k.json", usable, settings["top_k"], record)
+    write_top_k(TopTrials.file_in(exp_dir), usable, settings["top_k"], record)
     plot_curves(exp_dir / "curves.png", usable[:CURVES_TOP], record["experiment"])
-    if wall_time_s is None and (exp_dir / "summary.json").exists():  # re-summarised: keep the search's time
-        wall_time_s = read_json(exp_dir / "summary.json").get("wall_time_s")
+    if wall_time_s is None and SearchSummary.file_in(exp_dir).exists():  # re-summarised: keep the search's time
+        wall_time_s = SearchSummary.read_in(exp_dir).wall_time_s
     return build_summary(ranked, record, wall_time_s)
 
 
@@ -178,8 +179,9 @@ def write_top_k(path: Path, ranked: list[TrialRecord], top_k: int, record: dict[
             "train_config": base.with_overrides(r.params).to_dict(),
         } for i, r in enumerate(trials[:top_k], start=1)]
 
-    atomic_write_json(path, {"experiment": record["experiment"], "metric": record["metric"],
-                             "top": entries(ranked), "top_architectures": entries(list(best_of_each.values()))})
+    top = TopTrials.parse({"experiment": record["experiment"], "metric": record["metric"], "top": entries(ranked),
+                           "top_architectures": entries(list(best_of_each.values()))})
+    atomic_write_json(path, top.to_json())
 
 
 def plot_curves(path: Path, top: list[TrialRecord], title: str) -> None:
@@ -198,13 +200,13 @@ def plot_curves(path: Path, top: list[TrialRecord], title: str) -> None:
     save_figure(fig, path)
 
 
-def build_summary(ranked: list[TrialRecord], record: dict[str, Any], wall_time_s: float | None) -> dict[str, Any]:
+def build_summary(ranked: list[TrialRecord], record: dict[str, Any], wall_time_s: float | None) -> SearchSummary:
     s = record["settings"]
     statuses = Counter(r.status for r in ranked)
     epochs_run = sum(r.epochs for r in ranked)
     usable = [r for r in ranked if r.usable]
     best = usable[0] if usable else None
-    return {
+    return SearchSummary.parse({
         "experiment": record["experiment"],
         "synthetic_data": record.get("synthetic_data"),
         "complete": bool(ranked) and all(r.status in FINISHED for r in ranked),
@@ -229,8 +231,8 @@ def build_summary(ranked: list[TrialRecord], record: dict[str, Any], wall_time_s
             "trial_id": best.trial_id, "val_acc": best.best_val_acc, "epoch": best.best["epoch"],
             "params": best.params, "parameters": parameter_count(best.params),
         },
-        "files": {"trials": "trials.csv", "top_k": "top_k.json", "curves": "curves.png"},
-    }
+        "files": {"trials": "trials.csv", "top_k": TopTrials.FILE, "curves": "curves.png"},
+    })
 
 
 def ran_on_nodes(ranked: list[TrialRecord]) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cifar_core import live
-from cifar_core.atomic import atomic_write_json, read_json
+from cifar_core.atomic import atomic_write_json
 from cifar_core.config import TrainConfig
 from cifar_core.data import data_digest, is_synthetic, resolve_root
 from cifar_core.data.identity import require_official
@@ -31,6 +31,7 @@ from cifar_core.execution.session import Explain, Watch, work_session
 from cifar_core.layout import Results
 from cifar_core.progress import log
 from cifar_core.resultdir import Opened, Request, ResultDir, settings_request
+from cifar_core.summaries import SearchRecord
 from cifar_core.tune.results import summarise_experiment
 from cifar_core.tune.settings import SMOKE_LIMITS, TuneSettings, smoke_settings  # noqa: F401 (re-exported)
 from cifar_core.tune.space import SearchSpace, load_space, space_summary
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     from cifar_core.tune.feed import TrialFeed
 
 METRIC, MODE = "val_acc", "max"
-EXPERIMENT_FILE = "experiment.json"
 # Restarts of a trial after a fault (its node died, its worker was killed), each from the trial's
 # last.pt on the results volume. A diverged trial is not a fault: it ends normally.
 TRIAL_RESTARTS = 3
@@ -54,7 +54,7 @@ def experiment_dir(results_dir: str | Path, experiment: str) -> Path:
 def run_tune(settings: TuneSettings, data_dir: str | Path, results_dir: str | Path, *, watch: Watch | None = None,
              pending_timeout: float | None = None, explain: Explain | None = None,
              allow_synthetic: bool = False) -> dict[str, Any]:
-    """Run (or resume, or just re-summarise) one experiment; returns its summary.json dict.
+    """Run (or resume, or just re-summarise) one experiment; returns its summary (a SearchSummary) as written.
 
     Its trials are set beside report A's: only on the official CIFAR-100 unless `allow_synthetic`.
     `watch`: the caller's Ray session (the pipeline's); without one the search opens its own, with
@@ -73,9 +73,9 @@ def run_tune(settings: TuneSettings, data_dir: str | Path, results_dir: str | Pa
     with ResultDir(exp_dir, "search", root=results_dir) as search:
         if open_search(search, search_request(settings, record)) is Opened.DONE:
             log(f"experiment {settings.experiment} already finished: re-summarising {exp_dir}")
-            ran = read_json(exp_dir / EXPERIMENT_FILE)  # what it ran with, not what was asked now
+            ran = SearchRecord.read_in(exp_dir).to_json()  # what it ran with, not what was asked now
             return write_summary(search, {**ran, "settings": {**ran["settings"], "top_k": settings.top_k}}, None)
-        atomic_write_json(exp_dir / EXPERIMENT_FILE, record)
+        atomic_write_json(SearchRecord.file_in(exp_dir), SearchRecord.parse(record).to_json())
         start = time.monotonic()
         quiet_expected_ray_messages()
         # Tune's progress tables are progress: stderr, like every log line, so stdout keeps only results.
@@ -164,12 +164,12 @@ def open_search(search: ResultDir, request: Request) -> Opened:
 
 
 def write_summary(search: ResultDir, record: dict[str, Any], wall_time_s: float | None) -> dict[str, Any]:
-    """The result files, then summary.json; the completion marker when every trial has finished."""
+    """The result files, then the summary; the completion marker when every trial has finished."""
     summary = summarise_experiment(search.path, record, wall_time_s)
-    if summary["complete"]:
-        return search.complete(summary)
-    atomic_write_json(search.summary_path, summary)
-    return summary
+    if summary.complete:
+        return search.complete(summary.to_json())
+    atomic_write_json(search.summary_path, summary.to_json())
+    return summary.to_json()
 
 
 class _DropMessages(logging.Filter):

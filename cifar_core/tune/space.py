@@ -115,7 +115,7 @@ def _domain(spec: Any):
 
 
 def space_summary(space: SearchSpace) -> dict[str, Any]:
-    """What summary.json records about the space."""
+    """What a search records about its space (cifar_core.summaries.SpaceSummary)."""
     return {"name": space.name, "digest": space.digest, "description": space.description,
             "architectures": space.architectures, "optimizers": list(space.optimizers)}
 
