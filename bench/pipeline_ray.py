@@ -41,6 +41,9 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from cifar_core.layout import Results  # noqa: E402 (the checkout's, whichever directory runs the bench)
+from cifar_core.summaries import PipelineSummary, SearchSummary  # noqa: E402
 
 
 def overrides(work: Path, gan_steps: int) -> list[str]:
@@ -65,7 +68,7 @@ def run_pipeline(args: list[str], env: dict, data: Path, results: Path) -> tuple
     wall = time.monotonic() - start
     if done.returncode != 0:
         raise SystemExit(f"pipeline failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return wall, json.loads((results / "pipeline" / "smoke" / "summary.json").read_text())
+    return wall, PipelineSummary.read_in(Results(results).pipeline("smoke")).to_json()
 
 
 def ideal_schedule(summary: dict, results: Path, cpus: int) -> dict:
@@ -73,7 +76,7 @@ def ideal_schedule(summary: dict, results: Path, cpus: int) -> dict:
     from cifar_core.stages import all_stages
 
     records = {s["stage"]: s for s in summary["stages"]}
-    search = json.loads((results / "tune" / "smoke" / "summary.json").read_text())
+    search = SearchSummary.read_in(Results(results).tune_experiment("smoke")).to_json()
 
     def tasks(name: str) -> list[float]:
         return [place.get("work_s") or 0.0 for place in records[name].get("ran_on") or [] if "work_s" in place]

@@ -156,6 +156,11 @@ class LiveView:
         self._thread.join(timeout=30)
         try:
             self._publish(final=True)
+            if not self.terminal:  # a log always ends with where the work stands, however short it ran
+                rows = [r for r in self.rows() if not r.get("depth")]
+                finished = sum(r.get("status") not in STILL_TO_RUN for r in rows)
+                print(f"[{self.title()}] {finished} of {len(rows)} done · {clock(time.monotonic() - self._started)}",
+                      file=self.stream, flush=True)
         finally:
             with self._lock:
                 if self.terminal:
