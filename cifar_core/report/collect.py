@@ -25,6 +25,7 @@ from cifar_core.atomic import read_jsonl
 from cifar_core.errors import CifarError
 from cifar_core.layout import FOLDERS, Results
 from cifar_core.records import Record
+from cifar_core.resultdir import check_inside, regular_file
 from cifar_core.snapshots import step_files
 from cifar_core.summaries import (
     DataSummary,
@@ -94,7 +95,11 @@ def _read_stage(root: Path, stage: str, summary: type[Record], reader, incomplet
     folder = root / stage
     entries = []
     for run_dir in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
-        if not summary.file_in(run_dir).is_file():
+        if not _inside(root, run_dir):
+            incomplete.append({"stage": stage, "name": run_dir.name, "dir": str(run_dir),
+                               "reason": "a symbolic link on the way into the results tree: not read"})
+            continue
+        if not regular_file(summary.file_in(run_dir)):
             incomplete.append({"stage": stage, "name": run_dir.name, "dir": str(run_dir)})
             continue
         entries.append(reader(run_dir, {"name": run_dir.name, "dir": str(run_dir), "summary": summary.read_in(run_dir)}))
@@ -108,7 +113,7 @@ def read_train(run_dir: Path, entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_budget(config: Path) -> dict[str, int] | None:
-    if not config.is_file():
+    if not regular_file(config):
         return None
     try:
         run = (yaml.safe_load(config.read_text()) or {}).get("run") or {}
@@ -119,9 +124,9 @@ def run_budget(config: Path) -> dict[str, int] | None:
 
 def read_tune(run_dir: Path, entry: dict[str, Any]) -> dict[str, Any]:
     trials = run_dir / "trials.csv"
-    entry["trials"] = read_csv_rows(trials, ("rank", "trial_id", "status")) if trials.is_file() else []
-    entry["top_k"] = TopTrials.read_in(run_dir) if TopTrials.file_in(run_dir).is_file() else None
-    entry["experiment"] = SearchRecord.read_in(run_dir) if SearchRecord.file_in(run_dir).is_file() else None
+    entry["trials"] = read_csv_rows(trials, ("rank", "trial_id", "status")) if regular_file(trials) else []
+    entry["top_k"] = TopTrials.read_in(run_dir) if regular_file(TopTrials.file_in(run_dir)) else None
+    entry["experiment"] = SearchRecord.read_in(run_dir) if regular_file(SearchRecord.file_in(run_dir)) else None
     entry["synthetic_data"] = entry["summary"].synthetic_data
     entry["figures"] = {"curves": _existing(run_dir / "curves.png")}
     return entry
@@ -136,7 +141,8 @@ def read_retrain(run_dir: Path, entry: dict[str, Any]) -> dict[str, Any]:
 
 def read_gan(run_dir: Path, entry: dict[str, Any]) -> dict[str, Any]:
     # Its collapse events are the summary's `collapse_events`; the metrics file also logs them.
-    entry["metrics"] = [r for r in read_jsonl(run_dir / "metrics.jsonl") if "event" not in r]
+    metrics = run_dir / "metrics.jsonl"
+    entry["metrics"] = [r for r in read_jsonl(metrics) if "event" not in r] if regular_file(metrics) else []
     step, grid = latest_sample_grid(run_dir / "samples")
     entry["figures"] = {"losses": _existing(run_dir / "losses.png"), "samples": grid}
     entry["samples_step"] = step
@@ -154,7 +160,8 @@ READERS = {"tune": (SearchSummary, read_tune), "retrain": (RetrainSummary, read_
 
 def latest_sample_grid(folder: Path) -> tuple[int | None, str | None]:
     """The fixed-noise grid of the highest step, samples/step_<N>.png."""
-    found = step_files(folder, ".png")
+    found = [(step, path) for step, path in step_files(folder, ".png") if _inside(folder.parent, path)
+             and regular_file(path)]
     return (found[-1][0], str(found[-1][1])) if found else (None, None)
 
 
@@ -164,11 +171,13 @@ def read_pipelines(root: Path) -> list[dict[str, Any]]:
     pipelines = []
     for profile_dir in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
         summary, data = PipelineSummary.file_in(profile_dir), DataSummary.file_in(profile_dir / "data")
-        if summary.is_file() or data.is_file():
+        summary_ok = _inside(root, profile_dir) and regular_file(summary)
+        data_ok = _inside(root, data.parent) and regular_file(data)
+        if summary_ok or data_ok:
             pipelines.append({
                 "name": profile_dir.name,
-                "summary": PipelineSummary.read(summary) if summary.is_file() else None,
-                "data": DataSummary.read(data) if data.is_file() else None,
+                "summary": PipelineSummary.read(summary) if summary_ok else None,
+                "data": DataSummary.read(data) if data_ok else None,
             })
     return pipelines
 
@@ -208,4 +217,15 @@ def environment() -> dict[str, Any]:
 
 
 def _existing(path: Path) -> str | None:
-    return str(path) if path.is_file() else None
+    """A figure the page may embed: a regular file itself (a link's target could be anything)."""
+    return str(path) if regular_file(path) else None
+
+
+def _inside(root: Path, path: Path) -> bool:
+    """`path` lies in the results tree with no symbolic link on the way: nothing is read from outside
+    the tree into a page meant for sharing."""
+    try:
+        check_inside(root, path)
+    except CifarError:
+        return False
+    return True
