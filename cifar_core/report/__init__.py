@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from cifar_core.atomic import atomic_write_json, atomic_write_text
-from cifar_core.errors import CifarError, ConfigError
+from cifar_core.errors import ConfigError
 from cifar_core.layout import Results
 from cifar_core.records import plain
 from cifar_core.resultdir import Request, ResultDir
@@ -31,14 +31,12 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         raise ConfigError(f"report format {unknown[0] if unknown else '(none)'!r}: choose from {', '.join(FORMATS)}")
-    if not Path(results_dir).is_dir():  # before the report's own folder (and so the results folder) is made
-        raise CifarError(f"no results directory at {results_dir}")
     out = Path(out_dir) if out_dir is not None else Results(results_dir).report()
+    collected = collect_results(results_dir)  # read first: a bad summary fails before anything is written
     # One writer (the result-directory protocol): two reports rendered at once never mix their files;
     # a report is made anew each time (it says when and from what), its completion marker last.
     with ResultDir(out, "report", root=Path(os.path.abspath(out)).parent, replaceable=True) as report:
         report.open(Request("report", {"formats": sorted(formats)}))
-        collected = collect_results(results_dir)
         figures = make_figures(collected, out / "figures")
         document = build_document(collected, figures)
         written = {"json": atomic_write_json(out / "report.json", plain({**collected, "figures": figures}))}
