@@ -45,8 +45,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
 def write_plain(path: str | os.PathLike, data: bytes) -> None:
     """A plain write (no fsync, no rename: for files of a folder that is itself renamed into place),
     whose failure names the file like every other write."""
-    try:
-        Path(path).write_bytes(data)
+    try:  # never through a link planted in the results tree
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666), "wb") as f:
+            f.write(data)
     except OSError as exc:
         _name_the_file(exc, Path(path))
         raise
@@ -65,7 +66,9 @@ def _publish(tmp: Path, path: Path) -> None:
 
 
 def _append(path: Path, text: str) -> None:
-    with open(path, "a", encoding="utf-8") as f:
+    # O_NOFOLLOW: an append never goes through a link planted in the results tree.
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666), "a",
+                   encoding="utf-8") as f:
         f.write(text)
 
 

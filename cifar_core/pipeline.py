@@ -205,8 +205,10 @@ class PipelineRun:
         live.note(f"[pipeline] {stage.name}: {'running' if stage.in_driver or not self.ctx.work.uses_ray else 'submitted'}")
         needs = {name: self.runs[name].handle for name in stage.needs if name in self.runs}
         run.handle = stage.run(self.ctx, needs)
-        if stage.makes_data or stage.in_driver:
-            self._finish(run)  # the data's digest is everyone's input; a search blocks the driver here
+        if stage.makes_data or stage.in_driver or self.ctx.work.ready(run.handle):
+            # The data's digest is everyone's input, a search blocks the driver here, and work already
+            # done (in this process) is recorded now: a signal in a later stage must not lose it.
+            self._finish(run)
 
     def request(self, stage: Stage) -> Request:
         """What makes a stage's result: its settings (and those of the sections it reads), the data's

@@ -113,3 +113,16 @@ def test_two_writers_of_one_result_never_both_write(tmp_path, data):
         with RunLock(folder, what="holder"):
             assert_one_line_error(cifar(*command), f"{folder} is in use by another", f"pid {os.getpid()}")
         assert sorted(p.name for p in folder.iterdir()) == [".lock"], folder  # nothing else written
+
+
+@pytest.mark.parametrize("planted", ["metrics.jsonl", "best.pt", "summary.json", "config.yaml"])
+def test_a_link_in_place_of_a_runs_file_is_replaced_never_written_through(tmp_path, data, planted):
+    """Files a run rewrites are replaced whole (a new file renamed over the link), and appends never
+    follow one: the link goes, its target stays as it was."""
+    results, target = tmp_path / "results", victim(tmp_path)
+    assert train(data, results).status == 0
+    path = results / "train" / "r" / planted
+    path.unlink()
+    path.symlink_to(target)
+    assert train(data, results, "--resume", "--steps", "4").status == 0
+    assert target.read_text() == "not yours\n" and not path.is_symlink() and path.is_file()

@@ -164,6 +164,7 @@ def test_full_profile_refuses_synthetic_data_before_anything_runs(tmp_path, synt
     (("fid-b.step=200",), "fid-b.step = 200"),
     (("fid-b.compare_steps=[100, 175]",), "fid-b.compare_steps[1] = 175"),
     (("tune.grace_period=5",), "tune.grace_period = 5 is out of range: expected <= tune.max_epochs (2)"),
+    (("tune.num_samples=1",), "retrain.top_k = 2 is out of range: expected <= what the search lists"),
 ])
 def test_settings_that_could_only_fail_later_are_refused_before_any_stage(tmp_path, overrides, message):
     """Issue 29, item 4: a search space that is not there, a snapshot the GAN never keeps, found after

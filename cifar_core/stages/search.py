@@ -12,7 +12,7 @@ from cifar_core.atomic import read_jsonl
 from cifar_core.errors import Interrupted, Preempted
 from cifar_core.execution.resources import Resources
 from cifar_core.execution.runners import Done
-from cifar_core.fields import check_fields, inline
+from cifar_core.fields import check_fields, inline, require
 from cifar_core.retrain import RetrainPlan
 from cifar_core.stages.recipes import plan_stage
 from cifar_core.stages.registry import Context, Progress, Stage, register_stage
@@ -31,6 +31,17 @@ def tune_settings(ctx: Context) -> TuneSettings:
     """The section's search as it runs: `--device` applies unless the section sets its own."""
     search = ctx.section("tune").search
     return dataclasses.replace(search, device=ctx.device) if search.device == "auto" else search
+
+
+def check_retrain(ctx: Context) -> None:
+    """Before anything runs: the settings, and that the search this profile runs can list as many
+    configs as the retrain takes (its configs themselves exist only once the search ran)."""
+    retrain, search = ctx.section("retrain"), ctx.section("tune").search
+    check_fields(retrain, "retrain.")
+    if retrain.experiment == search.experiment:
+        most = min(search.top_k, search.num_samples)
+        require(retrain.top_k <= most, "retrain.top_k", retrain.top_k,
+                f"<= what the search lists, min(tune.top_k, tune.num_samples) = {most}")
 
 
 def check(ctx: Context) -> None:
@@ -74,6 +85,6 @@ register_stage(Stage(
 ))
 register_stage(plan_stage(
     "retrain", lambda ctx, name: ctx.section("retrain"), settings=RetrainPlan, resources=Resources(4, 1),
-    needs=("tune",), check=lambda ctx: check_fields(ctx.section("retrain"), "retrain."),  # its configs: once tune ran
+    needs=("tune",), check=lambda ctx: check_retrain(ctx),
     help="the search's best configs retrained on all 50,000 images, 100 epochs, scored on the test set",
     smoke={"experiment": "smoke", "top_k": 2, "epochs": 2, "select": "trials"}))
