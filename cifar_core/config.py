@@ -27,6 +27,7 @@ from cifar_core.fields import (
     nest,
     require,
     setting,
+    with_settings,
 )
 from cifar_core.seeds import check_seed
 
@@ -110,17 +111,13 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def with_overrides(self, overrides: dict[str, Any], *, none_clears: bool = False) -> TrainConfig:
-        """Apply dotted overrides such as {"optim.lr": 0.01}. None values are ignored (an option
-        left unset), or with `none_clears` set the key to None (a recipe clears run.steps)."""
-        data = self.to_dict()
-        for dotted, value in overrides.items():
-            if value is None and not none_clears:
-                continue
-            group, _, key = dotted.partition(".")
-            if group not in data or key not in data[group]:
-                raise ConfigError(f"unknown setting {dotted!r}")
-            data[group][key] = value
-        return TrainConfig.from_dict(data)
+        """This config with dotted settings such as {"optim.lr": 0.01} on top, through the one
+        override path (`fields.with_settings`). None values are ignored (an option left unset), or
+        with `none_clears` set the key to None (a recipe clears run.steps)."""
+        given = [(key, value) for key, value in overrides.items() if value is not None or none_clears]
+        cfg = with_settings(TrainConfig, self.to_dict(), given, what="setting")
+        cfg.validate()
+        return cfg
 
     # -- checks -------------------------------------------------------------------------------
     def validate(self) -> None:

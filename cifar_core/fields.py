@@ -364,27 +364,34 @@ def require(ok: bool, key: str, value: Any, expected: str) -> None:
 
 # --- overrides and the "same run?" rule -------------------------------------------------------------
 def with_overrides(cls: type, base: Mapping[str, Any], overrides: Iterable[str], what: str = "--set") -> Any:
-    """`cls` from `base` (a nested mapping of some of its settings) with `KEY.PATH=VALUE` overrides,
-    each VALUE read as YAML (`null` unsets a setting that may be empty), then checked like any other
-    mapping: unknown keys and wrong types are refused naming the key, as everywhere. A mapping VALUE
-    sets each of its keys (`gan={steps: 5}` is `gan.steps=5`), so a setting given twice, directly
-    or through a group, is refused, and nothing given is dropped by a later group."""
+    """`with_settings` from `KEY.PATH=VALUE` texts (`--set`, the chart's `pipeline.set`), each VALUE
+    read as YAML (`null` unsets a setting that may be empty)."""
     import yaml
 
-    data = _deep_copy(base)
-    given: dict[tuple[str, ...], tuple[str, Any]] = {}  # each setting path -> (as written, value)
+    settings = []
     for override in overrides:
         dotted, sep, text = str(override).partition("=")
-        parts = [p.strip() for p in dotted.split(".")]
-        if not sep or not all(parts):
+        if not sep or not all(p.strip() for p in dotted.split(".")):
             raise ConfigError(f"{what} {override!r}: expected KEY=VALUE, e.g. tune.num_samples=20")
         try:
-            value = load_yaml(text)
+            settings.append((dotted, load_yaml(text)))
         except yaml.YAMLError as exc:
             detail = " ".join(str(getattr(exc, "problem", None) or exc).split())
-            raise ConfigError(f"{what} {dotted}: {text!r} is not a YAML value"
+            raise ConfigError(f"{what} {dotted.strip()}: {text!r} is not a YAML value"
                               + (f" ({detail})" if detail else "")) from None
-        for path, leaf in _settings_of(parts, value):
+    return with_settings(cls, base, settings, what)
+
+
+def with_settings(cls: type, base: Mapping[str, Any], settings: Iterable[tuple[str, Any]], what: str = "--set") -> Any:
+    """The one override path: `cls` from `base` (a nested mapping of some of its settings) with each
+    (dotted key, value) set on top, then built like any other mapping (`from_mapping`): unknown keys
+    and wrong types are refused naming the key, as everywhere. A mapping value sets each of its keys
+    (`gan={steps: 5}` is `gan.steps=5`), so a setting given twice, directly or through a group, is
+    refused, and nothing given is dropped by a later group. Ranges are the caller's `validate`."""
+    data = _deep_copy(base)
+    given: dict[tuple[str, ...], tuple[str, Any]] = {}  # each setting path -> (as written, value)
+    for dotted, value in settings:
+        for path, leaf in _settings_of([p.strip() for p in str(dotted).split(".")], value):
             _refuse_given_twice(what, given, path, leaf)
             given[tuple(p.replace("-", "_") for p in path)] = (".".join(path), leaf)
             target = data
