@@ -60,10 +60,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     return checkpoint
 
 
-def load_resume_checkpoint(path: str | Path) -> dict[str, Any]:
-    return load_checkpoint(path, resume=True)
-
-
 def read_checkpoint_file(path: str | Path, expected_format: str, kind: str,
                          map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint dict and check its format; every failure is a CheckpointError naming the file."""

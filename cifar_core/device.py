@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 # Where bf16 autocast is used when a run asks for it (`amp`). On the CPU it would be slower, and the
 # result would differ from float32 (PyTorch's default; neither report mentions precision) for no gain.
 BF16_DEVICE_TYPES = ("cuda",)
+# What a summary says of a unit that computed under bf16 autocast (else "float32").
+BF16_AUTOCAST = "bf16 autocast"
 
 
 def pick_device(requested: str, gpu_share: float | None = None) -> str:
@@ -74,7 +76,7 @@ class Precision:
     def record(self) -> dict[str, str]:
         """What ran, as summaries say it: the device, its name (the GPU's) and the arithmetic."""
         return {"device": str(self.device), "device_name": device_name(self.device),
-                "precision": "bf16 autocast" if self.bf16 else "float32"}
+                "precision": BF16_AUTOCAST if self.bf16 else "float32"}
 
     @property
     def bf16(self) -> bool:

@@ -73,7 +73,7 @@ def setting(
     rules a range cannot say (a seed, a plain name); flag: the flat name when it differs from the
     field's (`optimizer` for optim.name), used by the option (`--optimizer`) and flat config files;
     none_means: what None stands for, shown as the default; resumable: the setting may change when a
-    run is resumed (every other one must stay as the run started: `changed_setting`).
+    run is resumed (every other one must stay as the run started: `resultdir.settings_request`).
     A list setting (`tuple[int, ...]`) takes a non-empty list: an empty one never means "all".
     """
     metadata = {"help": help, "unit": unit, "range": range, "choices": tuple(choices), "check": check,

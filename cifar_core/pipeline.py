@@ -18,7 +18,8 @@ from typing import Any
 
 from cifar_core import live
 from cifar_core.atomic import atomic_write_json, file_digest
-from cifar_core.errors import CifarError, ConfigError, DataError, Interrupted, Preempted
+from cifar_core.data import data_digest_or_none
+from cifar_core.errors import CifarError, ConfigError, Interrupted, Preempted
 from cifar_core.execution.capacity import check_feasible
 from cifar_core.execution.resources import Resources
 from cifar_core.execution.runners import Done, machine_names, work_span_s
@@ -215,7 +216,7 @@ class PipelineRun:
         digest and the requests of the stages it needs; not the device it runs on."""
         if stage.name not in self.requests:
             if self.data is None:
-                self.data = _data_digest(self.ctx.data_dir)
+                self.data = data_digest_or_none(self.ctx.data_dir)  # what a skipped stage must have read
             sections = [stage.name, *stage.reads]
             settings = {name: to_mapping(self.ctx.section(name)) for name in sections}
             inputs = {name: self.request(get_stage(name)).digest() for name in stage.needs
@@ -255,7 +256,7 @@ class PipelineRun:
             return
         summary, where = run.stage.summary(self.ctx), result.get("ran_on")
         if run.request is None:  # the data: its digest is known now
-            self.data = _data_digest(self.ctx.data_dir)
+            self.data = data_digest_or_none(self.ctx.data_dir)
         else:
             self._complete(run, summary, where)
         took = work_span_s(where)
@@ -386,15 +387,5 @@ def build_report_task(results_dir: Path) -> dict[str, Any]:
     from cifar_core.report import build_report
 
     return {"html": str(build_report(results_dir)["html"])}
-
-
-def _data_digest(data_dir: Path) -> str | None:
-    """The data's digest (a skipped stage must have read the same images); None with no data."""
-    from cifar_core.data import data_digest
-
-    try:
-        return data_digest(data_dir)
-    except DataError:
-        return None
 
 

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from cifar_core.atomic import atomic_write_json, atomic_write_text, read_jsonl
 from cifar_core.config import TrainConfig, load_yaml_mapping
 from cifar_core.data.augment_config import AUGMENT_PRESETS, resolve_augment
+from cifar_core.device import BF16_AUTOCAST
 from cifar_core.errors import ConfigError
 from cifar_core.execution.resources import Resources
 from cifar_core.execution.runners import InProcess, OnRay, submit_stage
@@ -53,7 +54,6 @@ from cifar_core.summaries import (
 # their validation accuracy"; its three are three architectures, which we read as the best trial of
 # each ("architectures", our reading); "trials" takes the best trials whatever their architecture.
 SELECTIONS = ("architectures", "trials")
-BF16 = "bf16 autocast"  # a run's precision where autocast applied (else float32)
 POSITIVE = at_least(1)
 
 
@@ -362,7 +362,7 @@ def protocol_fields(plan: Plan, runs: list[dict[str, Any]]) -> dict[str, Any]:
         config = TrainConfig.from_dict(load_yaml_mapping(Path(r["run_dir"]) / "config.yaml"))
         searched = r.get("params") or {}  # what the search chose for a trial is its finding, not a departure
         actual = {**{k: v for k, v in settings_of(config.to_dict()).items() if k not in searched}, **shared,
-                  "run.amp": r["precision"] == BF16, "data": data_text(r["data_digest"])}
+                  "run.amp": r["precision"] == BF16_AUTOCAST, "data": data_text(r["data_digest"])}
         r.update(protocol_record(actual, *compared, model=r["model"] if recipe else None))
         each.setdefault(r["model"] if recipe else r["run"], r["protocol_settings"])  # a recipe's seeds share one
     return {"protocol": compared[0].key, "protocol_settings": merged_settings(each.values()),

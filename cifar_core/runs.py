@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from cifar_core.atomic import atomic_write_text, write_jsonl
-from cifar_core.checkpoint import copy_checkpoint, load_checkpoint, load_resume_checkpoint, load_weights
+from cifar_core.checkpoint import copy_checkpoint, load_checkpoint, load_weights
 from cifar_core.config import TrainConfig
 from cifar_core.data import data_digest, load_meta, make_data, make_test_loader
 from cifar_core.device import Precision
@@ -37,8 +37,12 @@ def default_run_name(cfg: TrainConfig) -> str:
 
 
 def run_directory(results_dir: str | Path, name: str, wait_s: float = 0.0) -> ResultDir:
-    path = Results(results_dir).train_run(name)
-    return ResultDir(path, "training run", root=results_dir, wait_s=wait_s, commit_point=path / "last.pt",
+    return training_directory(Results(results_dir).train_run(name), "training run", results_dir, wait_s)
+
+
+def training_directory(path: Path, kind: str, results_dir: str | Path, wait_s: float = 0.0) -> ResultDir:
+    """The result directory of one training (a run or a search's trial): last.pt its commit point."""
+    return ResultDir(path, kind, root=results_dir, wait_s=wait_s, commit_point=path / "last.pt",
                      outputs=lambda: [path / f for f in RUN_FILES])
 
 
@@ -68,7 +72,7 @@ def train_run(
         if run.commit_point.exists() and not resume:
             raise CifarError(f"{run.path} already holds a run: pass --resume to continue it, or choose another --run-name")
         run.open(request)
-        state = load_resume_checkpoint(run.commit_point) if run.commit_point.exists() else None
+        state = load_checkpoint(run.commit_point, resume=True) if run.commit_point.exists() else None
         data = data_for(cfg, data_dir, precision)
         earlier = None
         if state is not None:

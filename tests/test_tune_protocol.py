@@ -92,6 +92,26 @@ def test_a_trial_directory_holding_another_config_is_refused(tiny_root, tmp_path
         run_trial(tiny_config(**{"optim.lr": 0.1}), tiny_root, trial, digest, lambda metrics: None)
 
 
+@pytest.mark.parametrize("field", ["history", "rng", "optimizer_state"])
+def test_a_trials_last_pt_without_what_a_resume_reads_is_refused_in_one_line(tiny_root, tmp_path, field):
+    """A trial resumes from its last.pt as a training run does: the same checks, a CheckpointError
+    naming the file and the field, nothing of the trial's changed."""
+    from cifar_core.checkpoint import save_checkpoint
+    from cifar_core.errors import CheckpointError
+
+    digest = data_digest(tiny_root)
+    trial = trial_directory(tmp_path, "x", "t_00000")
+    with pytest.raises(SystemExit):
+        run_trial(tiny_config(), tiny_root, trial, digest, stop_in_report_of(1, []))
+    state = torch.load(trial.commit_point, weights_only=True)
+    del state[field]
+    save_checkpoint(state, trial.commit_point)
+    before = {p.name: p.read_bytes() for p in trial.path.iterdir() if p.is_file() and p.name != ".lock"}
+    with pytest.raises(CheckpointError, match=f"{trial.commit_point}.*{field}"):
+        run_trial(tiny_config(), tiny_root, trial, digest, lambda metrics: None)
+    assert {p.name: p.read_bytes() for p in trial.path.iterdir() if p.is_file() and p.name != ".lock"} == before
+
+
 def test_a_finished_search_is_done_whatever_its_budget_and_other_settings_are_refused(tiny_root, tmp_path):
     """Resources and top_k may change (a finished search is then only re-summarised, and keeps on
     record what it ran with); what it searches may not."""

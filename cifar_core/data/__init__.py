@@ -29,6 +29,7 @@ _MODULE_OF = {
     "resolve_root": "format",
     "check_same_data": "identity",
     "data_digest": "identity",
+    "data_digest_or_none": "identity",
     "DataBundle": "loader",
     "DeviceLoader": "loader",
     "make_data": "loader",

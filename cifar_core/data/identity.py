@@ -25,6 +25,14 @@ def data_digest(root: str | os.PathLike) -> str:
     return f"{kind}:" + _short(json.dumps(md5, sort_keys=True).encode())
 
 
+def data_digest_or_none(root: str | os.PathLike) -> str | None:
+    """`data_digest`, or None where there is no dataset (yet): its absence is said where it is loaded."""
+    try:
+        return data_digest(root)
+    except DataError:
+        return None
+
+
 def is_official(digest: str | None) -> bool:
     """Whether a digest is of the official CIFAR-100 files (by their published md5s)."""
     return bool(digest) and digest.startswith("official:")

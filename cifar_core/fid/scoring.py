@@ -20,6 +20,7 @@ import torch
 
 from cifar_core import protocols
 from cifar_core.atomic import file_digest
+from cifar_core.data import data_digest_or_none
 from cifar_core.device import resolve_device
 from cifar_core.errors import CifarError
 from cifar_core.fid.features import FeatureExtractor, load_images, load_inception
@@ -127,41 +128,42 @@ def run_fid(out_dir: Path, *, fake: Path | None = None, checkpoint: Path | None 
     device = resolve_device(device)  # the unit's device, decided once: sampling and Inception run there
     start = time.perf_counter()
     # The generated side first: a bad folder or checkpoint fails before any directory or Inception work.
+    snapshots, generated = None, None
     if run_dir is not None:
-        snapshots = run_snapshots(run_dir)
+        snapshots = run_snapshots(run_dir)  # what is checked now is what select_best scores
         for _, path in snapshots:  # each one readable and finite before Inception is even loaded
             load_generator(path, "cpu")
-        generated = None
     else:
         generated = (*load_fake(fake, checkpoint, n, seed, device, batch_norm), time.perf_counter() - start)
+    digest = data_digest_or_none(data_dir)  # no data: the reference split fails to load, naming what is missing
     with ResultDir(out_dir, "FID score", root=root) as result:
         beside = {f"beside step_{c.step}": file_digest(c.summary) for c in compared or ()}
-        opened = result.open(Request("FID score", request, data=_data_digest(data_dir),
+        opened = result.open(Request("FID score", request, data=digest,
                                      inputs={**fid_inputs(fake, checkpoint, run_dir, weights), **beside}),
                              remedy="pass --name (or --out) to keep both, or delete it")
         if opened is Opened.DONE:
             log(f"fid: {out_dir} already holds this score of these inputs")
             return FidSummary.read(result.summary_path).to_json()
-        summary = _score(request, generated, run_dir, data_dir, split, weights, device, batch_size, n, seed,
-                         cache_dir, batch_norm, start)
+        summary = _score(request, generated, snapshots, data_dir, digest, split, weights, device, batch_size, n,
+                         seed, cache_dir, batch_norm, start)
         if compared is not None:
             summary.compared = [ComparedScore(step=step_of(checkpoint), fid=summary.fid,
                                               summary=str(result.summary_path)), *compared]
         return result.complete(summary.to_json())
 
 
-def _score(request: dict, generated, run_dir, data_dir, split, weights, device, batch_size, n, seed, cache_dir,
-           batch_norm, start: float) -> FidSummary:
+def _score(request: dict, generated, snapshots, data_dir, digest, split, weights, device, batch_size, n, seed,
+           cache_dir, batch_norm, start: float) -> FidSummary:
     setup = prepare(data_dir, split, weights, device, batch_size, cache_dir)
-    if run_dir is not None:
+    if snapshots is not None:
         selection = FidSetup(setup.extractor, reference_statistics(data_dir, SELECT_ON, setup.extractor, cache_dir),
                              SELECT_ON, {})
-        result = select_best(selection, setup, run_snapshots(run_dir), n, seed, batch_norm)
+        result = select_best(selection, setup, snapshots, n, seed, batch_norm)
     else:
         images, source, loaded = generated
         result = score_source(setup, images, source)
         result["seconds"]["fake_images"] = loaded
-    record = protocol_record(request, result["n_fake"], setup.extractor, data_dir)
+    record = protocol_record(request, result["n_fake"], setup.extractor, digest)
     return summary_of(setup, {"request": request, **result, **record}, time.perf_counter() - start)
 
 
@@ -174,21 +176,17 @@ def protocol_of(request: dict) -> str:
     return {"run": "select-best"}.get(request["input"], "images")
 
 
-def protocol_record(request: dict, n_fake: int, extractor: FeatureExtractor, data_dir: Path) -> dict:
+def protocol_record(request: dict, n_fake: int, extractor: FeatureExtractor, data_digest: str) -> dict:
     """The score beside report B's FID protocol: its protocol, its settings as compared and each departure
     (`cifar_core.protocols.departures`)."""
-    from cifar_core.data import data_digest
-
     protocol = protocol_of(request)
-    actual = {"n": n_fake, "split": request["split"], "data": protocols.data_text(data_digest(data_dir)),
+    actual = {"n": n_fake, "split": request["split"], "data": protocols.data_text(data_digest),
               "weights": protocols.weights_text(extractor.weights_standard, extractor.weights_sha256)}
     if "seed" in request:
         actual.update(seed=request["seed"], batch_norm=request["batch_norm"])
     if protocol == "report-b":
         actual["step"] = step_of(request["path"], ".pt")
     return {"protocol": protocol, **protocols.protocol_record(actual, protocols.FID)}
-
-
 
 
 def fid_inputs(fake: Path | None, checkpoint: Path | None, run_dir: Path | None, weights=None) -> dict[str, str]:
@@ -211,16 +209,6 @@ def fid_inputs(fake: Path | None, checkpoint: Path | None, run_dir: Path | None,
     except CifarError:
         pass  # not here yet: found (or downloaded) when Inception loads, and refused there if it cannot be
     return digests
-
-
-def _data_digest(data_dir: Path) -> str | None:
-    from cifar_core.data import data_digest
-    from cifar_core.errors import DataError
-
-    try:
-        return data_digest(data_dir)
-    except DataError:
-        return None  # no data: the reference split fails to load, naming what is missing
 
 
 @dataclass

@@ -38,7 +38,7 @@ def summary_path(ctx: Context) -> Path:
 
 def check(ctx: Context) -> None:
     """Before anything runs: data that will be there is what the profile's comparisons need."""
-    from cifar_core.data import data_digest
+    from cifar_core.data import data_digest_or_none
     from cifar_core.data.identity import require_official
 
     s = ctx.section("data")
@@ -47,11 +47,9 @@ def check(ctx: Context) -> None:
     if s.if_missing == "synthesize":
         raise ConfigError(f"the {ctx.profile} profile compares with the reports' numbers on the official CIFAR-100, "
                           "but data.if_missing=synthesize would make a stand-in: pass --allow-synthetic to run it anyway")
-    try:
-        digest = data_digest(ctx.data_dir)
-    except DataError:
-        return  # nothing there yet: the data stage fetches it (or fails)
-    require_official(digest, ctx.data_dir, f"the {ctx.profile} profile")
+    digest = data_digest_or_none(ctx.data_dir)
+    if digest is not None:  # None: nothing there yet, and the data stage fetches it (or fails)
+        require_official(digest, ctx.data_dir, f"the {ctx.profile} profile")
 
 
 def prepare_data(profile: str, settings: DataStage, data_dir: Path, results_dir: Path) -> dict[str, Any]:

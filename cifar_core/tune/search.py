@@ -66,10 +66,10 @@ def run_tune(settings: TuneSettings, data_dir: str | Path, results_dir: str | Pa
     # Absolute paths: a missing dataset fails here, and trials (whose working directory Ray
     # changes) still find the data and the results.
     data_dir, results_dir = resolve_root(data_dir).resolve().parent, Path(results_dir).resolve()
+    record = experiment_record(settings, space, data_dir)  # the data's digest: read once, ~180 MB
     if not allow_synthetic:
-        require_official(data_digest(data_dir), data_dir, "`cifar tune`")
+        require_official(record["data_digest"], data_dir, "`cifar tune`")
     exp_dir = experiment_dir(results_dir, settings.experiment)
-    record = experiment_record(settings, space, data_dir)
     with ResultDir(exp_dir, "search", root=results_dir) as search:
         if open_search(search, search_request(settings, record)) is Opened.DONE:
             log(f"experiment {settings.experiment} already finished: re-summarising {exp_dir}")

@@ -23,10 +23,10 @@ from cifar_core.config import TrainConfig
 from cifar_core.device import Precision
 from cifar_core.engine import fit, plan_steps, precision_of
 from cifar_core.errors import TrainingDiverged
-from cifar_core.execution.runners import LOCK_WAIT_IN_TASK_S
+from cifar_core.execution.runners import LOCK_WAIT_IN_TASK_S, this_node
 from cifar_core.layout import Results
 from cifar_core.resultdir import Opened, ResultDir, settings_request
-from cifar_core.runs import RUN_FILES, data_for, data_settings, repair_run_files
+from cifar_core.runs import data_for, data_settings, repair_run_files, training_directory
 from cifar_core.tune.space import flat_params
 
 # A trial's length is the search's max_epochs, part of what the search is: never extended.
@@ -47,9 +47,7 @@ def trial_train_config(base: dict[str, Any], trial_config: dict[str, Any]) -> Tr
 def trial_directory(results_dir: str | Path, experiment: str, trial_id: str, wait_s: float = 0.0) -> ResultDir:
     """RESULTS/tune/<experiment>/trials/<trial id>/: last.pt (the commit point), best.pt, metrics.jsonl,
     config.yaml."""
-    path = Results(results_dir).tune_trial(experiment, trial_id)
-    return ResultDir(path, "trial", root=results_dir, wait_s=wait_s, commit_point=path / "last.pt",
-                     outputs=lambda: [path / name for name in RUN_FILES])
+    return training_directory(Results(results_dir).tune_trial(experiment, trial_id), "trial", results_dir, wait_s)
 
 
 def train_trial(config: dict[str, Any], *, base: dict[str, Any], data_dir: str, results_dir: str, experiment: str,
@@ -68,7 +66,7 @@ def run_trial(cfg: TrainConfig, data_dir: str | Path, trial: ResultDir, digest: 
     epoch from epoch 1: first the epochs last.pt already holds (no training), then each new one."""
     with trial:
         opened = trial.open(settings_request("trial", cfg, also_fixed=FIXED_LENGTH, data=digest))
-        state = load_checkpoint(trial.commit_point) if trial.commit_point.exists() else None
+        state = load_checkpoint(trial.commit_point, resume=True) if trial.commit_point.exists() else None
         if state is not None and opened is not Opened.DONE:
             repair_run_files(trial.path, state)
         history = state["history"] if state is not None else []
@@ -96,20 +94,13 @@ def run_trial(cfg: TrainConfig, data_dir: str | Path, trial: ResultDir, digest: 
             report({"epoch": epochs[0] + 1, "val_acc": 0.0, "diverged": True, "diverged_reason": str(exc)})
 
 
-def where() -> dict[str, str]:
-    """The node and host this trial ran on, as result columns (the summary lists where a search ran)."""
-    from cifar_core.execution.runners import this_node
-
-    return this_node()
-
-
 def report_epoch(metrics: dict[str, Any]) -> None:
     """One Tune report: the epoch's metrics and where it ran. No checkpoint: the trial's own last.pt
     is what it resumes from, so Tune has none to restore, lose or fail on."""
     from ray import tune
 
     reported = {k: v for k, v in metrics.items() if v is not None}  # val_* are None only without a val split
-    tune.report({**reported, **where()})
+    tune.report({**reported, **this_node()})  # where it ran: the summary lists a search's machines
 
 
 def cached_data(cfg: TrainConfig, data_dir: str | Path, precision: Precision):
