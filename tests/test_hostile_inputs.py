@@ -199,6 +199,21 @@ def test_a_summary_holding_a_number_nothing_can_use_is_named_by_the_report(train
     assert _files(results) == before
 
 
+@pytest.mark.parametrize("name", ["deep-flow", "billion-laughs", "self-alias", "400-digit-int"])
+def test_a_hostile_config_yaml_in_a_run_is_one_line_from_the_report(trained, tmp_path, name):
+    """The report reads a run's config.yaml (its budget) with the same limits as every YAML file."""
+    import shutil
+
+    text, fragment = HOSTILE_YAML[name]
+    results = tmp_path / "results"
+    shutil.copytree(trained, results)
+    config = results / "train" / "r" / "config.yaml"
+    config.write_text(text)
+    before = _files(results)
+    assert_one_line_error(cifar("report", "--results-dir", results), str(config), fragment)
+    assert _files(results) == before
+
+
 def test_a_summary_nested_50000_deep_is_one_line_and_a_device_is_not_read(trained, tmp_path):
     import shutil
 

@@ -41,7 +41,7 @@ from cifar_core.report.document import (
     text,
     yes_no,
 )
-from cifar_core.report.points import marked, protocol_name, recorded_departures
+from cifar_core.report.points import departed_facts, is_synthetic, marked, protocol_name, recorded_departures
 from cifar_core.summaries import (
     Concurrency,
     PlanRow,
@@ -131,7 +131,7 @@ def tune_facts(name: str, summary: SearchSummary, departed: list[str]) -> Facts:
                                 "without early stopping", summary.epochs_run, numeric=True)),
         ("Search complete", yes_no(summary.complete)),
         ("Wall time", duration(summary.wall_time_s)),
-        ("Departures from report A's search", text("; ".join(departed) or "none")),
+        ("Departures from report A's search", text(departed_facts(departed))),
     ]
     best = summary.best
     if best:
@@ -300,18 +300,9 @@ def _common_blocks(section: Section, entry: dict[str, Any], loss_caption: str, c
                                      marked(curve_caption or "Test accuracy over the optimisation steps.", synthetic)))
 
 
-def is_synthetic(summary: PlanSummary) -> bool:
-    """Whether any run of a retrain or recipe trained on the synthetic stand-in."""
-    return any(m.synthetic_data for m in summary.models)
-
-
 def departures_line(summary: PlanSummary) -> str:
     """A retrain's or recipe's departures from the protocol it is set beside, as its runs recorded them."""
-    protocol = protocol_name(summary)
-    found = recorded_departures(summary)
-    if found is None:
-        return f"Departures from {protocol}: not recorded (a summary made before they were)."
-    return f"Departures from {protocol}: {'; '.join(found) or 'none'}."
+    return f"Departures from {protocol_name(summary)}: {departed_facts(recorded_departures(summary))}."
 
 
 def plan_table(name: str, summary: PlanSummary) -> Table:

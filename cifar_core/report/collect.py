@@ -19,9 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cifar_core.atomic import read_jsonl
+from cifar_core.config import load_yaml_mapping
 from cifar_core.errors import CifarError
 from cifar_core.layout import FOLDERS, Results
 from cifar_core.records import Record
@@ -115,10 +114,9 @@ def read_train(run_dir: Path, entry: dict[str, Any]) -> dict[str, Any]:
 def run_budget(config: Path) -> dict[str, int] | None:
     if not regular_file(config):
         return None
-    try:
-        run = (yaml.safe_load(config.read_text()) or {}).get("run") or {}
-    except (OSError, yaml.YAMLError, AttributeError) as exc:
-        raise CifarError(f"cannot read {config}: {type(exc).__name__}") from None
+    run = load_yaml_mapping(config).get("run") or {}  # bounded, as every YAML read: one line past a limit
+    if not isinstance(run, dict):
+        raise CifarError(f"cannot read {config}: its run is not a mapping of settings")
     return {"steps": run["steps"]} if run.get("steps") else {"epochs": run.get("epochs")} if run.get("epochs") else None
 
 

@@ -18,7 +18,7 @@ from cifar_core.protocols import (
 )
 from cifar_core.report.classify_sections import search_departures, search_settings
 from cifar_core.report.document import Table, text
-from cifar_core.report.points import recorded_departures
+from cifar_core.report.points import departed_facts, recorded_departures
 
 Run = tuple[str, dict[str, Any], list[str] | None]  # (result, its settings as compared, its departures)
 Result = tuple[str, tuple[str, ...], dict[str, Any], list[str] | None]  # + the protocols it is set beside
@@ -52,8 +52,7 @@ def departures_table(collected: dict[str, Any]) -> Table:
     rows = []
     for label, protocols, _, departed in results(collected):
         beside = "; ".join(PROTOCOLS_BY_KEY[key].title if key in PROTOCOLS_BY_KEY else str(key) for key in protocols)
-        lines = "not recorded (a summary made before they were)" if departed is None else ";\n".join(departed) or "none"
-        rows.append([text(label), text(beside), text(lines)])
+        rows.append([text(label), text(beside), text(departed_facts(departed, ";\n"))])
     return Table("anchors/departures", ["Result", "Set beside", "Departures: this result's value (whose value the "
                                         "protocol has: that value)"], rows,
                  "Every result's departures from the protocol it is set beside, each with its values, as its stage "

@@ -30,6 +30,7 @@ from cifar_core.report.document import (
 )
 from cifar_core.report.points import (
     SYNTHETIC,
+    departed_facts,
     departures_text,
     fid_caveats,
     fid_protocol,
@@ -93,10 +94,6 @@ def gan_facts(name: str, summary: GanSummary) -> Facts:
         ("Wall time", duration(summary.wall_time_s)),
         ("Device", text(summary.device_name or summary.device)),
     ])
-
-
-def departed_facts(departed: list[str] | None) -> str:
-    return "not recorded (a summary made before they were)" if departed is None else "; ".join(departed) or "none"
 
 
 def collapse_table(name: str, events: list[CollapseEvent], synthetic: bool) -> Table:

@@ -51,9 +51,21 @@ def marked(caption: str, synthetic: bool) -> str:
     return f"{SYNTHETIC}, not CIFAR-100: {caption}" if synthetic else caption
 
 
+def is_synthetic(summary: PlanSummary) -> bool:
+    """Whether any run of a retrain or recipe trained on the synthetic stand-in."""
+    return any(m.synthetic_data for m in summary.models)
+
+
 def recipe_caveats(summary: PlanSummary) -> list[str]:
     """A retrain's or recipe's accuracies: [SYNTHETIC] when any of its runs trained on the stand-in."""
-    return [SYNTHETIC] if any(m.synthetic_data for m in summary.models) else []
+    return [SYNTHETIC] if is_synthetic(summary) else []
+
+
+def departed_facts(departed: list[str] | None, separator: str = "; ") -> str:
+    """A result's recorded departures as text: "none" only when there are none."""
+    if departed is None:
+        return "not recorded (a summary made before they were)"
+    return separator.join(departed) or "none"
 
 
 def snapshot_step(checkpoint: str | None) -> int | None:
@@ -152,12 +164,6 @@ def recorded_departures(summary: GanSummary | FidSummary | PlanSummary) -> list[
     (`protocol_departures`: every setting that differs from the report's, the tutorial's or ours, the
     data, each recovery); None for a summary made before they were recorded."""
     return None if summary.protocol_departures is None else list(summary.protocol_departures)
-
-
-def run_departures(fid_summary: FidSummary, collected: dict[str, Any]) -> list[str]:
-    """A FID's departures from report B's protocol, then its GAN run's (those known)."""
-    gan = gan_summaries(collected).get(gan_run_of(fid_summary) or "")
-    return (recorded_departures(fid_summary) or []) + ((recorded_departures(gan) or []) if gan is not None else [])
 
 
 def protocol_name(summary: PlanSummary) -> str:
