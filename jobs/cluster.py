@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cifar_core.errors import CifarError
@@ -263,7 +264,7 @@ def pod_state(pod: dict, events: list[dict] = ()) -> WorkerState | None:
         return None
     if status.get("phase") == "Failed":  # evicted or refused by its node: KubeRay makes another
         return WorkerState(WAITING, _reason(status.get("reason") or "Failed", status.get("message") or ""))
-    if _scheduled(pod, events):
+    if _scheduled(pod):
         return _starting(events)
     scheduler = _newest(events, lambda e: e.get("reason") == "FailedScheduling" and _source(e) != "karpenter")
     line = (_reason(scheduler.get("reason") or "", scheduler.get("message") or "") if scheduler
@@ -353,7 +354,7 @@ def container_problem(pod: dict) -> tuple[str, str] | None:
     return None
 
 
-def _scheduled(pod: dict, events: list[dict]) -> bool:
+def _scheduled(pod: dict) -> bool:
     conditions = (pod.get("status") or {}).get("conditions") or []
     return bool((pod.get("spec") or {}).get("nodeName")) or any(
         c.get("type") == "PodScheduled" and c.get("status") == "True" for c in conditions)
@@ -449,34 +450,43 @@ def list_pods(api, namespace: str, selector: str) -> list[dict]:
                     ).get("items") or []
 
 
-def pod_events(api, namespace: str, pod_names: set[str] | None = None) -> dict[str, list[dict]]:
-    """Events of the named pods (every pod's: None), by pod name; {} when the caller may not read events."""
+def pod_events(api, namespace: str, keep: Callable[[str], bool] = lambda name: True,
+               passthrough: tuple[int, ...] = (403,)) -> dict[str, list[dict]]:
+    """Events of the namespace's pods whose name `keep` accepts, by pod name (one listing of them
+    all: the answer can be large, so a command reads it once). A refusal whose status is in
+    `passthrough` is raised as the ApiException."""
     from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
 
-    try:
-        listed = get_json(api, client.CoreV1Api(api).list_namespaced_event, namespace,
-                          field_selector="involvedObject.kind=Pod", passthrough=(403,),
-                          what=f"the pod events of namespace {namespace}", schema=kube_api.listing(kube_api.EVENT))
-    except ApiException:
-        return {}  # the pods' own status still says much
+    listed = get_json(api, client.CoreV1Api(api).list_namespaced_event, namespace,
+                      field_selector="involvedObject.kind=Pod", passthrough=passthrough,
+                      what=f"the pod events of namespace {namespace}", schema=kube_api.listing(kube_api.EVENT))
     by_pod: dict[str, list[dict]] = {}
     for event in listed.get("items") or []:
         name = (event.get("involvedObject") or {}).get("name") or ""
-        if pod_names is None or name in pod_names:
+        if keep(name):
             by_pod.setdefault(name, []).append(event)
     return by_pod
 
 
-def stage_pods(api, namespace: str, rayjob: dict) -> list[tuple[str, str, str]]:
-    """(pod name, role, line) for the RayJob's submitter and its Ray cluster's pods: head, workers, submitter."""
+def readable_pod_events(api, namespace: str) -> dict[str, list[dict]]:
+    """Every pod's events, or {} when the caller may not read events (the pods' own status still says much)."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return pod_events(api, namespace)
+    except ApiException:
+        return {}
+
+
+def stage_pods(api, namespace: str, rayjob: dict, events: dict[str, list[dict]]) -> list[tuple[str, str, str]]:
+    """(pod name, role, line) for the RayJob's submitter and its Ray cluster's pods: head, workers,
+    submitter; `events`: the namespace's pod events by pod name (`readable_pod_events`)."""
     release = _label(rayjob, "app.kubernetes.io/instance")
     stage = _label(rayjob, "app.kubernetes.io/component")
     cluster = (rayjob.get("status") or {}).get("rayClusterName")
     pods = {p["metadata"]["name"]: p for p in list_pods(api, namespace, _selector(release, stage))}
     if cluster:  # a shared cluster's pods carry the component `ray`: select them by KubeRay's label
         pods |= {p["metadata"]["name"]: p for p in list_pods(api, namespace, f"{RAY_CLUSTER_LABEL}={cluster}")}
-    events = pod_events(api, namespace, set(pods))
     rows = []
     for pod in pods.values():
         node_type = _label(pod, RAY_NODE_TYPE_LABEL)
@@ -546,13 +556,6 @@ def pod_log(api, namespace: str, pod: dict, container: str, *, follow: bool = Fa
 # --- for the driver: what the worker pods are doing ---
 
 
-def pending_pods_reason(service_account_dir: Path = SERVICE_ACCOUNT_DIR, timeout_s: float = 5.0) -> str | None:
-    """The line of `worker_state`: the worker pods' most telling problem, e.g. `pod c-gpu-worker-x:
-    FailedScheduling: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu`. None outside a pod."""
-    state = worker_state(service_account_dir, timeout_s)
-    return state.line if state is not None else None
-
-
 def worker_state(service_account_dir: Path = SERVICE_ACCOUNT_DIR, timeout_s: float = 5.0) -> WorkerState | None:
     """What the worker pods of the Ray cluster this process runs in are doing, for the driver's
     Watch: FATAL when one cannot start for good, PROGRESSING when one is on its way (a node being
@@ -571,7 +574,6 @@ def worker_state(service_account_dir: Path = SERVICE_ACCOUNT_DIR, timeout_s: flo
 
 
 def _worker_state(service_account_dir: Path, timeout_s: float) -> WorkerState:
-    from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
     cluster = os.environ.get(RAY_CLUSTER_NAME_ENV, "").strip()
@@ -581,17 +583,11 @@ def _worker_state(service_account_dir: Path, timeout_s: float) -> WorkerState:
     api, namespace = _in_pod_api(service_account_dir, timeout_s)
     try:
         pods = list_pods(api, namespace, f"{RAY_CLUSTER_LABEL}={cluster}")
-        events = get_json(api, client.CoreV1Api(api).list_namespaced_event, namespace, field_selector="involvedObject.kind=Pod",
-                          passthrough=(403, 404), what=f"the pod events of namespace {namespace}",
-                          schema=kube_api.listing(kube_api.EVENT)).get("items") or []
+        head = {p["metadata"]["name"] for p in pods if _label(p, RAY_NODE_TYPE_LABEL) == "head"}
+        by_pod = pod_events(api, namespace, lambda name: name.startswith(f"{cluster}-") and name not in head,
+                            passthrough=(403, 404))
     except ApiException as exc:
         return WorkerState(WAITING, f"the worker pods' events could not be read: {exc.status} {api_message(exc)}")
-    head = {p["metadata"]["name"] for p in pods if _label(p, RAY_NODE_TYPE_LABEL) == "head"}
-    by_pod: dict[str, list[dict]] = {}
-    for event in events:
-        name = (event.get("involvedObject") or {}).get("name") or ""
-        if name.startswith(f"{cluster}-") and name not in head:
-            by_pod.setdefault(name, []).append(event)
     workers = [p for p in pods if p["metadata"]["name"] not in head]
     return workers_state(workers, by_pod) or (
         WorkerState(WAITING, f"no worker pod of Ray cluster {cluster} exists in namespace {namespace} (the "

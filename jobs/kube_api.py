@@ -13,7 +13,6 @@ import time
 
 from cifar_core.errors import CifarError
 
-REQUEST_TIMEOUT_S = 30
 COMMAND_BUDGET_S = 30.0  # every answer one command waits for, together
 MAX_ANSWER_BYTES = 128 * 2**20  # a namespace's events can be tens of MB; a proxy's endless answer is not
 MAX_DEPTH = 64  # Kubernetes objects nest a few levels; a server nesting thousands is not one
@@ -33,13 +32,10 @@ def call(api, fn, *args, what: str, passthrough=(), read: bool = False, **kwargs
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError, NewConnectionError
 
-    left = getattr(api, _BUDGET, None)
-    if left is not None and left <= 0:
+    left = getattr(api, _BUDGET, COMMAND_BUDGET_S)  # a client not given one by `budget` gets the usual one
+    if left <= 0:
         raise _out_of_time(api, what)
-    if left is None:
-        kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT_S)
-    else:
-        kwargs.setdefault("_request_timeout", (min(left, 10.0), left))
+    kwargs.setdefault("_request_timeout", (min(left, 10.0), left))
 
     def attempt():
         response = fn(*args, **kwargs)
@@ -64,8 +60,7 @@ def call(api, fn, *args, what: str, passthrough=(), read: bool = False, **kwargs
         raise CifarError(f"the Kubernetes API at {api.configuration.host} broke off its answer to {what}: "
                          f"{_line(reason)}") from None
     finally:
-        if left is not None:
-            setattr(api, _BUDGET, left - (time.monotonic() - started))
+        setattr(api, _BUDGET, left - (time.monotonic() - started))
 
 
 def get_json(api, fn, *args, what: str, schema=None, **kwargs):
@@ -105,11 +100,9 @@ def api_message(exc) -> str:
 # --- bounded waits and reads ---
 
 
-def _within(work, seconds: float | None, late):
+def _within(work, seconds: float, late):
     """`work()`, given up on after `seconds` (raising `late()`): a read timeout is per read, and a
     server that sends a byte a second never hits it. The abandoned call ends with its connection."""
-    if seconds is None:
-        return work()
     outcome: dict = {}
 
     def run():

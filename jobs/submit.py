@@ -93,11 +93,12 @@ def status_cmd(namespace, release, context) -> None:
         click.echo(f"no cifar100 RayJob in namespace {namespace}" + (f" for release {release}" if release else ""))
         return
     rows = [f"{'RELEASE':16} {'STAGE':9} {'RAYJOB':40} STATE"]  # all read before any is printed: a bad answer is one line
+    events = cluster.readable_pod_events(api, namespace)  # once for every RayJob: it lists the whole namespace's
     for rayjob in rayjobs:
         labels = rayjob["metadata"].get("labels") or {}
         rows.append(f"{labels.get('app.kubernetes.io/instance', '?'):16} {labels.get('app.kubernetes.io/component', '?'):9} "
                     f"{'rayjob/' + rayjob['metadata']['name']:40} {cluster.rayjob_state(rayjob)}")
-        rows += [f"  {role:12} pod/{name}  {line}" for name, role, line in cluster.stage_pods(api, namespace, rayjob)]
+        rows += [f"  {role:12} pod/{name}  {line}" for name, role, line in cluster.stage_pods(api, namespace, rayjob, events)]
         annotations = rayjob["metadata"].get("annotations") or {}
         rows += [f"  {printable(line)}" for line in standing_lines(annotations.get(cluster.STANDING_ANNOTATION))]
     for row in rows:

@@ -1,4 +1,4 @@
-"""`jobs.cluster.pending_pods_reason()`, what the driver adds to its pending-work error: run as the Ray
+"""The line of `jobs.cluster.worker_state()`, what the driver adds to its pending-work error: run as the Ray
 head would (in-cluster config from a service account directory, KubeRay's RAY_CLUSTER_NAME) against
 a local API server over TLS, it names the worker pods' last scheduling or start-up problem, never
 raises, and gives up quickly."""
@@ -11,7 +11,7 @@ import time
 import pytest
 from kube_fake import event, gke, ray_pod
 
-from jobs.cluster import pending_pods_reason
+from jobs.cluster import worker_state
 
 CLUSTER = "cifar100-pipeline-x7k2p"
 HEAD = f"{CLUSTER}-head-9wq4d"
@@ -44,7 +44,14 @@ def in_pod(tmp_path, monkeypatch):
 def reason(account) -> str | None:
     """The line, with a minute for the API: these tests are about what it says. (Beside CPU-bound work an
     answer of this in-process server once took over the product's 5 s; giving up has its own tests.)"""
-    return pending_pods_reason(account, timeout_s=60)
+    return line_of(account, timeout_s=60)
+
+
+def line_of(account, timeout_s: float = 5.0) -> str | None:
+    """The worker pods' most telling problem, e.g. `pod c-gpu-worker-x: FailedScheduling: 0/3 nodes are
+    available: 3 Insufficient nvidia.com/gpu`; None outside a pod."""
+    state = worker_state(account, timeout_s)
+    return state.line if state is not None else None
 
 
 def cluster_with(*pods, events=()):
@@ -59,9 +66,9 @@ def cluster_with(*pods, events=()):
 
 def test_outside_a_pod_there_is_nothing_to_say(monkeypatch, tmp_path):
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    assert pending_pods_reason(tmp_path) is None
+    assert line_of(tmp_path) is None
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")  # a pod without a mounted token
-    assert pending_pods_reason(tmp_path / "nowhere") is None
+    assert line_of(tmp_path / "nowhere") is None
 
 
 def test_an_unschedulable_gpu_worker_is_named_with_the_schedulers_words(in_pod):
@@ -123,7 +130,7 @@ def test_an_unreachable_api_is_a_line_within_seconds(in_pod, monkeypatch):
         closed = s.getsockname()[1]
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(closed))
     start = time.monotonic()
-    line = pending_pods_reason(account, timeout_s=2)
+    line = line_of(account, timeout_s=2)
     assert time.monotonic() - start < 5
     assert line.startswith("the worker pods' events could not be read: "), line
 
@@ -133,7 +140,7 @@ def test_a_slow_api_is_given_up_on(in_pod):
     account = in_pod(kube)
     kube.delay_s = 30
     start = time.monotonic()
-    line = pending_pods_reason(account, timeout_s=1)
+    line = line_of(account, timeout_s=1)
     assert time.monotonic() - start < 15  # gave up long before the answer, on a loaded machine too
     assert line.startswith("the worker pods' events could not be read: "), line
 

@@ -77,6 +77,8 @@ def test_status_shows_the_rayjob_its_pods_and_why_one_waits(study):
     assert "submitter    pod/cifar100-pipeline-s8d7f  Running" in out
     assert "cifar100         fid       rayjob/cifar100-fid                      failed (ray job failed): AppFailed" in out
     assert out.index("rayjob/cifar100-pipeline") < out.index("rayjob/cifar100-fid")  # the study's order
+    # the namespace's pod events (tens of MB on a busy cluster) listed once for both RayJobs
+    assert [p for m, p in study.requests if p.endswith("/events")] == ["/api/v1/namespaces/ml/events"]
 
 
 def test_status_shows_each_stages_standing_from_its_rayjobs_annotation(study):
