@@ -19,6 +19,7 @@ from typing import Any
 from cifar_core import live
 from cifar_core.atomic import atomic_write_json, file_digest
 from cifar_core.data import data_digest_or_none
+from cifar_core.data.identity import is_official
 from cifar_core.errors import CifarError, ConfigError, Interrupted, Preempted
 from cifar_core.execution.capacity import check_feasible
 from cifar_core.execution.resources import Resources
@@ -250,7 +251,7 @@ class PipelineRun:
             raise  # the whole pipeline stops: nothing else will finish either
         except Exception as exc:  # recorded, and raised once the report is written
             run.error = exc
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            reason = _first_line(exc)
             log(f"[pipeline] {name}: failed: {reason}")
             run.record = {"stage": name, "status": "failed", "reason": reason}
             return
@@ -284,7 +285,7 @@ class PipelineRun:
 
     def _stopped(self, exc: BaseException) -> None:
         """A signal (or a stall) ends every stage: each unfinished one says so in the summary."""
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = _first_line(exc)
         for run in self.runs.values():
             if not run.record:
                 run.record = {"stage": run.stage.name, "status": "stopped", "reason": reason}
@@ -329,7 +330,7 @@ class PipelineRun:
 
     def title(self) -> str:
         data = self.data or ""  # known once the data stage has run
-        what = "" if not data or data.startswith("official:") else " · SYNTHETIC data, not CIFAR-100" \
+        what = "" if not data or is_official(data) else " · SYNTHETIC data, not CIFAR-100" \
             if data.startswith("synthetic:") else " · data that is not the official CIFAR-100"
         return f"pipeline {self.ctx.profile}{what}"
 
@@ -381,6 +382,10 @@ def _live_status(run: _StageRun) -> str:
         error = run.handle.error
         return "ran" if error is None else "unavailable" if isinstance(error, StageUnavailable) else "failed"
     return "running"
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def build_report_task(results_dir: Path) -> dict[str, Any]:

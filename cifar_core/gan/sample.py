@@ -24,7 +24,7 @@ from cifar_core.device import resolve_device
 from cifar_core.errors import CheckpointError, ConfigError
 from cifar_core.gan.checkpoint import build_network, read_gan_checkpoint
 from cifar_core.gan.grid import png_bytes, to_uint8
-from cifar_core.resultdir import PROTOCOL_FILES, Opened, Request, ResultDir
+from cifar_core.resultdir import PROTOCOL_FILES, Opened, Request, ResultDir, is_temp
 from cifar_core.seeds import check_seed
 from cifar_core.summaries import SampleManifest
 
@@ -160,7 +160,7 @@ _SAMPLE_FILE = re.compile(rf"[0-9]{{5,}}\.png|samples\.npz|{re.escape(SampleMani
 def _refuse_foreign(out_dir: Path) -> None:
     """Writing (or clearing) a set beside files no sample wrote could lose or mix them: refused."""
     foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in PROTOCOL_FILES and not _SAMPLE_FILE.fullmatch(p.name)
-                     and not (p.name.startswith(".") and p.name.endswith(".tmp")))
+                     and not is_temp(p))
     if foreign:
         more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
         raise ConfigError(f"--out {out_dir} holds {foreign[0]}{more}, which no sample wrote: move it away, or choose "

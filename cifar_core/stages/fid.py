@@ -21,7 +21,7 @@ from cifar_core.summaries import ComparedScore, FidSummary
 @dataclass
 class FidStage:
     gan_run: str = setting("dcgan", "The GAN run whose snapshots are scored.",
-                           check=lambda value, key: check_name(value, key))
+                           check=check_name)
     n: int = setting(10_000, "Generated images per score (report B: 10,000).", unit="images", range=at_least(2))
     if_no_weights: str = setting("fail", "Without pytorch-fid's Inception weights: fail, or skip (the stage is "
                                          "then `unavailable` and tried again next run).", choices=("fail", "skip"))

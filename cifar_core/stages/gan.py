@@ -21,7 +21,7 @@ from cifar_core.summaries import GanSummary
 class GanStage:
     """The run's name, and the training settings of `cifar gan train` as this section's own (gan.steps)."""
 
-    run: str = setting("dcgan", "The run's name: RESULTS/gan/<run>.", check=lambda value, key: check_name(value, key))
+    run: str = setting("dcgan", "The run's name: RESULTS/gan/<run>.", check=check_name)
     training: GanTrainConfig = inline(GanTrainConfig())
 
 
@@ -45,7 +45,6 @@ def progress(ctx: Context) -> Progress | None:
 
 STAGE = register_stage(Stage(
     "gan", GanStage, Resources(2, 0.5), summary_path, run, needs=("data",), progress=progress,
-    check=lambda ctx: ctx.section("gan").training.validate(),
     help="report B's DCGAN to its step budget, collapse detected and recovered",
     # Report B's DCGAN at full width for a few steps: enough to exercise sampling, snapshots and FID
     # selection, far too few for good images.

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from cifar_core.atomic import read_jsonl
-from cifar_core.errors import Interrupted, Preempted
 from cifar_core.execution.resources import Resources
-from cifar_core.execution.runners import Done
-from cifar_core.fields import check_fields, inline, require
+from cifar_core.execution.runners import Done, InProcess
+from cifar_core.fields import inline, require
 from cifar_core.retrain import RetrainPlan
 from cifar_core.stages.recipes import plan_stage
 from cifar_core.stages.registry import Context, Progress, Stage, register_stage
@@ -34,10 +33,10 @@ def tune_settings(ctx: Context) -> TuneSettings:
 
 
 def check_retrain(ctx: Context) -> None:
-    """Before anything runs: the settings, and that the search this profile runs can list as many
-    configs as the retrain takes (its configs themselves exist only once the search ran)."""
+    """Before anything runs (each setting's own range is checked with the profile): that the search
+    this profile runs can list as many configs as the retrain takes (its configs themselves exist
+    only once the search ran)."""
     retrain, search = ctx.section("retrain"), ctx.section("tune").search
-    check_fields(retrain, "retrain.")
     if retrain.experiment == search.experiment:
         most = min(search.top_k, search.num_samples)
         require(retrain.top_k <= most, "retrain.top_k", retrain.top_k,
@@ -60,15 +59,9 @@ def run_tune(ctx: Context, needs: dict[str, Any]) -> Done:
 
     for handle in needs.values():
         ctx.work.get(handle)
-    watch = getattr(ctx.work, "watch", None)
-    try:
-        # The profile's data stage already refused data its comparisons cannot use.
-        return Done(value=search(tune_settings(ctx), ctx.data_dir, ctx.results.root, watch=watch,
-                                 allow_synthetic=True))
-    except (Preempted, Interrupted):
-        raise  # the whole command stops
-    except Exception as exc:  # the stage's failure, as a Ray task's would be
-        return Done(error=exc)
+    # The profile's data stage already refused data its comparisons cannot use.
+    return InProcess().submit(search, Resources(), tune_settings(ctx), ctx.data_dir, ctx.results.root,
+                              watch=getattr(ctx.work, "watch", None), allow_synthetic=True)
 
 
 def progress(ctx: Context) -> Progress:
@@ -85,6 +78,6 @@ register_stage(Stage(
 ))
 register_stage(plan_stage(
     "retrain", lambda ctx, name: ctx.section("retrain"), settings=RetrainPlan, resources=Resources(4, 1),
-    needs=("tune",), check=lambda ctx: check_retrain(ctx),
+    needs=("tune",), check=check_retrain,
     help="the search's best configs retrained on all 50,000 images, 100 epochs, scored on the test set",
     smoke={"experiment": "smoke", "top_k": 2, "epochs": 2, "select": "trials"}))
