@@ -96,7 +96,7 @@ def log_line(title: str, rows: list[dict[str, Any]]) -> str | None:
     running = [r for r in rows if r.get("status") == "running" and not r.get("depth")]
     if not running:
         return None
-    finished = sum(r.get("status") not in STILL_TO_RUN for r in rows if not r.get("depth"))
+    finished, top = tally(rows)
     items = []
     for row in running[:LOG_ROWS]:
         text = row["stage"]
@@ -107,8 +107,20 @@ def log_line(title: str, rows: list[dict[str, Any]]) -> str | None:
         items.append(text)
     if len(running) > LOG_ROWS:
         items.append(f"{len(running) - LOG_ROWS} more")
-    top = sum(1 for r in rows if not r.get("depth"))
     return f"[{title}] running: {'; '.join(items)} · {finished} of {top} done"
+
+
+def tally(rows: list[dict[str, Any]]) -> tuple[int, int]:
+    """(finished, all) of the top rows; a row standing for several (`counts`: status -> how many, a
+    search's "7 more trials") counts each of them."""
+    finished = total = 0
+    for row in rows:
+        if row.get("depth"):
+            continue
+        for status, n in (row.get("counts") or {row.get("status"): 1}).items():
+            total += n
+            finished += n if status not in STILL_TO_RUN else 0
+    return finished, total
 
 
 # --- the view ------------------------------------------------------------------------------------------
@@ -157,9 +169,8 @@ class LiveView:
         try:
             self._publish(final=True)
             if not self.terminal:  # a log always ends with where the work stands, however short it ran
-                rows = [r for r in self.rows() if not r.get("depth")]
-                finished = sum(r.get("status") not in STILL_TO_RUN for r in rows)
-                print(f"[{self.title()}] {finished} of {len(rows)} done · {clock(time.monotonic() - self._started)}",
+                finished, top = tally(self.rows())
+                print(f"[{self.title()}] {finished} of {top} done · {clock(time.monotonic() - self._started)}",
                       file=self.stream, flush=True)
         finally:
             with self._lock:
@@ -172,9 +183,10 @@ class LiveView:
             _view = None
 
     # -- what the view shows
-    def all_rows(self) -> list[dict[str, Any]]:
+    def all_rows(self, top: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """`top` (the rows as just read, else read now) with the rows nested under each."""
         rows = []
-        for row in self.rows():
+        for row in self.rows() if top is None else top:
             rows.append(row)
             nested = self._nested.get(row["stage"])
             if nested is not None:
@@ -186,30 +198,31 @@ class LiveView:
         while not self._stopped.wait(REDRAW_S if self.terminal else LOG_EVERY_S):
             now = time.monotonic()
             try:
+                top = self.rows()  # read once a tick: a pipeline's rows read its stages' files
                 if now - last_published >= PUBLISH_EVERY_S:
                     last_published = now
-                    self._publish(final=False)
+                    self._publish(final=False, rows=top)
                 if self.terminal:
-                    self.redraw()
+                    self.redraw(top)
                     continue
-                line = log_line(self.title(), self.all_rows())
+                line = log_line(self.title(), self.all_rows(top))
                 if line is not None and (line != last_line or now - last_printed >= HEARTBEAT_S):
                     print(f"{line} · {clock(now - self._started)}", file=self.stream, flush=True)
                     last_line, last_printed = line, now
             except Exception:  # files half written, a row that failed to read: next time
                 continue
 
-    def _publish(self, final: bool) -> None:
+    def _publish(self, final: bool, rows: list[dict[str, Any]] | None = None) -> None:
         if self.publish is not None:
             try:
-                self.publish(self.rows(), final)
+                self.publish(self.rows() if rows is None else rows, final)
             except Exception:  # the standing is a courtesy: never let it end the run
                 pass
 
     # -- the terminal
-    def redraw(self) -> None:
+    def redraw(self, top: list[dict[str, Any]] | None = None) -> None:
         size = self._size()
-        lines = block_lines(self.title(), self.all_rows(), time.monotonic() - self._started,
+        lines = block_lines(self.title(), self.all_rows(top), time.monotonic() - self._started,
                             height=max(3, size.lines - 2))
         with self._lock:
             self._lines = [_fit(line, size.columns) for line in lines]

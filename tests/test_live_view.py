@@ -79,6 +79,27 @@ def test_a_log_gets_one_line_of_what_runs():
     assert log_line("pipeline smoke", [{"stage": "data", "status": "ran"}]) is None
 
 
+def test_a_searchs_log_line_counts_trials_not_rows():
+    """The search's view shows its running and best trials and one row counting the rest: "done"
+    counts each trial that row stands for (and the row itself is none of them)."""
+    from types import SimpleNamespace
+
+    from cifar_core.tune.feed import TrialFeed
+
+    def trial(i, status, epoch, acc=None):
+        result = {"epoch": epoch, "time_this_iter_s": 10.0, **({"val_acc": acc} if acc is not None else {})}
+        return SimpleNamespace(trial_id=f"t{i}", status=status, last_result=result, config={})
+
+    feed = TrialFeed("s", max_epochs=4, num_samples=12)
+    trials = [trial(0, "RUNNING", 1, 0.1), *(trial(i, "TERMINATED", 4, 0.5 + i / 100) for i in (1, 2, 3, 4)),
+              *(trial(i, "TERMINATED", 2, 0.2) for i in (5, 6)), *(trial(i, "PENDING", 0) for i in (7, 8, 9, 10, 11))]
+    feed.on_experiment_end(trials)
+    rows = feed.rows()
+    assert len(rows) == 5 and rows[-1]["stage"] == "8 more trials"  # 1 running, the 3 best finished, the rest
+    # finished: 4 ran every epoch, 2 stopped by ASHA; 5 pending and 1 running are not done
+    assert log_line("search s", rows).endswith(" · 6 of 12 done")
+
+
 # --- the view on a terminal ------------------------------------------------------------------------------
 def test_on_a_terminal_the_block_is_redrawn_in_place_and_other_output_goes_above_it(monkeypatch):
     monkeypatch.setenv("COLUMNS", "120")

@@ -62,9 +62,8 @@ class TrialFeed(tune.Callback):
         shown = running + finished
         rest = [r for r in rows if r not in shown]
         if rest:
-            counts = _counts(rest)
             shown.append({"stage": f"{len(rest)} more trial{'s' if len(rest) > 1 else ''}", "status": "",
-                          "note": counts})
+                          "note": _counts(rest), "counts": _by_status(rest)})
         return shown
 
     def title(self) -> str:
@@ -83,11 +82,15 @@ def _model(config: dict[str, Any]) -> str:
     return f"{params.get('model.name', '?')}/{params.get('optim.name', '?')}"
 
 
-def _counts(rows: list[dict[str, Any]]) -> str:
+def _by_status(rows: list[dict[str, Any]]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
-    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=lambda item: -item[1]))
+    return counts
+
+
+def _counts(rows: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{n} {status}" for status, n in sorted(_by_status(rows).items(), key=lambda item: -item[1]))
 
 
 def _state(row: dict[str, Any]) -> tuple:
