@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from cifar_core.errors import CifarError, ConfigError, Interrupted, Preempted
+from cifar_core.errors import CifarError, ConfigError
 from cifar_core.execution.resources import Resources
 from cifar_core.execution.runners import InProcess, OnRay
+from cifar_core.preempt import handling, stopped_by
 
 FORWARDED_ENV_PREFIX = "CIFAR_"  # the driver's settings that its Ray tasks see too
 # Long enough for a GPU node pool to scale up from zero and pull the image.
@@ -76,23 +77,11 @@ def _signals_end_work() -> Iterator[None]:
     """Work in this process ends at once on SIGTERM or SIGINT (Preempted, Interrupted: exit 143, 130),
     wherever it is; a unit that must finish its step first installs its own handler meanwhile
     (cifar_core.preempt). Every write is atomic, so nothing is left torn."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
     def stop(signum, frame) -> None:
-        if signum == signal.SIGTERM:
-            raise Preempted("stopped by SIGTERM; every finished step is checkpointed: run the same command again "
-                            "to continue")
-        raise Interrupted("stopped by SIGINT (Ctrl-C); every finished step is checkpointed: run the same command "
-                          "again to continue")
+        raise stopped_by(signum)
 
-    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
-    try:
+    with handling({signal.SIGTERM: stop, signal.SIGINT: stop}):
         yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
 
 @contextmanager
@@ -227,30 +216,20 @@ class Watch:
             os.kill(os.getpid(), signal.SIGUSR1)
 
     def _on_signal(self, signum, frame) -> None:
-        if signum == signal.SIGTERM:
-            self.stop(Preempted("stopped by SIGTERM; every finished step is checkpointed: run the same command "
-                                "again to continue"))
-        else:
-            self.stop(Interrupted("stopped by SIGINT (Ctrl-C); every finished step is checkpointed: run the same "
-                                  "command again to continue"))
+        self.stop(stopped_by(signum))
 
     @contextmanager
     def running(self) -> Iterator[Watch]:
-        in_main = threading.current_thread() is threading.main_thread()
-        previous = {}
-        if in_main:  # Ray's C++ handler would dump a stack and abort on SIGTERM
-            for signum, handler in ((signal.SIGTERM, self._on_signal), (signal.SIGINT, self._on_signal),
-                                    (signal.SIGUSR1, lambda *_: None)):
-                previous[signum] = signal.signal(signum, handler)
-        thread = threading.Thread(target=self._loop, name="cifar-watch", daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self._stopped.set()
-            thread.join(timeout=5)
-            for signum, handler in previous.items():
-                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        # Ours, not Ray's: its C++ handler would dump a stack and abort on SIGTERM.
+        with handling({signal.SIGTERM: self._on_signal, signal.SIGINT: self._on_signal,
+                       signal.SIGUSR1: lambda *_: None}):
+            thread = threading.Thread(target=self._loop, name="cifar-watch", daemon=True)
+            thread.start()
+            try:
+                yield self
+            finally:
+                self._stopped.set()
+                thread.join(timeout=5)
 
     def _loop(self) -> None:
         last_answer = time.monotonic()
