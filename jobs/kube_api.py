@@ -11,11 +11,11 @@ import re
 import threading
 import time
 
+from cifar_core.atomic import parse_json
 from cifar_core.errors import CifarError
 
 COMMAND_BUDGET_S = 30.0  # every answer one command waits for, together
 MAX_ANSWER_BYTES = 128 * 2**20  # a namespace's events can be tens of MB; a proxy's endless answer is not
-MAX_DEPTH = 64  # Kubernetes objects nest a few levels; a server nesting thousands is not one
 _BUDGET = "cifar_budget_s"  # on the ApiClient: seconds of API time the command has left
 
 
@@ -72,9 +72,9 @@ def get_json(api, fn, *args, what: str, schema=None, **kwargs):
 
 def answer(data: bytes, api, what: str, schema=None):
     """`data` as a JSON object of the given shape, or one CifarError saying what came instead."""
-    try:
-        value = _clean(json.loads(data))
-    except (ValueError, RecursionError, UnicodeDecodeError):
+    try:  # the project's bounded JSON (64 levels at most, no NaN): Kubernetes objects nest a few levels
+        value = _clean(parse_json(data.decode("utf-8"), what))
+    except (CifarError, UnicodeDecodeError):
         start = printable(data[:60].decode("utf-8", "replace")).strip()
         raise CifarError(f"the Kubernetes API at {api.configuration.host} answered {what} with something that is "
                          f"not JSON (it starts {start!r}): is a proxy or a login page in the way? Check the "
@@ -154,16 +154,14 @@ def _line(value) -> str:
     return " ".join(printable(str(value)).split())
 
 
-def _clean(value, depth: int = 0):
-    """The JSON value with every string (keys too) made printable; ValueError past MAX_DEPTH."""
-    if depth > MAX_DEPTH:
-        raise ValueError("nested too deep")
+def _clean(value):
+    """The JSON value (as deep as `parse_json` allows) with every string, keys too, made printable."""
     if isinstance(value, str):
         return printable(value)
     if isinstance(value, dict):
-        return {printable(k): _clean(v, depth + 1) for k, v in value.items()}
+        return {printable(k): _clean(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_clean(v, depth + 1) for v in value]
+        return [_clean(v) for v in value]
     return value
 
 

@@ -64,6 +64,7 @@ HTML = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Corporate
     (NODES, b'{"kind": "NodeList", "items": [', 200),  # cut off
     (NODES, b"\xff\xfe\x00garbage", 200),
     (NODES, b"[" * 100_000 + b"]" * 100_000, 200),  # nested past any object
+    (NODES, b'{"kind": "NodeList", "items": ' + b"[" * 100 + b"]" * 100 + b"}", 200),  # past the 64 levels allowed
     (NODES, b"", 200),
     ("/apis/storage.k8s.io/v1/storageclasses/standard-rwx", b"null", 200),
 ])
