@@ -21,7 +21,7 @@ from cifar_core.errors import CifarError
 from cifar_core.execution.session import FATAL, PROGRESSING, WAITING, WorkerState
 from jobs import kube_api
 from jobs.chart import COMPONENT_ORDER, DEFAULT_RELEASE, one_line
-from jobs.kube_api import api_message, get_json, printable
+from jobs.kube_api import api_message, cut, get_json, printable
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 REPLACE_WAIT_S = 180  # a RayJob's finalizer stops its Ray job and KubeRay deletes its cluster first
@@ -378,7 +378,7 @@ def _source(event: dict) -> str:
 
 def _reason(reason: str, message: str, limit: int = 400) -> str:
     text = f"{reason}: {one_line(message)}" if message.strip() else reason
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return cut(text, limit)
 
 
 def _event_time(event: dict) -> str:
@@ -638,7 +638,7 @@ def _short_error(exc: Exception) -> str:
     reason = getattr(exc, "reason", None)
     text = one_line(printable(str(reason if reason is not None else exc))) or type(exc).__name__
     text = re.sub(r"<urllib3\.[^>]*>: ", "", text)
-    return text if len(text) <= 300 else text[:299] + "…"
+    return cut(text, 300)
 
 
 # --- for the driver: where the study stands, on its RayJob ---
@@ -700,7 +700,7 @@ def standing_annotation(standing: dict) -> str:
 
 def _shortened(value, limit: int = 200):
     if isinstance(value, str):
-        return value if len(value) <= limit else value[: limit - 1] + "…"
+        return cut(value, limit)
     if isinstance(value, list):
         return [_shortened(v, 63) for v in value[:8]]
     return value

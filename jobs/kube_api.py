@@ -150,6 +150,11 @@ def printable(text: str) -> str:
     return _UNPRINTABLE.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
 
 
+def cut(text: str, limit: int) -> str:
+    """`text` of at most `limit` characters, an ellipsis saying where it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _line(value) -> str:
     return " ".join(printable(str(value)).split())
 

@@ -17,7 +17,7 @@ from cifar_core.errors import CifarError
 from cifar_core.quantity import parse_quantity, quantity
 from jobs import kube_api
 from jobs.cluster import RESOURCES, rayjob_state, read_rayjob
-from jobs.kube_api import api_message, get_json
+from jobs.kube_api import api_message, cut, get_json
 
 # The image's torch is a CUDA 13.0 build: NVIDIA's R580 drivers are the first to run it.
 DRIVER_FLOOR = 580
@@ -556,8 +556,7 @@ def _amount(value, where: str) -> float:
 
 
 def _shown(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:39] + "…"
+    return cut(repr(value), 40)
 
 
 def _free(node: dict, daemons: list[Daemon], gpu_resource: str) -> tuple[float, float, float, float, float]:

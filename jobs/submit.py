@@ -14,7 +14,7 @@ from cifar_core.progress import duration
 from jobs import chart as helm_chart
 from jobs import cluster, preflight
 from jobs.chart import CHART_ENV, DEFAULT_RELEASE, STAGES
-from jobs.kube_api import printable
+from jobs.kube_api import cut, printable
 
 release_option = click.option(
     "--release", default=DEFAULT_RELEASE, show_default=True, help="Release name: the prefix of every object's name."
@@ -155,8 +155,7 @@ def _stage_row(stage) -> dict:
 def _text(value, limit: int) -> str | None:
     if not isinstance(value, str) or not value.strip():
         return None
-    value = " ".join(printable(value).split())
-    return value if len(value) <= limit else value[: limit - 1] + "…"
+    return cut(" ".join(printable(value).split()), limit)
 
 
 def _amount(value, limit: float = MAX_SECONDS) -> float | None:
