@@ -214,6 +214,9 @@ set. Included at the top of every template.
 {{- if and (gt (int $gpu.maxReplicas) 0) (eq (int $gpu.gpus) 0) }}
 {{- fail "ray.workers.gpu.gpus is 0 but ray.workers.gpu.maxReplicas is not: give the GPU workers GPUs, or set maxReplicas to 0 and size ray.workers.cpu instead" }}
 {{- end }}
+{{- if and $gpu.spot (eq (int $gpu.maxReplicas) 0) }}
+{{- fail "ray.workers.gpu.spot is true but there are no GPU workers (ray.workers.gpu.maxReplicas is 0): set spot=false, or give the GPU workers a maxReplicas" }}
+{{- end }}
 {{- /* Ray and Kueue: what KubeRay and Kueue would reject later, refused now. */}}
 {{- /* (A RayJob on a shared cluster gets no backoffLimit: KubeRay refuses retries on a cluster it does not own.) */}}
 {{- if and (not $v.ray.sharedCluster.enabled) $v.kueue.queueName (not $v.ray.job.shutdownAfterJobFinishes) }}
@@ -330,12 +333,4 @@ Usage: include "cifar100.requiredNodeAffinity" (dict "affinity" $affinity "every
 {{- $_ := set $affinity "nodeAffinity" $node }}
 {{- end }}
 {{- toJson $affinity }}
-{{- end }}
-
-{{/* Spot GPUs need GPU workers to put on spot nodes. */}}
-{{- define "cifar100.validateSpot" -}}
-{{- $gpu := .Values.ray.workers.gpu }}
-{{- if and $gpu.spot (eq (int $gpu.maxReplicas) 0) }}
-{{- fail "ray.workers.gpu.spot is true but there are no GPU workers (ray.workers.gpu.maxReplicas is 0): set spot=false, or give the GPU workers a maxReplicas" }}
-{{- end }}
 {{- end }}
