@@ -769,8 +769,8 @@ def provenance_markdown() -> str:
                 source += f" ({s.source.where})"
             if s.note:
                 source += f"; note: {s.note}"
-            if departs_by_itself(s):
-                source += f"; {departure_wording(s)}"
+            if wording := departure_wording(s):
+                source += f"; {wording}"
             lines.append(f"| {_md(s.name)} | {_md(s.text)} | {_md(source)} | {f'`{s.key}`' if s.key else ''} |")
         lines.append("")
     lines += ["## Published numbers (shown in the report beside ours)", "",
@@ -785,8 +785,10 @@ def departs_by_itself(setting: Setting) -> bool:
 
 
 def departure_wording(setting: Setting) -> str:
-    reference = setting.reference
-    return f"DEPARTS from {reference.source.label}: {value_text(reference.value)}" if reference else ""
+    """How a value of ours that departs by itself says so ("" for one that does not)."""
+    if not departs_by_itself(setting):
+        return ""
+    return f"DEPARTS from {setting.reference.source.label}: {value_text(setting.reference.value)}"
 
 
 def _md(text: str) -> str:

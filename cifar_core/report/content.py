@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cifar_core.protocols import PROTOCOLS, Setting, departs_by_itself, departure_wording
+from cifar_core.protocols import PROTOCOLS, Setting, departure_wording
 from cifar_core.report.anchors import anchors_section
 from cifar_core.report.classify_sections import (
     ablation_section,
@@ -236,7 +236,7 @@ def why_and_note(setting: Setting) -> str:
     """Our reason (or the tutorial's or PyTorch's detail), the note a reader needs beside it, and where
     our value departs from the report's by itself."""
     why = "" if setting.source.is_report else setting.source.where
-    departs = departure_wording(setting) if departs_by_itself(setting) else ""
+    departs = departure_wording(setting)
     return "; ".join(part for part in (why, setting.note and f"note: {setting.note}", departs) if part)
 
 
