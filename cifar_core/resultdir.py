@@ -169,7 +169,6 @@ class ResultDir:
         other data, CheckpointError for files that cannot be trusted), offering `remedy`: the command's
         own ways out ("pass --no-resume to start over, or choose another run name")."""
         self._require_lock()
-        alternatives = remedy
         recorded, made = self.recorded(), self.made()
         if self.replaceable and recorded != request.to_json():
             (self.path / COMPLETE_FILE).unlink(missing_ok=True)
@@ -177,19 +176,19 @@ class ResultDir:
         if recorded is None or not made:
             if made and not (self.adopt is not None and self.adopt(request)):
                 raise CheckpointError(f"{self.path} holds {len(made)} files (e.g. {made[0].name}) but no {REQUEST_FILE} "
-                                      f"saying what they are: move them away, or {alternatives}")
+                                      f"saying what they are: move them away, or {remedy}")
             return self._record(request, Opened.FRESH)
         if recorded.get("kind") != request.kind:
             raise ConfigError(f"cannot reuse {self.path}: it holds another kind of result ({recorded.get('kind')}), "
-                              f"not this {request.kind}; {alternatives}")
+                              f"not this {request.kind}; {remedy}")
         conflict = changed(recorded.get("settings") or {}, request.settings)
         if conflict:
             raise ConfigError(f"cannot reuse {self.path}: its {request.kind} has other settings ({conflict}); "
-                              f"{alternatives}")
+                              f"{remedy}")
         if recorded.get("data") != request.data:
             raise DataError(f"cannot reuse {self.path}: its {request.kind} was made from other data (it recorded "
                             f"{recorded.get('data')}, this data is {request.data}); point --data-dir at the data it "
-                            f"used, or {alternatives}")
+                            f"used, or {remedy}")
         if (recorded.get("inputs") or {}) != request.to_json()["inputs"]:
             (self.path / COMPLETE_FILE).unlink(missing_ok=True)  # what it was made from changed: make it again
             return self._record(request, Opened.FRESH)
@@ -199,7 +198,7 @@ class ResultDir:
             if others:
                 raise CheckpointError(f"{self.path} holds {len(others)} files of a {self.kind} (e.g. {others[0].name}) "
                                       f"but no {self.commit_point.relative_to(self.path)} to resume from: move them "
-                                      f"away, or {alternatives}")
+                                      f"away, or {remedy}")
         return self._record(request, opened)
 
     def complete(self, summary: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
