@@ -424,12 +424,18 @@ def _pod_request(spec: dict, key: str, where: str) -> float:
 
 
 def _runs_on(daemon: Daemon, node: dict) -> bool:
+    if daemon.terms and not any(_term_matches(t, _labels(node)) for t in daemon.terms):
+        return False
+    return _admits(node, daemon.node_selector, daemon.tolerations)
+
+
+def _admits(node: dict, node_selector: dict, tolerations: list[dict]) -> bool:
+    """The node has every label of `node_selector`, and `tolerations` tolerate each of its NoSchedule
+    and NoExecute taints: as the scheduler decides for a pod (a DaemonSet's, or one of ours)."""
     labels = _labels(node)
-    if any(labels.get(k) != v for k, v in daemon.node_selector.items()):
+    if any(labels.get(k) != v for k, v in node_selector.items()):
         return False
-    if daemon.terms and not any(_term_matches(t, labels) for t in daemon.terms):
-        return False
-    return all(taint.get("effect") not in ("NoSchedule", "NoExecute") or any(_tolerates(t, taint) for t in daemon.tolerations)
+    return all(taint.get("effect") not in ("NoSchedule", "NoExecute") or any(_tolerates(t, taint) for t in tolerations)
                for taint in (node.get("spec") or {}).get("taints") or [])
 
 
@@ -514,16 +520,9 @@ def _age_s(node: dict) -> float:
 def _may_host(node: dict, group: PodGroup) -> bool:
     """The node matches the group's node selector and DoesNotExist affinity, and every NoSchedule or
     NoExecute taint on it is tolerated (as the scheduler decides; cordoned nodes are out)."""
-    labels = _labels(node)
-    spec = node.get("spec") or {}
-    if spec.get("unschedulable"):
+    if (node.get("spec") or {}).get("unschedulable") or any(k in _labels(node) for k in group.absent_labels):
         return False
-    if any(labels.get(k) != v for k, v in group.node_selector.items()) or any(k in labels for k in group.absent_labels):
-        return False
-    for taint in spec.get("taints") or []:
-        if taint.get("effect") in ("NoSchedule", "NoExecute") and not any(_tolerates(t, taint) for t in group.tolerations):
-            return False
-    return True
+    return _admits(node, group.node_selector, group.tolerations)
 
 
 def _tolerates(toleration: dict, taint: dict) -> bool:
