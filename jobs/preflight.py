@@ -309,15 +309,16 @@ def _fit(group: PodGroup, nodes: list[dict], daemons: list[Daemon], gpu_resource
             report.notes.append(f"no {kind} node now takes the {group.describe()} (node selector, taints, or none "
                                 "yet): fine if a node pool scales from zero, else it stays Pending")
         return
-    free = {_node_name(n): _free(n, daemons, gpu_resource) for n in candidates}
-    largest = max(candidates, key=lambda n: free[_node_name(n)][:2])
-    fitting = [n for n in candidates if _fits(free[_node_name(n)], group)]
+    room = {_node_name(n): _room(n, daemons, gpu_resource) for n in candidates}
+    largest = max(candidates, key=lambda n: room[_node_name(n)].free)
+    fitting = [n for n in candidates if room[_node_name(n)].fits(group)]
     if fitting:
-        best = max(fitting, key=lambda n: free[_node_name(n)][:2])
-        report.ok.append(f"the {group.describe()} fits {_node_name(best)} ({_describe_node(best, daemons, gpu_resource)})")
+        best = max(fitting, key=lambda n: room[_node_name(n)].free)
+        report.ok.append(f"the {group.describe()} fits {_node_name(best)} "
+                         f"({_describe_node(best, room[_node_name(best)], gpu_resource)})")
         return
     line = (f"the {group.describe()} fits no {kind} node: the largest, {_node_name(largest)}, has "
-            f"{_describe_node(largest, daemons, gpu_resource)}")
+            f"{_describe_node(largest, room[_node_name(largest)], gpu_resource)}")
     if group.gpus:  # a GPU pool's nodes are alike: a bigger one will not come from the same pool
         raise CifarError(line + "; lower ray.workers.gpu.resources (the defaults fit 8 vCPUs and 32 GiB) or use a "
                                 "bigger machine type (docs/kubernetes.md, \"Node pools\")")
@@ -558,25 +559,39 @@ def _shown(value) -> str:
     return cut(repr(value), 40)
 
 
-def _free(node: dict, daemons: list[Daemon], gpu_resource: str) -> tuple[float, float, float, float, float]:
-    """(CPU, memory, GPUs) left for our pods once the node's DaemonSets have theirs, then what those take."""
+@dataclass(frozen=True)
+class Room:
+    """What a node has left for our pods once its DaemonSets have theirs, and what those take."""
+
+    cpu: float
+    memory: float
+    gpus: float
+    taken_cpu: float
+    taken_memory: float
+
+    @property
+    def free(self) -> tuple[float, float]:
+        return self.cpu, self.memory
+
+    def fits(self, group: PodGroup) -> bool:
+        return self.cpu >= group.cpu and self.memory >= group.memory and self.gpus >= group.gpus
+
+
+def _room(node: dict, daemons: list[Daemon], gpu_resource: str) -> Room:
     free = _allocatable(node)
     mine = [d for d in daemons if _runs_on(d, node)]
     taken_cpu, taken_memory = sum(d.cpu for d in mine), sum(d.memory for d in mine)
-    return (quantity(free.get("cpu", 0)) - taken_cpu, quantity(free.get("memory", 0)) - taken_memory,
-            quantity(free.get(gpu_resource, 0)), taken_cpu, taken_memory)
+    return Room(quantity(free.get("cpu", 0)) - taken_cpu, quantity(free.get("memory", 0)) - taken_memory,
+                quantity(free.get(gpu_resource, 0)), taken_cpu, taken_memory)
 
 
-def _fits(free: tuple, group: PodGroup) -> bool:
-    return free[0] >= group.cpu and free[1] >= group.memory and free[2] >= group.gpus
-
-
-def _describe_node(node: dict, daemons: list[Daemon], gpu_resource: str) -> str:
+def _describe_node(node: dict, room: Room, gpu_resource: str) -> str:
+    """The node's allocatable resources, and what of them its DaemonSets take (`room`, as `_room` found)."""
     free = _allocatable(node)
     gpus = quantity(free.get(gpu_resource, 0))
     text = (f"{_cores(round(quantity(free.get('cpu', 0)), 3))} CPUs, {quantity(free.get('memory', 0)) / 2**30:.1f} GiB"
             + (f", {gpus:g} GPU" if gpus else "") + " allocatable")
-    *_, taken_cpu, taken_memory = _free(node, daemons, gpu_resource)
+    taken_cpu, taken_memory = room.taken_cpu, room.taken_memory
     if taken_cpu or taken_memory:
         text += f", of which its DaemonSets take {_cores(round(taken_cpu, 3))} CPUs, {taken_memory / 2**30:.1f} GiB"
     return text
