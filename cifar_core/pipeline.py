@@ -18,8 +18,6 @@ from typing import Any
 
 from cifar_core import live
 from cifar_core.atomic import atomic_write_json, file_digest
-from cifar_core.data import data_digest_or_none
-from cifar_core.data.identity import is_official
 from cifar_core.errors import CifarError, ConfigError, Interrupted, Preempted
 from cifar_core.execution.capacity import check_feasible
 from cifar_core.execution.resources import Resources
@@ -217,6 +215,8 @@ class PipelineRun:
         digest and the requests of the stages it needs; not the device it runs on."""
         if stage.name not in self.requests:
             if self.data is None:
+                from cifar_core.data import data_digest_or_none  # numpy: not for --help
+
                 self.data = data_digest_or_none(self.ctx.data_dir)  # what a skipped stage must have read
             sections = [stage.name, *stage.reads]
             settings = {name: to_mapping(self.ctx.section(name)) for name in sections}
@@ -257,6 +257,8 @@ class PipelineRun:
             return
         summary, where = run.stage.summary(self.ctx), result.get("ran_on")
         if run.request is None:  # the data: its digest is known now
+            from cifar_core.data import data_digest_or_none  # numpy: not for --help
+
             self.data = data_digest_or_none(self.ctx.data_dir)
         else:
             self._complete(run, summary, where)
@@ -329,6 +331,8 @@ class PipelineRun:
         return live.LiveView(self.title, self.standing, publish=standing)
 
     def title(self) -> str:
+        from cifar_core.data.identity import is_official
+
         data = self.data or ""  # known once the data stage has run
         what = "" if not data or is_official(data) else " · SYNTHETIC data, not CIFAR-100" \
             if data.startswith("synthetic:") else " · data that is not the official CIFAR-100"
