@@ -135,13 +135,18 @@ def _require_answer(address: str) -> None:
     """Nothing listening at RAY_ADDRESS is one line in seconds, not minutes of Ray's retries."""
     if address in ("auto", "local") or "://" in address:
         return
-    host, _, port = address.rpartition(":")
     try:
-        socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        _connect(address, CONNECT_TIMEOUT_S)
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
         raise ConfigError(f"nothing answers at RAY_ADDRESS={address} ({reason}): start the cluster, or unset "
                           "RAY_ADDRESS to run on a local Ray") from None
+
+
+def _connect(address: str, timeout_s: float) -> None:
+    """Whether something listens at HOST:PORT ([::1]:6379 too; no host: this machine): OSError if not."""
+    host, _, port = address.rpartition(":")
+    socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout_s).close()
 
 
 # --- watching the driver's waits ------------------------------------------------------------------
@@ -326,7 +331,7 @@ def _fits(capacity: dict[str, float], demand: dict[str, float]) -> bool:
     return all(capacity.get(key, 0.0) >= amount for key, amount in demand.items() if key in ("CPU", "GPU"))
 
 
-def _cluster_demand(connect_s: float = 2.0) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+def _cluster_demand(connect_s: float) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
     """(resource shapes of work waiting to be placed, total resources of every live node), from
     the head (GCS) directly: no dashboard or autoscaler needed. A head whose port does not take a
     connection within `connect_s` raises at once: Ray's own client waits half a minute for it."""
@@ -334,8 +339,7 @@ def _cluster_demand(connect_s: float = 2.0) -> tuple[list[dict[str, float]], lis
     from ray.autoscaler.v2.sdk import get_cluster_status
 
     gcs_address = ray.get_runtime_context().gcs_address
-    host, _, port = gcs_address.rpartition(":")
-    socket.create_connection((host.strip("[]"), int(port)), timeout=connect_s).close()  # [::1]:6379 too
+    _connect(gcs_address, connect_s)
     status = get_cluster_status(gcs_address, timeout=5)
     demands = []
     for demand in [*status.resource_demands.ray_task_actor_demand, *status.resource_demands.placement_group_demand]:
