@@ -88,6 +88,9 @@ def test_a_report_never_embeds_or_reads_what_a_link_points_to(tmp_path, data):
     assert [e["name"] for e in collected["stages"]["gan"]] == ["g"]  # the linked result is not read
     (linked,) = [e for e in collected["incomplete"] if e["name"] == "linked"]
     assert "symbolic link" in linked["reason"]
+    # the page says why it is not reported, not that it has no summary yet
+    assert "Not read: gan/linked (a symbolic link on the way into the results tree: not read)." in page
+    assert "not reported: gan/linked" not in page
 
 
 def test_two_writers_of_one_result_never_both_write(tmp_path, data):

@@ -241,5 +241,9 @@ def why_and_note(setting: Setting) -> str:
 
 
 def incomplete_text(incomplete: list[dict[str, str]]) -> Text:
-    names = ", ".join(f"{i['stage']}/{i['name']}" for i in incomplete)
-    return Text(f"Without a summary.json yet (running, interrupted or failed), so not reported: {names}.", "note")
+    """The results not reported: those without a summary yet, and those not read, each with why."""
+    waiting = [f"{i['stage']}/{i['name']}" for i in incomplete if not i.get("reason")]
+    refused = [f"{i['stage']}/{i['name']} ({i['reason']})" for i in incomplete if i.get("reason")]
+    said = [f"Without a summary.json yet (running, interrupted or failed), so not reported: {', '.join(waiting)}."] \
+        if waiting else []
+    return Text(" ".join(said + ([f"Not read: {'; '.join(refused)}."] if refused else [])), "note")
